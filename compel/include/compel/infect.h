@@ -1,0 +1,90 @@
+// Running code inside a seized process: remote system calls and the
+// parasite blob with its command channel.
+//
+//   TRY_ASSIGN(auto inf, Infection::Start(*proc, blobs::Parasite()));
+//   TRY_ASSIGN(int64_t r, inf->Call(abi::kCmdDumpMisc));
+//   ... read inf->args()->misc ...
+//   TRY(inf->Cure());   // unmap, restore registers and signal mask exactly
+//
+// If Cure() is never reached (an error), the destructor interrupts the
+// parasite wherever it is and restores the thread as it was: the victim
+// continues as if nothing happened.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "compel/regs.h"
+#include "compel/seize.h"
+#include "parasite/abi.h"
+#include "parasite/blobs.h"
+
+namespace ckpt::compel {
+
+// Executes one system call in the stopped thread `tid`, using a syscall
+// instruction written temporarily at `exec_addr` (an executable address of
+// the process; the bytes are restored before returning). `base` supplies
+// the other registers. `data` (at most 48 bytes) is written right after the
+// instruction; its victim address is exec_addr + kRemoteDataOffset.
+inline constexpr uint64_t kRemoteDataOffset = 16;
+Result<long> RemoteSyscall(pid_t tid, int mem_fd, uint64_t exec_addr, const user_regs_struct& base,
+                           long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0,
+                           long a5 = 0, long a6 = 0, const std::string& data = "");
+
+// The first executable mapping of `pid` usable for remote syscalls.
+Result<uint64_t> FindExecAddr(pid_t pid);
+
+class Infection {
+ public:
+  static Result<std::unique_ptr<Infection>> Start(SeizedProcess& proc, const blobs::Blob& blob);
+  ~Infection();
+
+  // The shared argument area (ckpt's view of it).
+  abi::ParasiteArgs* args() { return args_; }
+  // Sends a command (with an fd, if >= 0) and waits for the reply value.
+  Result<int64_t> Call(abi::ParasiteCmd cmd, uint32_t nr = 0, int fd = -1);
+  // Sends a command without waiting: for commands whose data ckpt drains
+  // while the parasite works (page dumping). Finish with WaitReply.
+  Status Send(abi::ParasiteCmd cmd, uint32_t nr, int fd);
+  Result<int64_t> WaitReply();
+  // Fails if the parasite's thread has stopped on a signal (crashed).
+  Status CheckAlive();
+
+  // Registers as they were when the thread was seized.
+  const Regs& orig_regs() const { return regs_; }
+  uint64_t orig_sigmask() const { return sigmask_; }
+
+  // Stops the parasite, unmaps it, restores registers and signal mask.
+  Status Cure();
+
+ private:
+  Infection(SeizedProcess& p) : proc_(p) {}
+  Status Setup(const blobs::Blob& blob);
+  Status Accept();
+  Status Teardown(bool parasite_finished);
+  Result<long> Syscall(long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0,
+                       long a6 = 0, const std::string& data = "");
+
+  SeizedProcess& proc_;
+  pid_t tid_ = 0;
+  Regs regs_;
+  uint64_t sigmask_ = 0;
+  bool mask_changed_ = false;
+  uint64_t exec_addr_ = 0;
+  uint64_t remote_ = 0;  // victim address of the region
+  size_t size_ = 0;
+  size_t args_off_ = 0;
+  void* local_ = nullptr;
+  abi::ParasiteArgs* args_ = nullptr;
+  UniqueFd listen_;
+  UniqueFd sock_;
+  bool running_ = false;  // the thread is executing the parasite
+  bool cured_ = false;
+};
+
+}  // namespace ckpt::compel

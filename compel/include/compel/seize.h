@@ -1,0 +1,51 @@
+// Seizing a process: every thread PTRACE_SEIZEd and PTRACE_INTERRUPTed.
+//
+//   TRY_ASSIGN(auto proc, SeizedProcess::Seize(pid));
+//   ... read state, infect ...
+//   proc->Kill();      // or let the destructor resume every thread
+//
+// The destructor detaches every thread, which resumes it exactly where it
+// was: any early return leaves the victim running.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <vector>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+
+namespace ckpt::compel {
+
+class SeizedProcess {
+ public:
+  // Seizes all threads of `pid`, re-reading /proc/PID/task until no new
+  // thread appears. Fails if pid does not exist or cannot be traced.
+  static Result<std::unique_ptr<SeizedProcess>> Seize(pid_t pid);
+  ~SeizedProcess();
+  SeizedProcess(const SeizedProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  const std::vector<pid_t>& threads() const { return threads_; }
+  // /proc/PID/mem, open read-write (the tracer may write text pages).
+  int mem_fd() const { return mem_.get(); }
+
+  // Kills the whole process (SIGKILL) and waits until every thread is gone.
+  Status Kill();
+  // Resumes every thread now (also what the destructor does).
+  void Detach();
+
+ private:
+  explicit SeizedProcess(pid_t pid) : pid_(pid) {}
+  Status SeizeAll();
+  pid_t pid_;
+  std::vector<pid_t> threads_;
+  UniqueFd mem_;
+  bool done_ = false;
+};
+
+// Waits for a ptrace stop of `tid`. Returns the raw waitpid status.
+Result<int> WaitStop(pid_t tid);
+
+}  // namespace ckpt::compel

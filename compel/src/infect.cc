@@ -1,0 +1,317 @@
+#include "compel/infect.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "base/log.h"
+
+namespace ckpt::compel {
+namespace {
+
+constexpr int kAcceptTimeoutMs = 30000;
+constexpr unsigned kMfdExec = 0x10;  // MFD_EXEC: memfd_noexec sysctl may demand it
+
+bool IsSyscallError(long r) { return r < 0 && r > -4096; }
+
+size_t PageAlign(size_t n) { return (n + 4095) & ~size_t(4095); }
+
+std::string T(pid_t t) { return "pid " + std::to_string(t); }
+
+}  // namespace
+
+Result<uint64_t> FindExecAddr(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
+  if (!in) return Error("pid " + std::to_string(pid) + ": cannot read maps");
+  std::string line;
+  while (std::getline(in, line)) {
+    unsigned long start, end;
+    char perms[8];
+    if (sscanf(line.c_str(), "%lx-%lx %7s", &start, &end, perms) != 3) continue;
+    if (perms[2] != 'x') continue;
+    if (line.find("[vsyscall]") != std::string::npos || line.find("[vdso]") != std::string::npos)
+      continue;
+    if (end - start < 64) continue;
+    return uint64_t(start);
+  }
+  return Error(T(pid) + ": no executable mapping to run system calls from");
+}
+
+Result<long> RemoteSyscall(pid_t tid, int mem_fd, uint64_t exec_addr, const user_regs_struct& base,
+                           long nr, long a1, long a2, long a3, long a4, long a5, long a6,
+                           const std::string& data) {
+  uint8_t code[kRemoteDataOffset + 48];
+  size_t len = kRemoteDataOffset + data.size();
+  if (data.size() > 48) return Error("remote syscall data too long");
+  uint8_t saved[sizeof(code)];
+  if (pread(mem_fd, saved, len, exec_addr) != ssize_t(len))
+    return Error::Errno(T(tid) + ": reading code at exec address");
+  memset(code, 0xcc, kRemoteDataOffset);
+  code[0] = 0x0f, code[1] = 0x05;  // syscall; then int3 (0xcc) traps back to us
+  memcpy(code + kRemoteDataOffset, data.data(), data.size());
+  if (pwrite(mem_fd, code, len, exec_addr) != ssize_t(len))
+    return Error::Errno(T(tid) + ": writing syscall instruction");
+
+  auto restore_code = [&]() -> Status {
+    if (pwrite(mem_fd, saved, len, exec_addr) != ssize_t(len))
+      return Error::Errno(T(tid) + ": restoring code at exec address");
+    return Ok();
+  };
+
+  user_regs_struct r = base;
+  r.rip = exec_addr;
+  r.rax = nr;
+  r.orig_rax = (unsigned long long)-1;  // not inside a syscall: no restart games
+  r.rdi = a1, r.rsi = a2, r.rdx = a3, r.r10 = a4, r.r8 = a5, r.r9 = a6;
+  Status st = SetGpRegs(tid, r);
+  if (st.ok() && ptrace(PTRACE_CONT, tid, nullptr, nullptr) < 0)
+    st = Error::Errno(T(tid) + ": PTRACE_CONT");
+  while (st.ok()) {
+    auto w = WaitStop(tid);
+    if (!w.ok()) {
+      st = std::move(w.error());
+      break;
+    }
+    int s = *w;
+    if (WIFSTOPPED(s) && WSTOPSIG(s) == SIGTRAP && (s >> 16) == 0) break;
+    if ((s >> 16) == PTRACE_EVENT_STOP) {  // group stop: keep going
+      if (ptrace(PTRACE_CONT, tid, nullptr, nullptr) < 0) st = Error::Errno("PTRACE_CONT");
+      continue;
+    }
+    st = Error(T(tid) + ": got signal " + std::to_string(WSTOPSIG(s)) + " in remote syscall " +
+               std::to_string(nr));
+  }
+  user_regs_struct out;
+  if (st.ok() && ptrace(PTRACE_GETREGS, tid, nullptr, &out) < 0)
+    st = Error::Errno(T(tid) + ": PTRACE_GETREGS");
+  Status rs = restore_code();
+  if (!st.ok()) return std::move(st.error());
+  if (!rs.ok()) return std::move(rs.error());
+  return long(out.rax);
+}
+
+Result<long> Infection::Syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6,
+                                const std::string& data) {
+  return RemoteSyscall(tid_, proc_.mem_fd(), exec_addr_, regs_.gp, nr, a1, a2, a3, a4, a5, a6,
+                       data);
+}
+
+Result<std::unique_ptr<Infection>> Infection::Start(SeizedProcess& proc, const blobs::Blob& blob) {
+  std::unique_ptr<Infection> inf(new Infection(proc));
+  TRY(inf->Setup(blob), T(proc.pid()) + ": infecting");
+  return inf;
+}
+
+Status Infection::Setup(const blobs::Blob& blob) {
+  tid_ = proc_.pid();
+  TRY_ASSIGN(regs_, GetRegs(tid_));
+  TRY_ASSIGN(sigmask_, GetSigmask(tid_));
+  // Nothing but our own traps may interrupt the parasite.
+  TRY(SetSigmask(tid_, ~0ull));
+  mask_changed_ = true;
+  TRY_ASSIGN(exec_addr_, FindExecAddr(tid_));
+
+  args_off_ = PageAlign(blob.size);
+  size_ = args_off_ + PageAlign(sizeof(abi::ParasiteArgs)) + abi::kParasiteStackSize;
+
+  std::string name("ckpt-parasite\0", 14);
+  TRY_ASSIGN(long rfd, Syscall(SYS_memfd_create, long(exec_addr_ + kRemoteDataOffset),
+                               MFD_CLOEXEC | kMfdExec, 0, 0, 0, 0, name));
+  if (rfd == -EINVAL) {
+    TRY_ASSIGN(rfd, Syscall(SYS_memfd_create, long(exec_addr_ + kRemoteDataOffset), MFD_CLOEXEC,
+                            0, 0, 0, 0, name));
+  }
+  if (IsSyscallError(rfd)) return Error::Errno("remote memfd_create", int(-rfd));
+  std::string path = "/proc/" + std::to_string(tid_) + "/fd/" + std::to_string(rfd);
+  UniqueFd lfd(open(path.c_str(), O_RDWR | O_CLOEXEC));
+  Status opened = lfd ? Ok() : Status(Error::Errno("open " + path));
+  if (opened.ok() && ftruncate(lfd.get(), off_t(size_)) < 0) opened = Error::Errno("ftruncate memfd");
+  long raddr = -1;
+  if (opened.ok()) {
+    TRY_ASSIGN(raddr, Syscall(SYS_mmap, 0, long(size_), PROT_READ | PROT_WRITE | PROT_EXEC,
+                              MAP_SHARED, rfd, 0));
+  }
+  TRY_ASSIGN(long cr, Syscall(SYS_close, rfd));
+  (void)cr;
+  if (!opened.ok()) return std::move(opened.error());
+  if (IsSyscallError(raddr)) return Error::Errno("remote mmap", int(-raddr));
+  remote_ = uint64_t(raddr);
+
+  local_ = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, lfd.get(), 0);
+  if (local_ == MAP_FAILED) {
+    local_ = nullptr;
+    return Error::Errno("mmap parasite region");
+  }
+  memcpy(local_, blob.data, blob.size);
+  args_ = reinterpret_cast<abi::ParasiteArgs*>(static_cast<char*>(local_) + args_off_);
+
+  // The command socket: abstract, named after both pids and a nonce.
+  listen_.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!listen_) return Error::Errno("socket");
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  char sname[64];
+  int n = snprintf(sname, sizeof(sname), "ckpt-parasite-%d-%d-%lx", getpid(), tid_,
+                   (unsigned long)ts.tv_nsec);
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path + 1, sname, n);
+  if (bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr),
+           socklen_t(offsetof(sockaddr_un, sun_path) + 1 + n)) < 0)
+    return Error::Errno("bind parasite socket");
+  if (listen(listen_.get(), 1) < 0) return Error::Errno("listen");
+  memcpy(args_->sock_name, sname, n);
+  args_->sock_name_len = n;
+  args_->log_level = log::GetLevel();
+
+  uint64_t abort_area = remote_ + args_off_ + offsetof(abi::ParasiteArgs, abort);
+  abi::KStack no_stack = {0, 2 /* SS_DISABLE */, 0, 0};
+  BuildSigframe(&args_->abort, abort_area, regs_, sigmask_, no_stack);
+  args_->abort_frame = abort_area + offsetof(abi::SigframeArea, frame.uc);
+
+  user_regs_struct r = regs_.gp;
+  r.rip = remote_;
+  r.rsp = remote_ + size_ - 64;
+  r.rdi = remote_ + args_off_;
+  r.rax = 0;
+  r.orig_rax = (unsigned long long)-1;
+  TRY(SetGpRegs(tid_, r));
+  if (ptrace(PTRACE_CONT, tid_, nullptr, nullptr) < 0) return Error::Errno("PTRACE_CONT");
+  running_ = true;
+  return Accept();
+}
+
+Status Infection::CheckAlive() {
+  if (!running_) return Error(T(tid_) + ": parasite is not running");
+  int st;
+  pid_t r = waitpid(tid_, &st, WNOHANG | __WALL);
+  if (r == 0) return Ok();
+  if (r < 0) return Error::Errno("waitpid " + std::to_string(tid_));
+  running_ = false;
+  if (WIFSTOPPED(st))
+    return Error(T(tid_) + ": parasite stopped by signal " + std::to_string(WSTOPSIG(st)));
+  return Error(T(tid_) + ": process died while infected", ESRCH);
+}
+
+static Status PollIn(int fd, Infection* inf, int timeout_ms, const char* what) {
+  for (int waited = 0;; waited += 100) {
+    struct pollfd p = {fd, POLLIN, 0};
+    int r = poll(&p, 1, 100);
+    if (r > 0) return Ok();
+    if (r < 0 && errno != EINTR) return Error::Errno("poll");
+    TRY(inf->CheckAlive());
+    if (timeout_ms >= 0 && waited >= timeout_ms) return Error(std::string("timed out ") + what);
+  }
+}
+
+Status Infection::Accept() {
+  TRY(PollIn(listen_.get(), this, kAcceptTimeoutMs, "waiting for the parasite to connect"));
+  sock_.reset(accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (!sock_) return Error::Errno("accept parasite connection");
+  listen_.reset();
+  return Ok();
+}
+
+Status Infection::Send(abi::ParasiteCmd cmd, uint32_t nr, int fd) {
+  abi::ParasiteMsg m = {cmd, nr, 0};
+  struct iovec iov = {&m, sizeof(m)};
+  struct msghdr h = {};
+  h.msg_iov = &iov;
+  h.msg_iovlen = 1;
+  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+  if (fd >= 0) {
+    h.msg_control = cbuf;
+    h.msg_controllen = sizeof(cbuf);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&h);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  if (sendmsg(sock_.get(), &h, MSG_NOSIGNAL) < 0) return Error::Errno("send to parasite");
+  return Ok();
+}
+
+Result<int64_t> Infection::WaitReply() {
+  TRY(PollIn(sock_.get(), this, -1, "waiting for the parasite"));
+  abi::ParasiteMsg m;
+  ssize_t r = recv(sock_.get(), &m, sizeof(m), 0);
+  if (r != sizeof(m)) return Error(T(tid_) + ": parasite hung up");
+  return m.ret;
+}
+
+Result<int64_t> Infection::Call(abi::ParasiteCmd cmd, uint32_t nr, int fd) {
+  TRY(Send(cmd, nr, fd));
+  return WaitReply();
+}
+
+Status Infection::Cure() {
+  if (cured_) return Ok();
+  bool finished = false;
+  if (running_) {
+    auto r = Call(abi::kCmdFini);
+    if (r.ok()) {
+      auto w = WaitStop(tid_);
+      if (w.ok() && WIFSTOPPED(*w) && WSTOPSIG(*w) == SIGTRAP) {
+        running_ = false;
+        finished = true;
+      }
+    }
+  }
+  (void)finished;
+  return Teardown(false);
+}
+
+Status Infection::Teardown(bool) {
+  cured_ = true;
+  sock_.reset();
+  listen_.reset();
+  if (running_) {
+    // Stop the parasite wherever it is (likely blocked in recvmsg).
+    if (ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) < 0)
+      return Error::Errno(T(tid_) + ": PTRACE_INTERRUPT");
+    TRY_ASSIGN(int st, WaitStop(tid_));
+    (void)st;
+    running_ = false;
+  }
+  Status result;
+  if (remote_) {
+    auto r = Syscall(SYS_munmap, long(remote_), long(size_));
+    if (!r.ok()) result = std::move(r.error());
+    else if (IsSyscallError(*r)) result = Error::Errno("remote munmap", int(-*r));
+    remote_ = 0;
+  }
+  Status s = SetRegs(tid_, regs_, true);
+  if (result.ok() && !s.ok()) result = std::move(s);
+  if (mask_changed_) {
+    Status m = SetSigmask(tid_, sigmask_);
+    if (result.ok() && !m.ok()) result = std::move(m);
+    mask_changed_ = false;
+  }
+  if (local_) munmap(local_, size_);
+  local_ = nullptr;
+  args_ = nullptr;
+  return result;
+}
+
+Infection::~Infection() {
+  if (cured_) return;
+  Status s = Teardown(false);
+  if (!s.ok()) LOG_ERR("curing " + T(tid_) + ": " + s.error().message());
+}
+
+}  // namespace ckpt::compel

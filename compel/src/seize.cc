@@ -1,0 +1,127 @@
+#include "compel/seize.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <set>
+#include <string>
+
+#include "base/log.h"
+
+namespace ckpt::compel {
+namespace {
+
+Result<std::vector<pid_t>> ListThreads(pid_t pid) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return Error("pid " + std::to_string(pid) + ": no such process", ESRCH);
+    return Error::Errno("open " + dir);
+  }
+  std::vector<pid_t> out;
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    out.push_back(static_cast<pid_t>(atoi(e->d_name)));
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+Result<int> WaitStop(pid_t tid) {
+  int status = 0;
+  for (;;) {
+    pid_t r = waitpid(tid, &status, __WALL);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return Error::Errno("waitpid " + std::to_string(tid));
+    }
+    break;
+  }
+  if (WIFEXITED(status) || WIFSIGNALED(status))
+    return Error("tid " + std::to_string(tid) + " exited unexpectedly", ESRCH);
+  return status;
+}
+
+Result<std::unique_ptr<SeizedProcess>> SeizedProcess::Seize(pid_t pid) {
+  if (pid <= 0) return Error("bad pid " + std::to_string(pid));
+  std::unique_ptr<SeizedProcess> p(new SeizedProcess(pid));
+  TRY(p->SeizeAll());
+  std::string mem = "/proc/" + std::to_string(pid) + "/mem";
+  p->mem_.reset(open(mem.c_str(), O_RDWR | O_CLOEXEC));
+  if (!p->mem_) return Error::Errno("open " + mem);
+  return p;
+}
+
+Status SeizedProcess::SeizeAll() {
+  std::set<pid_t> seized;
+  for (int round = 0;; round++) {
+    TRY_ASSIGN(std::vector<pid_t> tids, ListThreads(pid_));
+    bool fresh = false;
+    for (pid_t t : tids) {
+      if (seized.count(t)) continue;
+      if (ptrace(PTRACE_SEIZE, t, nullptr, nullptr) < 0) {
+        if (errno == ESRCH && t != pid_) continue;  // a thread that just exited
+        if (errno == ESRCH) return Error("pid " + std::to_string(pid_) + ": no such process", ESRCH);
+        if (errno == EPERM)
+          return Error::Errno("pid " + std::to_string(t) + ": cannot trace (already traced?)");
+        return Error::Errno("pid " + std::to_string(t) + ": PTRACE_SEIZE");
+      }
+      seized.insert(t);
+      threads_.push_back(t);
+      fresh = true;
+      if (ptrace(PTRACE_INTERRUPT, t, nullptr, nullptr) < 0)
+        return Error::Errno("tid " + std::to_string(t) + ": PTRACE_INTERRUPT");
+      // Wait for the interrupt stop. A signal that was already on its way is
+      // reported first: let it be delivered (as it would have been) and wait
+      // for the stop that follows.
+      for (;;) {
+        TRY_ASSIGN(int st, WaitStop(t));
+        if (!WIFSTOPPED(st)) return Error("tid " + std::to_string(t) + ": not stopped");
+        if ((st >> 16) == PTRACE_EVENT_STOP) break;
+        int sig = WSTOPSIG(st);
+        LOG_DBG("tid " + std::to_string(t) + ": passing signal " + std::to_string(sig) +
+                " through while seizing");
+        if (ptrace(PTRACE_CONT, t, nullptr, (void*)(long)sig) < 0)
+          return Error::Errno("tid " + std::to_string(t) + ": PTRACE_CONT");
+      }
+    }
+    if (!fresh && round > 0) break;
+    if (round > 100) return Error("pid " + std::to_string(pid_) + ": threads keep appearing");
+  }
+  std::sort(threads_.begin(), threads_.end());
+  // The leader first.
+  auto it = std::find(threads_.begin(), threads_.end(), pid_);
+  if (it != threads_.end()) std::rotate(threads_.begin(), it, it + 1);
+  return Ok();
+}
+
+void SeizedProcess::Detach() {
+  if (done_) return;
+  for (pid_t t : threads_) ptrace(PTRACE_DETACH, t, nullptr, nullptr);
+  done_ = true;
+}
+
+Status SeizedProcess::Kill() {
+  if (done_) return Ok();
+  if (kill(pid_, SIGKILL) < 0 && errno != ESRCH)
+    return Error::Errno("kill " + std::to_string(pid_));
+  for (pid_t t : threads_) {
+    int st;
+    // Each thread reports its death to us, the tracer; the parent reaps.
+    while (waitpid(t, &st, __WALL) > 0 && !WIFEXITED(st) && !WIFSIGNALED(st)) {
+    }
+  }
+  done_ = true;
+  return Ok();
+}
+
+SeizedProcess::~SeizedProcess() { Detach(); }
+
+}  // namespace ckpt::compel

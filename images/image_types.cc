@@ -1,0 +1,53 @@
+#include "images/image_types.h"
+
+#include <cstdio>
+
+#include "proto/core.pb.h"
+#include "proto/fdinfo.pb.h"
+#include "proto/fs.pb.h"
+#include "proto/inventory.pb.h"
+#include "proto/mm.pb.h"
+#include "proto/pagemap.pb.h"
+#include "proto/pstree.pb.h"
+
+namespace ckpt::images {
+namespace {
+
+template <typename M>
+std::unique_ptr<google::protobuf::Message> Make() {
+  return std::make_unique<M>();
+}
+
+// Magics are arbitrary distinct values; never reuse one for another type.
+const ImageTypeInfo kTypes[] = {
+    {ImageType::kInventory, "inventory", "inventory.img", 0x494e5601, Make<pb::InventoryEntry>,
+     nullptr},
+    {ImageType::kPstree, "pstree", "pstree.img", 0x50535401, Make<pb::PstreeEntry>, nullptr},
+    {ImageType::kCore, "core", "core-%u.img", 0x434f5201, Make<pb::TaskCoreEntry>, nullptr},
+    {ImageType::kMm, "mm", "mm-%u.img", 0x4d4d0001, Make<pb::MmEntry>, nullptr},
+    {ImageType::kPagemap, "pagemap", "pagemap-%u.img", 0x50474d01, Make<pb::PagemapEntry>,
+     Make<pb::PagemapHead>},
+    {ImageType::kFdinfo, "fdinfo", "fdinfo-%u.img", 0x46444901, Make<pb::FdinfoEntry>, nullptr},
+    {ImageType::kFiles, "files", "files.img", 0x46494c01, Make<pb::FileEntry>, nullptr},
+    {ImageType::kFs, "fs", "fs-%u.img", 0x46530001, Make<pb::FsEntry>, nullptr},
+};
+
+}  // namespace
+
+const ImageTypeInfo& Info(ImageType t) { return kTypes[static_cast<int>(t)]; }
+
+const ImageTypeInfo* FindByMagic(uint32_t magic) {
+  for (const auto& t : kTypes)
+    if (t.magic == magic) return &t;
+  return nullptr;
+}
+
+std::string FileName(ImageType t, uint32_t id) {
+  char buf[256];
+  snprintf(buf, sizeof(buf), Info(t).pattern, id);
+  return buf;
+}
+
+std::string PagesFileName(uint32_t id) { return "pages-" + std::to_string(id) + ".img"; }
+
+}  // namespace ckpt::images

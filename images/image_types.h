@@ -1,0 +1,52 @@
+// The registry of image types: one line each in image_types.cc.
+//
+// Every image file starts with two u32 magics: kImageMagic (the format) and
+// the type's own magic; then (u32 length, protobuf message) records. Pages
+// files (pages-<id>.img) are raw page contents with no header.
+#pragma once
+
+#include <google/protobuf/message.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace ckpt::images {
+
+inline constexpr uint32_t kImageMagic = 0x54504b43;  // "CKPT" little-endian
+inline constexpr uint32_t kFormatVersion = 1;
+// Refuse records larger than this when reading: a hostile length must not
+// make us allocate gigabytes.
+inline constexpr uint32_t kMaxRecordSize = 64u << 20;
+
+enum class ImageType {
+  kInventory,
+  kPstree,
+  kCore,
+  kMm,
+  kPagemap,
+  kFdinfo,
+  kFiles,
+  kFs,
+};
+
+struct ImageTypeInfo {
+  ImageType type;
+  const char* name;       // "core"
+  const char* pattern;    // "core-%u.img" or "inventory.img"
+  uint32_t magic;
+  // The message type of the records; for pagemap the first record is a
+  // head of another type (head_factory).
+  std::unique_ptr<google::protobuf::Message> (*factory)();
+  std::unique_ptr<google::protobuf::Message> (*head_factory)();
+};
+
+const ImageTypeInfo& Info(ImageType t);
+// Looks a type up by its magic; nullptr if unknown.
+const ImageTypeInfo* FindByMagic(uint32_t magic);
+// File name of an image of type t for the given id (pid or pages id).
+std::string FileName(ImageType t, uint32_t id = 0);
+// File name of a raw pages file.
+std::string PagesFileName(uint32_t id);
+
+}  // namespace ckpt::images

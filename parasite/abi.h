@@ -1,0 +1,225 @@
+// The ABI shared by ckpt and its two freestanding blobs (parasite, restorer).
+//
+// POD only: no pointers into ckpt's heap, no constructors. Addresses are
+// victim-space u64 values; arrays are reached by offsets from the start of
+// their enclosing args structure. Every structure's size is pinned by a
+// static_assert so both sides agree.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace ckpt::abi {
+
+inline constexpr uint64_t kPageSize = 4096;
+
+// ---------------------------------------------------------------------------
+// Kernel structures the blobs and ckpt both build (x86_64 layouts).
+
+struct KSigaction {  // struct kernel_sigaction for rt_sigaction(2)
+  uint64_t handler;
+  uint64_t flags;
+  uint64_t restorer;
+  uint64_t mask;
+};
+static_assert(sizeof(KSigaction) == 32);
+
+struct KStack {  // stack_t
+  uint64_t sp;
+  int32_t flags;
+  int32_t pad;
+  uint64_t size;
+};
+static_assert(sizeof(KStack) == 24);
+
+struct KSigcontext {  // struct sigcontext (uapi, x86_64)
+  uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+  uint64_t di, si, bp, bx, dx, ax, cx, sp, ip;
+  uint64_t flags;
+  uint16_t cs, gs, fs, ss;
+  uint64_t err, trapno, oldmask, cr2;
+  uint64_t fpstate;  // victim address of the xsave area, 64-byte aligned; 0 = none
+  uint64_t reserved1[8];
+};
+static_assert(sizeof(KSigcontext) == 256);
+
+struct KUcontext {
+  uint64_t flags;  // UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS
+  uint64_t link;
+  KStack stack;  // rt_sigreturn also restores the sigaltstack from here
+  KSigcontext mcontext;
+  uint64_t sigmask;
+};
+static_assert(sizeof(KUcontext) == 304);
+
+// rt_sigreturn(2) reads the frame at rsp - 8: rsp must point at `uc`.
+struct KRtSigframe {
+  uint64_t pretcode;
+  KUcontext uc;
+  uint8_t siginfo[128];
+};
+static_assert(offsetof(KRtSigframe, uc) == 8);
+
+inline constexpr uint64_t kUcFpXstate = 0x1;
+inline constexpr uint64_t kUcSigcontextSs = 0x2;
+inline constexpr uint64_t kUcStrictRestoreSs = 0x4;
+inline constexpr uint32_t kFpXstateMagic1 = 0x46505853;  // in fxsave sw_reserved
+inline constexpr uint32_t kFpXstateMagic2 = 0x46505845;  // after the xsave area
+inline constexpr size_t kFxSwBytesOffset = 464;          // sw_reserved in fxsave
+
+// A sigframe ready for rt_sigreturn plus room for its xsave area.
+inline constexpr size_t kMaxXstate = 16384;
+struct SigframeArea {
+  KRtSigframe frame;
+  uint8_t pad[64 - (sizeof(KRtSigframe) % 64)];
+  alignas(64) uint8_t xstate[kMaxXstate + 64];
+};
+
+// ---------------------------------------------------------------------------
+// Parasite. ckpt maps one shared region into the victim:
+//   [0, blob size)            the parasite blob (entry at offset 0)
+//   [args_off, +args size)    ParasiteArgs, shared live with ckpt
+//   [.., region end)          the parasite's stack
+// Entry: rdi = victim address of ParasiteArgs. The blob connects to
+// ckpt's abstract unix socket, serves commands until kFini, then executes
+// int3. If ckpt goes away (EOF on the socket) the parasite restores the
+// victim itself with rt_sigreturn on `abort_frame`.
+
+enum ParasiteCmd : uint32_t {
+  kCmdDumpPages = 1,  // vmsplice iovs[0..nr) into the pipe fd sent with the command
+  kCmdDumpSigacts = 2,
+  kCmdDumpMisc = 3,
+  kCmdFini = 4,
+};
+
+struct ParasiteMsg {  // one SOCK_SEQPACKET message each way
+  uint32_t cmd;
+  uint32_t nr;
+  int64_t ret;  // reply: 0 or -errno
+};
+
+struct PIovec {
+  uint64_t base;
+  uint64_t len;
+};
+
+struct ParasiteMisc {
+  uint32_t umask;
+  uint32_t personality;
+  int32_t dumpable;
+  int32_t pdeath_sig;
+  int32_t child_subreaper;
+  int32_t no_new_privs;
+  KStack sigaltstack;
+  char comm[16];
+};
+
+inline constexpr uint32_t kMaxParasiteIovs = 4096;
+inline constexpr uint32_t kNumSignals = 64;
+
+struct ParasiteArgs {
+  // Set by ckpt before start.
+  char sock_name[64];  // abstract name, without the leading NUL
+  uint32_t sock_name_len;
+  int32_t log_level;
+  uint64_t abort_frame;  // victim address of SigframeArea::frame.uc (rsp for rt_sigreturn)
+  // Command data.
+  PIovec iovs[kMaxParasiteIovs];
+  KSigaction sigacts[kNumSignals];  // [sig - 1]
+  ParasiteMisc misc;
+  SigframeArea abort;  // the victim's own state, for the abort path
+};
+
+inline constexpr uint64_t kParasiteStackSize = 64 * 1024;
+
+// ---------------------------------------------------------------------------
+// Restorer. ckpt's child maps one region in a hole no dumped VMA uses:
+//   [0, blob size)  the restorer blob   [args_off ..) RestoreArgs and its arrays
+//   [park ..)       room to park the live vdso/vvar  [.. end) the stack
+// Entry: rdi = victim address of RestoreArgs. On success the blob ends in
+// int3 (ckpt, tracing, then lets the rt_sigreturn run); on failure it logs
+// to log_fd and exit_group(1)s.
+
+enum RestoreVmaKind : uint32_t {
+  kVmaAnon = 1,
+  kVmaFile = 2,
+  kVmaVdso = 3,
+  kVmaVvar = 4,
+  kVmaVvarVclock = 5,
+};
+
+struct RestoreVma {
+  uint64_t start, end, pgoff;
+  uint32_t prot, flags;  // PROT_*, MAP_* (without MAP_FIXED)
+  int32_t fd;            // for kVmaFile, -1 otherwise
+  uint32_t kind;
+  uint32_t madv;  // bits: 1 DONTFORK, 2 DONTDUMP, 4 HUGEPAGE, 8 NOHUGEPAGE
+  uint32_t pad;
+};
+static_assert(sizeof(RestoreVma) == 48);
+
+struct RestorePages {  // consecutive in pages_fd
+  uint64_t vaddr;
+  uint64_t nr_pages;
+};
+
+struct RestoreRlimit {
+  uint32_t resource;
+  uint32_t pad;
+  uint64_t cur, max;
+};
+
+struct KPrctlMmMap {  // struct prctl_mm_map
+  uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
+  uint64_t arg_start, arg_end, env_start, env_end;
+  uint64_t auxv;  // victim address
+  uint32_t auxv_size;
+  uint32_t exe_fd;
+};
+static_assert(sizeof(KPrctlMmMap) == 104);
+
+struct SpecialMapping {  // a live one to park and move, or absent (len 0)
+  uint64_t cur;   // where it is now in the child
+  uint64_t len;
+  uint64_t dest;  // where the image had it
+};
+
+inline constexpr uint32_t kMaxGroups = 64;
+inline constexpr uint32_t kMaxAuxv = 128;
+inline constexpr uint32_t kMaxCloseFds = 16;
+
+struct RestoreArgs {
+  uint64_t self_start, self_len;  // the whole restorer region: kept
+  uint64_t park;                  // victim address to park special mappings at
+  SpecialMapping vvar, vclock, vdso;
+
+  uint32_t nr_vmas;
+  uint32_t nr_pages;
+  uint64_t vmas_off;   // RestoreVma[nr_vmas], from the start of RestoreArgs
+  uint64_t pages_off;  // RestorePages[nr_pages]
+  int32_t pages_fd;
+  int32_t log_fd;
+  int32_t log_level;
+  uint32_t nr_close_fds;
+  int32_t close_fds[kMaxCloseFds];  // ckpt's service fds, closed at the end
+
+  KPrctlMmMap mm;
+  uint64_t auxv[kMaxAuxv];
+
+  KSigaction sigacts[kNumSignals];
+  uint32_t nr_rlimits;
+  uint32_t umask;
+  RestoreRlimit rlimits[16];
+  uint32_t personality;
+  int32_t dumpable, pdeath_sig, child_subreaper, no_new_privs;
+  char comm[16];
+
+  uint32_t uids[4], gids[4];  // real, effective, saved, fs
+  uint32_t nr_groups;
+  uint32_t groups[kMaxGroups];
+
+  uint64_t fs_base, gs_base;
+  SigframeArea sigframe;  // built by ckpt at its final victim address
+};
+
+}  // namespace ckpt::abi

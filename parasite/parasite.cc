@@ -1,0 +1,174 @@
+// The parasite: runs inside a seized victim, serves ckpt's commands over a
+// unix socket, reads what only the inside can see. See abi.h for the layout.
+#include <asm/unistd.h>
+#include <linux/prctl.h>
+#include <linux/un.h>
+#include <stddef.h>
+
+#include "parasite/abi.h"
+#include "parasite/blob_lib.h"
+
+using namespace ckpt::abi;
+using namespace ckpt::blob;
+
+namespace {
+
+constexpr int kAfUnix = 1;
+constexpr int kSockSeqpacket = 5;
+constexpr int kSolSocket = 1;
+constexpr int kScmRights = 1;
+constexpr int kVmspliceBatch = 512;  // iovecs per vmsplice call (<= IOV_MAX)
+
+struct Cmsg {  // struct cmsghdr carrying one fd
+  uint64_t len;
+  int32_t level;
+  int32_t type;
+  int32_t fd;
+  int32_t pad;
+};
+
+struct MsgHdr {  // struct msghdr
+  void* name;
+  uint32_t namelen;
+  uint32_t pad0;
+  PIovec* iov;
+  uint64_t iovlen;
+  void* control;
+  uint64_t controllen;
+  int32_t flags;
+  int32_t pad1;
+};
+
+// Receives one command, and the fd that came with it (or -1).
+long RecvCmd(int sk, ParasiteMsg* m, int* fd) {
+  PIovec iov = {(uint64_t)m, sizeof(*m)};
+  Cmsg c;
+  memset(&c, 0, sizeof(c));
+  MsgHdr h;
+  memset(&h, 0, sizeof(h));
+  h.iov = &iov;
+  h.iovlen = 1;
+  h.control = &c;
+  h.controllen = sizeof(c);
+  long r = sys(__NR_recvmsg, sk, &h, 0x40000000 /* MSG_CMSG_CLOEXEC */);
+  *fd = -1;
+  if (r > 0 && h.controllen >= 20 && c.level == kSolSocket && c.type == kScmRights) *fd = c.fd;
+  return r;
+}
+
+long Reply(int sk, uint32_t cmd, long ret) {
+  ParasiteMsg m = {cmd, 0, ret};
+  return sys(__NR_sendto, sk, &m, sizeof(m), 0x4000 /* MSG_NOSIGNAL */, 0, 0);
+}
+
+long DumpPages(ParasiteArgs* a, uint32_t nr, int pipe_fd) {
+  if (pipe_fd < 0 || nr > kMaxParasiteIovs) return -22;
+  PIovec* iov = a->iovs;
+  uint32_t left = nr;
+  while (left > 0) {
+    uint32_t n = left < kVmspliceBatch ? left : kVmspliceBatch;
+    long r = sys(__NR_vmsplice, pipe_fd, iov, n, 0);
+    if (r < 0) {
+      if (r == -4) continue;  // EINTR
+      return r;
+    }
+    // Skip what was taken; a partial iovec is adjusted in place.
+    uint64_t done = (uint64_t)r;
+    while (done > 0 && left > 0) {
+      if (done >= iov->len) {
+        done -= iov->len;
+        iov++;
+        left--;
+      } else {
+        iov->base += done;
+        iov->len -= done;
+        done = 0;
+      }
+    }
+  }
+  return 0;
+}
+
+long DumpSigacts(ParasiteArgs* a) {
+  for (uint32_t sig = 1; sig <= kNumSignals; sig++) {
+    KSigaction* k = &a->sigacts[sig - 1];
+    memset(k, 0, sizeof(*k));
+    if (sig == 9 || sig == 19) continue;  // SIGKILL, SIGSTOP
+    long r = sys(__NR_rt_sigaction, sig, 0, k, 8);
+    if (r < 0) return r;
+  }
+  return 0;
+}
+
+long DumpMisc(ParasiteArgs* a) {
+  ParasiteMisc* m = &a->misc;
+  long old = sys(__NR_umask, 0);
+  sys(__NR_umask, old);
+  m->umask = (uint32_t)old;
+  m->personality = (uint32_t)sys(__NR_personality, 0xffffffff);
+  m->dumpable = (int32_t)sys(__NR_prctl, PR_GET_DUMPABLE);
+  int v = 0;
+  sys(__NR_prctl, PR_GET_PDEATHSIG, &v);
+  m->pdeath_sig = v;
+  v = 0;
+  sys(__NR_prctl, PR_GET_CHILD_SUBREAPER, &v);
+  m->child_subreaper = v;
+  m->no_new_privs = (int32_t)sys(__NR_prctl, PR_GET_NO_NEW_PRIVS);
+  long r = sys(__NR_sigaltstack, 0, &m->sigaltstack);
+  if (r < 0) return r;
+  return sys(__NR_prctl, PR_GET_NAME, m->comm);
+}
+
+// ckpt went away mid-dump: put the victim back as it was and go on.
+[[noreturn]] void Abort(ParasiteArgs* a) {
+  KStack cur;
+  if (sys(__NR_sigaltstack, 0, &cur) == 0) a->abort.frame.uc.stack = cur;
+  rt_sigreturn_on(a->abort_frame);
+}
+
+}  // namespace
+
+extern "C" void blob_main(ParasiteArgs* a) {
+  int sk = (int)sys(__NR_socket, kAfUnix, kSockSeqpacket | 0x80000 /* SOCK_CLOEXEC */, 0);
+  if (sk < 0) Abort(a);
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof(addr));
+  addr.sun_family = kAfUnix;
+  uint32_t n = a->sock_name_len < sizeof(addr.sun_path) - 1 ? a->sock_name_len : 0;
+  memcpy(addr.sun_path + 1, a->sock_name, n);
+  if (sys(__NR_connect, sk, &addr, offsetof(struct sockaddr_un, sun_path) + 1 + n) < 0) Abort(a);
+
+  for (;;) {
+    ParasiteMsg m;
+    int fd;
+    long r = RecvCmd(sk, &m, &fd);
+    if (r <= 0) {
+      if (r == -4) continue;
+      sys(__NR_close, sk);
+      Abort(a);
+    }
+    long ret;
+    switch (m.cmd) {
+      case kCmdDumpPages:
+        ret = DumpPages(a, m.nr, fd);
+        break;
+      case kCmdDumpSigacts:
+        ret = DumpSigacts(a);
+        break;
+      case kCmdDumpMisc:
+        ret = DumpMisc(a);
+        break;
+      case kCmdFini:
+        Reply(sk, m.cmd, 0);
+        sys(__NR_close, sk);
+        return;  // entry code traps: ckpt takes over
+      default:
+        ret = -22;
+    }
+    if (fd >= 0) sys(__NR_close, fd);
+    if (Reply(sk, m.cmd, ret) < 0) {
+      sys(__NR_close, sk);
+      Abort(a);
+    }
+  }
+}
