@@ -108,9 +108,14 @@ inline Status Ok() { return Status(); }
 #define TRY_PICK(_1, _2, NAME, ...) NAME
 #define TRY(...) TRY_PICK(__VA_ARGS__, TRY_2, TRY_1)(__VA_ARGS__)
 
-// TRY_ASSIGN(decl, expr): declare `decl` from a Result or return its error.
-#define TRY_ASSIGN(decl, expr) TRY_ASSIGN_IMPL(CKPT_CONCAT(_res_, __LINE__), decl, expr)
-#define TRY_ASSIGN_IMPL(tmp, decl, expr)            \
-  auto tmp = (expr);                                \
-  if (!tmp.ok()) return std::move(tmp.error());     \
+// TRY_ASSIGN(decl, expr) or TRY_ASSIGN(decl, expr, context): declare (or
+// assign) `decl` from a Result, or return its error with context prepended.
+#define TRY_ASSIGN_2(decl, expr) TRY_ASSIGN_IMPL(CKPT_CONCAT(_res_, __LINE__), decl, expr, "")
+#define TRY_ASSIGN_3(decl, expr, ctx) \
+  TRY_ASSIGN_IMPL(CKPT_CONCAT(_res_, __LINE__), decl, expr, ctx)
+#define TRY_ASSIGN_PICK(_1, _2, _3, NAME, ...) NAME
+#define TRY_ASSIGN(...) TRY_ASSIGN_PICK(__VA_ARGS__, TRY_ASSIGN_3, TRY_ASSIGN_2)(__VA_ARGS__)
+#define TRY_ASSIGN_IMPL(tmp, decl, expr, ctx)                           \
+  auto tmp = (expr);                                                    \
+  if (!tmp.ok()) return std::move(tmp.error().Context(ctx));            \
   decl = std::move(tmp).value()

@@ -112,6 +112,7 @@ struct ParasiteMisc {
   int32_t no_new_privs;
   KStack sigaltstack;
   char comm[16];
+  uint64_t brk;  // current program break: brk(0)
 };
 
 inline constexpr uint32_t kMaxParasiteIovs = 4096;
@@ -219,6 +220,8 @@ struct RestoreArgs {
   uint32_t groups[kMaxGroups];
 
   uint64_t fs_base, gs_base;
+  uint64_t rseq_ptr;  // 0: not registered
+  uint32_t rseq_size, rseq_sig;
   SigframeArea sigframe;  // built by ckpt at its final victim address
 };
 

@@ -114,6 +114,7 @@ long DumpMisc(ParasiteArgs* a) {
   sys(__NR_prctl, PR_GET_CHILD_SUBREAPER, &v);
   m->child_subreaper = v;
   m->no_new_privs = (int32_t)sys(__NR_prctl, PR_GET_NO_NEW_PRIVS);
+  m->brk = (uint64_t)sys(__NR_brk, 0);
   long r = sys(__NR_sigaltstack, 0, &m->sigaltstack);
   if (r < 0) return r;
   return sys(__NR_prctl, PR_GET_NAME, m->comm);

@@ -177,6 +177,9 @@ extern "C" void blob_main(RestoreArgs* a) {
   // Changing uids resets the dumpable flag: set it after.
   sys(__NR_prctl, PR_SET_DUMPABLE, a->dumpable);
 
+  if (a->rseq_ptr)
+    Check(sys(__NR_rseq, a->rseq_ptr, a->rseq_size, 0, a->rseq_sig), "rseq", a->rseq_ptr);
+
   for (uint32_t i = 0; i < a->nr_close_fds; i++) sys(__NR_close, a->close_fds[i]);
   Debug("done, handing over to rt_sigreturn");
   if (a->log_fd >= 0) sys(__NR_close, a->log_fd);

@@ -34,7 +34,7 @@ std::string T(pid_t t) { return "pid " + std::to_string(t); }
 
 }  // namespace
 
-Result<uint64_t> FindExecAddr(pid_t pid) {
+Result<uint64_t> FindExecAddr(pid_t pid, uint64_t avoid_start, uint64_t avoid_end) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
   if (!in) return Error("pid " + std::to_string(pid) + ": cannot read maps");
   std::string line;
@@ -46,6 +46,7 @@ Result<uint64_t> FindExecAddr(pid_t pid) {
     if (line.find("[vsyscall]") != std::string::npos || line.find("[vdso]") != std::string::npos)
       continue;
     if (end - start < 64) continue;
+    if (start < avoid_end && end > avoid_start) continue;
     return uint64_t(start);
   }
   return Error(T(pid) + ": no executable mapping to run system calls from");
@@ -92,8 +93,15 @@ Result<long> RemoteSyscall(pid_t tid, int mem_fd, uint64_t exec_addr, const user
       if (ptrace(PTRACE_CONT, tid, nullptr, nullptr) < 0) st = Error::Errno("PTRACE_CONT");
       continue;
     }
+    siginfo_t si = {};
+    ptrace(PTRACE_GETSIGINFO, tid, nullptr, &si);
+    user_regs_struct now = {};
+    ptrace(PTRACE_GETREGS, tid, nullptr, &now);
+    char buf[128];
+    snprintf(buf, sizeof(buf), " (code %d, address %p, ip %llx)", si.si_code, si.si_addr,
+             now.rip);
     st = Error(T(tid) + ": got signal " + std::to_string(WSTOPSIG(s)) + " in remote syscall " +
-               std::to_string(nr));
+               std::to_string(nr) + buf);
   }
   user_regs_struct out;
   if (st.ok() && ptrace(PTRACE_GETREGS, tid, nullptr, &out) < 0)

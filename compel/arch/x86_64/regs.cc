@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 
 #include <cstring>
+#include <cstdlib>
 
 namespace ckpt::compel {
 namespace {
@@ -79,9 +80,10 @@ void BuildSigframe(abi::SigframeArea* area, uint64_t area_addr, const Regs& r, u
   // right after xstate_size bytes.
   sc.fpstate = 0;
   if (r.xstate.size() >= abi::kFxSwBytesOffset + 16) {
-    uint32_t sw[4];
+    // struct _fpx_sw_bytes: magic1, extended_size, u64 xfeatures, xstate_size.
+    uint32_t sw[5];
     memcpy(sw, r.xstate.data() + abi::kFxSwBytesOffset, sizeof(sw));
-    uint32_t xstate_size = sw[3];
+    uint32_t xstate_size = sw[4];
     if (sw[0] == abi::kFpXstateMagic1 && xstate_size <= r.xstate.size() &&
         xstate_size + 4 <= sizeof(area->xstate)) {
       memcpy(area->xstate, r.xstate.data(), xstate_size);

@@ -36,8 +36,9 @@ Result<long> RemoteSyscall(pid_t tid, int mem_fd, uint64_t exec_addr, const user
                            long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0,
                            long a5 = 0, long a6 = 0, const std::string& data = "");
 
-// The first executable mapping of `pid` usable for remote syscalls.
-Result<uint64_t> FindExecAddr(pid_t pid);
+// The first executable mapping of `pid` usable for remote syscalls, outside
+// [avoid_start, avoid_end) (e.g. a region the syscall is about to unmap).
+Result<uint64_t> FindExecAddr(pid_t pid, uint64_t avoid_start = 0, uint64_t avoid_end = 0);
 
 class Infection {
  public:

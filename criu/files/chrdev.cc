@@ -1,0 +1,78 @@
+// Character devices that are reopened by path: /dev/null, /dev/zero,
+// /dev/full, /dev/random, /dev/urandom (memory devices, major 1); and
+// terminals inherited from the shell with --shell-job.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "criu/files/file_types.h"
+
+namespace ckpt::files {
+namespace {
+
+bool IsMemDev(dev_t rdev) {
+  unsigned mi = minor(rdev);
+  return major(rdev) == 1 && (mi == 3 || mi == 5 || mi == 7 || mi == 8 || mi == 9);
+}
+bool IsTty(dev_t rdev) {
+  unsigned ma = major(rdev);
+  return ma == 136 || ma == 4 || ma == 5;  // pts, tty*, /dev/tty & console
+}
+
+Status DumpChr(const FdContext& c, pb::FileEntry* e) {
+  pb::ChrFileEntry* d = e->mutable_chr();
+  d->set_path(c.link);
+  d->set_flags(c.info.flags);
+  d->set_rdev(uint32_t(c.st.st_rdev));
+  return Ok();
+}
+
+Result<int> OpenChr(const pb::FileEntry& e, const RestoreOpts&) {
+  const pb::ChrFileEntry& d = e.chr();
+  int flags = int(d.flags()) & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC);
+  int fd = open(d.path().c_str(), flags | O_NOCTTY);
+  if (fd < 0) return Error::Errno("open " + d.path());
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || uint32_t(st.st_rdev) != d.rdev()) {
+    close(fd);
+    return Error(d.path() + " is not the device it was at dump time");
+  }
+  return fd;
+}
+
+Result<int> OpenTty(const pb::FileEntry& e, const RestoreOpts& o) {
+  if (!o.shell_job)
+    return Error("terminal " + e.chr().path() + " needs --shell-job to be restored");
+  // Prefer the same terminal; otherwise the one ckpt itself runs on.
+  int flags = int(e.chr().flags()) & (O_ACCMODE | O_APPEND | O_NONBLOCK);
+  int fd = open(e.chr().path().c_str(), flags | O_NOCTTY);
+  if (fd >= 0) return fd;
+  for (int std_fd = 0; std_fd < 3; std_fd++)
+    if (isatty(std_fd)) {
+      std::string self = "/proc/self/fd/" + std::to_string(std_fd);
+      fd = open(self.c_str(), flags | O_NOCTTY);
+      if (fd >= 0) return fd;
+    }
+  return Error("terminal " + e.chr().path() + " is gone and ckpt has no terminal to use");
+}
+
+Status ValidateChr(const pb::FileEntry& e) {
+  if (!e.has_chr() || e.chr().path().empty())
+    return Error("file " + std::to_string(e.id()) + ": bad device entry");
+  return Ok();
+}
+
+}  // namespace
+
+const FileHandler kChrDevHandler = {
+    pb::FILE_CHR, "character device",
+    [](const FdContext& c) { return S_ISCHR(c.st.st_mode) && IsMemDev(c.st.st_rdev); }, DumpChr,
+    OpenChr, ValidateChr};
+
+const FileHandler kTtyHandler = {
+    pb::FILE_TTY, "terminal",
+    [](const FdContext& c) { return c.shell_job && S_ISCHR(c.st.st_mode) && IsTty(c.st.st_rdev); },
+    DumpChr, OpenTty, ValidateChr};
+
+}  // namespace ckpt::files

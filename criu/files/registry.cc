@@ -1,0 +1,65 @@
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "base/io.h"
+#include "criu/files/file_types.h"
+
+namespace ckpt::files {
+namespace {
+
+const FileHandler* const kHandlers[] = {&kRegFileHandler, &kChrDevHandler, &kTtyHandler};
+
+// A human name for an fd no handler takes, from its /proc link.
+std::string KindName(const FdContext& c) {
+  const std::string& l = c.link;
+  if (l.rfind("socket:", 0) == 0) return "socket";
+  if (l.rfind("pipe:", 0) == 0) return S_ISFIFO(c.st.st_mode) ? "pipe" : "pipe";
+  if (l.rfind("anon_inode:", 0) == 0) {
+    std::string k = l.substr(11);
+    if (!k.empty() && k.front() == '[') k = k.substr(1, k.size() - 2);
+    return k;  // io_uring, eventfd, eventpoll, signalfd, timerfd, inotify, ...
+  }
+  if (S_ISFIFO(c.st.st_mode)) return "fifo " + l;
+  if (S_ISSOCK(c.st.st_mode)) return "socket";
+  if (S_ISCHR(c.st.st_mode))
+    return "character device " + l + " (" + std::to_string(major(c.st.st_rdev)) + ":" +
+           std::to_string(minor(c.st.st_rdev)) + ")";
+  if (S_ISBLK(c.st.st_mode)) return "block device " + l;
+  return "file " + l;
+}
+
+}  // namespace
+
+Result<FdContext> InspectFd(pid_t pid, int fd, bool shell_job) {
+  FdContext c{pid, fd, {}, {}, {}, shell_job};
+  std::string p = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+  TRY_ASSIGN(c.link, io::ReadLink(p));
+  if (stat(p.c_str(), &c.st) < 0) {
+    // Some links (e.g. anon inodes) stat fine; a vanished file doesn't.
+    return Error::Errno("pid " + std::to_string(pid) + " fd " + std::to_string(fd) + ": stat");
+  }
+  TRY_ASSIGN(c.info, proc::ReadFdInfo(pid, fd));
+  return c;
+}
+
+Result<const FileHandler*> Classify(const FdContext& c) {
+  for (const FileHandler* h : kHandlers)
+    if (h->match(c)) return h;
+  std::string where = "pid " + std::to_string(c.pid) + " fd " + std::to_string(c.fd);
+  if (S_ISCHR(c.st.st_mode)) {
+    unsigned maj = major(c.st.st_rdev);
+    if (maj == 136 || maj == 4 || maj == 5)
+      return Error(where + ": terminal " + c.link +
+                   " is outside the dumped tree (use --shell-job to dump a shell job)");
+  }
+  return Error(where + ": " + KindName(c) + " is not supported");
+}
+
+const FileHandler* HandlerFor(pb::FileKind kind) {
+  for (const FileHandler* h : kHandlers)
+    if (h->kind == kind) return h;
+  return nullptr;
+}
+
+}  // namespace ckpt::files

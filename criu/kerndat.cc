@@ -1,0 +1,111 @@
+#include "criu/kerndat.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "base/io.h"
+#include "base/unique_fd.h"
+
+namespace ckpt {
+namespace {
+
+uint64_t ProbeZeroPfn() {
+  void* p = mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return 0;
+  volatile char c = *static_cast<volatile char*>(p);  // maps the zero page
+  (void)c;
+  uint64_t e = 0;
+  UniqueFd fd(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+  if (fd) pread(fd.get(), &e, sizeof(e), off_t(uintptr_t(p) / 4096 * 8));
+  munmap(p, 4096);
+  if (!(e >> 63 & 1)) return 0;
+  return e & ((1ull << 55) - 1);  // 0 when PFNs are hidden from us
+}
+
+bool ProbeClone3SetTid() {
+  // Asking for our own (busy) pid: EEXIST means set_tid is understood.
+  pid_t me = getpid();
+  struct clone_args a;
+  memset(&a, 0, sizeof(a));
+  a.exit_signal = SIGCHLD;
+  a.set_tid = uintptr_t(&me);
+  a.set_tid_size = 1;
+  long r = syscall(SYS_clone3, &a, sizeof(a));
+  if (r == 0) _exit(0);  // cannot happen with a busy pid; never run ckpt code twice
+  return r < 0 && errno == EEXIST;
+}
+
+bool ProbePagemapScan() {
+#ifdef PAGEMAP_SCAN
+  UniqueFd fd(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  struct pm_scan_arg arg;
+  memset(&arg, 0, sizeof(arg));
+  arg.size = sizeof(arg);
+  static char probe[4096] __attribute__((aligned(4096)));
+  arg.start = uintptr_t(probe);
+  arg.end = uintptr_t(probe) + sizeof(probe);
+  arg.category_anyof_mask = PAGE_IS_PRESENT;
+  arg.return_mask = PAGE_IS_PRESENT;
+  return ioctl(fd.get(), PAGEMAP_SCAN, &arg) >= 0;
+#else
+  // Old headers: the ioctl number is _IOWR('f', 16, struct pm_scan_arg).
+  return false;
+#endif
+}
+
+bool ProbeSoftDirty() {
+  UniqueFd fd(open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC));
+  return fd && write(fd.get(), "4", 1) == 1;
+}
+
+}  // namespace
+
+KernelFeatures ProbeKernel() {
+  KernelFeatures k;
+  struct utsname u;
+  if (uname(&u) == 0) k.kernel = u.release;
+  k.zero_pfn = ProbeZeroPfn();
+  k.clone3_set_tid = ProbeClone3SetTid();
+  unsigned int sz = 0;
+  k.prctl_mm_map = prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, &sz, 0, 0) == 0 && sz > 0;
+  int m = int(syscall(SYS_memfd_create, "ckpt-probe", MFD_CLOEXEC));
+  k.memfd = m >= 0;
+  if (m >= 0) close(m);
+  k.map_files = access("/proc/self/map_files", R_OK) == 0;
+  k.pagemap_scan = ProbePagemapScan();
+  int uf = int(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+  k.userfaultfd = uf >= 0;
+  if (uf >= 0) close(uf);
+  k.soft_dirty = ProbeSoftDirty();
+  auto maps = io::ReadFile("/proc/self/maps");
+  k.vvar_vclock = maps.ok() && maps->find("[vvar_vclock]") != std::string::npos;
+  return k;
+}
+
+std::vector<FeatureLine> DescribeFeatures(const KernelFeatures& k) {
+  return {
+      {"clone3 set_tid", k.clone3_set_tid, true, "restore processes with their original pids"},
+      {"prctl PR_SET_MM_MAP", k.prctl_mm_map, true, "restore brk, arg/env, auxv and exe"},
+      {"memfd_create", k.memfd, true, "load the parasite into a victim"},
+      {"/proc/PID/map_files", k.map_files, true, "find the files behind mappings"},
+      {"zero page PFN visible", k.zero_pfn != 0, false, "skip zero pages in dumps"},
+      {"PAGEMAP_SCAN", k.pagemap_scan, false, "dirty page tracking without soft-dirty"},
+      {"userfaultfd", k.userfaultfd, false, "lazy restore"},
+      {"soft-dirty", k.soft_dirty, false, "incremental dumps (PAGEMAP_SCAN also works)"},
+      {"[vvar_vclock] mapping", k.vvar_vclock, false, "moved with [vdso] on restore"},
+  };
+}
+
+}  // namespace ckpt

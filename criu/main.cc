@@ -1,0 +1,108 @@
+// ckpt: checkpoint/restore for Linux process trees. main() only parses the
+// command line, sets up logging, and reports the error of a subcommand once.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "base/log.h"
+#include "base/unique_fd.h"
+#include "criu/dump.h"
+#include "criu/kerndat.h"
+#include "criu/options.h"
+#include "criu/restore.h"
+#include "criu/show.h"
+
+namespace ckpt {
+namespace {
+
+int Check() {
+  KernelFeatures k = ProbeKernel();
+  int missing = 0;
+  printf("Kernel %s\n", k.kernel.c_str());
+  for (const FeatureLine& f : DescribeFeatures(k)) {
+    printf("  %-24s %-4s %s%s\n", f.name, f.present ? "yes" : "no", f.required ? "(required) " : "",
+           f.why);
+    if (f.required && !f.present) missing++;
+  }
+  if (missing) {
+    printf("%d required feature(s) missing: ckpt will not work here\n", missing);
+    return 1;
+  }
+  printf("Looks good.\n");
+  return 0;
+}
+
+int Run(int argc, char** argv) {
+  auto parsed = ParseOptions(argc, argv);
+  if (!parsed.ok()) {
+    fprintf(stderr, "ckpt: %s\n", parsed.error().message().c_str());
+    return 1;
+  }
+  Options& o = *parsed;
+  if (o.command == Command::kHelp || o.help) {
+    fputs(Usage(o.command == Command::kHelp ? Command::kNone : o.command).c_str(), stdout);
+    return 0;
+  }
+  if (o.command == Command::kVersion) {
+    puts("ckpt 0.1.0");
+    return 0;
+  }
+  log::SetLevel(o.verbosity);
+  UniqueFd log_fd;
+  std::string log_path = LogPath(o);
+  if (!log_path.empty()) {
+    if (o.command == Command::kDump) (void)mkdir(o.images_dir.c_str(), 0700);
+    log_fd.reset(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (!log_fd) {
+      fprintf(stderr, "ckpt: cannot open log file %s: %m\n", log_path.c_str());
+      return 1;
+    }
+    log::SetFd(log_fd.get());
+  }
+  if (geteuid() != 0 && (o.command == Command::kDump || o.command == Command::kRestore))
+    LOG_WARN("not running as root: most dumps and restores need root");
+
+  switch (o.command) {
+    case Command::kCheck:
+      return Check();
+    case Command::kShow: {
+      Status s = Show(o.args.empty() ? o.images_dir : o.args[0]);
+      if (!s.ok()) {
+        fprintf(stderr, "ckpt: %s\n", s.error().message().c_str());
+        return 1;
+      }
+      return 0;
+    }
+    case Command::kDump: {
+      KernelFeatures kf = ProbeKernel();
+      Status s = Dump(o, kf);
+      if (!s.ok()) {
+        LOG_ERR("dump failed: " + s.error().message());
+        if (!log_path.empty() && log::GetLevel() < log::kError)
+          fprintf(stderr, "ckpt: dump failed: %s\n", s.error().message().c_str());
+        return 1;
+      }
+      return 0;
+    }
+    case Command::kRestore: {
+      KernelFeatures kf = ProbeKernel();
+      auto r = Restore(o, kf);
+      if (!r.ok()) {
+        LOG_ERR("restore failed: " + r.error().message());
+        return 1;
+      }
+      return *r;
+    }
+    default:
+      fputs(Usage(Command::kNone).c_str(), stderr);
+      return 1;
+  }
+}
+
+}  // namespace
+}  // namespace ckpt
+
+int main(int argc, char** argv) { return ckpt::Run(argc, argv); }

@@ -1,0 +1,239 @@
+#include "criu/mem_dump.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <vector>
+
+#include "base/io.h"
+#include "base/log.h"
+#include "proto/pagemap.pb.h"
+
+namespace ckpt {
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kPmPresent = 1ull << 63;
+constexpr uint64_t kPmSwap = 1ull << 62;
+constexpr uint64_t kPmFile = 1ull << 61;  // page cache or shared anon: not ours to save
+constexpr uint64_t kPfnMask = (1ull << 55) - 1;
+constexpr int kPipeSize = 1 << 20;  // fs.pipe-max-size default: no CAP_SYS_RESOURCE needed
+constexpr uint64_t kVsyscall = 0xffffffffff600000ull;
+
+std::string Hex(uint64_t v) {
+  char b[32];
+  snprintf(b, sizeof(b), "%" PRIx64, v);
+  return b;
+}
+
+bool Private(const pb::VmaEntry& v) {
+  return v.kind() == pb::VMA_ANON_PRIVATE || v.kind() == pb::VMA_FILE_PRIVATE;
+}
+
+// A run of pages to save, in address order.
+struct Run {
+  uint64_t start;
+  uint64_t pages;
+  bool readable;  // vmsplice needs readable memory; others go via /proc/PID/mem
+};
+
+}  // namespace
+
+Status CollectVmas(pid_t pid, const std::vector<proc::MapEntry>& maps, pb::MmEntry* mm) {
+  std::string who = "pid " + std::to_string(pid);
+  for (const proc::MapEntry& m : maps) {
+    if (m.start == kVsyscall) continue;  // the same fixed page in every process
+    pb::VmaEntry* v = mm->add_vmas();
+    v->set_start(m.start);
+    v->set_end(m.end);
+    v->set_prot((m.r ? PROT_READ : 0) | (m.w ? PROT_WRITE : 0) | (m.x ? PROT_EXEC : 0));
+    uint32_t flags = m.shared ? MAP_SHARED : MAP_PRIVATE;
+    if (m.HasFlag("gd")) flags |= MAP_GROWSDOWN;
+    v->set_flags(flags);
+    uint32_t madv = 0;
+    if (m.HasFlag("dc")) madv |= 1;
+    if (m.HasFlag("dd")) madv |= 2;
+    if (m.HasFlag("hg")) madv |= 4;
+    if (m.HasFlag("nh")) madv |= 8;
+    v->set_madv(madv);
+    if (!m.path.empty()) v->set_name(m.path);
+    std::string where = who + ": mapping " + Hex(m.start) + "-" + Hex(m.end) + " " + m.path;
+    if (m.path == "[vdso]") {
+      v->set_kind(pb::VMA_VDSO);
+    } else if (m.path == "[vvar]") {
+      v->set_kind(pb::VMA_VVAR);
+    } else if (m.path == "[vvar_vclock]") {
+      v->set_kind(pb::VMA_VVAR_VCLOCK);
+    } else if (m.inode != 0) {
+      // The file behind the mapping: map_files names it even when the
+      // process has no fd for it.
+      std::string link = "/proc/" + std::to_string(pid) + "/map_files/" + Hex(m.start) + "-" +
+                         Hex(m.end);
+      TRY_ASSIGN(std::string path, io::ReadLink(link), where);
+      if (path.size() > 10 && path.compare(path.size() - 10, 10, " (deleted)") == 0)
+        return Error(where + ": mappings of deleted files are not supported yet");
+      if (m.shared && m.dev_major == 0 && m.dev_minor <= 1)
+        return Error(where + ": shared memory (shmem/SysV) is not supported yet");
+      struct stat st;
+      if (stat(link.c_str(), &st) < 0) return Error::Errno(where + ": stat");
+      if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+        return Error(where + ": mapping of a non-regular file is not supported");
+      v->set_kind(m.shared ? pb::VMA_FILE_SHARED : pb::VMA_FILE_PRIVATE);
+      v->set_path(path);
+      v->set_pgoff(m.pgoff);
+      v->set_file_size(uint64_t(st.st_size));
+      v->set_open_rw(m.shared && m.w);
+    } else if (m.shared) {
+      return Error(where + ": shared anonymous memory is not supported yet");
+    } else if (m.path.empty() || m.path == "[heap]" || m.path == "[stack]" ||
+               m.path.rfind("[anon:", 0) == 0) {
+      v->set_kind(pb::VMA_ANON_PRIVATE);
+    } else {
+      return Error(where + ": special mapping is not supported");
+    }
+  }
+  return Ok();
+}
+
+namespace {
+
+// Reads pagemap for one VMA and appends runs of pages worth saving.
+Status ScanVma(int pagemap_fd, const pb::VmaEntry& v, const KernelFeatures& kf,
+               std::vector<Run>& runs, PageDumpStats& st) {
+  uint64_t n = (v.end() - v.start()) / kPage;
+  std::vector<uint64_t> pm(std::min<uint64_t>(n, 1 << 16));
+  bool readable = v.prot() & PROT_READ;
+  for (uint64_t done = 0; done < n;) {
+    uint64_t chunk = std::min<uint64_t>(n - done, pm.size());
+    uint64_t addr = v.start() + done * kPage;
+    TRY_ASSIGN(size_t got, [&]() -> Result<size_t> {
+      ssize_t r = pread(pagemap_fd, pm.data(), chunk * 8, off_t(addr / kPage * 8));
+      if (r < 0) return Error::Errno("read pagemap at " + Hex(addr));
+      return size_t(r);
+    }());
+    if (got != chunk * 8) return Error("short pagemap read at " + Hex(addr));
+    for (uint64_t i = 0; i < chunk; i++) {
+      uint64_t e = pm[i];
+      bool save = false;
+      if (e & kPmSwap) {
+        save = true;
+      } else if ((e & kPmPresent) && !(e & kPmFile)) {
+        if (kf.zero_pfn && (e & kPfnMask) == kf.zero_pfn)
+          st.zero_pages_skipped++;
+        else
+          save = true;
+      }
+      st.pages_scanned++;
+      if (!save) continue;
+      uint64_t a = addr + i * kPage;
+      // Runs never cross VMAs: restore checks each lies in one.
+      if (!runs.empty() && runs.back().start >= v.start() &&
+          runs.back().start + runs.back().pages * kPage == a)
+        runs.back().pages++;
+      else
+        runs.push_back({a, 1, readable});
+      st.pages_written++;
+    }
+    done += chunk;
+  }
+  return Ok();
+}
+
+// Moves `total` bytes from the pipe into the pages file while the parasite
+// fills it, watching the parasite for crashes.
+Status Drain(int pipe_r, int out_fd, uint64_t total, compel::Infection& inf) {
+  while (total > 0) {
+    ssize_t r = splice(pipe_r, nullptr, out_fd, nullptr, std::min<uint64_t>(total, kPipeSize),
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (r > 0) {
+      total -= uint64_t(r);
+      continue;
+    }
+    if (r == 0) return Error("pipe closed early while dumping pages");
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return Error::Errno("splice pages to image");
+    struct pollfd p = {pipe_r, POLLIN, 0};
+    if (poll(&p, 1, 100) == 0) TRY(inf.CheckAlive());
+  }
+  return Ok();
+}
+
+Status FlushBatch(std::vector<abi::PIovec>& batch, uint64_t bytes, int pipe_r, int pipe_w,
+                  int out_fd, compel::Infection& inf) {
+  if (batch.empty()) return Ok();
+  memcpy(inf.args()->iovs, batch.data(), batch.size() * sizeof(abi::PIovec));
+  TRY(inf.Send(abi::kCmdDumpPages, uint32_t(batch.size()), pipe_w));
+  TRY(Drain(pipe_r, out_fd, bytes, inf));
+  TRY_ASSIGN(int64_t ret, inf.WaitReply());
+  if (ret < 0) return Error::Errno("parasite vmsplice", int(-ret));
+  batch.clear();
+  return Ok();
+}
+
+}  // namespace
+
+Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
+                                const pb::MmEntry& mm, images::ImageDir& dir,
+                                const KernelFeatures& kf, uint32_t pages_id) {
+  PageDumpStats st;
+  std::string pm_path = "/proc/" + std::to_string(pid) + "/pagemap";
+  UniqueFd pagemap(open(pm_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!pagemap) return Error::Errno("open " + pm_path);
+
+  std::vector<Run> runs;
+  for (const pb::VmaEntry& v : mm.vmas())
+    if (Private(v)) TRY(ScanVma(pagemap.get(), v, kf, runs, st));
+
+  TRY_ASSIGN(images::ImageWriter pmw, dir.OpenWriter(images::ImageType::kPagemap, pid));
+  pb::PagemapHead head;
+  head.set_pages_id(pages_id);
+  TRY(pmw.Write(head));
+  for (const Run& r : runs) {
+    pb::PagemapEntry e;
+    e.set_vaddr(r.start);
+    e.set_nr_pages(uint32_t(r.pages));
+    TRY(pmw.Write(e));
+  }
+  TRY(pmw.Close());
+
+  TRY_ASSIGN(UniqueFd out, dir.CreateRaw(images::PagesFileName(pages_id)));
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return Error::Errno("pipe");
+  UniqueFd pipe_r(p[0]), pipe_w(p[1]);
+  if (fcntl(pipe_w.get(), F_SETPIPE_SZ, kPipeSize) < 0)
+    LOG_DBG("F_SETPIPE_SZ failed; using the default pipe size");
+
+  std::vector<abi::PIovec> batch;
+  uint64_t batch_bytes = 0;
+  std::vector<char> buf;
+  for (const Run& r : runs) {
+    uint64_t len = r.pages * kPage;
+    if (!r.readable) {
+      // PROT_NONE or write-only memory: vmsplice cannot pin it, but the
+      // tracer may read it through /proc/PID/mem.
+      TRY(FlushBatch(batch, batch_bytes, pipe_r.get(), pipe_w.get(), out.get(), inf));
+      batch_bytes = 0;
+      buf.resize(len);
+      if (pread(mem_fd, buf.data(), len, off_t(r.start)) != ssize_t(len))
+        return Error::Errno("pid " + std::to_string(pid) + ": read memory at " + Hex(r.start));
+      TRY(io::WriteFull(out.get(), buf.data(), len), "writing pages");
+      continue;
+    }
+    batch.push_back({r.start, len});
+    batch_bytes += len;
+    if (batch.size() == abi::kMaxParasiteIovs) {
+      TRY(FlushBatch(batch, batch_bytes, pipe_r.get(), pipe_w.get(), out.get(), inf));
+      batch_bytes = 0;
+    }
+  }
+  TRY(FlushBatch(batch, batch_bytes, pipe_r.get(), pipe_w.get(), out.get(), inf));
+  if (close(out.release()) < 0) return Error::Errno("close pages image");
+  return st;
+}
+
+}  // namespace ckpt

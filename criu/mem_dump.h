@@ -1,0 +1,33 @@
+// The address space of a seized task: VMAs from /proc, page contents via
+// the parasite (vmsplice into a pipe, spliced by ckpt into pages-N.img).
+#pragma once
+
+#include <sys/types.h>
+
+#include "base/result.h"
+#include "compel/infect.h"
+#include "criu/kerndat.h"
+#include "criu/proc_parse.h"
+#include "images/image_dir.h"
+#include "proto/mm.pb.h"
+
+namespace ckpt {
+
+// Fills mm->vmas from smaps, refusing mappings ckpt cannot restore yet
+// with "pid N: <what> at ADDR is not supported".
+Status CollectVmas(pid_t pid, const std::vector<proc::MapEntry>& maps, pb::MmEntry* mm);
+
+struct PageDumpStats {
+  uint64_t pages_scanned = 0;
+  uint64_t pages_written = 0;
+  uint64_t zero_pages_skipped = 0;
+};
+
+// Writes pagemap-PID.img and pages-ID.img for every private VMA: only
+// pages that are present (or swapped) and not the shared zero page, and for
+// file mappings only pages that were written (anonymous copies).
+Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
+                                const pb::MmEntry& mm, images::ImageDir& dir,
+                                const KernelFeatures& kf, uint32_t pages_id);
+
+}  // namespace ckpt

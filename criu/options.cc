@@ -1,0 +1,197 @@
+#include "criu/options.h"
+
+#include <getopt.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace ckpt {
+namespace {
+
+enum LongOnly { kOptPidfile = 1000, kOptFileLocks, kOptVersion };
+
+Result<Command> ParseCommand(const std::string& s) {
+  if (s == "dump") return Command::kDump;
+  if (s == "restore") return Command::kRestore;
+  if (s == "check") return Command::kCheck;
+  if (s == "show") return Command::kShow;
+  if (s == "help" || s == "--help" || s == "-h") return Command::kHelp;
+  if (s == "--version" || s == "-V") return Command::kVersion;
+  return Error("unknown command '" + s + "' (try: ckpt --help)");
+}
+
+bool ParseInt(const char* s, long& out) {
+  char* end;
+  errno = 0;
+  out = strtol(s, &end, 10);
+  return errno == 0 && end != s && *end == 0;
+}
+
+}  // namespace
+
+Result<Options> ParseOptions(int argc, char** argv) {
+  Options o;
+  if (argc < 2) return Error("no command given (try: ckpt --help)");
+  // CRIU accepts options before the command too: find the first non-option.
+  int cmd_index = -1;
+  for (int i = 1; i < argc; i++) {
+    if (argv[i][0] != '-' || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ||
+        !strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
+      cmd_index = i;
+      break;
+    }
+    // Skip the value of options that take one.
+    if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "-D") || !strcmp(argv[i], "-o")) i++;
+  }
+  if (cmd_index < 0) return Error("no command given (try: ckpt --help)");
+  TRY_ASSIGN(o.command, ParseCommand(argv[cmd_index]));
+  if (o.command == Command::kHelp || o.command == Command::kVersion) return o;
+
+  std::vector<char*> av;
+  for (int i = 0; i < argc; i++)
+    if (i != cmd_index) av.push_back(argv[i]);
+  av.push_back(nullptr);
+
+  static const struct option kLong[] = {
+      {"tree", required_argument, nullptr, 't'},
+      {"images-dir", required_argument, nullptr, 'D'},
+      {"log-file", required_argument, nullptr, 'o'},
+      {"verbosity", optional_argument, nullptr, 'v'},
+      {"leave-running", no_argument, nullptr, 'R'},
+      {"restore-detached", no_argument, nullptr, 'd'},
+      {"shell-job", no_argument, nullptr, 'j'},
+      {"pidfile", required_argument, nullptr, kOptPidfile},
+      {"file-locks", no_argument, nullptr, kOptFileLocks},
+      {"help", no_argument, nullptr, 'h'},
+      {nullptr, 0, nullptr, 0},
+  };
+  optind = 0;  // full re-initialisation of getopt
+  opterr = 0;
+  int ac = int(av.size()) - 1;
+  for (;;) {
+    int c = getopt_long(ac, av.data(), ":t:D:o:v::Rdjh", kLong, nullptr);
+    if (c == -1) break;
+    long n;
+    switch (c) {
+      case 't':
+        if (!ParseInt(optarg, n) || n <= 0 || n > 0x3fffffff)
+          return Error("bad pid '" + std::string(optarg) + "' for -t");
+        o.pid = pid_t(n);
+        break;
+      case 'D':
+        o.images_dir = optarg;
+        break;
+      case 'o':
+        o.log_file = optarg;
+        break;
+      case 'v':
+        if (!optarg) {
+          o.verbosity++;
+        } else if (optarg[0] == 'v') {  // -vvv
+          o.verbosity += 1 + int(strspn(optarg, "v"));
+        } else if (ParseInt(optarg, n) && n >= 0 && n <= 4) {
+          o.verbosity = int(n);
+        } else {
+          return Error("bad verbosity '" + std::string(optarg) + "' (use -v0 .. -v4)");
+        }
+        break;
+      case 'R':
+        o.leave_running = true;
+        break;
+      case 'd':
+        o.restore_detached = true;
+        break;
+      case 'j':
+        o.shell_job = true;
+        break;
+      case kOptPidfile:
+        o.pidfile = optarg;
+        break;
+      case kOptFileLocks:
+        o.file_locks = true;
+        break;
+      case 'h':
+        o.help = true;
+        break;
+      case ':':
+        return Error(std::string("option '") + av[optind - 1] + "' needs a value");
+      default:
+        return Error(std::string("unknown option '") + (optind > 0 ? av[optind - 1] : "?") +
+                     "' (try: ckpt " + argv[cmd_index] + " --help)");
+    }
+  }
+  if (o.verbosity > 4) o.verbosity = 4;
+  for (int i = optind; i < ac; i++) o.args.push_back(av[i]);
+  if (o.help) return o;
+
+  switch (o.command) {
+    case Command::kDump:
+      if (o.pid == 0) return Error("dump needs -t PID");
+      if (o.images_dir.empty()) return Error("dump needs -D DIR");
+      break;
+    case Command::kRestore:
+      if (o.images_dir.empty()) return Error("restore needs -D DIR");
+      if (o.pid) return Error("restore takes no -t: the pids come from the images");
+      break;
+    case Command::kShow:
+      if (o.args.empty() && o.images_dir.empty()) return Error("show needs a FILE or DIR");
+      break;
+    default:
+      break;
+  }
+  if ((o.command == Command::kDump || o.command == Command::kRestore) && !o.args.empty())
+    return Error("unexpected argument '" + o.args[0] + "'");
+  return o;
+}
+
+std::string LogPath(const Options& o) {
+  if (o.log_file.empty() || o.log_file == "-") return "";
+  if (o.log_file[0] == '/' || o.images_dir.empty()) return o.log_file;
+  return o.images_dir + "/" + o.log_file;
+}
+
+std::string Usage(Command c) {
+  const char* common =
+      "  -o, --log-file FILE    log to FILE (relative to -D unless absolute)\n"
+      "  -v0 .. -v4             verbosity: 0 silent .. 4 debug (default 2)\n";
+  switch (c) {
+    case Command::kDump:
+      return std::string(
+                 "usage: ckpt dump -t PID -D DIR [options]\n"
+                 "Checkpoint process PID (and everything ckpt supports of it) into DIR.\n"
+                 "The process is killed after a successful dump unless --leave-running.\n"
+                 "On any failure the process keeps running exactly as before.\n\n"
+                 "  -t, --tree PID         the process to dump\n"
+                 "  -D, --images-dir DIR   where to write images (created 0700)\n"
+                 "  -R, --leave-running    let the process continue after the dump\n"
+                 "  -j, --shell-job        allow terminal fds inherited from the shell\n"
+                 "      --file-locks       accepted for CRIU compatibility\n") +
+             common;
+    case Command::kRestore:
+      return std::string(
+                 "usage: ckpt restore -D DIR [options]\n"
+                 "Recreate the dumped process with its original pid. Without -d, ckpt\n"
+                 "waits for it and exits with its exit status.\n\n"
+                 "  -D, --images-dir DIR   images to restore from\n"
+                 "  -d, --restore-detached return once the process runs\n"
+                 "  -j, --shell-job        attach terminal fds to ckpt's own terminal\n"
+                 "      --pidfile FILE     write the restored pid to FILE\n") +
+             common;
+    case Command::kCheck:
+      return "usage: ckpt check\n"
+             "Probe the kernel features ckpt uses; exit non-zero if a required one is missing.\n";
+    case Command::kShow:
+      return "usage: ckpt show FILE|DIR\n"
+             "Print an image file, or every image of a directory, as JSON.\n";
+    default:
+      return "usage: ckpt COMMAND [options]\n\n"
+             "Commands:\n"
+             "  dump      checkpoint a process:  ckpt dump -t PID -D DIR\n"
+             "  restore   bring it back:         ckpt restore -D DIR [-d]\n"
+             "  check     probe kernel features\n"
+             "  show      print images as JSON:  ckpt show DIR\n\n"
+             "`ckpt COMMAND --help` explains each command's options.\n";
+  }
+}
+
+}  // namespace ckpt

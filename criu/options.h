@@ -1,0 +1,39 @@
+// Command line of ckpt: subcommand plus CRIU-compatible options.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace ckpt {
+
+enum class Command { kNone, kDump, kRestore, kCheck, kShow, kHelp, kVersion };
+
+struct Options {
+  Command command = Command::kNone;
+  pid_t pid = 0;                // -t/--tree
+  std::string images_dir;       // -D/--images-dir
+  std::string log_file;         // -o/--log-file, relative to images_dir
+  int verbosity = 2;            // -v0..-v4 (plain -v adds one)
+  bool leave_running = false;   // -R/--leave-running
+  bool restore_detached = false;  // -d/--restore-detached
+  bool shell_job = false;       // -j/--shell-job
+  bool file_locks = false;      // --file-locks (accepted; locks are always handled)
+  std::string pidfile;          // --pidfile
+  std::vector<std::string> args;  // positional (show: paths)
+  bool help = false;            // CMD --help
+};
+
+// Parses argv. Unknown options and missing values are errors with a hint.
+Result<Options> ParseOptions(int argc, char** argv);
+
+// Usage text for `ckpt --help` or `ckpt CMD --help`.
+std::string Usage(Command c);
+
+// Where the log goes: -o relative to -D, absolute as given; "" = stderr.
+std::string LogPath(const Options& o);
+
+}  // namespace ckpt

@@ -1,0 +1,15 @@
+// `ckpt restore`: bring a dumped process back with its original pid.
+#pragma once
+
+#include "base/result.h"
+#include "criu/kerndat.h"
+#include "criu/options.h"
+
+namespace ckpt {
+
+// Returns the exit code for ckpt: 0 when detached (-d) and the process
+// runs; otherwise the restored process's own exit status (128+signal if it
+// was killed). On failure nothing of the restored process is left.
+Result<int> Restore(const Options& o, const KernelFeatures& kf);
+
+}  // namespace ckpt

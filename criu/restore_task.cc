@@ -1,0 +1,310 @@
+#include "criu/restore_task.h"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/rseq.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "base/io.h"
+#include "base/log.h"
+#include "criu/files/file_types.h"
+#include "criu/proc_parse.h"
+#include "parasite/abi.h"
+#include "parasite/blobs.h"
+
+namespace ckpt {
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kTaskSize = 0x7ffffffff000ull;
+constexpr uint64_t kStackSize = 64 * 1024;
+
+uint64_t Align(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+
+// ckpt's own fds the restorer needs, moved above every dumped fd.
+struct ServiceFds {
+  std::vector<int*> slots;
+  int base = 0;
+};
+
+Status PlaceServiceFds(ServiceFds& s, int base) {
+  int n = int(s.slots.size());
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  if (rlim_t(base + n) >= rl.rlim_cur) {
+    rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, rlim_t(base + n + 1));
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rlim_t(base + n) >= rl.rlim_cur)
+      return Error("fd " + std::to_string(base) + " is above the open files limit");
+  }
+  // Move anything already sitting in [base, base+n) out of the way first.
+  for (int* fd : s.slots) {
+    if (*fd >= base && *fd < base + n) {
+      int moved = fcntl(*fd, F_DUPFD, base + n);
+      if (moved < 0) return Error::Errno("dup service fd");
+      close(*fd);
+      *fd = moved;
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    int* fd = s.slots[i];
+    if (*fd == base + i) continue;
+    if (dup3(*fd, base + i, 0) < 0) return Error::Errno("dup service fd");
+    // The same fd may fill several slots: close the old number only if no
+    // later slot still refers to it.
+    bool shared = false;
+    for (int j = i + 1; j < n; j++) shared |= *s.slots[j] == *fd;
+    if (!shared) close(*fd);
+    *fd = base + i;
+  }
+  // Everything else of ckpt goes.
+  if (base > 0) syscall(SYS_close_range, 0, base - 1, 0);
+  syscall(SYS_close_range, base + n, ~0u, 0);
+  s.base = base;
+  return Ok();
+}
+
+Status OpenFds(const TaskImages& t, const Options& o) {
+  files::RestoreOpts ro{o.shell_job};
+  for (const pb::FdinfoEntry& f : t.fds) {
+    const pb::FileEntry& fe = t.files.at(f.file_id());
+    const files::FileHandler* h = files::HandlerFor(fe.kind());
+    TRY_ASSIGN(int fd, h->open(fe, ro), "fd " + std::to_string(f.fd()));
+    int target = int(f.fd());
+    if (fd != target) {
+      if (dup3(fd, target, f.cloexec() ? O_CLOEXEC : 0) < 0)
+        return Error::Errno("dup to fd " + std::to_string(target));
+      close(fd);
+    } else if (f.cloexec()) {
+      fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+  }
+  return Ok();
+}
+
+struct Interval {
+  uint64_t start, end;
+};
+
+// A free range of `size` bytes that neither ckpt (now) nor the dumped task
+// (later) uses.
+Result<uint64_t> FindHole(const TaskImages& t, const std::vector<proc::MapEntry>& self,
+                          uint64_t size) {
+  std::vector<Interval> used;
+  for (const auto& v : t.mm.vmas()) used.push_back({v.start(), v.end()});
+  for (const auto& m : self)
+    if (m.end <= kTaskSize) used.push_back({m.start, m.end});
+  std::sort(used.begin(), used.end(), [](auto& a, auto& b) { return a.start < b.start; });
+  uint64_t cur = 1ull << 32;  // stay clear of low addresses
+  for (const Interval& u : used) {
+    if (u.end <= cur) continue;
+    if (u.start >= cur + size + kPage) return cur;
+    cur = std::max(cur, Align(u.end, kPage) + kPage);  // keep a guard page
+  }
+  if (cur + size < kTaskSize) return cur;
+  return Error("no free address range for the restorer");
+}
+
+Result<abi::SpecialMapping> Special(const TaskImages& t, const std::vector<proc::MapEntry>& self,
+                                    pb::VmaKind kind, const char* name) {
+  abi::SpecialMapping sm = {0, 0, 0};
+  const pb::VmaEntry* img = nullptr;
+  for (const auto& v : t.mm.vmas())
+    if (v.kind() == kind) img = &v;
+  const proc::MapEntry* cur = nullptr;
+  for (const auto& m : self)
+    if (m.path == name) cur = &m;
+  if (!img && !cur) return sm;
+  if (!img || !cur || img->end() - img->start() != cur->end - cur->start)
+    return Error(std::string(name) +
+                 " differs between this kernel and the dump's: restoring on another kernel "
+                 "is not supported yet");
+  sm.cur = cur->start;
+  sm.len = cur->end - cur->start;
+  sm.dest = img->start();
+  return sm;
+}
+
+[[noreturn]] void Jump(uint64_t entry, uint64_t args, uint64_t stack_top) {
+  asm volatile(
+      "movq %2, %%rsp\n"
+      "movq %1, %%rdi\n"
+      "jmp *%0\n" ::"r"(entry),
+      "r"(args), "r"(stack_top)
+      : "memory");
+  __builtin_unreachable();
+}
+
+}  // namespace
+
+Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Options& o,
+                     int& err_fd) {
+  pid_t pid = t.pid();
+  // Session and group: a leader in the image leads again.
+  if (!o.shell_job) {
+    if (t.pstree.sid() == uint32_t(pid)) {
+      if (setsid() < 0) return Error::Errno("setsid");
+    } else if (t.pstree.pgid() == uint32_t(pid)) {
+      if (setpgid(0, 0) < 0) return Error::Errno("setpgid");
+    }
+  }
+
+  // Service fds: pages, exe, one per mapped file, log, error pipe.
+  TRY_ASSIGN(UniqueFd pages, dir.OpenRaw(images::PagesFileName(t.pages_id)));
+  int pages_fd = pages.release();
+  int exe_fd = open(t.mm.exe_path().c_str(), O_RDONLY | O_CLOEXEC);
+  if (exe_fd < 0) return Error::Errno("open executable " + t.mm.exe_path());
+  std::map<std::pair<std::string, bool>, int> vma_files;
+  std::vector<int> vma_fd(t.mm.vmas_size(), -1);
+  for (int i = 0; i < t.mm.vmas_size(); i++) {
+    const pb::VmaEntry& v = t.mm.vmas(i);
+    if (v.kind() != pb::VMA_FILE_PRIVATE && v.kind() != pb::VMA_FILE_SHARED) continue;
+    auto key = std::make_pair(v.path(), v.open_rw());
+    auto it = vma_files.find(key);
+    if (it == vma_files.end()) {
+      int fd = open(v.path().c_str(), (v.open_rw() ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+      if (fd < 0) return Error::Errno("open mapped file " + v.path());
+      struct stat st;
+      if (fstat(fd, &st) == 0 && v.has_file_size() && uint64_t(st.st_size) != v.file_size())
+        return Error("mapped file " + v.path() + " changed since the dump (size " +
+                     std::to_string(v.file_size()) + " -> " + std::to_string(st.st_size) + ")");
+      it = vma_files.emplace(key, fd).first;
+    }
+    vma_fd[i] = it->second;
+  }
+  int log_fd = dup(log::Fd());
+  int max_target = 2;
+  for (const auto& f : t.fds) max_target = std::max(max_target, int(f.fd()));
+
+  ServiceFds svc;
+  svc.slots = {&pages_fd, &exe_fd, &log_fd, &err_fd};
+  std::vector<int*> file_slots;
+  for (auto& kv : vma_files) svc.slots.push_back(&kv.second);
+  TRY(PlaceServiceFds(svc, max_target + 1));
+  log::SetFd(log_fd);
+  for (int i = 0; i < t.mm.vmas_size(); i++) {
+    const pb::VmaEntry& v = t.mm.vmas(i);
+    if (vma_fd[i] >= 0) vma_fd[i] = vma_files.at({v.path(), v.open_rw()});
+  }
+
+  TRY(OpenFds(t, o));
+  if (t.fs.root() != "/" && chroot(t.fs.root().c_str()) < 0)
+    return Error::Errno("chroot " + t.fs.root());
+  if (chdir(t.fs.cwd().c_str()) < 0) return Error::Errno("chdir " + t.fs.cwd());
+
+  // The restorer region.
+  TRY_ASSIGN(std::string maps_text, io::ReadFile("/proc/self/maps"));
+  TRY_ASSIGN(std::vector<proc::MapEntry> self, proc::ParseMaps(maps_text));
+  TRY_ASSIGN(abi::SpecialMapping vvar, Special(t, self, pb::VMA_VVAR, "[vvar]"));
+  TRY_ASSIGN(abi::SpecialMapping vclock, Special(t, self, pb::VMA_VVAR_VCLOCK, "[vvar_vclock]"));
+  TRY_ASSIGN(abi::SpecialMapping vdso, Special(t, self, pb::VMA_VDSO, "[vdso]"));
+
+  blobs::Blob blob = blobs::Restorer();
+  uint64_t blob_len = Align(blob.size, kPage);
+  uint64_t vmas_off = Align(sizeof(abi::RestoreArgs), 64);
+  uint64_t pages_off = vmas_off + sizeof(abi::RestoreVma) * t.mm.vmas_size();
+  uint64_t args_len = Align(pages_off + sizeof(abi::RestorePages) * t.pages.size(), kPage);
+  uint64_t park_len = vvar.len + vclock.len + vdso.len;
+  uint64_t size = blob_len + args_len + park_len + kStackSize;
+  TRY_ASSIGN(uint64_t base, FindHole(t, self, size));
+  void* region = mmap(reinterpret_cast<void*>(base), size, PROT_READ | PROT_WRITE | PROT_EXEC,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (region == MAP_FAILED) return Error::Errno("mmap restorer region");
+  memcpy(region, blob.data, blob.size);
+  auto* a = reinterpret_cast<abi::RestoreArgs*>(base + blob_len);
+  memset(a, 0, sizeof(*a));
+  a->self_start = base;
+  a->self_len = size;
+  a->park = base + blob_len + args_len;
+  a->vvar = vvar, a->vclock = vclock, a->vdso = vdso;
+
+  a->nr_vmas = uint32_t(t.mm.vmas_size());
+  a->vmas_off = vmas_off;
+  auto* rv = reinterpret_cast<abi::RestoreVma*>(reinterpret_cast<char*>(a) + vmas_off);
+  for (int i = 0; i < t.mm.vmas_size(); i++) {
+    const pb::VmaEntry& v = t.mm.vmas(i);
+    abi::RestoreVma& r = rv[i];
+    r.start = v.start(), r.end = v.end(), r.pgoff = v.pgoff();
+    r.prot = v.prot(), r.flags = v.flags(), r.fd = vma_fd[i], r.madv = v.madv();
+    switch (v.kind()) {
+      case pb::VMA_ANON_PRIVATE: r.kind = abi::kVmaAnon; break;
+      case pb::VMA_FILE_PRIVATE:
+      case pb::VMA_FILE_SHARED: r.kind = abi::kVmaFile; break;
+      case pb::VMA_VDSO: r.kind = abi::kVmaVdso; break;
+      case pb::VMA_VVAR: r.kind = abi::kVmaVvar; break;
+      default: r.kind = abi::kVmaVvarVclock; break;
+    }
+  }
+  a->nr_pages = uint32_t(t.pages.size());
+  a->pages_off = pages_off;
+  auto* rp = reinterpret_cast<abi::RestorePages*>(reinterpret_cast<char*>(a) + pages_off);
+  for (size_t i = 0; i < t.pages.size(); i++) rp[i] = {t.pages[i].vaddr(), t.pages[i].nr_pages()};
+  a->pages_fd = pages_fd;
+  a->log_fd = log_fd;
+  a->log_level = log::GetLevel();
+  a->nr_close_fds = 1;
+  a->close_fds[0] = err_fd;
+
+  const pb::MmEntry& mm = t.mm;
+  a->mm = {mm.start_code(), mm.end_code(), mm.start_data(), mm.end_data(), mm.start_brk(),
+           mm.brk(), mm.start_stack(), mm.arg_start(), mm.arg_end(), mm.env_start(),
+           mm.env_end(), 0, 0, uint32_t(exe_fd)};
+  for (int i = 0; i < mm.auxv_size(); i++) a->auxv[i] = mm.auxv(i);
+  a->mm.auxv = uint64_t(a->auxv);
+  a->mm.auxv_size = uint32_t(mm.auxv_size() * 8);
+
+  const pb::TaskCoreEntry& c = t.core;
+  for (const auto& s : c.sigactions())
+    a->sigacts[s.sig() - 1] = {s.handler(), s.flags(), s.restorer(), s.mask()};
+  a->nr_rlimits = uint32_t(c.rlimits_size());
+  for (int i = 0; i < c.rlimits_size(); i++)
+    a->rlimits[i] = {c.rlimits(i).resource(), 0, c.rlimits(i).cur(), c.rlimits(i).max()};
+  a->umask = c.umask();
+  a->personality = c.personality();
+  a->dumpable = int32_t(c.dumpable());
+  a->pdeath_sig = int32_t(c.pdeath_sig());
+  a->child_subreaper = c.child_subreaper();
+  a->no_new_privs = c.no_new_privs();
+  strncpy(a->comm, c.comm().c_str(), sizeof(a->comm) - 1);
+  const pb::CredsEntry& cr = c.creds();
+  uint32_t uids[4] = {cr.uid(), cr.euid(), cr.suid(), cr.fsuid()};
+  uint32_t gids[4] = {cr.gid(), cr.egid(), cr.sgid(), cr.fsgid()};
+  memcpy(a->uids, uids, sizeof(uids));
+  memcpy(a->gids, gids, sizeof(gids));
+  a->nr_groups = uint32_t(cr.groups_size());
+  for (int i = 0; i < cr.groups_size(); i++) a->groups[i] = cr.groups(i);
+  a->fs_base = t.regs.gp.fs_base;
+  a->gs_base = t.regs.gp.gs_base;
+
+  const pb::ThreadEntry& th = c.threads(0);
+  if (th.has_rseq()) {
+    a->rseq_ptr = th.rseq().ptr();
+    a->rseq_size = th.rseq().size();
+    a->rseq_sig = th.rseq().signature();
+  }
+  abi::KStack alt = {0, 2 /* SS_DISABLE */, 0, 0};
+  if (th.has_sigaltstack())
+    alt = {th.sigaltstack().sp(), int32_t(th.sigaltstack().flags()), 0, th.sigaltstack().size()};
+  compel::BuildSigframe(&a->sigframe, uint64_t(&a->sigframe), t.regs, th.blk_sigset(), alt);
+
+  // glibc registered rseq for ckpt's thread in memory the restorer is about
+  // to unmap: the kernel would fault writing it. Unregister it first.
+  if (__rseq_size > 0) {
+    auto* area = reinterpret_cast<char*>(__builtin_thread_pointer()) + __rseq_offset;
+    // glibc registers a 32-byte area even when __rseq_size says less.
+    if (syscall(SYS_rseq, area, __rseq_size, 1 /* RSEQ_FLAG_UNREGISTER */, RSEQ_SIG) < 0 &&
+        syscall(SYS_rseq, area, 32, 1, RSEQ_SIG) < 0)
+      return Error::Errno("unregister rseq");
+  }
+  LOG_DBG("jumping to the restorer at " + std::to_string(base));
+  Jump(base, uint64_t(a), base + size - 64);
+}
+
+}  // namespace ckpt

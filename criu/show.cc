@@ -1,0 +1,79 @@
+#include "criu/show.h"
+
+#include <dirent.h>
+#include <google/protobuf/util/json_util.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <iostream>
+#include <vector>
+
+#include "images/image_dir.h"
+
+namespace ckpt {
+namespace {
+
+Result<std::string> ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions opt;
+  opt.add_whitespace = false;
+  opt.preserve_proto_field_names = true;
+  auto st = google::protobuf::util::MessageToJsonString(m, &out, opt);
+  if (!st.ok()) return Error("cannot print " + m.GetTypeName() + " as JSON");
+  return out;
+}
+
+Status ShowFile(const std::string& path, std::ostream& os) {
+  TRY_ASSIGN(images::ImageReader r, images::OpenAnyImage(path));
+  const images::ImageTypeInfo* info = r.info();
+  os << "{\"file\":\"" << path << "\",\"type\":\"" << info->name << "\",\"entries\":[";
+  bool first = true;
+  if (info->head_factory) {
+    auto head = info->head_factory();
+    TRY(r.ReadOne(*head));
+    TRY_ASSIGN(std::string j, ToJson(*head));
+    os << "\n  " << j;
+    first = false;
+  }
+  for (;;) {
+    auto m = info->factory();
+    TRY_ASSIGN(bool got, r.Read(*m));
+    if (!got) break;
+    TRY_ASSIGN(std::string j, ToJson(*m));
+    os << (first ? "\n  " : ",\n  ") << j;
+    first = false;
+  }
+  os << "\n]}\n";
+  return Ok();
+}
+
+}  // namespace
+
+Status Show(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) < 0) return Error::Errno(path);
+  if (!S_ISDIR(st.st_mode)) return ShowFile(path, std::cout);
+  DIR* d = opendir(path.c_str());
+  if (!d) return Error::Errno("open " + path);
+  std::vector<std::string> names;
+  while (struct dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() > 4 && n.compare(n.size() - 4, 4, ".img") == 0) names.push_back(n);
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  for (const std::string& n : names) {
+    std::string p = path + "/" + n;
+    if (n.rfind("pages-", 0) == 0) {
+      struct stat ps;
+      stat(p.c_str(), &ps);
+      std::cout << "{\"file\":\"" << p << "\",\"type\":\"pages\",\"bytes\":" << ps.st_size
+                << "}\n";
+      continue;
+    }
+    TRY(ShowFile(p, std::cout));
+  }
+  return Ok();
+}
+
+}  // namespace ckpt

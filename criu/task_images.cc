@@ -1,0 +1,176 @@
+#include "criu/task_images.h"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "criu/files/file_types.h"
+#include "criu/regs_pb.h"
+#include "parasite/abi.h"
+
+namespace ckpt {
+namespace {
+
+using images::ImageType;
+constexpr uint64_t kTaskSize = 0x7ffffffff000ull;
+constexpr uint64_t kPage = 4096;
+constexpr uint32_t kMaxFd = 1u << 20;
+
+template <typename M>
+Status ReadOne(const images::ImageDir& dir, ImageType t, uint32_t id, M* m) {
+  TRY_ASSIGN(images::ImageReader r, dir.OpenReader(t, id));
+  return r.ReadOne(*m);
+}
+
+template <typename M>
+Result<std::vector<M>> ReadAll(images::ImageReader& r) {
+  std::vector<M> out;
+  for (;;) {
+    M m;
+    TRY_ASSIGN(bool got, r.Read(m));
+    if (!got) break;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+Status CheckMm(const pb::MmEntry& mm) {
+  uint64_t prev_end = 0;
+  std::set<int> specials;
+  for (const pb::VmaEntry& v : mm.vmas()) {
+    std::string w = "mm image: vma " + std::to_string(v.start());
+    if (v.start() % kPage || v.end() % kPage || v.start() >= v.end() || v.end() > kTaskSize)
+      return Error(w + ": bad bounds");
+    if (v.start() < prev_end) return Error(w + ": overlaps or out of order");
+    prev_end = v.end();
+    if (v.prot() & ~uint32_t(PROT_READ | PROT_WRITE | PROT_EXEC)) return Error(w + ": bad prot");
+    if (v.flags() & ~uint32_t(MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN))
+      return Error(w + ": bad flags");
+    switch (v.kind()) {
+      case pb::VMA_FILE_PRIVATE:
+      case pb::VMA_FILE_SHARED:
+        if (!v.has_path() || v.path().empty() || v.path()[0] != '/')
+          return Error(w + ": file mapping without a path");
+        if (v.pgoff() % kPage) return Error(w + ": bad file offset");
+        break;
+      case pb::VMA_VDSO:
+      case pb::VMA_VVAR:
+      case pb::VMA_VVAR_VCLOCK:
+        if (!specials.insert(v.kind()).second) return Error(w + ": duplicate special mapping");
+        break;
+      case pb::VMA_ANON_PRIVATE:
+        break;
+      default:
+        return Error(w + ": unsupported kind");
+    }
+  }
+  if (uint32_t(mm.auxv_size()) > abi::kMaxAuxv || mm.auxv_size() % 2) return Error("mm image: bad auxv");
+  if (mm.exe_path().empty()) return Error("mm image: no executable path");
+  return Ok();
+}
+
+Status CheckPages(const pb::MmEntry& mm, const std::vector<pb::PagemapEntry>& pages,
+                  uint64_t pages_file_size) {
+  uint64_t total = 0, prev_end = 0;
+  auto vma = mm.vmas().begin();
+  for (const pb::PagemapEntry& p : pages) {
+    uint64_t s = p.vaddr(), n = p.nr_pages();
+    if (s % kPage || n == 0 || n > kTaskSize / kPage || s + n * kPage > kTaskSize || s < prev_end)
+      return Error("pagemap image: bad entry at " + std::to_string(s));
+    prev_end = s + n * kPage;
+    // The run must lie inside private VMAs (pagemap runs never cross VMAs).
+    while (vma != mm.vmas().end() && vma->end() <= s) ++vma;
+    if (vma == mm.vmas().end() || vma->start() > s || vma->end() < prev_end ||
+        (vma->kind() != pb::VMA_ANON_PRIVATE && vma->kind() != pb::VMA_FILE_PRIVATE))
+      return Error("pagemap image: pages at " + std::to_string(s) + " outside private memory");
+    total += n;
+  }
+  if (total * kPage != pages_file_size)
+    return Error("pages image holds " + std::to_string(pages_file_size) + " bytes, pagemap says " +
+                 std::to_string(total * kPage) + " (truncated or corrupt)");
+  return Ok();
+}
+
+}  // namespace
+
+Result<TaskImages> LoadTaskImages(const images::ImageDir& dir) {
+  TaskImages t;
+  if (!dir.Exists(ImageType::kInventory))
+    return Error(dir.path() + " holds no complete dump (no inventory image)");
+  TRY(ReadOne(dir, ImageType::kInventory, 0, &t.inventory));
+  const pb::InventoryEntry& inv = t.inventory;
+  if (inv.format_version() != images::kFormatVersion)
+    return Error("images have format version " + std::to_string(inv.format_version()) +
+                 "; this ckpt reads version " + std::to_string(images::kFormatVersion));
+  if (inv.arch() != "x86_64") return Error("images are for " + inv.arch() + ", not x86_64");
+  if (inv.page_size() != kPage) return Error("images have an unsupported page size");
+
+  TRY(ReadOne(dir, ImageType::kPstree, 0, &t.pstree));
+  if (t.pstree.pid() != inv.root_pid() || t.pstree.pid() == 0)
+    return Error("pstree image does not match the inventory");
+  if (t.pstree.threads_size() != 1 || t.pstree.threads(0) != t.pstree.pid())
+    return Error("pstree image: only single-threaded tasks are supported");
+  uint32_t pid = t.pstree.pid();
+
+  TRY(ReadOne(dir, ImageType::kCore, pid, &t.core));
+  if (t.core.pid() != pid || t.core.threads_size() != 1 || t.core.threads(0).tid() != pid)
+    return Error("core image does not match pstree");
+  TRY_ASSIGN(t.regs, RegsFromProto(t.core.threads(0).regs()), "core image");
+  for (const auto& s : t.core.sigactions())
+    if (s.sig() < 1 || s.sig() > abi::kNumSignals) return Error("core image: bad signal number");
+  if (t.core.rlimits_size() > 16) return Error("core image: too many rlimits");
+  for (const auto& r : t.core.rlimits())
+    if (r.resource() >= 16) return Error("core image: bad rlimit");
+  if (t.core.creds().groups_size() > int(abi::kMaxGroups))
+    return Error("core image: too many groups");
+
+  TRY(ReadOne(dir, ImageType::kMm, pid, &t.mm));
+  TRY(CheckMm(t.mm));
+
+  {
+    TRY_ASSIGN(images::ImageReader r, dir.OpenReader(ImageType::kPagemap, pid));
+    pb::PagemapHead head;
+    TRY(r.ReadOne(head));
+    t.pages_id = head.pages_id();
+    TRY_ASSIGN(t.pages, ReadAll<pb::PagemapEntry>(r));
+  }
+  {
+    TRY_ASSIGN(UniqueFd pf, dir.OpenRaw(images::PagesFileName(t.pages_id)));
+    struct stat st;
+    if (fstat(pf.get(), &st) < 0) return Error::Errno("stat pages image");
+    TRY(CheckPages(t.mm, t.pages, uint64_t(st.st_size)));
+  }
+
+  {
+    TRY_ASSIGN(images::ImageReader r, dir.OpenReader(ImageType::kFiles));
+    TRY_ASSIGN(std::vector<pb::FileEntry> files, ReadAll<pb::FileEntry>(r));
+    for (auto& f : files) {
+      const files::FileHandler* h = files::HandlerFor(f.kind());
+      if (!h) return Error("files image: unknown file kind");
+      TRY(h->validate(f), "files image");
+      uint32_t id = f.id();
+      if (!t.files.emplace(id, std::move(f)).second) return Error("files image: duplicate id");
+    }
+  }
+  {
+    TRY_ASSIGN(images::ImageReader r, dir.OpenReader(ImageType::kFdinfo, pid));
+    TRY_ASSIGN(t.fds, ReadAll<pb::FdinfoEntry>(r));
+    std::set<uint32_t> seen;
+    for (const auto& f : t.fds) {
+      if (f.fd() >= kMaxFd || !seen.insert(f.fd()).second)
+        return Error("fdinfo image: bad or duplicate fd " + std::to_string(f.fd()));
+      if (!t.files.count(f.file_id()))
+        return Error("fdinfo image: fd " + std::to_string(f.fd()) + " names a missing file");
+    }
+    std::sort(t.fds.begin(), t.fds.end(),
+              [](const auto& a, const auto& b) { return a.fd() < b.fd(); });
+  }
+  TRY(ReadOne(dir, ImageType::kFs, pid, &t.fs));
+  if (t.fs.cwd().empty() || t.fs.cwd()[0] != '/' || t.fs.root().empty() || t.fs.root()[0] != '/')
+    return Error("fs image: bad cwd or root");
+  return t;
+}
+
+}  // namespace ckpt
