@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,19 +80,35 @@ Status WriteOne(images::ImageDir& dir, ImageType type, uint32_t id,
   return w.Close();
 }
 
+// True if two fds of pid refer to the same open file description (dup'ed
+// or inherited): they must share it, offset included, after restore.
+bool SameFile(pid_t pid, const files::FdContext& a, const files::FdContext& b) {
+  if (a.st.st_dev != b.st.st_dev || a.st.st_ino != b.st.st_ino) return false;
+  constexpr int kKcmpFile = 0;
+  return syscall(SYS_kcmp, pid, pid, kKcmpFile, a.fd, b.fd) == 0;
+}
+
 Status WriteFiles(images::ImageDir& dir, pid_t pid, const TaskInfo& t) {
   TRY_ASSIGN(images::ImageWriter fdw, dir.OpenWriter(ImageType::kFdinfo, pid));
   TRY_ASSIGN(images::ImageWriter fw, dir.OpenWriter(ImageType::kFiles));
+  std::vector<uint32_t> ids(t.fds.size());
+  uint32_t next_id = 1;
   for (size_t i = 0; i < t.fds.size(); i++) {
     const files::FdContext& c = t.fds[i];
-    pb::FileEntry fe;
-    fe.set_id(uint32_t(i + 1));
-    fe.set_kind(t.handlers[i]->kind);
-    TRY(t.handlers[i]->dump(c, &fe));
-    TRY(fw.Write(fe));
+    for (size_t j = 0; j < i && !ids[i]; j++)
+      if (SameFile(pid, t.fds[j], c)) ids[i] = ids[j];
+    bool fresh = !ids[i];
+    if (fresh) {
+      ids[i] = next_id++;
+      pb::FileEntry fe;
+      fe.set_id(ids[i]);
+      fe.set_kind(t.handlers[i]->kind);
+      TRY(t.handlers[i]->dump(c, &fe));
+      TRY(fw.Write(fe));
+    }
     pb::FdinfoEntry fd;
     fd.set_fd(uint32_t(c.fd));
-    fd.set_file_id(fe.id());
+    fd.set_file_id(ids[i]);
     fd.set_cloexec(c.info.flags & O_CLOEXEC);
     TRY(fdw.Write(fd));
     LOG_DBG(Who(pid) + " fd " + std::to_string(c.fd) + ": " + t.handlers[i]->name + " " + c.link);

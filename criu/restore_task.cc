@@ -73,7 +73,16 @@ Status PlaceServiceFds(ServiceFds& s, int base) {
 
 Status OpenFds(const TaskImages& t, const Options& o) {
   files::RestoreOpts ro{o.shell_job};
+  std::map<uint32_t, int> opened;  // file id -> the fd that holds it
   for (const pb::FdinfoEntry& f : t.fds) {
+    auto shared = opened.find(f.file_id());
+    if (shared != opened.end()) {
+      // One open file description behind several fds: share it.
+      if (dup3(shared->second, int(f.fd()), f.cloexec() ? O_CLOEXEC : 0) < 0)
+        return Error::Errno("dup to fd " + std::to_string(f.fd()));
+      continue;
+    }
+    opened[f.file_id()] = int(f.fd());
     const pb::FileEntry& fe = t.files.at(f.file_id());
     const files::FileHandler* h = files::HandlerFor(fe.kind());
     TRY_ASSIGN(int fd, h->open(fe, ro), "fd " + std::to_string(f.fd()));

@@ -136,6 +136,7 @@ extern "C" void blob_main(RestoreArgs* a) {
   // 3. The dumped address space.
   MapVmas(a);
   FillPages(a);
+  sys(__NR_close, a->pages_fd);
   FinishVmas(a);
   for (int i = 0; i < 3; i++) {
     if (!sm[i]->len) continue;
