@@ -16,7 +16,7 @@
 #include "base/log.h"
 #include "compel/infect.h"
 #include "compel/seize.h"
-#include "criu/files/file_types.h"
+#include "criu/files/fd_dump.h"
 #include "criu/mem_dump.h"
 #include "criu/proc_parse.h"
 #include "criu/regs_pb.h"
@@ -41,8 +41,7 @@ struct TaskInfo {
   proc::Stat stat;
   proc::Status status;
   std::vector<proc::MapEntry> maps;
-  std::vector<files::FdContext> fds;
-  std::vector<const files::FileHandler*> handlers;
+  files::TaskFds fds;
   std::string exe, cwd, root;
   std::string auxv;
 };
@@ -60,13 +59,7 @@ Result<TaskInfo> Inspect(pid_t pid, const Options& o) {
   TRY_ASSIGN(t.root, io::ReadLink(base + "root"));
   TRY_ASSIGN(t.auxv, io::ReadFile(base + "auxv"));
   TRY_ASSIGN(t.maps, proc::ReadSmaps(pid));
-  TRY_ASSIGN(std::vector<int> fds, proc::ListFds(pid));
-  for (int fd : fds) {
-    TRY_ASSIGN(files::FdContext c, files::InspectFd(pid, fd, o.shell_job));
-    TRY_ASSIGN(const files::FileHandler* h, files::Classify(c));
-    t.fds.push_back(std::move(c));
-    t.handlers.push_back(h);
-  }
+  TRY_ASSIGN(t.fds, files::CollectFds(pid, o.shell_job));
   const std::string del = " (deleted)";
   if (t.cwd.size() > del.size() && t.cwd.compare(t.cwd.size() - del.size(), del.size(), del) == 0)
     return Error(Who(pid) + ": working directory " + t.cwd + " was deleted");
@@ -78,43 +71,6 @@ Status WriteOne(images::ImageDir& dir, ImageType type, uint32_t id,
   TRY_ASSIGN(images::ImageWriter w, dir.OpenWriter(type, id));
   TRY(w.Write(m));
   return w.Close();
-}
-
-// True if two fds of pid refer to the same open file description (dup'ed
-// or inherited): they must share it, offset included, after restore.
-bool SameFile(pid_t pid, const files::FdContext& a, const files::FdContext& b) {
-  if (a.st.st_dev != b.st.st_dev || a.st.st_ino != b.st.st_ino) return false;
-  constexpr int kKcmpFile = 0;
-  return syscall(SYS_kcmp, pid, pid, kKcmpFile, a.fd, b.fd) == 0;
-}
-
-Status WriteFiles(images::ImageDir& dir, pid_t pid, const TaskInfo& t) {
-  TRY_ASSIGN(images::ImageWriter fdw, dir.OpenWriter(ImageType::kFdinfo, pid));
-  TRY_ASSIGN(images::ImageWriter fw, dir.OpenWriter(ImageType::kFiles));
-  std::vector<uint32_t> ids(t.fds.size());
-  uint32_t next_id = 1;
-  for (size_t i = 0; i < t.fds.size(); i++) {
-    const files::FdContext& c = t.fds[i];
-    for (size_t j = 0; j < i && !ids[i]; j++)
-      if (SameFile(pid, t.fds[j], c)) ids[i] = ids[j];
-    bool fresh = !ids[i];
-    if (fresh) {
-      ids[i] = next_id++;
-      pb::FileEntry fe;
-      fe.set_id(ids[i]);
-      fe.set_kind(t.handlers[i]->kind);
-      TRY(t.handlers[i]->dump(c, &fe));
-      TRY(fw.Write(fe));
-    }
-    pb::FdinfoEntry fd;
-    fd.set_fd(uint32_t(c.fd));
-    fd.set_file_id(ids[i]);
-    fd.set_cloexec(c.info.flags & O_CLOEXEC);
-    TRY(fdw.Write(fd));
-    LOG_DBG(Who(pid) + " fd " + std::to_string(c.fd) + ": " + t.handlers[i]->name + " " + c.link);
-  }
-  TRY(fdw.Close());
-  return fw.Close();
 }
 
 Status FillMm(pid_t pid, const TaskInfo& t, const abi::ParasiteMisc& misc, pb::MmEntry* mm) {
@@ -255,7 +211,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   fs.set_cwd(info.cwd);
   fs.set_root(info.root);
   TRY(WriteOne(*dir, ImageType::kFs, pid, fs));
-  TRY(WriteFiles(*dir, pid, info));
+  TRY(files::WriteFds(*dir, info.fds));
 
   pb::InventoryEntry inv;
   inv.set_format_version(images::kFormatVersion);

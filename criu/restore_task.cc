@@ -15,7 +15,7 @@
 
 #include "base/io.h"
 #include "base/log.h"
-#include "criu/files/file_types.h"
+#include "criu/files/fd_restore.h"
 #include "criu/proc_parse.h"
 #include "parasite/abi.h"
 #include "parasite/blobs.h"
@@ -68,33 +68,6 @@ Status PlaceServiceFds(ServiceFds& s, int base) {
   if (base > 0) syscall(SYS_close_range, 0, base - 1, 0);
   syscall(SYS_close_range, base + n, ~0u, 0);
   s.base = base;
-  return Ok();
-}
-
-Status OpenFds(const TaskImages& t, const Options& o) {
-  files::RestoreOpts ro{o.shell_job};
-  std::map<uint32_t, int> opened;  // file id -> the fd that holds it
-  for (const pb::FdinfoEntry& f : t.fds) {
-    auto shared = opened.find(f.file_id());
-    if (shared != opened.end()) {
-      // One open file description behind several fds: share it.
-      if (dup3(shared->second, int(f.fd()), f.cloexec() ? O_CLOEXEC : 0) < 0)
-        return Error::Errno("dup to fd " + std::to_string(f.fd()));
-      continue;
-    }
-    opened[f.file_id()] = int(f.fd());
-    const pb::FileEntry& fe = t.files.at(f.file_id());
-    const files::FileHandler* h = files::HandlerFor(fe.kind());
-    TRY_ASSIGN(int fd, h->open(fe, ro), "fd " + std::to_string(f.fd()));
-    int target = int(f.fd());
-    if (fd != target) {
-      if (dup3(fd, target, f.cloexec() ? O_CLOEXEC : 0) < 0)
-        return Error::Errno("dup to fd " + std::to_string(target));
-      close(fd);
-    } else if (f.cloexec()) {
-      fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
-  }
   return Ok();
 }
 
@@ -203,7 +176,7 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     if (vma_fd[i] >= 0) vma_fd[i] = vma_files.at({v.path(), v.open_rw()});
   }
 
-  TRY(OpenFds(t, o));
+  TRY(files::RestoreFds(dir, t.fds, t.files, files::RestoreOpts{o.shell_job}));
   if (t.fs.root() != "/" && chroot(t.fs.root().c_str()) < 0)
     return Error::Errno("chroot " + t.fs.root());
   if (chdir(t.fs.cwd().c_str()) < 0) return Error::Errno("chdir " + t.fs.cwd());
