@@ -1,0 +1,975 @@
+// ckpt-bench: how fast does ckpt dump and restore a process, compared with
+// what the machine can do at all (memcpy, write(2) to tmpfs, write(2)+fsync
+// to disk), measured in the same run.
+//
+//   ckpt-bench --ckpt PATH [--size-mib 1024] [--disk-dir DIR]
+//              [--tmpfs-dir DIR] [--runs 3] [--timeout SEC] [--victim PATH]
+//
+// For every run and every medium (tmpfs, disk) it starts ckpt-bench-victim
+// holding SIZE MiB of random data, times `ckpt dump -t PID -D IMG`, reaps the
+// victim, times `ckpt restore -D IMG -d`, then SIGTERMs the restored process,
+// which exits 0 only if its memory checksum still matches. Best of the runs
+// is reported. Any failed or wrong restore makes the exit status non-zero.
+//
+// ckpt-bench is a child subreaper, so the restored process (and anything ckpt
+// leaves behind) becomes its child; on exit, normal or not, it kills and
+// reaps all its children, unmounts its tmpfs and removes its temp dirs.
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <climits>
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+// ---------------------------------------------------------------- basics --
+
+volatile sig_atomic_t g_stop = 0;  // set by SIGINT/SIGTERM/SIGHUP
+
+void on_stop_signal(int) { g_stop = 1; }
+
+struct Interrupted : std::runtime_error {
+  Interrupted() : std::runtime_error("interrupted by signal") {}
+};
+
+// A run failed: ckpt misbehaved or the restore was wrong. Caught per medium.
+struct RunFailure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+std::string fmt(const char* f, ...) {
+  va_list ap;
+  va_start(ap, f);
+  char* s = nullptr;
+  int n = vasprintf(&s, f, ap);
+  va_end(ap);
+  if (n < 0) return "?";
+  std::string r(s, static_cast<size_t>(n));
+  free(s);
+  return r;
+}
+
+[[noreturn]] void fail_errno(const std::string& what) {
+  throw std::runtime_error(what + ": " + strerror(errno));
+}
+
+void check_stop() {
+  if (g_stop) throw Interrupted();
+}
+
+double now() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, nullptr);
+}
+
+bool tty_progress() {
+  static const bool tty = isatty(STDERR_FILENO);
+  return tty;
+}
+
+// One progress line on a terminal, overwritten by the next; nothing otherwise.
+void progress(const std::string& s) {
+  if (!tty_progress()) return;
+  fprintf(stderr, "\r\033[K%s", s.c_str());
+  fflush(stderr);
+}
+
+void progress_clear() {
+  if (!tty_progress()) return;
+  fprintf(stderr, "\r\033[K");
+  fflush(stderr);
+}
+
+void warn(const std::string& s) {
+  progress_clear();
+  fprintf(stderr, "ckpt-bench: warning: %s\n", s.c_str());
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string tail_lines(const std::string& path, size_t n) {
+  std::string s = read_file(path);
+  if (s.empty()) return "";
+  size_t pos = s.size();
+  if (s.back() == '\n') pos--;
+  size_t count = 0;
+  while (pos > 0) {
+    if (s[pos - 1] == '\n' && ++count == n) break;
+    pos--;
+  }
+  std::string r = s.substr(pos);
+  if (!r.empty() && r.back() != '\n') r += '\n';
+  return r;
+}
+
+void write_file(const std::string& path, const std::string& data) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) fail_errno("open " + path);
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t r = write(fd, data.data() + off, data.size() - off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      close(fd);
+      fail_errno("write " + path);
+    }
+    off += static_cast<size_t>(r);
+  }
+  close(fd);
+}
+
+// --------------------------------------------------------- filesystem ----
+
+int rm_cb(const char* path, const struct stat*, int type, struct FTW*) {
+  if (type == FTW_DP)
+    rmdir(path);
+  else
+    unlink(path);
+  return 0;
+}
+
+// Recursive remove that stays on one filesystem and never follows symlinks.
+void rm_rf(const std::string& path) {
+  if (path.empty() || path == "/") return;
+  nftw(path.c_str(), rm_cb, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+struct Usage {
+  uint64_t apparent = 0;   // sum of st_size
+  uint64_t allocated = 0;  // sum of st_blocks * 512
+  uint64_t files = 0;
+};
+Usage* g_usage = nullptr;
+
+int usage_cb(const char*, const struct stat* st, int type, struct FTW*) {
+  if (type == FTW_F) {
+    g_usage->apparent += static_cast<uint64_t>(st->st_size);
+    g_usage->allocated += static_cast<uint64_t>(st->st_blocks) * 512;
+    g_usage->files++;
+  }
+  return 0;
+}
+
+Usage dir_usage(const std::string& path) {
+  Usage u;
+  g_usage = &u;
+  nftw(path.c_str(), usage_cb, 32, FTW_PHYS);
+  g_usage = nullptr;
+  return u;
+}
+
+std::string fs_type(const std::string& path, long* magic_out = nullptr) {
+  struct statfs sfs;
+  if (statfs(path.c_str(), &sfs) != 0) return "?";
+  long m = static_cast<long>(sfs.f_type);
+  if (magic_out) *magic_out = m;
+  switch (static_cast<unsigned long>(m)) {
+    case 0x01021994: return "tmpfs";
+    case 0xEF53: return "ext4";
+    case 0x58465342: return "xfs";
+    case 0x9123683E: return "btrfs";
+    case 0x794c7630: return "overlayfs";
+    case 0x2fc12fc1: return "zfs";
+    default: return fmt("fs 0x%lx", m);
+  }
+}
+
+constexpr long kTmpfsMagic = 0x01021994;
+
+std::string make_temp_dir(const std::string& parent, const std::string& prefix) {
+  std::string tmpl = parent + "/" + prefix + ".XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back(0);
+  if (!mkdtemp(buf.data())) fail_errno("mkdtemp " + tmpl);
+  return std::string(buf.data());
+}
+
+std::string abs_path(const std::string& p) {
+  char* r = realpath(p.c_str(), nullptr);
+  if (!r) fail_errno("realpath " + p);
+  std::string s(r);
+  free(r);
+  return s;
+}
+
+// ---------------------------------------------------- cleanup registry ----
+
+struct Cleanup {
+  std::vector<std::string> dirs;    // removed recursively, last first
+  std::vector<std::string> mounts;  // unmounted before dirs are removed
+} g_cleanup;
+
+std::vector<pid_t> list_children() {
+  std::vector<pid_t> r;
+  std::string s = read_file(fmt("/proc/self/task/%d/children", getpid()));
+  std::istringstream in(s);
+  pid_t p;
+  while (in >> p) r.push_back(p);
+  return r;
+}
+
+// SIGKILL and reap every child (as subreaper we also inherit orphans of
+// children, e.g. a process ckpt restore created). Returns how many live
+// processes had to be killed.
+int kill_all_children() {
+  std::set<pid_t> killed;
+  double deadline = now() + 30;
+  for (;;) {
+    std::vector<pid_t> kids = list_children();
+    for (pid_t k : kids) {
+      // A zombie is listed too; it only needs reaping.
+      std::string st = read_file(fmt("/proc/%d/stat", k));
+      size_t rp = st.rfind(')');
+      bool zombie = rp != std::string::npos && rp + 2 < st.size() && st[rp + 2] == 'Z';
+      if (!zombie) {
+        kill(k, SIGKILL);
+        killed.insert(k);
+      }
+    }
+    int status;
+    while (waitpid(-1, &status, WNOHANG) > 0) {
+    }
+    if (kids.empty()) {
+      if (waitpid(-1, &status, WNOHANG) < 0 && errno == ECHILD) break;
+    }
+    if (now() > deadline) {
+      fprintf(stderr, "ckpt-bench: could not reap all children within 30 s\n");
+      break;
+    }
+    sleep_ms(5);
+  }
+  return static_cast<int>(killed.size());
+}
+
+void cleanup_all() {
+  kill_all_children();
+  for (auto it = g_cleanup.mounts.rbegin(); it != g_cleanup.mounts.rend(); ++it) {
+    if (umount2(it->c_str(), 0) != 0 && umount2(it->c_str(), MNT_DETACH) != 0)
+      fprintf(stderr, "ckpt-bench: umount %s: %s\n", it->c_str(), strerror(errno));
+  }
+  g_cleanup.mounts.clear();
+  for (auto it = g_cleanup.dirs.rbegin(); it != g_cleanup.dirs.rend(); ++it) rm_rf(*it);
+  g_cleanup.dirs.clear();
+}
+
+// ---------------------------------------------------------- processes ----
+
+struct Redirect {
+  std::string in = "/dev/null";
+  std::string out;  // created/truncated
+  std::string err;  // created/truncated; same as out is allowed
+};
+
+// fork+exec with stdio redirected to files and every other fd closed.
+pid_t spawn(const std::vector<std::string>& argv, const Redirect& r, bool new_session, const std::string& cwd = "") {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) fail_errno("fork");
+  if (pid > 0) return pid;
+
+  // Child: only async-signal-safe calls from here on.
+  auto die = [](const char* what) {
+    char buf[256];
+    int n = snprintf(buf, sizeof(buf), "ckpt-bench (child): %s: %s\n", what, strerror(errno));
+    if (n > 0) (void)!write(STDERR_FILENO, buf, static_cast<size_t>(n));
+    _exit(127);
+  };
+  int in = open(r.in.c_str(), O_RDONLY);
+  int out = open(r.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  int err = r.err == r.out ? out : open(r.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (in < 0 || out < 0 || err < 0) die("open stdio");
+  if (dup2(err, STDERR_FILENO) < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0) die("dup2");
+  close_range(3, ~0U, 0);
+  signal(SIGPIPE, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (new_session && setsid() < 0) die("setsid");
+  if (!cwd.empty() && chdir(cwd.c_str()) != 0) die("chdir");
+  execv(args[0], args.data());
+  die(args[0]);
+  return -1;
+}
+
+// Raw syscall: glibc 2.36's <sys/pidfd.h> lacks extern "C" for C++.
+int pidfd_open(pid_t pid, unsigned flags) { return static_cast<int>(syscall(SYS_pidfd_open, pid, flags)); }
+
+// Waits until `pid` (a child, or a process that will become one) exits.
+// Returns the wait status, or nullopt on timeout. Throws on interrupt.
+std::optional<int> wait_exit(pid_t pid, double timeout_s, double* t_exit = nullptr) {
+  int pfd = pidfd_open(pid, 0);
+  if (pfd < 0) {
+    // Already reaped or never existed.
+    throw std::runtime_error(fmt("pidfd_open(%d): %s", pid, strerror(errno)));
+  }
+  double deadline = now() + timeout_s;
+  for (;;) {
+    struct pollfd p = {pfd, POLLIN, 0};
+    double left = deadline - now();
+    if (left <= 0) {
+      close(pfd);
+      return std::nullopt;
+    }
+    int ms = static_cast<int>(std::min(left, 0.2) * 1000) + 1;
+    int n = poll(&p, 1, ms);
+    if (n > 0) break;
+    if (n < 0 && errno != EINTR) {
+      close(pfd);
+      fail_errno("poll pidfd");
+    }
+    if (g_stop) {
+      close(pfd);
+      throw Interrupted();
+    }
+  }
+  if (t_exit) *t_exit = now();
+  close(pfd);
+  int status = 0;
+  for (;;) {
+    pid_t r = waitpid(pid, &status, 0);
+    if (r == pid) return status;
+    if (r < 0 && errno == EINTR) continue;
+    fail_errno(fmt("waitpid(%d)", pid));
+  }
+}
+
+std::string describe_status(int st) {
+  if (WIFEXITED(st)) return fmt("exited with status %d", WEXITSTATUS(st));
+  if (WIFSIGNALED(st)) return fmt("was killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+  return fmt("wait status 0x%x", st);
+}
+
+// Field 4 (ppid) and field 3 (state) of /proc/PID/stat.
+bool proc_stat(pid_t pid, char* state, pid_t* ppid) {
+  std::string st = read_file(fmt("/proc/%d/stat", pid));
+  size_t rp = st.rfind(')');
+  if (rp == std::string::npos) return false;
+  std::istringstream in(st.substr(rp + 1));
+  std::string s;
+  in >> s >> *ppid;
+  if (s.empty() || !in) return false;
+  *state = s[0];
+  return true;
+}
+
+// "pid comm state wchan" for `pid` and its descendants: what a hung ckpt and
+// the task it works on are blocked in.
+std::string describe_tree(pid_t pid, int depth = 0) {
+  if (depth > 8) return "";
+  std::string stat = read_file(fmt("/proc/%d/stat", pid));
+  size_t lp = stat.find('('), rp = stat.rfind(')');
+  if (lp == std::string::npos || rp == std::string::npos || rp + 2 >= stat.size()) return "";
+  std::string wchan = read_file(fmt("/proc/%d/wchan", pid));
+  std::string tracer;
+  std::istringstream status(read_file(fmt("/proc/%d/status", pid)));
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("TracerPid:", 0) == 0) tracer = line.substr(line.find_first_not_of(" \t", 10));
+  std::string r = fmt("%*spid %d (%s) state %c, in %s%s\n", 2 * depth, "", pid, stat.substr(lp + 1, rp - lp - 1).c_str(),
+                      stat[rp + 2], wchan.empty() || wchan == "0" ? "-" : wchan.c_str(),
+                      tracer.empty() || tracer == "0" ? "" : (", traced by " + tracer).c_str());
+  std::istringstream kids(read_file(fmt("/proc/%d/task/%d/children", pid, pid)));
+  for (pid_t k; kids >> k;) r += describe_tree(k, depth + 1);
+  return r;
+}
+
+// ---------------------------------------------------------- baselines ----
+
+struct Timing {
+  std::vector<double> runs;
+  std::string error;  // non-empty: failed
+  double best() const { return runs.empty() ? NAN : *std::min_element(runs.begin(), runs.end()); }
+};
+
+struct Buffer {
+  uint8_t* p = nullptr;
+  size_t n = 0;
+  explicit Buffer(size_t bytes) : n(bytes) {
+    void* m = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) fail_errno(fmt("mmap %zu bytes", n));
+    p = static_cast<uint8_t*>(m);
+  }
+  ~Buffer() {
+    if (p) munmap(p, n);
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+};
+
+void fill_pattern(Buffer& b) {
+  uint64_t x = 0x243f6a8885a308d3ULL;
+  auto* w = reinterpret_cast<uint64_t*>(b.p);
+  for (size_t i = 0; i < b.n / 8; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w[i] = x;
+  }
+}
+
+Timing bench_memcpy(const Buffer& src, int runs) {
+  Buffer dst(src.n);
+  memset(dst.p, 1, dst.n);  // pre-fault
+  Timing t;
+  for (int i = 0; i < runs; i++) {
+    check_stop();
+    progress(fmt("baseline memcpy run %d/%d", i + 1, runs));
+    double t0 = now();
+    memcpy(dst.p, src.p, src.n);
+    asm volatile("" : : "r"(dst.p) : "memory");
+    t.runs.push_back(now() - t0);
+  }
+  return t;
+}
+
+Timing bench_write(const Buffer& src, const std::string& dir, bool do_fsync, int runs, const char* label) {
+  constexpr size_t kChunk = 8 << 20;
+  Timing t;
+  std::string path = dir + "/write-baseline.dat";
+  for (int i = 0; i < runs; i++) {
+    check_stop();
+    progress(fmt("baseline %s run %d/%d", label, i + 1, runs));
+    double t0 = now();
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) fail_errno("open " + path);
+    size_t off = 0;
+    while (off < src.n) {
+      ssize_t r = write(fd, src.p + off, std::min(kChunk, src.n - off));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        int e = errno;
+        close(fd);
+        unlink(path.c_str());
+        errno = e;
+        fail_errno("write " + path);
+      }
+      off += static_cast<size_t>(r);
+    }
+    if (do_fsync && fsync(fd) != 0) {
+      int e = errno;
+      close(fd);
+      unlink(path.c_str());
+      errno = e;
+      fail_errno("fsync " + path);
+    }
+    close(fd);
+    t.runs.push_back(now() - t0);
+    unlink(path.c_str());
+  }
+  return t;
+}
+
+// --------------------------------------------------------------- ckpt ----
+
+struct Options {
+  std::string ckpt;
+  std::string victim;
+  uint64_t size_mib = 1024;
+  std::string disk_dir;
+  std::string tmpfs_dir;
+  int runs = 3;
+  double timeout = 300;
+};
+
+struct Medium {
+  const char* name;       // "tmpfs" / "disk"
+  std::string dir;        // our private temp dir on that medium
+  std::string desc;       // how it was set up, for the header
+  Timing write;           // write(2) baseline on this medium
+  Timing dump, restore;
+  std::optional<Usage> images;
+  std::string error;      // first failure, if any
+  int verified = 0;       // restores whose memory checksum matched
+};
+
+struct Ctx {
+  Options opt;
+  std::string work;  // logs and the victim's stdio files (on the disk dir)
+  std::vector<std::string> notes;  // non-fatal ckpt oddities, printed at the end
+};
+
+void note_once(Ctx& c, const std::string& s) {
+  if (std::find(c.notes.begin(), c.notes.end(), s) == c.notes.end()) {
+    c.notes.push_back(s);
+    warn(s);
+  }
+}
+
+std::string with_log(const std::string& msg, const std::vector<std::pair<std::string, std::string>>& files) {
+  std::string r = msg;
+  for (const auto& [label, path] : files) {
+    std::string t = tail_lines(path, 25);
+    if (t.empty()) continue;
+    r += "\n  --- " + label + " (last lines of " + path + ") ---\n";
+    std::istringstream in(t);
+    std::string line;
+    while (std::getline(in, line)) r += "  | " + line + "\n";
+  }
+  while (!r.empty() && r.back() == '\n') r.pop_back();
+  return r;
+}
+
+// Waits for the victim to write READY; throws if it dies or times out.
+void wait_ready(Ctx& c, pid_t pid, const std::string& out, const std::string& err) {
+  double deadline = now() + c.opt.timeout;
+  for (;;) {
+    check_stop();
+    if (read_file(out).find("READY") != std::string::npos) return;
+    int st;
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) throw std::runtime_error(with_log("victim " + describe_status(st) + " before READY", {{"victim stderr", err}}));
+    if (now() > deadline) throw std::runtime_error(fmt("victim not READY after %.0f s", c.opt.timeout));
+    sleep_ms(2);
+  }
+}
+
+// One dump+restore round trip of a fresh victim with images on medium m.
+void ckpt_round_trip(Ctx& c, Medium& m, int run) {
+  const std::string img = m.dir + "/images";
+  const std::string pre = fmt("%s/%s-run%d-", c.work.c_str(), m.name, run);
+  const std::string v_in = c.work + "/victim.stdin";
+  const std::string v_out = pre + "victim.stdout", v_err = pre + "victim.stderr";
+  const std::string d_log = pre + "dump.log", d_out = pre + "dump.out";
+  const std::string r_out = pre + "restore.out", r_pid = pre + "restore.pid";
+
+  rm_rf(img);
+  if (mkdir(img.c_str(), 0700) != 0) fail_errno("mkdir " + img);
+
+  progress(fmt("run %d/%d %s: starting victim (%" PRIu64 " MiB)", run, c.opt.runs, m.name, c.opt.size_mib));
+  pid_t pid = spawn({c.opt.victim, std::to_string(c.opt.size_mib)}, {v_in, v_out, v_err}, true, c.work);
+  wait_ready(c, pid, v_out, v_err);
+
+  // ---- dump
+  progress(fmt("run %d/%d %s: ckpt dump", run, c.opt.runs, m.name));
+  double t0 = now(), t1 = 0;
+  pid_t d = spawn({c.opt.ckpt, "dump", "-t", std::to_string(pid), "-D", img, "-o", d_log}, {"/dev/null", d_out, d_out}, false);
+  std::optional<int> st = wait_exit(d, c.opt.timeout, &t1);
+  if (!st)
+    throw RunFailure(with_log(fmt("ckpt dump did not finish within %.0f s; processes:\n", c.opt.timeout) + describe_tree(d) + describe_tree(pid),
+                              {{"ckpt output", d_out}, {"dump log", d_log}}));
+  if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
+    throw RunFailure(with_log("ckpt dump " + describe_status(*st), {{"ckpt output", d_out}, {"dump log", d_log}}));
+  double dump_s = t1 - t0;
+
+  std::optional<int> vst = wait_exit(pid, 30);
+  if (!vst) throw RunFailure(fmt("ckpt dump exited 0 but the dumped task %d is still alive 30 s later", pid));
+  if (!WIFSIGNALED(*vst) || WTERMSIG(*vst) != SIGKILL)
+    note_once(c, "after ckpt dump the victim " + describe_status(*vst) + " (expected: killed by SIGKILL)");
+  m.images = dir_usage(img);
+  if (m.images->files == 0) throw RunFailure("ckpt dump exited 0 but wrote no image files into " + img);
+
+  // ---- restore
+  progress(fmt("run %d/%d %s: ckpt restore", run, c.opt.runs, m.name));
+  t0 = now();
+  pid_t r = spawn({c.opt.ckpt, "restore", "-D", img, "-d", "--pidfile", r_pid}, {"/dev/null", r_out, r_out}, false);
+  st = wait_exit(r, c.opt.timeout, &t1);
+  if (!st)
+    throw RunFailure(with_log(fmt("ckpt restore -d did not return within %.0f s; processes:\n", c.opt.timeout) + describe_tree(r),
+                              {{"ckpt output", r_out}}));
+  if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0) throw RunFailure(with_log("ckpt restore " + describe_status(*st), {{"ckpt output", r_out}}));
+  double restore_s = t1 - t0;
+
+  std::string pf = read_file(r_pid);
+  if (pf.empty())
+    note_once(c, "ckpt restore --pidfile wrote no pid file");
+  else if (atoi(pf.c_str()) != pid)
+    throw RunFailure(fmt("ckpt restore --pidfile says pid %d, dumped pid was %d", atoi(pf.c_str()), pid));
+
+  char state = 0;
+  pid_t ppid = 0;
+  if (!proc_stat(pid, &state, &ppid))
+    throw RunFailure(with_log(fmt("ckpt restore exited 0 but there is no process %d", pid), {{"ckpt output", r_out}}));
+  char exe[PATH_MAX];
+  ssize_t n = readlink(fmt("/proc/%d/exe", pid).c_str(), exe, sizeof(exe) - 1);
+  if (n > 0) {
+    exe[n] = 0;
+    if (c.opt.victim != exe) throw RunFailure(fmt("restored process %d runs %s, not %s", pid, exe, c.opt.victim.c_str()));
+  }
+  if (ppid != getpid()) {
+    // Not ours to reap, but it is the restored victim: do not leave it behind.
+    if (n > 0) kill(pid, SIGKILL);
+    throw RunFailure(fmt("restored process %d has parent %d, not ckpt-bench (%d), the child subreaper", pid, ppid, getpid()));
+  }
+  if (state == 'Z') {
+    std::optional<int> zst = wait_exit(pid, 5);
+    throw RunFailure(with_log("restored process " + (zst ? describe_status(*zst) : std::string("is a zombie")) + " before it was signalled",
+                              {{"victim stderr", v_err}, {"ckpt output", r_out}}));
+  }
+
+  // ---- verify: the victim checks its memory on SIGTERM
+  progress(fmt("run %d/%d %s: verifying restored memory", run, c.opt.runs, m.name));
+  if (kill(pid, SIGTERM) != 0) fail_errno(fmt("kill(%d, SIGTERM)", pid));
+  vst = wait_exit(pid, c.opt.timeout);
+  if (!vst) throw RunFailure(fmt("restored process %d did not exit within %.0f s of SIGTERM", pid, c.opt.timeout));
+  if (!WIFEXITED(*vst) || WEXITSTATUS(*vst) != 0) {
+    std::string why = WIFEXITED(*vst) && WEXITSTATUS(*vst) == 1 ? " (memory checksum mismatch: wrong restore)" : "";
+    throw RunFailure(with_log("restored process " + describe_status(*vst) + why, {{"victim stderr", v_err}}));
+  }
+  m.verified++;
+  m.dump.runs.push_back(dump_s);
+  m.restore.runs.push_back(restore_s);
+
+  int leftover = kill_all_children();
+  if (leftover > 0) note_once(c, fmt("%d process(es) were left running after a dump/restore round trip (killed)", leftover));
+  rm_rf(img);
+  for (const auto& f : {v_out, v_err, d_log, d_out, r_out, r_pid}) unlink(f.c_str());
+}
+
+// -------------------------------------------------------------- output ----
+
+constexpr double kGB = 1e9;
+
+std::string runs_str(const Timing& t) {
+  std::string s;
+  for (double r : t.runs) s += fmt(" %.3f", r);
+  return s.empty() ? s : s.substr(1);
+}
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+std::string ratio_str(double r) { return std::isfinite(r) ? fmt("%.2fx", r) : std::string("-"); }
+
+void print_report(const Ctx& c, const Timing& mc, const std::vector<Medium>& media) {
+  const uint64_t bytes = c.opt.size_mib << 20;
+  const double gb = static_cast<double>(bytes) / kGB;
+  auto gbps = [&](const Timing& t) { return t.runs.empty() ? NAN : gb / t.best(); };
+  // Columns: label, best s, GB/s, [vs memcpy, vs write], all runs.
+  const char* row = "  %-24s %8.3f %8.2f";
+  auto header = [](const std::string& title, bool ratios) {
+    printf("\n%-26s %8s %8s", title.c_str(), "best s", "GB/s");
+    if (ratios) printf(" %10s %9s", "vs memcpy", "vs write");
+    printf("   %s\n", "all runs (s)");
+  };
+
+  header(fmt("baselines, %" PRIu64 " MiB", c.opt.size_mib), false);
+  printf(row, "memcpy", mc.best(), gbps(mc));
+  printf("   %s\n", runs_str(mc).c_str());
+  for (const Medium& m : media) {
+    std::string label = std::string("write(2)") + (std::string(m.name) == "disk" ? "+fsync " : " ") + m.name;
+    if (!m.write.error.empty()) {
+      printf("  %-24s FAILED: %s\n", label.c_str(), first_line(m.write.error).c_str());
+      continue;
+    }
+    printf(row, label.c_str(), m.write.best(), gbps(m.write));
+    printf("   %s\n", runs_str(m.write).c_str());
+  }
+
+  header(fmt("ckpt, victim %" PRIu64 " MiB", c.opt.size_mib), true);
+  for (const char* op : {"dump", "restore"}) {
+    for (const Medium& m : media) {
+      const Timing& t = std::string(op) == "dump" ? m.dump : m.restore;
+      std::string label = fmt("%-8s images on %s", op, m.name);
+      if (t.runs.empty()) {
+        printf("  %-24s FAILED (no verified round trip)\n", label.c_str());
+        continue;
+      }
+      double g = gbps(t);
+      printf(row, label.c_str(), t.best(), g);
+      printf(" %10s %9s   %s%s\n", ratio_str(g / gbps(mc)).c_str(), ratio_str(g / gbps(m.write)).c_str(),
+             runs_str(t).c_str(), m.error.empty() ? "" : " then FAILED");
+    }
+  }
+  printf("  vs X = ckpt GB/s / baseline GB/s ('write' = the write(2) baseline on the same medium); GB = 1e9 B\n"
+         "  dump = `ckpt dump` until it exits (task killed); restore = `ckpt restore -d` until it returns\n"
+         "  (task running); disk restores read images the dump just wrote, mostly from the page cache\n");
+
+  printf("\nimages vs victim memory (%" PRIu64 " MiB)\n", c.opt.size_mib);
+  for (const Medium& m : media) {
+    if (!m.images) {
+      printf("  %-6s no images\n", m.name);
+      continue;
+    }
+    const Usage& u = *m.images;
+    auto mib = [](uint64_t v) { return static_cast<double>(v) / (1 << 20); };
+    auto rel = [&](uint64_t v) { return static_cast<double>(v) / static_cast<double>(bytes); };
+    printf("  %-6s %9.1f MiB allocated (%.3fx), %9.1f MiB apparent (%.3fx), %" PRIu64 " files\n", m.name,
+           mib(u.allocated), rel(u.allocated), mib(u.apparent), rel(u.apparent), u.files);
+  }
+
+  bool header_done = false;
+  for (const Medium& m : media) {
+    if (m.error.empty()) continue;
+    if (!header_done) printf("\nfailures (details on stderr)\n");
+    header_done = true;
+    printf("  %-6s %s\n", m.name, first_line(m.error).c_str());
+  }
+}
+
+// --------------------------------------------------------------- main ----
+
+[[noreturn]] void usage(int code) {
+  fprintf(code ? stderr : stdout,
+          "usage: ckpt-bench --ckpt PATH [--size-mib N] [--disk-dir DIR] [--tmpfs-dir DIR] [--runs N]\n"
+          "                  [--timeout SEC] [--victim PATH]\n"
+          "  --ckpt PATH      the ckpt binary to benchmark (required)\n"
+          "  --size-mib N     victim memory and baseline size in MiB (default 1024)\n"
+          "  --disk-dir DIR   where disk images and files go (default /var/tmp)\n"
+          "  --tmpfs-dir DIR  a tmpfs for images (default: mount a private tmpfs, else /dev/shm)\n"
+          "  --runs N         runs of everything; the best is reported (default 3)\n"
+          "  --timeout SEC    limit for each ckpt command and victim start (default 300)\n"
+          "  --victim PATH    victim binary (default: ckpt-bench-victim next to ckpt-bench)\n"
+          "Needs root. Exit status 0 only if every dump and restore succeeded and every\n"
+          "restored victim's memory checksum matched.\n");
+  exit(code);
+}
+
+bool parse_num(const char* s, double lo, double hi, double* out) {
+  char* end = nullptr;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || *end || !(v >= lo && v <= hi)) return false;
+  *out = v;
+  return true;
+}
+
+Options parse_args(int argc, char** argv) {
+  Options o;
+  static const struct option longopts[] = {
+      {"ckpt", required_argument, nullptr, 'c'},     {"size-mib", required_argument, nullptr, 's'},
+      {"disk-dir", required_argument, nullptr, 'd'}, {"tmpfs-dir", required_argument, nullptr, 't'},
+      {"runs", required_argument, nullptr, 'r'},     {"timeout", required_argument, nullptr, 'T'},
+      {"victim", required_argument, nullptr, 'v'},   {"help", no_argument, nullptr, 'h'},
+      {nullptr, 0, nullptr, 0}};
+  int ch;
+  double v;
+  while ((ch = getopt_long(argc, argv, "h", longopts, nullptr)) != -1) {
+    switch (ch) {
+      case 'c': o.ckpt = optarg; break;
+      case 'd': o.disk_dir = optarg; break;
+      case 't': o.tmpfs_dir = optarg; break;
+      case 'v': o.victim = optarg; break;
+      case 's':
+        if (!parse_num(optarg, 1, 1 << 20, &v) || v != std::floor(v)) {
+          fprintf(stderr, "ckpt-bench: --size-mib wants an integer >= 1\n");
+          usage(2);
+        }
+        o.size_mib = static_cast<uint64_t>(v);
+        break;
+      case 'r':
+        if (!parse_num(optarg, 1, 1000, &v) || v != std::floor(v)) {
+          fprintf(stderr, "ckpt-bench: --runs wants an integer in [1, 1000]\n");
+          usage(2);
+        }
+        o.runs = static_cast<int>(v);
+        break;
+      case 'T':
+        if (!parse_num(optarg, 1, 1e6, &v)) {
+          fprintf(stderr, "ckpt-bench: --timeout wants seconds >= 1\n");
+          usage(2);
+        }
+        o.timeout = v;
+        break;
+      case 'h': usage(0);
+      default: usage(2);
+    }
+  }
+  if (optind != argc) {
+    fprintf(stderr, "ckpt-bench: unexpected argument '%s'\n", argv[optind]);
+    usage(2);
+  }
+  if (o.ckpt.empty()) {
+    fprintf(stderr, "ckpt-bench: --ckpt PATH is required\n");
+    usage(2);
+  }
+  return o;
+}
+
+int run(Ctx& c) {
+  Options& o = c.opt;
+  if (access(o.ckpt.c_str(), X_OK) != 0) fail_errno("ckpt binary " + o.ckpt);
+  o.ckpt = abs_path(o.ckpt);
+  if (o.victim.empty()) {
+    std::string self = abs_path("/proc/self/exe");
+    o.victim = self.substr(0, self.rfind('/')) + "/ckpt-bench-victim";
+  }
+  if (access(o.victim.c_str(), X_OK) != 0) fail_errno("victim binary " + o.victim);
+  o.victim = abs_path(o.victim);
+
+  // ---- media
+  std::vector<Medium> media(2);
+  Medium& tm = media[0];
+  Medium& dk = media[1];
+  tm.name = "tmpfs";
+  dk.name = "disk";
+
+  std::string disk_parent = o.disk_dir.empty() ? "/var/tmp" : abs_path(o.disk_dir);
+  dk.dir = make_temp_dir(disk_parent, "ckpt-bench");
+  g_cleanup.dirs.push_back(dk.dir);
+  long magic = 0;
+  dk.desc = fs_type(dk.dir, &magic);
+  if (magic == kTmpfsMagic) warn("disk dir " + dk.dir + " is on tmpfs: the 'disk' numbers measure memory");
+
+  if (!o.tmpfs_dir.empty()) {
+    tm.dir = make_temp_dir(abs_path(o.tmpfs_dir), "ckpt-bench");
+    g_cleanup.dirs.push_back(tm.dir);
+    tm.desc = "given";
+  } else {
+    std::string mnt = make_temp_dir("/tmp", "ckpt-bench-tmpfs");
+    g_cleanup.dirs.push_back(mnt);
+    std::string data = fmt("size=%" PRIu64 "m,mode=0700", 2 * o.size_mib + 256);
+    if (mount("tmpfs", mnt.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, data.c_str()) == 0) {
+      g_cleanup.mounts.push_back(mnt);
+      tm.dir = mnt;
+      tm.desc = "private mount";
+    } else {
+      warn(fmt("mount -t tmpfs on %s failed (%s); using /dev/shm", mnt.c_str(), strerror(errno)));
+      tm.dir = make_temp_dir("/dev/shm", "ckpt-bench");
+      g_cleanup.dirs.push_back(tm.dir);
+      tm.desc = "/dev/shm";
+    }
+  }
+  magic = 0;
+  std::string tfs = fs_type(tm.dir, &magic);
+  if (magic != kTmpfsMagic) warn("tmpfs dir " + tm.dir + " is on " + tfs + ", not tmpfs");
+  tm.desc = tfs + ", " + tm.desc;
+
+  c.work = dk.dir + "/work";
+  if (mkdir(c.work.c_str(), 0700) != 0) fail_errno("mkdir " + c.work);
+  write_file(c.work + "/victim.stdin", "");
+
+  printf("ckpt-bench: victim and baselines %" PRIu64 " MiB, best of %d run%s\n", o.size_mib, o.runs, o.runs == 1 ? "" : "s");
+  printf("  ckpt   %s\n", o.ckpt.c_str());
+  printf("  tmpfs  %s (%s)\n", tm.dir.c_str(), tm.desc.c_str());
+  printf("  disk   %s (%s)\n", dk.dir.c_str(), dk.desc.c_str());
+  fflush(stdout);
+
+  // ---- baselines
+  const size_t bytes = o.size_mib << 20;
+  Timing mc;
+  {
+    Buffer src(bytes);
+    progress("baseline: filling buffers");
+    fill_pattern(src);
+    mc = bench_memcpy(src, o.runs);
+    for (Medium& m : media) {
+      try {
+        bool disk = &m == &dk;
+        m.write = bench_write(src, m.dir, disk, o.runs, disk ? "write+fsync disk" : "write tmpfs");
+      } catch (const Interrupted&) {
+        throw;
+      } catch (const std::exception& e) {
+        m.write.error = e.what();
+        warn(std::string("baseline write on ") + m.name + ": " + e.what());
+      }
+    }
+  }
+
+  // ---- ckpt, media interleaved per run so slow drifts hit both alike
+  for (int run = 1; run <= o.runs; run++) {
+    for (Medium& m : media) {
+      if (!m.error.empty()) continue;
+      try {
+        ckpt_round_trip(c, m, run);
+      } catch (const Interrupted&) {
+        throw;
+      } catch (const std::exception& e) {
+        m.error = e.what();
+        progress_clear();
+        m.error = fmt("run %d: ", run) + m.error;
+        fprintf(stderr, "ckpt-bench: FAIL (images on %s) %s\n", m.name, m.error.c_str());
+        kill_all_children();
+        rm_rf(m.dir + "/images");
+      }
+    }
+  }
+  progress_clear();
+
+  print_report(c, mc, media);
+
+  bool ok = true;
+  int verified = 0;
+  for (const Medium& m : media) {
+    verified += m.verified;
+    if (!m.error.empty() || !m.write.error.empty()) ok = false;
+  }
+  for (const auto& n : c.notes) printf("note: %s\n", n.c_str());
+  if (ok)
+    printf("\nresult: PASS (%d restores, every restored victim's memory checksum matched)\n", verified);
+  else
+    printf("\nresult: FAIL (%d restores verified)\n", verified);
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Ctx c;
+  c.opt = parse_args(argc, argv);
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+
+  if (geteuid() != 0) {
+    fprintf(stderr, "ckpt-bench: must run as root (ckpt needs it, and so does mounting the tmpfs)\n");
+    return 2;
+  }
+  // Restored processes are reparented to the nearest child subreaper: us.
+  // Also keeps any orphan ckpt leaves behind where we can reap it.
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    perror("ckpt-bench: prctl(PR_SET_CHILD_SUBREAPER)");
+    return 2;
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_stop_signal;  // no SA_RESTART: waits wake up and see g_stop
+  sigemptyset(&sa.sa_mask);
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaction(s, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  int rc;
+  try {
+    rc = run(c);
+  } catch (const Interrupted&) {
+    progress_clear();
+    fprintf(stderr, "ckpt-bench: interrupted, cleaning up\n");
+    rc = 130;
+  } catch (const std::exception& e) {
+    progress_clear();
+    fprintf(stderr, "ckpt-bench: error: %s\n", e.what());
+    rc = 1;
+  }
+  cleanup_all();
+  return rc;
+}
