@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <map>
+#include <sstream>
 
 #include "base/io.h"
 #include "base/log.h"
@@ -18,7 +20,9 @@
 #include "compel/seize.h"
 #include "criu/files/fd_dump.h"
 #include "criu/mem_dump.h"
+#include "criu/shmem.h"
 #include "criu/proc_parse.h"
+#include "criu/pstree.h"
 #include "criu/regs_pb.h"
 #include "images/image_dir.h"
 #include "parasite/blobs.h"
@@ -44,15 +48,63 @@ struct TaskInfo {
   files::TaskFds fds;
   std::string exe, cwd, root;
   std::string auxv;
+  std::vector<pb::PosixTimerEntry> timers;  // ids and notification from /proc
+  // Queued signals, peeked while every thread is stopped (before infection).
+  std::map<pid_t, std::vector<std::string>> pending;
+  std::vector<std::string> shared_pending;
 };
 
-Result<TaskInfo> Inspect(pid_t pid, const Options& o) {
+// /proc/PID/timers: "ID:", "signal: SIG/VALUE", "notify: KIND/pid|tid.N", "ClockID:".
+Result<std::vector<pb::PosixTimerEntry>> ReadPosixTimers(pid_t pid) {
+  TRY_ASSIGN(std::string text, io::ReadFile("/proc/" + std::to_string(pid) + "/timers"));
+  std::vector<pb::PosixTimerEntry> out;
+  std::istringstream in(text);
+  std::string key;
+  while (in >> key) {
+    if (key == "ID:") {
+      int id;
+      in >> id;
+      out.emplace_back();
+      out.back().set_id(id);
+      out.back().set_interval_ns(0);
+      out.back().set_value_ns(0);
+    } else if (out.empty()) {
+      return Error(Who(pid) + ": malformed timers file");
+    } else if (key == "signal:") {
+      std::string v;
+      in >> v;
+      size_t slash = v.find('/');
+      out.back().set_signo(atoi(v.c_str()));
+      out.back().set_value(slash == std::string::npos ? 0 : strtoull(v.c_str() + slash + 1, nullptr, 16));
+    } else if (key == "notify:") {
+      std::string v;
+      in >> v;  // e.g. signal/pid.42, none/pid.42, signal/tid.43
+      size_t slash = v.find('/');
+      std::string kind = v.substr(0, slash);
+      int notify = kind == "none" ? SIGEV_NONE : kind == "thread" ? SIGEV_THREAD : SIGEV_SIGNAL;
+      if (v.find("/tid.") != std::string::npos) {
+        notify |= SIGEV_THREAD_ID;
+        out.back().set_notify_tid(atoi(v.c_str() + v.find("/tid.") + 5));
+      }
+      out.back().set_notify(notify);
+    } else if (key == "ClockID:") {
+      int c;
+      in >> c;
+      out.back().set_clock(c);
+    }
+  }
+  return out;
+}
+
+Result<TaskInfo> Inspect(const compel::SeizedProcess& proc, const Options& o) {
+  pid_t pid = proc.pid();
   TaskInfo t;
+  for (pid_t tid : proc.threads()) {
+    TRY_ASSIGN(t.pending[tid], compel::PeekPendingSignals(tid, false));
+  }
+  TRY_ASSIGN(t.shared_pending, compel::PeekPendingSignals(pid, true));
   TRY_ASSIGN(t.stat, proc::ReadStat(pid));
   TRY_ASSIGN(t.status, proc::ReadStatus(pid));
-  if (t.status.threads != 1)
-    return Error(Who(pid) + ": has " + std::to_string(t.status.threads) +
-                 " threads; multi-threaded processes are not supported yet");
   std::string base = "/proc/" + std::to_string(pid) + "/";
   TRY_ASSIGN(t.exe, io::ReadLink(base + "exe"));
   TRY_ASSIGN(t.cwd, io::ReadLink(base + "cwd"));
@@ -60,6 +112,8 @@ Result<TaskInfo> Inspect(pid_t pid, const Options& o) {
   TRY_ASSIGN(t.auxv, io::ReadFile(base + "auxv"));
   TRY_ASSIGN(t.maps, proc::ReadSmaps(pid));
   TRY_ASSIGN(t.fds, files::CollectFds(pid, o.shell_job));
+  TRY_ASSIGN(t.timers, ReadPosixTimers(pid));
+  if (t.timers.size() > abi::kMaxPosixTimers) return Error(Who(pid) + ": too many POSIX timers");
   const std::string del = " (deleted)";
   if (t.cwd.size() > del.size() && t.cwd.compare(t.cwd.size() - del.size(), del.size(), del) == 0)
     return Error(Who(pid) + ": working directory " + t.cwd + " was deleted");
@@ -96,23 +150,48 @@ Status FillMm(pid_t pid, const TaskInfo& t, const abi::ParasiteMisc& misc, pb::M
   return CollectVmas(pid, t.maps, mm);
 }
 
-Status FillCore(pid_t pid, const TaskInfo& t, compel::Infection& inf, pb::TaskCoreEntry* core) {
+// One thread's registers, masks, stacks and queued signals.
+Status FillThread(pid_t tid, compel::Infection& inf, int mem_fd, const TaskInfo& t,
+                  pb::ThreadEntry* th) {
   const abi::ParasiteArgs* a = inf.args();
-  core->set_pid(uint32_t(pid));
-  core->set_comm(std::string(a->misc.comm, strnlen(a->misc.comm, sizeof(a->misc.comm))));
-  pb::ThreadEntry* th = core->add_threads();
-  th->set_tid(uint32_t(pid));
-  compel::Regs regs = inf.orig_regs();
+  th->set_tid(uint32_t(tid));
+  compel::Regs regs;
+  uint64_t mask;
+  abi::KStack alt;
+  if (uint32_t(tid) == uint32_t(inf.leader())) {
+    regs = inf.orig_regs();
+    mask = inf.orig_sigmask();
+    alt = a->misc.sigaltstack;
+    th->set_clear_tid(a->misc.clear_tid);
+  } else {
+    TRY_ASSIGN(regs, compel::GetRegs(tid));
+    TRY_ASSIGN(mask, compel::GetSigmask(tid));
+    uint64_t scratch = inf.remote_args() + offsetof(abi::ParasiteArgs, thread_altstack);
+    TRY_ASSIGN(long r, compel::RemoteSyscallRestoring(tid, mem_fd, inf.exec_addr(),
+                                                      SYS_sigaltstack, 0, long(scratch)));
+    if (r < 0) return Error::Errno("tid " + std::to_string(tid) + ": sigaltstack", int(-r));
+    alt = a->thread_altstack;
+    uint64_t tid_scratch = inf.remote_args() + offsetof(abi::ParasiteArgs, thread_tid_addr);
+    constexpr long kPrGetTidAddress = 40;
+    TRY_ASSIGN(r, compel::RemoteSyscallRestoring(tid, mem_fd, inf.exec_addr(), SYS_prctl,
+                                                 kPrGetTidAddress, long(tid_scratch)));
+    if (r < 0) return Error::Errno("tid " + std::to_string(tid) + ": PR_GET_TID_ADDRESS", int(-r));
+    th->set_clear_tid(a->thread_tid_addr);
+  }
   // A restored task must not rely on the kernel's in-flight restart state.
   compel::PrepareSyscallRestart(regs.gp);
   RegsToProto(regs, th->mutable_regs());
-  th->set_blk_sigset(inf.orig_sigmask());
+  th->set_blk_sigset(mask);
+  pb::SigaltstackEntry* ss = th->mutable_sigaltstack();
+  ss->set_sp(alt.sp);
+  ss->set_size(alt.size);
+  ss->set_flags(uint32_t(alt.flags));
   struct {
     uint64_t ptr;
     uint32_t size, signature, flags, pad;
   } rseq = {};
   constexpr int kPtraceGetRseqConfiguration = 0x420f;
-  if (ptrace(__ptrace_request(kPtraceGetRseqConfiguration), pid, (void*)sizeof(rseq), &rseq) ==
+  if (ptrace(__ptrace_request(kPtraceGetRseqConfiguration), tid, (void*)sizeof(rseq), &rseq) ==
           long(sizeof(rseq)) &&
       rseq.ptr) {
     pb::RseqEntry* re = th->mutable_rseq();
@@ -120,10 +199,17 @@ Status FillCore(pid_t pid, const TaskInfo& t, compel::Infection& inf, pb::TaskCo
     re->set_size(rseq.size);
     re->set_signature(rseq.signature);
   }
-  pb::SigaltstackEntry* ss = th->mutable_sigaltstack();
-  ss->set_sp(a->misc.sigaltstack.sp);
-  ss->set_size(a->misc.sigaltstack.size);
-  ss->set_flags(uint32_t(a->misc.sigaltstack.flags));
+  for (auto& p : t.pending.at(tid)) th->add_pending(p);
+  return Ok();
+}
+
+Status FillCore(pid_t pid, TaskInfo& t, compel::Infection& inf, int mem_fd,
+                const std::vector<pid_t>& threads, pb::TaskCoreEntry* core) {
+  const abi::ParasiteArgs* a = inf.args();
+  core->set_pid(uint32_t(pid));
+  core->set_comm(std::string(a->misc.comm, strnlen(a->misc.comm, sizeof(a->misc.comm))));
+  for (pid_t tid : threads) TRY(FillThread(tid, inf, mem_fd, t, core->add_threads()));
+  for (auto& p : t.shared_pending) core->add_shared_pending(p);
   for (uint32_t sig = 1; sig <= abi::kNumSignals; sig++) {
     const abi::KSigaction& k = a->sigacts[sig - 1];
     if (sig == 9 || sig == 19) continue;
@@ -133,6 +219,21 @@ Status FillCore(pid_t pid, const TaskInfo& t, compel::Infection& inf, pb::TaskCo
     e->set_flags(k.flags);
     e->set_restorer(k.restorer);
     e->set_mask(k.mask);
+  }
+  for (uint32_t w = 0; w < 3; w++) {
+    const abi::KItimerval& it = a->itimers[w];
+    pb::ItimerEntry* e = core->add_itimers();
+    e->set_which(w);
+    e->set_interval_us(uint64_t(it.interval.sec) * 1000000 + uint64_t(it.interval.usec));
+    e->set_value_us(uint64_t(it.value.sec) * 1000000 + uint64_t(it.value.usec));
+  }
+  for (size_t i = 0; i < t.timers.size(); i++) {
+    pb::PosixTimerEntry* e = core->add_posix_timers();
+    *e = t.timers[i];
+    const abi::KItimerspec& v = a->timer_vals[i];
+    e->set_interval_ns(uint64_t(v.interval.sec) * 1000000000ull + uint64_t(v.interval.nsec));
+    e->set_value_ns(uint64_t(v.value.sec) * 1000000000ull + uint64_t(v.value.nsec));
+    e->set_overrun(a->timer_overrun[i]);
   }
   pb::CredsEntry* c = core->mutable_creds();
   const proc::Status& s = t.status;
@@ -156,62 +257,96 @@ Status FillCore(pid_t pid, const TaskInfo& t, compel::Infection& inf, pb::TaskCo
   core->set_pdeath_sig(uint32_t(a->misc.pdeath_sig));
   core->set_child_subreaper(a->misc.child_subreaper != 0);
   core->set_no_new_privs(a->misc.no_new_privs != 0);
+  core->set_securebits(a->misc.securebits);
   return Ok();
 }
 
-Status Call(compel::Infection& inf, abi::ParasiteCmd cmd, const char* what) {
-  TRY_ASSIGN(int64_t r, inf.Call(cmd));
+Status Call(compel::Infection& inf, abi::ParasiteCmd cmd, const char* what, uint32_t nr = 0) {
+  TRY_ASSIGN(int64_t r, inf.Call(cmd, nr));
   if (r < 0) return Error::Errno(std::string("parasite: ") + what, int(-r));
   return Ok();
+}
+
+// Dumps one live process of the tree (seized, not yet infected).
+Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& dir,
+                files::FdDumper& fds, ShmemDumper& shmem, TreeTask& task, uint32_t pages_id) {
+  pid_t pid = task.pid;
+  compel::SeizedProcess& proc = *task.proc;
+  TRY_ASSIGN(TaskInfo info, Inspect(proc, o));
+  pb::TaskCoreEntry core;
+  pb::MmEntry mm;
+  PageDumpStats stats;
+  {
+    LOG_INFO("Infecting " + Who(pid) + " (" + std::to_string(proc.threads().size()) +
+             " threads)");
+    TRY_ASSIGN(std::unique_ptr<compel::Infection> inf,
+               compel::Infection::Start(proc, blobs::Parasite()));
+    TRY(Call(*inf, abi::kCmdDumpMisc, "misc"));
+    TRY(Call(*inf, abi::kCmdDumpSigacts, "sigactions"));
+    for (size_t i = 0; i < info.timers.size(); i++) inf->args()->timer_ids[i] = info.timers[i].id();
+    TRY(Call(*inf, abi::kCmdDumpTimers, "timers", uint32_t(info.timers.size())));
+    TRY(FillMm(pid, info, inf->args()->misc, &mm));
+    TRY(shmem.Add(pid, mm));
+    TRY(FillCore(pid, info, *inf, proc.mem_fd(), proc.threads(), &core));
+    LOG_INFO("Dumping pages of " + Who(pid));
+    TRY_ASSIGN(stats, DumpPages(pid, proc.mem_fd(), *inf, mm, dir, kf, pages_id));
+    TRY(inf->Cure(), "curing " + Who(pid));
+  }
+  LOG_INFO(Who(pid) + ": " + std::to_string(stats.pages_written) + " pages written, " +
+           std::to_string(stats.zero_pages_skipped) + " zero pages skipped, " +
+           std::to_string(stats.pages_scanned) + " scanned");
+  TRY(WriteOne(dir, ImageType::kCore, pid, core));
+  TRY(WriteOne(dir, ImageType::kMm, pid, mm));
+  pb::FsEntry fs;
+  fs.set_cwd(info.cwd);
+  fs.set_root(info.root);
+  TRY(WriteOne(dir, ImageType::kFs, pid, fs));
+  return fds.AddTask(dir, info.fds);
 }
 
 }  // namespace
 
 Status Dump(const Options& o, const KernelFeatures& kf) {
-  pid_t pid = o.pid;
-  if (kill(pid, 0) < 0 && errno == ESRCH) return Error(Who(pid) + ": no such process");
-  if (pid == getpid()) return Error("ckpt cannot dump itself");
+  pid_t root = o.pid;
+  if (kill(root, 0) < 0 && errno == ESRCH) return Error(Who(root) + ": no such process");
+  if (root == getpid()) return Error("ckpt cannot dump itself");
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Create(o.images_dir));
 
-  LOG_INFO("Seizing " + Who(pid));
-  TRY_ASSIGN(std::unique_ptr<compel::SeizedProcess> proc, compel::SeizedProcess::Seize(pid));
-  TRY_ASSIGN(TaskInfo info, Inspect(pid, o));
-  if (info.stat.sid != pid && !o.shell_job && info.stat.sid != getsid(0))
-    LOG_DBG(Who(pid) + ": session " + std::to_string(info.stat.sid) + " is outside the tree");
+  LOG_INFO("Seizing the tree of " + Who(root));
+  // Destroying `tree` on any error resumes every task as it was.
+  TRY_ASSIGN(std::vector<TreeTask> tree, SeizeTree(root));
+  for (const TreeTask& t : tree)
+    if (t.pid != root && !o.shell_job && t.sid != tree[0].sid && t.sid != t.pid) {
+      bool inside = false;
+      for (const TreeTask& u : tree) inside |= u.pid == t.sid;
+      if (!inside)
+        return Error(Who(t.pid) + ": its session " + std::to_string(t.sid) +
+                     " is outside the dumped tree");
+    }
 
-  pb::TaskCoreEntry core;
-  pb::MmEntry mm;
-  PageDumpStats stats;
-  {
-    LOG_INFO("Infecting " + Who(pid));
-    TRY_ASSIGN(std::unique_ptr<compel::Infection> inf,
-               compel::Infection::Start(*proc, blobs::Parasite()));
-    TRY(Call(*inf, abi::kCmdDumpMisc, "misc"));
-    TRY(Call(*inf, abi::kCmdDumpSigacts, "sigactions"));
-    TRY(FillMm(pid, info, inf->args()->misc, &mm));
-    TRY(FillCore(pid, info, *inf, &core));
-    LOG_INFO("Dumping pages of " + Who(pid));
-    TRY_ASSIGN(stats, DumpPages(pid, proc->mem_fd(), *inf, mm, *dir, kf, 1));
-    TRY(inf->Cure(), "curing " + Who(pid));
+  TRY_ASSIGN(files::FdDumper fds, files::FdDumper::Create(*dir));
+  ShmemDumper shmem;
+  TRY_ASSIGN(images::ImageWriter psw, dir->OpenWriter(ImageType::kPstree));
+  uint32_t pages_id = 1;
+  for (TreeTask& t : tree) {
+    pb::PstreeEntry ps;
+    ps.set_pid(uint32_t(t.pid));
+    ps.set_ppid(uint32_t(t.ppid));
+    ps.set_pgid(uint32_t(t.pgid));
+    ps.set_sid(uint32_t(t.sid));
+    if (t.zombie) {
+      ps.set_zombie(true);
+      ps.set_exit_status(uint32_t(t.exit_status));
+      ps.add_threads(uint32_t(t.pid));
+    } else {
+      for (pid_t tid : t.proc->threads()) ps.add_threads(uint32_t(tid));
+      TRY(DumpTask(o, kf, *dir, fds, shmem, t, pages_id++), Who(t.pid));
+    }
+    TRY(psw.Write(ps));
   }
-  LOG_INFO("Pages: " + std::to_string(stats.pages_written) + " written, " +
-           std::to_string(stats.zero_pages_skipped) + " zero pages skipped, " +
-           std::to_string(stats.pages_scanned) + " scanned");
-
-  pb::PstreeEntry ps;
-  ps.set_pid(uint32_t(pid));
-  ps.set_ppid(0);
-  ps.set_pgid(uint32_t(info.stat.pgid));
-  ps.set_sid(uint32_t(info.stat.sid));
-  ps.add_threads(uint32_t(pid));
-  TRY(WriteOne(*dir, ImageType::kPstree, 0, ps));
-  TRY(WriteOne(*dir, ImageType::kCore, pid, core));
-  TRY(WriteOne(*dir, ImageType::kMm, pid, mm));
-  pb::FsEntry fs;
-  fs.set_cwd(info.cwd);
-  fs.set_root(info.root);
-  TRY(WriteOne(*dir, ImageType::kFs, pid, fs));
-  TRY(files::WriteFds(*dir, info.fds));
+  TRY(psw.Close());
+  TRY(fds.Close());
+  TRY(shmem.Write(*dir));
 
   pb::InventoryEntry inv;
   inv.set_format_version(images::kFormatVersion);
@@ -219,7 +354,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   uname(&u);
   inv.set_kernel(u.release);
   inv.set_arch(u.machine);
-  inv.set_root_pid(uint32_t(pid));
+  inv.set_root_pid(uint32_t(root));
   inv.set_page_size(uint32_t(sysconf(_SC_PAGESIZE)));
   inv.set_tool_version("ckpt 0.1");
   struct timespec ts;
@@ -228,13 +363,15 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   inv.set_shell_job(o.shell_job);
   TRY(dir->Commit(inv));
 
-  if (o.leave_running) {
-    proc->Detach();
-    LOG_INFO("Dump of " + Who(pid) + " complete; left running");
-  } else {
-    TRY(proc->Kill());
-    LOG_INFO("Dump of " + Who(pid) + " complete; killed");
+  for (TreeTask& t : tree) {
+    if (!t.proc) continue;
+    if (o.leave_running)
+      t.proc->Detach();
+    else
+      TRY(t.proc->Kill());
   }
+  LOG_INFO("Dump of the tree of " + Who(root) + " complete (" + std::to_string(tree.size()) +
+           " processes); " + (o.leave_running ? "left running" : "killed"));
   return Ok();
 }
 

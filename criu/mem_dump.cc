@@ -75,12 +75,21 @@ Status CollectVmas(pid_t pid, const std::vector<proc::MapEntry>& maps, pb::MmEnt
       std::string link = "/proc/" + std::to_string(pid) + "/map_files/" + Hex(m.start) + "-" +
                          Hex(m.end);
       TRY_ASSIGN(std::string path, io::ReadLink(link), where);
-      if (path.size() > 10 && path.compare(path.size() - 10, 10, " (deleted)") == 0)
-        return Error(where + ": mappings of deleted files are not supported yet");
-      if (m.shared && m.dev_major == 0 && m.dev_minor <= 1)
-        return Error(where + ": shared memory (shmem/SysV) is not supported yet");
       struct stat st;
       if (stat(link.c_str(), &st) < 0) return Error::Errno(where + ": stat");
+      if (m.shared && m.dev_major == 0 && path.rfind("/SYSV", 0) == 0)
+        return Error(where + ": SysV shared memory is not supported yet");
+      if (m.shared && (path.size() > 10 && path.compare(path.size() - 10, 10, " (deleted)") == 0)) {
+        // Shared anonymous memory, memfd or a deleted file mapped shared:
+        // its contents go to shmem-<inode>.img, once for all its users.
+        v->set_kind(pb::VMA_ANON_SHARED);
+        v->set_shmid(st.st_ino);
+        v->set_pgoff(m.pgoff);
+        v->set_path(path);
+        continue;
+      }
+      if (path.size() > 10 && path.compare(path.size() - 10, 10, " (deleted)") == 0)
+        return Error(where + ": private mappings of deleted files are not supported yet");
       if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
         return Error(where + ": mapping of a non-regular file is not supported");
       v->set_kind(m.shared ? pb::VMA_FILE_SHARED : pb::VMA_FILE_PRIVATE);

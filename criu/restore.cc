@@ -1,167 +1,220 @@
-// Restore orchestration: load and check images, clone the task with its
-// pid, trace it through the restorer, then let it go.
+// Restore orchestration: load and check images, clone the root with its
+// pid (it creates the rest of the tree), trace every thread through its
+// restorer to the rt_sigreturn, then let the whole tree go.
 #include "criu/restore.h"
 
 #include <fcntl.h>
-#include <linux/sched.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <set>
 
 #include "base/io.h"
 #include "base/log.h"
 #include "compel/infect.h"
 #include "compel/regs.h"
-#include "compel/seize.h"
 #include "criu/proc_parse.h"
-#include "criu/restore_task.h"
+#include "criu/restore_tree.h"
+#include "criu/shmem.h"
 #include "criu/task_images.h"
 
 namespace ckpt {
 namespace {
 
+constexpr int kRestoreTimeoutSec = 300;
+
 std::string Who(pid_t pid) { return "pid " + std::to_string(pid); }
 
-// Kills and reaps the restored task unless released: a failed restore
-// leaves nothing behind.
-class ChildGuard {
- public:
-  explicit ChildGuard(pid_t p) : pid_(p) {}
-  ~ChildGuard() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    int st;
-    while (waitpid(pid_, &st, __WALL) < 0 && errno == EINTR) {
-    }
-  }
-  void Release() { pid_ = -1; }
-
- private:
-  pid_t pid_;
-};
-
-Result<pid_t> CloneWithPid(pid_t pid) {
-  struct clone_args a;
-  memset(&a, 0, sizeof(a));
-  a.exit_signal = SIGCHLD;
-  a.set_tid = uintptr_t(&pid);
-  a.set_tid_size = 1;
-  long r = syscall(SYS_clone3, &a, sizeof(a));
-  if (r < 0) {
-    if (errno == EEXIST) {
-      std::string comm = "?";
-      auto c = io::ReadFile("/proc/" + std::to_string(pid) + "/comm");
-      if (c.ok()) comm = c->substr(0, c->find('\n'));
-      return Error(Who(pid) + " is already in use (by '" + comm + "'): cannot restore", EEXIST);
-    }
-    return Error::Errno("clone3 with pid " + std::to_string(pid));
-  }
-  return pid_t(r);
-}
-
-// Non-blocking: the child may still be alive (and hold the write end).
-std::string ReadChildError(int fd) {
+// Non-blocking: tasks may still be alive (and hold the write end).
+std::string ReadChildErrors(int fd) {
   fcntl(fd, F_SETFL, O_NONBLOCK);
   std::string msg;
   char buf[512];
   ssize_t n;
   while ((n = read(fd, buf, sizeof(buf))) > 0) msg.append(buf, n);
+  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
   return msg;
 }
 
-// Waits for the next stop of the restoring child; a death is an error
-// carrying the child's own message.
-Result<int> NextStop(pid_t pid, int err_fd) {
-  for (;;) {
-    int st;
-    pid_t r = waitpid(pid, &st, __WALL);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return Error::Errno("waitpid " + std::to_string(pid));
+// Where each thread of the tree is on its way through the restorer.
+enum class Stage { kRunning, kTrapped, kInSigreturn, kDone };
+
+class Tracer {
+ public:
+  Tracer(const TreeImages& tree, int err_fd) : tree_(tree), err_fd_(err_fd) {
+    for (const TaskImages& t : tree.tasks) {
+      if (t.zombie()) {
+        zombies_.insert(t.pid());
+        continue;
+      }
+      for (const auto& th : t.core.threads()) stage_[pid_t(th.tid())] = Stage::kRunning;
     }
-    if (WIFEXITED(st) || WIFSIGNALED(st)) {
-      std::string msg = ReadChildError(err_fd);
-      if (msg.empty())
-        msg = WIFEXITED(st) ? "exited with " + std::to_string(WEXITSTATUS(st)) +
-                                  " (see the log for the restorer's message)"
-                            : "killed by signal " + std::to_string(WTERMSIG(st));
-      return Error(Who(pid) + ": restore failed: " + msg);
-    }
-    return st;
   }
+  ~Tracer() { KillAll(); }
+
+  void Created(pid_t pid) { created_.insert(pid); }
+  // Runs until every thread sits stopped right after its rt_sigreturn.
+  Status Run();
+  // Unmaps the restorers, puts the exact registers back, detaches all.
+  Status Release();
+  void Disarm() { armed_ = false; }
+
+ private:
+  Status Fail(pid_t pid, const std::string& what) {
+    std::string msg = ReadChildErrors(err_fd_);
+    return Error(Who(pid) + ": " + what + (msg.empty() ? "" : "\n" + msg));
+  }
+  Status OnStop(pid_t w, int st);
+  void KillAll();
+
+  const TreeImages& tree_;
+  int err_fd_;
+  std::map<pid_t, Stage> stage_;
+  std::map<pid_t, uint64_t> trap_ip_;
+  std::set<pid_t> zombies_;
+  std::set<pid_t> created_;  // only these may be killed on failure
+  bool armed_ = true;
+};
+
+Status Tracer::OnStop(pid_t w, int st) {
+  int sig = WSTOPSIG(st);
+  int event = st >> 16;
+  if (event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_VFORK) {
+    unsigned long child = 0;
+    ptrace(PTRACE_GETEVENTMSG, w, nullptr, &child);
+    created_.insert(pid_t(child));
+    if (ptrace(PTRACE_CONT, w, nullptr, nullptr) < 0) return Error::Errno("PTRACE_CONT");
+    return Ok();
+  }
+  if (event == PTRACE_EVENT_STOP) {  // a new task's first stop, or a group stop
+    created_.insert(w);
+    if (ptrace(PTRACE_CONT, w, nullptr, nullptr) < 0) return Error::Errno("PTRACE_CONT");
+    return Ok();
+  }
+  auto it = stage_.find(w);
+  if (sig == (SIGTRAP | 0x80) && it != stage_.end()) {
+    if (it->second == Stage::kTrapped) {  // entering rt_sigreturn
+      it->second = Stage::kInSigreturn;
+      if (ptrace(PTRACE_SYSCALL, w, nullptr, nullptr) < 0) return Error::Errno("PTRACE_SYSCALL");
+    } else if (it->second == Stage::kInSigreturn) {
+      it->second = Stage::kDone;  // stays stopped until Release
+    } else {
+      return Fail(w, "unexpected system call stop");
+    }
+    return Ok();
+  }
+  if (sig == SIGTRAP && it != stage_.end() && it->second == Stage::kRunning) {
+    TRY_ASSIGN(compel::Regs r, compel::GetRegs(w));
+    trap_ip_[w] = r.gp.rip;
+    it->second = Stage::kTrapped;
+    if (ptrace(PTRACE_SYSCALL, w, nullptr, nullptr) < 0) return Error::Errno("PTRACE_SYSCALL");
+    return Ok();
+  }
+  if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP) {
+    siginfo_t si = {};
+    ptrace(PTRACE_GETSIGINFO, w, nullptr, &si);
+    user_regs_struct r = {};
+    ptrace(PTRACE_GETREGS, w, nullptr, &r);
+    char buf[160];
+    snprintf(buf, sizeof(buf), "signal %d (code %d, address %p) at ip %llx while restoring", sig,
+             si.si_code, si.si_addr, r.rip);
+    return Fail(w, buf);
+  }
+  // Anything else (SIGCHLD of a zombie being made, ...) is the task's.
+  if (ptrace(PTRACE_CONT, w, nullptr, (void*)(long)sig) < 0) return Error::Errno("PTRACE_CONT");
+  return Ok();
 }
 
-// Lets the child run to the restorer's final trap, then through its
-// rt_sigreturn; returns the trap address (inside the restorer region).
-Result<uint64_t> RunToSigreturn(pid_t pid, int err_fd) {
-  uint64_t trap_ip = 0;
-  for (;;) {
-    TRY_ASSIGN(int st, NextStop(pid, err_fd));
-    int sig = WSTOPSIG(st);
-    if ((st >> 16) == PTRACE_EVENT_STOP) {
-      if (ptrace(PTRACE_CONT, pid, nullptr, nullptr) < 0) return Error::Errno("PTRACE_CONT");
+Status Tracer::Run() {
+  struct timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  size_t done = 0, zombies_gone = 0;
+  while (done < stage_.size() || zombies_gone < zombies_.size()) {
+    int st;
+    pid_t w = waitpid(-1, &st, __WALL | WNOHANG);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Error::Errno("waitpid");
+    }
+    if (w == 0) {
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if (now.tv_sec - start.tv_sec > kRestoreTimeoutSec)
+        return Fail(tree_.tasks[0].pid(), "restore timed out");
+      usleep(500);
       continue;
     }
-    if (sig == SIGTRAP) {
-      TRY_ASSIGN(compel::Regs r, compel::GetRegs(pid));
-      trap_ip = r.gp.rip;
-      break;
+    if (WIFEXITED(st) || WIFSIGNALED(st)) {
+      if (zombies_.count(w)) {  // a zombie-to-be did its part
+        zombies_gone++;
+        continue;
+      }
+      std::string how = WIFEXITED(st) ? "exited with " + std::to_string(WEXITSTATUS(st))
+                                      : "was killed by signal " + std::to_string(WTERMSIG(st));
+      return Fail(w, "restore failed: the task " + how);
     }
-    if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE) {
-      siginfo_t si = {};
-      ptrace(PTRACE_GETSIGINFO, pid, nullptr, &si);
-      user_regs_struct r = {};
-      ptrace(PTRACE_GETREGS, pid, nullptr, &r);
-      char buf[160];
-      snprintf(buf, sizeof(buf), "signal %d (code %d, address %p) at ip %llx", sig, si.si_code,
-               si.si_addr, r.rip);
-      return Error(Who(pid) + ": restore failed: " + buf + " while restoring " +
-                   ReadChildError(err_fd));
-    }
-    // Anything else is the task's business: deliver it.
-    if (ptrace(PTRACE_CONT, pid, nullptr, (void*)(long)sig) < 0)
-      return Error::Errno("PTRACE_CONT");
+    Stage before = stage_.count(w) ? stage_[w] : Stage::kRunning;
+    TRY(OnStop(w, st));
+    if (stage_.count(w) && before != Stage::kDone && stage_[w] == Stage::kDone) done++;
   }
-  // Syscall entry, then exit, of rt_sigreturn.
-  for (int i = 0; i < 2; i++) {
-    if (ptrace(PTRACE_SYSCALL, pid, nullptr, nullptr) < 0) return Error::Errno("PTRACE_SYSCALL");
-    TRY_ASSIGN(int st, NextStop(pid, err_fd));
-    if (WSTOPSIG(st) != (SIGTRAP | 0x80))
-      return Error(Who(pid) + ": restore failed: unexpected stop " + std::to_string(st) +
-                   " at rt_sigreturn");
-  }
-  return trap_ip;
+  return Ok();
 }
 
-// The task now runs the dumped registers: drop the restorer region and let go.
-Status Release(pid_t pid, uint64_t trap_ip, const compel::Regs& image_regs) {
-  TRY_ASSIGN(compel::Regs now, compel::GetRegs(pid));
-  if (now.gp.rip != image_regs.gp.rip || now.gp.rsp != image_regs.gp.rsp)
-    return Error(Who(pid) + ": rt_sigreturn did not land on the dumped registers");
-  TRY_ASSIGN(std::string maps_text, io::ReadFile("/proc/" + std::to_string(pid) + "/maps"));
-  TRY_ASSIGN(std::vector<proc::MapEntry> maps, proc::ParseMaps(maps_text));
-  uint64_t start = 0, end = 0;
-  for (const auto& m : maps)
-    if (trap_ip >= m.start && trap_ip < m.end) start = m.start, end = m.end;
-  if (!start) return Error(Who(pid) + ": restorer region not found");
-  std::string mem = "/proc/" + std::to_string(pid) + "/mem";
-  UniqueFd mem_fd(open(mem.c_str(), O_RDWR | O_CLOEXEC));
-  if (!mem_fd) return Error::Errno("open " + mem);
-  TRY_ASSIGN(uint64_t exec, compel::FindExecAddr(pid, start, end));
-  TRY_ASSIGN(long r, compel::RemoteSyscall(pid, mem_fd.get(), exec, now.gp, SYS_munmap,
-                                           long(start), long(end - start)));
-  if (r != 0) return Error::Errno(Who(pid) + ": unmapping the restorer", int(-r));
-  // Registers exactly as dumped (the xstate too, as ptrace read it).
-  compel::Regs fin = image_regs;
-  fin.gp = now.gp;
-  TRY(compel::SetRegs(pid, fin, true));
-  if (ptrace(PTRACE_DETACH, pid, nullptr, nullptr) < 0) return Error::Errno("PTRACE_DETACH");
+Status Tracer::Release() {
+  for (const TaskImages& t : tree_.tasks) {
+    if (t.zombie()) continue;
+    pid_t pid = t.pid();
+    uint64_t trap = trap_ip_.at(pid);
+    TRY_ASSIGN(std::string maps_text, io::ReadFile("/proc/" + std::to_string(pid) + "/maps"));
+    TRY_ASSIGN(std::vector<proc::MapEntry> maps, proc::ParseMaps(maps_text));
+    uint64_t start = 0, end = 0;
+    for (const auto& m : maps)
+      if (trap >= m.start && trap < m.end) start = m.start, end = m.end;
+    if (!start) return Error(Who(pid) + ": restorer region not found");
+    std::string mem = "/proc/" + std::to_string(pid) + "/mem";
+    UniqueFd mem_fd(open(mem.c_str(), O_RDWR | O_CLOEXEC));
+    if (!mem_fd) return Error::Errno("open " + mem);
+    TRY_ASSIGN(uint64_t exec, compel::FindExecAddr(pid, start, end));
+    for (int i = 0; i < t.core.threads_size(); i++) {
+      pid_t tid = pid_t(t.core.threads(i).tid());
+      TRY_ASSIGN(compel::Regs now, compel::GetRegs(tid));
+      if (now.gp.rip != t.regs[i].gp.rip || now.gp.rsp != t.regs[i].gp.rsp)
+        return Error(Who(tid) + ": rt_sigreturn did not land on the dumped registers");
+      if (i == 0) {
+        TRY_ASSIGN(long r, compel::RemoteSyscall(tid, mem_fd.get(), exec, now.gp, SYS_munmap,
+                                                 long(start), long(end - start)));
+        if (r != 0) return Error::Errno(Who(pid) + ": unmapping the restorer", int(-r));
+      }
+      // Registers exactly as dumped (the xstate too, as ptrace read it).
+      compel::Regs fin = t.regs[i];
+      fin.gp = now.gp;
+      TRY(compel::SetRegs(tid, fin, true));
+    }
+  }
+  for (const TaskImages& t : tree_.tasks)
+    for (const auto& th : t.core.threads())
+      if (ptrace(PTRACE_DETACH, pid_t(th.tid()), nullptr, nullptr) < 0)
+        return Error::Errno("PTRACE_DETACH " + Who(pid_t(th.tid())));
+  armed_ = false;
   return Ok();
+}
+
+void Tracer::KillAll() {
+  if (!armed_) return;
+  for (pid_t p : created_) kill(p, SIGKILL);
+  // We are a subreaper while restoring: every orphan comes to us.
+  int st;
+  while (waitpid(-1, &st, __WALL) > 0 || errno == EINTR) {
+  }
 }
 
 Status WritePidfile(const Options& o, pid_t pid) {
@@ -178,49 +231,67 @@ Status WritePidfile(const Options& o, pid_t pid) {
 
 Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Open(o.images_dir));
-  TRY_ASSIGN(TaskImages t, LoadTaskImages(*dir), "reading images from " + o.images_dir);
-  pid_t pid = t.pid();
+  TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir), "reading images from " + o.images_dir);
+  pid_t root = tree.tasks[0].pid();
   if (!kf.clone3_set_tid) return Error("this kernel cannot create a process with a chosen pid");
-  if (t.inventory.shell_job() && !o.shell_job)
+  if (tree.inventory.shell_job() && !o.shell_job)
     LOG_WARN("the dump was taken with --shell-job; terminal fds need --shell-job to restore");
+  for (const TaskImages& t : tree.tasks)
+    for (uint32_t tid : t.pstree.threads())
+      if (kill(pid_t(tid), 0) == 0 || errno != ESRCH) {
+        std::string comm = "?";
+        auto c = io::ReadFile("/proc/" + std::to_string(tid) + "/comm");
+        if (c.ok()) comm = c->substr(0, c->find('\n'));
+        return Error(Who(pid_t(tid)) + " is already in use (by '" + comm + "'): cannot restore");
+      }
 
-  int errp[2], gop[2];
-  if (pipe2(errp, O_CLOEXEC) < 0 || pipe2(gop, O_CLOEXEC) < 0) return Error::Errno("pipe");
-  UniqueFd err_r(errp[0]), err_w(errp[1]), go_r(gop[0]), go_w(gop[1]);
+  // Everything every task inherits: shared memory, the error pipe, the log.
+  std::vector<const pb::MmEntry*> mms;
+  for (const TaskImages& t : tree.tasks)
+    if (!t.zombie()) mms.push_back(&t.mm);
+  TreeFds fds;
+  fds.base = tree.max_fd + 1;
+  TRY_ASSIGN(fds.shmem, RestoreShmem(*dir, mms));
+  int errp[2];
+  if (pipe2(errp, O_CLOEXEC) < 0) return Error::Errno("pipe");
+  UniqueFd err_r(errp[0]);
+  fds.err_fd = errp[1];
+  fds.log_fd = dup(log::Fd());
+  TRY_ASSIGN(TreeSync * sync, CreateTreeSync());
 
-  LOG_INFO("Creating " + Who(pid));
-  TRY_ASSIGN(pid_t child, CloneWithPid(pid));
-  if (child == 0) {
-    // The new task. Wait until the parent traces us, then become the image.
-    err_r.reset();
-    go_w.reset();
-    char c;
-    if (read(go_r.get(), &c, 1) != 1) _exit(1);
-    go_r.reset();
-    int efd = err_w.release();
-    Status s = EnterRestorer(t, *dir, o, efd);
-    std::string msg = s.error().message();
-    (void)!write(efd, msg.data(), msg.size());
-    _exit(1);
-  }
-  ChildGuard guard(child);
-  err_w.reset();
+  // Orphans of a failed restore must come back to us to be reaped.
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  LOG_INFO("Creating the tree of " + Who(root) + " (" + std::to_string(tree.tasks.size()) +
+           " processes, " + std::to_string(tree.nr_threads) + " threads)");
+  // The root waits for our go: it must be traced before it forks anything.
+  int gop[2];
+  if (pipe2(gop, O_CLOEXEC) < 0) return Error::Errno("pipe");
+  UniqueFd go_r(gop[0]), go_w(gop[1]);
+  fds.go_fd = go_r.get();
+  Tracer tracer(tree, err_r.get());
+  TRY_ASSIGN(pid_t child, CloneTask(tree, 0, *dir, o, fds, sync));
+  tracer.Created(child);
   go_r.reset();
-  if (ptrace(PTRACE_SEIZE, child, nullptr, (void*)(long)PTRACE_O_TRACESYSGOOD) < 0)
+  close(fds.err_fd);
+  close(fds.log_fd);
+  for (auto& kv : fds.shmem) close(kv.second);
+  long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACECLONE;
+  if (ptrace(PTRACE_SEIZE, child, nullptr, (void*)opts) < 0)
     return Error::Errno("PTRACE_SEIZE " + Who(child));
   if (write(go_w.get(), "g", 1) != 1) return Error::Errno("start restore");
   go_w.reset();
 
-  TRY_ASSIGN(uint64_t trap_ip, RunToSigreturn(child, err_r.get()));
-  TRY(Release(child, trap_ip, t.regs));
-  guard.Release();
-  LOG_INFO("Restored " + Who(pid));
-  TRY(WritePidfile(o, pid));
+  TRY(tracer.Run());
+  TRY(tracer.Release());
+  munmap(sync, 4096);
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
+  LOG_INFO("Restored the tree of " + Who(root));
+  TRY(WritePidfile(o, root));
   if (o.restore_detached) return 0;
 
   int st;
-  while (waitpid(pid, &st, 0) < 0) {
-    if (errno != EINTR) return Error::Errno("waitpid " + std::to_string(pid));
+  while (waitpid(root, &st, 0) < 0) {
+    if (errno != EINTR) return Error::Errno("waitpid " + std::to_string(root));
   }
   if (WIFEXITED(st)) return WEXITSTATUS(st);
   return 128 + WTERMSIG(st);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "base/io.h"
 #include "base/log.h"
@@ -127,89 +128,104 @@ Result<abi::SpecialMapping> Special(const TaskImages& t, const std::vector<proc:
 }  // namespace
 
 Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Options& o,
-                     int& err_fd) {
-  pid_t pid = t.pid();
-  // Session and group: a leader in the image leads again.
-  if (!o.shell_job) {
-    if (t.pstree.sid() == uint32_t(pid)) {
-      if (setsid() < 0) return Error::Errno("setsid");
-    } else if (t.pstree.pgid() == uint32_t(pid)) {
-      if (setpgid(0, 0) < 0) return Error::Errno("setpgid");
-    }
-  }
-
-  // Service fds: pages, exe, one per mapped file, log, error pipe.
+                     TreeFds& tf) {
+  // Service fds: pages, exe, one per mapped file, shared memory, the tree's
+  // open files, log, error pipe. All go above every dumped fd number.
   TRY_ASSIGN(UniqueFd pages, dir.OpenRaw(images::PagesFileName(t.pages_id)));
   int pages_fd = pages.release();
   int exe_fd = open(t.mm.exe_path().c_str(), O_RDONLY | O_CLOEXEC);
   if (exe_fd < 0) return Error::Errno("open executable " + t.mm.exe_path());
   std::map<std::pair<std::string, bool>, int> vma_files;
-  std::vector<int> vma_fd(t.mm.vmas_size(), -1);
-  for (int i = 0; i < t.mm.vmas_size(); i++) {
-    const pb::VmaEntry& v = t.mm.vmas(i);
+  for (const pb::VmaEntry& v : t.mm.vmas()) {
     if (v.kind() != pb::VMA_FILE_PRIVATE && v.kind() != pb::VMA_FILE_SHARED) continue;
     auto key = std::make_pair(v.path(), v.open_rw());
-    auto it = vma_files.find(key);
-    if (it == vma_files.end()) {
-      int fd = open(v.path().c_str(), (v.open_rw() ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-      if (fd < 0) return Error::Errno("open mapped file " + v.path());
-      struct stat st;
-      if (fstat(fd, &st) == 0 && v.has_file_size() && uint64_t(st.st_size) != v.file_size())
-        return Error("mapped file " + v.path() + " changed since the dump (size " +
-                     std::to_string(v.file_size()) + " -> " + std::to_string(st.st_size) + ")");
-      it = vma_files.emplace(key, fd).first;
-    }
-    vma_fd[i] = it->second;
+    if (vma_files.count(key)) continue;
+    int fd = open(v.path().c_str(), (v.open_rw() ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0) return Error::Errno("open mapped file " + v.path());
+    struct stat st;
+    if (fstat(fd, &st) == 0 && v.has_file_size() && uint64_t(st.st_size) != v.file_size())
+      return Error("mapped file " + v.path() + " changed since the dump (size " +
+                   std::to_string(v.file_size()) + " -> " + std::to_string(st.st_size) + ")");
+    vma_files.emplace(key, fd);
   }
-  int log_fd = dup(log::Fd());
-  int max_target = 2;
-  for (const auto& f : t.fds) max_target = std::max(max_target, int(f.fd()));
 
   ServiceFds svc;
-  svc.slots = {&pages_fd, &exe_fd, &log_fd, &err_fd};
-  std::vector<int*> file_slots;
+  svc.slots = {&pages_fd, &exe_fd, &tf.log_fd, &tf.err_fd};
   for (auto& kv : vma_files) svc.slots.push_back(&kv.second);
-  TRY(PlaceServiceFds(svc, max_target + 1));
-  log::SetFd(log_fd);
-  for (int i = 0; i < t.mm.vmas_size(); i++) {
-    const pb::VmaEntry& v = t.mm.vmas(i);
-    if (vma_fd[i] >= 0) vma_fd[i] = vma_files.at({v.path(), v.open_rw()});
-  }
+  for (auto& kv : tf.shmem) svc.slots.push_back(&kv.second);
+  for (auto& kv : tf.files) svc.slots.push_back(&kv.second);
+  TRY(PlaceServiceFds(svc, tf.base));
+  log::SetFd(tf.log_fd);
 
-  TRY(files::RestoreFds(dir, t.fds, t.files, files::RestoreOpts{o.shell_job}));
+  // This task's fds, all taken from the tree's open files: a file shared by
+  // several fds or tasks is one open file description again.
+  for (const pb::FdinfoEntry& f : t.fds) {
+    int from = tf.files.at(f.file_id());
+    if (dup3(from, int(f.fd()), f.cloexec() ? O_CLOEXEC : 0) < 0)
+      return Error::Errno("dup to fd " + std::to_string(f.fd()));
+  }
+  for (auto& kv : tf.files) close(kv.second);
+  tf.files.clear();
   if (t.fs.root() != "/" && chroot(t.fs.root().c_str()) < 0)
     return Error::Errno("chroot " + t.fs.root());
   if (chdir(t.fs.cwd().c_str()) < 0) return Error::Errno("chdir " + t.fs.cwd());
 
-  // The restorer region.
+  std::vector<int> vma_fd(t.mm.vmas_size(), -1);
+  std::set<int> used_shmem;
+  for (int i = 0; i < t.mm.vmas_size(); i++) {
+    const pb::VmaEntry& v = t.mm.vmas(i);
+    if (v.kind() == pb::VMA_FILE_PRIVATE || v.kind() == pb::VMA_FILE_SHARED)
+      vma_fd[i] = vma_files.at({v.path(), v.open_rw()});
+    if (v.kind() == pb::VMA_ANON_SHARED) {
+      vma_fd[i] = tf.shmem.at(v.shmid());
+      used_shmem.insert(vma_fd[i]);
+    }
+  }
+  for (auto& kv : tf.shmem)
+    if (!used_shmem.count(kv.second)) close(kv.second);
+
+  // The restorer region: blob, args with their arrays, parked specials,
+  // thread stacks, the leader's stack.
   TRY_ASSIGN(std::string maps_text, io::ReadFile("/proc/self/maps"));
   TRY_ASSIGN(std::vector<proc::MapEntry> self, proc::ParseMaps(maps_text));
   TRY_ASSIGN(abi::SpecialMapping vvar, Special(t, self, pb::VMA_VVAR, "[vvar]"));
   TRY_ASSIGN(abi::SpecialMapping vclock, Special(t, self, pb::VMA_VVAR_VCLOCK, "[vvar_vclock]"));
   TRY_ASSIGN(abi::SpecialMapping vdso, Special(t, self, pb::VMA_VDSO, "[vdso]"));
 
+  const pb::TaskCoreEntry& c = t.core;
+  size_t nthreads = size_t(c.threads_size());
+  size_t npending = 0;
+  for (const auto& th : c.threads()) npending += size_t(th.pending_size());
   blobs::Blob blob = blobs::Restorer();
   uint64_t blob_len = Align(blob.size, kPage);
   uint64_t vmas_off = Align(sizeof(abi::RestoreArgs), 64);
   uint64_t pages_off = vmas_off + sizeof(abi::RestoreVma) * t.mm.vmas_size();
-  uint64_t args_len = Align(pages_off + sizeof(abi::RestorePages) * t.pages.size(), kPage);
+  uint64_t threads_off = Align(pages_off + sizeof(abi::RestorePages) * t.pages.size(), 64);
+  uint64_t frames_off = Align(threads_off + sizeof(abi::RestoreThread) * nthreads, 64);
+  uint64_t pending_off = frames_off + sizeof(abi::SigframeArea) * nthreads;
+  uint64_t shared_off = pending_off + 128 * npending;
+  uint64_t timers_off = Align(shared_off + 128 * size_t(c.shared_pending_size()), 64);
+  uint64_t args_len =
+      Align(timers_off + sizeof(abi::RestorePosixTimer) * size_t(c.posix_timers_size()), kPage);
   uint64_t park_len = vvar.len + vclock.len + vdso.len;
-  uint64_t size = blob_len + args_len + park_len + kStackSize;
+  uint64_t stacks_len = abi::kThreadStackSize * nthreads;
+  uint64_t size = blob_len + args_len + park_len + stacks_len + kStackSize;
   TRY_ASSIGN(uint64_t base, FindHole(t, self, size));
   void* region = mmap(reinterpret_cast<void*>(base), size, PROT_READ | PROT_WRITE | PROT_EXEC,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
   if (region == MAP_FAILED) return Error::Errno("mmap restorer region");
   memcpy(region, blob.data, blob.size);
   auto* a = reinterpret_cast<abi::RestoreArgs*>(base + blob_len);
-  memset(a, 0, sizeof(*a));
+  char* ab = reinterpret_cast<char*>(a);
   a->self_start = base;
   a->self_len = size;
   a->park = base + blob_len + args_len;
   a->vvar = vvar, a->vclock = vclock, a->vdso = vdso;
+  uint64_t stacks = a->park + park_len;
 
   a->nr_vmas = uint32_t(t.mm.vmas_size());
   a->vmas_off = vmas_off;
-  auto* rv = reinterpret_cast<abi::RestoreVma*>(reinterpret_cast<char*>(a) + vmas_off);
+  auto* rv = reinterpret_cast<abi::RestoreVma*>(ab + vmas_off);
   for (int i = 0; i < t.mm.vmas_size(); i++) {
     const pb::VmaEntry& v = t.mm.vmas(i);
     abi::RestoreVma& r = rv[i];
@@ -218,21 +234,23 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     switch (v.kind()) {
       case pb::VMA_ANON_PRIVATE: r.kind = abi::kVmaAnon; break;
       case pb::VMA_FILE_PRIVATE:
-      case pb::VMA_FILE_SHARED: r.kind = abi::kVmaFile; break;
+      case pb::VMA_FILE_SHARED:
+      case pb::VMA_ANON_SHARED: r.kind = abi::kVmaFile; break;
       case pb::VMA_VDSO: r.kind = abi::kVmaVdso; break;
       case pb::VMA_VVAR: r.kind = abi::kVmaVvar; break;
       default: r.kind = abi::kVmaVvarVclock; break;
     }
+    if (v.kind() == pb::VMA_ANON_SHARED) r.flags = (r.flags & ~uint32_t(MAP_PRIVATE)) | MAP_SHARED;
   }
   a->nr_pages = uint32_t(t.pages.size());
   a->pages_off = pages_off;
-  auto* rp = reinterpret_cast<abi::RestorePages*>(reinterpret_cast<char*>(a) + pages_off);
+  auto* rp = reinterpret_cast<abi::RestorePages*>(ab + pages_off);
   for (size_t i = 0; i < t.pages.size(); i++) rp[i] = {t.pages[i].vaddr(), t.pages[i].nr_pages()};
   a->pages_fd = pages_fd;
-  a->log_fd = log_fd;
+  a->log_fd = tf.log_fd;
   a->log_level = log::GetLevel();
   a->nr_close_fds = 1;
-  a->close_fds[0] = err_fd;
+  a->close_fds[0] = tf.err_fd;
 
   const pb::MmEntry& mm = t.mm;
   a->mm = {mm.start_code(), mm.end_code(), mm.start_data(), mm.end_data(), mm.start_brk(),
@@ -242,7 +260,6 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   a->mm.auxv = uint64_t(a->auxv);
   a->mm.auxv_size = uint32_t(mm.auxv_size() * 8);
 
-  const pb::TaskCoreEntry& c = t.core;
   for (const auto& s : c.sigactions())
     a->sigacts[s.sig() - 1] = {s.handler(), s.flags(), s.restorer(), s.mask()};
   a->nr_rlimits = uint32_t(c.rlimits_size());
@@ -262,19 +279,67 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   memcpy(a->gids, gids, sizeof(gids));
   a->nr_groups = uint32_t(cr.groups_size());
   for (int i = 0; i < cr.groups_size(); i++) a->groups[i] = cr.groups(i);
-  a->fs_base = t.regs.gp.fs_base;
-  a->gs_base = t.regs.gp.gs_base;
-
-  const pb::ThreadEntry& th = c.threads(0);
-  if (th.has_rseq()) {
-    a->rseq_ptr = th.rseq().ptr();
-    a->rseq_size = th.rseq().size();
-    a->rseq_sig = th.rseq().signature();
+  if (cr.has_cap_eff()) {
+    a->has_caps = 1;
+    a->cap_eff = cr.cap_eff(), a->cap_prm = cr.cap_prm(), a->cap_inh = cr.cap_inh();
+    a->cap_bnd = cr.cap_bnd(), a->cap_amb = cr.cap_amb();
   }
-  abi::KStack alt = {0, 2 /* SS_DISABLE */, 0, 0};
-  if (th.has_sigaltstack())
-    alt = {th.sigaltstack().sp(), int32_t(th.sigaltstack().flags()), 0, th.sigaltstack().size()};
-  compel::BuildSigframe(&a->sigframe, uint64_t(&a->sigframe), t.regs, th.blk_sigset(), alt);
+  a->securebits = c.securebits();
+
+  for (const auto& it : c.itimers()) {
+    abi::KItimerval& v = a->itimers[it.which()];
+    v.interval = {int64_t(it.interval_us() / 1000000), int64_t(it.interval_us() % 1000000)};
+    v.value = {int64_t(it.value_us() / 1000000), int64_t(it.value_us() % 1000000)};
+  }
+  a->nr_posix_timers = uint32_t(c.posix_timers_size());
+  a->posix_timers_off = timers_off;
+  auto* pt = reinterpret_cast<abi::RestorePosixTimer*>(ab + timers_off);
+  for (int i = 0; i < c.posix_timers_size(); i++) {
+    const pb::PosixTimerEntry& e = c.posix_timers(i);
+    pt[i].id = e.id(), pt[i].clock = e.clock(), pt[i].notify = e.notify();
+    pt[i].signo = e.signo(), pt[i].notify_tid = e.notify_tid(), pt[i].value = e.value();
+    uint64_t v = e.value_ns();
+    // An armed timer that had just expired must stay armed: 0 would disarm it.
+    if (v == 0 && (e.interval_ns() || e.value_ns())) v = 1;
+    pt[i].spec.interval = {int64_t(e.interval_ns() / 1000000000), int64_t(e.interval_ns() % 1000000000)};
+    pt[i].spec.value = {int64_t(v / 1000000000), int64_t(v % 1000000000)};
+  }
+  a->nr_shared_pending = uint32_t(c.shared_pending_size());
+  a->shared_pending_off = shared_off;
+  for (int i = 0; i < c.shared_pending_size(); i++)
+    memcpy(ab + shared_off + 128 * i, c.shared_pending(i).data(), 128);
+
+  a->nr_threads = uint32_t(nthreads);
+  a->threads_off = threads_off;
+  auto* rt = reinterpret_cast<abi::RestoreThread*>(ab + threads_off);
+  uint64_t pend = pending_off;
+  for (size_t i = 0; i < nthreads; i++) {
+    const pb::ThreadEntry& th = c.threads(int(i));
+    abi::RestoreThread& r = rt[i];
+    r.tid = int32_t(th.tid());
+    r.frame_off = frames_off + sizeof(abi::SigframeArea) * i;
+    r.stack_top = stacks + abi::kThreadStackSize * (i + 1) - 64;
+    r.fs_base = t.regs[i].gp.fs_base;
+    r.gs_base = t.regs[i].gp.gs_base;
+    r.clear_tid = th.clear_tid();
+    if (th.has_rseq()) {
+      r.rseq_ptr = th.rseq().ptr();
+      r.rseq_size = th.rseq().size();
+      r.rseq_sig = th.rseq().signature();
+    }
+    r.nr_pending = uint32_t(th.pending_size());
+    r.pending_off = pend;
+    for (const auto& p : th.pending()) {
+      memcpy(ab + pend, p.data(), 128);
+      pend += 128;
+    }
+    abi::KStack alt = {0, 2 /* SS_DISABLE */, 0, 0};
+    if (th.has_sigaltstack())
+      alt = {th.sigaltstack().sp(), int32_t(th.sigaltstack().flags()), 0,
+             th.sigaltstack().size()};
+    auto* area = reinterpret_cast<abi::SigframeArea*>(ab + r.frame_off);
+    compel::BuildSigframe(area, uint64_t(area), t.regs[i], th.blk_sigset(), alt);
+  }
 
   // glibc registered rseq for ckpt's thread in memory the restorer is about
   // to unmap: the kernel would fault writing it. Unregister it first.
@@ -285,7 +350,8 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
         syscall(SYS_rseq, area, 32, 1, RSEQ_SIG) < 0)
       return Error::Errno("unregister rseq");
   }
-  LOG_DBG("jumping to the restorer at " + std::to_string(base));
+  LOG_DBG("pid " + std::to_string(t.pid()) + ": jumping to the restorer at " +
+          std::to_string(base));
   Jump(base, uint64_t(a), base + size - 64);
 }
 

@@ -3,6 +3,8 @@
 // restorer region (blob + POD plan), and jumps into the restorer blob.
 #pragma once
 
+#include <map>
+
 #include "base/result.h"
 #include "criu/options.h"
 #include "criu/task_images.h"
@@ -10,9 +12,19 @@
 
 namespace ckpt {
 
+// Fds every task of the tree inherits from the root (or from ckpt).
+struct TreeFds {
+  std::map<uint32_t, int> files;  // file id -> fd holding that open file
+  std::map<uint64_t, int> shmem;  // shmid -> memfd with the saved contents
+  int err_fd = -1;                // errors go to ckpt here
+  int log_fd = -1;
+  int base = 3;                   // service fds live at or above: above every dumped fd
+  int go_fd = -1;                 // the root reads one byte here before anything else
+};
+
 // Never returns on success. On failure returns the error; the caller
 // reports it to the parent and exits.
 Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Options& o,
-                     int& err_fd);
+                     TreeFds& fds);
 
 }  // namespace ckpt

@@ -62,6 +62,9 @@ Status CheckMm(const pb::MmEntry& mm) {
         break;
       case pb::VMA_ANON_PRIVATE:
         break;
+      case pb::VMA_ANON_SHARED:
+        if (!v.has_shmid() || v.pgoff() % kPage) return Error(w + ": bad shared memory");
+        break;
       default:
         return Error(w + ": unsupported kind");
     }
@@ -93,31 +96,22 @@ Status CheckPages(const pb::MmEntry& mm, const std::vector<pb::PagemapEntry>& pa
   return Ok();
 }
 
-}  // namespace
-
-Result<TaskImages> LoadTaskImages(const images::ImageDir& dir) {
-  TaskImages t;
-  if (!dir.Exists(ImageType::kInventory))
-    return Error(dir.path() + " holds no complete dump (no inventory image)");
-  TRY(ReadOne(dir, ImageType::kInventory, 0, &t.inventory));
-  const pb::InventoryEntry& inv = t.inventory;
-  if (inv.format_version() != images::kFormatVersion)
-    return Error("images have format version " + std::to_string(inv.format_version()) +
-                 "; this ckpt reads version " + std::to_string(images::kFormatVersion));
-  if (inv.arch() != "x86_64") return Error("images are for " + inv.arch() + ", not x86_64");
-  if (inv.page_size() != kPage) return Error("images have an unsupported page size");
-
-  TRY(ReadOne(dir, ImageType::kPstree, 0, &t.pstree));
-  if (t.pstree.pid() != inv.root_pid() || t.pstree.pid() == 0)
-    return Error("pstree image does not match the inventory");
-  if (t.pstree.threads_size() != 1 || t.pstree.threads(0) != t.pstree.pid())
-    return Error("pstree image: only single-threaded tasks are supported");
+Status LoadTask(const images::ImageDir& dir, const TreeImages& tree, TaskImages& t) {
   uint32_t pid = t.pstree.pid();
-
   TRY(ReadOne(dir, ImageType::kCore, pid, &t.core));
-  if (t.core.pid() != pid || t.core.threads_size() != 1 || t.core.threads(0).tid() != pid)
+  if (t.core.pid() != pid || t.core.threads_size() != t.pstree.threads_size() ||
+      t.core.threads_size() == 0 || t.core.threads(0).tid() != pid)
     return Error("core image does not match pstree");
-  TRY_ASSIGN(t.regs, RegsFromProto(t.core.threads(0).regs()), "core image");
+  for (int i = 0; i < t.core.threads_size(); i++) {
+    const pb::ThreadEntry& th = t.core.threads(i);
+    if (th.tid() != t.pstree.threads(i)) return Error("core image: thread ids differ from pstree");
+    TRY_ASSIGN(compel::Regs r, RegsFromProto(th.regs()), "core image");
+    t.regs.push_back(std::move(r));
+    for (const auto& p : th.pending())
+      if (p.size() != 128) return Error("core image: bad pending signal");
+  }
+  for (const auto& p : t.core.shared_pending())
+    if (p.size() != 128) return Error("core image: bad pending signal");
   for (const auto& s : t.core.sigactions())
     if (s.sig() < 1 || s.sig() > abi::kNumSignals) return Error("core image: bad signal number");
   if (t.core.rlimits_size() > 16) return Error("core image: too many rlimits");
@@ -125,10 +119,13 @@ Result<TaskImages> LoadTaskImages(const images::ImageDir& dir) {
     if (r.resource() >= 16) return Error("core image: bad rlimit");
   if (t.core.creds().groups_size() > int(abi::kMaxGroups))
     return Error("core image: too many groups");
+  for (const auto& it : t.core.itimers())
+    if (it.which() > 2) return Error("core image: bad itimer");
+  if (t.core.posix_timers_size() > int(abi::kMaxPosixTimers))
+    return Error("core image: too many POSIX timers");
 
   TRY(ReadOne(dir, ImageType::kMm, pid, &t.mm));
   TRY(CheckMm(t.mm));
-
   {
     TRY_ASSIGN(images::ImageReader r, dir.OpenReader(ImageType::kPagemap, pid));
     pb::PagemapHead head;
@@ -142,18 +139,6 @@ Result<TaskImages> LoadTaskImages(const images::ImageDir& dir) {
     if (fstat(pf.get(), &st) < 0) return Error::Errno("stat pages image");
     TRY(CheckPages(t.mm, t.pages, uint64_t(st.st_size)));
   }
-
-  {
-    TRY_ASSIGN(images::ImageReader r, dir.OpenReader(ImageType::kFiles));
-    TRY_ASSIGN(std::vector<pb::FileEntry> files, ReadAll<pb::FileEntry>(r));
-    for (auto& f : files) {
-      const files::FileHandler* h = files::HandlerFor(f.kind());
-      if (!h) return Error("files image: unknown file kind");
-      TRY(h->validate(f), "files image");
-      uint32_t id = f.id();
-      if (!t.files.emplace(id, std::move(f)).second) return Error("files image: duplicate id");
-    }
-  }
   {
     TRY_ASSIGN(images::ImageReader r, dir.OpenReader(ImageType::kFdinfo, pid));
     TRY_ASSIGN(t.fds, ReadAll<pb::FdinfoEntry>(r));
@@ -161,7 +146,7 @@ Result<TaskImages> LoadTaskImages(const images::ImageDir& dir) {
     for (const auto& f : t.fds) {
       if (f.fd() >= kMaxFd || !seen.insert(f.fd()).second)
         return Error("fdinfo image: bad or duplicate fd " + std::to_string(f.fd()));
-      if (!t.files.count(f.file_id()))
+      if (!tree.files.count(f.file_id()))
         return Error("fdinfo image: fd " + std::to_string(f.fd()) + " names a missing file");
     }
     std::sort(t.fds.begin(), t.fds.end(),
@@ -170,7 +155,73 @@ Result<TaskImages> LoadTaskImages(const images::ImageDir& dir) {
   TRY(ReadOne(dir, ImageType::kFs, pid, &t.fs));
   if (t.fs.cwd().empty() || t.fs.cwd()[0] != '/' || t.fs.root().empty() || t.fs.root()[0] != '/')
     return Error("fs image: bad cwd or root");
-  return t;
+  return Ok();
+}
+
+}  // namespace
+
+Result<TreeImages> LoadTreeImages(const images::ImageDir& dir) {
+  TreeImages tree;
+  if (!dir.Exists(ImageType::kInventory))
+    return Error(dir.path() + " holds no complete dump (no inventory image)");
+  TRY(ReadOne(dir, ImageType::kInventory, 0, &tree.inventory));
+  const pb::InventoryEntry& inv = tree.inventory;
+  if (inv.format_version() != images::kFormatVersion)
+    return Error("images have format version " + std::to_string(inv.format_version()) +
+                 "; this ckpt reads version " + std::to_string(images::kFormatVersion));
+  if (inv.arch() != "x86_64") return Error("images are for " + inv.arch() + ", not x86_64");
+  if (inv.page_size() != kPage) return Error("images have an unsupported page size");
+
+  {
+    TRY_ASSIGN(images::ImageReader r, dir.OpenReader(ImageType::kPstree));
+    TRY_ASSIGN(std::vector<pb::PstreeEntry> entries, ReadAll<pb::PstreeEntry>(r));
+    if (entries.empty() || entries[0].pid() != inv.root_pid() || entries[0].ppid() != 0)
+      return Error("pstree image does not match the inventory");
+    std::map<uint32_t, int> index;
+    std::set<uint32_t> ids;
+    for (auto& e : entries) {
+      if (e.pid() == 0 || e.pid() >= (1u << 22) || !index.emplace(e.pid(), 0).second)
+        return Error("pstree image: bad or duplicate pid " + std::to_string(e.pid()));
+      if (e.threads_size() == 0 || e.threads(0) != e.pid())
+        return Error("pstree image: pid " + std::to_string(e.pid()) + " has bad threads");
+      for (uint32_t tid : e.threads())
+        if (!ids.insert(tid).second || tid == 0 || tid >= (1u << 22))
+          return Error("pstree image: duplicate thread id " + std::to_string(tid));
+      if (e.zombie() && e.threads_size() != 1) return Error("pstree image: bad zombie");
+      int me = int(tree.tasks.size());
+      index[e.pid()] = me;
+      TaskImages t;
+      t.pstree = std::move(e);
+      if (me > 0) {
+        auto parent = index.find(t.pstree.ppid());
+        if (parent == index.end() || parent->second >= me || tree.tasks[parent->second].zombie())
+          return Error("pstree image: pid " + std::to_string(t.pid()) +
+                       " comes before its parent or has none");
+        tree.tasks[parent->second].children.push_back(me);
+      } else if (t.zombie()) {
+        return Error("pstree image: the root is a zombie");
+      }
+      tree.tasks.push_back(std::move(t));
+    }
+  }
+  {
+    TRY_ASSIGN(images::ImageReader r, dir.OpenReader(ImageType::kFiles));
+    TRY_ASSIGN(std::vector<pb::FileEntry> files, ReadAll<pb::FileEntry>(r));
+    for (auto& f : files) {
+      const files::FileHandler* h = files::HandlerFor(f.kind());
+      if (!h) return Error("files image: unknown file kind");
+      TRY(h->validate(f), "files image");
+      uint32_t id = f.id();
+      if (!tree.files.emplace(id, std::move(f)).second) return Error("files image: duplicate id");
+    }
+  }
+  for (TaskImages& t : tree.tasks) {
+    if (t.zombie()) continue;
+    TRY(LoadTask(dir, tree, t), "pid " + std::to_string(t.pid()));
+    tree.nr_threads += t.core.threads_size();
+    for (const auto& f : t.fds) tree.max_fd = std::max(tree.max_fd, int(f.fd()));
+  }
+  return tree;
 }
 
 }  // namespace ckpt

@@ -18,22 +18,31 @@
 
 namespace ckpt {
 
+// One process of the tree. Zombies have only `pstree`.
 struct TaskImages {
-  pb::InventoryEntry inventory;
   pb::PstreeEntry pstree;
   pb::TaskCoreEntry core;
   pb::MmEntry mm;
   uint32_t pages_id = 0;
   std::vector<pb::PagemapEntry> pages;
   std::vector<pb::FdinfoEntry> fds;  // sorted by fd
-  std::map<uint32_t, pb::FileEntry> files;
   pb::FsEntry fs;
-  compel::Regs regs;  // of the only thread
+  std::vector<compel::Regs> regs;  // per thread, as core.threads
+  std::vector<int> children;       // indexes into TreeImages::tasks
   pid_t pid() const { return pid_t(pstree.pid()); }
+  bool zombie() const { return pstree.zombie(); }
+};
+
+struct TreeImages {
+  pb::InventoryEntry inventory;
+  std::vector<TaskImages> tasks;  // tasks[0] is the root; parents before children
+  std::map<uint32_t, pb::FileEntry> files;
+  int max_fd = 2;                 // highest fd number any task uses
+  size_t nr_threads = 0;          // of live tasks, all together
 };
 
 // Reads and checks every image of the dump in `dir`. Errors name the image
 // and what is wrong with it.
-Result<TaskImages> LoadTaskImages(const images::ImageDir& dir);
+Result<TreeImages> LoadTreeImages(const images::ImageDir& dir);
 
 }  // namespace ckpt

@@ -32,6 +32,19 @@ struct KStack {  // stack_t
 };
 static_assert(sizeof(KStack) == 24);
 
+struct KTimespec {
+  int64_t sec, nsec;
+};
+struct KItimerspec {  // timer_gettime(2)
+  KTimespec interval, value;
+};
+struct KTimeval {
+  int64_t sec, usec;
+};
+struct KItimerval {  // getitimer(2)
+  KTimeval interval, value;
+};
+
 struct KSigcontext {  // struct sigcontext (uapi, x86_64)
   uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
   uint64_t di, si, bp, bx, dx, ax, cx, sp, ip;
@@ -90,6 +103,7 @@ enum ParasiteCmd : uint32_t {
   kCmdDumpSigacts = 2,
   kCmdDumpMisc = 3,
   kCmdFini = 4,
+  kCmdDumpTimers = 5,  // itimers, and timer_gettime of timer_ids[0..nr)
 };
 
 struct ParasiteMsg {  // one SOCK_SEQPACKET message each way
@@ -113,9 +127,13 @@ struct ParasiteMisc {
   KStack sigaltstack;
   char comm[16];
   uint64_t brk;  // current program break: brk(0)
+  uint32_t securebits;
+  uint32_t pad;
+  uint64_t clear_tid;  // prctl(PR_GET_TID_ADDRESS)
 };
 
 inline constexpr uint32_t kMaxParasiteIovs = 4096;
+inline constexpr uint32_t kMaxPosixTimers = 512;
 inline constexpr uint32_t kNumSignals = 64;
 
 struct ParasiteArgs {
@@ -128,6 +146,12 @@ struct ParasiteArgs {
   PIovec iovs[kMaxParasiteIovs];
   KSigaction sigacts[kNumSignals];  // [sig - 1]
   ParasiteMisc misc;
+  KItimerval itimers[3];  // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
+  int32_t timer_ids[kMaxPosixTimers];
+  int32_t timer_overrun[kMaxPosixTimers];
+  KItimerspec timer_vals[kMaxPosixTimers];
+  KStack thread_altstack;  // scratch: sigaltstack of another thread
+  uint64_t thread_tid_addr;  // scratch: PR_GET_TID_ADDRESS of another thread
   SigframeArea abort;  // the victim's own state, for the abort path
 };
 
@@ -185,6 +209,27 @@ struct SpecialMapping {  // a live one to park and move, or absent (len 0)
   uint64_t dest;  // where the image had it
 };
 
+inline constexpr uint64_t kThreadStackSize = 16 * 1024;
+
+struct RestoreThread {
+  int32_t tid;
+  uint32_t nr_pending;    // thread-directed signals to queue again
+  uint64_t pending_off;   // siginfo (128 bytes each), from the start of RestoreArgs
+  uint64_t frame_off;     // its SigframeArea, from the start of RestoreArgs
+  uint64_t stack_top;     // victim address (threads other than the leader)
+  uint64_t fs_base, gs_base;
+  uint64_t rseq_ptr;      // 0: not registered
+  uint32_t rseq_size, rseq_sig;
+  uint64_t clear_tid;     // set_tid_address(2): pthread_join relies on it
+};
+
+struct RestorePosixTimer {
+  int32_t id, clock, notify, signo;
+  int32_t notify_tid, pad;
+  uint64_t value;  // sigev_value
+  KItimerspec spec;
+};
+
 inline constexpr uint32_t kMaxGroups = 64;
 inline constexpr uint32_t kMaxAuxv = 128;
 inline constexpr uint32_t kMaxCloseFds = 16;
@@ -219,10 +264,19 @@ struct RestoreArgs {
   uint32_t nr_groups;
   uint32_t groups[kMaxGroups];
 
-  uint64_t fs_base, gs_base;
-  uint64_t rseq_ptr;  // 0: not registered
-  uint32_t rseq_size, rseq_sig;
-  SigframeArea sigframe;  // built by ckpt at its final victim address
+  uint64_t cap_eff, cap_prm, cap_inh, cap_bnd, cap_amb;
+  uint32_t securebits;
+  uint32_t has_caps;
+
+  KItimerval itimers[3];
+  uint32_t nr_posix_timers;
+  uint32_t nr_shared_pending;
+  uint64_t posix_timers_off;    // RestorePosixTimer[nr_posix_timers]
+  uint64_t shared_pending_off;  // siginfo[nr_shared_pending], queued by the leader
+
+  uint32_t nr_threads;  // threads[0] is the leader
+  uint32_t threads_done;  // futex: threads that finished their setup
+  uint64_t threads_off;   // RestoreThread[nr_threads]
 };
 
 }  // namespace ckpt::abi

@@ -115,9 +115,26 @@ long DumpMisc(ParasiteArgs* a) {
   m->child_subreaper = v;
   m->no_new_privs = (int32_t)sys(__NR_prctl, PR_GET_NO_NEW_PRIVS);
   m->brk = (uint64_t)sys(__NR_brk, 0);
+  m->securebits = (uint32_t)sys(__NR_prctl, PR_GET_SECUREBITS);
+  m->clear_tid = 0;
+  sys(__NR_prctl, PR_GET_TID_ADDRESS, &m->clear_tid);
   long r = sys(__NR_sigaltstack, 0, &m->sigaltstack);
   if (r < 0) return r;
   return sys(__NR_prctl, PR_GET_NAME, m->comm);
+}
+
+long DumpTimers(ParasiteArgs* a, uint32_t nr) {
+  for (int w = 0; w < 3; w++) {
+    long r = sys(__NR_getitimer, w, &a->itimers[w]);
+    if (r < 0) return r;
+  }
+  if (nr > kMaxPosixTimers) return -22;
+  for (uint32_t i = 0; i < nr; i++) {
+    long r = sys(__NR_timer_gettime, a->timer_ids[i], &a->timer_vals[i]);
+    if (r < 0) return r;
+    a->timer_overrun[i] = (int32_t)sys(__NR_timer_getoverrun, a->timer_ids[i]);
+  }
+  return 0;
 }
 
 // ckpt went away mid-dump: put the victim back as it was and go on.
@@ -158,6 +175,9 @@ extern "C" void blob_main(ParasiteArgs* a) {
         break;
       case kCmdDumpMisc:
         ret = DumpMisc(a);
+        break;
+      case kCmdDumpTimers:
+        ret = DumpTimers(a, m.nr);
         break;
       case kCmdFini:
         Reply(sk, m.cmd, 0);

@@ -18,8 +18,34 @@ constexpr long kArchSetGs = 0x1001;
 constexpr long kArchSetFs = 0x1002;
 constexpr int kPrSetMm = 35;
 constexpr int kPrSetMmMap = 14;
+constexpr int kPrTimerCreateRestoreIds = 77;  // PR_TIMER_CREATE_RESTORE_IDS (Linux 6.15+)
+constexpr uint64_t kCloneThreadFlags = 0x00000100 | 0x00000200 | 0x00000400 | 0x00000800 |
+                                       0x00010000 | 0x00040000 | 0x00080000;
+// CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS
 
 RestoreArgs* g_args;
+
+struct KCloneArgs {  // struct clone_args, CLONE_ARGS_SIZE_VER2
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+      set_tid_size, cgroup;
+};
+
+struct KSigevent {  // struct sigevent
+  uint64_t value;
+  int32_t signo;
+  int32_t notify;
+  int32_t tid;
+  int32_t pad[11];
+};
+static_assert(sizeof(KSigevent) == 64);
+
+struct KCapHeader {
+  uint32_t version;
+  int32_t pid;
+};
+struct KCapData {
+  uint32_t effective, permitted, inheritable;
+};
 
 template <typename T>
 T* At(RestoreArgs* a, uint64_t off) {
@@ -113,8 +139,108 @@ void FinishVmas(RestoreArgs* a) {
 
 }  // namespace
 
+extern "C" long blob_clone_thread(KCloneArgs* args, uint64_t size, void (*fn)(void*), void* arg);
+
+namespace {
+
+void Wake(uint32_t* addr) { sys(__NR_futex, addr, 1 /* FUTEX_WAKE */, 0x7fffffff); }
+
+void RestoreCreds(RestoreArgs* a) {
+  if (a->has_caps) {
+    // Keep capabilities across the uid change, then set them exactly.
+    sys(__NR_prctl, PR_SET_KEEPCAPS, 1);
+    for (int cap = 0; cap < 64; cap++)
+      if (!(a->cap_bnd >> cap & 1)) sys(__NR_prctl, PR_CAPBSET_DROP, cap);
+  }
+  Check(sys(__NR_setgroups, a->nr_groups, a->groups), "setgroups");
+  Check(sys(__NR_setresgid, a->gids[0], a->gids[1], a->gids[2]), "setresgid");
+  Check(sys(__NR_setresuid, a->uids[0], a->uids[1], a->uids[2]), "setresuid");
+  sys(__NR_setfsgid, a->gids[3]);
+  sys(__NR_setfsuid, a->uids[3]);
+  if (a->has_caps) {
+    KCapHeader h = {0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
+    KCapData d[2] = {{uint32_t(a->cap_eff), uint32_t(a->cap_prm), uint32_t(a->cap_inh)},
+                     {uint32_t(a->cap_eff >> 32), uint32_t(a->cap_prm >> 32),
+                      uint32_t(a->cap_inh >> 32)}};
+    Check(sys(__NR_capset, &h, d), "capset");
+    sys(__NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    for (int cap = 0; cap < 64; cap++)
+      if (a->cap_amb >> cap & 1) sys(__NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+    sys(__NR_prctl, PR_SET_KEEPCAPS, (a->securebits >> 4) & 1);
+    if (a->securebits) sys(__NR_prctl, PR_SET_SECUREBITS, a->securebits);
+  }
+}
+
+// The last steps every thread does for itself, then the hand-over.
+[[noreturn]] void FinishThread(RestoreArgs* a, RestoreThread* t, bool leader) {
+  sys(__NR_set_tid_address, t->clear_tid);
+  Check(sys(__NR_arch_prctl, kArchSetFs, t->fs_base), "arch_prctl SET_FS");
+  Check(sys(__NR_arch_prctl, kArchSetGs, t->gs_base), "arch_prctl SET_GS");
+  if (t->rseq_ptr)
+    Check(sys(__NR_rseq, t->rseq_ptr, t->rseq_size, 0, t->rseq_sig), "rseq", t->rseq_ptr);
+  int32_t tgid = (int32_t)sys(__NR_getpid);
+  uint8_t* si = At<uint8_t>(a, t->pending_off);
+  for (uint32_t i = 0; i < t->nr_pending; i++, si += 128) {
+    int32_t signo = *reinterpret_cast<int32_t*>(si);
+    Check(sys(__NR_rt_tgsigqueueinfo, tgid, t->tid, signo, si), "queue signal", signo);
+  }
+  RestoreCreds(a);
+  if (leader) {
+    // Changing uids resets the dumpable flag: set it after.
+    sys(__NR_prctl, PR_SET_DUMPABLE, a->dumpable);
+    // Wait for every other thread before closing what they might still use.
+    for (;;) {
+      uint32_t done = __atomic_load_n(&a->threads_done, __ATOMIC_ACQUIRE);
+      if (done + 1 >= a->nr_threads) break;
+      sys(__NR_futex, &a->threads_done, 0 /* FUTEX_WAIT */, done, 0);
+    }
+    for (uint32_t i = 0; i < a->nr_close_fds; i++) sys(__NR_close, a->close_fds[i]);
+    Debug("done, handing over to rt_sigreturn");
+    if (a->log_fd >= 0) sys(__NR_close, a->log_fd);
+  } else {
+    __atomic_add_fetch(&a->threads_done, 1, __ATOMIC_RELEASE);
+    Wake(&a->threads_done);
+  }
+  // Stop for ckpt (it traces us), then become the dumped thread.
+  trap();
+  SigframeArea* f = At<SigframeArea>(a, t->frame_off);
+  rt_sigreturn_on((uint64_t)&f->frame.uc);
+}
+
+void ThreadMain(void* arg) {
+  RestoreThread* t = static_cast<RestoreThread*>(arg);
+  FinishThread(g_args, t, false);
+}
+
+void RestoreTimers(RestoreArgs* a) {
+  for (int w = 0; w < 3; w++)
+    Check(sys(__NR_setitimer, w, &a->itimers[w], 0), "setitimer", w);
+  if (!a->nr_posix_timers) return;
+  // Ask for the dumped timer ids; without that knob ids are handed out in
+  // order, which matches only if they were dense.
+  bool chosen = sys(__NR_prctl, kPrTimerCreateRestoreIds, 1, 0, 0, 0) == 0;
+  RestorePosixTimer* pt = At<RestorePosixTimer>(a, a->posix_timers_off);
+  for (uint32_t i = 0; i < a->nr_posix_timers; i++) {
+    KSigevent ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.value = pt[i].value;
+    ev.signo = pt[i].signo;
+    ev.notify = pt[i].notify;
+    ev.tid = pt[i].notify_tid;
+    int32_t id = pt[i].id;
+    Check(sys(__NR_timer_create, pt[i].clock, &ev, &id), "timer_create", pt[i].id);
+    if (id != pt[i].id) Fail("timer_create gave another id", -22, id);
+    Check(sys(__NR_timer_settime, id, 0, &pt[i].spec, 0), "timer_settime", id);
+  }
+  if (chosen) sys(__NR_prctl, kPrTimerCreateRestoreIds, 0, 0, 0, 0);
+}
+
+}  // namespace
+
 extern "C" void blob_main(RestoreArgs* a) {
   g_args = a;
+  uint64_t all = ~0ull;
+  sys(__NR_rt_sigprocmask, 2 /* SIG_SETMASK */, &all, 0, 8);
   Debug("started, region", a->self_start, a->self_len);
 
   // 1. Park the live vdso/vvar inside our own region: their final places
@@ -150,7 +276,7 @@ extern "C" void blob_main(RestoreArgs* a) {
   Check(sys(__NR_prctl, kPrSetMm, kPrSetMmMap, &a->mm, sizeof(a->mm), 0), "prctl PR_SET_MM_MAP");
   sys(__NR_close, a->mm.exe_fd);
 
-  // 5. Task state.
+  // 5. Process-wide state.
   for (uint32_t sig = 1; sig <= kNumSignals; sig++) {
     if (sig == 9 || sig == 19) continue;
     Check(sys(__NR_rt_sigaction, sig, &a->sigacts[sig - 1], 0, 8), "rt_sigaction", sig);
@@ -158,7 +284,8 @@ extern "C" void blob_main(RestoreArgs* a) {
   for (uint32_t i = 0; i < a->nr_rlimits; i++) {
     RestoreRlimit& r = a->rlimits[i];
     uint64_t lim[2] = {r.cur, r.max};
-    Check(sys(__NR_prlimit64, 0, r.resource, lim, 0), "setrlimit (raising a hard limit needs CAP_SYS_RESOURCE)", r.resource);
+    Check(sys(__NR_prlimit64, 0, r.resource, lim, 0),
+          "setrlimit (raising a hard limit needs CAP_SYS_RESOURCE)", r.resource);
   }
   sys(__NR_umask, a->umask);
   sys(__NR_personality, a->personality);
@@ -166,26 +293,28 @@ extern "C" void blob_main(RestoreArgs* a) {
   if (a->pdeath_sig) sys(__NR_prctl, PR_SET_PDEATHSIG, a->pdeath_sig);
   if (a->child_subreaper) sys(__NR_prctl, PR_SET_CHILD_SUBREAPER, 1);
   if (a->no_new_privs) Check(sys(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
-  Check(sys(__NR_arch_prctl, kArchSetFs, a->fs_base), "arch_prctl SET_FS");
-  Check(sys(__NR_arch_prctl, kArchSetGs, a->gs_base), "arch_prctl SET_GS");
+  RestoreTimers(a);
+  int32_t tgid = (int32_t)sys(__NR_getpid);
+  uint8_t* si = At<uint8_t>(a, a->shared_pending_off);
+  for (uint32_t i = 0; i < a->nr_shared_pending; i++, si += 128) {
+    int32_t signo = *reinterpret_cast<int32_t*>(si);
+    Check(sys(__NR_rt_sigqueueinfo, tgid, signo, si), "queue signal", signo);
+  }
 
-  // 6. Credentials last: dropping root ends our right to do the rest.
-  Check(sys(__NR_setgroups, a->nr_groups, a->groups), "setgroups");
-  Check(sys(__NR_setresgid, a->gids[0], a->gids[1], a->gids[2]), "setresgid");
-  Check(sys(__NR_setresuid, a->uids[0], a->uids[1], a->uids[2]), "setresuid");
-  sys(__NR_setfsgid, a->gids[3]);
-  sys(__NR_setfsuid, a->uids[3]);
-  // Changing uids resets the dumpable flag: set it after.
-  sys(__NR_prctl, PR_SET_DUMPABLE, a->dumpable);
-
-  if (a->rseq_ptr)
-    Check(sys(__NR_rseq, a->rseq_ptr, a->rseq_size, 0, a->rseq_sig), "rseq", a->rseq_ptr);
-
-  for (uint32_t i = 0; i < a->nr_close_fds; i++) sys(__NR_close, a->close_fds[i]);
-  Debug("done, handing over to rt_sigreturn");
-  if (a->log_fd >= 0) sys(__NR_close, a->log_fd);
-
-  // 7. Stop for ckpt (it traces us), then become the dumped task.
-  trap();
-  rt_sigreturn_on((uint64_t)&a->sigframe.frame.uc);
+  // 6. The other threads, with their own tids; each finishes itself.
+  RestoreThread* th = At<RestoreThread>(a, a->threads_off);
+  for (uint32_t i = 1; i < a->nr_threads; i++) {
+    KCloneArgs ca;
+    memset(&ca, 0, sizeof(ca));
+    ca.flags = kCloneThreadFlags;
+    uint64_t tid = (uint64_t)th[i].tid;
+    ca.set_tid = (uint64_t)&tid;
+    ca.set_tid_size = 1;
+    ca.stack = th[i].stack_top - kThreadStackSize;
+    ca.stack_size = kThreadStackSize;
+    ca.tls = th[i].fs_base;
+    long r = blob_clone_thread(&ca, sizeof(ca), ThreadMain, &th[i]);
+    Check(r, "clone3 thread", (uint64_t)th[i].tid);
+  }
+  FinishThread(a, &th[0], true);
 }

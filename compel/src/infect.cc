@@ -112,6 +112,37 @@ Result<long> RemoteSyscall(pid_t tid, int mem_fd, uint64_t exec_addr, const user
   return long(out.rax);
 }
 
+Result<long> RemoteSyscallRestoring(pid_t tid, int mem_fd, uint64_t exec_addr, long nr, long a1,
+                                    long a2, long a3, long a4, long a5, long a6) {
+  user_regs_struct saved;
+  if (ptrace(PTRACE_GETREGS, tid, nullptr, &saved) < 0)
+    return Error::Errno(T(tid) + ": PTRACE_GETREGS");
+  auto r = RemoteSyscall(tid, mem_fd, exec_addr, saved, nr, a1, a2, a3, a4, a5, a6);
+  Status back = SetGpRegs(tid, saved);
+  if (!r.ok()) return r;
+  if (!back.ok()) return std::move(back.error());
+  return r;
+}
+
+Result<std::vector<std::string>> PeekPendingSignals(pid_t tid, bool shared) {
+  std::vector<std::string> out;
+  constexpr unsigned kPeekShared = 1;  // PTRACE_PEEKSIGINFO_SHARED
+  for (;;) {
+    struct {
+      uint64_t off;
+      uint32_t flags;
+      int32_t nr;
+    } arg = {out.size(), shared ? kPeekShared : 0, 32};
+    siginfo_t si[32];
+    long n = ptrace(PTRACE_PEEKSIGINFO, tid, &arg, si);
+    if (n < 0) return Error::Errno(T(tid) + ": PTRACE_PEEKSIGINFO");
+    for (long i = 0; i < n; i++)
+      out.emplace_back(reinterpret_cast<const char*>(&si[i]), sizeof(siginfo_t));
+    if (n < 32) break;
+  }
+  return out;
+}
+
 Result<long> Infection::Syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6,
                                 const std::string& data) {
   return RemoteSyscall(tid_, proc_.mem_fd(), exec_addr_, regs_.gp, nr, a1, a2, a3, a4, a5, a6,

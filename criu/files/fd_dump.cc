@@ -12,10 +12,10 @@ namespace {
 
 // True if two fds of pid refer to the same open file description (dup'ed
 // or inherited): they must share it, offset included, after restore.
-bool SameFile(pid_t pid, const FdContext& a, const FdContext& b) {
+bool SameFile(pid_t pa, const FdContext& a, pid_t pb, const FdContext& b) {
   if (a.st.st_dev != b.st.st_dev || a.st.st_ino != b.st.st_ino) return false;
   constexpr int kKcmpFile = 0;
-  return syscall(SYS_kcmp, pid, pid, kKcmpFile, a.fd, b.fd) == 0;
+  return syscall(SYS_kcmp, pa, pb, kKcmpFile, a.fd, b.fd) == 0;
 }
 
 }  // namespace
@@ -33,35 +33,44 @@ Result<TaskFds> CollectFds(pid_t pid, bool shell_job) {
   return t;
 }
 
-Status WriteFds(images::ImageDir& dir, const TaskFds& t) {
-  using images::ImageType;
-  pid_t pid = t.pid;
-  TRY_ASSIGN(images::ImageWriter fdw, dir.OpenWriter(ImageType::kFdinfo, pid));
-  TRY_ASSIGN(images::ImageWriter fw, dir.OpenWriter(ImageType::kFiles));
-  std::vector<uint32_t> ids(t.fds.size());
-  uint32_t next_id = 1;
+Result<FdDumper> FdDumper::Create(images::ImageDir& dir) {
+  TRY_ASSIGN(images::ImageWriter w, dir.OpenWriter(images::ImageType::kFiles));
+  return FdDumper(std::move(w));
+}
+
+Status FdDumper::AddTask(images::ImageDir& dir, const TaskFds& task) {
+  pid_t pid = task.pid;
+  keep_.push_back(std::make_unique<TaskFds>(task));
+  const TaskFds& t = *keep_.back();
+  TRY_ASSIGN(images::ImageWriter fdw, dir.OpenWriter(images::ImageType::kFdinfo, pid));
   for (size_t i = 0; i < t.fds.size(); i++) {
     const FdContext& c = t.fds[i];
-    for (size_t j = 0; j < i && !ids[i]; j++)
-      if (SameFile(pid, t.fds[j], c)) ids[i] = ids[j];
-    if (!ids[i]) {
-      ids[i] = next_id++;
+    uint32_t id = 0;
+    for (const Seen& s : seen_)
+      if (SameFile(s.pid, *s.fd, pid, c)) {
+        id = s.id;
+        break;
+      }
+    if (!id) {
+      id = next_id_++;
       pb::FileEntry fe;
-      fe.set_id(ids[i]);
+      fe.set_id(id);
       fe.set_kind(t.handlers[i]->kind);
       TRY(t.handlers[i]->dump(c, &fe));
-      TRY(fw.Write(fe));
+      TRY(files_.Write(fe));
+      seen_.push_back({pid, &c, id});
     }
     pb::FdinfoEntry fd;
     fd.set_fd(uint32_t(c.fd));
-    fd.set_file_id(ids[i]);
+    fd.set_file_id(id);
     fd.set_cloexec(c.info.flags & O_CLOEXEC);
     TRY(fdw.Write(fd));
     LOG_DBG("pid " + std::to_string(pid) + " fd " + std::to_string(c.fd) + ": " +
-            t.handlers[i]->name + " " + c.link);
+            t.handlers[i]->name + " " + c.link + " (file " + std::to_string(id) + ")");
   }
-  TRY(fdw.Close());
-  return fw.Close();
+  return fdw.Close();
 }
+
+Status FdDumper::Close() { return files_.Close(); }
 
 }  // namespace ckpt::files

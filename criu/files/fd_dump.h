@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <memory>
 #include <vector>
 
 #include "base/result.h"
@@ -22,8 +23,26 @@ struct TaskFds {
 // fails with "pid N fd M: <kind> is not supported".
 Result<TaskFds> CollectFds(pid_t pid, bool shell_job);
 
-// Writes the fds of one task. Fds sharing an open file description share
-// one file entry (found with kcmp), so restore shares it again.
-Status WriteFds(images::ImageDir& dir, const TaskFds& t);
+// Writes fdinfo-PID.img of each task and the one files.img of the tree.
+// Fds sharing an open file description, in one task or across tasks (dup,
+// fork), share one file entry (found with kcmp), so restore shares it again.
+class FdDumper {
+ public:
+  static Result<FdDumper> Create(images::ImageDir& dir);
+  Status AddTask(images::ImageDir& dir, const TaskFds& t);
+  Status Close();
+
+ private:
+  explicit FdDumper(images::ImageWriter w) : files_(std::move(w)) {}
+  struct Seen {
+    pid_t pid;
+    const FdContext* fd;
+    uint32_t id;
+  };
+  images::ImageWriter files_;
+  uint32_t next_id_ = 1;
+  std::vector<Seen> seen_;
+  std::vector<std::unique_ptr<TaskFds>> keep_;  // what seen_ points into
+};
 
 }  // namespace ckpt::files

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -36,6 +37,16 @@ Result<long> RemoteSyscall(pid_t tid, int mem_fd, uint64_t exec_addr, const user
                            long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0,
                            long a5 = 0, long a6 = 0, const std::string& data = "");
 
+// RemoteSyscall on a thread that is not running the parasite, with its
+// registers put back afterwards.
+Result<long> RemoteSyscallRestoring(pid_t tid, int mem_fd, uint64_t exec_addr, long nr, long a1 = 0,
+                                    long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0,
+                                    long a6 = 0);
+
+// Queued signals of a stopped thread, without dequeuing them: the
+// thread's own queue, or the process-wide one (shared).
+Result<std::vector<std::string>> PeekPendingSignals(pid_t tid, bool shared);
+
 // The first executable mapping of `pid` usable for remote syscalls, outside
 // [avoid_start, avoid_end) (e.g. a region the syscall is about to unmap).
 Result<uint64_t> FindExecAddr(pid_t pid, uint64_t avoid_start = 0, uint64_t avoid_end = 0);
@@ -45,8 +56,11 @@ class Infection {
   static Result<std::unique_ptr<Infection>> Start(SeizedProcess& proc, const blobs::Blob& blob);
   ~Infection();
 
-  // The shared argument area (ckpt's view of it).
+  // The shared argument area (ckpt's view of it), and its victim address.
   abi::ParasiteArgs* args() { return args_; }
+  uint64_t remote_args() const { return remote_ + args_off_; }
+  uint64_t exec_addr() const { return exec_addr_; }
+  pid_t leader() const { return tid_; }
   // Sends a command (with an fd, if >= 0) and waits for the reply value.
   Result<int64_t> Call(abi::ParasiteCmd cmd, uint32_t nr = 0, int fd = -1);
   // Sends a command without waiting: for commands whose data ckpt drains

@@ -1,0 +1,165 @@
+#include "criu/restore_tree.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "base/io.h"
+#include "base/log.h"
+#include "criu/files/file_types.h"
+
+namespace ckpt {
+namespace {
+
+constexpr int kBarrierTimeoutSec = 120;
+
+std::string Who(pid_t pid) { return "pid " + std::to_string(pid); }
+
+void Bump(uint32_t* v) {
+  __atomic_add_fetch(v, 1, __ATOMIC_SEQ_CST);
+  syscall(SYS_futex, v, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+// Waits until *v reaches `want`, or another task failed.
+Status Barrier(uint32_t* v, uint32_t want, TreeSync* sync, const char* what) {
+  struct timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    uint32_t cur = __atomic_load_n(v, __ATOMIC_SEQ_CST);
+    if (cur >= want) return Ok();
+    if (__atomic_load_n(&sync->failed, __ATOMIC_SEQ_CST))
+      return Error(std::string("another task failed while waiting for ") + what);
+    struct timespec now, tmo = {0, 100 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - start.tv_sec > kBarrierTimeoutSec)
+      return Error(std::string("timed out waiting for ") + what);
+    syscall(SYS_futex, v, FUTEX_WAIT, cur, &tmo, nullptr, 0);
+  }
+}
+
+Result<pid_t> RawClone(pid_t pid) {
+  struct clone_args a;
+  memset(&a, 0, sizeof(a));
+  a.exit_signal = SIGCHLD;
+  a.set_tid = uintptr_t(&pid);
+  a.set_tid_size = 1;
+  long r = syscall(SYS_clone3, &a, sizeof(a));
+  if (r < 0) {
+    if (errno == EEXIST) {
+      std::string comm = "?";
+      auto c = io::ReadFile("/proc/" + std::to_string(pid) + "/comm");
+      if (c.ok()) comm = c->substr(0, c->find('\n'));
+      return Error(Who(pid) + " is already in use (by '" + comm + "'): cannot restore", EEXIST);
+    }
+    return Error::Errno("clone3 with pid " + std::to_string(pid));
+  }
+  return pid_t(r);
+}
+
+[[noreturn]] void ExitLike(uint32_t status) {
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    signal(sig, SIG_DFL);
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, sig);
+    sigprocmask(SIG_UNBLOCK, &s, nullptr);
+    kill(getpid(), sig);
+  }
+  _exit(WEXITSTATUS(status));
+}
+
+Status OpenTreeFiles(const TreeImages& tree, const Options& o, TreeFds& fds) {
+  files::RestoreOpts ro{o.shell_job};
+  for (const auto& [id, fe] : tree.files) {
+    const files::FileHandler* h = files::HandlerFor(fe.kind());
+    if (!h) return Error("file " + std::to_string(id) + ": unknown kind");
+    TRY_ASSIGN(int fd, h->open(fe, ro), "file " + std::to_string(id));
+    // Keep the low numbers free for the fds being restored.
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, fds.base);
+    if (high < 0) return Error::Errno("dup file " + std::to_string(id));
+    close(fd);
+    fds.files[id] = high;
+  }
+  return Ok();
+}
+
+Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, const Options& o,
+               TreeFds& fds, TreeSync* sync) {
+  const TaskImages& t = tree.tasks[idx];
+  const TaskImages& root = tree.tasks[0];
+  pid_t pid = t.pid();
+  uint32_t n = uint32_t(tree.tasks.size());
+  // With --shell-job the root stays in ckpt's session and group (the
+  // shell's job); tasks that shared the root's session or group follow.
+  bool outer_sid = o.shell_job && t.pstree.sid() == root.pstree.sid();
+  bool outer_pgid = o.shell_job && t.pstree.pgid() == root.pstree.pgid();
+
+  if (fds.go_fd >= 0) {  // wait until ckpt traces us
+    char c;
+    if (read(fds.go_fd, &c, 1) != 1) return Error("ckpt went away");
+    close(fds.go_fd);
+    fds.go_fd = -1;
+  }
+  if (!outer_sid && t.pstree.sid() == uint32_t(pid)) {
+    if (setsid() < 0) return Error::Errno("setsid");
+  } else if (!outer_pgid && t.pstree.pgid() == uint32_t(pid)) {
+    if (setpgid(0, 0) < 0) return Error::Errno("setpgid");
+  }
+  if (idx == 0) TRY(OpenTreeFiles(tree, o, fds));
+  Bump(&sync->created);
+
+  for (int c : t.children) {
+    auto r = CloneTask(tree, c, dir, o, fds, sync);
+    if (!r.ok()) return std::move(r.error());
+  }
+  TRY(Barrier(&sync->created, n, sync, "all tasks to be created"));
+
+  // Phase 2: join process groups, now that every leader exists.
+  pid_t want = pid_t(t.pstree.pgid());
+  if (!outer_pgid && getpgid(0) != want) {
+    if (setpgid(0, want) < 0)
+      return Error::Errno("joining process group " + std::to_string(want));
+  }
+  pid_t sid = getsid(0);
+  if (!outer_sid && sid != pid_t(t.pstree.sid()))
+    return Error("ends up in session " + std::to_string(sid) + " instead of " +
+                 std::to_string(t.pstree.sid()) + " (this session layout needs helper tasks)");
+  Bump(&sync->grouped);
+  TRY(Barrier(&sync->grouped, n, sync, "process groups"));
+
+  if (t.zombie()) ExitLike(t.pstree.exit_status());
+  return EnterRestorer(t, dir, o, fds);
+}
+
+}  // namespace
+
+Result<TreeSync*> CreateTreeSync() {
+  void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return Error::Errno("mmap");
+  return static_cast<TreeSync*>(p);
+}
+
+Result<pid_t> CloneTask(const TreeImages& tree, int idx, const images::ImageDir& dir,
+                        const Options& o, TreeFds& fds, TreeSync* sync) {
+  TRY_ASSIGN(pid_t child, RawClone(tree.tasks[idx].pid()));
+  if (child != 0) return child;
+  Status s = RunTask(tree, idx, dir, o, fds, sync);
+  __atomic_store_n(&sync->failed, 1, __ATOMIC_SEQ_CST);
+  std::string msg = Who(tree.tasks[idx].pid()) + ": " + s.error().message() + "\n";
+  (void)!write(fds.err_fd, msg.data(), msg.size());
+  _exit(1);
+}
+
+}  // namespace ckpt

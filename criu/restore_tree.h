@@ -1,0 +1,33 @@
+// The task side of a tree restore: every restored process starts as a
+// clone of ckpt with its dumped pid, creates its own children (so parent
+// links are right), takes its session and process group in two phases
+// synchronised across the tree, then becomes its image (EnterRestorer) or,
+// for a zombie, exits with its recorded status.
+#pragma once
+
+#include <cstdint>
+
+#include "base/result.h"
+#include "criu/options.h"
+#include "criu/restore_task.h"
+#include "criu/task_images.h"
+#include "images/image_dir.h"
+
+namespace ckpt {
+
+// Shared (MAP_SHARED) by every task of the restore and ckpt: barriers.
+struct TreeSync {
+  uint32_t created;  // tasks that exist, zombies included
+  uint32_t grouped;  // tasks in their final session and process group
+  uint32_t failed;   // set by any task that fails: the others give up
+};
+
+// Maps a fresh TreeSync shared with every future child.
+Result<TreeSync*> CreateTreeSync();
+
+// Creates pid `tree.tasks[idx]` with clone3(set_tid). Returns the pid in
+// the parent; the child runs RunTask and never returns.
+Result<pid_t> CloneTask(const TreeImages& tree, int idx, const images::ImageDir& dir,
+                        const Options& o, TreeFds& fds, TreeSync* sync);
+
+}  // namespace ckpt

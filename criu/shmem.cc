@@ -1,0 +1,95 @@
+#include "criu/shmem.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <vector>
+
+#include "base/io.h"
+#include "base/log.h"
+
+namespace ckpt {
+namespace {
+constexpr size_t kPage = 4096;
+constexpr size_t kChunk = 1 << 20;
+
+bool AllZero(const char* p, size_t n) {
+  for (size_t i = 0; i < n; i += 8)
+    if (*reinterpret_cast<const uint64_t*>(p + i)) return false;
+  return true;
+}
+
+// Copies in to out, leaving holes where pages are zero.
+Status SparseCopy(int in, int out, uint64_t size, const std::string& what) {
+  std::vector<char> buf(kChunk);
+  for (uint64_t off = 0; off < size;) {
+    size_t n = size_t(std::min<uint64_t>(kChunk, size - off));
+    ssize_t r = pread(in, buf.data(), n, off_t(off));
+    if (r < 0) return Error::Errno("read " + what);
+    if (r == 0) break;
+    for (size_t p = 0; p < size_t(r); p += kPage) {
+      size_t len = std::min(kPage, size_t(r) - p);
+      if (len == kPage && AllZero(buf.data() + p, len)) continue;
+      if (pwrite(out, buf.data() + p, len, off_t(off + p)) != ssize_t(len))
+        return Error::Errno("write " + what);
+    }
+    off += uint64_t(r);
+  }
+  if (ftruncate(out, off_t(size)) < 0) return Error::Errno("truncate " + what);
+  return Ok();
+}
+
+}  // namespace
+
+std::string ShmemFileName(uint64_t shmid) { return "shmem-" + std::to_string(shmid) + ".img"; }
+
+Status ShmemDumper::Add(pid_t pid, const pb::MmEntry& mm) {
+  for (const pb::VmaEntry& v : mm.vmas())
+    if (v.kind() == pb::VMA_ANON_SHARED && !objects_.count(v.shmid()))
+      objects_[v.shmid()] = {pid, v.start(), v.end()};
+  return Ok();
+}
+
+Status ShmemDumper::Write(images::ImageDir& dir) {
+  for (const auto& [id, o] : objects_) {
+    char link[128];
+    snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, o.pid, o.start, o.end);
+    UniqueFd in(open(link, O_RDONLY | O_CLOEXEC));
+    if (!in) return Error::Errno(std::string("open shared memory ") + link);
+    struct stat st;
+    if (fstat(in.get(), &st) < 0) return Error::Errno("stat shared memory");
+    TRY_ASSIGN(UniqueFd out, dir.CreateRaw(ShmemFileName(id)));
+    TRY(SparseCopy(in.get(), out.get(), uint64_t(st.st_size), ShmemFileName(id)));
+    LOG_DBG("shared memory " + std::to_string(id) + ": " + std::to_string(st.st_size) + " bytes");
+  }
+  return Ok();
+}
+
+Result<std::map<uint64_t, int>> RestoreShmem(const images::ImageDir& dir,
+                                             const std::vector<const pb::MmEntry*>& mms) {
+  std::map<uint64_t, int> out;
+  std::map<uint64_t, uint64_t> need;  // shmid -> bytes the mappings reach
+  for (const pb::MmEntry* mm : mms)
+    for (const pb::VmaEntry& v : mm->vmas())
+      if (v.kind() == pb::VMA_ANON_SHARED)
+        need[v.shmid()] = std::max(need[v.shmid()], v.pgoff() + v.end() - v.start());
+  for (const auto& [id, reach] : need) {
+    TRY_ASSIGN(UniqueFd in, dir.OpenRaw(ShmemFileName(id)));
+    struct stat st;
+    if (fstat(in.get(), &st) < 0) return Error::Errno("stat " + ShmemFileName(id));
+    std::string name = "ckpt-shmem-" + std::to_string(id);
+    UniqueFd mfd(memfd_create(name.c_str(), MFD_CLOEXEC));
+    if (!mfd) return Error::Errno("memfd_create");
+    uint64_t size = std::max<uint64_t>(uint64_t(st.st_size), reach);
+    TRY(SparseCopy(in.get(), mfd.get(), uint64_t(st.st_size), ShmemFileName(id)));
+    if (ftruncate(mfd.get(), off_t(size)) < 0) return Error::Errno("truncate shared memory");
+    out[id] = mfd.release();
+  }
+  return out;
+}
+
+}  // namespace ckpt

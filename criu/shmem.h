@@ -1,0 +1,43 @@
+// Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, memfd and deleted files
+// mapped shared): one object may be mapped by several processes of the
+// tree. Its contents are saved once, as a sparse raw file
+// shmem-<shmid>.img (shmid = the object's inode); restore recreates each
+// object as a memfd before the tree is forked, so every task inherits it
+// and maps it again: writes by one stay visible to the others.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "images/image_dir.h"
+#include "proto/mm.pb.h"
+
+namespace ckpt {
+
+class ShmemDumper {
+ public:
+  // Notes the shared VMAs of a seized task (the first mapper is read).
+  Status Add(pid_t pid, const pb::MmEntry& mm);
+  // Saves every object's contents (the tree is still frozen).
+  Status Write(images::ImageDir& dir);
+
+ private:
+  struct Object {
+    pid_t pid;
+    uint64_t start, end;  // one mapping of it, for /proc/PID/map_files
+  };
+  std::map<uint64_t, Object> objects_;
+};
+
+std::string ShmemFileName(uint64_t shmid);
+
+// Recreates every shared object of `mms` as a memfd holding its saved
+// contents. Returns shmid -> fd.
+Result<std::map<uint64_t, int>> RestoreShmem(const images::ImageDir& dir,
+                                             const std::vector<const pb::MmEntry*>& mms);
+
+}  // namespace ckpt

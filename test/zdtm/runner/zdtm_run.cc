@@ -1,0 +1,244 @@
+// zdtm-run: runs one test program through a ckpt round trip.
+//
+//   zdtm-run --ckpt PATH --mode MODE --workdir DIR -- TESTBIN [args]
+//
+// MODE is plain (no ckpt: SIGTERM and check), default (dump, restore),
+// leave-running (dump -R, check the original, restore, check again) or
+// dump-twice (dump -R, dump, restore). The test must print READY, then
+// PASS after SIGTERM (see lib/zdtm.h). DIR is wiped and recreated; the
+// test runs in it with its output in DIR/out.txt; images go to DIR/img*
+// and are removed on success. Exit 0 = pass. On failure: the reason and
+// the tails of the logs on stderr, every process left killed, exit 1.
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+
+namespace fs = std::filesystem;
+using namespace zdtm;
+
+namespace {
+
+constexpr double kReadyTimeout = 60, kCkptTimeout = 120, kExitTimeout = 60;
+
+std::string g_ckpt, g_mode, g_workdir, g_out;
+std::vector<std::string> g_test_argv;
+std::vector<std::string> g_logs;  // files whose tails a failure report shows
+double g_start;
+
+[[noreturn]] void usage() {
+  fprintf(stderr,
+          "usage: zdtm-run --ckpt PATH --mode plain|default|leave-running|dump-twice --workdir DIR "
+          "-- TESTBIN [args]\n");
+  exit(2);
+}
+
+void step(const std::string& what) {
+  printf("zdtm-run: [%6.2fs] %s\n", now_s() - g_start, what.c_str()), fflush(stdout);
+}
+
+[[noreturn]] void die(const std::string& reason) {
+  fflush(stdout);
+  fprintf(stderr, "zdtm-run: FAIL (%s, mode %s): %s\n", g_test_argv[0].c_str(), g_mode.c_str(),
+          reason.c_str());
+  for (const auto& log : g_logs) {
+    if (!fs::exists(log)) continue;
+    std::string errors = grep(log, "Error", 10);
+    if (!errors.empty()) fprintf(stderr, "--- errors in %s\n%s", log.c_str(), errors.c_str());
+    fprintf(stderr, "--- tail of %s\n%s", log.c_str(), tail(log).c_str());
+  }
+  fprintf(stderr, "--- tail of %s\n%s", g_out.c_str(), tail(g_out).c_str());
+  for (const auto& k : kill_all_children())
+    fprintf(stderr, "zdtm-run: killed leftover %s\n", k.c_str());
+  exit(1);
+}
+
+void add_log(const std::string& path) {
+  for (const auto& l : g_logs)
+    if (l == path) return;
+  g_logs.push_back(path);
+}
+
+// Runs `ckpt args...`; dies unless it exits 0.
+void ckpt(const std::string& name, std::vector<std::string> args, const std::string& log) {
+  args.insert(args.begin(), g_ckpt);
+  std::string capture = g_workdir + "/ckpt-" + name + ".out";
+  add_log(capture);
+  add_log(log);
+  std::string cmd;
+  for (const auto& a : args) cmd += (cmd.empty() ? "" : " ") + a;
+  step("run: " + cmd);
+  double t0 = now_s();
+  CmdResult r = run_cmd(args, capture, kCkptTimeout);
+  if (!r.ok()) die("ckpt " + name + " failed: " + r.describe());
+  char took[32];
+  snprintf(took, sizeof(took), "%.2f", now_s() - t0);
+  step("ckpt " + name + " ok (" + took + " s)");
+}
+
+void dump(pid_t pid, const std::string& img, bool leave_running) {
+  fs::create_directories(img);
+  std::vector<std::string> args = {"dump", "-t", std::to_string(pid), "-D",
+                                   img,    "-o", "dump.log",          "-v4"};
+  if (leave_running) args.push_back("--leave-running");
+  ckpt(leave_running ? "dump-R-" + fs::path(img).filename().string()
+                     : "dump-" + fs::path(img).filename().string(),
+       args, img + "/dump.log");
+}
+
+// The original must have been SIGKILLed by the dump.
+void expect_killed(pid_t pid) {
+  int status;
+  if (!wait_exit(pid, 10, &status))
+    die("pid " + std::to_string(pid) + " was not killed by the dump: " + describe_pid(pid));
+  if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+    die("after the dump pid " + std::to_string(pid) + " ended with " + describe_status(status) +
+        ", want SIGKILL");
+  // The rest of the dumped tree died with it and was reparented to us (we
+  // are the subreaper): reap it, or its zombies hold the pids restore needs.
+  int reaped = 0;
+  for (pid_t z; (z = waitpid(-1, &status, WNOHANG)) > 0;) {
+    untrack_pid(z);
+    reaped++;
+  }
+  step("original pid " + std::to_string(pid) + " was killed" +
+       (reaped ? " (and " + std::to_string(reaped) + " more reaped)" : ""));
+}
+
+// pid must exist, be our child and be running (not zombie or stopped).
+void expect_running(pid_t pid, const std::string& what) {
+  double deadline = now_s() + 2;
+  for (;;) {
+    char st = proc_state(pid);
+    if (st == 0) die(what + ": pid " + std::to_string(pid) + " does not exist");
+    if (st == 'Z' || st == 'X') die(what + ": pid " + std::to_string(pid) + " is a zombie");
+    if (st == 'R' || st == 'S' || st == 'D') break;
+    if (now_s() > deadline)
+      die(what + ": " + describe_pid(pid) + " is not running (stopped or traced)");
+    usleep(10000);
+  }
+  if (proc_ppid(pid) != getpid())
+    die(what + ": pid " + std::to_string(pid) + " has parent " + std::to_string(proc_ppid(pid)) +
+        ", not the runner (a child subreaper)");
+}
+
+void restore(pid_t pid, const std::string& img) {
+  std::string pidfile = g_workdir + "/pidfile";
+  unlink(pidfile.c_str());
+  ckpt("restore-" + fs::path(img).filename().string(),
+       {"restore", "-D", img, "-d", "-o", "restore.log", "-v4", "--pidfile", pidfile},
+       img + "/restore.log");
+  track_pid(pid);
+  std::string text = read_text(pidfile);
+  if (text.empty()) die("restore wrote no pidfile " + pidfile);
+  if (atol(text.c_str()) != pid) die("pidfile says " + text + ", want " + std::to_string(pid));
+  expect_running(pid, "after restore");
+}
+
+// SIGTERMs pid and checks it exited 0 with `passes` PASS lines in total.
+void finish(pid_t pid, int passes) {
+  step("SIGTERM pid " + std::to_string(pid));
+  kill(pid, SIGTERM);
+  int status;
+  if (!wait_exit(pid, kExitTimeout, &status)) {
+    if (errno == ECHILD)
+      die("pid " + std::to_string(pid) + " is not our child; cannot collect its exit status");
+    die("pid " + std::to_string(pid) +
+        " did not exit within 60 s of SIGTERM: " + describe_pid(pid));
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    die("test ended with " + describe_status(status));
+  if (read_text(g_out).find("FAIL:") != std::string::npos) die("test printed FAIL");
+  int n = count_lines(g_out, "PASS");
+  if (n != passes)
+    die("out.txt has " + std::to_string(n) + " PASS lines, want " + std::to_string(passes));
+  step("test passed (" + std::to_string(n) + " PASS)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  harness_init();
+  g_start = now_s();
+  int i = 1;
+  for (; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--") {
+      i++;
+      break;
+    }
+    if (i + 1 >= argc) usage();
+    if (a == "--ckpt")
+      g_ckpt = argv[++i];
+    else if (a == "--mode")
+      g_mode = argv[++i];
+    else if (a == "--workdir")
+      g_workdir = argv[++i];
+    else
+      usage();
+  }
+  for (; i < argc; i++) g_test_argv.push_back(argv[i]);
+  if (g_test_argv.empty() || g_workdir.empty() || g_mode.empty()) usage();
+  if (g_mode != "plain" && g_mode != "default" && g_mode != "leave-running" &&
+      g_mode != "dump-twice")
+    usage();
+  if (g_mode != "plain" && g_ckpt.empty()) usage();
+  g_test_argv[0] = fs::absolute(g_test_argv[0]).string();
+  g_workdir = fs::absolute(g_workdir).string();
+  g_out = g_workdir + "/out.txt";
+
+  std::error_code ec;
+  fs::remove_all(g_workdir, ec);
+  fs::create_directories(g_workdir, ec);
+  if (ec) die("cannot create workdir " + g_workdir + ": " + ec.message());
+
+  pid_t pid = start_test(g_test_argv, g_workdir, g_out);
+  if (pid < 0) die(std::string("fork: ") + strerror(errno));
+  step("started " + g_test_argv[0] + " as pid " + std::to_string(pid));
+  std::string err = wait_ready(pid, g_out, kReadyTimeout);
+  if (!err.empty()) die(err);
+  step("READY");
+
+  const std::string img = g_workdir + "/img", img1 = g_workdir + "/img1",
+                    img2 = g_workdir + "/img2";
+  if (g_mode == "plain") {
+    finish(pid, 1);
+  } else if (g_mode == "default") {
+    dump(pid, img, false);
+    expect_killed(pid);
+    restore(pid, img);
+    finish(pid, 1);
+  } else if (g_mode == "leave-running") {
+    dump(pid, img, true);
+    expect_running(pid, "after dump --leave-running");
+    finish(pid, 1);
+    restore(pid, img);
+    finish(pid, 2);
+  } else {  // dump-twice
+    dump(pid, img1, true);
+    expect_running(pid, "after the first dump (--leave-running)");
+    dump(pid, img2, false);
+    expect_killed(pid);
+    restore(pid, img2);
+    finish(pid, 1);
+  }
+
+  auto left = kill_all_children();
+  if (!left.empty()) {
+    std::string all;
+    for (const auto& l : left) all += (all.empty() ? "" : ", ") + l;
+    die("processes left behind: " + all);
+  }
+  for (const auto& d : {img, img1, img2}) fs::remove_all(d, ec);
+  step("PASS");
+  return 0;
+}
