@@ -40,8 +40,15 @@ Result<Options> ParseOptions(int argc, char** argv) {
       cmd_index = i;
       break;
     }
-    // Skip the value of options that take one.
-    if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "-D") || !strcmp(argv[i], "-o")) i++;
+    // Skip the value of options that take one as a separate word.
+    static const char* const kWithValue[] = {"-t",         "-D",         "-o",
+                                             "--tree",     "--images-dir", "--log-file",
+                                             "--pidfile"};
+    for (const char* w : kWithValue)
+      if (!strcmp(argv[i], w)) {
+        i++;
+        break;
+      }
   }
   if (cmd_index < 0) return Error("no command given (try: ckpt --help)");
   TRY_ASSIGN(o.command, ParseCommand(argv[cmd_index]));
@@ -115,9 +122,11 @@ Result<Options> ParseOptions(int argc, char** argv) {
         break;
       case ':':
         return Error(std::string("option '") + av[optind - 1] + "' needs a value");
-      default:
-        return Error(std::string("unknown option '") + (optind > 0 ? av[optind - 1] : "?") +
-                     "' (try: ckpt " + argv[cmd_index] + " --help)");
+      default: {
+        std::string bad = optopt ? std::string("-") + char(optopt)
+                                 : std::string(optind > 0 ? av[optind - 1] : "?");
+        return Error("unknown option '" + bad + "' (try: ckpt " + argv[cmd_index] + " --help)");
+      }
     }
   }
   if (o.verbosity > 4) o.verbosity = 4;

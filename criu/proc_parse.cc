@@ -47,8 +47,15 @@ Result<std::vector<MapEntry>> ParseMaps(const std::string& text) {
       if (line.rfind("VmFlags:", 0) == 0 && !out.empty()) {
         auto words = Split(line.substr(8));
         out.back().vmflags = std::move(words);
+        continue;
       }
-      continue;  // other smaps fields
+      // Other smaps fields are "Key: value"; anything else is corrupt.
+      size_t colon = line.find(':');
+      bool field = colon != std::string::npos && colon > 0;
+      for (size_t i = 0; field && i < colon; i++)
+        field = isalnum(static_cast<unsigned char>(line[i])) || line[i] == '_';
+      if (!field) return Error("maps line " + std::to_string(lineno) + " is malformed: " + line);
+      continue;
     }
     MapEntry e;
     char perms[8] = {};

@@ -15,6 +15,10 @@ constexpr size_t kFlushAt = 1 << 20;
 }
 
 Status ImageWriter::Write(const google::protobuf::Message& m) {
+  // Serializing a proto2 message with unset required fields throws in
+  // libprotobuf; make it an error value instead.
+  if (!m.IsInitialized())
+    return Error(name_ + ": " + m.GetTypeName() + " is missing " + m.InitializationErrorString());
   size_t len = m.ByteSizeLong();
   if (len > kMaxRecordSize) return Error(name_ + ": record too large");
   uint32_t l32 = static_cast<uint32_t>(len);
@@ -31,6 +35,12 @@ Status ImageWriter::Flush() {
   if (buf_.empty()) return Ok();
   TRY(io::WriteFull(fd_.get(), buf_.data(), buf_.size()), "writing " + name_);
   buf_.clear();
+  return Ok();
+}
+
+Status ImageWriter::Sync() {
+  TRY(Flush());
+  if (::fsync(fd_.get()) < 0) return Error::Errno("fsync " + name_);
   return Ok();
 }
 
@@ -165,10 +175,9 @@ Status ImageDir::Commit(const google::protobuf::Message& inventory) {
   TRY_ASSIGN(UniqueFd fd, CreateFile(tmp));
   uint32_t hdr[2] = {kImageMagic, Info(ImageType::kInventory).magic};
   TRY(io::WriteFull(fd.get(), hdr, sizeof(hdr)), "writing inventory");
-  int raw = fd.get();
   ImageWriter w(std::move(fd), tmp);
   TRY(w.Write(inventory));
-  if (::fsync(raw) < 0) return Error::Errno("fsync inventory");
+  TRY(w.Sync());
   TRY(w.Close());
   if (::renameat(dirfd_.get(), tmp, dirfd_.get(), Info(ImageType::kInventory).pattern) < 0)
     return Error::Errno("rename inventory");

@@ -29,6 +29,8 @@ class ImageWriter {
   ImageWriter(ImageWriter&&) = default;
 
   Status Write(const google::protobuf::Message& m);
+  // Flushes buffered records and makes them durable.
+  Status Sync();
   // Flushes buffered records; must be called before destruction.
   Status Close();
   const std::string& name() const { return name_; }

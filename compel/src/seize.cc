@@ -112,10 +112,12 @@ Status SeizedProcess::Kill() {
   if (done_) return Ok();
   if (kill(pid_, SIGKILL) < 0 && errno != ESRCH)
     return Error::Errno("kill " + std::to_string(pid_));
-  for (pid_t t : threads_) {
+  // Each thread reports its death to us, the tracer; the parent reaps.
+  // The leader's report waits until every other thread's was collected,
+  // so the leader (threads_[0]) comes last.
+  for (auto it = threads_.rbegin(); it != threads_.rend(); ++it) {
     int st;
-    // Each thread reports its death to us, the tracer; the parent reaps.
-    while (waitpid(t, &st, __WALL) > 0 && !WIFEXITED(st) && !WIFSIGNALED(st)) {
+    while (waitpid(*it, &st, __WALL) > 0 && !WIFEXITED(st) && !WIFSIGNALED(st)) {
     }
   }
   done_ = true;

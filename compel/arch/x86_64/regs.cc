@@ -79,7 +79,7 @@ void BuildSigframe(abi::SigframeArea* area, uint64_t area_addr, const Regs& r, u
   // (magic1, sizes) in fxsave's sw_reserved; the frame also needs magic2
   // right after xstate_size bytes.
   sc.fpstate = 0;
-  if (r.xstate.size() >= abi::kFxSwBytesOffset + 16) {
+  if (r.xstate.size() >= abi::kFxSwBytesOffset + 5 * sizeof(uint32_t)) {
     // struct _fpx_sw_bytes: magic1, extended_size, u64 xfeatures, xstate_size.
     uint32_t sw[5];
     memcpy(sw, r.xstate.data() + abi::kFxSwBytesOffset, sizeof(sw));

@@ -1,0 +1,295 @@
+// Unit tests for criu/options: the CRIU-compatible command line.
+#include "criu/options.h"
+
+#include <gtest/gtest.h>
+
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+namespace ckpt {
+namespace {
+
+// Runs ParseOptions on {"ckpt", args...} with writable argv storage.
+Result<Options> Parse(std::initializer_list<std::string> args) {
+  std::vector<std::string> store{"ckpt"};
+  store.insert(store.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : store) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  return ParseOptions(int(store.size()), argv.data());
+}
+
+std::string Err(const Result<Options>& r) { return r.ok() ? "(parsed fine)" : r.error().message(); }
+
+#define EXPECT_PARSES(r) ASSERT_TRUE((r).ok()) << Err(r)
+#define EXPECT_ERROR_MENTIONS(r, text)                                        \
+  do {                                                                        \
+    auto _r = (r);                                                            \
+    ASSERT_FALSE(_r.ok()) << "expected an error mentioning " << (text);       \
+    EXPECT_NE(_r.error().message().find(text), std::string::npos) << Err(_r); \
+  } while (0)
+
+TEST(Options, DumpShortOptions) {
+  auto r = Parse({"dump", "-t", "1234", "-D", "/tmp/img", "-o", "dump.log", "-v4", "-R", "-j"});
+  EXPECT_PARSES(r);
+  EXPECT_EQ(r->command, Command::kDump);
+  EXPECT_EQ(r->pid, 1234);
+  EXPECT_EQ(r->images_dir, "/tmp/img");
+  EXPECT_EQ(r->log_file, "dump.log");
+  EXPECT_EQ(r->verbosity, 4);
+  EXPECT_TRUE(r->leave_running);
+  EXPECT_TRUE(r->shell_job);
+  EXPECT_FALSE(r->restore_detached);
+  EXPECT_FALSE(r->file_locks);
+  EXPECT_FALSE(r->help);
+  EXPECT_TRUE(r->args.empty());
+}
+
+TEST(Options, DumpLongOptions) {
+  auto r = Parse({"dump", "--tree", "77", "--images-dir=/d", "--log-file", "x.log",
+                  "--leave-running", "--shell-job", "--file-locks", "--verbosity=3"});
+  EXPECT_PARSES(r);
+  EXPECT_EQ(r->pid, 77);
+  EXPECT_EQ(r->images_dir, "/d");
+  EXPECT_EQ(r->log_file, "x.log");
+  EXPECT_TRUE(r->leave_running);
+  EXPECT_TRUE(r->shell_job);
+  EXPECT_TRUE(r->file_locks);
+  EXPECT_EQ(r->verbosity, 3);
+}
+
+TEST(Options, AttachedValues) {
+  auto r = Parse({"dump", "-t42", "-D/img", "--tree=43"});
+  EXPECT_PARSES(r);
+  EXPECT_EQ(r->pid, 43);  // the last one wins
+  EXPECT_EQ(r->images_dir, "/img");
+}
+
+TEST(Options, Verbosity) {
+  struct Case {
+    std::vector<std::string> v;
+    int want;
+  };
+  const Case cases[] = {
+      {{}, 2},
+      {{"-v0"}, 0},
+      {{"-v1"}, 1},
+      {{"-v4"}, 4},
+      {{"-v"}, 3},
+      {{"-v", "-v"}, 4},
+      {{"-vvv"}, 4},
+      {{"-v0", "-v"}, 1},
+      {{"-v1", "-vv"}, 3},
+      {{"-v4", "-v"}, 4},
+      {{"--verbosity=0"}, 0},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> a{"check"};
+    a.insert(a.end(), c.v.begin(), c.v.end());
+    std::vector<char*> argv;
+    std::string prog = "ckpt";
+    argv.push_back(prog.data());
+    for (auto& s : a) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    auto r = ParseOptions(int(argv.size()) - 1, argv.data());
+    ASSERT_TRUE(r.ok()) << Err(r);
+    std::string shown;
+    for (auto& s : a) shown += s + " ";
+    EXPECT_EQ(r->verbosity, c.want) << shown;
+  }
+  EXPECT_ERROR_MENTIONS(Parse({"check", "-v5"}), "verbosity");
+  EXPECT_ERROR_MENTIONS(Parse({"check", "-vx"}), "verbosity");
+  EXPECT_ERROR_MENTIONS(Parse({"check", "-v-1"}), "verbosity");
+}
+
+TEST(Options, RestoreOptions) {
+  auto r = Parse({"restore", "-D", "/img", "-d", "--pidfile", "/run/x.pid", "--shell-job", "-o",
+                  "/var/log/r.log"});
+  EXPECT_PARSES(r);
+  EXPECT_EQ(r->command, Command::kRestore);
+  EXPECT_EQ(r->images_dir, "/img");
+  EXPECT_TRUE(r->restore_detached);
+  EXPECT_EQ(r->pidfile, "/run/x.pid");
+  EXPECT_TRUE(r->shell_job);
+  EXPECT_EQ(r->pid, 0);
+  auto l = Parse({"restore", "-D", "/img", "--restore-detached", "--pidfile=/p"});
+  EXPECT_PARSES(l);
+  EXPECT_TRUE(l->restore_detached);
+  EXPECT_EQ(l->pidfile, "/p");
+}
+
+TEST(Options, RestoreWithPidIsAnError) {
+  EXPECT_ERROR_MENTIONS(Parse({"restore", "-D", "/img", "-t", "5"}), "-t");
+}
+
+TEST(Options, CheckAndShow) {
+  auto c = Parse({"check"});
+  EXPECT_PARSES(c);
+  EXPECT_EQ(c->command, Command::kCheck);
+
+  auto s = Parse({"show", "/img/core-1.img", "/img/mm-1.img"});
+  EXPECT_PARSES(s);
+  EXPECT_EQ(s->command, Command::kShow);
+  EXPECT_EQ(s->args, (std::vector<std::string>{"/img/core-1.img", "/img/mm-1.img"}));
+
+  auto sd = Parse({"show", "-D", "/img"});
+  EXPECT_PARSES(sd);
+  EXPECT_EQ(sd->images_dir, "/img");
+
+  EXPECT_FALSE(Parse({"show"}).ok());
+}
+
+TEST(Options, OptionsBeforeTheCommand) {
+  auto r = Parse({"-v4", "-D", "/img", "-t", "9", "-o", "l.log", "dump", "-R"});
+  EXPECT_PARSES(r);
+  EXPECT_EQ(r->command, Command::kDump);
+  EXPECT_EQ(r->pid, 9);
+  EXPECT_EQ(r->images_dir, "/img");
+  EXPECT_EQ(r->log_file, "l.log");
+  EXPECT_EQ(r->verbosity, 4);
+  EXPECT_TRUE(r->leave_running);
+
+  auto a = Parse({"--images-dir=/img", "--tree=9", "dump"});
+  EXPECT_PARSES(a);
+  EXPECT_EQ(a->pid, 9);
+}
+
+// KNOWN BUG (reported): the scan for the command word only knows that -t,
+// -D and -o take a separate value, so the value of a long option given
+// before the command ("--images-dir /img restore", "--pidfile /p restore")
+// is taken for the command: "unknown command '/img'".
+TEST(Options, DISABLED_BugLongOptionValuesBeforeTheCommand) {
+  auto a = Parse({"--images-dir", "/img", "--tree", "9", "dump"});
+  EXPECT_PARSES(a);
+  EXPECT_EQ(a->command, Command::kDump);
+  EXPECT_EQ(a->pid, 9);
+  auto b = Parse({"--pidfile", "/p", "-D", "/img", "restore"});
+  EXPECT_PARSES(b);
+  EXPECT_EQ(b->pidfile, "/p");
+  auto c = Parse({"--log-file", "x.log", "check"});
+  EXPECT_PARSES(c);
+}
+
+TEST(Options, UnknownOptionIsNamed) {
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "--bogus"}), "--bogus");
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "-x"}), "-x");
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "--tcp-frobnicate"}),
+                        "--tcp-frobnicate");
+  EXPECT_ERROR_MENTIONS(Parse({"--bogus", "dump", "-t", "1", "-D", "/d"}), "--bogus");
+  // The hint points at the command's help.
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "--bogus"}), "dump --help");
+}
+
+// KNOWN BUG (reported): an unknown letter that is not the last of a cluster
+// ("-xR") is reported as the previous argv word, because getopt has not yet
+// advanced optind; the message should use optopt.
+TEST(Options, DISABLED_BugUnknownLetterInsideACluster) {
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "-xR"}), "-x");
+}
+
+TEST(Options, MissingValue) {
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-D", "/d", "-t"}), "-t");
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D"}), "-D");
+  EXPECT_ERROR_MENTIONS(Parse({"restore", "-D", "/d", "--pidfile"}), "--pidfile");
+}
+
+TEST(Options, MissingRequiredOptions) {
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-D", "/d"}), "-t");
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "5"}), "-D");
+  EXPECT_ERROR_MENTIONS(Parse({"restore"}), "-D");
+}
+
+TEST(Options, BadPid) {
+  for (const char* p : {"abc", "0", "-5", "12x", "", "99999999999", "1073741824"}) {
+    EXPECT_ERROR_MENTIONS(Parse({"dump", "-D", "/d", "-t", p}), "pid");
+  }
+  auto max = Parse({"dump", "-D", "/d", "-t", "4194304"});
+  EXPECT_PARSES(max);
+  EXPECT_EQ(max->pid, 4194304);
+}
+
+TEST(Options, StrayArgumentsAreErrors) {
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "extra"}), "extra");
+  EXPECT_ERROR_MENTIONS(Parse({"restore", "-D", "/d", "more"}), "more");
+}
+
+TEST(Options, NoOrUnknownCommand) {
+  std::string prog = "ckpt";
+  char* argv[] = {prog.data(), nullptr};
+  EXPECT_FALSE(ParseOptions(1, argv).ok());
+  EXPECT_ERROR_MENTIONS(Parse({"-v4"}), "command");
+  EXPECT_ERROR_MENTIONS(Parse({"-D", "/d"}), "command");
+  EXPECT_ERROR_MENTIONS(Parse({"frobnicate", "-t", "1"}), "frobnicate");
+}
+
+TEST(Options, Help) {
+  for (const char* h : {"--help", "-h", "help"}) {
+    auto r = Parse({h});
+    EXPECT_PARSES(r);
+    EXPECT_EQ(r->command, Command::kHelp) << h;
+  }
+  auto v = Parse({"--version"});
+  EXPECT_PARSES(v);
+  EXPECT_EQ(v->command, Command::kVersion);
+
+  // CMD --help needs none of CMD's required options.
+  auto d = Parse({"dump", "--help"});
+  EXPECT_PARSES(d);
+  EXPECT_EQ(d->command, Command::kDump);
+  EXPECT_TRUE(d->help);
+  auto rh = Parse({"restore", "-h"});
+  EXPECT_PARSES(rh);
+  EXPECT_EQ(rh->command, Command::kRestore);
+  EXPECT_TRUE(rh->help);
+}
+
+TEST(Options, ParsingTwiceGivesTheSameResult) {
+  // getopt keeps global state; a failed parse must not poison the next.
+  EXPECT_FALSE(Parse({"dump", "-t", "1", "-D", "/d", "-Rx"}).ok());
+  for (int i = 0; i < 3; i++) {
+    auto r = Parse({"dump", "-R", "-t", "3", "-D", "/d"});
+    EXPECT_PARSES(r);
+    EXPECT_EQ(r->pid, 3);
+    EXPECT_TRUE(r->leave_running);
+  }
+}
+
+TEST(Options, LogPath) {
+  Options o;
+  EXPECT_EQ(LogPath(o), "");  // stderr
+  o.log_file = "-";
+  EXPECT_EQ(LogPath(o), "");
+  o.log_file = "dump.log";
+  EXPECT_EQ(LogPath(o), "dump.log");  // no -D: as given
+  o.images_dir = "/img";
+  EXPECT_EQ(LogPath(o), "/img/dump.log");
+  o.images_dir = "rel/img";
+  EXPECT_EQ(LogPath(o), "rel/img/dump.log");
+  o.log_file = "/var/log/ckpt.log";
+  EXPECT_EQ(LogPath(o), "/var/log/ckpt.log");
+
+  auto r = Parse({"dump", "-t", "1", "-D", "/img", "-o", "d.log"});
+  EXPECT_PARSES(r);
+  EXPECT_EQ(LogPath(*r), "/img/d.log");
+}
+
+TEST(Options, UsagePerCommand) {
+  for (Command c : {Command::kNone, Command::kDump, Command::kRestore, Command::kCheck,
+                    Command::kShow, Command::kHelp, Command::kVersion}) {
+    EXPECT_FALSE(Usage(c).empty()) << int(c);
+    EXPECT_NE(Usage(c).find("usage:"), std::string::npos) << int(c);
+  }
+  EXPECT_NE(Usage(Command::kDump).find("ckpt dump"), std::string::npos);
+  EXPECT_NE(Usage(Command::kDump).find("-t"), std::string::npos);
+  EXPECT_NE(Usage(Command::kDump).find("--leave-running"), std::string::npos);
+  EXPECT_NE(Usage(Command::kRestore).find("ckpt restore"), std::string::npos);
+  EXPECT_NE(Usage(Command::kRestore).find("--pidfile"), std::string::npos);
+  EXPECT_NE(Usage(Command::kCheck).find("ckpt check"), std::string::npos);
+  EXPECT_NE(Usage(Command::kShow).find("ckpt show"), std::string::npos);
+  for (const char* cmd : {"dump", "restore", "check", "show"})
+    EXPECT_NE(Usage(Command::kNone).find(cmd), std::string::npos) << cmd;
+}
+
+}  // namespace
+}  // namespace ckpt
