@@ -358,13 +358,13 @@ TEST_F(ImageDirTest, WriterRejectsOversizedRecord) {
   EXPECT_NE(st.error().message().find("too large"), std::string::npos) << st.error().message();
 }
 
-// KNOWN BUG (reported): ImageWriter::Write hands a message that lacks proto2
+// Regression (fixed): ImageWriter::Write hands a message that lacks proto2
 // required fields to SerializeToArray, whose libprotobuf CHECK throws
 // google::protobuf::FatalException ("missing required fields: ppid, ...")
 // straight through the Status API; uncaught, it terminates ckpt mid-dump
 // without unwinding the RAII that cures and resumes the victim. Expected: a
 // Status error naming the missing fields, no exception.
-TEST_F(ImageDirTest, DISABLED_BugWriterRejectsMessageMissingRequiredFields) {
+TEST_F(ImageDirTest, BugWriterRejectsMessageMissingRequiredFields) {
   pb::PstreeEntry incomplete;
   incomplete.set_pid(5);  // ppid, pgid, sid missing
   auto w = dir_->OpenWriter(ImageType::kPstree, 0);
@@ -482,12 +482,12 @@ TEST(ImageDirLifecycle, CommitWritesInventoryAndKeepsEverything) {
   EXPECT_TRUE(MessageDifferencer::Equals(back, inv));
 }
 
-// KNOWN BUG (reported): ImageDir::Commit fsyncs the temporary inventory
+// Regression (fixed): ImageDir::Commit fsyncs the temporary inventory
 // before ImageWriter::Close flushes the buffered record, so only the 8-byte
 // header is durable when the file is renamed into place; after a crash the
 // "complete" marker can be an empty inventory. Expected: the inventory is
 // fsynced with its record in it.
-TEST(ImageDirLifecycle, DISABLED_BugCommitFsyncsTheInventoryRecord) {
+TEST(ImageDirLifecycle, BugCommitFsyncsTheInventoryRecord) {
   TempDir tmp;
   std::string p = tmp / "img";
   auto d = ImageDir::Create(p);

@@ -155,11 +155,11 @@ TEST(Options, OptionsBeforeTheCommand) {
   EXPECT_EQ(a->pid, 9);
 }
 
-// KNOWN BUG (reported): the scan for the command word only knows that -t,
+// Regression (fixed): the scan for the command word only knows that -t,
 // -D and -o take a separate value, so the value of a long option given
 // before the command ("--images-dir /img restore", "--pidfile /p restore")
 // is taken for the command: "unknown command '/img'".
-TEST(Options, DISABLED_BugLongOptionValuesBeforeTheCommand) {
+TEST(Options, BugLongOptionValuesBeforeTheCommand) {
   auto a = Parse({"--images-dir", "/img", "--tree", "9", "dump"});
   EXPECT_PARSES(a);
   EXPECT_EQ(a->command, Command::kDump);
@@ -181,10 +181,10 @@ TEST(Options, UnknownOptionIsNamed) {
   EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "--bogus"}), "dump --help");
 }
 
-// KNOWN BUG (reported): an unknown letter that is not the last of a cluster
+// Regression (fixed): an unknown letter that is not the last of a cluster
 // ("-xR") is reported as the previous argv word, because getopt has not yet
 // advanced optind; the message should use optopt.
-TEST(Options, DISABLED_BugUnknownLetterInsideACluster) {
+TEST(Options, BugUnknownLetterInsideACluster) {
   EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "-xR"}), "-x");
 }
 

@@ -161,10 +161,10 @@ TEST(ParseMaps, MalformedLinesAreErrors) {
   }
 }
 
-// KNOWN BUG (reported): a line that is neither a maps header nor an smaps
+// Regression (fixed): a line that is neither a maps header nor an smaps
 // "Key: value" field is skipped silently, so a corrupt or mis-split maps
 // text loses VMAs without any error. Expected: an error naming the line.
-TEST(ParseMaps, DISABLED_BugGarbageLinesAreErrors) {
+TEST(ParseMaps, BugGarbageLinesAreErrors) {
   const char* bad[] = {
       "this is not a maps line\n",
       "00400000 00452000 r-xp 00000000 fe:00 1 /bin/x\n",  // no dash
