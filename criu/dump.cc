@@ -155,6 +155,15 @@ Status FillThread(pid_t tid, compel::Infection& inf, int mem_fd, const TaskInfo&
                   pb::ThreadEntry* th) {
   const abi::ParasiteArgs* a = inf.args();
   th->set_tid(uint32_t(tid));
+  auto comm = io::ReadFile("/proc/" + std::to_string(inf.leader()) + "/task/" +
+                           std::to_string(tid) + "/comm");
+  if (comm.ok()) th->set_comm(comm->substr(0, comm->find('\n')));
+  uint64_t head = 0;
+  size_t len = 0;
+  if (syscall(SYS_get_robust_list, tid, &head, &len) == 0) {
+    th->set_robust_list(head);
+    th->set_robust_len(len);
+  }
   compel::Regs regs;
   uint64_t mask;
   abi::KStack alt;

@@ -7,6 +7,7 @@
 #include <sys/rseq.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -113,6 +114,18 @@ Result<abi::SpecialMapping> Special(const TaskImages& t, const std::vector<proc:
   sm.len = cur->end - cur->start;
   sm.dest = img->start();
   return sm;
+}
+
+// The tick setitimer adds to CPU-time timers, measured on ourselves (we
+// are about to become the restored task: our own timers do not matter).
+uint64_t CpuTimerTickUs() {
+  struct itimerval set = {{0, 0}, {1, 0}}, got = {};
+  if (setitimer(ITIMER_VIRTUAL, &set, nullptr) < 0 || getitimer(ITIMER_VIRTUAL, &got) < 0)
+    return 0;
+  struct itimerval off = {};
+  setitimer(ITIMER_VIRTUAL, &off, nullptr);
+  int64_t us = int64_t(got.it_value.tv_sec) * 1000000 + got.it_value.tv_usec - 1000000;
+  return us > 0 && us < 100000 ? uint64_t(us) : 0;
 }
 
 [[noreturn]] void Jump(uint64_t entry, uint64_t args, uint64_t stack_top) {
@@ -286,10 +299,15 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   }
   a->securebits = c.securebits();
 
+  // setitimer adds a tick to CPU-time timers (ITIMER_VIRTUAL/PROF) so they
+  // never fire early; what getitimer reported at dump already had it.
+  uint64_t tick_us = CpuTimerTickUs();
   for (const auto& it : c.itimers()) {
     abi::KItimerval& v = a->itimers[it.which()];
+    uint64_t value_us = it.value_us();
+    if (it.which() != ITIMER_REAL && value_us > tick_us) value_us -= tick_us;
     v.interval = {int64_t(it.interval_us() / 1000000), int64_t(it.interval_us() % 1000000)};
-    v.value = {int64_t(it.value_us() / 1000000), int64_t(it.value_us() % 1000000)};
+    v.value = {int64_t(value_us / 1000000), int64_t(value_us % 1000000)};
   }
   a->nr_posix_timers = uint32_t(c.posix_timers_size());
   a->posix_timers_off = timers_off;
@@ -322,6 +340,9 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     r.fs_base = t.regs[i].gp.fs_base;
     r.gs_base = t.regs[i].gp.gs_base;
     r.clear_tid = th.clear_tid();
+    r.robust_list = th.robust_list();
+    r.robust_len = th.robust_len();
+    strncpy(r.comm, th.comm().c_str(), sizeof(r.comm) - 1);
     if (th.has_rseq()) {
       r.rseq_ptr = th.rseq().ptr();
       r.rseq_size = th.rseq().size();

@@ -69,25 +69,61 @@ Status ShmemDumper::Write(images::ImageDir& dir) {
   return Ok();
 }
 
+namespace {
+
+// A new object of `size` bytes that looks like the dumped one in
+// /proc/PID/maps: shared anonymous memory ("/dev/zero (deleted)") comes
+// from a shared anonymous mapping reopened through map_files; a memfd
+// gets its name back; anything else becomes a memfd named after it.
+Result<UniqueFd> NewObject(const std::string& path, uint64_t id, uint64_t size) {
+  const std::string del = " (deleted)";
+  std::string name = path;
+  if (name.size() > del.size() && name.compare(name.size() - del.size(), del.size(), del) == 0)
+    name.resize(name.size() - del.size());
+  if (name == "/dev/zero") {
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return Error::Errno("mmap shared memory");
+    char link[96];
+    snprintf(link, sizeof(link), "/proc/self/map_files/%lx-%lx", (unsigned long)p,
+             (unsigned long)p + size);
+    UniqueFd fd(open(link, O_RDWR | O_CLOEXEC));
+    int e = errno;
+    munmap(p, size);
+    if (!fd) return Error::Errno("reopen shared memory", e);
+    return fd;
+  }
+  std::string mname = name.rfind("/memfd:", 0) == 0 ? name.substr(7)
+                                                    : "ckpt-shmem-" + std::to_string(id);
+  UniqueFd fd(memfd_create(mname.c_str(), MFD_CLOEXEC));
+  if (!fd) return Error::Errno("memfd_create");
+  if (ftruncate(fd.get(), off_t(size)) < 0) return Error::Errno("truncate shared memory");
+  return fd;
+}
+
+}  // namespace
+
 Result<std::map<uint64_t, int>> RestoreShmem(const images::ImageDir& dir,
                                              const std::vector<const pb::MmEntry*>& mms) {
   std::map<uint64_t, int> out;
   std::map<uint64_t, uint64_t> need;  // shmid -> bytes the mappings reach
+  std::map<uint64_t, std::string> names;
   for (const pb::MmEntry* mm : mms)
     for (const pb::VmaEntry& v : mm->vmas())
-      if (v.kind() == pb::VMA_ANON_SHARED)
+      if (v.kind() == pb::VMA_ANON_SHARED) {
         need[v.shmid()] = std::max(need[v.shmid()], v.pgoff() + v.end() - v.start());
+        names[v.shmid()] = v.path();
+      }
   for (const auto& [id, reach] : need) {
     TRY_ASSIGN(UniqueFd in, dir.OpenRaw(ShmemFileName(id)));
     struct stat st;
     if (fstat(in.get(), &st) < 0) return Error::Errno("stat " + ShmemFileName(id));
-    std::string name = "ckpt-shmem-" + std::to_string(id);
-    UniqueFd mfd(memfd_create(name.c_str(), MFD_CLOEXEC));
-    if (!mfd) return Error::Errno("memfd_create");
     uint64_t size = std::max<uint64_t>(uint64_t(st.st_size), reach);
-    TRY(SparseCopy(in.get(), mfd.get(), uint64_t(st.st_size), ShmemFileName(id)));
-    if (ftruncate(mfd.get(), off_t(size)) < 0) return Error::Errno("truncate shared memory");
-    out[id] = mfd.release();
+    size = (size + kPage - 1) / kPage * kPage;
+    TRY_ASSIGN(UniqueFd obj, NewObject(names[id], id, size));
+    TRY(SparseCopy(in.get(), obj.get(), uint64_t(st.st_size), ShmemFileName(id)));
+    if (uint64_t(st.st_size) < size && ftruncate(obj.get(), off_t(size)) < 0 && errno != EPERM)
+      return Error::Errno("truncate shared memory");
+    out[id] = obj.release();
   }
   return out;
 }

@@ -221,6 +221,8 @@ struct RestoreThread {
   uint64_t rseq_ptr;      // 0: not registered
   uint32_t rseq_size, rseq_sig;
   uint64_t clear_tid;     // set_tid_address(2): pthread_join relies on it
+  uint64_t robust_list, robust_len;  // set_robust_list(2): 0 = none
+  char comm[16];
 };
 
 struct RestorePosixTimer {

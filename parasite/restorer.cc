@@ -174,6 +174,8 @@ void RestoreCreds(RestoreArgs* a) {
 // The last steps every thread does for itself, then the hand-over.
 [[noreturn]] void FinishThread(RestoreArgs* a, RestoreThread* t, bool leader) {
   sys(__NR_set_tid_address, t->clear_tid);
+  if (t->robust_list) sys(__NR_set_robust_list, t->robust_list, t->robust_len);
+  if (t->comm[0]) sys(__NR_prctl, PR_SET_NAME, t->comm);
   Check(sys(__NR_arch_prctl, kArchSetFs, t->fs_base), "arch_prctl SET_FS");
   Check(sys(__NR_arch_prctl, kArchSetGs, t->gs_base), "arch_prctl SET_GS");
   if (t->rseq_ptr)
@@ -293,13 +295,6 @@ extern "C" void blob_main(RestoreArgs* a) {
   if (a->pdeath_sig) sys(__NR_prctl, PR_SET_PDEATHSIG, a->pdeath_sig);
   if (a->child_subreaper) sys(__NR_prctl, PR_SET_CHILD_SUBREAPER, 1);
   if (a->no_new_privs) Check(sys(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
-  RestoreTimers(a);
-  int32_t tgid = (int32_t)sys(__NR_getpid);
-  uint8_t* si = At<uint8_t>(a, a->shared_pending_off);
-  for (uint32_t i = 0; i < a->nr_shared_pending; i++, si += 128) {
-    int32_t signo = *reinterpret_cast<int32_t*>(si);
-    Check(sys(__NR_rt_sigqueueinfo, tgid, signo, si), "queue signal", signo);
-  }
 
   // 6. The other threads, with their own tids; each finishes itself.
   RestoreThread* th = At<RestoreThread>(a, a->threads_off);
@@ -315,6 +310,14 @@ extern "C" void blob_main(RestoreArgs* a) {
     ca.tls = th[i].fs_base;
     long r = blob_clone_thread(&ca, sizeof(ca), ThreadMain, &th[i]);
     Check(r, "clone3 thread", (uint64_t)th[i].tid);
+  }
+  // Timers may name a thread (SIGEV_THREAD_ID): after the threads exist.
+  RestoreTimers(a);
+  int32_t tgid = (int32_t)sys(__NR_getpid);
+  uint8_t* si = At<uint8_t>(a, a->shared_pending_off);
+  for (uint32_t i = 0; i < a->nr_shared_pending; i++, si += 128) {
+    int32_t signo = *reinterpret_cast<int32_t*>(si);
+    Check(sys(__NR_rt_sigqueueinfo, tgid, signo, si), "queue signal", signo);
   }
   FinishThread(a, &th[0], true);
 }
