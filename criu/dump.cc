@@ -251,14 +251,11 @@ Status FillCore(pid_t pid, TaskInfo& t, compel::Infection& inf, int mem_fd,
   for (uint32_t g : s.groups) c->add_groups(g);
   c->set_cap_inh(s.cap_inh), c->set_cap_prm(s.cap_prm), c->set_cap_eff(s.cap_eff);
   c->set_cap_bnd(s.cap_bnd), c->set_cap_amb(s.cap_amb);
-  for (int r = 0; r < RLIM_NLIMITS; r++) {
-    struct rlimit64 rl;
-    if (prlimit64(pid, __rlimit_resource(r), nullptr, &rl) < 0)
-      return Error::Errno(Who(pid) + ": prlimit " + std::to_string(r));
+  for (int r = 0; r < RLIM_NLIMITS && r < 16; r++) {
     pb::RlimitEntry* e = core->add_rlimits();
     e->set_resource(uint32_t(r));
-    e->set_cur(rl.rlim_cur);
-    e->set_max(rl.rlim_max);
+    e->set_cur(a->misc.rlimits[r][0]);
+    e->set_max(a->misc.rlimits[r][1]);
   }
   core->set_umask(a->misc.umask);
   core->set_personality(a->misc.personality);

@@ -190,8 +190,12 @@ Status Tracer::Release() {
       if (now.gp.rip != t.regs[i].gp.rip || now.gp.rsp != t.regs[i].gp.rsp)
         return Error(Who(tid) + ": rt_sigreturn did not land on the dumped registers");
       if (i == 0) {
+        // Signals stay pending (not delivered to us) while we borrow the task.
+        TRY_ASSIGN(uint64_t mask, compel::GetSigmask(tid));
+        TRY(compel::SetSigmask(tid, ~0ull));
         TRY_ASSIGN(long r, compel::RemoteSyscall(tid, mem_fd.get(), exec, now.gp, SYS_munmap,
                                                  long(start), long(end - start)));
+        TRY(compel::SetSigmask(tid, mask));
         if (r != 0) return Error::Errno(Who(pid) + ": unmapping the restorer", int(-r));
       }
       // Registers exactly as dumped (the xstate too, as ptrace read it).

@@ -130,6 +130,9 @@ struct ParasiteMisc {
   uint32_t securebits;
   uint32_t pad;
   uint64_t clear_tid;  // prctl(PR_GET_TID_ADDRESS)
+  // getrlimit from inside: prlimit(2) on another task needs CAP_SYS_RESOURCE
+  // when the uids differ, and root may lack it.
+  uint64_t rlimits[16][2];
 };
 
 inline constexpr uint32_t kMaxParasiteIovs = 4096;

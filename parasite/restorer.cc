@@ -311,6 +311,13 @@ extern "C" void blob_main(RestoreArgs* a) {
     long r = blob_clone_thread(&ca, sizeof(ca), ThreadMain, &th[i]);
     Check(r, "clone3 thread", (uint64_t)th[i].tid);
   }
+  // Signals that reached us while restoring (SIGCHLD of a zombie child
+  // made for the tree) were not pending at dump time: drop them.
+  for (;;) {
+    uint64_t all = ~0ull;
+    KTimespec zero = {0, 0};
+    if (sys(__NR_rt_sigtimedwait, &all, 0, &zero, 8) <= 0) break;
+  }
   // Timers may name a thread (SIGEV_THREAD_ID): after the threads exist.
   RestoreTimers(a);
   int32_t tgid = (int32_t)sys(__NR_getpid);
