@@ -264,6 +264,8 @@ Status FillCore(pid_t pid, TaskInfo& t, compel::Infection& inf, int mem_fd,
   core->set_child_subreaper(a->misc.child_subreaper != 0);
   core->set_no_new_privs(a->misc.no_new_privs != 0);
   core->set_securebits(a->misc.securebits);
+  core->set_thp_disable(a->misc.thp_disable > 0);
+  core->set_timerslack_ns(a->misc.timerslack_ns);
   return Ok();
 }
 

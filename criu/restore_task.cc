@@ -298,6 +298,8 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     a->cap_bnd = cr.cap_bnd(), a->cap_amb = cr.cap_amb();
   }
   a->securebits = c.securebits();
+  a->thp_disable = c.thp_disable();
+  a->timerslack_ns = c.timerslack_ns();
 
   // setitimer adds a tick to CPU-time timers (ITIMER_VIRTUAL/PROF) so they
   // never fire early; what getitimer reported at dump already had it.

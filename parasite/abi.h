@@ -133,6 +133,9 @@ struct ParasiteMisc {
   // getrlimit from inside: prlimit(2) on another task needs CAP_SYS_RESOURCE
   // when the uids differ, and root may lack it.
   uint64_t rlimits[16][2];
+  int32_t thp_disable;
+  int32_t pad2;
+  uint64_t timerslack_ns;
 };
 
 inline constexpr uint32_t kMaxParasiteIovs = 4096;
@@ -272,6 +275,9 @@ struct RestoreArgs {
   uint64_t cap_eff, cap_prm, cap_inh, cap_bnd, cap_amb;
   uint32_t securebits;
   uint32_t has_caps;
+  int32_t thp_disable;
+  int32_t pad3;
+  uint64_t timerslack_ns;
 
   KItimerval itimers[3];
   uint32_t nr_posix_timers;

@@ -117,6 +117,8 @@ long DumpMisc(ParasiteArgs* a) {
   m->brk = (uint64_t)sys(__NR_brk, 0);
   m->securebits = (uint32_t)sys(__NR_prctl, PR_GET_SECUREBITS);
   for (int r = 0; r < 16; r++) sys(__NR_prlimit64, 0, r, 0, m->rlimits[r]);
+  m->thp_disable = (int32_t)sys(__NR_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0);
+  m->timerslack_ns = (uint64_t)sys(__NR_prctl, PR_GET_TIMERSLACK, 0, 0, 0, 0);
   m->clear_tid = 0;
   sys(__NR_prctl, PR_GET_TID_ADDRESS, &m->clear_tid);
   long r = sys(__NR_sigaltstack, 0, &m->sigaltstack);

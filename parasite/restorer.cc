@@ -146,9 +146,11 @@ namespace {
 void Wake(uint32_t* addr) { sys(__NR_futex, addr, 1 /* FUTEX_WAKE */, 0x7fffffff); }
 
 void RestoreCreds(RestoreArgs* a) {
+  constexpr int kSecbitNoSetuidFixup = 1 << 2;
   if (a->has_caps) {
-    // Keep capabilities across the uid change, then set them exactly.
-    sys(__NR_prctl, PR_SET_KEEPCAPS, 1);
+    // Keep every capability across the uid changes (so setfsuid and the
+    // securebits still work), then set the dumped sets exactly.
+    Check(sys(__NR_prctl, PR_SET_SECUREBITS, kSecbitNoSetuidFixup), "securebits");
     for (int cap = 0; cap < 64; cap++)
       if (!(a->cap_bnd >> cap & 1)) sys(__NR_prctl, PR_CAPBSET_DROP, cap);
   }
@@ -157,18 +159,16 @@ void RestoreCreds(RestoreArgs* a) {
   Check(sys(__NR_setresuid, a->uids[0], a->uids[1], a->uids[2]), "setresuid");
   sys(__NR_setfsgid, a->gids[3]);
   sys(__NR_setfsuid, a->uids[3]);
-  if (a->has_caps) {
-    KCapHeader h = {0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
-    KCapData d[2] = {{uint32_t(a->cap_eff), uint32_t(a->cap_prm), uint32_t(a->cap_inh)},
-                     {uint32_t(a->cap_eff >> 32), uint32_t(a->cap_prm >> 32),
-                      uint32_t(a->cap_inh >> 32)}};
-    Check(sys(__NR_capset, &h, d), "capset");
-    sys(__NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-    for (int cap = 0; cap < 64; cap++)
-      if (a->cap_amb >> cap & 1) sys(__NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
-    sys(__NR_prctl, PR_SET_KEEPCAPS, (a->securebits >> 4) & 1);
-    if (a->securebits) sys(__NR_prctl, PR_SET_SECUREBITS, a->securebits);
-  }
+  if (!a->has_caps) return;
+  Check(sys(__NR_prctl, PR_SET_SECUREBITS, a->securebits), "securebits", a->securebits);
+  KCapHeader h = {0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
+  KCapData d[2] = {{uint32_t(a->cap_eff), uint32_t(a->cap_prm), uint32_t(a->cap_inh)},
+                   {uint32_t(a->cap_eff >> 32), uint32_t(a->cap_prm >> 32),
+                    uint32_t(a->cap_inh >> 32)}};
+  Check(sys(__NR_capset, &h, d), "capset");
+  sys(__NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  for (int cap = 0; cap < 64; cap++)
+    if (a->cap_amb >> cap & 1) sys(__NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
 }
 
 // The last steps every thread does for itself, then the hand-over.
@@ -294,6 +294,8 @@ extern "C" void blob_main(RestoreArgs* a) {
   sys(__NR_prctl, PR_SET_NAME, a->comm);
   if (a->pdeath_sig) sys(__NR_prctl, PR_SET_PDEATHSIG, a->pdeath_sig);
   if (a->child_subreaper) sys(__NR_prctl, PR_SET_CHILD_SUBREAPER, 1);
+  if (a->thp_disable) Check(sys(__NR_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0), "thp_disable");
+  if (a->timerslack_ns) sys(__NR_prctl, PR_SET_TIMERSLACK, a->timerslack_ns, 0, 0, 0);
   if (a->no_new_privs) Check(sys(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
 
   // 6. The other threads, with their own tids; each finishes itself.
