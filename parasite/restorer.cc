@@ -188,8 +188,10 @@ void RestoreCreds(RestoreArgs* a) {
   }
   RestoreCreds(a);
   if (leader) {
-    // Changing uids resets the dumpable flag: set it after.
+    // Changing credentials resets the dumpable flag and the parent death
+    // signal: set them after.
     sys(__NR_prctl, PR_SET_DUMPABLE, a->dumpable);
+    if (a->pdeath_sig) sys(__NR_prctl, PR_SET_PDEATHSIG, a->pdeath_sig);
     // Wait for every other thread before closing what they might still use.
     for (;;) {
       uint32_t done = __atomic_load_n(&a->threads_done, __ATOMIC_ACQUIRE);
@@ -292,7 +294,6 @@ extern "C" void blob_main(RestoreArgs* a) {
   sys(__NR_umask, a->umask);
   sys(__NR_personality, a->personality);
   sys(__NR_prctl, PR_SET_NAME, a->comm);
-  if (a->pdeath_sig) sys(__NR_prctl, PR_SET_PDEATHSIG, a->pdeath_sig);
   if (a->child_subreaper) sys(__NR_prctl, PR_SET_CHILD_SUBREAPER, 1);
   if (a->thp_disable) Check(sys(__NR_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0), "thp_disable");
   if (a->timerslack_ns) sys(__NR_prctl, PR_SET_TIMERSLACK, a->timerslack_ns, 0, 0, 0);
