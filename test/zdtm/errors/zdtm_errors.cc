@@ -1,0 +1,347 @@
+// zdtm-errors: checks that ckpt fails cleanly on bad input.
+//
+//   zdtm-errors --ckpt PATH --workdir DIR [--testbin DIR]
+//
+// --testbin is the directory holding the test programs (same_pid,
+// unsupported_fd); default: ../static next to this binary. Every sub-check
+// prints "[ OK ] name" or "[FAIL] name: reason" and leaves no process
+// behind. Exit 0 when all pass. "Failing cleanly" means: exit code non-zero
+// and < 128 (no crash), a message naming the problem, no process left with
+// the dumped pid, and a live victim left running untouched.
+//
+// The image-damage checks rely on the image layout of images/image_types.h:
+// core-PID.img / mm-PID.img, two u32 magics, then (u32 length, message).
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+
+namespace fs = std::filesystem;
+using namespace zdtm;
+
+namespace {
+
+constexpr double kCkptTimeout = 120;
+
+struct Fail : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::string g_ckpt, g_workdir, g_testbin;
+int g_failed = 0;
+
+std::string indent(const std::string& text, size_t max_lines = 25) {
+  std::string out;
+  size_t lines = 0, pos = 0;
+  while (pos < text.size() && lines < max_lines) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    out += "    | " + text.substr(pos, nl - pos) + "\n";
+    pos = nl + 1;
+    lines++;
+  }
+  if (pos < text.size()) out += "    | ...\n";
+  return out.empty() ? "    (no output)\n" : out;
+}
+
+// Runs ckpt. r.output is what the user sees (stdout+stderr); the given
+// log files are appended to r.logs. Checks that a message names a pid look
+// at r.output only: the logs name the pid anyway.
+struct Ckpt : CmdResult {
+  std::string logs;
+  std::string all() const { return output + logs; }
+};
+Ckpt ckpt(const std::string& dir, const std::string& name, std::vector<std::string> args,
+          const std::vector<std::string>& logs = {}) {
+  args.insert(args.begin(), g_ckpt);
+  Ckpt r;
+  static_cast<CmdResult&>(r) = run_cmd(args, dir + "/ckpt-" + name + ".out", kCkptTimeout);
+  for (const auto& l : logs) r.logs += read_text(l);
+  return r;
+}
+
+// A non-zero exit below 128: refused, not crashed.
+void expect_refused(const Ckpt& r, const std::string& what) {
+  if (r.ok()) throw Fail(what + " succeeded, want a failure\n" + indent(r.all()));
+  if (r.crashed()) throw Fail(what + " crashed: " + r.describe() + "\n" + indent(r.all()));
+}
+
+struct Helper {
+  pid_t pid;
+  std::string out;
+};
+
+Helper start_helper(const std::string& test, const std::string& dir) {
+  fs::create_directories(dir);
+  Helper h{0, dir + "/out.txt"};
+  h.pid = start_test({g_testbin + "/" + test}, dir, h.out);
+  if (h.pid < 0) throw Fail("setup: fork failed");
+  std::string err = wait_ready(h.pid, h.out, 60);
+  if (!err.empty())
+    throw Fail("setup: helper " + test + ": " + err + "\n" + indent(read_text(h.out)));
+  return h;
+}
+
+void expect_alive(const Helper& h, const std::string& when) {
+  char st = proc_state(h.pid);
+  if (st != 'R' && st != 'S' && st != 'D')
+    throw Fail("victim not running " + when + ": " + describe_pid(h.pid));
+  if (proc_ppid(h.pid) != getpid())
+    throw Fail("victim pid " + std::to_string(h.pid) + " is no longer our child " + when);
+}
+
+// SIGTERM; the helper must verify its state and pass.
+void finish_helper(const Helper& h) {
+  kill(h.pid, SIGTERM);
+  int status;
+  if (!wait_exit(h.pid, 60, &status))
+    throw Fail("victim did not exit after SIGTERM: " + describe_pid(h.pid));
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || count_lines(h.out, "PASS") != 1)
+    throw Fail("victim failed its own verification (" + describe_status(status) + ")\n" +
+               indent(read_text(h.out)));
+}
+
+void expect_no_pid(pid_t pid, const std::string& when) {
+  for (int i = 0; i < 2; i++) {
+    if (proc_state(pid)) throw Fail(when + " left " + describe_pid(pid));
+    usleep(200000);
+  }
+}
+
+// Runs one named sub-check; cleans up whatever it left.
+void check(const std::string& name, const std::function<void(const std::string& dir)>& fn) {
+  std::string dir = g_workdir + "/" + name;
+  fs::create_directories(dir);
+  std::string err;
+  try {
+    fn(dir);
+  } catch (const Fail& f) {
+    err = f.what();
+  } catch (const std::exception& e) {
+    err = std::string("exception: ") + e.what();
+  }
+  auto left = kill_all_children();
+  if (err.empty() && !left.empty()) {
+    err = "processes left behind:";
+    for (const auto& l : left) err += " [" + l + "]";
+  }
+  if (err.empty()) {
+    printf("[ OK ] %s\n", name.c_str());
+  } else {
+    printf("[FAIL] %s: %s\n", name.c_str(), err.c_str());
+    g_failed++;
+  }
+  fflush(stdout);
+}
+
+pid_t free_pid() {
+  pid_t p = fork();
+  if (p == 0) _exit(0);
+  waitpid(p, nullptr, 0);
+  return p;
+}
+
+// The good image restore checks damage copies of.
+struct GoodImage {
+  std::string error;  // setup failure, if any
+  std::string dir, out;
+  pid_t pid = 0;
+};
+
+GoodImage make_good_image() {
+  GoodImage g;
+  std::string base = g_workdir + "/good";
+  fs::create_directories(base);
+  try {
+    Helper h = start_helper("same_pid", base + "/run");
+    g.pid = h.pid;
+    g.out = h.out;
+    g.dir = base + "/img";
+    fs::create_directories(g.dir);
+    Ckpt r = ckpt(base, "dump",
+                  {"dump", "-t", std::to_string(h.pid), "-D", g.dir, "-o", "dump.log", "-v4"},
+                  {g.dir + "/dump.log"});
+    if (!r.ok()) throw Fail("dump of same_pid failed: " + r.describe() + "\n" + indent(r.all()));
+    int status;
+    if (!wait_exit(h.pid, 10, &status) || !WIFSIGNALED(status))
+      throw Fail("dump did not kill pid " + std::to_string(h.pid));
+  } catch (const Fail& f) {
+    g.error = std::string("setup (good dump): ") + f.what();
+  }
+  kill_all_children();
+  return g;
+}
+
+std::string image_file(const GoodImage& g, const std::string& img, const char* type) {
+  std::string path = img + "/" + type + "-" + std::to_string(g.pid) + ".img";
+  if (!fs::exists(path) || fs::file_size(path) <= 12) {
+    std::string names;
+    for (const auto& e : fs::directory_iterator(img)) names += " " + e.path().filename().string();
+    throw Fail("setup: no usable " + path + "; image files:" + names);
+  }
+  return path;
+}
+
+void overwrite(const std::string& path, size_t off, const std::string& bytes) {
+  int fd = open(path.c_str(), O_WRONLY);
+  if (fd < 0 || pwrite(fd, bytes.data(), bytes.size(), off) != static_cast<ssize_t>(bytes.size()))
+    throw Fail("setup: cannot damage " + path);
+  close(fd);
+}
+
+// Copies the good image, damages the copy, restores it: must be refused.
+void check_bad_restore(const GoodImage& g, const std::string& name,
+                       const std::function<void(const std::string& img)>& damage) {
+  check(name, [&](const std::string& dir) {
+    if (!g.error.empty()) throw Fail(g.error);
+    std::string img = dir + "/img";
+    fs::remove_all(img);
+    fs::copy(g.dir, img, fs::copy_options::recursive);
+    fs::remove(img + "/dump.log");
+    damage(img);
+    Ckpt r = ckpt(
+        dir, "restore",
+        {"restore", "-D", img, "-d", "-o", "restore.log", "-v4", "--pidfile", dir + "/pidfile"},
+        {img + "/restore.log"});
+    expect_refused(r, "restore");
+    expect_no_pid(g.pid, "the failed restore");
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  harness_init();
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--ckpt")
+      g_ckpt = argv[i + 1];
+    else if (a == "--workdir")
+      g_workdir = argv[i + 1];
+    else if (a == "--testbin")
+      g_testbin = argv[i + 1];
+  }
+  if (g_ckpt.empty() || g_workdir.empty()) {
+    fprintf(stderr, "usage: zdtm-errors --ckpt PATH --workdir DIR [--testbin DIR]\n");
+    return 2;
+  }
+  if (g_testbin.empty())
+    g_testbin = fs::read_symlink("/proc/self/exe").parent_path().string() + "/../static";
+  g_ckpt = fs::absolute(g_ckpt).string();
+  g_testbin = fs::absolute(g_testbin).string();
+  g_workdir = fs::absolute(g_workdir).string();
+  fs::remove_all(g_workdir);
+  fs::create_directories(g_workdir);
+
+  check("dump-nonexistent-pid", [](const std::string& dir) {
+    pid_t p = free_pid();
+    Ckpt r = ckpt(dir, "dump", {"dump", "-t", std::to_string(p), "-D", dir});
+    expect_refused(r, "dump of non-existent pid " + std::to_string(p));
+    if (!mentions_number(r.output, p))
+      throw Fail("the error does not name pid " + std::to_string(p) + "\n" + indent(r.output));
+  });
+
+  check("dump-unknown-option", [](const std::string& dir) {
+    Helper h = start_helper("same_pid", dir + "/run");
+    Ckpt r =
+        ckpt(dir, "dump", {"dump", "--zdtm-bogus-option", "-t", std::to_string(h.pid), "-D", dir});
+    expect_refused(r, "dump --zdtm-bogus-option");
+    if (r.output.find("zdtm-bogus-option") == std::string::npos)
+      throw Fail("the error does not name the unknown option\n" + indent(r.output));
+    expect_alive(h, "after the refused dump");
+    finish_helper(h);
+  });
+
+  check("dump-unsupported-socket", [](const std::string& dir) {
+    Helper h = start_helper("unsupported_fd", dir + "/run");
+    std::string img = dir + "/img";
+    fs::create_directories(img);
+    Ckpt r =
+        ckpt(dir, "dump", {"dump", "-t", std::to_string(h.pid), "-D", img, "-o", "dump.log", "-v4"},
+             {img + "/dump.log"});
+    expect_refused(r, "dump of a process holding a socketpair");
+    if (r.all().find("not supported") == std::string::npos)
+      throw Fail("the error does not say \"not supported\"\n" + indent(r.all()));
+    expect_alive(h, "after the refused dump");
+    finish_helper(h);
+  });
+
+  const GoodImage good = make_good_image();
+  check("restore-empty-dir", [&](const std::string& dir) {
+    fs::create_directories(dir + "/empty");
+    Ckpt r = ckpt(dir, "restore",
+                  {"restore", "-D", dir + "/empty", "-d", "--pidfile", dir + "/pidfile"});
+    expect_refused(r, "restore from an empty dir");
+    if (good.error.empty()) expect_no_pid(good.pid, "the failed restore");
+  });
+  auto truncate_half = [&good](const char* type) {
+    return [&good, type](const std::string& img) {
+      std::string f = image_file(good, img, type);
+      fs::resize_file(f, fs::file_size(f) / 2);
+    };
+  };
+  check_bad_restore(good, "restore-truncated-core", truncate_half("core"));
+  check_bad_restore(good, "restore-truncated-mm", truncate_half("mm"));
+  check_bad_restore(good, "restore-bad-magic", [&](const std::string& img) {
+    overwrite(image_file(good, img, "core"), 0, "XXXX");
+  });
+  check_bad_restore(good, "restore-huge-record-length", [&](const std::string& img) {
+    overwrite(image_file(good, img, "mm"), 8, std::string("\xf0\xff\xff\x7f", 4));
+  });
+  check_bad_restore(good, "restore-garbage-record", [&](const std::string& img) {
+    std::string f = image_file(good, img, "core");
+    overwrite(f, 12, std::string(fs::file_size(f) - 12, '\xff'));
+  });
+  // Without this the refusals above prove nothing: the same image, undamaged.
+  check("restore-good-image", [&](const std::string& dir) {
+    if (!good.error.empty()) throw Fail(good.error);
+    std::string img = dir + "/img";
+    fs::copy(good.dir, img, fs::copy_options::recursive);
+    Ckpt r = ckpt(
+        dir, "restore",
+        {"restore", "-D", img, "-d", "-o", "restore.log", "-v4", "--pidfile", dir + "/pidfile"},
+        {img + "/restore.log"});
+    if (!r.ok())
+      throw Fail("restore of the undamaged image failed: " + r.describe() +
+                 " (until this passes, the restore-* refusals above prove little)\n" +
+                 indent(r.all()));
+    expect_alive(Helper{good.pid, good.out}, "after restore");
+    finish_helper(Helper{good.pid, good.out});
+  });
+
+  check("restore-pid-in-use", [](const std::string& dir) {
+    Helper h = start_helper("same_pid", dir + "/run");
+    std::string img = dir + "/img";
+    fs::create_directories(img);
+    Ckpt r = ckpt(dir, "dump",
+                  {"dump", "-t", std::to_string(h.pid), "-D", img, "-o", "dump.log", "-v4",
+                   "--leave-running"},
+                  {img + "/dump.log"});
+    if (!r.ok())
+      throw Fail("setup: dump --leave-running failed: " + r.describe() + "\n" + indent(r.all()));
+    expect_alive(h, "after dump --leave-running");
+    r = ckpt(
+        dir, "restore",
+        {"restore", "-D", img, "-d", "-o", "restore.log", "-v4", "--pidfile", dir + "/pidfile"},
+        {img + "/restore.log"});
+    expect_refused(r, "restore while pid " + std::to_string(h.pid) + " is in use");
+    if (!mentions_number(r.output, h.pid))
+      throw Fail("the error does not name pid " + std::to_string(h.pid) + "\n" + indent(r.output));
+    expect_alive(h, "after the refused restore");
+    finish_helper(h);
+  });
+
+  kill_all_children();
+  printf("zdtm-errors: %d sub-check(s) failed\n", g_failed);
+  return g_failed ? 1 : 0;
+}

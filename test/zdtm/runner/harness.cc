@@ -1,0 +1,278 @@
+#include "harness.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace zdtm {
+namespace {
+
+constexpr int kTracked = 8;
+volatile pid_t g_tracked[kTracked];
+
+void on_fatal_signal(int sig) {
+  for (int i = 0; i < kTracked; i++)
+    if (g_tracked[i] > 0) kill(g_tracked[i], SIGKILL);
+  const char msg[] = "zdtm: interrupted, killed tracked processes\n";
+  (void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+  _exit(128 + sig);
+}
+
+void sleep_ms(int ms) {
+  timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, nullptr);
+}
+
+[[noreturn]] void exec_child(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  execv(args[0], args.data());
+  dprintf(STDERR_FILENO, "zdtm: exec %s: %s\n", args[0], strerror(errno));
+  _exit(127);
+}
+
+// Points fds 0, 1, 2 at /dev/null and out (O_APPEND or O_TRUNC); closes
+// everything else we may have inherited.
+void redirect(const std::string& out, int mode) {
+  int in = open("/dev/null", O_RDONLY);
+  int o = open(out.c_str(), O_WRONLY | O_CREAT | mode, 0644);
+  if (in < 0 || o < 0) _exit(126);
+  dup2(in, 0);
+  dup2(o, 1);
+  dup2(o, 2);
+  for (int fd = 3; fd < 1024; fd++) close(fd);
+}
+
+std::string stat_after_comm(pid_t pid) {
+  std::string s = read_text("/proc/" + std::to_string(pid) + "/stat");
+  size_t p = s.rfind(')');
+  return p == std::string::npos ? "" : s.substr(p + 2);
+}
+
+}  // namespace
+
+void harness_init() {
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1)) {
+    perror("prctl(PR_SET_CHILD_SUBREAPER)");
+    exit(1);
+  }
+  struct sigaction sa = {};
+  sa.sa_handler = on_fatal_signal;
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaction(s, &sa, nullptr);
+}
+
+void track_pid(pid_t pid) {
+  for (int i = 0; i < kTracked; i++)
+    if (g_tracked[i] == 0) {
+      g_tracked[i] = pid;
+      return;
+    }
+}
+
+void untrack_pid(pid_t pid) {
+  for (int i = 0; i < kTracked; i++)
+    if (g_tracked[i] == pid) g_tracked[i] = 0;
+}
+
+pid_t start_test(const std::vector<std::string>& argv, const std::string& workdir,
+                 const std::string& out_path) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    setsid();
+    if (chdir(workdir.c_str())) _exit(125);
+    redirect(out_path, O_APPEND);
+    exec_child(argv);
+  }
+  if (pid > 0) track_pid(pid);
+  return pid;
+}
+
+std::string wait_ready(pid_t pid, const std::string& out_path, double timeout_s) {
+  double deadline = now_s() + timeout_s;
+  for (;;) {
+    if (count_lines(out_path, "READY") > 0) return "";
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      untrack_pid(pid);
+      return "test exited before READY: " + describe_status(status);
+    }
+    if (now_s() > deadline) return "no READY within " + std::to_string(int(timeout_s)) + " s";
+    sleep_ms(10);
+  }
+}
+
+bool CmdResult::ok() const { return !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+bool CmdResult::crashed() const {
+  return timed_out || WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) >= 128);
+}
+std::string CmdResult::describe() const {
+  return timed_out ? "timed out (killed)" : describe_status(status);
+}
+
+CmdResult run_cmd(const std::vector<std::string>& argv, const std::string& capture_path,
+                  double timeout_s) {
+  CmdResult r;
+  pid_t pid = fork();
+  if (pid == 0) {
+    redirect(capture_path, O_TRUNC);
+    exec_child(argv);
+  }
+  if (pid < 0) {
+    r.output = std::string("fork: ") + strerror(errno);
+    r.status = 127 << 8;
+    return r;
+  }
+  track_pid(pid);
+  if (!wait_exit(pid, timeout_s, &r.status)) {
+    r.timed_out = true;
+    kill(pid, SIGKILL);
+    waitpid(pid, &r.status, 0);
+  }
+  untrack_pid(pid);
+  r.output = read_text(capture_path);
+  return r;
+}
+
+bool wait_exit(pid_t pid, double timeout_s, int* status) {
+  double deadline = now_s() + timeout_s;
+  for (;;) {
+    pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == pid) {
+      untrack_pid(pid);
+      return true;
+    }
+    if (r < 0 && errno != EINTR) return false;
+    if (now_s() > deadline) {
+      errno = ETIMEDOUT;
+      return false;
+    }
+    sleep_ms(10);
+  }
+}
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status))
+    return "killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
+           strsignal(WTERMSIG(status)) + ")";
+  return "status " + std::to_string(status);
+}
+
+char proc_state(pid_t pid) {
+  std::string s = stat_after_comm(pid);
+  return s.empty() ? 0 : s[0];
+}
+
+pid_t proc_ppid(pid_t pid) {
+  std::string s = stat_after_comm(pid);
+  return s.size() < 3 ? -1 : static_cast<pid_t>(atol(s.c_str() + 2));
+}
+
+std::vector<pid_t> our_children() {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  if (!d) return out;
+  const pid_t self = getpid();
+  while (dirent* e = readdir(d)) {
+    pid_t pid = static_cast<pid_t>(atol(e->d_name));
+    if (pid > 0 && proc_ppid(pid) == self) out.push_back(pid);
+  }
+  closedir(d);
+  return out;
+}
+
+std::string describe_pid(pid_t pid) {
+  std::string comm = read_text("/proc/" + std::to_string(pid) + "/comm");
+  if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+  char st = proc_state(pid);
+  return "pid " + std::to_string(pid) + " (" + comm + ") state " +
+         (st ? std::string(1, st) : "gone");
+}
+
+std::vector<std::string> kill_all_children(const std::vector<pid_t>& keep) {
+  std::vector<std::string> killed;
+  auto kept = [&](pid_t p) {
+    for (pid_t k : keep)
+      if (k == p) return true;
+    return false;
+  };
+  double deadline = now_s() + 10;
+  for (;;) {
+    bool any = false;
+    for (pid_t p : our_children()) {
+      if (kept(p)) continue;
+      any = true;
+      killed.push_back(describe_pid(p));
+      kill(p, SIGKILL);
+      waitpid(p, nullptr, 0);
+      untrack_pid(p);
+    }
+    if (!any || now_s() > deadline) break;
+  }
+  return killed;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string tail(const std::string& path, int lines) {
+  std::istringstream in(read_text(path));
+  std::vector<std::string> all;
+  for (std::string l; std::getline(in, l);) all.push_back(l);
+  if (all.empty()) return "  (empty or missing)\n";
+  std::string out;
+  for (size_t i = all.size() > size_t(lines) ? all.size() - lines : 0; i < all.size(); i++)
+    out += "  | " + all[i] + "\n";
+  return out;
+}
+
+std::string grep(const std::string& path, const std::string& word, int max) {
+  std::istringstream in(read_text(path));
+  std::string out;
+  int n = 0;
+  for (std::string l; n < max && std::getline(in, l);)
+    if (l.find(word) != std::string::npos) out += "  | " + l + "\n", n++;
+  return out;
+}
+
+int count_lines(const std::string& path, const std::string& line) {
+  std::istringstream in(read_text(path));
+  int n = 0;
+  for (std::string l; std::getline(in, l);) n += l == line;
+  return n;
+}
+
+bool mentions_number(const std::string& text, long n) {
+  std::string s = std::to_string(n);
+  for (size_t p = text.find(s); p != std::string::npos; p = text.find(s, p + 1)) {
+    bool left = p == 0 || !isdigit(static_cast<unsigned char>(text[p - 1]));
+    bool right =
+        p + s.size() >= text.size() || !isdigit(static_cast<unsigned char>(text[p + s.size()]));
+    if (left && right) return true;
+  }
+  return false;
+}
+
+double now_s() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+}  // namespace zdtm
