@@ -15,6 +15,7 @@
 
 #include "base/io.h"
 #include "base/log.h"
+#include "criu/files/fd_restore.h"
 #include "criu/files/file_types.h"
 
 namespace ckpt {
@@ -80,18 +81,11 @@ Result<pid_t> RawClone(pid_t pid) {
   _exit(WEXITSTATUS(status));
 }
 
-Status OpenTreeFiles(const TreeImages& tree, const Options& o, TreeFds& fds) {
-  files::RestoreOpts ro{o.shell_job};
-  for (const auto& [id, fe] : tree.files) {
-    const files::FileHandler* h = files::HandlerFor(fe.kind());
-    if (!h) return Error("file " + std::to_string(id) + ": unknown kind");
-    TRY_ASSIGN(int fd, h->open(fe, ro), "file " + std::to_string(id));
-    // Keep the low numbers free for the fds being restored.
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, fds.base);
-    if (high < 0) return Error::Errno("dup file " + std::to_string(id));
-    close(fd);
-    fds.files[id] = high;
-  }
+Status OpenTreeFiles(const TreeImages& tree, const images::ImageDir& dir, const Options& o,
+                     TreeFds& fds) {
+  // Every file once, dependencies first, above the fd numbers being restored.
+  TRY_ASSIGN(fds.files,
+             files::OpenFiles(dir, tree.files, files::RestoreOpts{o.shell_job}, fds.base));
   return Ok();
 }
 
@@ -117,7 +111,7 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   } else if (!outer_pgid && t.pstree.pgid() == uint32_t(pid)) {
     if (setpgid(0, 0) < 0) return Error::Errno("setpgid");
   }
-  if (idx == 0) TRY(OpenTreeFiles(tree, o, fds));
+  if (idx == 0) TRY(OpenTreeFiles(tree, dir, o, fds));
   Bump(&sync->created);
 
   for (int c : t.children) {

@@ -6,6 +6,7 @@
 
 #include <set>
 
+#include "criu/files/fd_restore.h"
 #include "criu/files/file_types.h"
 #include "criu/regs_pb.h"
 #include "parasite/abi.h"
@@ -214,6 +215,7 @@ Result<TreeImages> LoadTreeImages(const images::ImageDir& dir) {
       uint32_t id = f.id();
       if (!tree.files.emplace(id, std::move(f)).second) return Error("files image: duplicate id");
     }
+    TRY(files::CheckFiles(dir, tree.files), "files image");
   }
   for (TaskImages& t : tree.tasks) {
     if (t.zombie()) continue;

@@ -30,6 +30,7 @@ const ImageTypeInfo kTypes[] = {
     {ImageType::kFdinfo, "fdinfo", "fdinfo-%u.img", 0x46444901, Make<pb::FdinfoEntry>, nullptr},
     {ImageType::kFiles, "files", "files.img", 0x46494c01, Make<pb::FileEntry>, nullptr},
     {ImageType::kFs, "fs", "fs-%u.img", 0x46530001, Make<pb::FsEntry>, nullptr},
+    {ImageType::kFileData, "fdata", "fdata-%u.img", 0x46444101, Make<pb::FileDataEntry>, nullptr},
 };
 
 }  // namespace

@@ -28,6 +28,7 @@ enum class ImageType {
   kFdinfo,
   kFiles,
   kFs,
+  kFileData,  // fdata-<id>.img: bytes of a pipe, memfd or deleted file
 };
 
 struct ImageTypeInfo {

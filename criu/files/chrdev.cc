@@ -20,7 +20,7 @@ bool IsTty(dev_t rdev) {
   return ma == 136 || ma == 4 || ma == 5;  // pts, tty*, /dev/tty & console
 }
 
-Status DumpChr(const FdContext& c, pb::FileEntry* e) {
+Status DumpChr(const FdContext& c, DumpContext&, pb::FileEntry* e) {
   pb::ChrFileEntry* d = e->mutable_chr();
   d->set_path(c.link);
   d->set_flags(c.info.flags);
@@ -66,13 +66,26 @@ Status ValidateChr(const pb::FileEntry& e) {
 }  // namespace
 
 const FileHandler kChrDevHandler = {
-    pb::FILE_CHR, "character device",
-    [](const FdContext& c) { return S_ISCHR(c.st.st_mode) && IsMemDev(c.st.st_rdev); }, DumpChr,
-    OpenChr, ValidateChr};
+    .kind = pb::FILE_CHR,
+    .name = "character device",
+    .match = [](const FdContext& c) { return S_ISCHR(c.st.st_mode) && IsMemDev(c.st.st_rdev); },
+    .check = nullptr,
+    .dump = DumpChr,
+    .open = OpenChr,
+    .validate = ValidateChr,
+    .deps = nullptr};
 
-const FileHandler kTtyHandler = {
-    pb::FILE_TTY, "terminal",
-    [](const FdContext& c) { return c.shell_job && S_ISCHR(c.st.st_mode) && IsTty(c.st.st_rdev); },
-    DumpChr, OpenTty, ValidateChr};
+const FileHandler kTtyHandler = {.kind = pb::FILE_TTY,
+                                 .name = "terminal",
+                                 .match =
+                                     [](const FdContext& c) {
+                                       return c.shell_job && S_ISCHR(c.st.st_mode) &&
+                                              IsTty(c.st.st_rdev);
+                                     },
+                                 .check = nullptr,
+                                 .dump = DumpChr,
+                                 .open = OpenTty,
+                                 .validate = ValidateChr,
+                                 .deps = nullptr};
 
 }  // namespace ckpt::files

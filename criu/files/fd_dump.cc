@@ -4,7 +4,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <map>
+
 #include "base/log.h"
+#include "criu/files/file_context.h"
 #include "proto/fdinfo.pb.h"
 
 namespace ckpt::files {
@@ -30,47 +33,63 @@ Result<TaskFds> CollectFds(pid_t pid, bool shell_job) {
     t.fds.push_back(std::move(c));
     t.handlers.push_back(h);
   }
+  for (size_t i = 0; i < t.fds.size(); i++)
+    if (t.handlers[i]->check) TRY(t.handlers[i]->check(t.fds[i], t.fds));
   return t;
 }
 
 Result<FdDumper> FdDumper::Create(images::ImageDir& dir) {
   TRY_ASSIGN(images::ImageWriter w, dir.OpenWriter(images::ImageType::kFiles));
-  return FdDumper(std::move(w));
+  return FdDumper(std::move(w), std::make_unique<DumpContext>(dir));
 }
 
 Status FdDumper::AddTask(images::ImageDir& dir, const TaskFds& task) {
   pid_t pid = task.pid;
   keep_.push_back(std::make_unique<TaskFds>(task));
   const TaskFds& t = *keep_.back();
+  // Ids first, so an entry may name the files of other fds (epoll targets).
+  std::vector<uint32_t> ids(t.fds.size());
+  std::vector<bool> fresh(t.fds.size());
+  std::map<int, uint32_t> by_fd;
+  for (size_t i = 0; i < t.fds.size(); i++) {
+    const FdContext& c = t.fds[i];
+    for (const Seen& s : seen_)
+      if (SameFile(s.pid, *s.fd, pid, c)) {
+        ids[i] = s.id;
+        break;
+      }
+    if (!ids[i]) {
+      ids[i] = next_id_++;
+      fresh[i] = true;
+      seen_.push_back({pid, &c, ids[i]});
+    }
+    by_fd[c.fd] = ids[i];
+  }
+  ctx_->SetTask(&t.fds, std::move(by_fd));
   TRY_ASSIGN(images::ImageWriter fdw, dir.OpenWriter(images::ImageType::kFdinfo, pid));
   for (size_t i = 0; i < t.fds.size(); i++) {
     const FdContext& c = t.fds[i];
-    uint32_t id = 0;
-    for (const Seen& s : seen_)
-      if (SameFile(s.pid, *s.fd, pid, c)) {
-        id = s.id;
-        break;
-      }
-    if (!id) {
-      id = next_id_++;
+    if (fresh[i]) {
       pb::FileEntry fe;
-      fe.set_id(id);
+      fe.set_id(ids[i]);
       fe.set_kind(t.handlers[i]->kind);
-      TRY(t.handlers[i]->dump(c, &fe));
+      TRY(t.handlers[i]->dump(c, *ctx_, &fe), Where(c));
       TRY(files_.Write(fe));
-      seen_.push_back({pid, &c, id});
     }
     pb::FdinfoEntry fd;
     fd.set_fd(uint32_t(c.fd));
-    fd.set_file_id(id);
+    fd.set_file_id(ids[i]);
     fd.set_cloexec(c.info.flags & O_CLOEXEC);
     TRY(fdw.Write(fd));
-    LOG_DBG("pid " + std::to_string(pid) + " fd " + std::to_string(c.fd) + ": " +
-            t.handlers[i]->name + " " + c.link + " (file " + std::to_string(id) + ")");
+    LOG_DBG(Where(c) + ": " + t.handlers[i]->name + " " + c.link + " (file " +
+            std::to_string(ids[i]) + ")");
   }
   return fdw.Close();
 }
 
-Status FdDumper::Close() { return files_.Close(); }
+Status FdDumper::Close() {
+  TRY(ctx_->Finish());
+  return files_.Close();
+}
 
 }  // namespace ckpt::files

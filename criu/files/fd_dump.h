@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "criu/files/file_context.h"
 #include "criu/files/file_types.h"
 #include "images/image_dir.h"
 
@@ -15,12 +16,12 @@ namespace ckpt::files {
 
 struct TaskFds {
   pid_t pid = 0;
-  std::vector<FdContext> fds;                 // sorted by fd
-  std::vector<const FileHandler*> handlers;   // one per fd
+  std::vector<FdContext> fds;                // sorted by fd
+  std::vector<const FileHandler*> handlers;  // one per fd
 };
 
-// Reads every fd of pid and finds its handler; the first unsupported fd
-// fails with "pid N fd M: <kind> is not supported".
+// Reads every fd of pid, finds its handler and runs its check; the first
+// unsupported fd fails with "pid N fd M: <kind> is not supported".
 Result<TaskFds> CollectFds(pid_t pid, bool shell_job);
 
 // Writes fdinfo-PID.img of each task and the one files.img of the tree.
@@ -29,17 +30,22 @@ Result<TaskFds> CollectFds(pid_t pid, bool shell_job);
 class FdDumper {
  public:
   static Result<FdDumper> Create(images::ImageDir& dir);
+  // Call while the task is still stopped: handlers read its pipes.
   Status AddTask(images::ImageDir& dir, const TaskFds& t);
+  // After the last task: refuses what only the whole tree shows (a pipe
+  // whose other end is outside it), then finishes files.img.
   Status Close();
 
  private:
-  explicit FdDumper(images::ImageWriter w) : files_(std::move(w)) {}
+  FdDumper(images::ImageWriter w, std::unique_ptr<DumpContext> ctx)
+      : files_(std::move(w)), ctx_(std::move(ctx)) {}
   struct Seen {
     pid_t pid;
     const FdContext* fd;
     uint32_t id;
   };
   images::ImageWriter files_;
+  std::unique_ptr<DumpContext> ctx_;
   uint32_t next_id_ = 1;
   std::vector<Seen> seen_;
   std::vector<std::unique_ptr<TaskFds>> keep_;  // what seen_ points into

@@ -3,38 +3,103 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <set>
+
+#include "criu/files/file_context.h"
+
 namespace ckpt::files {
 
-Status RestoreFds(const images::ImageDir& dir, const std::vector<pb::FdinfoEntry>& fds,
-                  const std::map<uint32_t, pb::FileEntry>& files, const RestoreOpts& o) {
-  std::map<uint32_t, int> opened;  // file id -> the fd that holds it
-  for (const pb::FdinfoEntry& f : fds) {
-    int target = int(f.fd());
-    int cloexec = f.cloexec() ? O_CLOEXEC : 0;
-    auto shared = opened.find(f.file_id());
-    if (shared != opened.end()) {
-      // One open file description behind several fds: share it.
-      if (dup3(shared->second, target, cloexec) < 0)
-        return Error::Errno("dup to fd " + std::to_string(target));
-      continue;
+namespace {
+
+// The object id and whether it has data, for kinds that share objects.
+bool ObjectOf(const pb::FileEntry& e, uint32_t* id, bool* has_data) {
+  if (e.has_pipe())
+    *id = e.pipe().object_id(), *has_data = e.pipe().has_data();
+  else if (e.has_memfd())
+    *id = e.memfd().object_id(), *has_data = e.memfd().has_data();
+  else if (e.has_ghost())
+    *id = e.ghost().object_id(), *has_data = e.ghost().has_data();
+  else
+    return false;
+  return true;
+}
+
+}  // namespace
+
+Status CheckFiles(const images::ImageDir& dir, const std::map<uint32_t, pb::FileEntry>& files) {
+  for (const auto& [id, e] : files) {
+    std::string what = "file " + std::to_string(id);
+    uint32_t obj;
+    bool has_data;
+    if (ObjectOf(e, &obj, &has_data)) {
+      auto it = files.find(obj);
+      if (it == files.end() || it->second.kind() != e.kind())
+        return Error(what + ": its object " + std::to_string(obj) + " is not an entry of its kind");
+      if (has_data) TRY(dir.OpenReader(images::ImageType::kFileData, obj), what);
     }
-    const pb::FileEntry& fe = files.at(f.file_id());
-    const FileHandler* h = HandlerFor(fe.kind());
-    if (!h) return Error("fd " + std::to_string(target) + ": unknown file kind");
-    TRY_ASSIGN(int fd, h->open(fe, o), "fd " + std::to_string(target));
-    // open() returns the lowest free fd, never above a free target.
-    if (fd != target) {
-      if (dup3(fd, target, cloexec) < 0) {
-        close(fd);
-        return Error::Errno("dup to fd " + std::to_string(target));
-      }
-      close(fd);
-    } else if (cloexec) {
-      fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
-    opened[f.file_id()] = target;
+    if (e.has_epoll())
+      for (const pb::EpollTarget& t : e.epoll().targets())
+        if (!files.count(t.file_id()))
+          return Error(what + ": epoll target file " + std::to_string(t.file_id()) + " is missing");
   }
   return Ok();
+}
+
+Result<std::map<uint32_t, int>> OpenFiles(const images::ImageDir& dir,
+                                          const std::map<uint32_t, pb::FileEntry>& files,
+                                          const RestoreOpts& o, int min_fd) {
+  std::map<uint32_t, int> opened;
+  // Closes what is open so far if we return early.
+  struct Guard {
+    std::map<uint32_t, int>& m;
+    bool done = false;
+    ~Guard() {
+      if (!done)
+        for (auto& kv : m) close(kv.second);
+    }
+  } guard{opened};
+  {
+    RestoreContext ctx(dir, min_fd, opened);
+    RestoreOpts ro = o;
+    ro.ctx = &ctx;
+    // Passes over what is left until everything is open; each pass opens
+    // at least one entry whose dependencies are all open, or we are stuck.
+    std::set<uint32_t> left;
+    for (const auto& kv : files) left.insert(kv.first);
+    while (!left.empty()) {
+      bool progress = false;
+      for (auto it = left.begin(); it != left.end();) {
+        const pb::FileEntry& fe = files.at(*it);
+        std::string what = "file " + std::to_string(fe.id());
+        const FileHandler* h = HandlerFor(fe.kind());
+        if (!h) return Error(what + ": unknown kind");
+        bool ready = true;
+        if (h->deps)
+          for (uint32_t d : h->deps(fe)) {
+            if (!files.count(d))
+              return Error(what + ": needs file " + std::to_string(d) +
+                           ", which is not in the image");
+            ready &= opened.count(d) != 0;
+          }
+        if (!ready) {
+          ++it;
+          continue;
+        }
+        TRY_ASSIGN(int fd, h->open(fe, ro), what + " (" + h->name + ")");
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, min_fd);
+        int e = errno;
+        close(fd);
+        if (high < 0) return Error::Errno(what + ": dup", e);
+        opened[fe.id()] = high;
+        it = left.erase(it);
+        progress = true;
+      }
+      if (!progress)
+        return Error("file " + std::to_string(*left.begin()) + ": its dependencies form a cycle");
+    }
+  }  // the context closes what it kept (e.g. pipe ends nobody had)
+  guard.done = true;
+  return opened;
 }
 
 }  // namespace ckpt::files

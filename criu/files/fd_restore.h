@@ -1,11 +1,12 @@
-// Restoring a task's file descriptors in the task itself (before the
-// restorer runs): each file entry is opened once by its handler and put at
-// every fd number that shared it.
+// Opening the files of a dump for restore. Every file entry of the tree is
+// opened once, in one process, and the tasks dup() the fds they need to
+// their numbers: an open file shared by several fds or tasks is one open
+// file description again, and objects behind several entries (the two ends
+// of a pipe, a memfd opened twice) are created once.
 #pragma once
 
 #include <cstdint>
 #include <map>
-#include <vector>
 
 #include "base/result.h"
 #include "criu/files/file_types.h"
@@ -14,9 +15,19 @@
 
 namespace ckpt::files {
 
-// fds must be sorted by fd number; every file_id must be in files. Fd
-// numbers in use by ckpt must already be above every dumped fd.
-Status RestoreFds(const images::ImageDir& dir, const std::vector<pb::FdinfoEntry>& fds,
-                  const std::map<uint32_t, pb::FileEntry>& files, const RestoreOpts& o);
+// Checks what single entries cannot (their validate() did): objects and
+// epoll targets name entries that exist and are of the right kind, and
+// every data image that should exist does (its records are checked as it
+// is read). For the image checks before any process is created.
+Status CheckFiles(const images::ImageDir& dir, const std::map<uint32_t, pb::FileEntry>& files);
+
+// Opens every entry of `files`, the ones an entry depends on (deps) first.
+// Returns file id -> fd; every returned fd is >= min_fd (which must be above
+// every fd number being restored) and close-on-exec. On error nothing stays
+// open. Must run single-threaded: epoll entries briefly borrow fd numbers
+// below min_fd (see epoll.cc).
+Result<std::map<uint32_t, int>> OpenFiles(const images::ImageDir& dir,
+                                          const std::map<uint32_t, pb::FileEntry>& files,
+                                          const RestoreOpts& o, int min_fd);
 
 }  // namespace ckpt::files

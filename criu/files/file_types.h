@@ -1,18 +1,31 @@
 // The file type interface: one handler per kind of open file, each in its
 // own file in this folder, listed in registry.cc. Adding a kind is one new
 // file, its schema in proto/fdinfo.proto, and one registry line.
+//
+// Life of an fd kind:
+//   dump:    match (which handler) -> check (refuse early, before the task
+//            is infected) -> dump (after the parasite is cured, the task
+//            still stopped; may write data images through DumpContext).
+//   restore: validate (every entry, before any process exists) -> open
+//            (once per file entry, in one process for the whole tree, after
+//            the entries named by deps: OpenFiles) -> each task dup()s the
+//            fds it needs to their numbers.
 #pragma once
 
 #include <sys/stat.h>
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "criu/proc_parse.h"
 #include "proto/fdinfo.pb.h"
 
 namespace ckpt::files {
+
+class DumpContext;     // file_context.h
+class RestoreContext;  // file_context.h
 
 // What the dumper knows about one fd of a seized task.
 struct FdContext {
@@ -22,10 +35,17 @@ struct FdContext {
   struct stat st;     // stat through the fd link
   proc::FdInfo info;  // pos, flags
   bool shell_job;
+  std::string fdinfo;  // the whole /proc/PID/fdinfo/FD text (kind-specific lines)
 };
+
+// "pid 42 fd 7": how errors name an fd.
+std::string Where(const FdContext& c);
 
 struct RestoreOpts {
   bool shell_job;
+  // Objects several entries share (both ends of a pipe). Set by OpenFiles;
+  // kinds that share objects refuse to open without it.
+  RestoreContext* ctx = nullptr;
 };
 
 struct FileHandler {
@@ -33,17 +53,32 @@ struct FileHandler {
   const char* name;
   // True if this handler takes the fd.
   bool (*match)(const FdContext& c);
+  // Optional. Refuses an fd this kind cannot dump faithfully, before the
+  // task is infected. `all` is every fd of the task (sorted by fd).
+  Status (*check)(const FdContext& c, const std::vector<FdContext>& all);
   // Fills the kind-specific part of e (id and kind are set by the caller).
-  Status (*dump)(const FdContext& c, pb::FileEntry* e);
+  Status (*dump)(const FdContext& c, DumpContext& ctx, pb::FileEntry* e);
   // Opens the file in the restoring process; returns a new fd (any number).
   Result<int> (*open)(const pb::FileEntry& e, const RestoreOpts& o);
   // Checks an entry read from an image before anything is created.
   Status (*validate)(const pb::FileEntry& e);
+  // Optional. File ids that must be open before this one (epoll targets);
+  // open finds their fds with o.ctx->Opened(id).
+  std::vector<uint32_t> (*deps)(const pb::FileEntry& e);
 };
 
 extern const FileHandler kRegFileHandler;
 extern const FileHandler kChrDevHandler;
 extern const FileHandler kTtyHandler;
+extern const FileHandler kPipeHandler;
+extern const FileHandler kFifoHandler;
+extern const FileHandler kEventfdHandler;
+extern const FileHandler kSignalfdHandler;
+extern const FileHandler kTimerfdHandler;
+extern const FileHandler kEpollHandler;
+extern const FileHandler kInotifyHandler;
+extern const FileHandler kMemfdHandler;
+extern const FileHandler kGhostFileHandler;
 
 // Finds the handler for an fd, or says precisely why it is not supported:
 // "pid 42 fd 7: io_uring is not supported".

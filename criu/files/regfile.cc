@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include "base/log.h"
 #include "criu/files/file_types.h"
 
@@ -15,14 +17,20 @@ bool Match(const FdContext& c) {
   return (S_ISREG(c.st.st_mode) || S_ISDIR(c.st.st_mode)) && !c.link.empty() && c.link[0] == '/';
 }
 
-Status Dump(const FdContext& c, pb::FileEntry* e) {
+// Unlinked regular files are kGhostFileHandler's; what is left here is an
+// unlinked directory, which cannot be recreated with its contents.
+Status Check(const FdContext& c, const std::vector<FdContext>&) {
   const std::string& l = c.link;
-  if (l.size() > strlen(kDeleted) && l.compare(l.size() - strlen(kDeleted), std::string::npos,
-                                               kDeleted) == 0)
-    return Error("pid " + std::to_string(c.pid) + " fd " + std::to_string(c.fd) +
-                 ": deleted file " + l + " is not supported");
+  if (l.size() > strlen(kDeleted) &&
+      l.compare(l.size() - strlen(kDeleted), std::string::npos, kDeleted) == 0)
+    return Error(Where(c) + ": deleted " + (S_ISDIR(c.st.st_mode) ? "directory " : "file ") + l +
+                 " is not supported");
+  return Ok();
+}
+
+Status Dump(const FdContext& c, DumpContext&, pb::FileEntry* e) {
   pb::RegFileEntry* r = e->mutable_reg();
-  r->set_path(l);
+  r->set_path(c.link);
   r->set_flags(c.info.flags);
   r->set_pos(c.info.pos);
   r->set_size(uint64_t(c.st.st_size));
@@ -62,6 +70,13 @@ Status Validate(const pb::FileEntry& e) {
 
 }  // namespace
 
-const FileHandler kRegFileHandler = {pb::FILE_REG, "regular file", Match, Dump, Open, Validate};
+const FileHandler kRegFileHandler = {.kind = pb::FILE_REG,
+                                     .name = "regular file",
+                                     .match = Match,
+                                     .check = Check,
+                                     .dump = Dump,
+                                     .open = Open,
+                                     .validate = Validate,
+                                     .deps = nullptr};
 
 }  // namespace ckpt::files

@@ -8,13 +8,18 @@
 namespace ckpt::files {
 namespace {
 
-const FileHandler* const kHandlers[] = {&kRegFileHandler, &kChrDevHandler, &kTtyHandler};
+// Order matters where matches overlap: memfds and unlinked files are
+// regular files too, so they come before kRegFileHandler.
+const FileHandler* const kHandlers[] = {&kMemfdHandler,   &kGhostFileHandler, &kRegFileHandler,
+                                        &kChrDevHandler,  &kTtyHandler,       &kPipeHandler,
+                                        &kFifoHandler,    &kEventfdHandler,   &kSignalfdHandler,
+                                        &kTimerfdHandler, &kEpollHandler,     &kInotifyHandler};
 
 // A human name for an fd no handler takes, from its /proc link.
 std::string KindName(const FdContext& c) {
   const std::string& l = c.link;
   if (l.rfind("socket:", 0) == 0) return "socket";
-  if (l.rfind("pipe:", 0) == 0) return S_ISFIFO(c.st.st_mode) ? "pipe" : "pipe";
+  if (l.rfind("pipe:", 0) == 0) return "pipe";
   if (l.rfind("anon_inode:", 0) == 0) {
     std::string k = l.substr(11);
     if (!k.empty() && k.front() == '[') k = k.substr(1, k.size() - 2);
@@ -31,22 +36,28 @@ std::string KindName(const FdContext& c) {
 
 }  // namespace
 
+std::string Where(const FdContext& c) {
+  return "pid " + std::to_string(c.pid) + " fd " + std::to_string(c.fd);
+}
+
 Result<FdContext> InspectFd(pid_t pid, int fd, bool shell_job) {
-  FdContext c{pid, fd, {}, {}, {}, shell_job};
+  FdContext c{pid, fd, {}, {}, {}, shell_job, {}};
   std::string p = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
   TRY_ASSIGN(c.link, io::ReadLink(p));
   if (stat(p.c_str(), &c.st) < 0) {
     // Some links (e.g. anon inodes) stat fine; a vanished file doesn't.
     return Error::Errno("pid " + std::to_string(pid) + " fd " + std::to_string(fd) + ": stat");
   }
-  TRY_ASSIGN(c.info, proc::ReadFdInfo(pid, fd));
+  TRY_ASSIGN(c.fdinfo,
+             io::ReadFile("/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd)));
+  TRY_ASSIGN(c.info, proc::ParseFdInfo(c.fdinfo), Where(c));
   return c;
 }
 
 Result<const FileHandler*> Classify(const FdContext& c) {
   for (const FileHandler* h : kHandlers)
     if (h->match(c)) return h;
-  std::string where = "pid " + std::to_string(c.pid) + " fd " + std::to_string(c.fd);
+  std::string where = Where(c);
   if (S_ISCHR(c.st.st_mode)) {
     unsigned maj = major(c.st.st_rdev);
     if (maj == 136 || maj == 4 || maj == 5)

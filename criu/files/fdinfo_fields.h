@@ -1,0 +1,30 @@
+// Kind-specific lines of /proc/PID/fdinfo/FD (see proc(5) and the kernel's
+// *_show_fdinfo functions): "eventfd-count: 5", "tfd: 3 events: 19 data: 7
+// pos:0 ino:40e sdev:10", "inotify wd:1 ino:3c51a sdev:fe00000 mask:300 ...".
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace ckpt::files {
+
+// The value after "key:" on the first line starting with it, trimmed;
+// nullopt if there is no such line.
+std::optional<std::string> FdinfoValue(const std::string& text, const std::string& key);
+// Every line that starts with prefix.
+std::vector<std::string> FdinfoLines(const std::string& text, const std::string& prefix);
+// The "name:value" pairs of one line; a value may follow its "name:" after
+// spaces. Words without a colon are skipped.
+std::map<std::string, std::string> FdinfoTokens(const std::string& line);
+// A whole number in the given base; an error naming `what` otherwise.
+Result<uint64_t> ParseNumber(const std::string& s, int base, const std::string& what);
+// Looks key up in tokens and parses it.
+Result<uint64_t> TokenNumber(const std::map<std::string, std::string>& tokens,
+                             const std::string& key, int base, const std::string& what);
+
+}  // namespace ckpt::files

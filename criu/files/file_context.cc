@@ -1,0 +1,110 @@
+#include "criu/files/file_context.h"
+
+#include <fcntl.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "base/io.h"
+#include "criu/proc_parse.h"
+
+namespace ckpt::files {
+
+uint32_t DumpContext::FileIdOf(int fd) const {
+  auto it = ids_.find(fd);
+  return it == ids_.end() ? 0 : it->second;
+}
+
+DumpContext::Object DumpContext::Share(const std::string& key, uint32_t file_id) {
+  auto [it, inserted] = objects_.emplace(key, std::make_pair(file_id, false));
+  return {it->second.first, inserted, &it->second.second};
+}
+
+void DumpContext::SawPipeEnd(uint64_t ino, bool write_end, bool peer_alive,
+                             const std::string& where) {
+  PipeSeen& p = pipes_[ino];
+  if (p.where.empty()) p.where = where;
+  if (write_end) {
+    p.write = true;
+    p.readers_alive |= peer_alive;
+  } else {
+    p.read = true;
+    p.writers_alive |= peer_alive;
+  }
+}
+
+Status DumpContext::Finish() const {
+  for (const auto& [ino, p] : pipes_) {
+    std::string name = "pipe:[" + std::to_string(ino) + "]";
+    if (p.read && !p.write && p.writers_alive)
+      return Error(p.where + ": " + name +
+                   " whose write end is held outside the dumped tree is not supported");
+    if (p.write && !p.read && p.readers_alive)
+      return Error(p.where + ": " + name +
+                   " whose read end is held outside the dumped tree is not supported");
+  }
+  return Ok();
+}
+
+RestoreContext::~RestoreContext() {
+  for (auto& kv : kept_) close(kv.second);
+}
+
+int RestoreContext::Opened(uint32_t file_id) const {
+  auto it = opened_.find(file_id);
+  return it == opened_.end() ? -1 : it->second;
+}
+
+int RestoreContext::Find(const std::string& key) const {
+  auto it = kept_.find(key);
+  return it == kept_.end() ? -1 : it->second;
+}
+
+Result<int> RestoreContext::Keep(const std::string& key, int fd) {
+  int high = fcntl(fd, F_DUPFD_CLOEXEC, min_fd_);
+  int e = errno;
+  close(fd);
+  if (high < 0) return Error::Errno("keep " + key, e);
+  if (kept_.count(key)) {
+    close(high);
+    return Error("restore context: " + key + " kept twice");
+  }
+  kept_[key] = high;
+  return high;
+}
+
+Result<int> Reopen(int fd, int flags, const std::string& what) {
+  std::string p = "/proc/self/fd/" + std::to_string(fd);
+  int r = open(p.c_str(), flags);
+  if (r < 0) return Error::Errno("reopen " + what);
+  return r;
+}
+
+Result<int> ReopenAt(int fd, uint32_t flags, uint64_t pos, const std::string& what) {
+  int f = int(flags) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | O_TMPFILE);
+  TRY_ASSIGN(int r, Reopen(fd, f | O_CLOEXEC, what));
+  if (lseek(r, off_t(pos), SEEK_SET) < 0) {
+    int e = errno;
+    close(r);
+    return Error::Errno("seek " + what, e);
+  }
+  return r;
+}
+
+Result<bool> MappedShared(pid_t pid, const struct stat& st) {
+  TRY_ASSIGN(std::string text, io::ReadFile("/proc/" + std::to_string(pid) + "/maps"));
+  TRY_ASSIGN(std::vector<proc::MapEntry> maps, proc::ParseMaps(text));
+  for (const proc::MapEntry& m : maps)
+    if (m.shared && m.inode == st.st_ino && m.dev_major == major(st.st_dev) &&
+        m.dev_minor == minor(st.st_dev))
+      return true;
+  return false;
+}
+
+Result<int> OpenProcFd(pid_t pid, int fd, int flags) {
+  std::string p = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+  int r = open(p.c_str(), flags | O_CLOEXEC);
+  if (r < 0) return Error::Errno("open " + p);
+  return r;
+}
+
+}  // namespace ckpt::files

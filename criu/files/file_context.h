@@ -1,0 +1,112 @@
+// State the fd handlers share while one dump or one restore runs.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/result.h"
+#include "criu/files/file_types.h"
+#include "images/image_dir.h"
+
+namespace ckpt::files {
+
+// One per dump (the whole tree), owned by FdDumper.
+class DumpContext {
+ public:
+  explicit DumpContext(images::ImageDir& dir) : dir_(dir) {}
+  images::ImageDir& dir() { return dir_; }
+
+  // The task being written: its fds, and the file id of each (for kinds
+  // that refer to other fds by number, like epoll; 0 if fd is not open).
+  uint32_t FileIdOf(int fd) const;
+  const std::vector<FdContext>& task_fds() const { return *fds_; }
+  void SetTask(const std::vector<FdContext>* fds, std::map<int, uint32_t> ids) {
+    fds_ = fds;
+    ids_ = std::move(ids);
+  }
+
+  // An object several file entries refer to (a pipe, a memfd's inode),
+  // named by a key unique to it ("pipe:1234"). The first entry to ask
+  // names it by its own file id and must dump the object's data (first ==
+  // true) and say in *has_data whether there was any; later entries get
+  // the same id and read *has_data.
+  struct Object {
+    uint32_t id;
+    bool first;
+    bool* has_data;
+  };
+  Object Share(const std::string& key, uint32_t file_id);
+
+  // Records one end of pipe `ino` seen in the dumped tree, and whether the
+  // kernel reports holders of the opposite side (writers for a read end,
+  // readers for a write end).
+  void SawPipeEnd(uint64_t ino, bool write_end, bool peer_alive, const std::string& where);
+  // After every task: refuses a pipe whose other end is held only outside
+  // the dumped tree (restoring it would cut that process off).
+  Status Finish() const;
+
+ private:
+  struct PipeSeen {
+    bool read = false, write = false;
+    bool writers_alive = false, readers_alive = false;
+    std::string where;  // the first end seen
+  };
+  images::ImageDir& dir_;
+  const std::vector<FdContext>* fds_ = nullptr;
+  std::map<int, uint32_t> ids_;
+  std::map<std::string, std::pair<uint32_t, bool>> objects_;  // key -> id, has_data
+  std::map<uint64_t, PipeSeen> pipes_;
+};
+
+// One per restore: OpenFiles makes it and drops it once every file is open.
+class RestoreContext {
+ public:
+  RestoreContext(const images::ImageDir& dir, int min_fd, const std::map<uint32_t, int>& opened)
+      : dir_(dir), min_fd_(min_fd), opened_(opened) {}
+  ~RestoreContext();  // closes every kept fd
+  RestoreContext(const RestoreContext&) = delete;
+  RestoreContext& operator=(const RestoreContext&) = delete;
+
+  const images::ImageDir& dir() const { return dir_; }
+  // Every fd number being restored is below this.
+  int min_fd() const { return min_fd_; }
+  // The fd holding an already opened file entry (a dependency), or -1.
+  int Opened(uint32_t file_id) const;
+  // The fd kept under key, or -1.
+  int Find(const std::string& key) const;
+  // Takes fd and keeps it under key until the context dies, moved to a
+  // number >= min_fd so it never sits on an fd number being restored.
+  // Returns its new number.
+  Result<int> Keep(const std::string& key, int fd);
+
+ private:
+  const images::ImageDir& dir_;
+  int min_fd_;
+  const std::map<uint32_t, int>& opened_;
+  std::map<std::string, int> kept_;
+};
+
+// A new open file description of the file behind our own fd, through
+// /proc/self/fd (works for unlinked files, memfds, pipes).
+Result<int> Reopen(int fd, int flags, const std::string& what);
+// Reopen with dumped open(2) flags (those that only mattered at creation,
+// like O_CREAT and O_TMPFILE, dropped), then seek to pos.
+Result<int> ReopenAt(int fd, uint32_t flags, uint64_t pos, const std::string& what);
+
+// Whether pid maps the file `st` describes with MAP_SHARED. Such memory is
+// restored by shmem.cc as an object of its own, so an fd of the same file
+// (memfd, unlinked file) would come back as a different file: those fds
+// are refused until the two share one object.
+Result<bool> MappedShared(pid_t pid, const struct stat& st);
+
+// Opens /proc/PID/fd/FD: a new open file description of a seized task's
+// file, so reading it never moves the task's own offset.
+Result<int> OpenProcFd(pid_t pid, int fd, int flags);
+
+}  // namespace ckpt::files

@@ -1,0 +1,140 @@
+// Regular files unlinked while open (the /proc link ends in " (deleted)",
+// O_TMPFILE files included): their contents are saved, and restore
+// recreates the file under its old name in its old directory and unlinks it
+// at once, so the link reads the same. Files that still have another name
+// (st_nlink > 0) are refused: the other name cannot be found.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/log.h"
+#include "base/unique_fd.h"
+#include "criu/files/file_context.h"
+#include "criu/files/file_data.h"
+#include "criu/files/file_types.h"
+
+namespace ckpt::files {
+namespace {
+
+constexpr const char* kSuffix = " (deleted)";
+
+bool Match(const FdContext& c) {
+  const std::string& l = c.link;
+  size_t s = strlen(kSuffix);
+  return S_ISREG(c.st.st_mode) && l.size() > s && l[0] == '/' &&
+         l.compare(l.size() - s, s, kSuffix) == 0;
+}
+
+Status Check(const FdContext& c, const std::vector<FdContext>&) {
+  if (c.st.st_nlink > 0)
+    return Error(Where(c) + ": deleted file " + c.link + " that still has " +
+                 std::to_string(c.st.st_nlink) + " other name(s) is not supported");
+  TRY_ASSIGN(bool mapped, MappedShared(c.pid, c.st), Where(c));
+  if (mapped)
+    return Error(Where(c) + ": deleted file " + c.link +
+                 " that is also mapped shared is not supported (the fd and the mapping would "
+                 "come back as two files)");
+  return Ok();
+}
+
+Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
+  pb::GhostFileEntry* d = e->mutable_ghost();
+  d->set_path(c.link.substr(0, c.link.size() - strlen(kSuffix)));
+  d->set_flags(c.info.flags);
+  d->set_pos(c.info.pos);
+  d->set_size(uint64_t(c.st.st_size));
+  d->set_mode(c.st.st_mode & 07777);
+  d->set_uid(c.st.st_uid);
+  d->set_gid(c.st.st_gid);
+  d->set_mtime_ns(int64_t(c.st.st_mtim.tv_sec) * 1000000000 + c.st.st_mtim.tv_nsec);
+  DumpContext::Object o = ctx.Share(
+      "ghost:" + std::to_string(c.st.st_dev) + ":" + std::to_string(c.st.st_ino), e->id());
+  if (o.first) {
+    TRY_ASSIGN(int raw, OpenProcFd(c.pid, c.fd, O_RDONLY));
+    UniqueFd fd(raw);
+    TRY_ASSIGN(*o.has_data, DumpFileData(ctx.dir(), o.id, fd.get(), d->size()));
+  }
+  d->set_object_id(o.id);
+  d->set_has_data(*o.has_data);
+  return Ok();
+}
+
+bool IsTmpfile(uint32_t flags) { return (flags & __O_TMPFILE) == __O_TMPFILE; }
+
+// The file, unlinked, with its contents, owner, mode and mtime. An
+// O_TMPFILE file is made again with O_TMPFILE (and the link reads
+// "DIR/#INODE (deleted)" with its new inode number).
+Result<int> Create(const pb::GhostFileEntry& d, const RestoreOpts& o) {
+  const std::string& p = d.path();
+  std::string dir = p.substr(0, std::max<size_t>(p.rfind('/'), 1));
+  UniqueFd fd;
+  if (!IsTmpfile(d.flags())) {
+    fd.reset(open(p.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (fd && unlink(p.c_str()) < 0) return Error::Errno("unlink " + p);
+    if (!fd && errno != EEXIST) return Error::Errno("recreate deleted file " + p);
+    if (!fd)
+      LOG_WARN("deleted file " + p + ": the name exists again; restoring it as an O_TMPFILE");
+  }
+  if (!fd) {
+    int acc = (int(d.flags()) & O_ACCMODE) == O_WRONLY ? O_WRONLY : O_RDWR;
+    fd.reset(open(dir.c_str(), acc | O_TMPFILE | O_CLOEXEC, 0600));
+    if (!fd) return Error::Errno("O_TMPFILE in " + dir);
+  }
+  if (ftruncate(fd.get(), off_t(d.size())) < 0) return Error::Errno("size " + p);
+  if (d.has_data()) TRY(RestoreFileData(o.ctx->dir(), d.object_id(), fd.get(), d.size()));
+  if (fchown(fd.get(), d.uid(), d.gid()) < 0 || fchmod(fd.get(), d.mode()) < 0)
+    return Error::Errno("owner and mode of " + p);
+  timespec times[2] = {{0, UTIME_OMIT},
+                       {time_t(d.mtime_ns() / 1000000000), long(d.mtime_ns() % 1000000000)}};
+  futimens(fd.get(), times);
+  return fd.release();
+}
+
+// The O_TMPFILE open itself (F_GETFL shows O_TMPFILE only on that one):
+// a dup of it with this entry's status flags and offset.
+Result<int> TakeTmpfile(int base, const pb::GhostFileEntry& d) {
+  UniqueFd fd(fcntl(base, F_DUPFD_CLOEXEC, 0));
+  if (!fd) return Error::Errno("dup O_TMPFILE");
+  int fl = int(d.flags()) & (O_APPEND | O_NONBLOCK | O_NOATIME | O_DIRECT);
+  if ((fl && fcntl(fd.get(), F_SETFL, fl) < 0) || lseek(fd.get(), off_t(d.pos()), SEEK_SET) < 0)
+    return Error::Errno("O_TMPFILE flags and offset");
+  return fd.release();
+}
+
+Result<int> Open(const pb::FileEntry& e, const RestoreOpts& o) {
+  if (!o.ctx) return Error("deleted file needs a restore context (files::OpenFiles)");
+  const pb::GhostFileEntry& d = e.ghost();
+  std::string key = "ghost:" + std::to_string(d.object_id());
+  int base = o.ctx->Find(key);
+  if (base < 0) {
+    TRY_ASSIGN(int fd, Create(d, o));
+    TRY_ASSIGN(base, o.ctx->Keep(key, fd));
+    int acc = fcntl(base, F_GETFL) & O_ACCMODE;
+    if (IsTmpfile(d.flags()) && acc == (int(d.flags()) & O_ACCMODE)) return TakeTmpfile(base, d);
+  }
+  return ReopenAt(base, d.flags(), d.pos(), "deleted file " + d.path());
+}
+
+Status Validate(const pb::FileEntry& e) {
+  const pb::GhostFileEntry& d = e.ghost();
+  if (!e.has_ghost() || d.object_id() == 0 || d.path().size() < 2 || d.path()[0] != '/' ||
+      d.path().back() == '/' || d.mode() > 07777 || d.mtime_ns() < 0)
+    return Error("file " + std::to_string(e.id()) + ": bad deleted file entry");
+  return Ok();
+}
+
+}  // namespace
+
+const FileHandler kGhostFileHandler = {.kind = pb::FILE_GHOST,
+                                       .name = "deleted file",
+                                       .match = Match,
+                                       .check = Check,
+                                       .dump = Dump,
+                                       .open = Open,
+                                       .validate = Validate,
+                                       .deps = nullptr};
+
+}  // namespace ckpt::files

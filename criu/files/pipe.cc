@@ -1,0 +1,206 @@
+// Pipes and FIFOs. Unread bytes are saved without being consumed (tee, see
+// file_data.h) and put back; the pipe size (F_GETPIPE_SZ) too.
+//
+// An anonymous pipe is created once at restore; each end entry takes that
+// end, or a new open file of it (through /proc/self/fd) for ends the task
+// had opened itself that way. A pipe whose other end is held only by processes outside
+// the dumped tree is refused (DumpContext::Finish); one whose other end is
+// closed everywhere is restored with that end closed.
+//
+// A FIFO is reopened by path. While its ends are being opened, the restore
+// holds it open for reading and writing, so that opening one end does not
+// block waiting for the other.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "base/log.h"
+#include "base/unique_fd.h"
+#include "criu/files/file_context.h"
+#include "criu/files/file_data.h"
+#include "criu/files/file_types.h"
+
+namespace ckpt::files {
+namespace {
+
+bool MatchPipe(const FdContext& c) {
+  return S_ISFIFO(c.st.st_mode) && c.link.rfind("pipe:", 0) == 0;
+}
+bool MatchFifo(const FdContext& c) {
+  return S_ISFIFO(c.st.st_mode) && !c.link.empty() && c.link[0] == '/';
+}
+
+// Saves what both kinds share: size, packet mode and (once per pipe) data.
+Status DumpCommon(const FdContext& c, DumpContext& ctx, const std::string& key, pb::FileEntry* e,
+                  pb::PipeEntry* d) {
+  // O_RDONLY | O_NONBLOCK never blocks, not even on a FIFO without writers.
+  TRY_ASSIGN(int raw, OpenProcFd(c.pid, c.fd, O_RDONLY | O_NONBLOCK));
+  UniqueFd h(raw);
+  int size = fcntl(h.get(), F_GETPIPE_SZ);
+  if (size < 0) return Error::Errno("F_GETPIPE_SZ");
+  bool packets = false;
+  for (const FdContext& o : ctx.task_fds())
+    packets |=
+        o.st.st_ino == c.st.st_ino && o.st.st_dev == c.st.st_dev && (o.info.flags & O_DIRECT);
+  DumpContext::Object obj = ctx.Share(key, e->id());
+  if (obj.first) {
+    TRY_ASSIGN(*obj.has_data, DumpPipeData(ctx.dir(), obj.id, h.get()));
+  }
+  d->set_object_id(obj.id);
+  d->set_flags(c.info.flags);
+  d->set_size(uint32_t(size));
+  d->set_has_data(*obj.has_data);
+  d->set_ino(c.st.st_ino);
+  d->set_packets(packets);
+  return Ok();
+}
+
+// Whether anything holds the opposite side of this end of the pipe, asked
+// through a new open file of our own on the same side, which the kernel's
+// pipe_poll answers for: a reader sees POLLHUP once no writer is left, a
+// writer sees POLLERR once no reader is left.
+Result<bool> PeerAlive(const FdContext& c, bool write_end) {
+  TRY_ASSIGN(int raw, OpenProcFd(c.pid, c.fd, (write_end ? O_WRONLY : O_RDONLY) | O_NONBLOCK));
+  UniqueFd h(raw);
+  pollfd p = {h.get(), 0, 0};
+  if (poll(&p, 1, 0) < 0) return Error::Errno("poll");
+  return !(p.revents & (write_end ? POLLERR : POLLHUP));
+}
+
+Status DumpPipe(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
+  int acc = int(c.info.flags) & O_ACCMODE;
+  for (bool write_end : {false, true}) {
+    if (acc != O_RDWR && (acc == O_WRONLY) != write_end) continue;
+    bool alive = true;
+    if (acc != O_RDWR) {
+      TRY_ASSIGN(alive, PeerAlive(c, write_end));
+    }
+    ctx.SawPipeEnd(c.st.st_ino, write_end, alive, Where(c));
+  }
+  return DumpCommon(c, ctx, "pipe:" + std::to_string(c.st.st_ino), e, e->mutable_pipe());
+}
+
+Status CheckFifo(const FdContext& c, const std::vector<FdContext>&) {
+  if (c.link.size() > 10 && c.link.compare(c.link.size() - 10, 10, " (deleted)") == 0)
+    return Error(Where(c) + ": deleted FIFO " + c.link + " is not supported");
+  return Ok();
+}
+
+Status DumpFifo(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
+  pb::PipeEntry* d = e->mutable_pipe();
+  d->set_path(c.link);
+  return DumpCommon(
+      c, ctx, "fifo:" + std::to_string(c.st.st_dev) + ":" + std::to_string(c.st.st_ino), e, d);
+}
+
+Status Resize(int fd, uint32_t size) {
+  int cur = fcntl(fd, F_GETPIPE_SZ);
+  if (cur >= 0 && uint32_t(cur) == size) return Ok();
+  if (fcntl(fd, F_SETPIPE_SZ, int(size)) < 0)
+    return Error::Errno("F_SETPIPE_SZ " + std::to_string(size) +
+                        (errno == EPERM ? " (above fs.pipe-max-size)" : ""));
+  return Ok();
+}
+
+// A new open file of the pipe end `end` with this entry's flags. open(2)
+// refuses O_DIRECT on a pipe; fcntl(F_SETFL) takes it (packet mode).
+Result<int> OpenEnd(int end, uint32_t flags, const std::string& what) {
+  int f = int(flags) & (O_ACCMODE | O_NONBLOCK);
+  TRY_ASSIGN(int fd, Reopen(end, f | O_CLOEXEC, what));
+  if ((flags & O_DIRECT) && fcntl(fd, F_SETFL, f | O_DIRECT) < 0) {
+    int e = errno;
+    close(fd);
+    return Error::Errno(what + ": set O_DIRECT", e);
+  }
+  return fd;
+}
+
+Result<int> OpenPipe(const pb::FileEntry& e, const RestoreOpts& o) {
+  if (!o.ctx) return Error("pipe needs a restore context (files::OpenFiles)");
+  const pb::PipeEntry& d = e.pipe();
+  std::string key = "pipe:" + std::to_string(d.object_id());
+  int r = o.ctx->Find(key + ":r"), w = o.ctx->Find(key + ":w");
+  if (r < 0) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK | (d.packets() ? O_DIRECT : 0)) < 0)
+      return Error::Errno("pipe");
+    UniqueFd pr(p[0]), pw(p[1]);
+    TRY(Resize(pw.get(), d.size()));
+    if (d.has_data()) TRY(RestorePipeData(o.ctx->dir(), d.object_id(), pw.get(), d.size()));
+    TRY_ASSIGN(r, o.ctx->Keep(key + ":r", pr.release()));
+    TRY_ASSIGN(w, o.ctx->Keep(key + ":w", pw.release()));
+  }
+  int acc = int(d.flags()) & O_ACCMODE;
+  int end = acc == O_WRONLY ? w : r;
+  if (acc == O_RDWR || (d.flags() & O_LARGEFILE)) return OpenEnd(end, d.flags(), "pipe");
+  // The end pipe2() made (open(2) would add O_LARGEFILE, which F_GETFL
+  // shows and F_SETFL cannot clear). Our kept copy is closed once all is
+  // open, so this open file is the entry's alone.
+  UniqueFd fd(fcntl(end, F_DUPFD_CLOEXEC, 0));
+  if (!fd) return Error::Errno("dup pipe end");
+  if (fcntl(fd.get(), F_SETFL, int(d.flags()) & (O_NONBLOCK | O_DIRECT)) < 0)
+    return Error::Errno("pipe flags");
+  return fd.release();
+}
+
+Result<int> OpenFifo(const pb::FileEntry& e, const RestoreOpts& o) {
+  if (!o.ctx) return Error("FIFO needs a restore context (files::OpenFiles)");
+  const pb::PipeEntry& d = e.pipe();
+  std::string key = "fifo:" + std::to_string(d.object_id());
+  int base = o.ctx->Find(key);
+  if (base < 0) {
+    // O_RDWR on a FIFO never waits for a partner (fifo(7), Linux).
+    UniqueFd fd(open(d.path().c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
+    if (!fd) return Error::Errno("open FIFO " + d.path());
+    struct stat st;
+    if (fstat(fd.get(), &st) < 0 || !S_ISFIFO(st.st_mode))
+      return Error(d.path() + " is no longer a FIFO");
+    TRY(Resize(fd.get(), d.size()));
+    int queued = 0;
+    if (ioctl(fd.get(), FIONREAD, &queued) == 0 && queued > 0)
+      LOG_WARN("FIFO " + d.path() +
+               " is open elsewhere and holds data; its dumped data is not "
+               "added");
+    else if (d.has_data())
+      TRY(RestorePipeData(o.ctx->dir(), d.object_id(), fd.get(), d.size()));
+    TRY_ASSIGN(base, o.ctx->Keep(key, fd.release()));
+  }
+  return OpenEnd(base, d.flags(), "FIFO " + d.path());
+}
+
+Status Validate(const pb::FileEntry& e, bool fifo) {
+  const pb::PipeEntry& d = e.pipe();
+  uint32_t sz = d.size();
+  if (!e.has_pipe() || d.object_id() == 0 || sz < 4096 || (sz & (sz - 1)) != 0 ||
+      fifo != d.has_path() || (fifo && (d.path().empty() || d.path()[0] != '/')))
+    return Error("file " + std::to_string(e.id()) + ": bad pipe entry");
+  return Ok();
+}
+
+}  // namespace
+
+const FileHandler kPipeHandler = {
+    .kind = pb::FILE_PIPE,
+    .name = "pipe",
+    .match = MatchPipe,
+    .check = nullptr,
+    .dump = DumpPipe,
+    .open = OpenPipe,
+    .validate = [](const pb::FileEntry& e) { return Validate(e, false); },
+    .deps = nullptr};
+
+const FileHandler kFifoHandler = {
+    .kind = pb::FILE_FIFO,
+    .name = "FIFO",
+    .match = MatchFifo,
+    .check = CheckFifo,
+    .dump = DumpFifo,
+    .open = OpenFifo,
+    .validate = [](const pb::FileEntry& e) { return Validate(e, true); },
+    .deps = nullptr};
+
+}  // namespace ckpt::files
