@@ -255,6 +255,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
     if (!t.zombie()) mms.push_back(&t.mm);
   TreeFds fds;
   fds.base = tree.max_fd + 1;
+  fds.entries = &tree.files;
   TRY_ASSIGN(fds.shmem, RestoreShmem(*dir, mms));
   int errp[2];
   if (pipe2(errp, O_CLOEXEC) < 0) return Error::Errno("pipe");

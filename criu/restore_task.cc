@@ -179,6 +179,7 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   }
   for (auto& kv : tf.files) close(kv.second);
   tf.files.clear();
+  TRY(files::FinishTaskFds(t.fds, *tf.entries));
   if (t.fs.root() != "/" && chroot(t.fs.root().c_str()) < 0)
     return Error::Errno("chroot " + t.fs.root());
   if (chdir(t.fs.cwd().c_str()) < 0) return Error::Errno("chdir " + t.fs.cwd());

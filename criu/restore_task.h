@@ -7,6 +7,7 @@
 
 #include "base/result.h"
 #include "criu/options.h"
+#include "proto/fdinfo.pb.h"
 #include "criu/task_images.h"
 #include "images/image_dir.h"
 
@@ -20,6 +21,7 @@ struct TreeFds {
   int log_fd = -1;
   int base = 3;                   // service fds live at or above: above every dumped fd
   int go_fd = -1;                 // the root reads one byte here before anything else
+  const std::map<uint32_t, pb::FileEntry>* entries = nullptr;  // the tree's files
 };
 
 // Never returns on success. On failure returns the error; the caller

@@ -102,4 +102,16 @@ Result<std::map<uint32_t, int>> OpenFiles(const images::ImageDir& dir,
   return opened;
 }
 
+Status FinishTaskFds(const std::vector<pb::FdinfoEntry>& fds,
+                     const std::map<uint32_t, pb::FileEntry>& files) {
+  std::set<uint32_t> done;
+  for (const pb::FdinfoEntry& f : fds) {
+    if (!done.insert(f.file_id()).second) continue;
+    const pb::FileEntry& e = files.at(f.file_id());
+    const FileHandler* h = HandlerFor(e.kind());
+    if (h && h->in_task) TRY(h->in_task(e, int(f.fd())), "fd " + std::to_string(f.fd()));
+  }
+  return Ok();
+}
+
 }  // namespace ckpt::files

@@ -19,6 +19,11 @@ namespace ckpt::files {
 // epoll targets name entries that exist and are of the right kind, and
 // every data image that should exist does (its records are checked as it
 // is read). For the image checks before any process is created.
+// In a restored task, after its fds are in place: runs each kind's
+// in_task hook once per file the task holds.
+Status FinishTaskFds(const std::vector<pb::FdinfoEntry>& fds,
+                     const std::map<uint32_t, pb::FileEntry>& files);
+
 Status CheckFiles(const images::ImageDir& dir, const std::map<uint32_t, pb::FileEntry>& files);
 
 // Opens every entry of `files`, the ones an entry depends on (deps) first.

@@ -65,6 +65,10 @@ struct FileHandler {
   // Optional. File ids that must be open before this one (epoll targets);
   // open finds their fds with o.ctx->Opened(id).
   std::vector<uint32_t> (*deps)(const pb::FileEntry& e);
+  // Optional. Runs in each task that holds the file, once its fds are at
+  // their numbers (fd is one of them): state owned by the task rather than
+  // by the open file, e.g. POSIX locks or a controlling terminal.
+  Status (*in_task)(const pb::FileEntry& e, int fd);
 };
 
 extern const FileHandler kRegFileHandler;
