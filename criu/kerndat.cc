@@ -47,27 +47,37 @@ bool ProbeClone3SetTid() {
 }
 
 bool ProbePagemapScan() {
-#ifdef PAGEMAP_SCAN
+  // struct pm_scan_arg (Linux 6.7); Debian 12's headers predate it.
+  struct {
+    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+    uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+  } arg;
+  static_assert(sizeof(arg) == 96);
+  constexpr unsigned long kPagemapScan = 0xc0606610;  // _IOWR('f', 16, struct pm_scan_arg)
+  constexpr uint64_t kPageIsPresent = 1 << 3;
   UniqueFd fd(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
   if (!fd) return false;
-  struct pm_scan_arg arg;
+  static char probe[4096] __attribute__((aligned(4096)));
+  probe[0] = 1;
   memset(&arg, 0, sizeof(arg));
   arg.size = sizeof(arg);
-  static char probe[4096] __attribute__((aligned(4096)));
   arg.start = uintptr_t(probe);
   arg.end = uintptr_t(probe) + sizeof(probe);
-  arg.category_anyof_mask = PAGE_IS_PRESENT;
-  arg.return_mask = PAGE_IS_PRESENT;
-  return ioctl(fd.get(), PAGEMAP_SCAN, &arg) >= 0;
-#else
-  // Old headers: the ioctl number is _IOWR('f', 16, struct pm_scan_arg).
-  return false;
-#endif
+  arg.category_anyof_mask = kPageIsPresent;
+  arg.return_mask = kPageIsPresent;
+  return ioctl(fd.get(), kPagemapScan, &arg) >= 0;
 }
 
+// Soft-dirty exists if clearing the bits and writing a page sets bit 55.
 bool ProbeSoftDirty() {
-  UniqueFd fd(open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC));
-  return fd && write(fd.get(), "4", 1) == 1;
+  UniqueFd refs(open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC));
+  if (!refs || write(refs.get(), "4", 1) != 1) return false;
+  static volatile char page[4096] __attribute__((aligned(4096)));
+  page[0] = page[0] + 1;
+  UniqueFd pm(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+  uint64_t e = 0;
+  if (!pm || pread(pm.get(), &e, 8, off_t(uintptr_t(page) / 4096 * 8)) != 8) return false;
+  return e >> 55 & 1;
 }
 
 }  // namespace

@@ -70,8 +70,10 @@ class Tracer {
 
  private:
   Status Fail(pid_t pid, const std::string& what) {
+    // A task's own message says why; what we saw of it comes second.
     std::string msg = ReadChildErrors(err_fd_);
-    return Error(Who(pid) + ": " + what + (msg.empty() ? "" : "\n" + msg));
+    if (msg.empty()) return Error(Who(pid) + ": " + what);
+    return Error(msg + " (" + Who(pid) + ": " + what + ")");
   }
   Status OnStop(pid_t w, int st);
   void KillAll();
@@ -160,7 +162,7 @@ Status Tracer::Run() {
       }
       std::string how = WIFEXITED(st) ? "exited with " + std::to_string(WEXITSTATUS(st))
                                       : "was killed by signal " + std::to_string(WTERMSIG(st));
-      return Fail(w, "restore failed: the task " + how);
+      return Fail(w, "the task " + how);
     }
     Stage before = stage_.count(w) ? stage_[w] : Stage::kRunning;
     TRY(OnStop(w, st));
