@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -266,6 +267,13 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   fds.log_fd = dup(log::Fd());
   TRY_ASSIGN(TreeSync * sync, CreateTreeSync());
 
+  // The root holds every file of the tree at once: allow as many fds as we
+  // may (each task's own limits come back in its restorer).
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   // Orphans of a failed restore must come back to us to be reaped.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   LOG_INFO("Creating the tree of " + Who(root) + " (" + std::to_string(tree.tasks.size()) +

@@ -37,38 +37,29 @@ struct ServiceFds {
   int base = 0;
 };
 
+// Moves every service fd to a number >= base (those already there stay,
+// so thousands of tree files cost no extra fds) and closes everything else.
 Status PlaceServiceFds(ServiceFds& s, int base) {
-  int n = int(s.slots.size());
-  struct rlimit rl;
-  getrlimit(RLIMIT_NOFILE, &rl);
-  if (rlim_t(base + n) >= rl.rlim_cur) {
-    rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, rlim_t(base + n + 1));
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rlim_t(base + n) >= rl.rlim_cur)
-      return Error("fd " + std::to_string(base) + " is above the open files limit");
-  }
-  // Move anything already sitting in [base, base+n) out of the way first.
+  std::map<int, int> moved;  // old number -> new number (slots may share an fd)
   for (int* fd : s.slots) {
-    if (*fd >= base && *fd < base + n) {
-      int moved = fcntl(*fd, F_DUPFD, base + n);
-      if (moved < 0) return Error::Errno("dup service fd");
-      close(*fd);
-      *fd = moved;
+    if (*fd >= base) continue;
+    auto it = moved.find(*fd);
+    if (it == moved.end()) {
+      int to = fcntl(*fd, F_DUPFD_CLOEXEC, base);
+      if (to < 0) return Error::Errno("moving a service fd above " + std::to_string(base));
+      it = moved.emplace(*fd, to).first;
     }
+    *fd = it->second;
   }
-  for (int i = 0; i < n; i++) {
-    int* fd = s.slots[i];
-    if (*fd == base + i) continue;
-    if (dup3(*fd, base + i, 0) < 0) return Error::Errno("dup service fd");
-    // The same fd may fill several slots: close the old number only if no
-    // later slot still refers to it.
-    bool shared = false;
-    for (int j = i + 1; j < n; j++) shared |= *s.slots[j] == *fd;
-    if (!shared) close(*fd);
-    *fd = base + i;
+  std::set<int> keep;
+  for (int* fd : s.slots) keep.insert(*fd);
+  // Everything else of ckpt goes: below base, and in the gaps above it.
+  int from = 0;
+  for (int k : keep) {
+    if (k > from) syscall(SYS_close_range, from, k - 1, 0);
+    from = k + 1;
   }
-  // Everything else of ckpt goes.
-  if (base > 0) syscall(SYS_close_range, 0, base - 1, 0);
-  syscall(SYS_close_range, base + n, ~0u, 0);
+  syscall(SYS_close_range, from, ~0u, 0);
   s.base = base;
   return Ok();
 }

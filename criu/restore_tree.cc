@@ -25,9 +25,11 @@ constexpr int kBarrierTimeoutSec = 120;
 
 std::string Who(pid_t pid) { return "pid " + std::to_string(pid); }
 
-void Bump(uint32_t* v) {
-  __atomic_add_fetch(v, 1, __ATOMIC_SEQ_CST);
-  syscall(SYS_futex, v, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+// Counts one more task; the last one wakes every waiter (waking on every
+// step would cost N^2 wakeups for a tree of N).
+void Bump(uint32_t* v, uint32_t want) {
+  if (__atomic_add_fetch(v, 1, __ATOMIC_SEQ_CST) >= want)
+    syscall(SYS_futex, v, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
 }
 
 // Waits until *v reaches `want`, or another task failed.
@@ -112,7 +114,7 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
     if (setpgid(0, 0) < 0) return Error::Errno("setpgid");
   }
   if (idx == 0) TRY(OpenTreeFiles(tree, dir, o, fds));
-  Bump(&sync->created);
+  Bump(&sync->created, n);
 
   for (int c : t.children) {
     auto r = CloneTask(tree, c, dir, o, fds, sync);
@@ -130,7 +132,7 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   if (!outer_sid && sid != pid_t(t.pstree.sid()))
     return Error("ends up in session " + std::to_string(sid) + " instead of " +
                  std::to_string(t.pstree.sid()) + " (this session layout needs helper tasks)");
-  Bump(&sync->grouped);
+  Bump(&sync->grouped, n);
   TRY(Barrier(&sync->grouped, n, sync, "process groups"));
 
   if (t.zombie()) ExitLike(t.pstree.exit_status());

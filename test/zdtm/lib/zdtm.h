@@ -7,8 +7,8 @@
 //      the runner dumps/restores the process in between.
 //   4. Verify everything set up in 2, then pass() or fail(...).
 // stdout is unbuffered raw write(2)s: no stdio buffers to lose in a dump.
-// Tests must not create threads, pipes or sockets (ckpt does not support
-// them yet), except tests that exist to check that ckpt refuses them.
+// Tests may only use what ckpt supports (see README.md), except tests
+// that exist to check that ckpt refuses something.
 #pragma once
 
 #include <signal.h>
