@@ -348,7 +348,12 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
       ps.add_threads(uint32_t(t.pid));
     } else {
       for (pid_t tid : t.proc->threads()) ps.add_threads(uint32_t(tid));
-      TRY(DumpTask(o, kf, *dir, fds, shmem, t, pages_id++), Who(t.pid));
+      Status st = DumpTask(o, kf, *dir, fds, shmem, t, pages_id++);
+      if (!st.ok()) {
+        // Name the process once: most messages already start with it.
+        if (st.error().message().rfind("pid ", 0) != 0) st.error().Context(Who(t.pid));
+        return std::move(st.error());
+      }
     }
     TRY(psw.Write(ps));
   }
