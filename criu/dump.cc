@@ -277,7 +277,8 @@ Status Call(compel::Infection& inf, abi::ParasiteCmd cmd, const char* what, uint
 
 // Dumps one live process of the tree (seized, not yet infected).
 Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& dir,
-                files::FdDumper& fds, ShmemDumper& shmem, TreeTask& task, uint32_t pages_id) {
+                files::FdDumper& fds, ShmemDumper& shmem, TreeTask& task, uint32_t pages_id,
+                const PageIndex* parent_pages, PageIndex* pages) {
   pid_t pid = task.pid;
   compel::SeizedProcess& proc = *task.proc;
   TRY_ASSIGN(TaskInfo info, Inspect(proc, o));
@@ -297,11 +298,13 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
     TRY(shmem.Add(pid, mm));
     TRY(FillCore(pid, info, *inf, proc.mem_fd(), proc.threads(), &core));
     LOG_INFO("Dumping pages of " + Who(pid));
-    TRY_ASSIGN(stats, DumpPages(pid, proc.mem_fd(), *inf, mm, dir, kf, pages_id));
+    TRY_ASSIGN(stats, DumpPages(pid, proc.mem_fd(), *inf, mm, dir, kf, pages_id, parent_pages,
+                                pages));
     TRY(inf->Cure(), "curing " + Who(pid));
   }
   LOG_INFO(Who(pid) + ": " + std::to_string(stats.pages_written) + " pages written, " +
            std::to_string(stats.zero_pages_skipped) + " zero pages skipped, " +
+           std::to_string(stats.pages_in_parent) + " shared with the parent, " +
            std::to_string(stats.pages_scanned) + " scanned");
   TRY(WriteOne(dir, ImageType::kCore, pid, core));
   TRY(WriteOne(dir, ImageType::kMm, pid, mm));
@@ -336,6 +339,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   ShmemDumper shmem;
   TRY_ASSIGN(images::ImageWriter psw, dir->OpenWriter(ImageType::kPstree));
   uint32_t pages_id = 1;
+  std::map<pid_t, PageIndex> page_index;  // of dumped tasks, for their children
   for (TreeTask& t : tree) {
     pb::PstreeEntry ps;
     ps.set_pid(uint32_t(t.pid));
@@ -348,7 +352,10 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
       ps.add_threads(uint32_t(t.pid));
     } else {
       for (pid_t tid : t.proc->threads()) ps.add_threads(uint32_t(tid));
-      Status st = DumpTask(o, kf, *dir, fds, shmem, t, pages_id++);
+      auto parent = page_index.find(t.ppid);
+      Status st = DumpTask(o, kf, *dir, fds, shmem, t, pages_id++,
+                           parent == page_index.end() ? nullptr : &parent->second,
+                           &page_index[t.pid]);
       if (!st.ok()) {
         // Name the process once: most messages already start with it.
         if (st.error().message().rfind("pid ", 0) != 0) st.error().Context(Who(t.pid));

@@ -40,6 +40,12 @@ struct Run {
   uint64_t start;
   uint64_t pages;
   bool readable;  // vmsplice needs readable memory; others go via /proc/PID/mem
+  uint32_t src_pages_id = 0;  // != 0: the pages are in an ancestor's file
+  uint64_t src_off = 0;
+};
+
+struct PageInfo {
+  uint64_t pfn;  // 0 if unknown (swapped, or PFNs hidden)
 };
 
 }  // namespace
@@ -113,7 +119,8 @@ namespace {
 
 // Reads pagemap for one VMA and appends runs of pages worth saving.
 Status ScanVma(int pagemap_fd, const pb::VmaEntry& v, const KernelFeatures& kf,
-               std::vector<Run>& runs, PageDumpStats& st) {
+               const PageIndex* parent, std::vector<Run>& runs, std::vector<uint64_t>& pfns,
+               PageDumpStats& st) {
   uint64_t n = (v.end() - v.start()) / kPage;
   std::vector<uint64_t> pm(std::min<uint64_t>(n, 1 << 16));
   bool readable = v.prot() & PROT_READ;
@@ -140,13 +147,30 @@ Status ScanVma(int pagemap_fd, const pb::VmaEntry& v, const KernelFeatures& kf,
       st.pages_scanned++;
       if (!save) continue;
       uint64_t a = addr + i * kPage;
-      // Runs never cross VMAs: restore checks each lies in one.
-      if (!runs.empty() && runs.back().start >= v.start() &&
-          runs.back().start + runs.back().pages * kPage == a)
-        runs.back().pages++;
+      uint64_t pfn = (e & kPmPresent) ? (e & kPfnMask) : 0;
+      uint32_t src = 0;
+      uint64_t src_off = 0;
+      if (parent && pfn) {
+        auto it = parent->by_vaddr.find(a);
+        if (it != parent->by_vaddr.end() && it->second.pfn == pfn) {
+          src = it->second.pages_id;
+          src_off = it->second.off;
+        }
+      }
+      // Runs never cross VMAs (restore checks each lies in one) and keep
+      // one source, contiguous in it.
+      Run* last = runs.empty() ? nullptr : &runs.back();
+      if (last && last->start >= v.start() && last->start + last->pages * kPage == a &&
+          last->src_pages_id == src &&
+          (!src || last->src_off + last->pages * kPage == src_off))
+        last->pages++;
       else
-        runs.push_back({a, 1, readable});
-      st.pages_written++;
+        runs.push_back({a, 1, readable, src, src_off});
+      pfns.push_back(pfn);
+      if (src)
+        st.pages_in_parent++;
+      else
+        st.pages_written++;
     }
     done += chunk;
   }
@@ -188,15 +212,31 @@ Status FlushBatch(std::vector<abi::PIovec>& batch, uint64_t bytes, int pipe_r, i
 
 Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
                                 const pb::MmEntry& mm, images::ImageDir& dir,
-                                const KernelFeatures& kf, uint32_t pages_id) {
+                                const KernelFeatures& kf, uint32_t pages_id,
+                                const PageIndex* parent, PageIndex* index) {
   PageDumpStats st;
   std::string pm_path = "/proc/" + std::to_string(pid) + "/pagemap";
   UniqueFd pagemap(open(pm_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!pagemap) return Error::Errno("open " + pm_path);
 
   std::vector<Run> runs;
+  std::vector<uint64_t> pfns;  // per saved page, in run order
   for (const pb::VmaEntry& v : mm.vmas())
-    if (Private(v)) TRY(ScanVma(pagemap.get(), v, kf, runs, st));
+    if (Private(v)) TRY(ScanVma(pagemap.get(), v, kf, parent, runs, pfns, st));
+
+  // Index this task's pages for its children.
+  uint64_t own_off = 0;
+  size_t pi = 0;
+  for (const Run& r : runs)
+    for (uint64_t k = 0; k < r.pages; k++, pi++) {
+      uint64_t a = r.start + k * kPage;
+      if (r.src_pages_id) {
+        if (pfns[pi]) index->by_vaddr[a] = {pfns[pi], r.src_pages_id, r.src_off + k * kPage};
+      } else {
+        if (pfns[pi]) index->by_vaddr[a] = {pfns[pi], pages_id, own_off};
+        own_off += kPage;
+      }
+    }
 
   TRY_ASSIGN(images::ImageWriter pmw, dir.OpenWriter(images::ImageType::kPagemap, pid));
   pb::PagemapHead head;
@@ -206,6 +246,10 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
     pb::PagemapEntry e;
     e.set_vaddr(r.start);
     e.set_nr_pages(uint32_t(r.pages));
+    if (r.src_pages_id) {
+      e.set_src_pages_id(r.src_pages_id);
+      e.set_src_off(r.src_off);
+    }
     TRY(pmw.Write(e));
   }
   TRY(pmw.Close());
@@ -221,6 +265,7 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
   uint64_t batch_bytes = 0;
   std::vector<char> buf;
   for (const Run& r : runs) {
+    if (r.src_pages_id) continue;  // an ancestor saved these
     uint64_t len = r.pages * kPage;
     if (!r.readable) {
       // PROT_NONE or write-only memory: vmsplice cannot pin it, but the

@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+#include <unordered_map>
+
 #include "base/result.h"
 #include "compel/infect.h"
 #include "criu/kerndat.h"
@@ -21,13 +23,29 @@ struct PageDumpStats {
   uint64_t pages_scanned = 0;
   uint64_t pages_written = 0;
   uint64_t zero_pages_skipped = 0;
+  uint64_t pages_in_parent = 0;  // shared COW with an ancestor: not written again
+};
+
+// Where each saved page of a dumped task lives, by physical page: a child
+// whose page has the same PFN at the same address (not written since the
+// fork) refers to it instead of saving a copy.
+struct PageIndex {
+  struct Page {
+    uint64_t pfn;
+    uint32_t pages_id;
+    uint64_t off;  // byte offset in pages-<pages_id>.img
+  };
+  std::unordered_map<uint64_t, Page> by_vaddr;
 };
 
 // Writes pagemap-PID.img and pages-ID.img for every private VMA: only
 // pages that are present (or swapped) and not the shared zero page, and for
 // file mappings only pages that were written (anonymous copies).
+// `parent` (may be null) is the index of the parent's pages; `index`
+// receives this task's, for its children.
 Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
                                 const pb::MmEntry& mm, images::ImageDir& dir,
-                                const KernelFeatures& kf, uint32_t pages_id);
+                                const KernelFeatures& kf, uint32_t pages_id,
+                                const PageIndex* parent, PageIndex* index);
 
 }  // namespace ckpt

@@ -154,7 +154,16 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   }
 
   ServiceFds svc;
+  // Pages shared with ancestors are read from their files.
+  std::map<uint32_t, int> src_pages;
+  for (const auto& p : t.pages)
+    if (p.has_src_pages_id() && !src_pages.count(p.src_pages_id())) {
+      TRY_ASSIGN(UniqueFd f, dir.OpenRaw(images::PagesFileName(p.src_pages_id())));
+      src_pages[p.src_pages_id()] = f.release();
+    }
+  if (src_pages.size() + 1 > abi::kMaxCloseFds) return Error("too many pages files to read from");
   svc.slots = {&pages_fd, &exe_fd, &tf.log_fd, &tf.err_fd};
+  for (auto& kv : src_pages) svc.slots.push_back(&kv.second);
   for (auto& kv : vma_files) svc.slots.push_back(&kv.second);
   for (auto& kv : tf.shmem) svc.slots.push_back(&kv.second);
   for (auto& kv : tf.files) svc.slots.push_back(&kv.second);
@@ -250,8 +259,23 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   a->nr_pages = uint32_t(t.pages.size());
   a->pages_off = pages_off;
   auto* rp = reinterpret_cast<abi::RestorePages*>(ab + pages_off);
-  for (size_t i = 0; i < t.pages.size(); i++) rp[i] = {t.pages[i].vaddr(), t.pages[i].nr_pages()};
+  uint64_t own_off = 0;
+  for (size_t i = 0; i < t.pages.size(); i++) {
+    const pb::PagemapEntry& p = t.pages[i];
+    rp[i].vaddr = p.vaddr();
+    rp[i].nr_pages = p.nr_pages();
+    if (p.has_src_pages_id()) {
+      rp[i].fd = src_pages.at(p.src_pages_id());
+      rp[i].off = p.src_off();
+    } else {
+      rp[i].fd = pages_fd;
+      rp[i].off = own_off;
+      own_off += uint64_t(p.nr_pages()) * kPage;
+    }
+  }
   a->pages_fd = pages_fd;
+  a->pages_fds[a->nr_pages_fds++] = pages_fd;
+  for (auto& kv : src_pages) a->pages_fds[a->nr_pages_fds++] = kv.second;
   a->log_fd = tf.log_fd;
   a->log_level = log::GetLevel();
   a->nr_close_fds = 1;

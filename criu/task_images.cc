@@ -89,6 +89,10 @@ Status CheckPages(const pb::MmEntry& mm, const std::vector<pb::PagemapEntry>& pa
     if (vma == mm.vmas().end() || vma->start() > s || vma->end() < prev_end ||
         (vma->kind() != pb::VMA_ANON_PRIVATE && vma->kind() != pb::VMA_FILE_PRIVATE))
       return Error("pagemap image: pages at " + std::to_string(s) + " outside private memory");
+    if (p.has_src_pages_id()) {
+      if (p.src_off() % kPage) return Error("pagemap image: bad source offset");
+      continue;  // checked against the source file once every task is loaded
+    }
     total += n;
   }
   if (total * kPage != pages_file_size)
@@ -217,12 +221,31 @@ Result<TreeImages> LoadTreeImages(const images::ImageDir& dir) {
     }
     TRY(files::CheckFiles(dir, tree.files), "files image");
   }
+  std::map<uint32_t, uint64_t> pages_size;  // pages_id -> bytes
   for (TaskImages& t : tree.tasks) {
     if (t.zombie()) continue;
     TRY(LoadTask(dir, tree, t), "pid " + std::to_string(t.pid()));
     tree.nr_threads += t.core.threads_size();
     for (const auto& f : t.fds) tree.max_fd = std::max(tree.max_fd, int(f.fd()));
+    if (!pages_size.emplace(t.pages_id, 0).second)
+      return Error("pagemap image: pages id " + std::to_string(t.pages_id) + " used twice");
   }
+  for (auto& [id, size] : pages_size) {
+    TRY_ASSIGN(UniqueFd pf, dir.OpenRaw(images::PagesFileName(id)));
+    struct stat st;
+    if (fstat(pf.get(), &st) < 0) return Error::Errno("stat pages image");
+    size = uint64_t(st.st_size);
+  }
+  // Pages shared with an ancestor must lie inside that ancestor's file.
+  for (const TaskImages& t : tree.tasks)
+    for (const auto& p : t.pages) {
+      if (!p.has_src_pages_id()) continue;
+      auto src = pages_size.find(p.src_pages_id());
+      if (src == pages_size.end() || p.src_off() > src->second ||
+          uint64_t(p.nr_pages()) * kPage > src->second - p.src_off())
+        return Error("pagemap image of pid " + std::to_string(t.pid()) +
+                     ": shared pages outside their source file");
+    }
   return tree;
 }
 

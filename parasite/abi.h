@@ -189,9 +189,12 @@ struct RestoreVma {
 };
 static_assert(sizeof(RestoreVma) == 48);
 
-struct RestorePages {  // consecutive in pages_fd
+struct RestorePages {  // read with pread(fd, vaddr, nr_pages * 4096, off)
   uint64_t vaddr;
   uint64_t nr_pages;
+  uint64_t off;
+  int32_t fd;
+  uint32_t pad;
 };
 
 struct RestoreRlimit {
@@ -256,6 +259,8 @@ struct RestoreArgs {
   int32_t log_level;
   uint32_t nr_close_fds;
   int32_t close_fds[kMaxCloseFds];  // ckpt's service fds, closed at the end
+  uint32_t nr_pages_fds;
+  int32_t pages_fds[kMaxCloseFds];  // every pages file read from, closed after filling
 
   KPrctlMmMap mm;
   uint64_t auxv[kMaxAuxv];

@@ -108,13 +108,14 @@ void MapVmas(RestoreArgs* a) {
 void FillPages(RestoreArgs* a) {
   RestorePages* p = At<RestorePages>(a, a->pages_off);
   for (uint32_t i = 0; i < a->nr_pages; i++) {
-    uint64_t addr = p[i].vaddr, left = p[i].nr_pages * kPageSize;
+    uint64_t addr = p[i].vaddr, left = p[i].nr_pages * kPageSize, off = p[i].off;
     while (left > 0) {
-      long r = sys(__NR_read, a->pages_fd, addr, left);
+      long r = sys(__NR_pread64, p[i].fd, addr, left, off);
       if (r == -4) continue;
       Check(r, "read pages", addr);
       if (r == 0) Fail("pages image is truncated", -5, addr);
       addr += r;
+      off += r;
       left -= r;
     }
   }
@@ -266,7 +267,7 @@ extern "C" void blob_main(RestoreArgs* a) {
   // 3. The dumped address space.
   MapVmas(a);
   FillPages(a);
-  sys(__NR_close, a->pages_fd);
+  for (uint32_t i = 0; i < a->nr_pages_fds; i++) sys(__NR_close, a->pages_fds[i]);
   FinishVmas(a);
   for (int i = 0; i < 3; i++) {
     if (!sm[i]->len) continue;
