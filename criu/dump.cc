@@ -326,14 +326,6 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   LOG_INFO("Seizing the tree of " + Who(root));
   // Destroying `tree` on any error resumes every task as it was.
   TRY_ASSIGN(std::vector<TreeTask> tree, SeizeTree(root));
-  for (const TreeTask& t : tree)
-    if (t.pid != root && !o.shell_job && t.sid != tree[0].sid && t.sid != t.pid) {
-      bool inside = false;
-      for (const TreeTask& u : tree) inside |= u.pid == t.sid;
-      if (!inside)
-        return Error(Who(t.pid) + ": its session " + std::to_string(t.sid) +
-                     " is outside the dumped tree");
-    }
 
   TRY_ASSIGN(files::FdDumper fds, files::FdDumper::Create(*dir));
   ShmemDumper shmem;

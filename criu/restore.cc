@@ -239,6 +239,7 @@ Status WritePidfile(const Options& o, pid_t pid) {
 Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Open(o.images_dir));
   TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir), "reading images from " + o.images_dir);
+  TRY(PlanHelpers(tree));
   pid_t root = tree.tasks[0].pid();
   if (!kf.clone3_set_tid) return Error("this kernel cannot create a process with a chosen pid");
   if (tree.inventory.shell_job() && !o.shell_job)

@@ -5,13 +5,16 @@
 #include <linux/sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <map>
 
 #include "base/io.h"
 #include "base/log.h"
@@ -113,6 +116,8 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   } else if (!outer_pgid && t.pstree.pgid() == uint32_t(pid)) {
     if (setpgid(0, 0) < 0) return Error::Errno("setpgid");
   }
+  // A subreaper in the image adopts the members its helper children leave.
+  if (!t.zombie() && t.core.child_subreaper()) prctl(PR_SET_CHILD_SUBREAPER, 1);
   if (idx == 0) TRY(OpenTreeFiles(tree, dir, o, fds));
   Bump(&sync->created, n);
 
@@ -136,10 +141,91 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   TRY(Barrier(&sync->grouped, n, sync, "process groups"));
 
   if (t.zombie()) ExitLike(t.pstree.exit_status());
+  for (int c : t.children)
+    if (tree.tasks[c].helper) {
+      int st;
+      while (waitpid(tree.tasks[c].pid(), &st, __WALL) < 0 && errno == EINTR) {
+      }
+    }
   return EnterRestorer(t, dir, o, fds);
 }
 
+int AddHelper(TreeImages& tree, pid_t pid, uint32_t sid, int parent) {
+  TaskImages h;
+  h.helper = true;
+  h.pstree.set_pid(uint32_t(pid));
+  h.pstree.set_ppid(uint32_t(tree.tasks[parent].pid()));
+  h.pstree.set_pgid(uint32_t(pid));
+  h.pstree.set_sid(sid);
+  h.pstree.add_threads(uint32_t(pid));
+  h.pstree.set_zombie(true);  // exits after the group phase, like a zombie
+  h.pstree.set_exit_status(0);
+  tree.tasks.push_back(std::move(h));
+  int idx = int(tree.tasks.size()) - 1;
+  tree.tasks[parent].children.push_back(idx);
+  return idx;
+}
+
 }  // namespace
+
+Status PlanHelpers(TreeImages& tree) {
+  std::map<pid_t, int> index;
+  for (size_t i = 0; i < tree.tasks.size(); i++) index[tree.tasks[i].pid()] = int(i);
+  const uint32_t root_sid = tree.tasks[0].pstree.sid();
+  const uint32_t root_pgid = tree.tasks[0].pstree.pgid();
+  size_t n = tree.tasks.size();
+  // Sessions whose leader is gone: a helper with the leader's pid calls
+  // setsid() and forks the topmost members; when it exits they are
+  // reparented to their real parent, which must be a subreaper.
+  std::map<uint32_t, int> session_helper;
+  for (size_t i = 1; i < n; i++) {
+    const TaskImages& t = tree.tasks[i];
+    uint32_t s = t.pstree.sid();
+    if (s == root_sid || (index.count(pid_t(s)) && !session_helper.count(s))) continue;
+    int parent = index.at(pid_t(t.pstree.ppid()));
+    if (tree.tasks[parent].pstree.sid() == s) continue;  // inherits it
+    auto it = session_helper.find(s);
+    if (it == session_helper.end()) {
+      const TaskImages& p = tree.tasks[parent];
+      if (p.zombie() || !p.core.child_subreaper())
+        return Error("pid " + std::to_string(t.pid()) + " is in session " + std::to_string(s) +
+                     " whose leader has exited, and its parent " + std::to_string(p.pid()) +
+                     " is not a child subreaper: this layout cannot be recreated");
+      it = session_helper.emplace(s, AddHelper(tree, pid_t(s), s, parent)).first;
+      index[pid_t(s)] = it->second;
+    } else if (tree.tasks[it->second].pstree.ppid() != t.pstree.ppid()) {
+      return Error("session " + std::to_string(s) +
+                   " (leader exited) has members under different parents: not supported");
+    }
+    auto& kids = tree.tasks[parent].children;
+    kids.erase(std::remove(kids.begin(), kids.end(), int(i)), kids.end());
+    tree.tasks[it->second].children.push_back(int(i));
+  }
+  // Groups whose leader is gone: a helper with the leader's pid, forked by
+  // a task of the same session, makes the group for the others to join.
+  for (size_t i = 1; i < n; i++) {
+    const TaskImages& t = tree.tasks[i];
+    uint32_t g = t.pstree.pgid();
+    if (g == root_pgid || index.count(pid_t(g))) continue;
+    int parent = -1;
+    auto leader = index.find(pid_t(t.pstree.sid()));
+    if (leader != index.end() && !tree.tasks[leader->second].zombie()) parent = leader->second;
+    for (size_t j = 0; parent < 0 && j < n; j++)
+      if (!tree.tasks[j].zombie() && tree.tasks[j].pstree.sid() == t.pstree.sid()) parent = int(j);
+    if (parent < 0)
+      return Error("process group " + std::to_string(g) + " (leader exited) has no live task " +
+                   "in its session to recreate it");
+    uint32_t sid = t.pstree.sid();
+    index[pid_t(g)] = AddHelper(tree, pid_t(g), sid, parent);
+  }
+  for (size_t i = n; i < tree.tasks.size(); i++) {
+    std::string kids;
+    for (int c : tree.tasks[i].children) kids += " " + std::to_string(tree.tasks[c].pid());
+    LOG_DBG("helper task " + std::to_string(tree.tasks[i].pid()) + " under " +
+            std::to_string(tree.tasks[i].pstree.ppid()) + ", forks:" + kids);
+  }
+  return Ok();
+}
 
 Result<TreeSync*> CreateTreeSync() {
   void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

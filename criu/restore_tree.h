@@ -22,6 +22,11 @@ struct TreeSync {
   uint32_t failed;   // set by any task that fails: the others give up
 };
 
+// Adds helper tasks for sessions and process groups whose leader had exited
+// (their members must be born into them), or says why the layout cannot be
+// restored. Call once after loading, before checking pids.
+Status PlanHelpers(TreeImages& tree);
+
 // Maps a fresh TreeSync shared with every future child.
 Result<TreeSync*> CreateTreeSync();
 

@@ -29,6 +29,10 @@ struct TaskImages {
   pb::FsEntry fs;
   std::vector<compel::Regs> regs;  // per thread, as core.threads
   std::vector<int> children;       // indexes into TreeImages::tasks
+  // Not in the dump: a stand-in for a session or group leader that had
+  // exited, so its members can be born into its session or group. It exits
+  // once they are in place and its parent reaps it.
+  bool helper = false;
   pid_t pid() const { return pid_t(pstree.pid()); }
   bool zombie() const { return pstree.zombie(); }
 };
