@@ -8,6 +8,8 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <set>
+#include <sstream>
 #include <vector>
 
 #include "base/io.h"
@@ -48,10 +50,36 @@ struct PageInfo {
   uint64_t pfn;  // 0 if unknown (swapped, or PFNs hidden)
 };
 
+// One segment of /proc/sysvipc/shm: "key shmid perms size cpid lpid
+// nattch uid gid cuid cgid ...".
+Result<pb::SysvShmEntry> ReadSysvShm(int id) {
+  TRY_ASSIGN(std::string text, io::ReadFile("/proc/sysvipc/shm"));
+  std::istringstream in(text);
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    long long key, shmid, perms, size, cpid, lpid, nattch, uid, gid;
+    if (sscanf(line.c_str(), "%lld %lld %llo %lld %lld %lld %lld %lld %lld", &key, &shmid, &perms,
+               &size, &cpid, &lpid, &nattch, &uid, &gid) != 9)
+      continue;
+    if (shmid != id) continue;
+    pb::SysvShmEntry e;
+    e.set_id(int32_t(shmid));
+    e.set_key(int32_t(key));
+    e.set_size(uint64_t(size));
+    e.set_mode(uint32_t(perms));
+    e.set_uid(uint32_t(uid));
+    e.set_gid(uint32_t(gid));
+    return e;
+  }
+  return Error("SysV shm id " + std::to_string(id) + " is not in /proc/sysvipc/shm");
+}
+
 }  // namespace
 
 Status CollectVmas(pid_t pid, const std::vector<proc::MapEntry>& maps, pb::MmEntry* mm) {
   std::string who = "pid " + std::to_string(pid);
+  std::set<uint64_t> sysv_attached;  // SysV ids whose first page is mapped
   for (const proc::MapEntry& m : maps) {
     if (m.start == kVsyscall) continue;  // the same fixed page in every process
     pb::VmaEntry* v = mm->add_vmas();
@@ -83,8 +111,20 @@ Status CollectVmas(pid_t pid, const std::vector<proc::MapEntry>& maps, pb::MmEnt
       TRY_ASSIGN(std::string path, io::ReadLink(link), where);
       struct stat st;
       if (stat(link.c_str(), &st) < 0) return Error::Errno(where + ": stat");
-      if (m.shared && m.dev_major == 0 && path.rfind("/SYSV", 0) == 0)
-        return Error(where + ": SysV shared memory is not supported yet");
+      if (m.shared && m.dev_major == 0 && path.rfind("/SYSV", 0) == 0) {
+        // The inode of an attached SysV segment is its shm id.
+        TRY_ASSIGN(pb::SysvShmEntry seg, ReadSysvShm(int(m.inode)), where);
+        if (m.pgoff == 0 && m.end - m.start > ((seg.size() + 4095) & ~uint64_t(4095)))
+          return Error(where + ": SysV segment larger than its mapping");
+        if (m.pgoff == 0) sysv_attached.insert(m.inode);
+        if (m.pgoff != 0 && !sysv_attached.count(m.inode))
+          return Error(where + ": partly detached SysV segments are not supported");
+        v->set_kind(pb::VMA_SYSV_SHM);
+        v->set_pgoff(m.pgoff);
+        v->set_path(path);
+        *v->mutable_sysv() = seg;
+        continue;
+      }
       if (m.shared && (path.size() > 10 && path.compare(path.size() - 10, 10, " (deleted)") == 0)) {
         // Shared anonymous memory, memfd or a deleted file mapped shared:
         // its contents go to shmem-<inode>.img, once for all its users.

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -261,6 +262,16 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   fds.base = tree.max_fd + 1;
   fds.entries = &tree.files;
   TRY_ASSIGN(fds.shmem, RestoreShmem(*dir, mms));
+  // Segments recreated for a restore that fails must not stay behind.
+  struct SysvCleanup {
+    std::vector<int> ids;
+    bool armed = true;
+    ~SysvCleanup() {
+      if (armed)
+        for (int id : ids) shmctl(id, IPC_RMID, nullptr);
+    }
+  } sysv_cleanup;
+  TRY_ASSIGN(std::vector<int> doomed_sysv, RestoreSysvShm(*dir, mms, &sysv_cleanup.ids));
   int errp[2];
   if (pipe2(errp, O_CLOEXEC) < 0) return Error::Errno("pipe");
   UniqueFd err_r(errp[0]);
@@ -299,6 +310,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
 
   TRY(tracer.Run());
   TRY(tracer.Release());
+  sysv_cleanup.armed = false;
+  for (int id : doomed_sysv) shmctl(id, IPC_RMID, nullptr);  // removed, as at dump
   munmap(sync, 4096);
   prctl(PR_SET_CHILD_SUBREAPER, 0);
   LOG_INFO("Restored the tree of " + Who(root));

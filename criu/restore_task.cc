@@ -250,6 +250,10 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
       case pb::VMA_FILE_PRIVATE:
       case pb::VMA_FILE_SHARED:
       case pb::VMA_ANON_SHARED: r.kind = abi::kVmaFile; break;
+      case pb::VMA_SYSV_SHM:
+        r.kind = abi::kVmaSysv;
+        r.sysv_id = v.sysv().id();
+        break;
       case pb::VMA_VDSO: r.kind = abi::kVmaVdso; break;
       case pb::VMA_VVAR: r.kind = abi::kVmaVvar; break;
       default: r.kind = abi::kVmaVvarVclock; break;

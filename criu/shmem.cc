@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,24 +48,32 @@ Status SparseCopy(int in, int out, uint64_t size, const std::string& what) {
 
 std::string ShmemFileName(uint64_t shmid) { return "shmem-" + std::to_string(shmid) + ".img"; }
 
+std::string SysvShmFileName(int id) { return "sysvshm-" + std::to_string(id) + ".img"; }
+
 Status ShmemDumper::Add(pid_t pid, const pb::MmEntry& mm) {
-  for (const pb::VmaEntry& v : mm.vmas())
+  for (const pb::VmaEntry& v : mm.vmas()) {
     if (v.kind() == pb::VMA_ANON_SHARED && !objects_.count(v.shmid()))
-      objects_[v.shmid()] = {pid, v.start(), v.end()};
+      objects_[v.shmid()] = {pid, v.start(), v.end(), ShmemFileName(v.shmid())};
+    if (v.kind() == pb::VMA_SYSV_SHM && v.pgoff() == 0 && !sysv_.count(v.sysv().id()))
+      sysv_[v.sysv().id()] = {pid, v.start(), v.end(), SysvShmFileName(v.sysv().id())};
+  }
   return Ok();
 }
 
 Status ShmemDumper::Write(images::ImageDir& dir) {
-  for (const auto& [id, o] : objects_) {
+  std::vector<Object> all;
+  for (const auto& kv : objects_) all.push_back(kv.second);
+  for (const auto& kv : sysv_) all.push_back(kv.second);
+  for (const Object& o : all) {
     char link[128];
     snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, o.pid, o.start, o.end);
     UniqueFd in(open(link, O_RDONLY | O_CLOEXEC));
     if (!in) return Error::Errno(std::string("open shared memory ") + link);
     struct stat st;
     if (fstat(in.get(), &st) < 0) return Error::Errno("stat shared memory");
-    TRY_ASSIGN(UniqueFd out, dir.CreateRaw(ShmemFileName(id)));
-    TRY(SparseCopy(in.get(), out.get(), uint64_t(st.st_size), ShmemFileName(id)));
-    LOG_DBG("shared memory " + std::to_string(id) + ": " + std::to_string(st.st_size) + " bytes");
+    TRY_ASSIGN(UniqueFd out, dir.CreateRaw(o.file));
+    TRY(SparseCopy(in.get(), out.get(), uint64_t(st.st_size), o.file));
+    LOG_DBG("shared memory " + o.file + ": " + std::to_string(st.st_size) + " bytes");
   }
   return Ok();
 }
@@ -126,6 +135,55 @@ Result<std::map<uint64_t, int>> RestoreShmem(const images::ImageDir& dir,
     out[id] = obj.release();
   }
   return out;
+}
+
+Result<std::vector<int>> RestoreSysvShm(const images::ImageDir& dir,
+                                        const std::vector<const pb::MmEntry*>& mms,
+                                        std::vector<int>* created) {
+  constexpr uint32_t kShmDest = 01000;  // marked for removal (IPC_RMID)
+  std::map<int, pb::SysvShmEntry> segs;
+  for (const pb::MmEntry* mm : mms)
+    for (const pb::VmaEntry& v : mm->vmas())
+      if (v.kind() == pb::VMA_SYSV_SHM) segs[v.sysv().id()] = v.sysv();
+  std::vector<int> doomed;
+  for (const auto& [id, e] : segs) {
+    struct shmid_ds ds;
+    std::string v = std::to_string(id);
+    key_t key = (e.mode() & kShmDest) ? IPC_PRIVATE : key_t(e.key());
+    if (shmctl(id, IPC_STAT, &ds) == 0) {
+      // A keyed segment outlives its processes: after dump and kill on
+      // this machine it is still there. The same segment is reused (and
+      // given its dumped contents); anything else holding the id is not.
+      if (key == IPC_PRIVATE || ds.shm_perm.__key != key || ds.shm_segsz != e.size() ||
+          (ds.shm_perm.mode & kShmDest))
+        return Error("SysV shm id " + v + " is in use by another segment: cannot restore it");
+    } else {
+      UniqueFd next(open("/proc/sys/kernel/shm_next_id", O_WRONLY | O_CLOEXEC));
+      if (!next || write(next.get(), v.data(), v.size()) != ssize_t(v.size()))
+        return Error::Errno("setting kernel.shm_next_id to " + v);
+      int got = shmget(key, size_t(e.size()), IPC_CREAT | IPC_EXCL | int(e.mode() & 0777));
+      if (got < 0) return Error::Errno("shmget for SysV shm id " + v);
+      if (got != id) {
+        shmctl(got, IPC_RMID, nullptr);
+        return Error("SysV shm id " + v + " came back as " + std::to_string(got));
+      }
+      created->push_back(id);
+    }
+    void* p = shmat(id, nullptr, 0);
+    if (p == reinterpret_cast<void*>(-1)) return Error::Errno("shmat " + v);
+    TRY_ASSIGN(UniqueFd in, dir.OpenRaw(SysvShmFileName(id)));
+    auto n = io::ReadUpTo(in.get(), p, size_t(e.size()));
+    shmdt(p);
+    if (!n.ok()) return std::move(n.error());
+    if (shmctl(id, IPC_STAT, &ds) == 0) {
+      ds.shm_perm.uid = e.uid();
+      ds.shm_perm.gid = e.gid();
+      ds.shm_perm.mode = e.mode() & 0777;
+      if (shmctl(id, IPC_SET, &ds) < 0) return Error::Errno("IPC_SET for SysV shm id " + v);
+    }
+    if (e.mode() & kShmDest) doomed.push_back(id);
+  }
+  return doomed;
 }
 
 }  // namespace ckpt

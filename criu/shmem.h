@@ -10,6 +10,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -29,9 +30,23 @@ class ShmemDumper {
   struct Object {
     pid_t pid;
     uint64_t start, end;  // one mapping of it, for /proc/PID/map_files
+    std::string file;     // image it goes to
   };
   std::map<uint64_t, Object> objects_;
+  std::map<int, Object> sysv_;  // SysV segments by id
 };
+
+std::string SysvShmFileName(int id);
+
+// Recreates every SysV segment the tree had attached, with its id, key,
+// mode, owner and contents (ids are chosen with kernel.shm_next_id).
+// A keyed segment still present (same id, key, size) is reused. `created`
+// gets the ids this call made (to remove if the restore fails). Returns the
+// ids of segments that were marked for removal: remove them again once the
+// tree has attached them.
+Result<std::vector<int>> RestoreSysvShm(const images::ImageDir& dir,
+                                        const std::vector<const pb::MmEntry*>& mms,
+                                        std::vector<int>* created);
 
 std::string ShmemFileName(uint64_t shmid);
 

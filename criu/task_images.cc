@@ -66,6 +66,11 @@ Status CheckMm(const pb::MmEntry& mm) {
       case pb::VMA_ANON_SHARED:
         if (!v.has_shmid() || v.pgoff() % kPage) return Error(w + ": bad shared memory");
         break;
+      case pb::VMA_SYSV_SHM:
+        if (!v.has_sysv() || v.sysv().id() < 0 || v.pgoff() % kPage ||
+            v.sysv().size() > (1ull << 40))
+          return Error(w + ": bad SysV segment");
+        break;
       default:
         return Error(w + ": unsupported kind");
     }

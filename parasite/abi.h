@@ -177,6 +177,7 @@ enum RestoreVmaKind : uint32_t {
   kVmaVdso = 3,
   kVmaVvar = 4,
   kVmaVvarVclock = 5,
+  kVmaSysv = 6,  // shmat(sysv_id) at start when pgoff == 0; later parts are covered
 };
 
 struct RestoreVma {
@@ -185,7 +186,7 @@ struct RestoreVma {
   int32_t fd;            // for kVmaFile, -1 otherwise
   uint32_t kind;
   uint32_t madv;  // bits: 1 DONTFORK, 2 DONTDUMP, 4 HUGEPAGE, 8 NOHUGEPAGE
-  uint32_t pad;
+  int32_t sysv_id;
 };
 static_assert(sizeof(RestoreVma) == 48);
 

@@ -92,6 +92,15 @@ bool NeedsFill(RestoreArgs* a, const RestoreVma& v) {
 void MapVmas(RestoreArgs* a) {
   RestoreVma* v = At<RestoreVma>(a, a->vmas_off);
   for (uint32_t i = 0; i < a->nr_vmas; i++) {
+    if (v[i].kind == kVmaSysv) {
+      if (v[i].pgoff != 0) continue;  // the attach of its first part covers it
+      long flags = (v[i].prot & PROT_WRITE ? 0 : 010000 /* SHM_RDONLY */) |
+                   (v[i].prot & PROT_EXEC ? 0100000 /* SHM_EXEC */ : 0);
+      long r = sys(__NR_shmat, v[i].sysv_id, v[i].start, flags);
+      Check(r, "shmat", v[i].start);
+      if ((uint64_t)r != v[i].start) Fail("shmat landed elsewhere", -1, r);
+      continue;
+    }
     if (v[i].kind != kVmaAnon && v[i].kind != kVmaFile) continue;
     uint32_t prot = v[i].prot;
     if (NeedsFill(a, v[i])) prot |= PROT_READ | PROT_WRITE;
@@ -124,6 +133,11 @@ void FillPages(RestoreArgs* a) {
 void FinishVmas(RestoreArgs* a) {
   RestoreVma* v = At<RestoreVma>(a, a->vmas_off);
   for (uint32_t i = 0; i < a->nr_vmas; i++) {
+    if (v[i].kind == kVmaSysv) {  // parts may have been mprotect'ed apart
+      Check(sys(__NR_mprotect, v[i].start, v[i].end - v[i].start, v[i].prot), "mprotect",
+            v[i].start);
+      continue;
+    }
     if (v[i].kind != kVmaAnon && v[i].kind != kVmaFile) continue;
     if (NeedsFill(a, v[i]))
       Check(sys(__NR_mprotect, v[i].start, v[i].end - v[i].start, v[i].prot), "mprotect",
