@@ -288,8 +288,12 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
   {
     LOG_INFO("Infecting " + Who(pid) + " (" + std::to_string(proc.threads().size()) +
              " threads)");
+    // SIGPIPE already queued for the leader (or the process)?
+    bool sigpipe = false;
+    for (const std::vector<std::string>* q : {&info.pending.at(pid), &info.shared_pending})
+      for (const std::string& si : *q) sigpipe |= reinterpret_cast<const siginfo_t*>(si.data())->si_signo == SIGPIPE;
     TRY_ASSIGN(std::unique_ptr<compel::Infection> inf,
-               compel::Infection::Start(proc, blobs::Parasite()));
+               compel::Infection::Start(proc, blobs::Parasite(), sigpipe));
     TRY(Call(*inf, abi::kCmdDumpMisc, "misc"));
     TRY(Call(*inf, abi::kCmdDumpSigacts, "sigactions"));
     for (size_t i = 0; i < info.timers.size(); i++) inf->args()->timer_ids[i] = info.timers[i].id();

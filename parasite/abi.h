@@ -148,6 +148,11 @@ struct ParasiteArgs {
   uint32_t sock_name_len;
   int32_t log_level;
   uint64_t abort_frame;  // victim address of SigframeArea::frame.uc (rsp for rt_sigreturn)
+  // SIGPIPE was already pending in the victim before infection: a SIGPIPE
+  // the parasite's own vmsplice raises (ckpt closed the pipe) must not be
+  // swallowed then. Otherwise the parasite removes the one it caused.
+  int32_t sigpipe_pending;
+  int32_t pad0;
   // Command data.
   PIovec iovs[kMaxParasiteIovs];
   KSigaction sigacts[kNumSignals];  // [sig - 1]

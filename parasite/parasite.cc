@@ -70,6 +70,13 @@ long DumpPages(ParasiteArgs* a, uint32_t nr, int pipe_fd) {
     long r = sys(__NR_vmsplice, pipe_fd, iov, n, 0);
     if (r < 0) {
       if (r == -4) continue;  // EINTR
+      if (r == -32 && !a->sigpipe_pending) {
+        // ckpt closed the pipe. The SIGPIPE this raised is pending (all
+        // signals are blocked): take it back, it would kill the victim.
+        uint64_t pipe_set = 1ull << (13 - 1);
+        KTimespec zero = {0, 0};
+        sys(__NR_rt_sigtimedwait, &pipe_set, 0, &zero, 8);
+      }
       return r;
     }
     // Skip what was taken; a partial iovec is adjusted in place.

@@ -149,8 +149,10 @@ Result<long> Infection::Syscall(long nr, long a1, long a2, long a3, long a4, lon
                        data);
 }
 
-Result<std::unique_ptr<Infection>> Infection::Start(SeizedProcess& proc, const blobs::Blob& blob) {
+Result<std::unique_ptr<Infection>> Infection::Start(SeizedProcess& proc, const blobs::Blob& blob,
+                                                    bool sigpipe_pending) {
   std::unique_ptr<Infection> inf(new Infection(proc));
+  inf->sigpipe_pending_ = sigpipe_pending;
   TRY(inf->Setup(blob), T(proc.pid()) + ": infecting");
   return inf;
 }
@@ -216,6 +218,7 @@ Status Infection::Setup(const blobs::Blob& blob) {
   memcpy(args_->sock_name, sname, n);
   args_->sock_name_len = n;
   args_->log_level = log::GetLevel();
+  args_->sigpipe_pending = sigpipe_pending_;
 
   uint64_t abort_area = remote_ + args_off_ + offsetof(abi::ParasiteArgs, abort);
   abi::KStack no_stack = {0, 2 /* SS_DISABLE */, 0, 0};

@@ -53,7 +53,9 @@ Result<uint64_t> FindExecAddr(pid_t pid, uint64_t avoid_start = 0, uint64_t avoi
 
 class Infection {
  public:
-  static Result<std::unique_ptr<Infection>> Start(SeizedProcess& proc, const blobs::Blob& blob);
+  // `sigpipe_pending`: SIGPIPE was already queued for the leader (see abi.h).
+  static Result<std::unique_ptr<Infection>> Start(SeizedProcess& proc, const blobs::Blob& blob,
+                                                  bool sigpipe_pending = false);
   ~Infection();
 
   // The shared argument area (ckpt's view of it), and its victim address.
@@ -99,6 +101,7 @@ class Infection {
   UniqueFd listen_;
   UniqueFd sock_;
   bool running_ = false;  // the thread is executing the parasite
+  bool sigpipe_pending_ = false;
   bool cured_ = false;
 };
 

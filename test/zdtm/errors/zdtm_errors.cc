@@ -276,6 +276,35 @@ int main(int argc, char** argv) {
     finish_helper(h);
   });
 
+  // ckpt SIGKILLed at various points of a dump (seizing, infecting, pages,
+  // writing images): the victim must go on exactly as before. With
+  // --leave-running a dump that completes before the kill is fine too.
+  for (int delay_ms : {30, 120, 300}) {
+    check("dump-ckpt-killed-" + std::to_string(delay_ms) + "ms", [&](const std::string& dir) {
+      Helper h = start_helper("bigmem", dir + "/run");
+      std::string img = dir + "/img";
+      fs::create_directories(img);
+      pid_t c = fork();
+      if (c < 0) throw Fail("fork failed");
+      if (c == 0) {
+        std::string pid = std::to_string(h.pid);
+        execl(g_ckpt.c_str(), g_ckpt.c_str(), "dump", "-t", pid.c_str(), "-D", img.c_str(), "-R",
+              "-o", "dump.log", "-v4", (char*)nullptr);
+        _exit(127);
+      }
+      usleep(delay_ms * 1000);
+      kill(c, SIGKILL);
+      int st;
+      waitpid(c, &st, 0);
+      usleep(200000);
+      expect_alive(h, "after ckpt was killed mid-dump");
+      std::string status = read_text("/proc/" + std::to_string(h.pid) + "/status");
+      if (status.find("TracerPid:\t0\n") == std::string::npos)
+        throw Fail("the victim is still traced after ckpt died");
+      finish_helper(h);
+    });
+  }
+
   const GoodImage good = make_good_image();
   check("restore-empty-dir", [&](const std::string& dir) {
     fs::create_directories(dir + "/empty");
