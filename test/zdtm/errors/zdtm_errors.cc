@@ -12,6 +12,7 @@
 // The image-damage checks rely on the image layout of images/image_types.h:
 // core-PID.img / mm-PID.img, two u32 magics, then (u32 length, message).
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -304,6 +305,24 @@ int main(int argc, char** argv) {
       finish_helper(h);
     });
   }
+
+  // A full disk: images on a 4 MiB tmpfs cannot hold 300 MiB of memory.
+  check("dump-disk-full", [&](const std::string& dir) {
+    Helper h = start_helper("bigmem", dir + "/run");
+    std::string img = dir + "/small";
+    fs::create_directories(img);
+    if (mount("ckpt-full", img.c_str(), "tmpfs", 0, "size=4m,mode=0700") != 0)
+      throw Fail(std::string("setup: mount tmpfs: ") + strerror(errno));
+    Ckpt r = ckpt(dir, "dump", {"dump", "-t", std::to_string(h.pid), "-D", img});
+    bool inventory = fs::exists(img + "/inventory.img");
+    umount2(img.c_str(), MNT_DETACH);
+    expect_refused(r, "dump onto a full disk");
+    if (r.output.find("No space left") == std::string::npos)
+      throw Fail("the error does not say the disk is full\n" + indent(r.output));
+    if (inventory) throw Fail("a failed dump left an inventory behind");
+    expect_alive(h, "after the failed dump");
+    finish_helper(h);
+  });
 
   const GoodImage good = make_good_image();
   check("restore-empty-dir", [&](const std::string& dir) {
