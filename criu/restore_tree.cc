@@ -90,7 +90,8 @@ Status OpenTreeFiles(const TreeImages& tree, const images::ImageDir& dir, const 
                      TreeFds& fds) {
   // Every file once, dependencies first, above the fd numbers being restored.
   TRY_ASSIGN(fds.files,
-             files::OpenFiles(dir, tree.files, files::RestoreOpts{o.shell_job}, fds.base));
+             files::OpenFiles(dir, tree.files,
+                              files::RestoreOpts{o.shell_job, nullptr, &fds.shmem}, fds.base));
   return Ok();
 }
 

@@ -103,7 +103,8 @@ Result<UniqueFd> NewObject(const std::string& path, uint64_t id, uint64_t size) 
   }
   std::string mname = name.rfind("/memfd:", 0) == 0 ? name.substr(7)
                                                     : "ckpt-shmem-" + std::to_string(id);
-  UniqueFd fd(memfd_create(mname.c_str(), MFD_CLOEXEC));
+  // Sealable: a memfd that is also open may have seals to put back.
+  UniqueFd fd(memfd_create(mname.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd) return Error::Errno("memfd_create");
   if (ftruncate(fd.get(), off_t(size)) < 0) return Error::Errno("truncate shared memory");
   return fd;

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,9 @@ struct RestoreOpts {
   // Objects several entries share (both ends of a pipe). Set by OpenFiles;
   // kinds that share objects refuse to open without it.
   RestoreContext* ctx = nullptr;
+  // Shared memory objects the mappings of the tree use (shmid -> fd), made
+  // before any task: a memfd both open and mapped must be that object.
+  const std::map<uint64_t, int>* shmem = nullptr;
 };
 
 struct FileHandler {

@@ -37,11 +37,6 @@ Status Check(const FdContext& c, const std::vector<FdContext>&) {
   if (statfs(p.c_str(), &sf) < 0) return Error::Errno(Where(c) + ": statfs");
   if (sf.f_type == HUGETLBFS_MAGIC) return Error(Where(c) + ": hugetlb memfd is not supported");
   if (sf.f_type != TMPFS_MAGIC) return Error(Where(c) + ": " + c.link + " is not a memfd");
-  TRY_ASSIGN(bool mapped, MappedShared(c.pid, c.st), Where(c));
-  if (mapped)
-    return Error(Where(c) + ": memfd " + c.link +
-                 " that is also mapped shared is not supported (the fd and the mapping would "
-                 "come back as two files)");
   return Ok();
 }
 
@@ -58,6 +53,8 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
   int seals = fcntl(fd.get(), F_GET_SEALS);
   if (seals < 0) return Error::Errno("F_GET_SEALS");
   d->set_seals(uint32_t(seals));
+  TRY_ASSIGN(bool mapped, MappedShared(c.pid, c.st), Where(c));
+  if (mapped) d->set_shmid(c.st.st_ino);  // the mapping's object: restored with it
   DumpContext::Object o = ctx.Share(
       "memfd:" + std::to_string(c.st.st_dev) + ":" + std::to_string(c.st.st_ino), e->id());
   if (o.first) {
@@ -92,6 +89,20 @@ Result<int> Open(const pb::FileEntry& e, const RestoreOpts& o) {
   const pb::MemfdEntry& d = e.memfd();
   std::string key = "memfd:" + std::to_string(d.object_id());
   int base = o.ctx->Find(key);
+  if (base < 0 && d.has_shmid()) {
+    // Mapped shared too: the mapping's object already holds the contents.
+    auto it = o.shmem ? o.shmem->find(d.shmid()) : decltype(o.shmem->end()){};
+    if (!o.shmem || it == o.shmem->end())
+      return Error("memfd " + d.name() + ": its shared memory object is missing");
+    int fd = fcntl(it->second, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) return Error::Errno("dup memfd " + d.name());
+    if (fchmod(fd, d.mode()) < 0 ||
+        (d.seals() && fcntl(fd, F_ADD_SEALS, d.seals()) < 0)) {
+      close(fd);
+      return Error::Errno("mode or seals of memfd " + d.name());
+    }
+    TRY_ASSIGN(base, o.ctx->Keep(key, fd));
+  }
   if (base < 0) {
     TRY_ASSIGN(int fd, Create(d, o));
     TRY_ASSIGN(base, o.ctx->Keep(key, fd));
