@@ -292,6 +292,8 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
     bool sigpipe = false;
     for (const std::vector<std::string>* q : {&info.pending.at(pid), &info.shared_pending})
       for (const std::string& si : *q) sigpipe |= reinterpret_cast<const siginfo_t*>(si.data())->si_signo == SIGPIPE;
+    // Declared before the infection: destroyed after it (see PagePipe).
+    TRY_ASSIGN(PagePipe pipe, PagePipe::Create());
     TRY_ASSIGN(std::unique_ptr<compel::Infection> inf,
                compel::Infection::Start(proc, blobs::Parasite(), sigpipe));
     TRY(Call(*inf, abi::kCmdDumpMisc, "misc"));
@@ -303,7 +305,7 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
     TRY(FillCore(pid, info, *inf, proc.mem_fd(), proc.threads(), &core));
     LOG_INFO("Dumping pages of " + Who(pid));
     TRY_ASSIGN(stats, DumpPages(pid, proc.mem_fd(), *inf, mm, dir, kf, pages_id, parent_pages,
-                                pages));
+                                pages, pipe));
     TRY(inf->Cure(), "curing " + Who(pid));
   }
   LOG_INFO(Who(pid) + ": " + std::to_string(stats.pages_written) + " pages written, " +

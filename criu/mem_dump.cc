@@ -77,6 +77,17 @@ Result<pb::SysvShmEntry> ReadSysvShm(int id) {
 
 }  // namespace
 
+Result<PagePipe> PagePipe::Create() {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return Error::Errno("pipe");
+  PagePipe pp;
+  pp.r.reset(p[0]);
+  pp.w.reset(p[1]);
+  if (fcntl(pp.w.get(), F_SETPIPE_SZ, kPipeSize) < 0)
+    LOG_DBG("F_SETPIPE_SZ failed; using the default pipe size");
+  return pp;
+}
+
 Status CollectVmas(pid_t pid, const std::vector<proc::MapEntry>& maps, pb::MmEntry* mm) {
   std::string who = "pid " + std::to_string(pid);
   std::set<uint64_t> sysv_attached;  // SysV ids whose first page is mapped
@@ -253,7 +264,7 @@ Status FlushBatch(std::vector<abi::PIovec>& batch, uint64_t bytes, int pipe_r, i
 Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
                                 const pb::MmEntry& mm, images::ImageDir& dir,
                                 const KernelFeatures& kf, uint32_t pages_id,
-                                const PageIndex* parent, PageIndex* index) {
+                                const PageIndex* parent, PageIndex* index, PagePipe& pipe) {
   PageDumpStats st;
   std::string pm_path = "/proc/" + std::to_string(pid) + "/pagemap";
   UniqueFd pagemap(open(pm_path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -295,11 +306,8 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
   TRY(pmw.Close());
 
   TRY_ASSIGN(UniqueFd out, dir.CreateRaw(images::PagesFileName(pages_id)));
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) < 0) return Error::Errno("pipe");
-  UniqueFd pipe_r(p[0]), pipe_w(p[1]);
-  if (fcntl(pipe_w.get(), F_SETPIPE_SZ, kPipeSize) < 0)
-    LOG_DBG("F_SETPIPE_SZ failed; using the default pipe size");
+  const UniqueFd& pipe_r = pipe.r;
+  const UniqueFd& pipe_w = pipe.w;
 
   std::vector<abi::PIovec> batch;
   uint64_t batch_bytes = 0;

@@ -41,11 +41,18 @@ struct PageIndex {
 // Writes pagemap-PID.img and pages-ID.img for every private VMA: only
 // pages that are present (or swapped) and not the shared zero page, and for
 // file mappings only pages that were written (anonymous copies).
+// The pipe pages travel through. It must outlive the infection: closing
+// it while the parasite is in vmsplice would raise SIGPIPE in the victim.
+struct PagePipe {
+  UniqueFd r, w;
+  static Result<PagePipe> Create();
+};
+
 // `parent` (may be null) is the index of the parent's pages; `index`
 // receives this task's, for its children.
 Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
                                 const pb::MmEntry& mm, images::ImageDir& dir,
                                 const KernelFeatures& kf, uint32_t pages_id,
-                                const PageIndex* parent, PageIndex* index);
+                                const PageIndex* parent, PageIndex* index, PagePipe& pipe);
 
 }  // namespace ckpt
