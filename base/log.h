@@ -22,11 +22,13 @@ void Write(Level lvl, const std::string& msg);
 
 #define LOG_ERR(msg) ::ckpt::log::Write(::ckpt::log::kError, (msg))
 #define LOG_WARN(msg) ::ckpt::log::Write(::ckpt::log::kWarn, (msg))
-#define LOG_INFO(msg)                                                              \
-  do {                                                                             \
-    if (::ckpt::log::GetLevel() >= ::ckpt::log::kInfo) ::ckpt::log::Write(::ckpt::log::kInfo, (msg)); \
+#define LOG_INFO(msg)                                  \
+  do {                                                 \
+    if (::ckpt::log::GetLevel() >= ::ckpt::log::kInfo) \
+      ::ckpt::log::Write(::ckpt::log::kInfo, (msg));   \
   } while (0)
-#define LOG_DBG(msg)                                                                 \
-  do {                                                                               \
-    if (::ckpt::log::GetLevel() >= ::ckpt::log::kDebug) ::ckpt::log::Write(::ckpt::log::kDebug, (msg)); \
+#define LOG_DBG(msg)                                    \
+  do {                                                  \
+    if (::ckpt::log::GetLevel() >= ::ckpt::log::kDebug) \
+      ::ckpt::log::Write(::ckpt::log::kDebug, (msg));   \
   } while (0)

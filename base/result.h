@@ -54,8 +54,8 @@ class Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T v) : v_(std::move(v)) {}          // NOLINT(google-explicit-constructor)
-  Result(Error e) : v_(std::move(e)) {}      // NOLINT(google-explicit-constructor)
+  Result(T v) : v_(std::move(v)) {}      // NOLINT(google-explicit-constructor)
+  Result(Error e) : v_(std::move(e)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -95,14 +95,14 @@ inline Status Ok() { return Status(); }
 #define CKPT_CONCAT(a, b) CKPT_CONCAT_INNER(a, b)
 
 // TRY(expr) or TRY(expr, context): return the error of a failed Status/Result.
-#define TRY_1(expr)                           \
-  do {                                        \
-    auto _st = (expr);                        \
+#define TRY_1(expr)                               \
+  do {                                            \
+    auto _st = (expr);                            \
     if (!_st.ok()) return std::move(_st.error()); \
   } while (0)
-#define TRY_2(expr, ctx)                                   \
-  do {                                                     \
-    auto _st = (expr);                                     \
+#define TRY_2(expr, ctx)                                       \
+  do {                                                         \
+    auto _st = (expr);                                         \
     if (!_st.ok()) return std::move(_st.error().Context(ctx)); \
   } while (0)
 #define TRY_PICK(_1, _2, NAME, ...) NAME
@@ -111,11 +111,10 @@ inline Status Ok() { return Status(); }
 // TRY_ASSIGN(decl, expr) or TRY_ASSIGN(decl, expr, context): declare (or
 // assign) `decl` from a Result, or return its error with context prepended.
 #define TRY_ASSIGN_2(decl, expr) TRY_ASSIGN_IMPL(CKPT_CONCAT(_res_, __LINE__), decl, expr, "")
-#define TRY_ASSIGN_3(decl, expr, ctx) \
-  TRY_ASSIGN_IMPL(CKPT_CONCAT(_res_, __LINE__), decl, expr, ctx)
+#define TRY_ASSIGN_3(decl, expr, ctx) TRY_ASSIGN_IMPL(CKPT_CONCAT(_res_, __LINE__), decl, expr, ctx)
 #define TRY_ASSIGN_PICK(_1, _2, _3, NAME, ...) NAME
 #define TRY_ASSIGN(...) TRY_ASSIGN_PICK(__VA_ARGS__, TRY_ASSIGN_3, TRY_ASSIGN_2)(__VA_ARGS__)
-#define TRY_ASSIGN_IMPL(tmp, decl, expr, ctx)                           \
-  auto tmp = (expr);                                                    \
-  if (!tmp.ok()) return std::move(tmp.error().Context(ctx));            \
+#define TRY_ASSIGN_IMPL(tmp, decl, expr, ctx)                \
+  auto tmp = (expr);                                         \
+  if (!tmp.ok()) return std::move(tmp.error().Context(ctx)); \
   decl = std::move(tmp).value()

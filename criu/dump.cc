@@ -20,10 +20,10 @@
 #include "compel/seize.h"
 #include "criu/files/fd_dump.h"
 #include "criu/mem_dump.h"
-#include "criu/shmem.h"
 #include "criu/proc_parse.h"
 #include "criu/pstree.h"
 #include "criu/regs_pb.h"
+#include "criu/shmem.h"
 #include "images/image_dir.h"
 #include "parasite/blobs.h"
 #include "proto/core.pb.h"
@@ -75,7 +75,8 @@ Result<std::vector<pb::PosixTimerEntry>> ReadPosixTimers(pid_t pid) {
       in >> v;
       size_t slash = v.find('/');
       out.back().set_signo(atoi(v.c_str()));
-      out.back().set_value(slash == std::string::npos ? 0 : strtoull(v.c_str() + slash + 1, nullptr, 16));
+      out.back().set_value(
+          slash == std::string::npos ? 0 : strtoull(v.c_str() + slash + 1, nullptr, 16));
     } else if (key == "notify:") {
       std::string v;
       in >> v;  // e.g. signal/pid.42, none/pid.42, signal/tid.43
@@ -176,8 +177,8 @@ Status FillThread(pid_t tid, compel::Infection& inf, int mem_fd, const TaskInfo&
     TRY_ASSIGN(regs, compel::GetRegs(tid));
     TRY_ASSIGN(mask, compel::GetSigmask(tid));
     uint64_t scratch = inf.remote_args() + offsetof(abi::ParasiteArgs, thread_altstack);
-    TRY_ASSIGN(long r, compel::RemoteSyscallRestoring(tid, mem_fd, inf.exec_addr(),
-                                                      SYS_sigaltstack, 0, long(scratch)));
+    TRY_ASSIGN(long r, compel::RemoteSyscallRestoring(tid, mem_fd, inf.exec_addr(), SYS_sigaltstack,
+                                                      0, long(scratch)));
     if (r < 0) return Error::Errno("tid " + std::to_string(tid) + ": sigaltstack", int(-r));
     alt = a->thread_altstack;
     uint64_t tid_scratch = inf.remote_args() + offsetof(abi::ParasiteArgs, thread_tid_addr);
@@ -286,12 +287,12 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
   pb::MmEntry mm;
   PageDumpStats stats;
   {
-    LOG_INFO("Infecting " + Who(pid) + " (" + std::to_string(proc.threads().size()) +
-             " threads)");
+    LOG_INFO("Infecting " + Who(pid) + " (" + std::to_string(proc.threads().size()) + " threads)");
     // SIGPIPE already queued for the leader (or the process)?
     bool sigpipe = false;
     for (const std::vector<std::string>* q : {&info.pending.at(pid), &info.shared_pending})
-      for (const std::string& si : *q) sigpipe |= reinterpret_cast<const siginfo_t*>(si.data())->si_signo == SIGPIPE;
+      for (const std::string& si : *q)
+        sigpipe |= reinterpret_cast<const siginfo_t*>(si.data())->si_signo == SIGPIPE;
     // Declared before the infection: destroyed after it (see PagePipe).
     TRY_ASSIGN(PagePipe pipe, PagePipe::Create());
     TRY_ASSIGN(std::unique_ptr<compel::Infection> inf,
@@ -351,9 +352,9 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     } else {
       for (pid_t tid : t.proc->threads()) ps.add_threads(uint32_t(tid));
       auto parent = page_index.find(t.ppid);
-      Status st = DumpTask(o, kf, *dir, fds, shmem, t, pages_id++,
-                           parent == page_index.end() ? nullptr : &parent->second,
-                           &page_index[t.pid]);
+      Status st =
+          DumpTask(o, kf, *dir, fds, shmem, t, pages_id++,
+                   parent == page_index.end() ? nullptr : &parent->second, &page_index[t.pid]);
       if (!st.ok()) {
         // Name the process once: most messages already start with it.
         if (st.error().message().rfind("pid ", 0) != 0) st.error().Context(Who(t.pid));

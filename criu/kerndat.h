@@ -13,12 +13,12 @@ struct KernelFeatures {
   bool clone3_set_tid = false;  // restore with the original pid
   bool prctl_mm_map = false;    // PR_SET_MM_MAP
   bool memfd = false;
-  bool map_files = false;       // /proc/PID/map_files readable
-  bool pagemap_scan = false;    // PAGEMAP_SCAN ioctl (dirty tracking without soft-dirty)
-  bool userfaultfd = false;     // lazy restore
+  bool map_files = false;     // /proc/PID/map_files readable
+  bool pagemap_scan = false;  // PAGEMAP_SCAN ioctl (dirty tracking without soft-dirty)
+  bool userfaultfd = false;   // lazy restore
   bool soft_dirty = false;
-  bool vvar_vclock = false;     // [vvar_vclock] beside [vdso]
-  std::string kernel;           // uname -r
+  bool vvar_vclock = false;  // [vvar_vclock] beside [vdso]
+  std::string kernel;        // uname -r
 };
 
 KernelFeatures ProbeKernel();

@@ -41,7 +41,7 @@ bool Private(const pb::VmaEntry& v) {
 struct Run {
   uint64_t start;
   uint64_t pages;
-  bool readable;  // vmsplice needs readable memory; others go via /proc/PID/mem
+  bool readable;              // vmsplice needs readable memory; others go via /proc/PID/mem
   uint32_t src_pages_id = 0;  // != 0: the pages are in an ancestor's file
   uint64_t src_off = 0;
 };
@@ -117,8 +117,8 @@ Status CollectVmas(pid_t pid, const std::vector<proc::MapEntry>& maps, pb::MmEnt
     } else if (m.inode != 0) {
       // The file behind the mapping: map_files names it even when the
       // process has no fd for it.
-      std::string link = "/proc/" + std::to_string(pid) + "/map_files/" + Hex(m.start) + "-" +
-                         Hex(m.end);
+      std::string link =
+          "/proc/" + std::to_string(pid) + "/map_files/" + Hex(m.start) + "-" + Hex(m.end);
       TRY_ASSIGN(std::string path, io::ReadLink(link), where);
       struct stat st;
       if (stat(link.c_str(), &st) < 0) return Error::Errno(where + ": stat");
@@ -212,8 +212,7 @@ Status ScanVma(int pagemap_fd, const pb::VmaEntry& v, const KernelFeatures& kf,
       // one source, contiguous in it.
       Run* last = runs.empty() ? nullptr : &runs.back();
       if (last && last->start >= v.start() && last->start + last->pages * kPage == a &&
-          last->src_pages_id == src &&
-          (!src || last->src_off + last->pages * kPage == src_off))
+          last->src_pages_id == src && (!src || last->src_off + last->pages * kPage == src_off))
         last->pages++;
       else
         runs.push_back({a, 1, readable, src, src_off});

@@ -93,9 +93,10 @@ Result<Status> ParseStatus(const std::string& text) {
     auto w = Split(val);
     auto hex = [&](uint64_t& dst) { dst = w.empty() ? 0 : strtoull(w[0].c_str(), nullptr, 16); };
     if (key == "Name") {
-      s.name = val.empty() ? "" : val.substr(val.find_first_not_of(" \t") == std::string::npos
-                                                 ? val.size()
-                                                 : val.find_first_not_of(" \t"));
+      s.name = val.empty() ? ""
+                           : val.substr(val.find_first_not_of(" \t") == std::string::npos
+                                            ? val.size()
+                                            : val.find_first_not_of(" \t"));
     } else if (key == "State") {
       s.state = w.empty() ? '?' : w[0][0];
     } else if (key == "Tgid") {

@@ -45,10 +45,10 @@ struct Stat {
   std::string comm;
   char state = '?';
   pid_t ppid = 0, pgid = 0, sid = 0;
-  uint64_t start_code = 0, end_code = 0, start_stack = 0;                 // 26..28
-  uint64_t start_data = 0, end_data = 0, start_brk = 0;                   // 45..47
-  uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;        // 48..51
-  int exit_code = 0;                                                      // 52
+  uint64_t start_code = 0, end_code = 0, start_stack = 0;           // 26..28
+  uint64_t start_data = 0, end_data = 0, start_brk = 0;             // 45..47
+  uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;  // 48..51
+  int exit_code = 0;                                                // 52
 };
 Result<Stat> ParseStat(const std::string& text);
 

@@ -16,7 +16,7 @@ namespace ckpt {
 struct TreeTask {
   pid_t pid = 0, ppid = 0, pgid = 0, sid = 0;
   bool zombie = false;
-  int exit_status = 0;  // zombies: the wait status their parent will see
+  int exit_status = 0;                          // zombies: the wait status their parent will see
   std::unique_ptr<compel::SeizedProcess> proc;  // live tasks only
 };
 

@@ -111,8 +111,7 @@ Result<abi::SpecialMapping> Special(const TaskImages& t, const std::vector<proc:
 // are about to become the restored task: our own timers do not matter).
 uint64_t CpuTimerTickUs() {
   struct itimerval set = {{0, 0}, {1, 0}}, got = {};
-  if (setitimer(ITIMER_VIRTUAL, &set, nullptr) < 0 || getitimer(ITIMER_VIRTUAL, &got) < 0)
-    return 0;
+  if (setitimer(ITIMER_VIRTUAL, &set, nullptr) < 0 || getitimer(ITIMER_VIRTUAL, &got) < 0) return 0;
   struct itimerval off = {};
   setitimer(ITIMER_VIRTUAL, &off, nullptr);
   int64_t us = int64_t(got.it_value.tv_sec) * 1000000 + got.it_value.tv_usec - 1000000;
@@ -246,17 +245,27 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     r.start = v.start(), r.end = v.end(), r.pgoff = v.pgoff();
     r.prot = v.prot(), r.flags = v.flags(), r.fd = vma_fd[i], r.madv = v.madv();
     switch (v.kind()) {
-      case pb::VMA_ANON_PRIVATE: r.kind = abi::kVmaAnon; break;
+      case pb::VMA_ANON_PRIVATE:
+        r.kind = abi::kVmaAnon;
+        break;
       case pb::VMA_FILE_PRIVATE:
       case pb::VMA_FILE_SHARED:
-      case pb::VMA_ANON_SHARED: r.kind = abi::kVmaFile; break;
+      case pb::VMA_ANON_SHARED:
+        r.kind = abi::kVmaFile;
+        break;
       case pb::VMA_SYSV_SHM:
         r.kind = abi::kVmaSysv;
         r.sysv_id = v.sysv().id();
         break;
-      case pb::VMA_VDSO: r.kind = abi::kVmaVdso; break;
-      case pb::VMA_VVAR: r.kind = abi::kVmaVvar; break;
-      default: r.kind = abi::kVmaVvarVclock; break;
+      case pb::VMA_VDSO:
+        r.kind = abi::kVmaVdso;
+        break;
+      case pb::VMA_VVAR:
+        r.kind = abi::kVmaVvar;
+        break;
+      default:
+        r.kind = abi::kVmaVvarVclock;
+        break;
     }
     if (v.kind() == pb::VMA_ANON_SHARED) r.flags = (r.flags & ~uint32_t(MAP_PRIVATE)) | MAP_SHARED;
   }
@@ -286,9 +295,20 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   a->close_fds[0] = tf.err_fd;
 
   const pb::MmEntry& mm = t.mm;
-  a->mm = {mm.start_code(), mm.end_code(), mm.start_data(), mm.end_data(), mm.start_brk(),
-           mm.brk(), mm.start_stack(), mm.arg_start(), mm.arg_end(), mm.env_start(),
-           mm.env_end(), 0, 0, uint32_t(exe_fd)};
+  a->mm = {mm.start_code(),
+           mm.end_code(),
+           mm.start_data(),
+           mm.end_data(),
+           mm.start_brk(),
+           mm.brk(),
+           mm.start_stack(),
+           mm.arg_start(),
+           mm.arg_end(),
+           mm.env_start(),
+           mm.env_end(),
+           0,
+           0,
+           uint32_t(exe_fd)};
   for (int i = 0; i < mm.auxv_size(); i++) a->auxv[i] = mm.auxv(i);
   a->mm.auxv = uint64_t(a->auxv);
   a->mm.auxv_size = uint32_t(mm.auxv_size() * 8);
@@ -341,7 +361,8 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     uint64_t v = e.value_ns();
     // An armed timer that had just expired must stay armed: 0 would disarm it.
     if (v == 0 && (e.interval_ns() || e.value_ns())) v = 1;
-    pt[i].spec.interval = {int64_t(e.interval_ns() / 1000000000), int64_t(e.interval_ns() % 1000000000)};
+    pt[i].spec.interval = {int64_t(e.interval_ns() / 1000000000),
+                           int64_t(e.interval_ns() % 1000000000)};
     pt[i].spec.value = {int64_t(v / 1000000000), int64_t(v % 1000000000)};
   }
   a->nr_shared_pending = uint32_t(c.shared_pending_size());
@@ -378,8 +399,7 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     }
     abi::KStack alt = {0, 2 /* SS_DISABLE */, 0, 0};
     if (th.has_sigaltstack())
-      alt = {th.sigaltstack().sp(), int32_t(th.sigaltstack().flags()), 0,
-             th.sigaltstack().size()};
+      alt = {th.sigaltstack().sp(), int32_t(th.sigaltstack().flags()), 0, th.sigaltstack().size()};
     auto* area = reinterpret_cast<abi::SigframeArea*>(ab + r.frame_off);
     compel::BuildSigframe(area, uint64_t(area), t.regs[i], th.blk_sigset(), alt);
   }

@@ -7,9 +7,9 @@
 
 #include "base/result.h"
 #include "criu/options.h"
-#include "proto/fdinfo.pb.h"
 #include "criu/task_images.h"
 #include "images/image_dir.h"
+#include "proto/fdinfo.pb.h"
 
 namespace ckpt {
 
@@ -19,8 +19,8 @@ struct TreeFds {
   std::map<uint64_t, int> shmem;  // shmid -> memfd with the saved contents
   int err_fd = -1;                // errors go to ckpt here
   int log_fd = -1;
-  int base = 3;                   // service fds live at or above: above every dumped fd
-  int go_fd = -1;                 // the root reads one byte here before anything else
+  int base = 3;    // service fds live at or above: above every dumped fd
+  int go_fd = -1;  // the root reads one byte here before anything else
   const std::map<uint32_t, pb::FileEntry>* entries = nullptr;  // the tree's files
 };
 

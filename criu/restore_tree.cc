@@ -90,8 +90,8 @@ Status OpenTreeFiles(const TreeImages& tree, const images::ImageDir& dir, const 
                      TreeFds& fds) {
   // Every file once, dependencies first, above the fd numbers being restored.
   TRY_ASSIGN(fds.files,
-             files::OpenFiles(dir, tree.files,
-                              files::RestoreOpts{o.shell_job, nullptr, &fds.shmem}, fds.base));
+             files::OpenFiles(dir, tree.files, files::RestoreOpts{o.shell_job, nullptr, &fds.shmem},
+                              fds.base));
   return Ok();
 }
 
@@ -131,8 +131,7 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   // Phase 2: join process groups, now that every leader exists.
   pid_t want = pid_t(t.pstree.pgid());
   if (!outer_pgid && getpgid(0) != want) {
-    if (setpgid(0, want) < 0)
-      return Error::Errno("joining process group " + std::to_string(want));
+    if (setpgid(0, want) < 0) return Error::Errno("joining process group " + std::to_string(want));
   }
   pid_t sid = getsid(0);
   if (!outer_sid && sid != pid_t(t.pstree.sid()))

@@ -101,8 +101,8 @@ Result<UniqueFd> NewObject(const std::string& path, uint64_t id, uint64_t size) 
     if (!fd) return Error::Errno("reopen shared memory", e);
     return fd;
   }
-  std::string mname = name.rfind("/memfd:", 0) == 0 ? name.substr(7)
-                                                    : "ckpt-shmem-" + std::to_string(id);
+  std::string mname =
+      name.rfind("/memfd:", 0) == 0 ? name.substr(7) : "ckpt-shmem-" + std::to_string(id);
   // Sealable: a memfd that is also open may have seals to put back.
   UniqueFd fd(memfd_create(mname.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd) return Error::Errno("memfd_create");

@@ -67,8 +67,7 @@ Status Show(const std::string& path) {
     if (n.rfind("pages-", 0) == 0) {
       struct stat ps;
       stat(p.c_str(), &ps);
-      std::cout << "{\"file\":\"" << p << "\",\"type\":\"pages\",\"bytes\":" << ps.st_size
-                << "}\n";
+      std::cout << "{\"file\":\"" << p << "\",\"type\":\"pages\",\"bytes\":" << ps.st_size << "}\n";
       continue;
     }
     TRY(ShowFile(p, std::cout));

@@ -75,7 +75,8 @@ Status CheckMm(const pb::MmEntry& mm) {
         return Error(w + ": unsupported kind");
     }
   }
-  if (uint32_t(mm.auxv_size()) > abi::kMaxAuxv || mm.auxv_size() % 2) return Error("mm image: bad auxv");
+  if (uint32_t(mm.auxv_size()) > abi::kMaxAuxv || mm.auxv_size() % 2)
+    return Error("mm image: bad auxv");
   if (mm.exe_path().empty()) return Error("mm image: no executable path");
   return Ok();
 }

@@ -41,8 +41,8 @@ struct TreeImages {
   pb::InventoryEntry inventory;
   std::vector<TaskImages> tasks;  // tasks[0] is the root; parents before children
   std::map<uint32_t, pb::FileEntry> files;
-  int max_fd = 2;                 // highest fd number any task uses
-  size_t nr_threads = 0;          // of live tasks, all together
+  int max_fd = 2;         // highest fd number any task uses
+  size_t nr_threads = 0;  // of live tasks, all together
 };
 
 // Reads and checks every image of the dump in `dir`. Errors name the image

@@ -70,8 +70,7 @@ Result<bool> ImageReader::Read(google::protobuf::Message& m) {
   if (have < 4) return Error(name_ + ": truncated record header");
   uint32_t len;
   memcpy(&len, buf_.data() + pos_, 4);
-  if (len > kMaxRecordSize)
-    return Error(name_ + ": corrupt record length " + std::to_string(len));
+  if (len > kMaxRecordSize) return Error(name_ + ": corrupt record length " + std::to_string(len));
   TRY_ASSIGN(have, Fill(4 + size_t(len)));
   if (have < 4 + size_t(len)) return Error(name_ + ": truncated record");
   if (!m.ParseFromArray(buf_.data() + pos_ + 4, static_cast<int>(len)))
@@ -151,7 +150,8 @@ Result<ImageReader> ImageDir::OpenReader(ImageType t, uint32_t id) const {
   UniqueFd fd(::openat(dirfd_.get(), name.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Error::Errno(path_ + "/" + name);
   TRY_ASSIGN(const ImageTypeInfo* info, CheckHeader(fd.get(), name));
-  if (info->type != t) return Error(name + ": holds a " + info->name + " image, not " + Info(t).name);
+  if (info->type != t)
+    return Error(name + ": holds a " + info->name + " image, not " + Info(t).name);
   return ImageReader(std::move(fd), name, info);
 }
 

@@ -161,9 +161,9 @@ struct ParasiteArgs {
   int32_t timer_ids[kMaxPosixTimers];
   int32_t timer_overrun[kMaxPosixTimers];
   KItimerspec timer_vals[kMaxPosixTimers];
-  KStack thread_altstack;  // scratch: sigaltstack of another thread
+  KStack thread_altstack;    // scratch: sigaltstack of another thread
   uint64_t thread_tid_addr;  // scratch: PR_GET_TID_ADDRESS of another thread
-  SigframeArea abort;  // the victim's own state, for the abort path
+  SigframeArea abort;        // the victim's own state, for the abort path
 };
 
 inline constexpr uint64_t kParasiteStackSize = 64 * 1024;
@@ -219,7 +219,7 @@ struct KPrctlMmMap {  // struct prctl_mm_map
 static_assert(sizeof(KPrctlMmMap) == 104);
 
 struct SpecialMapping {  // a live one to park and move, or absent (len 0)
-  uint64_t cur;   // where it is now in the child
+  uint64_t cur;          // where it is now in the child
   uint64_t len;
   uint64_t dest;  // where the image had it
 };
@@ -228,14 +228,14 @@ inline constexpr uint64_t kThreadStackSize = 16 * 1024;
 
 struct RestoreThread {
   int32_t tid;
-  uint32_t nr_pending;    // thread-directed signals to queue again
-  uint64_t pending_off;   // siginfo (128 bytes each), from the start of RestoreArgs
-  uint64_t frame_off;     // its SigframeArea, from the start of RestoreArgs
-  uint64_t stack_top;     // victim address (threads other than the leader)
+  uint32_t nr_pending;   // thread-directed signals to queue again
+  uint64_t pending_off;  // siginfo (128 bytes each), from the start of RestoreArgs
+  uint64_t frame_off;    // its SigframeArea, from the start of RestoreArgs
+  uint64_t stack_top;    // victim address (threads other than the leader)
   uint64_t fs_base, gs_base;
-  uint64_t rseq_ptr;      // 0: not registered
+  uint64_t rseq_ptr;  // 0: not registered
   uint32_t rseq_size, rseq_sig;
-  uint64_t clear_tid;     // set_tid_address(2): pthread_join relies on it
+  uint64_t clear_tid;                // set_tid_address(2): pthread_join relies on it
   uint64_t robust_list, robust_len;  // set_robust_list(2): 0 = none
   char comm[16];
 };
@@ -296,7 +296,7 @@ struct RestoreArgs {
   uint64_t posix_timers_off;    // RestorePosixTimer[nr_posix_timers]
   uint64_t shared_pending_off;  // siginfo[nr_shared_pending], queued by the leader
 
-  uint32_t nr_threads;  // threads[0] is the leader
+  uint32_t nr_threads;    // threads[0] is the leader
   uint32_t threads_done;  // futex: threads that finished their setup
   uint64_t threads_off;   // RestoreThread[nr_threads]
 };

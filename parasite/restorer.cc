@@ -19,8 +19,8 @@ constexpr long kArchSetFs = 0x1002;
 constexpr int kPrSetMm = 35;
 constexpr int kPrSetMmMap = 14;
 constexpr int kPrTimerCreateRestoreIds = 77;  // PR_TIMER_CREATE_RESTORE_IDS (Linux 6.15+)
-constexpr uint64_t kCloneThreadFlags = 0x00000100 | 0x00000200 | 0x00000400 | 0x00000800 |
-                                       0x00010000 | 0x00040000 | 0x00080000;
+constexpr uint64_t kCloneThreadFlags =
+    0x00000100 | 0x00000200 | 0x00000400 | 0x00000800 | 0x00010000 | 0x00040000 | 0x00080000;
 // CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS
 
 RestoreArgs* g_args;
@@ -177,9 +177,9 @@ void RestoreCreds(RestoreArgs* a) {
   if (!a->has_caps) return;
   Check(sys(__NR_prctl, PR_SET_SECUREBITS, a->securebits), "securebits", a->securebits);
   KCapHeader h = {0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
-  KCapData d[2] = {{uint32_t(a->cap_eff), uint32_t(a->cap_prm), uint32_t(a->cap_inh)},
-                   {uint32_t(a->cap_eff >> 32), uint32_t(a->cap_prm >> 32),
-                    uint32_t(a->cap_inh >> 32)}};
+  KCapData d[2] = {
+      {uint32_t(a->cap_eff), uint32_t(a->cap_prm), uint32_t(a->cap_inh)},
+      {uint32_t(a->cap_eff >> 32), uint32_t(a->cap_prm >> 32), uint32_t(a->cap_inh >> 32)}};
   Check(sys(__NR_capset, &h, d), "capset");
   sys(__NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   for (int cap = 0; cap < 64; cap++)
@@ -232,8 +232,7 @@ void ThreadMain(void* arg) {
 }
 
 void RestoreTimers(RestoreArgs* a) {
-  for (int w = 0; w < 3; w++)
-    Check(sys(__NR_setitimer, w, &a->itimers[w], 0), "setitimer", w);
+  for (int w = 0; w < 3; w++) Check(sys(__NR_setitimer, w, &a->itimers[w], 0), "setitimer", w);
   if (!a->nr_posix_timers) return;
   // Ask for the dumped timer ids; without that knob ids are handed out in
   // order, which matches only if they were dense.

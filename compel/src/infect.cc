@@ -98,8 +98,7 @@ Result<long> RemoteSyscall(pid_t tid, int mem_fd, uint64_t exec_addr, const user
     user_regs_struct now = {};
     ptrace(PTRACE_GETREGS, tid, nullptr, &now);
     char buf[128];
-    snprintf(buf, sizeof(buf), " (code %d, address %p, ip %llx)", si.si_code, si.si_addr,
-             now.rip);
+    snprintf(buf, sizeof(buf), " (code %d, address %p, ip %llx)", si.si_code, si.si_addr, now.rip);
     st = Error(T(tid) + ": got signal " + std::to_string(WSTOPSIG(s)) + " in remote syscall " +
                std::to_string(nr) + buf);
   }
@@ -173,14 +172,15 @@ Status Infection::Setup(const blobs::Blob& blob) {
   TRY_ASSIGN(long rfd, Syscall(SYS_memfd_create, long(exec_addr_ + kRemoteDataOffset),
                                MFD_CLOEXEC | kMfdExec, 0, 0, 0, 0, name));
   if (rfd == -EINVAL) {
-    TRY_ASSIGN(rfd, Syscall(SYS_memfd_create, long(exec_addr_ + kRemoteDataOffset), MFD_CLOEXEC,
-                            0, 0, 0, 0, name));
+    TRY_ASSIGN(rfd, Syscall(SYS_memfd_create, long(exec_addr_ + kRemoteDataOffset), MFD_CLOEXEC, 0,
+                            0, 0, 0, name));
   }
   if (IsSyscallError(rfd)) return Error::Errno("remote memfd_create", int(-rfd));
   std::string path = "/proc/" + std::to_string(tid_) + "/fd/" + std::to_string(rfd);
   UniqueFd lfd(open(path.c_str(), O_RDWR | O_CLOEXEC));
   Status opened = lfd ? Ok() : Status(Error::Errno("open " + path));
-  if (opened.ok() && ftruncate(lfd.get(), off_t(size_)) < 0) opened = Error::Errno("ftruncate memfd");
+  if (opened.ok() && ftruncate(lfd.get(), off_t(size_)) < 0)
+    opened = Error::Errno("ftruncate memfd");
   long raddr = -1;
   if (opened.ok()) {
     TRY_ASSIGN(raddr, Syscall(SYS_mmap, 0, long(size_), PROT_READ | PROT_WRITE | PROT_EXEC,
@@ -333,8 +333,10 @@ Status Infection::Teardown(bool) {
   Status result;
   if (remote_) {
     auto r = Syscall(SYS_munmap, long(remote_), long(size_));
-    if (!r.ok()) result = std::move(r.error());
-    else if (IsSyscallError(*r)) result = Error::Errno("remote munmap", int(-*r));
+    if (!r.ok())
+      result = std::move(r.error());
+    else if (IsSyscallError(*r))
+      result = Error::Errno("remote munmap", int(-*r));
     remote_ = 0;
   }
   Status s = SetRegs(tid_, regs_, true);

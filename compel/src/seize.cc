@@ -68,7 +68,8 @@ Status SeizedProcess::SeizeAll() {
       if (seized.count(t)) continue;
       if (ptrace(PTRACE_SEIZE, t, nullptr, nullptr) < 0) {
         if (errno == ESRCH && t != pid_) continue;  // a thread that just exited
-        if (errno == ESRCH) return Error("pid " + std::to_string(pid_) + ": no such process", ESRCH);
+        if (errno == ESRCH)
+          return Error("pid " + std::to_string(pid_) + ": no such process", ESRCH);
         if (errno == EPERM)
           return Error::Errno("pid " + std::to_string(t) + ": cannot trace (already traced?)");
         return Error::Errno("pid " + std::to_string(t) + ": PTRACE_SEIZE");

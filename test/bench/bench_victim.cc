@@ -202,7 +202,8 @@ int memory_main(char** argv) {
   }
   g_pages = static_cast<size_t>(mib) * (1 << 20) / kPage;
 
-  void* m = mmap(nullptr, g_pages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* m =
+      mmap(nullptr, g_pages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) die("mmap");
   g_mem = static_cast<uint64_t*>(m);
 
@@ -223,7 +224,8 @@ int memory_main(char** argv) {
   if (sigaction(SIGTERM, &sa, nullptr) != 0) die("sigaction");
 
   static const char kReady[] = "READY\n";
-  if (write(STDOUT_FILENO, kReady, sizeof(kReady) - 1) != static_cast<ssize_t>(sizeof(kReady) - 1)) die("write READY");
+  if (write(STDOUT_FILENO, kReady, sizeof(kReady) - 1) != static_cast<ssize_t>(sizeof(kReady) - 1))
+    die("write READY");
 
   for (;;) pause();
 }
@@ -240,12 +242,13 @@ bool parse_int(const char* s, long lo, long hi, long* out) {
 
 void write_ready() {
   static const char kReady[] = "READY\n";
-  if (write(STDOUT_FILENO, kReady, sizeof(kReady) - 1) != static_cast<ssize_t>(sizeof(kReady) - 1)) die("write READY");
+  if (write(STDOUT_FILENO, kReady, sizeof(kReady) - 1) != static_cast<ssize_t>(sizeof(kReady) - 1))
+    die("write READY");
 }
 
 // One message line on stderr, prefixed; async-signal-safe.
-void say(const char* a, uint64_t v1 = UINT64_MAX, const char* b = nullptr, uint64_t v2 = UINT64_MAX, const char* c = nullptr,
-         uint64_t v3 = UINT64_MAX, const char* d = nullptr) {
+void say(const char* a, uint64_t v1 = UINT64_MAX, const char* b = nullptr, uint64_t v2 = UINT64_MAX,
+         const char* c = nullptr, uint64_t v3 = UINT64_MAX, const char* d = nullptr) {
   put("ckpt-bench-victim: ");
   put(a);
   if (v1 != UINT64_MAX) put_u(v1);
@@ -274,20 +277,21 @@ void on_sigterm(int) {
   bool ok = true;
   pid_t me = getpid(), pp = getppid();
   if (me != g_self) {
-    say("tree node ", static_cast<uint64_t>(g_self), ": getpid() now says ", static_cast<uint64_t>(me));
+    say("tree node ", static_cast<uint64_t>(g_self), ": getpid() now says ",
+        static_cast<uint64_t>(me));
     ok = false;
   }
   if (pp != g_parent) {
-    say("tree node ", static_cast<uint64_t>(g_self), ": parent is now ", static_cast<uint64_t>(pp), ", was ",
-        static_cast<uint64_t>(g_parent));
+    say("tree node ", static_cast<uint64_t>(g_self), ": parent is now ", static_cast<uint64_t>(pp),
+        ", was ", static_cast<uint64_t>(g_parent));
     ok = false;
   }
   bool signalled[kMaxFanout];
   for (int k = 0; k < g_nkids; k++) {
     signalled[k] = kill(g_kids[k], SIGTERM) == 0;
     if (!signalled[k]) {
-      say("tree node ", static_cast<uint64_t>(me), ": cannot signal child ", static_cast<uint64_t>(g_kids[k]), ": ",
-          UINT64_MAX, strerror(errno));
+      say("tree node ", static_cast<uint64_t>(me), ": cannot signal child ",
+          static_cast<uint64_t>(g_kids[k]), ": ", UINT64_MAX, strerror(errno));
       ok = false;
     }
   }
@@ -302,12 +306,12 @@ void on_sigterm(int) {
           errno == ECHILD ? " is not my child any more" : " cannot be waited for");
       ok = false;
     } else if (WIFSIGNALED(st)) {
-      say("tree node ", static_cast<uint64_t>(me), ": child ", static_cast<uint64_t>(g_kids[k]), " was killed by signal ",
-          static_cast<uint64_t>(WTERMSIG(st)));
+      say("tree node ", static_cast<uint64_t>(me), ": child ", static_cast<uint64_t>(g_kids[k]),
+          " was killed by signal ", static_cast<uint64_t>(WTERMSIG(st)));
       ok = false;
     } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-      say("tree node ", static_cast<uint64_t>(me), ": child ", static_cast<uint64_t>(g_kids[k]), " exited with status ",
-          static_cast<uint64_t>(WEXITSTATUS(st)));
+      say("tree node ", static_cast<uint64_t>(me), ": child ", static_cast<uint64_t>(g_kids[k]),
+          " exited with status ", static_cast<uint64_t>(WEXITSTATUS(st)));
       ok = false;
     }
   }
@@ -351,7 +355,8 @@ void on_sigterm(int) {
   }
   close(g_rd);
   if (got != g_n - 1) {
-    say("tree: only ", static_cast<uint64_t>(got), " of ", static_cast<uint64_t>(g_n - 1), " other processes started");
+    say("tree: only ", static_cast<uint64_t>(got), " of ", static_cast<uint64_t>(g_n - 1),
+        " other processes started");
     _exit(2);
   }
   write_ready();
@@ -389,7 +394,9 @@ std::vector<pid_t> g_tids;
 int g_started = 0;
 int g_bad = 0;
 
-long futex(int* addr, int op, int val) { return syscall(SYS_futex, addr, op, val, nullptr, nullptr, 0); }
+long futex(int* addr, int op, int val) {
+  return syscall(SYS_futex, addr, op, val, nullptr, nullptr, 0);
+}
 
 void* worker(void* arg) {
   long i = reinterpret_cast<long>(arg);
@@ -399,8 +406,8 @@ void* worker(void* arg) {
   while (__atomic_load_n(&g_go, __ATOMIC_ACQUIRE) == 0) futex(&g_go, FUTEX_WAIT_PRIVATE, 0);
   pid_t now = static_cast<pid_t>(syscall(SYS_gettid));
   if (now != g_tids[static_cast<size_t>(i)]) {
-    say("worker thread ", static_cast<uint64_t>(g_tids[static_cast<size_t>(i)]), ": gettid() now says ",
-        static_cast<uint64_t>(now));
+    say("worker thread ", static_cast<uint64_t>(g_tids[static_cast<size_t>(i)]),
+        ": gettid() now says ", static_cast<uint64_t>(now));
     __atomic_add_fetch(&g_bad, 1, __ATOMIC_ACQ_REL);
   }
   return nullptr;
@@ -424,7 +431,8 @@ int main(char** argv) {
 
   std::vector<pthread_t> th(static_cast<size_t>(g_workers));
   for (long i = 0; i < g_workers; i++) {
-    int e = pthread_create(&th[static_cast<size_t>(i)], nullptr, worker, reinterpret_cast<void*>(i));
+    int e =
+        pthread_create(&th[static_cast<size_t>(i)], nullptr, worker, reinterpret_cast<void*>(i));
     if (e != 0) {
       errno = e;
       say("pthread_create of worker ", static_cast<uint64_t>(i), ": ", UINT64_MAX, strerror(e));
@@ -448,7 +456,8 @@ int main(char** argv) {
 
   bool ok = true;
   if (getpid() != pid) {
-    say("threads: getpid() now says ", static_cast<uint64_t>(getpid()), ", was ", static_cast<uint64_t>(pid));
+    say("threads: getpid() now says ", static_cast<uint64_t>(getpid()), ", was ",
+        static_cast<uint64_t>(pid));
     ok = false;
   }
   // /proc/self/task must be exactly the main thread plus the workers.
@@ -464,12 +473,15 @@ int main(char** argv) {
   std::sort(have.begin(), have.end());
   if (have != want) {
     std::vector<pid_t> missing, extra;
-    std::set_difference(want.begin(), want.end(), have.begin(), have.end(), std::back_inserter(missing));
-    std::set_difference(have.begin(), have.end(), want.begin(), want.end(), std::back_inserter(extra));
+    std::set_difference(want.begin(), want.end(), have.begin(), have.end(),
+                        std::back_inserter(missing));
+    std::set_difference(have.begin(), have.end(), want.begin(), want.end(),
+                        std::back_inserter(extra));
     say("threads: /proc/self/task has ", have.size(), " threads, expected ", want.size());
     if (!missing.empty())
       say("threads: ", missing.size(), " tids missing, e.g. ", static_cast<uint64_t>(missing[0]));
-    if (!extra.empty()) say("threads: ", extra.size(), " unexpected tids, e.g. ", static_cast<uint64_t>(extra[0]));
+    if (!extra.empty())
+      say("threads: ", extra.size(), " unexpected tids, e.g. ", static_cast<uint64_t>(extra[0]));
     ok = false;
   }
 
@@ -484,12 +496,15 @@ int main(char** argv) {
     if (e == 0) {
       joined++;
     } else {
-      say("threads: joining worker ", static_cast<uint64_t>(g_tids[static_cast<size_t>(i)]), ": ", UINT64_MAX, strerror(e));
+      say("threads: joining worker ", static_cast<uint64_t>(g_tids[static_cast<size_t>(i)]), ": ",
+          UINT64_MAX, strerror(e));
       ok = false;
       break;
     }
   }
-  if (joined != g_workers) say("threads: joined only ", static_cast<uint64_t>(joined), " of ", static_cast<uint64_t>(g_workers), " workers");
+  if (joined != g_workers)
+    say("threads: joined only ", static_cast<uint64_t>(joined), " of ",
+        static_cast<uint64_t>(g_workers), " workers");
   if (__atomic_load_n(&g_bad, __ATOMIC_ACQUIRE) != 0) ok = false;
   _exit(ok ? 0 : 1);
 }
@@ -502,7 +517,9 @@ namespace fds {
 
 constexpr off_t kOffset0 = 4242;  // offset of file 0, and so of every dup of it
 
-off_t expected_offset(long k, long distinct) { return k == 0 || k >= distinct ? kOffset0 : static_cast<off_t>(k); }
+off_t expected_offset(long k, long distinct) {
+  return k == 0 || k >= distinct ? kOffset0 : static_cast<off_t>(k);
+}
 
 int main(char** argv) {
   long n = 0, distinct = 0;
@@ -519,8 +536,8 @@ int main(char** argv) {
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) die("getrlimit");
   if (rl.rlim_cur < need) {
     if (rl.rlim_max < need) {
-      say("fds: RLIMIT_NOFILE hard limit is ", static_cast<uint64_t>(rl.rlim_max), ", too low for ", static_cast<uint64_t>(n),
-          " fds (needs ", static_cast<uint64_t>(need), ")");
+      say("fds: RLIMIT_NOFILE hard limit is ", static_cast<uint64_t>(rl.rlim_max), ", too low for ",
+          static_cast<uint64_t>(n), " fds (needs ", static_cast<uint64_t>(need), ")");
       _exit(3);
     }
     rl.rlim_cur = need;
@@ -544,7 +561,8 @@ int main(char** argv) {
       if (fd < 0) die("dup");
     }
     if (fd != 3 + k) {
-      say("fds: got fd ", static_cast<uint64_t>(fd), ", expected ", static_cast<uint64_t>(3 + k), " (fds not contiguous from 3)");
+      say("fds: got fd ", static_cast<uint64_t>(fd), ", expected ", static_cast<uint64_t>(3 + k),
+          " (fds not contiguous from 3)");
       _exit(2);
     }
   }
@@ -577,9 +595,11 @@ int main(char** argv) {
   }
   closedir(d);
   if (count != n + 3 || outside != 0) {
-    say("fds: /proc/self/fd has ", static_cast<uint64_t>(count), " fds, expected ", static_cast<uint64_t>(n + 3));
+    say("fds: /proc/self/fd has ", static_cast<uint64_t>(count), " fds, expected ",
+        static_cast<uint64_t>(n + 3));
     if (outside != 0)
-      say("fds: ", static_cast<uint64_t>(outside), " of them above the expected range, e.g. fd ", static_cast<uint64_t>(first_outside));
+      say("fds: ", static_cast<uint64_t>(outside), " of them above the expected range, e.g. fd ",
+          static_cast<uint64_t>(first_outside));
     ok = false;
   }
 
@@ -597,16 +617,19 @@ int main(char** argv) {
       if (lseek(fd, 0, SEEK_CUR) != expected_offset(k, distinct)) wrong_off++, bad = true;
       if (k >= distinct && !bad) {
         off_t probe = kOffset0 + 1 + (k % 1000);
-        if (lseek(fd, probe, SEEK_SET) != probe || lseek(3, 0, SEEK_CUR) != probe) unshared++, bad = true;
+        if (lseek(fd, probe, SEEK_SET) != probe || lseek(3, 0, SEEK_CUR) != probe)
+          unshared++, bad = true;
         lseek(fd, kOffset0, SEEK_SET);
       }
     }
     if (bad && first_bad < 0) first_bad = fd;
   }
   if (missing || wrong_file || wrong_off || unshared) {
-    say("fds: ", static_cast<uint64_t>(missing), " missing, ", static_cast<uint64_t>(wrong_file), " on the wrong file, ",
-        static_cast<uint64_t>(wrong_off), " with the wrong offset");
-    if (unshared) say("fds: ", static_cast<uint64_t>(unshared), " dups of fd 3 no longer share its open file description");
+    say("fds: ", static_cast<uint64_t>(missing), " missing, ", static_cast<uint64_t>(wrong_file),
+        " on the wrong file, ", static_cast<uint64_t>(wrong_off), " with the wrong offset");
+    if (unshared)
+      say("fds: ", static_cast<uint64_t>(unshared),
+          " dups of fd 3 no longer share its open file description");
     say("fds: first bad fd ", static_cast<uint64_t>(first_bad));
     ok = false;
   }

@@ -224,13 +224,20 @@ std::string fs_type(const std::string& path, long* magic_out = nullptr) {
   long m = static_cast<long>(sfs.f_type);
   if (magic_out) *magic_out = m;
   switch (static_cast<unsigned long>(m)) {
-    case 0x01021994: return "tmpfs";
-    case 0xEF53: return "ext4";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x794c7630: return "overlayfs";
-    case 0x2fc12fc1: return "zfs";
-    default: return fmt("fs 0x%lx", m);
+    case 0x01021994:
+      return "tmpfs";
+    case 0xEF53:
+      return "ext4";
+    case 0x58465342:
+      return "xfs";
+    case 0x9123683E:
+      return "btrfs";
+    case 0x794c7630:
+      return "overlayfs";
+    case 0x2fc12fc1:
+      return "zfs";
+    default:
+      return fmt("fs 0x%lx", m);
   }
 }
 
@@ -321,7 +328,8 @@ struct Redirect {
 };
 
 // fork+exec with stdio redirected to files and every other fd closed.
-pid_t spawn(const std::vector<std::string>& argv, const Redirect& r, bool new_session, const std::string& cwd = "") {
+pid_t spawn(const std::vector<std::string>& argv, const Redirect& r, bool new_session,
+            const std::string& cwd = "") {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -342,7 +350,8 @@ pid_t spawn(const std::vector<std::string>& argv, const Redirect& r, bool new_se
   int out = open(r.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   int err = r.err == r.out ? out : open(r.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (in < 0 || out < 0 || err < 0) die("open stdio");
-  if (dup2(err, STDERR_FILENO) < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0) die("dup2");
+  if (dup2(err, STDERR_FILENO) < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0)
+    die("dup2");
   close_range(3, ~0U, 0);
   signal(SIGPIPE, SIG_DFL);
   sigset_t none;
@@ -356,7 +365,9 @@ pid_t spawn(const std::vector<std::string>& argv, const Redirect& r, bool new_se
 }
 
 // Raw syscall: glibc 2.36's <sys/pidfd.h> lacks extern "C" for C++.
-int pidfd_open(pid_t pid, unsigned flags) { return static_cast<int>(syscall(SYS_pidfd_open, pid, flags)); }
+int pidfd_open(pid_t pid, unsigned flags) {
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, flags));
+}
 
 // Waits until `pid` (a child, or a process that will become one) exits.
 // Returns the wait status, or nullopt on timeout. Throws on interrupt.
@@ -399,7 +410,8 @@ std::optional<int> wait_exit(pid_t pid, double timeout_s, double* t_exit = nullp
 
 std::string describe_status(int st) {
   if (WIFEXITED(st)) return fmt("exited with status %d", WEXITSTATUS(st));
-  if (WIFSIGNALED(st)) return fmt("was killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+  if (WIFSIGNALED(st))
+    return fmt("was killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
   return fmt("wait status 0x%x", st);
 }
 
@@ -428,8 +440,9 @@ std::string describe_tree(pid_t pid, int depth = 0) {
   std::istringstream status(read_file(fmt("/proc/%d/status", pid)));
   for (std::string line; std::getline(status, line);)
     if (line.rfind("TracerPid:", 0) == 0) tracer = line.substr(line.find_first_not_of(" \t", 10));
-  std::string r = fmt("%*spid %d (%s) state %c, in %s%s\n", 2 * depth, "", pid, stat.substr(lp + 1, rp - lp - 1).c_str(),
-                      stat[rp + 2], wchan.empty() || wchan == "0" ? "-" : wchan.c_str(),
+  std::string r = fmt("%*spid %d (%s) state %c, in %s%s\n", 2 * depth, "", pid,
+                      stat.substr(lp + 1, rp - lp - 1).c_str(), stat[rp + 2],
+                      wchan.empty() || wchan == "0" ? "-" : wchan.c_str(),
                       tracer.empty() || tracer == "0" ? "" : (", traced by " + tracer).c_str());
   std::istringstream kids(read_file(fmt("/proc/%d/task/%d/children", pid, pid)));
   for (pid_t k; kids >> k;) r += describe_tree(k, depth + 1);
@@ -485,7 +498,8 @@ Timing bench_memcpy(const Buffer& src, int runs) {
   return t;
 }
 
-Timing bench_write(const Buffer& src, const std::string& dir, bool do_fsync, int runs, const char* label) {
+Timing bench_write(const Buffer& src, const std::string& dir, bool do_fsync, int runs,
+                   const char* label) {
   constexpr size_t kChunk = 8 << 20;
   Timing t;
   std::string path = dir + "/write-baseline.dat";
@@ -542,19 +556,19 @@ struct Options {
 };
 
 struct Medium {
-  const char* name;       // "tmpfs" / "disk"
-  std::string dir;        // our private temp dir on that medium
-  std::string desc;       // how it was set up, for the header
-  Timing write;           // write(2) baseline on this medium
+  const char* name;  // "tmpfs" / "disk"
+  std::string dir;   // our private temp dir on that medium
+  std::string desc;  // how it was set up, for the header
+  Timing write;      // write(2) baseline on this medium
   Timing dump, restore;
   std::optional<Usage> images;
-  std::string error;      // first failure, if any
-  int verified = 0;       // restores whose memory checksum matched
+  std::string error;  // first failure, if any
+  int verified = 0;   // restores whose memory checksum matched
 };
 
 struct Ctx {
   Options opt;
-  std::string work;  // logs and the victim's stdio files (on the disk dir)
+  std::string work;                // logs and the victim's stdio files (on the disk dir)
   std::vector<std::string> notes;  // non-fatal ckpt oddities, printed at the end
 };
 
@@ -565,7 +579,8 @@ void note_once(Ctx& c, const std::string& s) {
   }
 }
 
-std::string with_log(const std::string& msg, const std::vector<std::pair<std::string, std::string>>& files) {
+std::string with_log(const std::string& msg,
+                     const std::vector<std::pair<std::string, std::string>>& files) {
   std::string r = msg;
   for (const auto& [label, path] : files) {
     std::string t = tail_lines(path, 25);
@@ -587,8 +602,11 @@ void wait_ready(Ctx& c, pid_t pid, const std::string& out, const std::string& er
     if (read_file(out).find("READY") != std::string::npos) return;
     int st;
     pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid) throw std::runtime_error(with_log("victim " + describe_status(st) + " before READY", {{"victim stderr", err}}));
-    if (now() > deadline) throw std::runtime_error(fmt("victim not READY after %.0f s", c.opt.timeout));
+    if (r == pid)
+      throw std::runtime_error(
+          with_log("victim " + describe_status(st) + " before READY", {{"victim stderr", err}}));
+    if (now() > deadline)
+      throw std::runtime_error(fmt("victim not READY after %.0f s", c.opt.timeout));
     sleep_ms(2);
   }
 }
@@ -605,64 +623,85 @@ void ckpt_round_trip(Ctx& c, Medium& m, int run) {
   rm_rf(img);
   if (mkdir(img.c_str(), 0700) != 0) fail_errno("mkdir " + img);
 
-  progress(fmt("run %d/%d %s: starting victim (%" PRIu64 " MiB)", run, c.opt.runs, m.name, c.opt.size_mib));
-  pid_t pid = spawn({c.opt.victim, std::to_string(c.opt.size_mib)}, {v_in, v_out, v_err}, true, c.work);
+  progress(fmt("run %d/%d %s: starting victim (%" PRIu64 " MiB)", run, c.opt.runs, m.name,
+               c.opt.size_mib));
+  pid_t pid =
+      spawn({c.opt.victim, std::to_string(c.opt.size_mib)}, {v_in, v_out, v_err}, true, c.work);
   wait_ready(c, pid, v_out, v_err);
 
   // ---- dump
   progress(fmt("run %d/%d %s: ckpt dump", run, c.opt.runs, m.name));
   double t0 = now(), t1 = 0;
-  pid_t d = spawn({c.opt.ckpt, "dump", "-t", std::to_string(pid), "-D", img, "-o", d_log}, {"/dev/null", d_out, d_out}, false);
+  pid_t d = spawn({c.opt.ckpt, "dump", "-t", std::to_string(pid), "-D", img, "-o", d_log},
+                  {"/dev/null", d_out, d_out}, false);
   std::optional<int> st = wait_exit(d, c.opt.timeout, &t1);
   if (!st)
-    throw RunFailure(with_log(fmt("ckpt dump did not finish within %.0f s; processes:\n", c.opt.timeout) + describe_tree(d) + describe_tree(pid),
-                              {{"ckpt output", d_out}, {"dump log", d_log}}));
+    throw RunFailure(
+        with_log(fmt("ckpt dump did not finish within %.0f s; processes:\n", c.opt.timeout) +
+                     describe_tree(d) + describe_tree(pid),
+                 {{"ckpt output", d_out}, {"dump log", d_log}}));
   if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
-    throw RunFailure(with_log("ckpt dump " + describe_status(*st), {{"ckpt output", d_out}, {"dump log", d_log}}));
+    throw RunFailure(with_log("ckpt dump " + describe_status(*st),
+                              {{"ckpt output", d_out}, {"dump log", d_log}}));
   double dump_s = t1 - t0;
 
   std::optional<int> vst = wait_exit(pid, 30);
-  if (!vst) throw RunFailure(fmt("ckpt dump exited 0 but the dumped task %d is still alive 30 s later", pid));
+  if (!vst)
+    throw RunFailure(
+        fmt("ckpt dump exited 0 but the dumped task %d is still alive 30 s later", pid));
   if (!WIFSIGNALED(*vst) || WTERMSIG(*vst) != SIGKILL)
-    note_once(c, "after ckpt dump the victim " + describe_status(*vst) + " (expected: killed by SIGKILL)");
+    note_once(c, "after ckpt dump the victim " + describe_status(*vst) +
+                     " (expected: killed by SIGKILL)");
   m.images = dir_usage(img);
-  if (m.images->files == 0) throw RunFailure("ckpt dump exited 0 but wrote no image files into " + img);
+  if (m.images->files == 0)
+    throw RunFailure("ckpt dump exited 0 but wrote no image files into " + img);
 
   // ---- restore
   progress(fmt("run %d/%d %s: ckpt restore", run, c.opt.runs, m.name));
   t0 = now();
-  pid_t r = spawn({c.opt.ckpt, "restore", "-D", img, "-d", "--pidfile", r_pid}, {"/dev/null", r_out, r_out}, false);
+  pid_t r = spawn({c.opt.ckpt, "restore", "-D", img, "-d", "--pidfile", r_pid},
+                  {"/dev/null", r_out, r_out}, false);
   st = wait_exit(r, c.opt.timeout, &t1);
   if (!st)
-    throw RunFailure(with_log(fmt("ckpt restore -d did not return within %.0f s; processes:\n", c.opt.timeout) + describe_tree(r),
-                              {{"ckpt output", r_out}}));
-  if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0) throw RunFailure(with_log("ckpt restore " + describe_status(*st), {{"ckpt output", r_out}}));
+    throw RunFailure(
+        with_log(fmt("ckpt restore -d did not return within %.0f s; processes:\n", c.opt.timeout) +
+                     describe_tree(r),
+                 {{"ckpt output", r_out}}));
+  if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
+    throw RunFailure(with_log("ckpt restore " + describe_status(*st), {{"ckpt output", r_out}}));
   double restore_s = t1 - t0;
 
   std::string pf = read_file(r_pid);
   if (pf.empty())
     note_once(c, "ckpt restore --pidfile wrote no pid file");
   else if (atoi(pf.c_str()) != pid)
-    throw RunFailure(fmt("ckpt restore --pidfile says pid %d, dumped pid was %d", atoi(pf.c_str()), pid));
+    throw RunFailure(
+        fmt("ckpt restore --pidfile says pid %d, dumped pid was %d", atoi(pf.c_str()), pid));
 
   char state = 0;
   pid_t ppid = 0;
   if (!proc_stat(pid, &state, &ppid))
-    throw RunFailure(with_log(fmt("ckpt restore exited 0 but there is no process %d", pid), {{"ckpt output", r_out}}));
+    throw RunFailure(with_log(fmt("ckpt restore exited 0 but there is no process %d", pid),
+                              {{"ckpt output", r_out}}));
   char exe[PATH_MAX];
   ssize_t n = readlink(fmt("/proc/%d/exe", pid).c_str(), exe, sizeof(exe) - 1);
   if (n > 0) {
     exe[n] = 0;
-    if (c.opt.victim != exe) throw RunFailure(fmt("restored process %d runs %s, not %s", pid, exe, c.opt.victim.c_str()));
+    if (c.opt.victim != exe)
+      throw RunFailure(fmt("restored process %d runs %s, not %s", pid, exe, c.opt.victim.c_str()));
   }
   if (ppid != getpid()) {
     // Not ours to reap, but it is the restored victim: do not leave it behind.
     if (n > 0) kill(pid, SIGKILL);
-    throw RunFailure(fmt("restored process %d has parent %d, not ckpt-bench (%d), the child subreaper", pid, ppid, getpid()));
+    throw RunFailure(
+        fmt("restored process %d has parent %d, not ckpt-bench (%d), the child subreaper", pid,
+            ppid, getpid()));
   }
   if (state == 'Z') {
     std::optional<int> zst = wait_exit(pid, 5);
-    throw RunFailure(with_log("restored process " + (zst ? describe_status(*zst) : std::string("is a zombie")) + " before it was signalled",
+    throw RunFailure(with_log("restored process " +
+                                  (zst ? describe_status(*zst) : std::string("is a zombie")) +
+                                  " before it was signalled",
                               {{"victim stderr", v_err}, {"ckpt output", r_out}}));
   }
 
@@ -670,17 +709,24 @@ void ckpt_round_trip(Ctx& c, Medium& m, int run) {
   progress(fmt("run %d/%d %s: verifying restored memory", run, c.opt.runs, m.name));
   if (kill(pid, SIGTERM) != 0) fail_errno(fmt("kill(%d, SIGTERM)", pid));
   vst = wait_exit(pid, c.opt.timeout);
-  if (!vst) throw RunFailure(fmt("restored process %d did not exit within %.0f s of SIGTERM", pid, c.opt.timeout));
+  if (!vst)
+    throw RunFailure(
+        fmt("restored process %d did not exit within %.0f s of SIGTERM", pid, c.opt.timeout));
   if (!WIFEXITED(*vst) || WEXITSTATUS(*vst) != 0) {
-    std::string why = WIFEXITED(*vst) && WEXITSTATUS(*vst) == 1 ? " (memory checksum mismatch: wrong restore)" : "";
-    throw RunFailure(with_log("restored process " + describe_status(*vst) + why, {{"victim stderr", v_err}}));
+    std::string why = WIFEXITED(*vst) && WEXITSTATUS(*vst) == 1
+                          ? " (memory checksum mismatch: wrong restore)"
+                          : "";
+    throw RunFailure(
+        with_log("restored process " + describe_status(*vst) + why, {{"victim stderr", v_err}}));
   }
   m.verified++;
   m.dump.runs.push_back(dump_s);
   m.restore.runs.push_back(restore_s);
 
   int leftover = kill_all_children();
-  if (leftover > 0) note_once(c, fmt("%d process(es) were left running after a dump/restore round trip (killed)", leftover));
+  if (leftover > 0)
+    note_once(c, fmt("%d process(es) were left running after a dump/restore round trip (killed)",
+                     leftover));
   rm_rf(img);
   for (const auto& f : {v_out, v_err, d_log, d_out, r_out, r_pid}) unlink(f.c_str());
 }
@@ -704,10 +750,10 @@ struct ScaleRow {
 
 struct Section {
   Kind kind;
-  const char* key;       // --only name
-  const char* unit;      // "proc", "thread", "fd"
-  const char* per;       // per-unit column label, e.g. "ms/proc"
-  double per_scale;      // seconds -> that column's unit
+  const char* key;   // --only name
+  const char* unit;  // "proc", "thread", "fd"
+  const char* per;   // per-unit column label, e.g. "ms/proc"
+  double per_scale;  // seconds -> that column's unit
   std::vector<ScaleRow> rows;
 };
 
@@ -771,10 +817,13 @@ std::string diff_snapshots(Kind k, const Snapshot& before, const Snapshot& after
     for (size_t i = 0; i < v.size() && i < 5; i++) r += fmt("%s%ld", i ? ", " : "", v[i]);
     return r + (v.size() > 5 ? ", ..." : "");
   };
-  std::string r = fmt("after restore /proc shows %zu %ss, before the dump %zu", after.size(), what, before.size());
+  std::string r = fmt("after restore /proc shows %zu %ss, before the dump %zu", after.size(), what,
+                      before.size());
   if (!missing.empty()) r += fmt("; %zu missing (%s)", missing.size(), some(missing).c_str());
   if (!extra.empty()) r += fmt("; %zu unexpected (%s)", extra.size(), some(extra).c_str());
-  if (!moved.empty()) r += fmt("; %zu with another parent (%s%s)", moved.size(), moved[0].c_str(), moved.size() > 1 ? ", ..." : "");
+  if (!moved.empty())
+    r += fmt("; %zu with another parent (%s%s)", moved.size(), moved[0].c_str(),
+             moved.size() > 1 ? ", ..." : "");
   return r;
 }
 
@@ -799,8 +848,10 @@ void reap_until_gone(const std::vector<pid_t>& pids, double timeout_s) {
       char state = '?';
       pid_t ppid = 0;
       proc_stat(example, &state, &ppid);
-      throw RunFailure(fmt("ckpt dump exited 0 but %zu of the %zu dumped processes still exist %.0f s later (e.g. pid %d, state %c, parent %d)",
-                           alive, pids.size(), timeout_s, example, state, ppid));
+      throw RunFailure(
+          fmt("ckpt dump exited 0 but %zu of the %zu dumped processes still exist %.0f s later "
+              "(e.g. pid %d, state %c, parent %d)",
+              alive, pids.size(), timeout_s, example, state, ppid));
     }
     sleep_ms(2);
   }
@@ -808,9 +859,12 @@ void reap_until_gone(const std::vector<pid_t>& pids, double timeout_s) {
 
 std::vector<std::string> victim_argv(const Ctx& c, Kind k, long n, const std::string& fd_dir) {
   switch (k) {
-    case Kind::Tree: return {c.opt.victim, "tree", std::to_string(n), std::to_string(c.opt.tree_fanout)};
-    case Kind::Threads: return {c.opt.victim, "threads", std::to_string(n)};
-    case Kind::Fds: return {c.opt.victim, "fds", std::to_string(n), fd_dir, std::to_string(c.opt.fd_files)};
+    case Kind::Tree:
+      return {c.opt.victim, "tree", std::to_string(n), std::to_string(c.opt.tree_fanout)};
+    case Kind::Threads:
+      return {c.opt.victim, "threads", std::to_string(n)};
+    case Kind::Fds:
+      return {c.opt.victim, "fds", std::to_string(n), fd_dir, std::to_string(c.opt.fd_files)};
   }
   return {};
 }
@@ -843,7 +897,8 @@ void scale_round_trip(Ctx& c, Section& sec, ScaleRow& row, Medium& m, int run) {
 
   const Snapshot before = snapshot(sec.kind, pid);
   if (before.size() != expected_entries(sec.kind, n))
-    throw RunFailure(with_log(fmt("the READY victim shows %zu entries in /proc, expected %zu", before.size(), expected_entries(sec.kind, n)),
+    throw RunFailure(with_log(fmt("the READY victim shows %zu entries in /proc, expected %zu",
+                                  before.size(), expected_entries(sec.kind, n)),
                               {{"victim stderr", v_err}}));
   std::vector<pid_t> pids{pid};
   if (sec.kind == Kind::Tree) {
@@ -854,49 +909,66 @@ void scale_round_trip(Ctx& c, Section& sec, ScaleRow& row, Medium& m, int run) {
   // ---- dump
   progress(step + ": ckpt dump");
   double t0 = now(), t1 = 0;
-  pid_t d = spawn({c.opt.ckpt, "dump", "-t", std::to_string(pid), "-D", img, "-o", d_log}, {"/dev/null", d_out, d_out}, false);
+  pid_t d = spawn({c.opt.ckpt, "dump", "-t", std::to_string(pid), "-D", img, "-o", d_log},
+                  {"/dev/null", d_out, d_out}, false);
   std::optional<int> st = wait_exit(d, c.opt.timeout, &t1);
   if (!st)
-    throw RunFailure(with_log(fmt("ckpt dump did not finish within %.0f s; processes:\n", c.opt.timeout) + describe_tree(d) + describe_tree(pid),
-                              {{"ckpt output", d_out}, {"dump log", d_log}}));
+    throw RunFailure(
+        with_log(fmt("ckpt dump did not finish within %.0f s; processes:\n", c.opt.timeout) +
+                     describe_tree(d) + describe_tree(pid),
+                 {{"ckpt output", d_out}, {"dump log", d_log}}));
   if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
-    throw RunFailure(with_log("ckpt dump " + describe_status(*st), {{"ckpt output", d_out}, {"dump log", d_log}}));
+    throw RunFailure(with_log("ckpt dump " + describe_status(*st),
+                              {{"ckpt output", d_out}, {"dump log", d_log}}));
   const double dump_s = t1 - t0;
 
   std::optional<int> vst = wait_exit(pid, 30);
-  if (!vst) throw RunFailure(fmt("ckpt dump exited 0 but the dumped root %d is still alive 30 s later", pid));
+  if (!vst)
+    throw RunFailure(
+        fmt("ckpt dump exited 0 but the dumped root %d is still alive 30 s later", pid));
   if (!WIFSIGNALED(*vst) || WTERMSIG(*vst) != SIGKILL)
-    note_once(c, "after ckpt dump the victim " + describe_status(*vst) + " (expected: killed by SIGKILL)");
+    note_once(c, "after ckpt dump the victim " + describe_status(*vst) +
+                     " (expected: killed by SIGKILL)");
   reap_until_gone(pids, 30);
   row.images = dir_usage(img);
-  if (row.images->files == 0) throw RunFailure("ckpt dump exited 0 but wrote no image files into " + img);
+  if (row.images->files == 0)
+    throw RunFailure("ckpt dump exited 0 but wrote no image files into " + img);
 
   // ---- restore
   progress(step + ": ckpt restore");
   t0 = now();
-  pid_t r = spawn({c.opt.ckpt, "restore", "-D", img, "-d", "--pidfile", r_pid}, {"/dev/null", r_out, r_out}, false);
+  pid_t r = spawn({c.opt.ckpt, "restore", "-D", img, "-d", "--pidfile", r_pid},
+                  {"/dev/null", r_out, r_out}, false);
   st = wait_exit(r, c.opt.timeout, &t1);
   if (!st)
-    throw RunFailure(with_log(fmt("ckpt restore -d did not return within %.0f s; processes:\n", c.opt.timeout) + describe_tree(r),
-                              {{"ckpt output", r_out}}));
-  if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0) throw RunFailure(with_log("ckpt restore " + describe_status(*st), {{"ckpt output", r_out}}));
+    throw RunFailure(
+        with_log(fmt("ckpt restore -d did not return within %.0f s; processes:\n", c.opt.timeout) +
+                     describe_tree(r),
+                 {{"ckpt output", r_out}}));
+  if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
+    throw RunFailure(with_log("ckpt restore " + describe_status(*st), {{"ckpt output", r_out}}));
   const double restore_s = t1 - t0;
 
   std::string pf = read_file(r_pid);
   if (pf.empty())
     note_once(c, "ckpt restore --pidfile wrote no pid file");
   else if (atoi(pf.c_str()) != pid)
-    throw RunFailure(fmt("ckpt restore --pidfile says pid %d, dumped pid was %d", atoi(pf.c_str()), pid));
+    throw RunFailure(
+        fmt("ckpt restore --pidfile says pid %d, dumped pid was %d", atoi(pf.c_str()), pid));
 
   char state = 0;
   pid_t ppid = 0;
   if (!proc_stat(pid, &state, &ppid))
-    throw RunFailure(with_log(fmt("ckpt restore exited 0 but there is no process %d", pid), {{"ckpt output", r_out}}));
+    throw RunFailure(with_log(fmt("ckpt restore exited 0 but there is no process %d", pid),
+                              {{"ckpt output", r_out}}));
   if (ppid != getpid())
-    throw RunFailure(fmt("restored root %d has parent %d, not ckpt-bench (%d), the child subreaper", pid, ppid, getpid()));
+    throw RunFailure(fmt("restored root %d has parent %d, not ckpt-bench (%d), the child subreaper",
+                         pid, ppid, getpid()));
   if (state == 'Z') {
     std::optional<int> zst = wait_exit(pid, 5);
-    throw RunFailure(with_log("restored root " + (zst ? describe_status(*zst) : std::string("is a zombie")) + " before it was signalled",
+    throw RunFailure(with_log("restored root " +
+                                  (zst ? describe_status(*zst) : std::string("is a zombie")) +
+                                  " before it was signalled",
                               {{"victim stderr", v_err}, {"ckpt output", r_out}}));
   }
   const Snapshot after = snapshot(sec.kind, pid);
@@ -904,7 +976,8 @@ void scale_round_trip(Ctx& c, Section& sec, ScaleRow& row, Medium& m, int run) {
   if (!diff.empty()) throw RunFailure(diff);
   if (sec.kind == Kind::Tree) {
     for (pid_t p : pids) {
-      if (proc_stat(p, &state, &ppid) && state == 'Z') throw RunFailure(fmt("restored process %d is a zombie before it was signalled", p));
+      if (proc_stat(p, &state, &ppid) && state == 'Z')
+        throw RunFailure(fmt("restored process %d is a zombie before it was signalled", p));
     }
   }
 
@@ -913,18 +986,26 @@ void scale_round_trip(Ctx& c, Section& sec, ScaleRow& row, Medium& m, int run) {
   if (kill(pid, SIGTERM) != 0) fail_errno(fmt("kill(%d, SIGTERM)", pid));
   vst = wait_exit(pid, c.opt.timeout);
   if (!vst)
-    throw RunFailure(with_log(fmt("restored root %d did not exit within %.0f s of SIGTERM; processes:\n", pid, c.opt.timeout) + describe_tree(pid),
-                              {{"victim stderr", v_err}}));
+    throw RunFailure(
+        with_log(fmt("restored root %d did not exit within %.0f s of SIGTERM; processes:\n", pid,
+                     c.opt.timeout) +
+                     describe_tree(pid),
+                 {{"victim stderr", v_err}}));
   if (!WIFEXITED(*vst) || WEXITSTATUS(*vst) != 0) {
-    std::string why = WIFEXITED(*vst) && WEXITSTATUS(*vst) == 1 ? " (the victim found its restored state wrong)" : "";
-    throw RunFailure(with_log("restored root " + describe_status(*vst) + why, {{"victim stderr", v_err}}));
+    std::string why = WIFEXITED(*vst) && WEXITSTATUS(*vst) == 1
+                          ? " (the victim found its restored state wrong)"
+                          : "";
+    throw RunFailure(
+        with_log("restored root " + describe_status(*vst) + why, {{"victim stderr", v_err}}));
   }
   row.verified++;
   row.dump.runs.push_back(dump_s);
   row.restore.runs.push_back(restore_s);
 
   int leftover = kill_all_children();
-  if (leftover > 0) note_once(c, fmt("%d process(es) were left running after a %s round trip (killed)", leftover, sec.key));
+  if (leftover > 0)
+    note_once(c, fmt("%d process(es) were left running after a %s round trip (killed)", leftover,
+                     sec.key));
   rm_rf(img);
   if (sec.kind == Kind::Fds) rm_rf(fd_dir);
   for (const auto& f : {v_out, v_err, d_log, d_out, r_out, r_pid}) unlink(f.c_str());
@@ -939,9 +1020,11 @@ void run_section(Ctx& c, Section& sec, Medium& m) {
     for (ScaleRow& row : sec.rows) {
       rlim_t need = static_cast<rlim_t>(row.n) + 3 + 8;
       if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
-        row.error = fmt("RLIMIT_NOFILE hard limit %llu is too low for %ld fds (needs %llu; raise it, e.g. ulimit -Hn %llu)",
-                        static_cast<unsigned long long>(rl.rlim_max), row.n, static_cast<unsigned long long>(need),
-                        static_cast<unsigned long long>(need));
+        row.error =
+            fmt("RLIMIT_NOFILE hard limit %llu is too low for %ld fds (needs %llu; raise it, e.g. "
+                "ulimit -Hn %llu)",
+                static_cast<unsigned long long>(rl.rlim_max), row.n,
+                static_cast<unsigned long long>(need), static_cast<unsigned long long>(need));
     }
   }
   // Sizes interleaved per run, so slow drifts hit all sizes alike.
@@ -995,7 +1078,8 @@ void print_report(const Ctx& c, const Timing& mc, const std::vector<Medium>& med
   printf(row, "memcpy", mc.best(), gbps(mc));
   printf("   %s\n", runs_str(mc).c_str());
   for (const Medium& m : media) {
-    std::string label = std::string("write(2)") + (std::string(m.name) == "disk" ? "+fsync " : " ") + m.name;
+    std::string label =
+        std::string("write(2)") + (std::string(m.name) == "disk" ? "+fsync " : " ") + m.name;
     if (!m.write.error.empty()) {
       printf("  %-24s FAILED: %s\n", label.c_str(), first_line(m.write.error).c_str());
       continue;
@@ -1015,13 +1099,18 @@ void print_report(const Ctx& c, const Timing& mc, const std::vector<Medium>& med
       }
       double g = gbps(t);
       printf(row, label.c_str(), t.best(), g);
-      printf(" %10s %9s   %s%s\n", ratio_str(g / gbps(mc)).c_str(), ratio_str(g / gbps(m.write)).c_str(),
-             runs_str(t).c_str(), m.error.empty() ? "" : " then FAILED");
+      printf(" %10s %9s   %s%s\n", ratio_str(g / gbps(mc)).c_str(),
+             ratio_str(g / gbps(m.write)).c_str(), runs_str(t).c_str(),
+             m.error.empty() ? "" : " then FAILED");
     }
   }
-  printf("  vs X = ckpt GB/s / baseline GB/s ('write' = the write(2) baseline on the same medium); GB = 1e9 B\n"
-         "  dump = `ckpt dump` until it exits (task killed); restore = `ckpt restore -d` until it returns\n"
-         "  (task running); disk restores read images the dump just wrote, mostly from the page cache\n");
+  printf(
+      "  vs X = ckpt GB/s / baseline GB/s ('write' = the write(2) baseline on the same medium); GB "
+      "= 1e9 B\n"
+      "  dump = `ckpt dump` until it exits (task killed); restore = `ckpt restore -d` until it "
+      "returns\n"
+      "  (task running); disk restores read images the dump just wrote, mostly from the page "
+      "cache\n");
 
   printf("\nimages vs victim memory (%" PRIu64 " MiB)\n", c.opt.size_mib);
   for (const Medium& m : media) {
@@ -1032,8 +1121,8 @@ void print_report(const Ctx& c, const Timing& mc, const std::vector<Medium>& med
     const Usage& u = *m.images;
     auto mib = [](uint64_t v) { return static_cast<double>(v) / (1 << 20); };
     auto rel = [&](uint64_t v) { return static_cast<double>(v) / static_cast<double>(bytes); };
-    printf("  %-6s %9.1f MiB allocated (%.3fx), %9.1f MiB apparent (%.3fx), %" PRIu64 " files\n", m.name,
-           mib(u.allocated), rel(u.allocated), mib(u.apparent), rel(u.apparent), u.files);
+    printf("  %-6s %9.1f MiB allocated (%.3fx), %9.1f MiB apparent (%.3fx), %" PRIu64 " files\n",
+           m.name, mib(u.allocated), rel(u.allocated), mib(u.apparent), rel(u.apparent), u.files);
   }
 
   bool header_done = false;
@@ -1053,7 +1142,8 @@ bool fit_line(const std::vector<std::pair<double, double>>& pts, double* a, doub
   for (auto [x, y] : pts) sx += x, sy += y;
   const double k = static_cast<double>(pts.size()), mx = sx / k, my = sy / k;
   double sxx = 0, sxy = 0, syy = 0;
-  for (auto [x, y] : pts) sxx += (x - mx) * (x - mx), sxy += (x - mx) * (y - my), syy += (y - my) * (y - my);
+  for (auto [x, y] : pts)
+    sxx += (x - mx) * (x - mx), sxy += (x - mx) * (y - my), syy += (y - my) * (y - my);
   if (sxx <= 0) return false;
   *b = sxy / sxx;
   *a = my - *b * mx;
@@ -1065,12 +1155,20 @@ void print_section(const Ctx& c, const Section& sec) {
   const char* per_time = sec.per_scale >= 1e6 ? "us" : "ms";
   switch (sec.kind) {
     case Kind::Tree:
-      printf("\nprocess tree of N processes (each forks up to %ld children, all sleep in pause()), images on tmpfs\n", c.opt.tree_fanout);
+      printf(
+          "\nprocess tree of N processes (each forks up to %ld children, all sleep in pause()), "
+          "images on tmpfs\n",
+          c.opt.tree_fanout);
       break;
-    case Kind::Threads: printf("\nthreads: one process with N threads (N-1 workers in FUTEX_WAIT), images on tmpfs\n"); break;
+    case Kind::Threads:
+      printf(
+          "\nthreads: one process with N threads (N-1 workers in FUTEX_WAIT), images on tmpfs\n");
+      break;
     case Kind::Fds:
-      printf("\nfds: one process with N fds besides stdio (%ld distinct regular files, the rest dups of one), images on tmpfs\n",
-             c.opt.fd_files);
+      printf(
+          "\nfds: one process with N fds besides stdio (%ld distinct regular files, the rest dups "
+          "of one), images on tmpfs\n",
+          c.opt.fd_files);
       break;
   }
   const ScaleRow* base = nullptr;
@@ -1088,13 +1186,14 @@ void print_section(const Ctx& c, const Section& sec) {
     return std::string(left, '-') + s + std::string(37 - left - s.size(), '-');
   };
   printf("  %6s %8s   %s   %s\n", "", "", banner("dump").c_str(), banner("restore").c_str());
-  printf("  %6s %8s   %8s %8s %8s %10s   %8s %8s %8s %10s\n", "N", "img MiB", "best s", sec.per, vs.c_str(), added.c_str(), "best s",
-         sec.per, vs.c_str(), added.c_str());
+  printf("  %6s %8s   %8s %8s %8s %10s   %8s %8s %8s %10s\n", "N", "img MiB", "best s", sec.per,
+         vs.c_str(), added.c_str(), "best s", sec.per, vs.c_str(), added.c_str());
   const ScaleRow* prev = nullptr;
   std::vector<std::pair<double, double>> pd, pr;
   for (const ScaleRow& r : sec.rows) {
     if (r.dump.runs.empty() || r.restore.runs.empty()) {
-      printf("  %6ld  FAILED: %s\n", r.n, r.error.empty() ? "no verified round trip" : first_line(r.error).c_str());
+      printf("  %6ld  FAILED: %s\n", r.n,
+             r.error.empty() ? "no verified round trip" : first_line(r.error).c_str());
       continue;
     }
     double img = r.images ? static_cast<double>(r.images->allocated) / (1 << 20) : NAN;
@@ -1103,9 +1202,14 @@ void print_section(const Ctx& c, const Section& sec) {
       const Timing& t = op == 0 ? r.dump : r.restore;
       const Timing* tb = base ? (op == 0 ? &base->dump : &base->restore) : nullptr;
       const Timing* tp = prev ? (op == 0 ? &prev->dump : &prev->restore) : nullptr;
-      std::string per = r.n > 0 ? fmt("%.2f", t.best() / static_cast<double>(r.n) * sec.per_scale) : "-";
-      std::string add = tp && r.n != prev->n ? fmt("%.2f", (t.best() - tp->best()) / static_cast<double>(r.n - prev->n) * sec.per_scale) : "-";
-      printf("   %8.3f %8s %8s %10s", t.best(), per.c_str(), ratio_str(tb ? t.best() / tb->best() : NAN).c_str(), add.c_str());
+      std::string per =
+          r.n > 0 ? fmt("%.2f", t.best() / static_cast<double>(r.n) * sec.per_scale) : "-";
+      std::string add = tp && r.n != prev->n
+                            ? fmt("%.2f", (t.best() - tp->best()) /
+                                              static_cast<double>(r.n - prev->n) * sec.per_scale)
+                            : "-";
+      printf("   %8.3f %8s %8s %10s", t.best(), per.c_str(),
+             ratio_str(tb ? t.best() / tb->best() : NAN).c_str(), add.c_str());
     }
     printf("%s\n", r.error.empty() ? "" : "   then FAILED");
     pd.emplace_back(static_cast<double>(r.n), r.dump.best());
@@ -1114,9 +1218,12 @@ void print_section(const Ctx& c, const Section& sec) {
   }
   double a, b, r2;
   std::string fit;
-  if (fit_line(pd, &a, &b, &r2)) fit += fmt("dump %.1f ms + %.3f %s/%s (r^2 %.3f)", a * 1e3, b * sec.per_scale, per_time, sec.unit, r2);
+  if (fit_line(pd, &a, &b, &r2))
+    fit += fmt("dump %.1f ms + %.3f %s/%s (r^2 %.3f)", a * 1e3, b * sec.per_scale, per_time,
+               sec.unit, r2);
   if (fit_line(pr, &a, &b, &r2))
-    fit += fmt("%srestore %.1f ms + %.3f %s/%s (r^2 %.3f)", fit.empty() ? "" : "; ", a * 1e3, b * sec.per_scale, per_time, sec.unit, r2);
+    fit += fmt("%srestore %.1f ms + %.3f %s/%s (r^2 %.3f)", fit.empty() ? "" : "; ", a * 1e3,
+               b * sec.per_scale, per_time, sec.unit, r2);
   if (!fit.empty()) printf("  least-squares line over the best times: %s\n", fit.c_str());
   // Local growth exponent k (time ~ N^k) between the two largest sizes: 1 is
   // linear, above 1 each added object costs more than the ones before it.
@@ -1126,43 +1233,52 @@ void print_section(const Ctx& c, const Section& sec) {
       auto [n2, t2] = v.back();
       return std::log(t2 / t1) / std::log(n2 / n1);
     };
-    printf("  growth from N=%.0f to N=%.0f: dump ~ N^%.2f, restore ~ N^%.2f (time ~ N^k; k = 1 is linear)\n",
-           pd[pd.size() - 2].first, pd.back().first, k(pd), k(pr));
+    printf(
+        "  growth from N=%.0f to N=%.0f: dump ~ N^%.2f, restore ~ N^%.2f (time ~ N^k; k = 1 is "
+        "linear)\n",
+        pd[pd.size() - 2].first, pd.back().first, k(pd), k(pr));
   }
   printf("  all runs (s):\n");
   for (const ScaleRow& r : sec.rows)
-    if (!r.dump.runs.empty()) printf("  %6ld   dump %s   restore %s\n", r.n, runs_str(r.dump).c_str(), runs_str(r.restore).c_str());
-  printf("  %s = best s / N; %s = best(N) / best(%ld); %s = (best(N) - best(N above)) / (N - N above)\n", sec.per, vs.c_str(),
-         base ? base->n : 0L, added.c_str());
+    if (!r.dump.runs.empty())
+      printf("  %6ld   dump %s   restore %s\n", r.n, runs_str(r.dump).c_str(),
+             runs_str(r.restore).c_str());
+  printf(
+      "  %s = best s / N; %s = best(N) / best(%ld); %s = (best(N) - best(N above)) / (N - N "
+      "above)\n",
+      sec.per, vs.c_str(), base ? base->n : 0L, added.c_str());
 }
 
 // --------------------------------------------------------------- main ----
 
 [[noreturn]] void usage(int code) {
-  fprintf(code ? stderr : stdout,
-          "usage: ckpt-bench --ckpt PATH [--only SECTIONS] [--size-mib N] [--disk-dir DIR] [--tmpfs-dir DIR]\n"
-          "                  [--runs N] [--timeout SEC] [--victim PATH] [--tree-sizes LIST] [--tree-fanout K]\n"
-          "                  [--thread-counts LIST] [--fd-counts LIST] [--fd-files N]\n"
-          "  --ckpt PATH      the ckpt binary to benchmark (required)\n"
-          "  --size-mib N     victim memory and baseline size in MiB (default 1024)\n"
-          "  --disk-dir DIR   where disk images and files go (default /var/tmp)\n"
-          "  --tmpfs-dir DIR  a tmpfs for images (default: mount a private tmpfs, else /dev/shm)\n"
-          "  --runs N         runs of everything; the best is reported (default 3)\n"
-          "  --timeout SEC    limit for each ckpt command and victim start (default 300)\n"
-          "  --victim PATH    victim binary (default: ckpt-bench-victim next to ckpt-bench)\n"
-          "  --only LIST      sections to run, comma-separated (default: memory,tree,threads,fds)\n"
-          "                   memory   a process with SIZE MiB; images on tmpfs and disk; baselines\n"
-          "                   tree     a tree of N processes; images on tmpfs\n"
-          "                   threads  a process with N threads; images on tmpfs\n"
-          "                   fds      a process with N fds besides stdio; images on tmpfs\n"
-          "  --tree-sizes L   the N of the tree section (default 1,10,100,300,1000)\n"
-          "  --thread-counts L  the N of the threads section (default 1,10,100,300,1000)\n"
-          "  --fd-counts L    the N of the fds section (default 0,1000,10000)\n"
-          "  --tree-fanout K  children per process in the tree (default 8)\n"
-          "  --fd-files N     distinct files among the fds, the rest are dups of one (default 256)\n"
-          "Needs root. Exit status 0 only if every dump and restore succeeded and every\n"
-          "restored victim verified itself (memory checksum; tree shape and pids; thread\n"
-          "ids; fds) and looked right from outside.\n");
+  fprintf(
+      code ? stderr : stdout,
+      "usage: ckpt-bench --ckpt PATH [--only SECTIONS] [--size-mib N] [--disk-dir DIR] "
+      "[--tmpfs-dir DIR]\n"
+      "                  [--runs N] [--timeout SEC] [--victim PATH] [--tree-sizes LIST] "
+      "[--tree-fanout K]\n"
+      "                  [--thread-counts LIST] [--fd-counts LIST] [--fd-files N]\n"
+      "  --ckpt PATH      the ckpt binary to benchmark (required)\n"
+      "  --size-mib N     victim memory and baseline size in MiB (default 1024)\n"
+      "  --disk-dir DIR   where disk images and files go (default /var/tmp)\n"
+      "  --tmpfs-dir DIR  a tmpfs for images (default: mount a private tmpfs, else /dev/shm)\n"
+      "  --runs N         runs of everything; the best is reported (default 3)\n"
+      "  --timeout SEC    limit for each ckpt command and victim start (default 300)\n"
+      "  --victim PATH    victim binary (default: ckpt-bench-victim next to ckpt-bench)\n"
+      "  --only LIST      sections to run, comma-separated (default: memory,tree,threads,fds)\n"
+      "                   memory   a process with SIZE MiB; images on tmpfs and disk; baselines\n"
+      "                   tree     a tree of N processes; images on tmpfs\n"
+      "                   threads  a process with N threads; images on tmpfs\n"
+      "                   fds      a process with N fds besides stdio; images on tmpfs\n"
+      "  --tree-sizes L   the N of the tree section (default 1,10,100,300,1000)\n"
+      "  --thread-counts L  the N of the threads section (default 1,10,100,300,1000)\n"
+      "  --fd-counts L    the N of the fds section (default 0,1000,10000)\n"
+      "  --tree-fanout K  children per process in the tree (default 8)\n"
+      "  --fd-files N     distinct files among the fds, the rest are dups of one (default 256)\n"
+      "Needs root. Exit status 0 only if every dump and restore succeeded and every\n"
+      "restored victim verified itself (memory checksum; tree shape and pids; thread\n"
+      "ids; fds) and looked right from outside.\n");
   exit(code);
 }
 
@@ -1177,24 +1293,32 @@ bool parse_num(const char* s, double lo, double hi, double* out) {
 
 Options parse_args(int argc, char** argv) {
   Options o;
-  static const struct option longopts[] = {
-      {"ckpt", required_argument, nullptr, 'c'},     {"size-mib", required_argument, nullptr, 's'},
-      {"disk-dir", required_argument, nullptr, 'd'}, {"tmpfs-dir", required_argument, nullptr, 't'},
-      {"runs", required_argument, nullptr, 'r'},     {"timeout", required_argument, nullptr, 'T'},
-      {"victim", required_argument, nullptr, 'v'},   {"help", no_argument, nullptr, 'h'},
-      {"only", required_argument, nullptr, 'o'},     {"tree-sizes", required_argument, nullptr, 'S'},
-      {"tree-fanout", required_argument, nullptr, 'F'}, {"thread-counts", required_argument, nullptr, 'H'},
-      {"fd-counts", required_argument, nullptr, 'N'}, {"fd-files", required_argument, nullptr, 'f'},
-      {nullptr, 0, nullptr, 0}};
+  static const struct option longopts[] = {{"ckpt", required_argument, nullptr, 'c'},
+                                           {"size-mib", required_argument, nullptr, 's'},
+                                           {"disk-dir", required_argument, nullptr, 'd'},
+                                           {"tmpfs-dir", required_argument, nullptr, 't'},
+                                           {"runs", required_argument, nullptr, 'r'},
+                                           {"timeout", required_argument, nullptr, 'T'},
+                                           {"victim", required_argument, nullptr, 'v'},
+                                           {"help", no_argument, nullptr, 'h'},
+                                           {"only", required_argument, nullptr, 'o'},
+                                           {"tree-sizes", required_argument, nullptr, 'S'},
+                                           {"tree-fanout", required_argument, nullptr, 'F'},
+                                           {"thread-counts", required_argument, nullptr, 'H'},
+                                           {"fd-counts", required_argument, nullptr, 'N'},
+                                           {"fd-files", required_argument, nullptr, 'f'},
+                                           {nullptr, 0, nullptr, 0}};
   // "1,10,100": integers in [lo, hi], strictly increasing.
   auto parse_list = [](const char* name, const char* arg, long lo, long hi) {
     std::vector<long> r;
     std::istringstream in(arg);
     for (std::string item; std::getline(in, item, ',');) {
       double v;
-      if (!parse_num(item.c_str(), static_cast<double>(lo), static_cast<double>(hi), &v) || v != std::floor(v) ||
-          (!r.empty() && static_cast<long>(v) <= r.back())) {
-        fprintf(stderr, "ckpt-bench: --%s wants increasing integers in [%ld, %ld], comma-separated\n", name, lo, hi);
+      if (!parse_num(item.c_str(), static_cast<double>(lo), static_cast<double>(hi), &v) ||
+          v != std::floor(v) || (!r.empty() && static_cast<long>(v) <= r.back())) {
+        fprintf(stderr,
+                "ckpt-bench: --%s wants increasing integers in [%ld, %ld], comma-separated\n", name,
+                lo, hi);
         usage(2);
       }
       r.push_back(static_cast<long>(v));
@@ -1209,10 +1333,18 @@ Options parse_args(int argc, char** argv) {
   double v;
   while ((ch = getopt_long(argc, argv, "h", longopts, nullptr)) != -1) {
     switch (ch) {
-      case 'c': o.ckpt = optarg; break;
-      case 'd': o.disk_dir = optarg; break;
-      case 't': o.tmpfs_dir = optarg; break;
-      case 'v': o.victim = optarg; break;
+      case 'c':
+        o.ckpt = optarg;
+        break;
+      case 'd':
+        o.disk_dir = optarg;
+        break;
+      case 't':
+        o.tmpfs_dir = optarg;
+        break;
+      case 'v':
+        o.victim = optarg;
+        break;
       case 's':
         if (!parse_num(optarg, 1, 1 << 20, &v) || v != std::floor(v)) {
           fprintf(stderr, "ckpt-bench: --size-mib wants an integer >= 1\n");
@@ -1238,13 +1370,20 @@ Options parse_args(int argc, char** argv) {
         o.memory = o.tree = o.threads = o.fds = false;
         std::istringstream in(optarg);
         for (std::string item; std::getline(in, item, ',');) {
-          if (item == "memory") o.memory = true;
-          else if (item == "tree") o.tree = true;
-          else if (item == "threads") o.threads = true;
-          else if (item == "fds") o.fds = true;
-          else if (item == "all") o.memory = o.tree = o.threads = o.fds = true;
+          if (item == "memory")
+            o.memory = true;
+          else if (item == "tree")
+            o.tree = true;
+          else if (item == "threads")
+            o.threads = true;
+          else if (item == "fds")
+            o.fds = true;
+          else if (item == "all")
+            o.memory = o.tree = o.threads = o.fds = true;
           else {
-            fprintf(stderr, "ckpt-bench: --only: unknown section '%s' (memory, tree, threads, fds)\n", item.c_str());
+            fprintf(stderr,
+                    "ckpt-bench: --only: unknown section '%s' (memory, tree, threads, fds)\n",
+                    item.c_str());
             usage(2);
           }
         }
@@ -1254,9 +1393,15 @@ Options parse_args(int argc, char** argv) {
         }
         break;
       }
-      case 'S': o.tree_sizes = parse_list("tree-sizes", optarg, 1, 100000); break;
-      case 'H': o.thread_counts = parse_list("thread-counts", optarg, 1, 100000); break;
-      case 'N': o.fd_counts = parse_list("fd-counts", optarg, 0, 10000000); break;
+      case 'S':
+        o.tree_sizes = parse_list("tree-sizes", optarg, 1, 100000);
+        break;
+      case 'H':
+        o.thread_counts = parse_list("thread-counts", optarg, 1, 100000);
+        break;
+      case 'N':
+        o.fd_counts = parse_list("fd-counts", optarg, 0, 10000000);
+        break;
       case 'F':
         if (!parse_num(optarg, 1, 64, &v) || v != std::floor(v)) {
           fprintf(stderr, "ckpt-bench: --tree-fanout wants an integer in [1, 64]\n");
@@ -1271,8 +1416,10 @@ Options parse_args(int argc, char** argv) {
         }
         o.fd_files = static_cast<long>(v);
         break;
-      case 'h': usage(0);
-      default: usage(2);
+      case 'h':
+        usage(0);
+      default:
+        usage(2);
     }
   }
   if (optind != argc) {
@@ -1309,7 +1456,8 @@ int run(Ctx& c) {
   g_cleanup.dirs.push_back(dk.dir);
   long magic = 0;
   dk.desc = fs_type(dk.dir, &magic);
-  if (magic == kTmpfsMagic) warn("disk dir " + dk.dir + " is on tmpfs: the 'disk' numbers measure memory");
+  if (magic == kTmpfsMagic)
+    warn("disk dir " + dk.dir + " is on tmpfs: the 'disk' numbers measure memory");
 
   if (!o.tmpfs_dir.empty()) {
     tm.dir = make_temp_dir(abs_path(o.tmpfs_dir), "ckpt-bench");
@@ -1320,7 +1468,8 @@ int run(Ctx& c) {
     g_cleanup.dirs.push_back(mnt);
     // A limit, not an allocation: room for the memory images (and baseline
     // file), and at least 1 GiB for the scaling sections' images.
-    std::string data = fmt("size=%" PRIu64 "m,mode=0700", std::max<uint64_t>(2 * o.size_mib + 256, 1024));
+    std::string data =
+        fmt("size=%" PRIu64 "m,mode=0700", std::max<uint64_t>(2 * o.size_mib + 256, 1024));
     if (mount("tmpfs", mnt.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, data.c_str()) == 0) {
       g_cleanup.mounts.push_back(mnt);
       tm.dir = mnt;
@@ -1342,9 +1491,11 @@ int run(Ctx& c) {
   write_file(c.work + "/victim.stdin", "");
 
   std::string sections;
-  for (auto [on, name] : {std::pair{o.memory, "memory"}, {o.tree, "tree"}, {o.threads, "threads"}, {o.fds, "fds"}})
+  for (auto [on, name] :
+       {std::pair{o.memory, "memory"}, {o.tree, "tree"}, {o.threads, "threads"}, {o.fds, "fds"}})
     if (on) sections += std::string(sections.empty() ? "" : ",") + name;
-  printf("ckpt-bench: sections %s; best of %d run%s", sections.c_str(), o.runs, o.runs == 1 ? "" : "s");
+  printf("ckpt-bench: sections %s; best of %d run%s", sections.c_str(), o.runs,
+         o.runs == 1 ? "" : "s");
   if (o.memory) printf("; memory victim and baselines %" PRIu64 " MiB", o.size_mib);
   printf("\n");
   printf("  ckpt   %s\n", o.ckpt.c_str());
@@ -1366,7 +1517,8 @@ int run(Ctx& c) {
       for (Medium& m : media) {
         try {
           bool disk = &m == &dk;
-          m.write = bench_write(src, m.dir, disk, o.runs, disk ? "write+fsync disk" : "write tmpfs");
+          m.write =
+              bench_write(src, m.dir, disk, o.runs, disk ? "write+fsync disk" : "write tmpfs");
         } catch (const Interrupted&) {
           throw;
         } catch (const std::exception& e) {
@@ -1407,7 +1559,8 @@ int run(Ctx& c) {
 
   // ---- scaling sections, images on tmpfs
   std::vector<Section> secs;
-  auto add = [&](bool on, Kind k, const char* key, const char* unit, const char* per, double scale, const std::vector<long>& sizes) {
+  auto add = [&](bool on, Kind k, const char* key, const char* unit, const char* per, double scale,
+                 const std::vector<long>& sizes) {
     if (!on) return;
     Section sec{k, key, unit, per, scale, {}};
     for (long n : sizes) sec.rows.push_back(ScaleRow{n, {}, {}, {}, {}, 0});
@@ -1451,7 +1604,8 @@ int main(int argc, char** argv) {
   setvbuf(stdout, nullptr, _IOLBF, 0);
 
   if (geteuid() != 0) {
-    fprintf(stderr, "ckpt-bench: must run as root (ckpt needs it, and so does mounting the tmpfs)\n");
+    fprintf(stderr,
+            "ckpt-bench: must run as root (ckpt needs it, and so does mounting the tmpfs)\n");
     return 2;
   }
   // Restored processes are reparented to the nearest child subreaper: us.

@@ -5,8 +5,8 @@
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 
 namespace ckpt::compel {
 namespace {

@@ -34,8 +34,8 @@ namespace ckpt::compel {
 // instruction; its victim address is exec_addr + kRemoteDataOffset.
 inline constexpr uint64_t kRemoteDataOffset = 16;
 Result<long> RemoteSyscall(pid_t tid, int mem_fd, uint64_t exec_addr, const user_regs_struct& base,
-                           long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0,
-                           long a5 = 0, long a6 = 0, const std::string& data = "");
+                           long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0,
+                           long a6 = 0, const std::string& data = "");
 
 // RemoteSyscall on a thread that is not running the parasite, with its
 // registers put back afterwards.
