@@ -5,10 +5,12 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "criu/files/unix_sk.h"
+
 namespace ckpt {
 namespace {
 
-enum LongOnly { kOptPidfile = 1000, kOptFileLocks, kOptVersion };
+enum LongOnly { kOptPidfile = 1000, kOptFileLocks, kOptVersion, kOptExtUnixSk };
 
 Result<Command> ParseCommand(const std::string& s) {
   if (s == "dump") return Command::kDump;
@@ -69,6 +71,7 @@ Result<Options> ParseOptions(int argc, char** argv) {
       {"shell-job", no_argument, nullptr, 'j'},
       {"pidfile", required_argument, nullptr, kOptPidfile},
       {"file-locks", no_argument, nullptr, kOptFileLocks},
+      {"ext-unix-sk", no_argument, nullptr, kOptExtUnixSk},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
   };
@@ -117,6 +120,9 @@ Result<Options> ParseOptions(int argc, char** argv) {
       case kOptFileLocks:
         o.file_locks = true;
         break;
+      case kOptExtUnixSk:
+        o.ext_unix_sk = true;
+        break;
       case 'h':
         o.help = true;
         break;
@@ -130,6 +136,7 @@ Result<Options> ParseOptions(int argc, char** argv) {
     }
   }
   if (o.verbosity > 4) o.verbosity = 4;
+  files::SetExtUnixSk(o.ext_unix_sk);  // TEMPORARY: until dump passes options to fd handlers
   for (int i = optind; i < ac; i++) o.args.push_back(av[i]);
   if (o.help) return o;
 
@@ -174,7 +181,9 @@ std::string Usage(Command c) {
                  "  -D, --images-dir DIR   where to write images (created 0700)\n"
                  "  -R, --leave-running    let the process continue after the dump\n"
                  "  -j, --shell-job        allow terminal fds inherited from the shell\n"
-                 "      --file-locks       accepted for CRIU compatibility\n") +
+                 "      --file-locks       accepted for CRIU compatibility\n"
+                 "      --ext-unix-sk      allow unix datagram sockets connected outside the\n"
+                 "                         tree (connected again by their peer's name)\n") +
              common;
     case Command::kRestore:
       return std::string(

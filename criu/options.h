@@ -22,6 +22,7 @@ struct Options {
   bool restore_detached = false;  // -d/--restore-detached
   bool shell_job = false;       // -j/--shell-job
   bool file_locks = false;      // --file-locks (accepted; locks are always handled)
+  bool ext_unix_sk = false;     // --ext-unix-sk: datagram sockets connected outside the tree
   std::string pidfile;          // --pidfile
   std::vector<std::string> args;  // positional (show: paths)
   bool help = false;            // CMD --help

@@ -18,6 +18,7 @@
 #include "base/io.h"
 #include "base/log.h"
 #include "criu/files/fd_restore.h"
+#include "criu/files/flock.h"
 #include "criu/proc_parse.h"
 #include "parasite/abi.h"
 #include "parasite/blobs.h"
@@ -178,17 +179,34 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   }
   for (auto& kv : tf.files) close(kv.second);
   tf.files.clear();
+  // Closing any fd of a file drops the POSIX locks the process holds on
+  // it, and the restorer closes the fds it maps files through: a file this
+  // task will hold POSIX locks on is mapped through its own fd, left open.
+  // Decided (and our own open of it closed) before the locks are taken.
+  std::map<std::pair<std::string, bool>, int> own_fd;
+  for (auto& [key, fd] : vma_files) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) continue;
+    int own = files::LockedFdFor(t.fds, *tf.entries, st, key.second);
+    if (own < 0) continue;
+    close(fd);
+    fd = own;
+    own_fd[key] = own;
+  }
   TRY(files::FinishTaskFds(t.fds, *tf.entries));
   if (t.fs.root() != "/" && chroot(t.fs.root().c_str()) < 0)
     return Error::Errno("chroot " + t.fs.root());
   if (chdir(t.fs.cwd().c_str()) < 0) return Error::Errno("chdir " + t.fs.cwd());
 
   std::vector<int> vma_fd(t.mm.vmas_size(), -1);
+  std::vector<bool> keep_fd(t.mm.vmas_size(), false);
   std::set<int> used_shmem;
   for (int i = 0; i < t.mm.vmas_size(); i++) {
     const pb::VmaEntry& v = t.mm.vmas(i);
-    if (v.kind() == pb::VMA_FILE_PRIVATE || v.kind() == pb::VMA_FILE_SHARED)
+    if (v.kind() == pb::VMA_FILE_PRIVATE || v.kind() == pb::VMA_FILE_SHARED) {
       vma_fd[i] = vma_files.at({v.path(), v.open_rw()});
+      keep_fd[i] = own_fd.count({v.path(), v.open_rw()}) != 0;
+    }
     if (v.kind() == pb::VMA_ANON_SHARED) {
       vma_fd[i] = tf.shmem.at(v.shmid());
       used_shmem.insert(vma_fd[i]);
@@ -244,6 +262,7 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     abi::RestoreVma& r = rv[i];
     r.start = v.start(), r.end = v.end(), r.pgoff = v.pgoff();
     r.prot = v.prot(), r.flags = v.flags(), r.fd = vma_fd[i], r.madv = v.madv();
+    if (keep_fd[i]) r.madv |= abi::kVmaKeepFd;
     switch (v.kind()) {
       case pb::VMA_ANON_PRIVATE:
         r.kind = abi::kVmaAnon;

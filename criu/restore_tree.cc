@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "criu/files/fd_restore.h"
 #include "criu/files/file_types.h"
+#include "criu/files/tty.h"
 
 namespace ckpt {
 namespace {
@@ -120,6 +121,10 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   // A subreaper in the image adopts the members its helper children leave.
   if (!t.zombie() && t.core.child_subreaper()) prctl(PR_SET_CHILD_SUBREAPER, 1);
   if (idx == 0) TRY(OpenTreeFiles(tree, dir, o, fds));
+  // A session leader takes its controlling terminal (a pty of the tree)
+  // before it creates the rest of its session: they inherit it at fork.
+  bool leads_session = !outer_sid && t.pstree.sid() == uint32_t(pid);
+  if (leads_session && !t.zombie()) TRY(files::RestoreControllingTty(tree.files, fds.files));
   Bump(&sync->created, n);
 
   for (int c : t.children) {
@@ -139,6 +144,8 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
                  std::to_string(t.pstree.sid()) + " (this session layout needs helper tasks)");
   Bump(&sync->grouped, n);
   TRY(Barrier(&sync->grouped, n, sync, "process groups"));
+  // Every process group exists now: the terminal's foreground group too.
+  if (leads_session && !t.zombie()) TRY(files::RestoreForegroundGroup(tree.files, fds.files));
 
   if (t.zombie()) ExitLike(t.pstree.exit_status());
   for (int c : t.children)

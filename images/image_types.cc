@@ -31,6 +31,8 @@ const ImageTypeInfo kTypes[] = {
     {ImageType::kFiles, "files", "files.img", 0x46494c01, Make<pb::FileEntry>, nullptr},
     {ImageType::kFs, "fs", "fs-%u.img", 0x46530001, Make<pb::FsEntry>, nullptr},
     {ImageType::kFileData, "fdata", "fdata-%u.img", 0x46444101, Make<pb::FileDataEntry>, nullptr},
+    {ImageType::kUnixSkQueue, "sk-queue", "sk-queue-%u.img", 0x534b5101, Make<pb::UnixSkMessage>,
+     nullptr},
 };
 
 }  // namespace

@@ -29,6 +29,7 @@ enum class ImageType {
   kFiles,
   kFs,
   kFileData,  // fdata-<id>.img: bytes of a pipe, memfd or deleted file
+  kUnixSkQueue,  // sk-queue-<file id>.img: unread messages of a unix socket
 };
 
 struct ImageTypeInfo {

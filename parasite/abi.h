@@ -185,12 +185,15 @@ enum RestoreVmaKind : uint32_t {
   kVmaSysv = 6,  // shmat(sysv_id) at start when pgoff == 0; later parts are covered
 };
 
+inline constexpr uint32_t kVmaKeepFd = 16;
+
 struct RestoreVma {
   uint64_t start, end, pgoff;
   uint32_t prot, flags;  // PROT_*, MAP_* (without MAP_FIXED)
   int32_t fd;            // for kVmaFile, -1 otherwise
   uint32_t kind;
-  uint32_t madv;  // bits: 1 DONTFORK, 2 DONTDUMP, 4 HUGEPAGE, 8 NOHUGEPAGE
+  uint32_t madv;  // bits: 1 DONTFORK, 2 DONTDUMP, 4 HUGEPAGE, 8 NOHUGEPAGE,
+                  // kVmaKeepFd: fd is one of the task's own: map it, don't close it
   int32_t sysv_id;
 };
 static_assert(sizeof(RestoreVma) == 48);

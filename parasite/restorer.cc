@@ -149,7 +149,7 @@ void FinishVmas(RestoreArgs* a) {
     if (v[i].madv & 8) sys(__NR_madvise, v[i].start, len, 15 /* NOHUGEPAGE */);
   }
   for (uint32_t i = 0; i < a->nr_vmas; i++)
-    if (v[i].fd >= 0) sys(__NR_close, v[i].fd);
+    if (v[i].fd >= 0 && !(v[i].madv & kVmaKeepFd)) sys(__NR_close, v[i].fd);
 }
 
 }  // namespace

@@ -1,12 +1,17 @@
 // Character devices that are reopened by path: /dev/null, /dev/zero,
-// /dev/full, /dev/random, /dev/urandom (memory devices, major 1); and
-// terminals inherited from the shell with --shell-job.
+// /dev/full, /dev/random, /dev/urandom (memory devices, major 1), with
+// their file locks (flock.h); and terminals from outside the dumped tree
+// (the shell's) with --shell-job. Pseudo-terminals of the tree are
+// kPtyHandler's (tty.cc), which also refuses outside terminals without
+// --shell-job.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "criu/files/file_types.h"
+#include "criu/files/flock.h"
+#include "criu/files/tty.h"
 
 namespace ckpt::files {
 namespace {
@@ -15,9 +20,13 @@ bool IsMemDev(dev_t rdev) {
   unsigned mi = minor(rdev);
   return major(rdev) == 1 && (mi == 3 || mi == 5 || mi == 7 || mi == 8 || mi == 9);
 }
-bool IsTty(dev_t rdev) {
-  unsigned ma = major(rdev);
-  return ma == 136 || ma == 4 || ma == 5;  // pts, tty*, /dev/tty & console
+// A terminal from outside the dumped tree: not the pty multiplexer (a
+// master is always the tree's own) nor a pty slave whose master the tree
+// holds.
+bool IsOuterTty(const FdContext& c) {
+  if (!S_ISCHR(c.st.st_mode) || !IsTtyDevice(c.st.st_rdev) || IsPtyMaster(c.st.st_rdev))
+    return false;
+  return !(IsPtySlave(c.st.st_rdev) && PtySlaveInTree(c));
 }
 
 Status DumpChr(const FdContext& c, DumpContext&, pb::FileEntry* e) {
@@ -26,6 +35,13 @@ Status DumpChr(const FdContext& c, DumpContext&, pb::FileEntry* e) {
   d->set_flags(c.info.flags);
   d->set_rdev(uint32_t(c.st.st_rdev));
   return Ok();
+}
+
+Status CheckMem(const FdContext& c, const std::vector<FdContext>&) { return CheckLocks(c); }
+
+Status DumpMem(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
+  TRY(DumpChr(c, ctx, e));
+  return DumpLocks(c, e->mutable_chr()->mutable_locks());
 }
 
 Result<int> OpenChr(const pb::FileEntry& e, const RestoreOpts&) {
@@ -38,7 +54,16 @@ Result<int> OpenChr(const pb::FileEntry& e, const RestoreOpts&) {
     close(fd);
     return Error(d.path() + " is not the device it was at dump time");
   }
+  Status s = RestoreFileLocks(fd, d.locks(), d.path());
+  if (!s.ok()) {
+    close(fd);
+    return std::move(s.error());
+  }
   return fd;
+}
+
+Status InTaskChr(const pb::FileEntry& e, int fd) {
+  return RestoreTaskLocks(fd, e.chr().locks(), e.chr().path());
 }
 
 Result<int> OpenTty(const pb::FileEntry& e, const RestoreOpts& o) {
@@ -60,7 +85,7 @@ Result<int> OpenTty(const pb::FileEntry& e, const RestoreOpts& o) {
 Status ValidateChr(const pb::FileEntry& e) {
   if (!e.has_chr() || e.chr().path().empty())
     return Error("file " + std::to_string(e.id()) + ": bad device entry");
-  return Ok();
+  return ValidateLocks(e.chr().locks(), "file " + std::to_string(e.id()));
 }
 
 }  // namespace
@@ -69,23 +94,21 @@ const FileHandler kChrDevHandler = {
     .kind = pb::FILE_CHR,
     .name = "character device",
     .match = [](const FdContext& c) { return S_ISCHR(c.st.st_mode) && IsMemDev(c.st.st_rdev); },
-    .check = nullptr,
-    .dump = DumpChr,
+    .check = CheckMem,
+    .dump = DumpMem,
     .open = OpenChr,
     .validate = ValidateChr,
-    .deps = nullptr};
+    .deps = nullptr,
+    .in_task = InTaskChr};
 
-const FileHandler kTtyHandler = {.kind = pb::FILE_TTY,
-                                 .name = "terminal",
-                                 .match =
-                                     [](const FdContext& c) {
-                                       return c.shell_job && S_ISCHR(c.st.st_mode) &&
-                                              IsTty(c.st.st_rdev);
-                                     },
-                                 .check = nullptr,
-                                 .dump = DumpChr,
-                                 .open = OpenTty,
-                                 .validate = ValidateChr,
-                                 .deps = nullptr};
+const FileHandler kTtyHandler = {
+    .kind = pb::FILE_TTY,
+    .name = "terminal",
+    .match = [](const FdContext& c) { return c.shell_job && IsOuterTty(c); },
+    .check = nullptr,
+    .dump = DumpChr,
+    .open = OpenTty,
+    .validate = ValidateChr,
+    .deps = nullptr};
 
 }  // namespace ckpt::files

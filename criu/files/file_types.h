@@ -78,6 +78,7 @@ struct FileHandler {
 extern const FileHandler kRegFileHandler;
 extern const FileHandler kChrDevHandler;
 extern const FileHandler kTtyHandler;
+extern const FileHandler kUnixSkHandler;  // unix_sk.cc
 extern const FileHandler kPipeHandler;
 extern const FileHandler kFifoHandler;
 extern const FileHandler kEventfdHandler;

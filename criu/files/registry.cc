@@ -4,6 +4,7 @@
 
 #include "base/io.h"
 #include "criu/files/file_types.h"
+#include "criu/files/tty.h"  // kPtyHandler
 
 namespace ckpt::files {
 namespace {
@@ -13,7 +14,10 @@ namespace {
 const FileHandler* const kHandlers[] = {&kMemfdHandler,   &kGhostFileHandler, &kRegFileHandler,
                                         &kChrDevHandler,  &kTtyHandler,       &kPipeHandler,
                                         &kFifoHandler,    &kEventfdHandler,   &kSignalfdHandler,
-                                        &kTimerfdHandler, &kEpollHandler,     &kInotifyHandler};
+                                        &kTimerfdHandler, &kEpollHandler,     &kInotifyHandler,
+                                        // pty ends of the tree and terminals without --shell-job
+                                        &kPtyHandler,
+                                        &kUnixSkHandler};  // unix_sk.h
 
 // A human name for an fd no handler takes, from its /proc link.
 std::string KindName(const FdContext& c) {

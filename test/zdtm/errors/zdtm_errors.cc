@@ -263,16 +263,16 @@ int main(int argc, char** argv) {
     finish_helper(h);
   });
 
-  check("dump-unsupported-socket", [](const std::string& dir) {
+  check("dump-unsupported-fd", [](const std::string& dir) {
     Helper h = start_helper("unsupported_fd", dir + "/run");
     std::string img = dir + "/img";
     fs::create_directories(img);
     Ckpt r =
         ckpt(dir, "dump", {"dump", "-t", std::to_string(h.pid), "-D", img, "-o", "dump.log", "-v4"},
              {img + "/dump.log"});
-    expect_refused(r, "dump of a process holding a socketpair");
-    if (r.all().find("not supported") == std::string::npos)
-      throw Fail("the error does not say \"not supported\"\n" + indent(r.all()));
+    expect_refused(r, "dump of a process holding a pidfd");
+    if (r.all().find("pidfd is not supported") == std::string::npos)
+      throw Fail("the error does not say \"pidfd is not supported\"\n" + indent(r.all()));
     expect_alive(h, "after the refused dump");
     finish_helper(h);
   });

@@ -55,7 +55,7 @@ void StartThreads(int proc, pthread_t* th) {
 bool Advancing(int proc) {
   uint64_t before[kThreads];
   for (int i = 0; i < kThreads; i++) before[i] = g->ticks[proc][i].load();
-  for (int tries = 0; tries < 2000; tries++) {
+  for (int tries = 0; tries < 10000; tries++) {
     bool all = true;
     for (int i = 0; i < kThreads; i++) all &= g->ticks[proc][i].load() > before[i];
     if (all) return true;
@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
   if (CountTasks() != kThreads + 1) fail("root has %d tasks", CountTasks());
   if (!Advancing(0)) fail("root threads are not running");
   int alarms = g_alarms;
-  for (int i = 0; i < 3000 && g_alarms < alarms + 3; i++) usleep(1000);
+  for (int i = 0; i < 10000 && g_alarms < alarms + 3; i++) usleep(1000);
   if (g_alarms < alarms + 3) fail("the interval timer stopped firing");
   char buf[32] = {};
   if (read(to_root[0], buf, 12) != 12 || memcmp(buf, "from-child-1", 12) != 0)

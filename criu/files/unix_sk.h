@@ -1,0 +1,63 @@
+// Unix sockets (AF_UNIX stream, datagram, seqpacket): the handler's parts.
+//
+// Dump (unix_sk_dump.cc). sock_diag tells, by inode, what the socket's fd
+// cannot: its peer, the clients waiting in a listener's accept queue, the
+// shutdown state. A duplicate of the task's fd (pidfd_getfd) gives the
+// name, options and unread data, read with MSG_PEEK while stepping
+// SO_PEEK_OFF, so nothing is consumed; the task's own peek offset is put
+// back. A socket whose peer is outside the dumped tree is refused, unless
+// --ext-unix-sk and it is a datagram socket whose peer has a name: it is
+// connected again by that name at restore.
+//
+// Restore (unix_sk_restore.cc). The first unix socket entry opened builds
+// every unix socket of the dump at once, in the one process that opens the
+// tree's files: listeners, then connections that carry a name through
+// accept() (connected to the real listener or a temporary one bound to the
+// name), then the clients waiting in accept queues, socketpairs for the
+// rest; then unread data is sent again from each socket's peer (or from a
+// temporary socket), then shutdowns, path file mode and owner, options.
+// Each entry then gets its socket from the restore context.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "criu/files/file_types.h"
+#include "proto/fdinfo.pb.h"
+
+namespace ckpt::files {
+
+extern const FileHandler kUnixSkHandler;
+
+// --ext-unix-sk: allow datagram sockets connected outside the dumped tree.
+// TEMPORARY: set by ParseOptions until the dump passes its options to the
+// fd handlers (FdContext); see the report that came with this code.
+void SetExtUnixSk(bool on);
+bool ExtUnixSk();
+
+// Socket addresses as sun_path bytes: "" unnamed, "\0..." abstract,
+// otherwise a path (stored without its terminating NUL).
+struct UnixAddr {
+  sockaddr_un sa;
+  socklen_t len;
+};
+UnixAddr MakeUnixAddr(const std::string& name);
+// The name in an address the kernel returned (getsockname, recvmsg).
+std::string UnixNameOf(const sockaddr_un& sa, socklen_t len);
+inline bool IsPathName(const std::string& n) { return !n.empty() && n[0] != '\0'; }
+// For messages: "/run/x.sock", "@abstract", "(unnamed)".
+std::string PrintableName(const std::string& n);
+const char* UnixTypeName(int type);
+
+// unix_sk_dump.cc
+Status CheckUnixSk(const FdContext& c, const std::vector<FdContext>& all);
+Status DumpUnixSk(const FdContext& c, DumpContext& ctx, pb::FileEntry* e);
+
+// unix_sk_restore.cc
+Result<int> OpenUnixSk(const pb::FileEntry& e, const RestoreOpts& o);
+
+}  // namespace ckpt::files
