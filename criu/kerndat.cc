@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "base/io.h"
+#include "criu/clone_pid.h"
 #include "base/unique_fd.h"
 
 namespace ckpt {
@@ -35,13 +36,7 @@ uint64_t ProbeZeroPfn() {
 
 bool ProbeClone3SetTid() {
   // Asking for our own (busy) pid: EEXIST means set_tid is understood.
-  pid_t me = getpid();
-  struct clone_args a;
-  memset(&a, 0, sizeof(a));
-  a.exit_signal = SIGCHLD;
-  a.set_tid = uintptr_t(&me);
-  a.set_tid_size = 1;
-  long r = syscall(SYS_clone3, &a, sizeof(a));
+  pid_t r = ForkWithPid(getpid());
   if (r == 0) _exit(0);  // cannot happen with a busy pid; never run ckpt code twice
   return r < 0 && errno == EEXIST;
 }

@@ -18,6 +18,7 @@
 
 #include "base/io.h"
 #include "base/log.h"
+#include "criu/clone_pid.h"
 #include "criu/files/fd_restore.h"
 #include "criu/files/file_types.h"
 #include "criu/files/tty.h"
@@ -54,12 +55,7 @@ Status Barrier(uint32_t* v, uint32_t want, TreeSync* sync, const char* what) {
 }
 
 Result<pid_t> RawClone(pid_t pid) {
-  struct clone_args a;
-  memset(&a, 0, sizeof(a));
-  a.exit_signal = SIGCHLD;
-  a.set_tid = uintptr_t(&pid);
-  a.set_tid_size = 1;
-  long r = syscall(SYS_clone3, &a, sizeof(a));
+  pid_t r = ForkWithPid(pid);
   if (r < 0) {
     if (errno == EEXIST) {
       std::string comm = "?";
