@@ -40,22 +40,16 @@ Result<std::vector<Target>> Targets(const FdContext& c) {
   return out;
 }
 
-// Each target must still be the file open at its fd number in the task
-// (kcmp KCMP_EPOLL_TFD): an epoll can outlive the fd it was given (closed,
-// or reused for another file) and then it cannot be rebuilt from the fd
-// table.
-Status Check(const FdContext& c, const std::vector<FdContext>& all) {
+// A target is found by the file it watches (kcmp KCMP_EPOLL_TFD), not by
+// its fd number: the epoll may outlive the fd it was given (closed, reused,
+// or held only by another task of the tree, e.g. after fork). Dump finds
+// it among every file of the tree seen so far; Check only parses.
+Status Check(const FdContext& c, const std::vector<FdContext>&) {
   TRY_ASSIGN(std::vector<Target> targets, Targets(c), Where(c));
   std::set<int> seen;
-  for (const Target& t : targets) {
-    bool open = false;
-    for (const FdContext& o : all) open |= o.fd == t.tfd;
-    kcmp_epoll_slot slot = {uint32_t(c.fd), uint32_t(t.tfd), 0};
-    if (!open || !seen.insert(t.tfd).second ||
-        syscall(SYS_kcmp, c.pid, c.pid, KCMP_EPOLL_TFD, t.tfd, &slot) != 0)
-      return Error(Where(c) + ": epoll watching fd " + std::to_string(t.tfd) +
-                   ", which is closed or now another file, is not supported");
-  }
+  for (const Target& t : targets)
+    if (!seen.insert(t.tfd).second)
+      return Error(Where(c) + ": epoll lists fd " + std::to_string(t.tfd) + " twice");
   return Ok();
 }
 
@@ -64,8 +58,13 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
   pb::EpollEntry* d = e->mutable_epoll();
   d->set_flags(c.info.flags);
   for (const Target& t : targets) {
-    uint32_t id = ctx.FileIdOf(t.tfd);
-    if (!id) return Error("epoll target fd " + std::to_string(t.tfd) + " is not open");
+    kcmp_epoll_slot slot = {uint32_t(c.fd), uint32_t(t.tfd), 0};
+    uint32_t id = syscall(SYS_kcmp, c.pid, c.pid, KCMP_EPOLL_TFD, t.tfd, &slot) == 0
+                      ? ctx.FileIdOf(t.tfd)
+                      : ctx.EpollTargetId(c.pid, c.fd, t.tfd);
+    if (!id)
+      return Error("epoll watching fd " + std::to_string(t.tfd) +
+                   ", a file no task of the tree dumped so far holds, is not supported");
     pb::EpollTarget* pt = d->add_targets();
     pt->set_tfd(uint32_t(t.tfd));
     pt->set_events(t.events);

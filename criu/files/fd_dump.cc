@@ -62,6 +62,7 @@ Status FdDumper::AddTask(images::ImageDir& dir, const TaskFds& task) {
       ids[i] = next_id_++;
       fresh[i] = true;
       seen_.push_back({pid, &c, ids[i]});
+      ctx_->SawFile(pid, c.fd, ids[i]);
     }
     by_fd[c.fd] = ids[i];
   }

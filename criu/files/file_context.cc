@@ -1,6 +1,8 @@
 #include "criu/files/file_context.h"
 
 #include <fcntl.h>
+#include <linux/kcmp.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -12,6 +14,13 @@ namespace ckpt::files {
 uint32_t DumpContext::FileIdOf(int fd) const {
   auto it = ids_.find(fd);
   return it == ids_.end() ? 0 : it->second;
+}
+
+uint32_t DumpContext::EpollTargetId(pid_t pid, int efd, int tfd) const {
+  kcmp_epoll_slot slot = {uint32_t(efd), uint32_t(tfd), 0};
+  for (const SeenFile& f : files_)
+    if (syscall(SYS_kcmp, f.pid, pid, KCMP_EPOLL_TFD, f.fd, &slot) == 0) return f.id;
+  return 0;
 }
 
 DumpContext::Object DumpContext::Share(const std::string& key, uint32_t file_id) {

@@ -31,6 +31,13 @@ class DumpContext {
     ids_ = std::move(ids);
   }
 
+  // Every file of the tree seen so far, by one fd that holds it.
+  void SawFile(pid_t pid, int fd, uint32_t file_id) { files_.push_back({pid, fd, file_id}); }
+  // The file id of target `tfd` of epoll `efd` in task `pid`, looked up
+  // among the files seen so far (in any task: the target may be open only
+  // in another task's table); 0 if none is that file.
+  uint32_t EpollTargetId(pid_t pid, int efd, int tfd) const;
+
   // An object several file entries refer to (a pipe, a memfd's inode),
   // named by a key unique to it ("pipe:1234"). The first entry to ask
   // names it by its own file id and must dump the object's data (first ==
@@ -52,6 +59,12 @@ class DumpContext {
   Status Finish() const;
 
  private:
+  struct SeenFile {
+    pid_t pid;
+    int fd;
+    uint32_t id;
+  };
+  std::vector<SeenFile> files_;
   struct PipeSeen {
     bool read = false, write = false;
     bool writers_alive = false, readers_alive = false;
