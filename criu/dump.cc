@@ -112,7 +112,7 @@ Result<TaskInfo> Inspect(const compel::SeizedProcess& proc, const Options& o) {
   TRY_ASSIGN(t.root, io::ReadLink(base + "root"));
   TRY_ASSIGN(t.auxv, io::ReadFile(base + "auxv"));
   TRY_ASSIGN(t.maps, proc::ReadSmaps(pid));
-  TRY_ASSIGN(t.fds, files::CollectFds(pid, o.shell_job));
+  TRY_ASSIGN(t.fds, files::CollectFds(pid, o.shell_job, o.ext_unix_sk));
   TRY_ASSIGN(t.timers, ReadPosixTimers(pid));
   if (t.timers.size() > abi::kMaxPosixTimers) return Error(Who(pid) + ": too many POSIX timers");
   const std::string del = " (deleted)";

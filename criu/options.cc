@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "criu/files/unix_sk.h"
 
 namespace ckpt {
 namespace {
@@ -136,7 +135,6 @@ Result<Options> ParseOptions(int argc, char** argv) {
     }
   }
   if (o.verbosity > 4) o.verbosity = 4;
-  files::SetExtUnixSk(o.ext_unix_sk);  // TEMPORARY: until dump passes options to fd handlers
   for (int i = optind; i < ac; i++) o.args.push_back(av[i]);
   if (o.help) return o;
 

@@ -23,12 +23,12 @@ bool SameFile(pid_t pa, const FdContext& a, pid_t pb, const FdContext& b) {
 
 }  // namespace
 
-Result<TaskFds> CollectFds(pid_t pid, bool shell_job) {
+Result<TaskFds> CollectFds(pid_t pid, bool shell_job, bool ext_unix_sk) {
   TaskFds t;
   t.pid = pid;
   TRY_ASSIGN(std::vector<int> fds, proc::ListFds(pid));
   for (int fd : fds) {
-    TRY_ASSIGN(FdContext c, InspectFd(pid, fd, shell_job));
+    TRY_ASSIGN(FdContext c, InspectFd(pid, fd, shell_job, ext_unix_sk));
     TRY_ASSIGN(const FileHandler* h, Classify(c));
     t.fds.push_back(std::move(c));
     t.handlers.push_back(h);

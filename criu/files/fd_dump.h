@@ -22,7 +22,7 @@ struct TaskFds {
 
 // Reads every fd of pid, finds its handler and runs its check; the first
 // unsupported fd fails with "pid N fd M: <kind> is not supported".
-Result<TaskFds> CollectFds(pid_t pid, bool shell_job);
+Result<TaskFds> CollectFds(pid_t pid, bool shell_job, bool ext_unix_sk = false);
 
 // Writes fdinfo-PID.img of each task and the one files.img of the tree.
 // Fds sharing an open file description, in one task or across tasks (dup,

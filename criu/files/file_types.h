@@ -37,6 +37,7 @@ struct FdContext {
   proc::FdInfo info;  // pos, flags
   bool shell_job;
   std::string fdinfo;  // the whole /proc/PID/fdinfo/FD text (kind-specific lines)
+  bool ext_unix_sk = false;  // --ext-unix-sk: datagram peers outside the tree allowed
 };
 
 // "pid 42 fd 7": how errors name an fd.
@@ -95,6 +96,6 @@ Result<const FileHandler*> Classify(const FdContext& c);
 const FileHandler* HandlerFor(pb::FileKind kind);
 
 // Reads everything about one fd of pid.
-Result<FdContext> InspectFd(pid_t pid, int fd, bool shell_job);
+Result<FdContext> InspectFd(pid_t pid, int fd, bool shell_job, bool ext_unix_sk = false);
 
 }  // namespace ckpt::files

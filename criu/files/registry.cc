@@ -44,8 +44,8 @@ std::string Where(const FdContext& c) {
   return "pid " + std::to_string(c.pid) + " fd " + std::to_string(c.fd);
 }
 
-Result<FdContext> InspectFd(pid_t pid, int fd, bool shell_job) {
-  FdContext c{pid, fd, {}, {}, {}, shell_job, {}};
+Result<FdContext> InspectFd(pid_t pid, int fd, bool shell_job, bool ext_unix_sk) {
+  FdContext c{pid, fd, {}, {}, {}, shell_job, {}, ext_unix_sk};
   std::string p = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
   TRY_ASSIGN(c.link, io::ReadLink(p));
   if (stat(p.c_str(), &c.st) < 0) {

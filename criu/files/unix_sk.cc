@@ -12,7 +12,6 @@
 namespace ckpt::files {
 namespace {
 
-bool g_ext_unix_sk = false;
 
 // Sockets answer the "system.sockprotoname" attribute with their protocol:
 // "UNIX-STREAM" for stream unix sockets, "UNIX" for datagram and seqpacket.
@@ -62,8 +61,6 @@ Status ValidateUnixSk(const pb::FileEntry& e) {
 
 }  // namespace
 
-void SetExtUnixSk(bool on) { g_ext_unix_sk = on; }
-bool ExtUnixSk() { return g_ext_unix_sk; }
 
 UnixAddr MakeUnixAddr(const std::string& name) {
   UnixAddr a;

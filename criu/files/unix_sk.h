@@ -33,12 +33,6 @@ namespace ckpt::files {
 
 extern const FileHandler kUnixSkHandler;
 
-// --ext-unix-sk: allow datagram sockets connected outside the dumped tree.
-// TEMPORARY: set by ParseOptions until the dump passes its options to the
-// fd handlers (FdContext); see the report that came with this code.
-void SetExtUnixSk(bool on);
-bool ExtUnixSk();
-
 // Socket addresses as sun_path bytes: "" unnamed, "\0..." abstract,
 // otherwise a path (stored without its terminating NUL).
 struct UnixAddr {

@@ -171,8 +171,8 @@ Result<Peer> PeerOf(const UnixDiag& d, TreeSockets& tree) {
   return p;
 }
 
-Status RefuseOutside(const UnixDiag& d, const Peer& p) {
-  if (!ExtUnixSk())
+Status RefuseOutside(const UnixDiag& d, const Peer& p, bool ext_unix_sk) {
+  if (!ext_unix_sk)
     return Error("unix socket connected outside the dumped tree (use --ext-unix-sk)");
   if (d.type != SOCK_DGRAM)
     return Error(std::string("unix ") + UnixTypeName(d.type) +
@@ -192,12 +192,12 @@ Status Check(const FdContext& c, const std::vector<FdContext>& all) {
   TRY_ASSIGN(UnixDiag d, Diag(c));
   TreeSockets tree(c, all);
   TRY_ASSIGN(Peer p, PeerOf(d, tree));
-  if (p.kind == Peer::kOutside) TRY(RefuseOutside(d, p));
+  if (p.kind == Peer::kOutside) TRY(RefuseOutside(d, p, c.ext_unix_sk));
   if (p.kind == Peer::kWaiting && d.wqueue > 0)
     return Error(
         "unix socket waiting in the accept queue of a listener has sent data that "
         "cannot be read without accepting the connection: not supported");
-  if (d.state == TCP_LISTEN && !ExtUnixSk())
+  if (d.state == TCP_LISTEN && !c.ext_unix_sk)
     for (uint32_t i : d.icons) {
       if (i == 0) continue;
       TRY_ASSIGN(bool in, tree.Holds(i));
@@ -428,7 +428,7 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
       u->set_waiting(true);
       break;
     case Peer::kOutside: {
-      TRY(RefuseOutside(d, p));  // the check ran before; the tree may have changed since
+      TRY(RefuseOutside(d, p, c.ext_unix_sk));  // the check ran before; the tree may have changed since
       TRY_ASSIGN(UnixDiag pd, UnixDiagByIno(p.ino), "its peer");
       std::string ext = pd.name;
       if (IsPathName(ext)) {
