@@ -20,6 +20,7 @@
 #include "compel/seize.h"
 #include "criu/files/fd_dump.h"
 #include "criu/mem_dump.h"
+#include "criu/net/net_dump.h"
 #include "criu/proc_parse.h"
 #include "criu/pstree.h"
 #include "criu/regs_pb.h"
@@ -112,7 +113,10 @@ Result<TaskInfo> Inspect(const compel::SeizedProcess& proc, const Options& o) {
   TRY_ASSIGN(t.root, io::ReadLink(base + "root"));
   TRY_ASSIGN(t.auxv, io::ReadFile(base + "auxv"));
   TRY_ASSIGN(t.maps, proc::ReadSmaps(pid));
-  TRY_ASSIGN(t.fds, files::CollectFds(pid, o.shell_job, o.ext_unix_sk));
+  TRY_ASSIGN(t.fds, files::CollectFds(pid, {.shell_job = o.shell_job,
+                                              .ext_unix_sk = o.ext_unix_sk,
+                                              .tcp_established = o.tcp_established,
+                                              .skip_in_flight = o.skip_in_flight}));
   TRY_ASSIGN(t.timers, ReadPosixTimers(pid));
   if (t.timers.size() > abi::kMaxPosixTimers) return Error(Who(pid) + ": too many POSIX timers");
   const std::string del = " (deleted)";
@@ -334,7 +338,16 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   // Destroying `tree` on any error resumes every task as it was.
   TRY_ASSIGN(std::vector<TreeTask> tree, SeizeTree(root));
 
-  TRY_ASSIGN(files::FdDumper fds, files::FdDumper::Create(*dir));
+  // Before any socket is touched: the dumped connections' packets stop
+  // here until the restore (or until a failed dump lets them go).
+  net::NetDump net;
+  if (o.tcp_established && o.network_lock) {
+    std::vector<pid_t> live;
+    for (const TreeTask& t : tree)
+      if (t.proc) live.push_back(t.pid);
+    TRY(net.LockConnections(live));
+  }
+  TRY_ASSIGN(files::FdDumper fds, files::FdDumper::Create(*dir, net));
   ShmemDumper shmem;
   TRY_ASSIGN(images::ImageWriter psw, dir->OpenWriter(ImageType::kPstree));
   uint32_t pages_id = 1;
@@ -380,8 +393,14 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   clock_gettime(CLOCK_REALTIME, &ts);
   inv.set_dump_time_ns(uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec));
   inv.set_shell_job(o.shell_job);
+  // The lock stays after a dump that kills the tree; restore removes it.
+  if (!o.leave_running) {
+    TRY_ASSIGN(std::string table, net.PersistLock());
+    if (!table.empty()) inv.set_netlock_table(table);
+  }
   TRY(dir->Commit(inv));
 
+  if (o.leave_running) TRY(net.Finish(false));  // connections go on, unlocked
   for (TreeTask& t : tree) {
     if (!t.proc) continue;
     if (o.leave_running)
@@ -389,6 +408,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     else
       TRY(t.proc->Kill());
   }
+  if (!o.leave_running) TRY(net.Finish(true));  // closed in repair mode: silently
   LOG_INFO("Dump of the tree of " + Who(root) + " complete (" + std::to_string(tree.size()) +
            " processes); " + (o.leave_running ? "left running" : "killed"));
   return Ok();

@@ -9,7 +9,8 @@
 namespace ckpt {
 namespace {
 
-enum LongOnly { kOptPidfile = 1000, kOptFileLocks, kOptVersion, kOptExtUnixSk };
+enum LongOnly { kOptPidfile = 1000, kOptFileLocks, kOptVersion, kOptExtUnixSk,
+                kOptTcpEstablished, kOptTcpClose, kOptSkipInFlight, kOptNetworkLock };
 
 Result<Command> ParseCommand(const std::string& s) {
   if (s == "dump") return Command::kDump;
@@ -44,7 +45,7 @@ Result<Options> ParseOptions(int argc, char** argv) {
     // Skip the value of options that take one as a separate word.
     static const char* const kWithValue[] = {"-t",         "-D",         "-o",
                                              "--tree",     "--images-dir", "--log-file",
-                                             "--pidfile"};
+                                             "--pidfile",  "--network-lock"};
     for (const char* w : kWithValue)
       if (!strcmp(argv[i], w)) {
         i++;
@@ -71,6 +72,10 @@ Result<Options> ParseOptions(int argc, char** argv) {
       {"pidfile", required_argument, nullptr, kOptPidfile},
       {"file-locks", no_argument, nullptr, kOptFileLocks},
       {"ext-unix-sk", no_argument, nullptr, kOptExtUnixSk},
+      {"tcp-established", no_argument, nullptr, kOptTcpEstablished},
+      {"tcp-close", no_argument, nullptr, kOptTcpClose},
+      {"skip-in-flight", no_argument, nullptr, kOptSkipInFlight},
+      {"network-lock", required_argument, nullptr, kOptNetworkLock},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
   };
@@ -121,6 +126,24 @@ Result<Options> ParseOptions(int argc, char** argv) {
         break;
       case kOptExtUnixSk:
         o.ext_unix_sk = true;
+        break;
+      case kOptTcpEstablished:
+        o.tcp_established = true;
+        break;
+      case kOptTcpClose:
+        o.tcp_close = true;
+        break;
+      case kOptSkipInFlight:
+        o.skip_in_flight = true;
+        break;
+      case kOptNetworkLock:
+        if (!strcmp(optarg, "nftables"))
+          o.network_lock = true;
+        else if (!strcmp(optarg, "skip"))
+          o.network_lock = false;
+        else
+          return Error("bad --network-lock '" + std::string(optarg) +
+                       "' (use nftables or skip)");
         break;
       case 'h':
         o.help = true;
@@ -181,7 +204,14 @@ std::string Usage(Command c) {
                  "  -j, --shell-job        allow terminal fds inherited from the shell\n"
                  "      --file-locks       accepted for CRIU compatibility\n"
                  "      --ext-unix-sk      allow unix datagram sockets connected outside the\n"
-                 "                         tree (connected again by their peer's name)\n") +
+                 "                         tree (connected again by their peer's name)\n"
+                 "      --tcp-established  dump established TCP connections (TCP repair);\n"
+                 "                         without it they are refused\n"
+                 "      --skip-in-flight   drop connections waiting in a listener's accept\n"
+                 "                         queue instead of refusing them\n"
+                 "      --network-lock nftables|skip\n"
+                 "                         block the dumped connections' packets while the\n"
+                 "                         tree is frozen and until restore (default nftables)\n") +
              common;
     case Command::kRestore:
       return std::string(
@@ -191,7 +221,12 @@ std::string Usage(Command c) {
                  "  -D, --images-dir DIR   images to restore from\n"
                  "  -d, --restore-detached return once the process runs\n"
                  "  -j, --shell-job        attach terminal fds to ckpt's own terminal\n"
-                 "      --pidfile FILE     write the restored pid to FILE\n") +
+                 "      --pidfile FILE     write the restored pid to FILE\n"
+                 "      --tcp-established  restore established TCP connections (TCP repair)\n"
+                 "      --tcp-close        restore established TCP connections as closed\n"
+                 "      --network-lock nftables|skip\n"
+                 "                         keep the connections' packets blocked until every\n"
+                 "                         connection is repaired (default nftables)\n") +
              common;
     case Command::kCheck:
       return "usage: ckpt check\n"

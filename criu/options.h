@@ -23,6 +23,10 @@ struct Options {
   bool shell_job = false;       // -j/--shell-job
   bool file_locks = false;      // --file-locks (accepted; locks are always handled)
   bool ext_unix_sk = false;     // --ext-unix-sk: datagram sockets connected outside the tree
+  bool tcp_established = false;  // --tcp-established: dump/restore live TCP connections
+  bool tcp_close = false;        // --tcp-close: restore established connections as closed
+  bool skip_in_flight = false;   // --skip-in-flight: drop connections not yet accept()ed
+  bool network_lock = true;      // --network-lock nftables (default) | skip
   std::string pidfile;          // --pidfile
   std::vector<std::string> args;  // positional (show: paths)
   bool help = false;            // CMD --help

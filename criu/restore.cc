@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "compel/infect.h"
 #include "compel/regs.h"
+#include "criu/net/net_restore.h"
 #include "criu/proc_parse.h"
 #include "criu/restore_tree.h"
 #include "criu/shmem.h"
@@ -278,6 +279,10 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   fds.err_fd = errp[1];
   fds.log_fd = dup(log::Fd());
   TRY_ASSIGN(TreeSync * sync, CreateTreeSync());
+  // Before any socket exists: packets of the connections being restored
+  // wait until every one of them is whole.
+  net::NetRestore net;
+  TRY(net.Lock(tree, o));
 
   // The root holds every file of the tree at once: allow as many fds as we
   // may (each task's own limits come back in its restorer).
@@ -309,6 +314,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   go_w.reset();
 
   TRY(tracer.Run());
+  TRY(net.Finish(tree, *dir, o));
   TRY(tracer.Release());
   sysv_cleanup.armed = false;
   for (int id : doomed_sysv) shmctl(id, IPC_RMID, nullptr);  // removed, as at dump

@@ -86,9 +86,12 @@ Result<pid_t> RawClone(pid_t pid) {
 Status OpenTreeFiles(const TreeImages& tree, const images::ImageDir& dir, const Options& o,
                      TreeFds& fds) {
   // Every file once, dependencies first, above the fd numbers being restored.
-  TRY_ASSIGN(fds.files,
-             files::OpenFiles(dir, tree.files, files::RestoreOpts{o.shell_job, nullptr, &fds.shmem},
-                              fds.base));
+  files::RestoreOpts ro{.shell_job = o.shell_job,
+                        .tcp_established = o.tcp_established,
+                        .tcp_close = o.tcp_close,
+                        .ctx = nullptr,
+                        .shmem = &fds.shmem};
+  TRY_ASSIGN(fds.files, files::OpenFiles(dir, tree.files, ro, fds.base));
   return Ok();
 }
 

@@ -9,6 +9,7 @@
 #include "proto/mm.pb.h"
 #include "proto/pagemap.pb.h"
 #include "proto/pstree.pb.h"
+#include "proto/sk_inet.pb.h"
 
 namespace ckpt::images {
 namespace {
@@ -33,6 +34,8 @@ const ImageTypeInfo kTypes[] = {
     {ImageType::kFileData, "fdata", "fdata-%u.img", 0x46444101, Make<pb::FileDataEntry>, nullptr},
     {ImageType::kUnixSkQueue, "sk-queue", "sk-queue-%u.img", 0x534b5101, Make<pb::UnixSkMessage>,
      nullptr},
+    {ImageType::kTcpStream, "tcp-stream", "tcp-stream-%u.img", 0x54435301,
+     Make<pb::TcpStreamEntry>, nullptr},
 };
 
 }  // namespace

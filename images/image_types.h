@@ -30,6 +30,7 @@ enum class ImageType {
   kFs,
   kFileData,  // fdata-<id>.img: bytes of a pipe, memfd or deleted file
   kUnixSkQueue,  // sk-queue-<file id>.img: unread messages of a unix socket
+  kTcpStream,    // tcp-stream-<file id>.img: a TCP connection read in repair mode
 };
 
 struct ImageTypeInfo {

@@ -23,12 +23,12 @@ bool SameFile(pid_t pa, const FdContext& a, pid_t pb, const FdContext& b) {
 
 }  // namespace
 
-Result<TaskFds> CollectFds(pid_t pid, bool shell_job, bool ext_unix_sk) {
+Result<TaskFds> CollectFds(pid_t pid, const FdOptions& o) {
   TaskFds t;
   t.pid = pid;
   TRY_ASSIGN(std::vector<int> fds, proc::ListFds(pid));
   for (int fd : fds) {
-    TRY_ASSIGN(FdContext c, InspectFd(pid, fd, shell_job, ext_unix_sk));
+    TRY_ASSIGN(FdContext c, InspectFd(pid, fd, o));
     TRY_ASSIGN(const FileHandler* h, Classify(c));
     t.fds.push_back(std::move(c));
     t.handlers.push_back(h);
@@ -38,9 +38,9 @@ Result<TaskFds> CollectFds(pid_t pid, bool shell_job, bool ext_unix_sk) {
   return t;
 }
 
-Result<FdDumper> FdDumper::Create(images::ImageDir& dir) {
+Result<FdDumper> FdDumper::Create(images::ImageDir& dir, net::NetDump& net) {
   TRY_ASSIGN(images::ImageWriter w, dir.OpenWriter(images::ImageType::kFiles));
-  return FdDumper(std::move(w), std::make_unique<DumpContext>(dir));
+  return FdDumper(std::move(w), std::make_unique<DumpContext>(dir, net));
 }
 
 Status FdDumper::AddTask(images::ImageDir& dir, const TaskFds& task) {

@@ -22,14 +22,14 @@ struct TaskFds {
 
 // Reads every fd of pid, finds its handler and runs its check; the first
 // unsupported fd fails with "pid N fd M: <kind> is not supported".
-Result<TaskFds> CollectFds(pid_t pid, bool shell_job, bool ext_unix_sk = false);
+Result<TaskFds> CollectFds(pid_t pid, const FdOptions& o);
 
 // Writes fdinfo-PID.img of each task and the one files.img of the tree.
 // Fds sharing an open file description, in one task or across tasks (dup,
 // fork), share one file entry (found with kcmp), so restore shares it again.
 class FdDumper {
  public:
-  static Result<FdDumper> Create(images::ImageDir& dir);
+  static Result<FdDumper> Create(images::ImageDir& dir, net::NetDump& net);
   // Call while the task is still stopped: handlers read its pipes.
   Status AddTask(images::ImageDir& dir, const TaskFds& t);
   // After the last task: refuses what only the whole tree shows (a pipe

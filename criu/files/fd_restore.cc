@@ -37,6 +37,8 @@ Status CheckFiles(const images::ImageDir& dir, const std::map<uint32_t, pb::File
         return Error(what + ": its object " + std::to_string(obj) + " is not an entry of its kind");
       if (has_data) TRY(dir.OpenReader(images::ImageType::kFileData, obj), what);
     }
+    const FileHandler* h = HandlerFor(e.kind());
+    if (h && h->check_images) TRY(h->check_images(e, dir), what);
     if (e.has_epoll())
       for (const pb::EpollTarget& t : e.epoll().targets())
         if (!files.count(t.file_id()))

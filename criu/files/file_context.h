@@ -14,13 +14,19 @@
 #include "criu/files/file_types.h"
 #include "images/image_dir.h"
 
+namespace ckpt::net {
+class NetDump;  // criu/net/net_dump.h
+}
+
 namespace ckpt::files {
 
 // One per dump (the whole tree), owned by FdDumper.
 class DumpContext {
  public:
-  explicit DumpContext(images::ImageDir& dir) : dir_(dir) {}
+  DumpContext(images::ImageDir& dir, net::NetDump& net) : dir_(dir), net_(net) {}
   images::ImageDir& dir() { return dir_; }
+  // The network side of this dump: inet_diag answers, sockets in repair mode.
+  net::NetDump& net() { return net_; }
 
   // The task being written: its fds, and the file id of each (for kinds
   // that refer to other fds by number, like epoll; 0 if fd is not open).
@@ -71,6 +77,7 @@ class DumpContext {
     std::string where;  // the first end seen
   };
   images::ImageDir& dir_;
+  net::NetDump& net_;
   const std::vector<FdContext>* fds_ = nullptr;
   std::map<int, uint32_t> ids_;
   std::map<std::string, std::pair<uint32_t, bool>> objects_;  // key -> id, has_data

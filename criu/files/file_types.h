@@ -23,6 +23,10 @@
 #include "criu/proc_parse.h"
 #include "proto/fdinfo.pb.h"
 
+namespace ckpt::images {
+class ImageDir;  // images/image_dir.h
+}
+
 namespace ckpt::files {
 
 class DumpContext;     // file_context.h
@@ -38,6 +42,16 @@ struct FdContext {
   bool shell_job;
   std::string fdinfo;  // the whole /proc/PID/fdinfo/FD text (kind-specific lines)
   bool ext_unix_sk = false;  // --ext-unix-sk: datagram peers outside the tree allowed
+  bool tcp_established = false;  // --tcp-established: live TCP connections allowed
+  bool skip_in_flight = false;   // --skip-in-flight: drop connections not yet accepted
+};
+
+// The dump options fd handlers see (copied into every FdContext).
+struct FdOptions {
+  bool shell_job = false;
+  bool ext_unix_sk = false;
+  bool tcp_established = false;
+  bool skip_in_flight = false;
 };
 
 // "pid 42 fd 7": how errors name an fd.
@@ -45,6 +59,8 @@ std::string Where(const FdContext& c);
 
 struct RestoreOpts {
   bool shell_job;
+  bool tcp_established = false;  // --tcp-established: connections come back alive
+  bool tcp_close = false;        // --tcp-close: ... or as closed sockets
   // Objects several entries share (both ends of a pipe). Set by OpenFiles;
   // kinds that share objects refuse to open without it.
   RestoreContext* ctx = nullptr;
@@ -74,6 +90,9 @@ struct FileHandler {
   // their numbers (fd is one of them): state owned by the task rather than
   // by the open file, e.g. POSIX locks or a controlling terminal.
   Status (*in_task)(const pb::FileEntry& e, int fd);
+  // Optional. Checks the data images an entry names (e.g. a TCP stream),
+  // with every image read before any process exists (CheckFiles).
+  Status (*check_images)(const pb::FileEntry& e, const images::ImageDir& dir);
 };
 
 extern const FileHandler kRegFileHandler;
@@ -89,6 +108,8 @@ extern const FileHandler kEpollHandler;
 extern const FileHandler kInotifyHandler;
 extern const FileHandler kMemfdHandler;
 extern const FileHandler kGhostFileHandler;
+extern const FileHandler kNetlinkSkHandler;  // netlink_sk.cc
+extern const FileHandler kPacketSkHandler;   // packet_sk.cc
 
 // Finds the handler for an fd, or says precisely why it is not supported:
 // "pid 42 fd 7: io_uring is not supported".
@@ -96,6 +117,6 @@ Result<const FileHandler*> Classify(const FdContext& c);
 const FileHandler* HandlerFor(pb::FileKind kind);
 
 // Reads everything about one fd of pid.
-Result<FdContext> InspectFd(pid_t pid, int fd, bool shell_job, bool ext_unix_sk = false);
+Result<FdContext> InspectFd(pid_t pid, int fd, const FdOptions& o);
 
 }  // namespace ckpt::files

@@ -4,6 +4,8 @@
 
 #include "base/io.h"
 #include "criu/files/file_types.h"
+#include "criu/files/inet_sk.h"  // kInetSkHandler
+#include "criu/files/sk_common.h"  // SockProtoName
 #include "criu/files/tty.h"  // kPtyHandler
 
 namespace ckpt::files {
@@ -17,12 +19,18 @@ const FileHandler* const kHandlers[] = {&kMemfdHandler,   &kGhostFileHandler, &k
                                         &kTimerfdHandler, &kEpollHandler,     &kInotifyHandler,
                                         // pty ends of the tree and terminals without --shell-job
                                         &kPtyHandler,
-                                        &kUnixSkHandler};  // unix_sk.h
+                                        &kUnixSkHandler,  // unix_sk.h
+                                        &kInetSkHandler,  // inet_sk.h
+                                        &kNetlinkSkHandler, &kPacketSkHandler};
 
 // A human name for an fd no handler takes, from its /proc link.
 std::string KindName(const FdContext& c) {
   const std::string& l = c.link;
-  if (l.rfind("socket:", 0) == 0) return "socket";
+  if (l.rfind("socket:", 0) == 0) {
+    // The kernel's protocol name: "socket (SCTP)", "socket (BLUETOOTH)".
+    std::string p = SockProtoName(c.pid, c.fd);
+    return p.empty() ? "socket" : "socket (" + p + ")";
+  }
   if (l.rfind("pipe:", 0) == 0) return "pipe";
   if (l.rfind("anon_inode:", 0) == 0) {
     std::string k = l.substr(11);
@@ -44,8 +52,9 @@ std::string Where(const FdContext& c) {
   return "pid " + std::to_string(c.pid) + " fd " + std::to_string(c.fd);
 }
 
-Result<FdContext> InspectFd(pid_t pid, int fd, bool shell_job, bool ext_unix_sk) {
-  FdContext c{pid, fd, {}, {}, {}, shell_job, {}, ext_unix_sk};
+Result<FdContext> InspectFd(pid_t pid, int fd, const FdOptions& o) {
+  FdContext c{pid, fd, {}, {}, {}, o.shell_job, {}, o.ext_unix_sk, o.tcp_established,
+              o.skip_in_flight};
   std::string p = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
   TRY_ASSIGN(c.link, io::ReadLink(p));
   if (stat(p.c_str(), &c.st) < 0) {

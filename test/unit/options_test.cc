@@ -292,4 +292,25 @@ TEST(Options, UsagePerCommand) {
 }
 
 }  // namespace
+TEST(Options, NetworkOptions) {
+  auto r = Parse({"dump", "-t", "1", "-D", "/d", "--tcp-established", "--skip-in-flight",
+                  "--network-lock", "skip"});
+  EXPECT_PARSES(r);
+  EXPECT_TRUE(r->tcp_established);
+  EXPECT_TRUE(r->skip_in_flight);
+  EXPECT_FALSE(r->network_lock);
+  auto d = Parse({"restore", "-D", "/d", "--tcp-close"});
+  EXPECT_PARSES(d);
+  EXPECT_TRUE(d->tcp_close);
+  EXPECT_FALSE(d->tcp_established);
+  EXPECT_TRUE(d->network_lock);  // nftables unless told otherwise
+  // The value may come before the command, as CRIU allows.
+  auto b = Parse({"--network-lock", "nftables", "dump", "-t", "1", "-D", "/d"});
+  EXPECT_PARSES(b);
+  EXPECT_TRUE(b->network_lock);
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "--network-lock", "iptables"}),
+                        "iptables");
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "--network-lock"}), "needs a value");
+}
+
 }  // namespace ckpt

@@ -1,6 +1,6 @@
 // zdtm-run: runs one test program through a ckpt round trip.
 //
-//   zdtm-run --ckpt PATH --mode MODE --workdir DIR -- TESTBIN [args]
+//   zdtm-run --ckpt PATH --mode MODE --workdir DIR [--ckpt-opt OPT]... -- TESTBIN [args]
 //
 // MODE is plain (no ckpt: SIGTERM and check), default (dump, restore),
 // leave-running (dump -R, check the original, restore, check again) or
@@ -9,6 +9,9 @@
 // test runs in it with its output in DIR/out.txt; images go to DIR/img*
 // and are removed on success. Exit 0 = pass. On failure: the reason and
 // the tails of the logs on stderr, every process left killed, exit 1.
+// --ckpt-opt OPT (repeatable) appends OPT to every ckpt dump and restore
+// command line, in order (e.g. --ckpt-opt --tcp-established); an option
+// taking a value needs two: --ckpt-opt --network-lock --ckpt-opt skip.
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,13 +35,14 @@ constexpr double kReadyTimeout = 60, kCkptTimeout = 120, kExitTimeout = 60;
 
 std::string g_ckpt, g_mode, g_workdir, g_out;
 std::vector<std::string> g_test_argv;
+std::vector<std::string> g_ckpt_opts;  // --ckpt-opt: appended to dump and restore
 std::vector<std::string> g_logs;  // files whose tails a failure report shows
 double g_start;
 
 [[noreturn]] void usage() {
   fprintf(stderr,
           "usage: zdtm-run --ckpt PATH --mode plain|default|leave-running|dump-twice --workdir DIR "
-          "-- TESTBIN [args]\n");
+          "[--ckpt-opt OPT]... -- TESTBIN [args]\n");
   exit(2);
 }
 
@@ -90,6 +94,7 @@ void dump(pid_t pid, const std::string& img, bool leave_running) {
   std::vector<std::string> args = {"dump", "-t", std::to_string(pid), "-D",
                                    img,    "-o", "dump.log",          "-v4"};
   if (leave_running) args.push_back("--leave-running");
+  args.insert(args.end(), g_ckpt_opts.begin(), g_ckpt_opts.end());
   ckpt(leave_running ? "dump-R-" + fs::path(img).filename().string()
                      : "dump-" + fs::path(img).filename().string(),
        args, img + "/dump.log");
@@ -134,9 +139,10 @@ void expect_running(pid_t pid, const std::string& what) {
 void restore(pid_t pid, const std::string& img) {
   std::string pidfile = g_workdir + "/pidfile";
   unlink(pidfile.c_str());
-  ckpt("restore-" + fs::path(img).filename().string(),
-       {"restore", "-D", img, "-d", "-o", "restore.log", "-v4", "--pidfile", pidfile},
-       img + "/restore.log");
+  std::vector<std::string> args = {"restore", "-D", img, "-d", "-o", "restore.log", "-v4",
+                                   "--pidfile", pidfile};
+  args.insert(args.end(), g_ckpt_opts.begin(), g_ckpt_opts.end());
+  ckpt("restore-" + fs::path(img).filename().string(), args, img + "/restore.log");
   track_pid(pid);
   std::string text = read_text(pidfile);
   if (text.empty()) die("restore wrote no pidfile " + pidfile);
@@ -183,6 +189,8 @@ int main(int argc, char** argv) {
       g_mode = argv[++i];
     else if (a == "--workdir")
       g_workdir = argv[++i];
+    else if (a == "--ckpt-opt")
+      g_ckpt_opts.push_back(argv[++i]);
     else
       usage();
   }

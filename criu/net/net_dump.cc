@@ -1,0 +1,91 @@
+#include "criu/net/net_dump.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "base/log.h"
+#include "criu/net/netlock.h"
+#include "criu/net/tcp_repair.h"
+#include "criu/proc_parse.h"
+
+namespace ckpt::net {
+
+NetDump::NetDump() = default;
+
+NetDump::~NetDump() {
+  LeaveRepair();
+  if (!persisted_.empty()) {
+    Status s = RemoveLockTable(persisted_);
+    if (!s.ok()) LOG_WARN(s.error().message());
+  }
+  // lock_, unless persisted, unlocks as it goes.
+}
+
+void NetDump::LeaveRepair() {
+  for (Repaired& r : repaired_) {
+    Status s = SetRepair(r.fd.get(), false, r.what);
+    if (!s.ok()) LOG_WARN(s.error().message());
+  }
+  repaired_.clear();
+}
+
+Status NetDump::LockConnections(const std::vector<pid_t>& pids) {
+  std::vector<LockedConn> conns;
+  for (pid_t pid : pids) {
+    TRY_ASSIGN(std::vector<int> fds, proc::ListFds(pid));
+    for (int fd : fds) {
+      std::string p = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+      struct stat st;
+      if (stat(p.c_str(), &st) < 0 || !S_ISSOCK(st.st_mode)) continue;
+      for (int family : {AF_INET, AF_INET6}) {
+        TRY_ASSIGN(const InetDiag* d, diag_.Find(family, IPPROTO_TCP, uint32_t(st.st_ino)));
+        if (!d || !IsRepairableState(d->state)) continue;
+        LockedConn c = {};
+        c.family = family;
+        memcpy(c.local_addr.data(), d->src, 16);
+        memcpy(c.remote_addr.data(), d->dst, 16);
+        c.local_port = d->sport;
+        c.remote_port = d->dport;
+        conns.push_back(c);
+      }
+    }
+  }
+  if (conns.empty()) return Ok();
+  TRY(CleanStaleLocks());
+  std::string name = "ckpt-" + std::to_string(getpid()) + "-" + std::to_string(pids.front());
+  TRY_ASSIGN(NetLock lock, NetLock::Lock(name, conns));
+  lock_ = std::make_unique<NetLock>(std::move(lock));
+  LOG_INFO("Network locked: " + std::to_string(conns.size()) + " TCP connection(s)");
+  return Ok();
+}
+
+Result<int> NetDump::EnterRepair(UniqueFd sk, const std::string& what) {
+  TRY(SetRepair(sk.get(), true, what));
+  repaired_.push_back({std::move(sk), what});
+  return repaired_.back().fd.get();
+}
+
+Result<std::string> NetDump::PersistLock() {
+  if (!lock_ || !lock_->active()) return std::string();
+  persisted_ = lock_->Persist();
+  return persisted_;
+}
+
+Status NetDump::Finish(bool killed) {
+  if (!killed) {
+    LeaveRepair();
+    if (lock_) TRY(lock_->Unlock());
+    return Ok();
+  }
+  // Closing a socket in repair mode sends nothing: the peer keeps waiting,
+  // its retransmissions dropped by the lock until the restore.
+  repaired_.clear();
+  persisted_.clear();
+  return Ok();
+}
+
+}  // namespace ckpt::net

@@ -1,0 +1,78 @@
+#include "criu/net/net_restore.h"
+
+#include <unistd.h>
+
+#include <cstring>
+#include <map>
+
+#include "base/log.h"
+#include "criu/files/inet_sk.h"
+#include "criu/net/netlock.h"
+#include "criu/net/tcp_repair.h"
+
+namespace ckpt::net {
+namespace {
+
+bool Live(const pb::FileEntry& f, const Options& o) {
+  return f.has_inet_sk() && f.inet_sk().has_stream() && o.tcp_established;
+}
+
+}  // namespace
+
+NetRestore::NetRestore() = default;
+NetRestore::~NetRestore() = default;
+
+Status NetRestore::Lock(const TreeImages& tree, const Options& o) {
+  if (!o.network_lock) return Ok();
+  std::vector<LockedConn> conns;
+  for (const auto& [id, f] : tree.files) {
+    if (!Live(f, o)) continue;
+    const pb::InetSkEntry& e = f.inet_sk();
+    LockedConn c = {};
+    c.family = int(e.family());
+    memcpy(c.local_addr.data(), e.src_addr().data(), std::min<size_t>(e.src_addr().size(), 16));
+    memcpy(c.remote_addr.data(), e.dst_addr().data(), std::min<size_t>(e.dst_addr().size(), 16));
+    c.local_port = uint16_t(e.src_port());
+    c.remote_port = uint16_t(e.dst_port());
+    conns.push_back(c);
+  }
+  if (conns.empty()) return Ok();
+  TRY(CleanStaleLocks());
+  std::string name = "ckpt-" + std::to_string(getpid()) + "-restore";
+  TRY_ASSIGN(NetLock lock, NetLock::Lock(name, conns));
+  lock_ = std::make_unique<NetLock>(std::move(lock));
+  LOG_INFO("Network locked for the restore: " + std::to_string(conns.size()) +
+           " TCP connection(s)");
+  return Ok();
+}
+
+Status NetRestore::Finish(const TreeImages& tree, const images::ImageDir& dir, const Options& o) {
+  // One task and fd that hold each file.
+  std::map<uint32_t, std::pair<pid_t, int>> holder;
+  for (const TaskImages& t : tree.tasks) {
+    if (t.zombie() || t.helper) continue;
+    for (const pb::FdinfoEntry& fd : t.fds) holder.emplace(fd.file_id(), std::make_pair(t.pid(), int(fd.fd())));
+  }
+  if (lock_) TRY(lock_->Unlock());
+  if (!tree.inventory.netlock_table().empty()) {
+    TRY(RemoveLockTable(tree.inventory.netlock_table()));
+    LOG_INFO("Removed the dump's network lock " + tree.inventory.netlock_table());
+  }
+  for (const auto& [id, f] : tree.files) {
+    if (!Live(f, o)) continue;
+    std::string what = files::DescribeInetSk(f.inet_sk());
+    auto h = holder.find(id);
+    if (h == holder.end()) continue;  // no task holds it any more
+    TRY_ASSIGN(UniqueFd sk, files::TaskFdCopy(h->second.first, h->second.second),
+               what + " (pid " + std::to_string(h->second.first) + " fd " +
+                   std::to_string(h->second.second) + ")");
+    TRY_ASSIGN(images::ImageReader r, dir.OpenReader(images::ImageType::kTcpStream, id));
+    pb::TcpStreamEntry stream;
+    TRY(r.ReadOne(stream));
+    TRY(FinishTcpStream(sk.get(), stream, what));
+    LOG_DBG(what + ": out of repair mode");
+  }
+  return Ok();
+}
+
+}  // namespace ckpt::net

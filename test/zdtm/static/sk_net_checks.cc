@@ -1,0 +1,231 @@
+// sk_net_checks: what ckpt must refuse of netlink and packet sockets,
+// leaving the process untouched (it verifies its sockets afterwards).
+//
+//   sk_net_checks --ckpt PATH --workdir DIR
+//
+// Sub-checks (each prints "[ OK ] name" or "[FAIL] name: reason"):
+//   netlink-queued  fd 10, a NETLINK_USERSOCK socket holding two unread
+//                   messages: "pid N fd 10: netlink socket
+//                   (NETLINK_USERSOCK, port P) has unread messages queued
+//                   (B bytes of its receive buffer)"; they are still there after.
+//   packet-ring     fd 11, a packet socket with an mmap'ed PACKET_RX_RING:
+//                   "pid N fd 11: packet socket (...) with an mmap'ed ring
+//                   (PACKET_RX_RING) is not supported".
+//   other-netns     fd 12, a netlink socket made in a network namespace of
+//                   its own, the process back in ckpt's: "pid N fd 12:
+//                   netlink socket belongs to another network namespace".
+//
+// The victims are this program run as "sk_net_checks --victim MODE" (zdtm
+// contract: READY, SIGTERM, verify, PASS).
+#include <fcntl.h>
+#include <linux/if_packet.h>
+#include <linux/netlink.h>
+#include <net/ethernet.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+#include "zdtm.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// ---- victims ----
+
+int at(int fd, int want) {
+  if (fd < 0) fail("socket: %s", strerror(errno));
+  if (dup2(fd, want) != want) fail("dup2: %s", strerror(errno));
+  close(fd);
+  return want;
+}
+
+[[noreturn]] void victim_netlink_queued() {
+  int a = at(socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK), 10);
+  int b = socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK);
+  if (b < 0) fail("socket: %s", strerror(errno));
+  sockaddr_nl sa = {};
+  sa.nl_family = AF_NETLINK;
+  sa.nl_pid = 0x50000000u | uint32_t(getpid());
+  if (bind(a, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0) fail("bind: %s", strerror(errno));
+  test_msg("port %u", sa.nl_pid);
+  const char* msgs[] = {"first message", "second"};
+  for (const char* m : msgs)
+    if (sendto(b, m, strlen(m), 0, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0)
+      fail("sendto: %s", strerror(errno));
+  test_ready();
+  test_wait();
+  for (const char* m : msgs) {
+    char buf[64];
+    ssize_t n = recv(a, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n != ssize_t(strlen(m)) || memcmp(buf, m, size_t(n))) fail("queued message lost");
+  }
+  pass();
+}
+
+[[noreturn]] void victim_packet_ring() {
+  int s = at(socket(AF_PACKET, SOCK_RAW, 0), 11);
+  int v = TPACKET_V2;
+  if (setsockopt(s, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) < 0)
+    fail("PACKET_VERSION: %s", strerror(errno));
+  tpacket_req req = {4096, 4, 2048, 8};
+  if (setsockopt(s, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
+    fail("PACKET_RX_RING: %s", strerror(errno));
+  void* ring = mmap(nullptr, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, s, 0);
+  if (ring == MAP_FAILED) fail("mmap ring: %s", strerror(errno));
+  test_ready();
+  test_wait();
+  if (static_cast<tpacket2_hdr*>(ring)->tp_status != TP_STATUS_KERNEL)
+    fail("the ring's first frame changed");
+  pass();
+}
+
+[[noreturn]] void victim_other_netns() {
+  int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (home < 0) fail("open ns: %s", strerror(errno));
+  if (unshare(CLONE_NEWNET) < 0) fail("unshare(CLONE_NEWNET): %s", strerror(errno));
+  int s = at(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), 12);
+  if (setns(home, CLONE_NEWNET) < 0) fail("setns: %s", strerror(errno));
+  close(home);
+  test_ready();
+  test_wait();
+  sockaddr_nl sa = {};
+  socklen_t len = sizeof(sa);
+  if (getsockname(s, reinterpret_cast<sockaddr*>(&sa), &len) < 0)
+    fail("getsockname: %s", strerror(errno));
+  pass();
+}
+
+// ---- the driver ----
+
+using namespace zdtm;
+
+constexpr double kCkptTimeout = 120;
+std::string g_ckpt, g_workdir, g_self;
+int g_failed;
+
+struct Fail : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Victim {
+  pid_t pid;
+  std::string out;
+};
+Victim start_victim(const std::string& mode, const std::string& dir) {
+  fs::create_directories(dir);
+  Victim v{0, dir + "/out.txt"};
+  v.pid = start_test({g_self, "--victim", mode}, dir, v.out);
+  if (v.pid < 0) throw Fail("fork failed");
+  std::string err = wait_ready(v.pid, v.out, 60);
+  if (!err.empty()) throw Fail("victim " + mode + ": " + err + "\n" + tail(v.out));
+  return v;
+}
+
+// Dumps v (leave-running) expecting a clean failure whose output has
+// every one of `want`; then the victim must still pass its own checks.
+void expect_refused(const Victim& v, const std::string& dir, const std::vector<std::string>& want) {
+  std::string img = dir + "/img";
+  fs::create_directories(img);
+  CmdResult r = run_cmd({g_ckpt, "dump", "-t", std::to_string(v.pid), "-D", img, "-o", "dump.log",
+                         "-v4", "--leave-running"},
+                        dir + "/ckpt-dump.out", kCkptTimeout);
+  if (r.ok() || r.crashed()) throw Fail("the dump did not fail cleanly (" + r.describe() + ")");
+  for (const std::string& w : want)
+    if (r.output.find(w) == std::string::npos)
+      throw Fail("the error does not say '" + w + "':\n" + r.output);
+  kill(v.pid, SIGTERM);
+  int st;
+  if (!wait_exit(v.pid, 60, &st)) throw Fail("victim did not exit: " + describe_pid(v.pid));
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || count_lines(v.out, "PASS") != 1)
+    throw Fail("victim failed after the refused dump (" + describe_status(st) + ")\n" +
+               tail(v.out));
+}
+
+void check(const std::string& name, const std::function<void(const std::string&)>& fn) {
+  std::string dir = g_workdir + "/" + name;
+  fs::create_directories(dir);
+  std::string err;
+  try {
+    fn(dir);
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  auto left = kill_all_children();
+  if (err.empty() && !left.empty()) {
+    err = "processes left behind:";
+    for (const auto& l : left) err += " [" + l + "]";
+  }
+  if (err.empty()) {
+    printf("[ OK ] %s\n", name.c_str());
+  } else {
+    printf("[FAIL] %s: %s\n", name.c_str(), err.c_str());
+    g_failed++;
+  }
+  fflush(stdout);
+}
+
+std::string where(const Victim& v, int fd) {
+  return "pid " + std::to_string(v.pid) + " fd " + std::to_string(fd) + ": ";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 3 && !strcmp(argv[1], "--victim")) {
+    test_init(argc, argv);
+    std::string mode = argv[2];
+    if (mode == "netlink-queued") victim_netlink_queued();
+    if (mode == "packet-ring") victim_packet_ring();
+    if (mode == "other-netns") victim_other_netns();
+    fail("unknown victim %s", argv[2]);
+  }
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!strcmp(argv[i], "--ckpt")) g_ckpt = argv[i + 1];
+    if (!strcmp(argv[i], "--workdir")) g_workdir = argv[i + 1];
+  }
+  if (g_ckpt.empty() || g_workdir.empty()) {
+    fprintf(stderr, "usage: sk_net_checks --ckpt PATH --workdir DIR\n");
+    return 2;
+  }
+  harness_init();
+  g_self = fs::canonical("/proc/self/exe").string();
+  g_workdir = fs::absolute(g_workdir).string();
+  std::error_code ec;
+  fs::remove_all(g_workdir, ec);
+  fs::create_directories(g_workdir);
+  check("netlink-queued", [](const std::string& dir) {
+    Victim v = start_victim("netlink-queued", dir + "/run");
+    std::string port = std::to_string(0x50000000u | uint32_t(v.pid));
+    expect_refused(v, dir,
+                   {where(v, 10) + "netlink socket (NETLINK_USERSOCK, port " + port +
+                        ") has unread messages queued (",
+                    " bytes of its receive buffer)"});
+  });
+  check("packet-ring", [](const std::string& dir) {
+    Victim v = start_victim("packet-ring", dir + "/run");
+    expect_refused(v, dir,
+                   {where(v, 11) + "packet socket (raw, protocol 0x0000) with an mmap'ed ring "
+                                   "(PACKET_RX_RING) is not supported"});
+  });
+  check("other-netns", [](const std::string& dir) {
+    Victim v = start_victim("other-netns", dir + "/run");
+    expect_refused(v, dir, {where(v, 12) + "netlink socket belongs to another network namespace"});
+  });
+  if (g_failed) return 1;
+  fs::remove_all(g_workdir, ec);
+  return 0;
+}
