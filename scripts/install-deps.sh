@@ -10,6 +10,7 @@ PKGS=(
   libbpf-dev libnftnl-dev libmnl-dev
   libgtest-dev
   binutils
+  python3 iproute2
 )
 
 missing=()

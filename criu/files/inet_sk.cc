@@ -4,12 +4,10 @@
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/xattr.h>
-#include <unistd.h>
 
 #include <cstring>
 
+#include "criu/files/sk_common.h"
 #include "criu/net/inet_diag.h"
 #include "images/image_dir.h"
 
@@ -21,11 +19,7 @@ namespace {
 // "UDP-Lite", "UDPLITEv6", "RAW", "RAWv6", "PING", "PINGv6".
 bool MatchInetSk(const FdContext& c) {
   if (!S_ISSOCK(c.st.st_mode)) return false;
-  std::string p = "/proc/" + std::to_string(c.pid) + "/fd/" + std::to_string(c.fd);
-  char name[32];
-  ssize_t n = getxattr(p.c_str(), "system.sockprotoname", name, sizeof(name) - 1);
-  if (n <= 0) return false;
-  std::string s(name, strnlen(name, size_t(n)));  // the kernel counts the NUL
+  std::string s = SockProtoName(c.pid, c.fd);
   for (const char* k : {"TCP", "TCPv6", "UDP", "UDPv6", "UDP-Lite", "UDPLITEv6", "RAW", "RAWv6",
                         "PING", "PINGv6"})
     if (s == k) return true;
@@ -139,14 +133,6 @@ std::string DescribeInetSk(const pb::InetSkEntry& e) {
   if (!e.has_src_addr() && !e.has_dst_addr())
     s += e.family() == AF_INET6 ? " (IPv6, unbound)" : " (IPv4, unbound)";
   return s;
-}
-
-Result<UniqueFd> TaskFdCopy(pid_t pid, int fd) {
-  UniqueFd pidfd(int(syscall(SYS_pidfd_open, pid, 0)));
-  if (!pidfd) return Error::Errno("pidfd_open");
-  UniqueFd copy(int(syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0)));
-  if (!copy) return Error::Errno("pidfd_getfd");
-  return copy;
 }
 
 const FileHandler kInetSkHandler = {.kind = pb::FILE_INET_SK,

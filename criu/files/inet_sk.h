@@ -47,9 +47,6 @@ sockaddr_storage MakeInetAddr(int family, const std::string& addr, uint32_t port
 // "TCP 127.0.0.1:41234 -> 127.0.0.1:6379", "UDP [::1]:53", for messages.
 std::string DescribeInetSk(const pb::InetSkEntry& e);
 
-// ckpt's own copy of a task's fd: the same socket (pidfd_getfd).
-Result<UniqueFd> TaskFdCopy(pid_t pid, int fd);
-
 // inet_sk_dump.cc
 Status CheckInetSk(const FdContext& c, const std::vector<FdContext>& all);
 Status DumpInetSk(const FdContext& c, DumpContext& ctx, pb::FileEntry* e);

@@ -1,9 +1,7 @@
 // Dumping inet sockets (see inet_sk.h).
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <linux/sockios.h>
 #include <netinet/tcp.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include <cstring>
@@ -11,6 +9,7 @@
 #include "base/log.h"
 #include "criu/files/file_context.h"
 #include "criu/files/inet_sk.h"
+#include "criu/files/sk_common.h"
 #include "criu/net/inet_diag.h"
 #include "criu/net/net_dump.h"
 #include "criu/net/tcp_repair.h"
@@ -85,28 +84,13 @@ std::string Describe(const SockView& v) {
 
 bool IsAny(const std::string& a) { return a.find_first_not_of('\0') == std::string::npos; }
 
-// The socket must live in ckpt's network namespace: sock_diag answers
-// for ours, and restore makes sockets in ours.
-Status CheckNetns(int fd, const SockView& v) {
-  int ns = ioctl(fd, SIOCGSKNS);
-  if (ns < 0) return Error::Errno("SIOCGSKNS");
-  UniqueFd nsfd(ns);
-  struct stat a, b;
-  if (fstat(ns, &a) < 0 || stat("/proc/self/ns/net", &b) < 0) return Error::Errno("netns stat");
-  if (a.st_ino != b.st_ino)
-    return Error(Describe(v) +
-                 " is in another network namespace (network namespaces are not supported yet; "
-                 "run ckpt inside the task's namespace)");
-  return Ok();
-}
-
 }  // namespace
 
 Status CheckInetSk(const FdContext& c, const std::vector<FdContext>& all) {
   std::string where = Where(c);
-  TRY_ASSIGN(UniqueFd sk, TaskFdCopy(c.pid, c.fd), where);
+  TRY_ASSIGN(UniqueFd sk, GrabTaskSocket(c.pid, c.fd), where);
   TRY_ASSIGN(SockView v, View(sk.get()), where);
-  TRY(CheckNetns(sk.get(), v), where);
+  TRY(CheckSameNetns(sk.get(), Describe(v)), where);
   // A socket filter would silently vanish: refuse (SO_GET_FILTER with no
   // buffer answers the length of a classic filter, EACCES for eBPF).
   socklen_t flen = 0;
@@ -132,7 +116,7 @@ Status CheckInetSk(const FdContext& c, const std::vector<FdContext>& all) {
 }
 
 Status DumpInetSk(const FdContext& c, DumpContext& ctx, pb::FileEntry* fe) {
-  TRY_ASSIGN(UniqueFd sk, TaskFdCopy(c.pid, c.fd));
+  TRY_ASSIGN(UniqueFd sk, GrabTaskSocket(c.pid, c.fd));
   TRY_ASSIGN(SockView v, View(sk.get()));
   pb::InetSkEntry* e = fe->mutable_inet_sk();
   e->set_ino(c.st.st_ino);

@@ -7,6 +7,7 @@
 
 #include "base/log.h"
 #include "criu/files/inet_sk.h"
+#include "criu/files/sk_common.h"
 #include "criu/net/netlock.h"
 #include "criu/net/tcp_repair.h"
 
@@ -63,7 +64,7 @@ Status NetRestore::Finish(const TreeImages& tree, const images::ImageDir& dir, c
     std::string what = files::DescribeInetSk(f.inet_sk());
     auto h = holder.find(id);
     if (h == holder.end()) continue;  // no task holds it any more
-    TRY_ASSIGN(UniqueFd sk, files::TaskFdCopy(h->second.first, h->second.second),
+    TRY_ASSIGN(UniqueFd sk, files::GrabTaskSocket(h->second.first, h->second.second),
                what + " (pid " + std::to_string(h->second.first) + " fd " +
                    std::to_string(h->second.second) + ")");
     TRY_ASSIGN(images::ImageReader r, dir.OpenReader(images::ImageType::kTcpStream, id));

@@ -149,7 +149,7 @@ struct OptSpec {
   const char* label;
 };
 #define INET_OPT(level, name) \
-  OptSpec { level, name, #name }
+  inet::OptSpec { level, name, #name }
 
 // What getsockopt answered for each spec (raw bytes), plus F_GETFL.
 struct OptSnapshot {

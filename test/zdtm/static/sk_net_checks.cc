@@ -1,5 +1,6 @@
 // sk_net_checks: what ckpt must refuse of netlink and packet sockets,
-// leaving the process untouched (it verifies its sockets afterwards).
+// leaving the process untouched (it verifies its sockets afterwards), and
+// a restore whose netlink port is taken.
 //
 //   sk_net_checks --ckpt PATH --workdir DIR
 //
@@ -14,6 +15,10 @@
 //   other-netns     fd 12, a netlink socket made in a network namespace of
 //                   its own, the process back in ckpt's: "pid N fd 12:
 //                   netlink socket belongs to another network namespace".
+//   netlink-port-taken  a socket bound to a chosen port is dumped, another
+//                   socket takes the port: restore fails naming it ("port
+//                   id P is held by another NETLINK_USERSOCK socket") and
+//                   leaves nothing; once the port is free, restore works.
 //
 // The victims are this program run as "sk_net_checks --victim MODE" (zdtm
 // contract: READY, SIGTERM, verify, PASS).
@@ -109,6 +114,28 @@ int at(int fd, int want) {
   pass();
 }
 
+// fd 10: a NETLINK_USERSOCK socket bound to a chosen port; it must have
+// that port after restore and still receive on it.
+[[noreturn]] void victim_netlink_port() {
+  int a = at(socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK), 10);
+  sockaddr_nl sa = {};
+  sa.nl_family = AF_NETLINK;
+  sa.nl_pid = 0x50000000u | uint32_t(getpid());
+  if (bind(a, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0) fail("bind: %s", strerror(errno));
+  test_ready();
+  test_wait();
+  sockaddr_nl got = {};
+  socklen_t len = sizeof(got);
+  if (getsockname(a, reinterpret_cast<sockaddr*>(&got), &len) < 0 || got.nl_pid != sa.nl_pid)
+    fail("port %u, want %u", got.nl_pid, sa.nl_pid);
+  int b = socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK);
+  if (b < 0 || sendto(b, "x", 1, 0, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 1)
+    fail("sendto: %s", strerror(errno));
+  char c;
+  if (recv(a, &c, 1, MSG_DONTWAIT) != 1) fail("nothing received on the port");
+  pass();
+}
+
 // ---- the driver ----
 
 using namespace zdtm;
@@ -182,6 +209,44 @@ std::string where(const Victim& v, int fd) {
   return "pid " + std::to_string(v.pid) + " fd " + std::to_string(fd) + ": ";
 }
 
+// Dump (the victim dies), take its port, restore: it fails naming the
+// port and leaves nothing; free the port: the restore works.
+void check_port_taken(const std::string& dir) {
+  Victim v = start_victim("netlink-port", dir + "/run");
+  uint32_t port = 0x50000000u | uint32_t(v.pid);
+  std::string img = dir + "/img";
+  fs::create_directories(img);
+  CmdResult r =
+      run_cmd({g_ckpt, "dump", "-t", std::to_string(v.pid), "-D", img, "-o", "dump.log", "-v4"},
+              dir + "/ckpt-dump.out", kCkptTimeout);
+  if (!r.ok()) throw Fail("dump failed (" + r.describe() + "):\n" + r.output);
+  int st;
+  if (!wait_exit(v.pid, 10, &st)) throw Fail("the dump did not kill the victim");
+  int thief = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_USERSOCK);
+  sockaddr_nl sa = {};
+  sa.nl_family = AF_NETLINK;
+  sa.nl_pid = port;
+  if (thief < 0 || bind(thief, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0)
+    throw Fail(std::string("cannot take the port: ") + strerror(errno));
+  std::string pidfile = dir + "/pidfile";
+  std::vector<std::string> restore = {g_ckpt, "restore",     "-D",  img,         "-d",
+                                      "-o",   "restore.log", "-v4", "--pidfile", pidfile};
+  r = run_cmd(restore, dir + "/ckpt-restore-taken.out", kCkptTimeout);
+  close(thief);
+  if (r.ok() || r.crashed()) throw Fail("restore did not fail cleanly (" + r.describe() + ")");
+  std::string want = "port id " + std::to_string(port) + " is held by another NETLINK_USERSOCK";
+  if (r.output.find(want) == std::string::npos)
+    throw Fail("the error does not say '" + want + "':\n" + r.output);
+  if (proc_state(v.pid)) throw Fail("the failed restore left pid " + std::to_string(v.pid));
+  r = run_cmd(restore, dir + "/ckpt-restore.out", kCkptTimeout);
+  if (!r.ok()) throw Fail("restore failed (" + r.describe() + "):\n" + r.output);
+  track_pid(v.pid);
+  kill(v.pid, SIGTERM);
+  if (!wait_exit(v.pid, 60, &st)) throw Fail("restored victim did not exit");
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || count_lines(v.out, "PASS") != 1)
+    throw Fail("restored victim failed (" + describe_status(st) + ")\n" + tail(v.out));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -191,6 +256,7 @@ int main(int argc, char** argv) {
     if (mode == "netlink-queued") victim_netlink_queued();
     if (mode == "packet-ring") victim_packet_ring();
     if (mode == "other-netns") victim_other_netns();
+    if (mode == "netlink-port") victim_netlink_port();
     fail("unknown victim %s", argv[2]);
   }
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -225,6 +291,7 @@ int main(int argc, char** argv) {
     Victim v = start_victim("other-netns", dir + "/run");
     expect_refused(v, dir, {where(v, 12) + "netlink socket belongs to another network namespace"});
   });
+  check("netlink-port-taken", check_port_taken);
   if (g_failed) return 1;
   fs::remove_all(g_workdir, ec);
   return 0;
