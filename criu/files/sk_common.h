@@ -16,6 +16,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "criu/files/file_types.h"
+#include "criu/net/sock_diag.h"
 
 namespace ckpt::files {
 
@@ -33,11 +34,8 @@ Result<UniqueFd> GrabTaskSocket(pid_t pid, int fd);
 // "<what> belongs to another network namespace ...".
 Status CheckSameNetns(int sk, const std::string& what);
 
-// Sends one NETLINK_SOCK_DIAG dump request (req: the family's *_diag_req;
-// NLM_F_DUMP is set) and calls `each` on every SOCK_DIAG_BY_FAMILY message
-// of the answer. Errors come from the kernel's NLMSG_ERROR or from `each`.
-Status SockDiagDump(const void* req, size_t len,
-                    const std::function<Status(const nlmsghdr*)>& each);
+// sock_diag requests: criu/net/sock_diag.h.
+using net::SockDiagDump;
 
 // Socket-level options a program may set on any socket. A default-built
 // SockOpts is what a new socket has, except the buffer sizes.

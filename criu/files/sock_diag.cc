@@ -10,7 +10,7 @@
 
 #include <cstring>
 
-#include "base/unique_fd.h"
+#include "criu/net/sock_diag.h"
 
 namespace ckpt::files {
 namespace {
@@ -71,51 +71,16 @@ Status Parse(const nlmsghdr* h, UnixDiag* d) {
   return Ok();
 }
 
-// Sends one request and collects every socket in the answer (a dump is
-// several datagrams ending with NLMSG_DONE; an exact lookup is one message
-// or an error).
+// Sends one request and collects every socket in the answer.
 Result<std::vector<UnixDiag>> Ask(const unix_diag_req& r, bool dump) {
-  UniqueFd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-  if (!nl) return Error::Errno("sock_diag: socket(NETLINK_SOCK_DIAG)");
-  struct {
-    nlmsghdr h;
-    unix_diag_req r;
-  } req;
-  memset(&req, 0, sizeof(req));
-  req.h.nlmsg_len = sizeof(req);
-  req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  req.h.nlmsg_flags = NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0);
-  req.h.nlmsg_seq = 1;
-  req.r = r;
-  sockaddr_nl sa = {};
-  sa.nl_family = AF_NETLINK;
-  if (sendto(nl.get(), &req, sizeof(req), 0, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0)
-    return Error::Errno("sock_diag: send");
   std::vector<UnixDiag> out;
-  std::vector<char> buf(64 * 1024);
-  for (;;) {
-    ssize_t n = recv(nl.get(), buf.data(), buf.size(), 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error::Errno("sock_diag: recv");
-    }
-    if (n == 0) return Error("sock_diag: unexpected end of answer");
-    int left = int(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, left);
-         h = NLMSG_NEXT(h, left)) {
-      if (h->nlmsg_type == NLMSG_DONE) return out;
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
-        if (e->error == 0) return out;
-        return Error::Errno("sock_diag", -e->error);
-      }
-      if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
-      UnixDiag d;
-      TRY(Parse(h, &d));
-      out.push_back(std::move(d));
-      if (!dump) return out;
-    }
-  }
+  TRY(net::SockDiagRequest(SOCK_DIAG_BY_FAMILY, dump, &r, sizeof(r), [&out](const nlmsghdr* h) -> Status {
+    UnixDiag d;
+    TRY(Parse(h, &d));
+    out.push_back(std::move(d));
+    return Ok();
+  }));
+  return out;
 }
 
 }  // namespace

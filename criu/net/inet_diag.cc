@@ -16,7 +16,7 @@
 #include <cstring>
 #include <vector>
 
-#include "base/unique_fd.h"
+#include "criu/net/sock_diag.h"
 
 namespace ckpt::net {
 namespace {
@@ -52,50 +52,22 @@ Result<std::map<uint32_t, InetDiag>> InetDiagDump(int family, int protocol) {
                       : protocol == IPPROTO_UDP ? "UDP"
                                                 : "UDP-Lite") +
                      ")";
-  UniqueFd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-  if (!nl) return Error::Errno(what + ": socket(NETLINK_SOCK_DIAG)");
-  struct {
-    nlmsghdr h;
-    inet_diag_req_v2 r;
-  } req;
-  memset(&req, 0, sizeof(req));
-  req.h.nlmsg_len = sizeof(req);
-  req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  req.h.nlmsg_seq = 1;
-  req.r.sdiag_family = uint8_t(family);
-  req.r.sdiag_protocol = uint8_t(protocol);
-  req.r.idiag_states = ~0u;  // every state; INET_DIAG_SHUTDOWN comes with each answer
-  sockaddr_nl sa = {};
-  sa.nl_family = AF_NETLINK;
-  if (sendto(nl.get(), &req, sizeof(req), 0, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0)
-    return Error::Errno(what + ": send");
+  inet_diag_req_v2 r = {};
+  r.sdiag_family = uint8_t(family);
+  r.sdiag_protocol = uint8_t(protocol);
+  r.idiag_states = ~0u;  // every state; INET_DIAG_SHUTDOWN comes with each answer
   std::map<uint32_t, InetDiag> out;
-  std::vector<char> buf(256 * 1024);
-  for (;;) {
-    ssize_t n = recv(nl.get(), buf.data(), buf.size(), 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error::Errno(what + ": recv");
-    }
-    if (n == 0) return Error(what + ": unexpected end of answer");
-    int left = int(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, left);
-         h = NLMSG_NEXT(h, left)) {
-      if (h->nlmsg_type == NLMSG_DONE) return out;
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
-        if (e->error == 0) return out;
-        return Error::Errno(what, -e->error);
-      }
-      if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
-          h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg)))
-        continue;
-      InetDiag d;
-      Parse(h, protocol, &d);
-      out[d.ino] = d;
-    }
-  }
+  TRY(SockDiagDump(&r, sizeof(r),
+                   [&](const nlmsghdr* h) -> Status {
+                     if (h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg)))
+                       return Error("short answer");
+                     InetDiag d;
+                     Parse(h, protocol, &d);
+                     out[d.ino] = d;
+                     return Ok();
+                   }),
+      what);
+  return out;
 }
 
 Result<const InetDiag*> InetDiagCache::Find(int family, int protocol, uint32_t ino) {
@@ -176,38 +148,21 @@ Result<int> EndTimeWait(int family, const std::string& addr, uint16_t port) {
   for (const auto& [ino, d] : all) {
     if (d.state != TCP_TIME_WAIT || d.sport != port) continue;
     if (!any && (addr.size() != alen || memcmp(addr.data(), d.src, alen) != 0)) continue;
-    UniqueFd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-    if (!nl) return Error::Errno("inet_diag: socket(NETLINK_SOCK_DIAG)");
-    struct {
-      nlmsghdr h;
-      inet_diag_req_v2 r;
-    } req;
-    memset(&req, 0, sizeof(req));
-    req.h.nlmsg_len = sizeof(req);
-    req.h.nlmsg_type = SOCK_DESTROY;
-    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-    req.r.sdiag_family = uint8_t(family);
-    req.r.sdiag_protocol = IPPROTO_TCP;
-    req.r.idiag_states = 1u << TCP_TIME_WAIT;
-    req.r.id.idiag_sport = htons(d.sport);
-    req.r.id.idiag_dport = htons(d.dport);
-    memcpy(req.r.id.idiag_src, d.src, alen);
-    memcpy(req.r.id.idiag_dst, d.dst, alen);
-    req.r.id.idiag_if = d.ifindex;
-    req.r.id.idiag_cookie[0] = d.cookie[0];
-    req.r.id.idiag_cookie[1] = d.cookie[1];
-    sockaddr_nl sa = {};
-    sa.nl_family = AF_NETLINK;
-    if (sendto(nl.get(), &req, sizeof(req), 0, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0)
-      return Error::Errno("SOCK_DESTROY: send");
-    char buf[512];
-    ssize_t n = recv(nl.get(), buf, sizeof(buf), 0);
-    if (n < ssize_t(NLMSG_LENGTH(sizeof(nlmsgerr)))) return Error::Errno("SOCK_DESTROY: recv");
-    const auto* h = reinterpret_cast<const nlmsghdr*>(buf);
-    if (h->nlmsg_type == NLMSG_ERROR) {
-      int e = -static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error;
-      if (e && e != ENOENT) return Error::Errno("SOCK_DESTROY " + FormatEndpoint(family, d.src, d.sport), e);
-    }
+    inet_diag_req_v2 r = {};
+    r.sdiag_family = uint8_t(family);
+    r.sdiag_protocol = IPPROTO_TCP;
+    r.idiag_states = 1u << TCP_TIME_WAIT;
+    r.id.idiag_sport = htons(d.sport);
+    r.id.idiag_dport = htons(d.dport);
+    memcpy(r.id.idiag_src, d.src, alen);
+    memcpy(r.id.idiag_dst, d.dst, alen);
+    r.id.idiag_if = d.ifindex;
+    r.id.idiag_cookie[0] = d.cookie[0];
+    r.id.idiag_cookie[1] = d.cookie[1];
+    Status s = SockDiagRequest(SOCK_DESTROY, false, &r, sizeof(r), [](const nlmsghdr*) { return Ok(); });
+    if (!s.ok() && s.error().err() != ENOENT)  // gone by itself meanwhile: fine
+      return std::move(s.error().Context("ending " + FormatEndpoint(family, d.src, d.sport) +
+                                         " in TIME_WAIT"));
     ended++;
   }
   return ended;
