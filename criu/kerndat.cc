@@ -16,6 +16,7 @@
 
 #include "base/io.h"
 #include "criu/clone_pid.h"
+#include "criu/net/netlock.h"
 #include "base/unique_fd.h"
 
 namespace ckpt {
@@ -96,6 +97,7 @@ KernelFeatures ProbeKernel() {
   k.soft_dirty = ProbeSoftDirty();
   auto maps = io::ReadFile("/proc/self/maps");
   k.vvar_vclock = maps.ok() && maps->find("[vvar_vclock]") != std::string::npos;
+  k.nftables = net::NftablesUsable();
   return k;
 }
 
@@ -110,6 +112,7 @@ std::vector<FeatureLine> DescribeFeatures(const KernelFeatures& k) {
       {"userfaultfd", k.userfaultfd, false, "lazy restore"},
       {"soft-dirty", k.soft_dirty, false, "incremental dumps (PAGEMAP_SCAN also works)"},
       {"[vvar_vclock] mapping", k.vvar_vclock, false, "moved with [vdso] on restore"},
+      {"nftables", k.nftables, false, "network lock for TCP connections"},
   };
 }
 

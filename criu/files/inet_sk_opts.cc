@@ -23,7 +23,7 @@ namespace {
 constexpr int kIpv6Transparent = 75, kIpv6Freebind = 78;
 constexpr int kUdpliteSendCscov = 10, kUdpliteRecvCscov = 11;
 
-enum Applies { kAll, kTcp, kDgram, kUdp, kUdplite, kRawV4 };
+enum Applies { kAll, kTcp, kDgram, kUdp, kUdplite, kRawV4, kRawV6 };
 enum When { kAfterBind, kBeforeBind };
 
 // One integer option: where it lives for IPv4 and IPv6 sockets (level -1:
@@ -65,6 +65,9 @@ const IntOpt kIntOpts[] = {
      kAfterBind},
     {"mc_if", kDgram, -1, 0, IPPROTO_IPV6, IPV6_MULTICAST_IF, kAfterBind},
     {"hdrincl", kRawV4, IPPROTO_IP, IP_HDRINCL, -1, 0, kAfterBind},
+    {"ipv6_checksum", kRawV6, -1, 0, IPPROTO_IPV6, IPV6_CHECKSUM, kAfterBind},
+    {"recvttl", kDgram, IPPROTO_IP, IP_RECVTTL, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, kAfterBind},
+    {"recvtos", kDgram, IPPROTO_IP, IP_RECVTOS, IPPROTO_IPV6, IPV6_RECVTCLASS, kAfterBind},
     {"udp_cork", kUdp, IPPROTO_UDP, UDP_CORK, IPPROTO_UDP, UDP_CORK, kAfterBind},
     {"cscov_send", kUdplite, IPPROTO_UDPLITE, kUdpliteSendCscov, IPPROTO_UDPLITE,
      kUdpliteSendCscov, kAfterBind},
@@ -80,6 +83,7 @@ bool AppliesTo(Applies a, int family, int type, int protocol) {
     case kUdp: return protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE;
     case kUdplite: return protocol == IPPROTO_UDPLITE;
     case kRawV4: return type == SOCK_RAW && family == AF_INET;
+    case kRawV6: return type == SOCK_RAW && family == AF_INET6 && protocol != IPPROTO_ICMPV6;
   }
   return false;
 }
@@ -131,6 +135,14 @@ void ReadAll(int fd, int family, int type, int protocol, pb::InetSkOpts* o) {
     len = sizeof(cc);
     if (getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, &len) == 0)
       o->set_congestion(std::string(cc, strnlen(cc, len)));
+  }
+  if (type == SOCK_RAW && (protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6)) {
+    // ICMP_FILTER (SOL_RAW) is a 32-bit mask; ICMP6_FILTER eight of them.
+    char f[32] = {};
+    len = family == AF_INET ? 4 : 32;
+    int level = family == AF_INET ? SOL_RAW : IPPROTO_ICMPV6;
+    if (getsockopt(fd, level, 1 /* ICMP_FILTER, ICMP6_FILTER */, f, &len) == 0)
+      o->set_icmp_filter(std::string(f, len));
   }
   if (family == AF_INET && (type == SOCK_DGRAM || type == SOCK_RAW)) {
     in_addr a = {};
@@ -205,6 +217,10 @@ Status ReadInetOpts(int fd, int family, int type, int protocol, int state, pb::I
     }
     if (!same) r->SwapFields(&now, o, {f});
   }
+  // Whether an IPv6 socket takes IPv4 too decides how restore binds it.
+  // (SwapFields moved the value into o if it differed from a new socket's;
+  // raw sockets cannot change it.)
+  if (family == AF_INET6 && type != SOCK_RAW && !o->has_v6only()) o->set_v6only(now.v6only());
   // The linger pair goes together.
   if (o->has_linger_on() || o->has_linger_secs()) {
     o->set_linger_on(now.linger_on() || o->linger_on());
@@ -248,6 +264,11 @@ Status SetInetOpts(int fd, const pb::InetSkEntry& e) {
   if (o.has_congestion())
     TRY(Set(fd, IPPROTO_TCP, TCP_CONGESTION, o.congestion().data(),
             socklen_t(o.congestion().size()), "TCP_CONGESTION " + o.congestion()));
+  if (o.has_icmp_filter()) {
+    int level = e.family() == AF_INET ? SOL_RAW : IPPROTO_ICMPV6;
+    TRY(Set(fd, level, 1, o.icmp_filter().data(), socklen_t(o.icmp_filter().size()),
+            e.family() == AF_INET ? "ICMP_FILTER" : "ICMP6_FILTER"));
+  }
   if (o.has_mc_if_addr() && o.mc_if_addr().size() == 4)
     TRY(Set(fd, IPPROTO_IP, IP_MULTICAST_IF, o.mc_if_addr().data(), 4, "IP_MULTICAST_IF"));
   return Ok();

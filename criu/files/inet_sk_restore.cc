@@ -36,7 +36,15 @@ std::string Local(const pb::InetSkEntry& e) {
 Status Bind(int fd, const pb::InetSkEntry& e, const std::string& what) {
   socklen_t len;
   uint32_t port = e.type() == SOCK_RAW ? 0 : e.src_port();
-  sockaddr_storage a = MakeInetAddr(int(e.family()), e.src_addr(), port, e.ifindex(), &len);
+  std::string addr = e.src_addr();
+  // bind() to an IPv6 address (not v4-mapped) makes the socket IPv6-only,
+  // and IPV6_V6ONLY cannot change once bound. A dual-stack socket with such
+  // an address got it from connect() (no bind of its own): bind only the
+  // port; connect() picks the same address again by route.
+  if (e.family() == AF_INET6 && e.type() != SOCK_RAW && !e.opts().v6only() && addr.size() == 16 &&
+      !net::IsV4Mapped(reinterpret_cast<const uint8_t*>(addr.data())))
+    addr.clear();
+  sockaddr_storage a = MakeInetAddr(int(e.family()), addr, port, e.ifindex(), &len);
   if (bind(fd, reinterpret_cast<sockaddr*>(&a), len) == 0) return Ok();
   int err = errno;
   if (err == EADDRINUSE)
@@ -78,7 +86,7 @@ Result<int> OpenInetSk(const pb::FileEntry& fe, const RestoreOpts& o) {
     // socket (or of its connection) still holds; a listener's port held
     // by a real listener is still refused, by listen().
     bool repair_bind = tcp && e.has_src_addr() && e.src_port();
-    if (repair_bind) TRY(net::SetRepair(fd, true, what));
+    if (repair_bind) TRY(net::EnterRepair(fd, what));
     TRY(SetInetOptsBeforeBind(fd, e), what);
     if (e.has_src_addr()) TRY(Bind(fd, e, what));
     if (live) {
@@ -92,7 +100,7 @@ Result<int> OpenInetSk(const pb::FileEntry& fe, const RestoreOpts& o) {
       TRY(net::RestoreTcpStream(fd, int(e.family()), reinterpret_cast<sockaddr*>(&dst), len,
                                 int(e.state()), stream, what));
     } else {
-      if (repair_bind) TRY(net::SetRepair(fd, false, what));
+      if (repair_bind) TRY(net::LeaveRepair(fd, e.opts().reuseaddr(), what));
       TRY(SetInetOpts(fd, e), what);
       if (e.state() == TCP_LISTEN) {
         // SO_REUSEADDR for listen() only: connections of this listener

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,7 +28,7 @@ NetDump::~NetDump() {
 
 void NetDump::LeaveRepair() {
   for (Repaired& r : repaired_) {
-    Status s = SetRepair(r.fd.get(), false, r.what);
+    Status s = net::LeaveRepair(r.fd.get(), r.reuseaddr, r.what);
     if (!s.ok()) LOG_WARN(s.error().message());
   }
   repaired_.clear();
@@ -56,22 +57,26 @@ Status NetDump::LockConnections(const std::vector<pid_t>& pids) {
   }
   if (conns.empty()) return Ok();
   TRY(CleanStaleLocks());
-  std::string name = "ckpt-" + std::to_string(getpid()) + "-" + std::to_string(pids.front());
-  TRY_ASSIGN(NetLock lock, NetLock::Lock(name, conns));
+  TRY_ASSIGN(NetLock lock, NetLock::Lock("dump-" + std::to_string(pids.front()), conns));
   lock_ = std::make_unique<NetLock>(std::move(lock));
-  LOG_INFO("Network locked: " + std::to_string(conns.size()) + " TCP connection(s)");
+  LOG_INFO("Network locked: " + std::to_string(conns.size()) + " TCP connection(s), table inet " +
+           lock_->table());
   return Ok();
 }
 
 Result<int> NetDump::EnterRepair(UniqueFd sk, const std::string& what) {
-  TRY(SetRepair(sk.get(), true, what));
-  repaired_.push_back({std::move(sk), what});
+  int reuse = 0;
+  socklen_t len = sizeof(reuse);
+  if (getsockopt(sk.get(), SOL_SOCKET, SO_REUSEADDR, &reuse, &len) < 0)
+    return Error::Errno(what + ": SO_REUSEADDR");
+  TRY(net::EnterRepair(sk.get(), what));
+  repaired_.push_back({std::move(sk), what, reuse != 0});
   return repaired_.back().fd.get();
 }
 
 Result<std::string> NetDump::PersistLock() {
   if (!lock_ || !lock_->active()) return std::string();
-  persisted_ = lock_->Persist();
+  TRY_ASSIGN(persisted_, lock_->TryPersist());
   return persisted_;
 }
 

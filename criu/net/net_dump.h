@@ -58,6 +58,7 @@ class NetDump {
   struct Repaired {
     UniqueFd fd;
     std::string what;
+    bool reuseaddr;  // SO_REUSEADDR before repair mode overwrote it
   };
   void LeaveRepair();
   InetDiagCache diag_;

@@ -39,11 +39,10 @@ Status NetRestore::Lock(const TreeImages& tree, const Options& o) {
   }
   if (conns.empty()) return Ok();
   TRY(CleanStaleLocks());
-  std::string name = "ckpt-" + std::to_string(getpid()) + "-restore";
-  TRY_ASSIGN(NetLock lock, NetLock::Lock(name, conns));
+  TRY_ASSIGN(NetLock lock, NetLock::Lock("restore-" + std::to_string(tree.tasks[0].pid()), conns));
   lock_ = std::make_unique<NetLock>(std::move(lock));
   LOG_INFO("Network locked for the restore: " + std::to_string(conns.size()) +
-           " TCP connection(s)");
+           " TCP connection(s), table inet " + lock_->table());
   return Ok();
 }
 
@@ -70,7 +69,7 @@ Status NetRestore::Finish(const TreeImages& tree, const images::ImageDir& dir, c
     TRY_ASSIGN(images::ImageReader r, dir.OpenReader(images::ImageType::kTcpStream, id));
     pb::TcpStreamEntry stream;
     TRY(r.ReadOne(stream));
-    TRY(FinishTcpStream(sk.get(), stream, what));
+    TRY(FinishTcpStream(sk.get(), stream, f.inet_sk().opts().reuseaddr(), what));
     LOG_DBG(what + ": out of repair mode");
   }
   return Ok();

@@ -240,9 +240,13 @@ bool IsRepairableState(int state) {
   return state == TCP_ESTABLISHED || FinSent(state) || FinReceived(state);
 }
 
-Status SetRepair(int fd, bool on, const std::string& what) {
-  return SetInt(fd, IPPROTO_TCP, TCP_REPAIR, on ? TCP_REPAIR_ON : TCP_REPAIR_OFF, what,
-                on ? "TCP_REPAIR on" : "TCP_REPAIR off");
+Status EnterRepair(int fd, const std::string& what) {
+  return SetInt(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON, what, "TCP_REPAIR on");
+}
+
+Status LeaveRepair(int fd, bool reuseaddr, const std::string& what) {
+  TRY(SetInt(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF, what, "TCP_REPAIR off"));
+  return SetInt(fd, SOL_SOCKET, SO_REUSEADDR, reuseaddr ? 1 : 0, what, "SO_REUSEADDR");
 }
 
 Result<pb::TcpStreamEntry> ReadTcpStream(int fd, int state, const std::string& what) {
@@ -365,8 +369,9 @@ Status RestoreTcpStream(int fd, int family, const sockaddr* dst, socklen_t dst_l
   return Ok();
 }
 
-Status FinishTcpStream(int fd, const pb::TcpStreamEntry& e, const std::string& what) {
-  TRY(SetRepair(fd, false, what));
+Status FinishTcpStream(int fd, const pb::TcpStreamEntry& e, bool reuseaddr,
+                       const std::string& what) {
+  TRY(LeaveRepair(fd, reuseaddr, what));
   if (e.fin_sent() || e.unsq_len() == 0) return Ok();
   // Never sent: the program's write(2) just happened a little later.
   const std::string& q = e.outq();

@@ -4,11 +4,11 @@
 // queues be read and set, and connect()s without a handshake. ckpt uses it
 // on its own copy of the task's socket (pidfd_getfd: the same socket).
 //
-// Dump:    SetRepair(on) -> ReadTcpStream; then either the tree is killed
+// Dump:    EnterRepair -> ReadTcpStream; then either the tree is killed
 //          and the socket closed still in repair mode (the peer notices
 //          nothing; the network lock drops its retransmissions until the
-//          restore), or SetRepair(off) lets the connection go on.
-// Restore: a fresh socket, SetRepair(on), options, bind -> RestoreTcpStream
+//          restore), or LeaveRepair lets the connection go on.
+// Restore: a fresh socket, EnterRepair, options, bind -> RestoreTcpStream
 //          (sequence numbers, connect, TCP options, the queues as they were,
 //          the window, FINs already sent or received) -> ... once the whole
 //          tree is restored: FinishTcpStream (repair off, the bytes the
@@ -24,9 +24,13 @@
 
 namespace ckpt::net {
 
-// TCP_REPAIR on, or off (TCP_REPAIR_OFF: the kernel sends a window probe,
-// which wakes a peer that waited for our window to open).
-Status SetRepair(int fd, bool on, const std::string& what);
+// TCP_REPAIR on. Repair mode forces address reuse for bind() and
+// overwrites SO_REUSEADDR: read it first if the socket will leave repair.
+Status EnterRepair(int fd, const std::string& what);
+// TCP_REPAIR off (TCP_REPAIR_OFF: the kernel sends a window probe, which
+// wakes a peer that waited for our window to open), then SO_REUSEADDR as
+// the program had it (leaving repair mode clears it).
+Status LeaveRepair(int fd, bool reuseaddr, const std::string& what);
 
 // Reads a connection (ESTABLISHED, FIN_WAIT1/2, CLOSE_WAIT, CLOSING,
 // LAST_ACK) of a socket already in repair mode: sequence numbers, TCP
@@ -43,9 +47,11 @@ Result<pb::TcpStreamEntry> ReadTcpStream(int fd, int state, const std::string& w
 Status RestoreTcpStream(int fd, int family, const sockaddr* dst, socklen_t dst_len, int state,
                         const pb::TcpStreamEntry& e, const std::string& what);
 
-// Takes `fd` (restored by RestoreTcpStream) out of repair mode and sends
-// the bytes of the send queue that had never been sent.
-Status FinishTcpStream(int fd, const pb::TcpStreamEntry& e, const std::string& what);
+// Takes `fd` (restored by RestoreTcpStream) out of repair mode (SO_REUSEADDR
+// back to `reuseaddr`) and sends the bytes of the send queue that had never
+// been sent.
+Status FinishTcpStream(int fd, const pb::TcpStreamEntry& e, bool reuseaddr,
+                       const std::string& what);
 
 // True for the TCP states whose connection repair mode can save.
 bool IsRepairableState(int state);

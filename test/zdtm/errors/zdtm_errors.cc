@@ -8,11 +8,15 @@
 // behind. Exit 0 when all pass. "Failing cleanly" means: exit code non-zero
 // and < 128 (no crash), a message naming the problem, no process left with
 // the dumped pid, and a live victim left running untouched.
+// restore-port-taken needs sk_tcp_inflight in --testbin.
 //
 // The image-damage checks rely on the image layout of images/image_types.h:
 // core-PID.img / mm-PID.img, two u32 magics, then (u32 length, message).
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -386,6 +390,63 @@ int main(int argc, char** argv) {
     if (!mentions_number(r.output, h.pid))
       throw Fail("the error does not name pid " + std::to_string(h.pid) + "\n" + indent(r.output));
     expect_alive(h, "after the refused restore");
+    finish_helper(h);
+  });
+
+  // A listener's port taken by another process (us) between dump and
+  // restore: restore fails naming the address and port, and nothing of
+  // the tree is left; once the port is free the same image restores.
+  // The victim is sk_tcp_inflight's: listeners on 127.0.0.1 and ::1.
+  check("restore-port-taken", [](const std::string& dir) {
+    std::string run = dir + "/run", img = dir + "/img";
+    fs::create_directories(run);
+    fs::create_directories(img);
+    Helper h{0, run + "/out.txt"};
+    h.pid = start_test({g_testbin + "/sk_tcp_inflight", "--victim"}, run, h.out);
+    std::string err = h.pid < 0 ? "fork failed" : wait_ready(h.pid, h.out, 60);
+    if (!err.empty()) throw Fail("setup: sk_tcp_inflight --victim: " + err);
+    std::string text = read_text(h.out);
+    size_t at = text.find("INFO: port4 ");
+    if (at == std::string::npos) throw Fail("setup: the victim printed no port\n" + indent(text));
+    const int port = atoi(text.c_str() + at + 12);
+    Ckpt r =
+        ckpt(dir, "dump", {"dump", "-t", std::to_string(h.pid), "-D", img, "-o", "dump.log", "-v4"},
+             {img + "/dump.log"});
+    if (!r.ok()) throw Fail("setup: dump failed: " + r.describe() + "\n" + indent(r.all()));
+    int status;
+    if (!wait_exit(h.pid, 10, &status)) throw Fail("setup: the dump did not kill the victim");
+
+    int taker = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(uint16_t(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (taker < 0 || bind(taker, reinterpret_cast<sockaddr*>(&a), sizeof(a)) || listen(taker, 1)) {
+      std::string why = strerror(errno);
+      if (taker >= 0) close(taker);
+      throw Fail("setup: cannot take 127.0.0.1:" + std::to_string(port) + ": " + why);
+    }
+    const std::vector<std::string> restore = {
+        "restore", "-D", img, "-d", "-o", "restore.log", "-v4", "--pidfile", dir + "/pidfile"};
+    r = ckpt(dir, "restore-taken", restore, {img + "/restore.log"});
+    bool refused = !r.ok();
+    close(taker);
+    if (!refused) {
+      // It runs: stop it before reporting (kill_all_children reaps it).
+      throw Fail("restore succeeded while another socket listened on 127.0.0.1:" +
+                 std::to_string(port) + "\n" + indent(r.all()));
+    }
+    expect_refused(r, "restore with the listener's port taken");
+    if (r.output.find("127.0.0.1:" + std::to_string(port)) == std::string::npos)
+      throw Fail("the error does not name 127.0.0.1:" + std::to_string(port) + "\n" +
+                 indent(r.output));
+    expect_no_pid(h.pid, "the failed restore");
+    r = ckpt(dir, "restore", restore, {img + "/restore.log"});
+    if (!r.ok())
+      throw Fail("restore with the port free again failed: " + r.describe() + "\n" +
+                 indent(r.all()));
+    track_pid(h.pid);
+    expect_alive(h, "after restore");
     finish_helper(h);
   });
 

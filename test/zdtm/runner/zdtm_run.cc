@@ -36,7 +36,7 @@ constexpr double kReadyTimeout = 60, kCkptTimeout = 120, kExitTimeout = 60;
 std::string g_ckpt, g_mode, g_workdir, g_out;
 std::vector<std::string> g_test_argv;
 std::vector<std::string> g_ckpt_opts;  // --ckpt-opt: appended to dump and restore
-std::vector<std::string> g_logs;  // files whose tails a failure report shows
+std::vector<std::string> g_logs;       // files whose tails a failure report shows
 double g_start;
 
 [[noreturn]] void usage() {
@@ -139,8 +139,8 @@ void expect_running(pid_t pid, const std::string& what) {
 void restore(pid_t pid, const std::string& img) {
   std::string pidfile = g_workdir + "/pidfile";
   unlink(pidfile.c_str());
-  std::vector<std::string> args = {"restore", "-D", img, "-d", "-o", "restore.log", "-v4",
-                                   "--pidfile", pidfile};
+  std::vector<std::string> args = {"restore",     "-D",  img,         "-d",   "-o",
+                                   "restore.log", "-v4", "--pidfile", pidfile};
   args.insert(args.end(), g_ckpt_opts.begin(), g_ckpt_opts.end());
   ckpt("restore-" + fs::path(img).filename().string(), args, img + "/restore.log");
   track_pid(pid);

@@ -105,8 +105,7 @@ inline void expect_name(int fd, bool peer, const Addr& want, const char* what) {
 
 inline int new_socket(int family, int type, int protocol = 0) {
   int fd = socket(family, type, protocol);
-  if (fd < 0)
-    fail("socket(%s, %d, %d): %s", family_name(family), type, protocol, strerror(errno));
+  if (fd < 0) fail("socket(%s, %d, %d): %s", family_name(family), type, protocol, strerror(errno));
   return fd;
 }
 inline void bind_to(int fd, const Addr& a) {
@@ -128,7 +127,8 @@ inline int accept_one(int l, const char* what, int timeout_ms = 10000) {
 // ---- options ----
 
 inline void setopt(int fd, int level, int name, const void* v, socklen_t len, const char* label) {
-  if (setsockopt(fd, level, name, v, len)) fail("fd %d: setsockopt %s: %s", fd, label, strerror(errno));
+  if (setsockopt(fd, level, name, v, len))
+    fail("fd %d: setsockopt %s: %s", fd, label, strerror(errno));
 }
 inline void setopt_int(int fd, int level, int name, int v, const char* label) {
   setopt(fd, level, name, &v, sizeof(v), label);
@@ -136,7 +136,8 @@ inline void setopt_int(int fd, int level, int name, int v, const char* label) {
 inline int getopt_int(int fd, int level, int name, const char* label) {
   int v = 0;
   socklen_t l = sizeof(v);
-  if (getsockopt(fd, level, name, &v, &l)) fail("fd %d: getsockopt %s: %s", fd, label, strerror(errno));
+  if (getsockopt(fd, level, name, &v, &l))
+    fail("fd %d: getsockopt %s: %s", fd, label, strerror(errno));
   return v;
 }
 inline void set_linger(int fd, int on, int secs) {
@@ -180,26 +181,44 @@ inline std::string show_opt(const std::string& v) {
   }
   return out.empty() ? "(" + std::to_string(v.size()) + " bytes)" : out;
 }
+// Option mismatches do not stop a test: each is printed ("INFO: FAILED
+// CHECK: ...") and counted, so that one run shows all of them;
+// pass_if_clean() then fails if any was seen.
+inline int& soft_failures() {
+  static int n = 0;
+  return n;
+}
+#define INET_SOFT_FAIL(...)                 \
+  do {                                      \
+    test_msg("FAILED CHECK: " __VA_ARGS__); \
+    inet::soft_failures()++;                \
+  } while (0)
+[[noreturn]] inline void pass_if_clean() {
+  if (soft_failures())
+    fail("%d option check(s) failed (FAILED CHECK lines above)", soft_failures());
+  pass();
+}
+
 inline void expect_snapshot(int fd, const OptSnapshot& want, const char* what) {
   OptSnapshot got = snapshot(fd, want.specs);
   for (size_t i = 0; i < want.specs.size(); i++)
     if (got.values[i] != want.values[i])
-      fail("%s: %s is %s, was %s before the dump", what, want.specs[i].label,
-           show_opt(got.values[i]).c_str(), show_opt(want.values[i]).c_str());
-  if (got.fl != want.fl) fail("%s: F_GETFL %#o, was %#o", what, got.fl, want.fl);
+      INET_SOFT_FAIL("%s: %s is %s, was %s before the dump", what, want.specs[i].label,
+                     show_opt(got.values[i]).c_str(), show_opt(want.values[i]).c_str());
+  if (got.fl != want.fl) INET_SOFT_FAIL("%s: F_GETFL %#o, was %#o", what, got.fl, want.fl);
 }
 // The options every TCP socket of family is checked for. Buffer sizes are
 // not here: unless set (and so locked) they follow autotuning.
 inline std::vector<OptSpec> tcp_opts(int family) {
   std::vector<OptSpec> v = {
-      INET_OPT(SOL_SOCKET, SO_TYPE),         INET_OPT(SOL_SOCKET, SO_PROTOCOL),
-      INET_OPT(SOL_SOCKET, SO_DOMAIN),       INET_OPT(SOL_SOCKET, SO_ACCEPTCONN),
-      INET_OPT(SOL_SOCKET, SO_REUSEADDR),    INET_OPT(SOL_SOCKET, SO_REUSEPORT),
-      INET_OPT(SOL_SOCKET, SO_KEEPALIVE),    INET_OPT(SOL_SOCKET, SO_LINGER),
-      INET_OPT(SOL_SOCKET, SO_OOBINLINE),    INET_OPT(SOL_SOCKET, SO_PRIORITY),
-      INET_OPT(SOL_SOCKET, SO_RCVLOWAT),     INET_OPT(IPPROTO_TCP, TCP_NODELAY),
-      INET_OPT(IPPROTO_TCP, TCP_KEEPIDLE),   INET_OPT(IPPROTO_TCP, TCP_KEEPINTVL),
-      INET_OPT(IPPROTO_TCP, TCP_KEEPCNT),    INET_OPT(IPPROTO_TCP, TCP_USER_TIMEOUT),
+      INET_OPT(SOL_SOCKET, SO_TYPE),       INET_OPT(SOL_SOCKET, SO_PROTOCOL),
+      INET_OPT(SOL_SOCKET, SO_DOMAIN),     INET_OPT(SOL_SOCKET, SO_ACCEPTCONN),
+      INET_OPT(SOL_SOCKET, SO_REUSEADDR),  INET_OPT(SOL_SOCKET, SO_REUSEPORT),
+      INET_OPT(SOL_SOCKET, SO_KEEPALIVE),  INET_OPT(SOL_SOCKET, SO_LINGER),
+      INET_OPT(SOL_SOCKET, SO_OOBINLINE),  INET_OPT(SOL_SOCKET, SO_PRIORITY),
+      INET_OPT(SOL_SOCKET, SO_RCVLOWAT),   INET_OPT(IPPROTO_TCP, TCP_NODELAY),
+      INET_OPT(IPPROTO_TCP, TCP_KEEPIDLE), INET_OPT(IPPROTO_TCP, TCP_KEEPINTVL),
+      INET_OPT(IPPROTO_TCP, TCP_KEEPCNT),  INET_OPT(IPPROTO_TCP, TCP_USER_TIMEOUT),
       INET_OPT(IPPROTO_TCP, TCP_CORK),
   };
   if (family == AF_INET) {
@@ -222,23 +241,36 @@ inline std::vector<OptSpec> with(std::vector<OptSpec> v, std::initializer_list<O
 inline int tcp_state(int fd) {
   tcp_info ti = {};
   socklen_t l = sizeof(ti);
-  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l)) fail("fd %d: TCP_INFO: %s", fd, strerror(errno));
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l))
+    fail("fd %d: TCP_INFO: %s", fd, strerror(errno));
   return ti.tcpi_state;
 }
 inline const char* tcp_state_name(int s) {
   switch (s) {
-    case TCP_ESTABLISHED: return "ESTABLISHED";
-    case TCP_SYN_SENT: return "SYN_SENT";
-    case TCP_SYN_RECV: return "SYN_RECV";
-    case TCP_FIN_WAIT1: return "FIN_WAIT1";
-    case TCP_FIN_WAIT2: return "FIN_WAIT2";
-    case TCP_TIME_WAIT: return "TIME_WAIT";
-    case TCP_CLOSE: return "CLOSE";
-    case TCP_CLOSE_WAIT: return "CLOSE_WAIT";
-    case TCP_LAST_ACK: return "LAST_ACK";
-    case TCP_LISTEN: return "LISTEN";
-    case TCP_CLOSING: return "CLOSING";
-    default: return "?";
+    case TCP_ESTABLISHED:
+      return "ESTABLISHED";
+    case TCP_SYN_SENT:
+      return "SYN_SENT";
+    case TCP_SYN_RECV:
+      return "SYN_RECV";
+    case TCP_FIN_WAIT1:
+      return "FIN_WAIT1";
+    case TCP_FIN_WAIT2:
+      return "FIN_WAIT2";
+    case TCP_TIME_WAIT:
+      return "TIME_WAIT";
+    case TCP_CLOSE:
+      return "CLOSE";
+    case TCP_CLOSE_WAIT:
+      return "CLOSE_WAIT";
+    case TCP_LAST_ACK:
+      return "LAST_ACK";
+    case TCP_LISTEN:
+      return "LISTEN";
+    case TCP_CLOSING:
+      return "CLOSING";
+    default:
+      return "?";
   }
 }
 inline void expect_tcp_state(int fd, int want, const char* what) {
@@ -288,10 +320,10 @@ inline bool listener_queue(const Addr& local, uint32_t* queued, uint32_t* backlo
       }
       auto* m = static_cast<inet_diag_msg*>(NLMSG_DATA(h));
       if (ntohs(m->id.idiag_sport) != local.port()) continue;
-      const void* want = local.family() == AF_INET
-                             ? static_cast<const void*>(
-                                   &reinterpret_cast<const sockaddr_in&>(local.ss).sin_addr)
-                             : &reinterpret_cast<const sockaddr_in6&>(local.ss).sin6_addr;
+      const void* want =
+          local.family() == AF_INET
+              ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in&>(local.ss).sin_addr)
+              : &reinterpret_cast<const sockaddr_in6&>(local.ss).sin6_addr;
       if (memcmp(m->id.idiag_src, want, local.family() == AF_INET ? 4 : 16)) continue;
       *queued = m->idiag_rqueue;
       *backlog = m->idiag_wqueue;
@@ -304,8 +336,10 @@ inline bool listener_queue(const Addr& local, uint32_t* queued, uint32_t* backlo
 inline void expect_listener_queue(const Addr& local, uint32_t want_queued, uint32_t want_backlog,
                                   const char* what) {
   uint32_t q = 0, b = 0;
-  if (!listener_queue(local, &q, &b)) fail("%s: sock_diag shows no listener on %s", what, local.str().c_str());
-  if (q != want_queued) fail("%s: accept queue holds %u connection(s), want %u", what, q, want_queued);
+  if (!listener_queue(local, &q, &b))
+    fail("%s: sock_diag shows no listener on %s", what, local.str().c_str());
+  if (q != want_queued)
+    fail("%s: accept queue holds %u connection(s), want %u", what, q, want_queued);
   if (b != want_backlog) fail("%s: backlog %u, want %u", what, b, want_backlog);
 }
 
@@ -348,7 +382,8 @@ inline void send_stream(int fd, Stream* s, size_t n, const char* what, double st
       continue;
     }
     if (w < 0 && errno != EAGAIN && errno != EINTR) fail("%s: send: %s", what, strerror(errno));
-    if (now_s() - last > stall_s) fail("%s: send stalled for %.0f s with %zu bytes to go", what, stall_s, n);
+    if (now_s() - last > stall_s)
+      fail("%s: send stalled for %.0f s with %zu bytes to go", what, stall_s, n);
     pollfd p = {fd, POLLOUT, 0};
     poll(&p, 1, 100);
   }
@@ -369,7 +404,8 @@ inline void recv_stream(int fd, Stream* s, size_t n, const char* what, double st
       last = now_s();
       continue;
     }
-    if (r == 0) fail("%s: EOF after %llu bytes, %zu more expected", what, (unsigned long long)s->received, n);
+    if (r == 0)
+      fail("%s: EOF after %llu bytes, %zu more expected", what, (unsigned long long)s->received, n);
     if (errno != EAGAIN && errno != EINTR) fail("%s: recv: %s", what, strerror(errno));
     if (now_s() - last > stall_s)
       fail("%s: nothing received for %.0f s with %zu bytes to go (at %llu)", what, stall_s, n,
@@ -395,17 +431,20 @@ inline void exchange(int a, Stream* ab, int b, Stream* ba, size_t n, const char*
       size_t chunk = size_t(end - s->sent) < sizeof(buf) ? size_t(end - s->sent) : sizeof(buf);
       fill(s->seed, s->sent, buf, chunk);
       ssize_t w = send(fd, buf, chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (w > 0) s->sent += uint64_t(w), progress = true;
+      if (w > 0)
+        s->sent += uint64_t(w), progress = true;
       else if (w < 0 && errno != EAGAIN && errno != EINTR)
         fail("%s: send %s: %s", what, dir, strerror(errno));
     };
     auto in = [&](int fd, Stream* s, uint64_t end, const char* dir) {
       if (s->received >= end) return;
-      size_t chunk = size_t(end - s->received) < sizeof(buf) ? size_t(end - s->received) : sizeof(buf);
+      size_t chunk =
+          size_t(end - s->received) < sizeof(buf) ? size_t(end - s->received) : sizeof(buf);
       ssize_t r = recv(fd, buf, chunk, MSG_DONTWAIT);
       if (r > 0) {
         long long bad = mismatch(s->seed, s->received, buf, size_t(r));
-        if (bad >= 0) fail("%s: %s stream byte %lld is wrong (lost or duplicated data)", what, dir, bad);
+        if (bad >= 0)
+          fail("%s: %s stream byte %lld is wrong (lost or duplicated data)", what, dir, bad);
         s->received += uint64_t(r);
         progress = true;
       } else if (r == 0) {

@@ -195,6 +195,10 @@ int listen_on(int family) {
     int one = 1;
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
   }
+  // Inherited by the accepted sockets: room for far more than the lag
+  // (see sk_tcp_ext.cc).
+  int rcvbuf = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
   if (fd < 0 || bind(fd, a.sa(), a.len) || listen(fd, 4))
     die("listen on " + a.str() + ": " + strerror(errno));
   return fd;
@@ -239,8 +243,8 @@ int shim(int argc, char** argv) {
     return 1;
   }
   if (r.crashed()) {
-    fprintf(stderr, "shim: the dump without --tcp-established crashed: %s\n%s", r.describe().c_str(),
-            out.c_str());
+    fprintf(stderr, "shim: the dump without --tcp-established crashed: %s\n%s",
+            r.describe().c_str(), out.c_str());
     return 1;
   }
   const std::string v4 = std::string("-> 127.0.0.1:") + getenv("SK_TCP_EXT_PORT4") + kRefused;
@@ -251,7 +255,8 @@ int shim(int argc, char** argv) {
     return 1;
   }
   if (out.find("pid " + pid + " fd ") == std::string::npos) {
-    fprintf(stderr, "shim: the refusal does not name pid %s and the fd:\n%s\n", pid.c_str(), out.c_str());
+    fprintf(stderr, "shim: the refusal does not name pid %s and the fd:\n%s\n", pid.c_str(),
+            out.c_str());
     return 1;
   }
   char st = zdtm::proc_state(pid_t(atoi(pid.c_str())));
@@ -321,8 +326,8 @@ int main(int argc, char** argv) {
     setenv("SK_TCP_EXT_REAL_CKPT", fs::absolute(ckpt).c_str(), 1);
     setenv("SK_TCP_EXT_PORT4", std::to_string(port4).c_str(), 1);
     setenv("SK_TCP_EXT_PORT6", std::to_string(port6).c_str(), 1);
-    zargv.insert(zargv.end(), {"--ckpt", fs::read_symlink("/proc/self/exe").string(),
-                               "--ckpt-opt", "--tcp-established"});
+    zargv.insert(zargv.end(), {"--ckpt", fs::read_symlink("/proc/self/exe").string(), "--ckpt-opt",
+                               "--tcp-established"});
   }
   zargv.push_back("--");
   for (const auto& a : test) zargv.push_back(a);

@@ -238,8 +238,10 @@ void check_refused(const std::string& dir) {
              " and --skip-in-flight",
          r);
   char st = proc_state(v.pid);
-  if (st != 'S' && st != 'R') throw Fail("victim not running after the refused dump: " + describe_pid(v.pid));
-  if (read_text("/proc/" + std::to_string(v.pid) + "/status").find("TracerPid:\t0\n") == std::string::npos)
+  if (st != 'S' && st != 'R')
+    throw Fail("victim not running after the refused dump: " + describe_pid(v.pid));
+  if (read_text("/proc/" + std::to_string(v.pid) + "/status").find("TracerPid:\t0\n") ==
+      std::string::npos)
     throw Fail("victim still traced after the refused dump");
   printf("       refused as expected:\n%s", indent(r.r.output).c_str());
 
