@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <linux/sched.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -98,6 +101,12 @@ KernelFeatures ProbeKernel() {
   auto maps = io::ReadFile("/proc/self/maps");
   k.vvar_vclock = maps.ok() && maps->find("[vvar_vclock]") != std::string::npos;
   k.nftables = net::NftablesUsable();
+  {
+    // Repair mode needs CAP_NET_ADMIN and a kernel built with it.
+    UniqueFd sk(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int on = 1;
+    k.tcp_repair = sk && setsockopt(sk.get(), IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) == 0;
+  }
   return k;
 }
 
@@ -112,6 +121,7 @@ std::vector<FeatureLine> DescribeFeatures(const KernelFeatures& k) {
       {"userfaultfd", k.userfaultfd, false, "lazy restore"},
       {"soft-dirty", k.soft_dirty, false, "incremental dumps (PAGEMAP_SCAN also works)"},
       {"[vvar_vclock] mapping", k.vvar_vclock, false, "moved with [vdso] on restore"},
+      {"TCP_REPAIR", k.tcp_repair, false, "live TCP connections (--tcp-established)"},
       {"nftables", k.nftables, false, "network lock for TCP connections"},
   };
 }

@@ -18,6 +18,7 @@ struct KernelFeatures {
   bool userfaultfd = false;   // lazy restore
   bool soft_dirty = false;
   bool vvar_vclock = false;  // [vvar_vclock] beside [vdso]
+  bool tcp_repair = false;   // TCP_REPAIR: live connections (--tcp-established)
   bool nftables = false;     // inet tables usable: the TCP network lock (criu/net/netlock.h)
   std::string kernel;        // uname -r
 };
