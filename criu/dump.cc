@@ -394,13 +394,13 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   inv.set_dump_time_ns(uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec));
   inv.set_shell_job(o.shell_job);
   // The lock stays after a dump that kills the tree; restore removes it.
-  if (!o.leave_running) {
-    TRY_ASSIGN(std::string table, net.PersistLock());
-    if (!table.empty()) inv.set_netlock_table(table);
-  }
+  if (!o.leave_running && !net.KeptLockName().empty()) inv.set_netlock_table(net.KeptLockName());
   TRY(dir->Commit(inv));
 
-  if (o.leave_running) TRY(net.Finish(false));  // connections go on, unlocked
+  if (o.leave_running)
+    TRY(net.Finish(false));  // connections go on, unlocked
+  else
+    TRY(net.BeforeKill());  // closed in repair mode: silently
   for (TreeTask& t : tree) {
     if (!t.proc) continue;
     if (o.leave_running)
@@ -408,7 +408,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     else
       TRY(t.proc->Kill());
   }
-  if (!o.leave_running) TRY(net.Finish(true));  // closed in repair mode: silently
+  if (!o.leave_running) TRY(net.Finish(true));
   LOG_INFO("Dump of the tree of " + Who(root) + " complete (" + std::to_string(tree.size()) +
            " processes); " + (o.leave_running ? "left running" : "killed"));
   return Ok();

@@ -100,6 +100,11 @@ KernelFeatures ProbeKernel() {
   k.soft_dirty = ProbeSoftDirty();
   auto maps = io::ReadFile("/proc/self/maps");
   k.vvar_vclock = maps.ok() && maps->find("[vvar_vclock]") != std::string::npos;
+  return k;
+}
+
+void ProbeNetworkFeatures(KernelFeatures* kf) {
+  KernelFeatures& k = *kf;
   k.nftables = net::NftablesUsable();
   {
     // Repair mode needs CAP_NET_ADMIN and a kernel built with it.
@@ -107,7 +112,6 @@ KernelFeatures ProbeKernel() {
     int on = 1;
     k.tcp_repair = sk && setsockopt(sk.get(), IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) == 0;
   }
-  return k;
 }
 
 std::vector<FeatureLine> DescribeFeatures(const KernelFeatures& k) {

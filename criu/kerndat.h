@@ -24,6 +24,9 @@ struct KernelFeatures {
 };
 
 KernelFeatures ProbeKernel();
+// The network probes (TCP_REPAIR, an nftables table made and removed):
+// only `ckpt check` needs their answers, dump and restore find out by doing.
+void ProbeNetworkFeatures(KernelFeatures* k);
 
 struct FeatureLine {
   const char* name;

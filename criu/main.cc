@@ -11,15 +11,19 @@
 #include "base/unique_fd.h"
 #include "criu/dump.h"
 #include "criu/kerndat.h"
+#include "criu/net/netlock.h"
 #include "criu/options.h"
 #include "criu/restore.h"
 #include "criu/show.h"
+#include "images/image_dir.h"
+#include "proto/inventory.pb.h"
 
 namespace ckpt {
 namespace {
 
 int Check() {
   KernelFeatures k = ProbeKernel();
+  ProbeNetworkFeatures(&k);
   int missing = 0;
   printf("Kernel %s\n", k.kernel.c_str());
   for (const FeatureLine& f : DescribeFeatures(k)) {
@@ -33,6 +37,21 @@ int Check() {
   }
   printf("Looks good.\n");
   return 0;
+}
+
+// `ckpt unlock -D DIR`: the table named in the dump's inventory goes.
+Status UnlockDump(const Options& o) {
+  TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Open(o.images_dir));
+  TRY_ASSIGN(images::ImageReader r, dir->OpenReader(images::ImageType::kInventory));
+  pb::InventoryEntry inv;
+  TRY(r.ReadOne(inv));
+  if (inv.netlock_table().empty()) {
+    printf("%s: the dump left no network lock\n", o.images_dir.c_str());
+    return Ok();
+  }
+  TRY(net::RemoveLockTable(inv.netlock_table()));
+  printf("removed the network lock %s\n", inv.netlock_table().c_str());
+  return Ok();
 }
 
 int Run(int argc, char** argv) {
@@ -68,6 +87,14 @@ int Run(int argc, char** argv) {
   switch (o.command) {
     case Command::kCheck:
       return Check();
+    case Command::kUnlock: {
+      Status s = UnlockDump(o);
+      if (!s.ok()) {
+        fprintf(stderr, "ckpt: %s\n", s.error().message().c_str());
+        return 1;
+      }
+      return 0;
+    }
     case Command::kShow: {
       Status s = Show(o.args.empty() ? o.images_dir : o.args[0]);
       if (!s.ok()) {

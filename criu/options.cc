@@ -17,6 +17,7 @@ Result<Command> ParseCommand(const std::string& s) {
   if (s == "restore") return Command::kRestore;
   if (s == "check") return Command::kCheck;
   if (s == "show") return Command::kShow;
+  if (s == "unlock") return Command::kUnlock;
   if (s == "help" || s == "--help" || s == "-h") return Command::kHelp;
   if (s == "--version" || s == "-V") return Command::kVersion;
   return Error("unknown command '" + s + "' (try: ckpt --help)");
@@ -173,6 +174,9 @@ Result<Options> ParseOptions(int argc, char** argv) {
     case Command::kShow:
       if (o.args.empty() && o.images_dir.empty()) return Error("show needs a FILE or DIR");
       break;
+    case Command::kUnlock:
+      if (o.images_dir.empty()) return Error("unlock needs -D DIR");
+      break;
     default:
       break;
   }
@@ -234,13 +238,19 @@ std::string Usage(Command c) {
     case Command::kShow:
       return "usage: ckpt show FILE|DIR\n"
              "Print an image file, or every image of a directory, as JSON.\n";
+    case Command::kUnlock:
+      return "usage: ckpt unlock -D DIR\n"
+             "Remove the network lock a dump with --tcp-established left in place (restore\n"
+             "removes it itself): for a dump that will not be restored here. The dumped\n"
+             "connections' peers then see them reset.\n";
     default:
       return "usage: ckpt COMMAND [options]\n\n"
              "Commands:\n"
              "  dump      checkpoint a process:  ckpt dump -t PID -D DIR\n"
              "  restore   bring it back:         ckpt restore -D DIR [-d]\n"
              "  check     probe kernel features\n"
-             "  show      print images as JSON:  ckpt show DIR\n\n"
+             "  show      print images as JSON:  ckpt show DIR\n"
+             "  unlock    drop a dump's network lock: ckpt unlock -D DIR\n\n"
              "`ckpt COMMAND --help` explains each command's options.\n";
   }
 }

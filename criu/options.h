@@ -10,7 +10,7 @@
 
 namespace ckpt {
 
-enum class Command { kNone, kDump, kRestore, kCheck, kShow, kHelp, kVersion };
+enum class Command { kNone, kDump, kRestore, kCheck, kShow, kUnlock, kHelp, kVersion };
 
 struct Options {
   Command command = Command::kNone;

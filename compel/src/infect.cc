@@ -222,7 +222,12 @@ Status Infection::Setup(const blobs::Blob& blob) {
 
   uint64_t abort_area = remote_ + args_off_ + offsetof(abi::ParasiteArgs, abort);
   abi::KStack no_stack = {0, 2 /* SS_DISABLE */, 0, 0};
-  BuildSigframe(&args_->abort, abort_area, regs_, sigmask_, no_stack);
+  // The victim may sit in an interrupted system call: rt_sigreturn does not
+  // restart it the way the kernel would on resuming, so the frame restarts
+  // it itself (its restart block, e.g. nanosleep's, is still this task's).
+  Regs abort_regs = regs_;
+  PrepareSyscallRestart(abort_regs.gp);
+  BuildSigframe(&args_->abort, abort_area, abort_regs, sigmask_, no_stack);
   args_->abort_frame = abort_area + offsetof(abi::SigframeArea, frame.uc);
 
   user_regs_struct r = regs_.gp;

@@ -155,8 +155,7 @@ Status DumpInetSk(const FdContext& c, DumpContext& ctx, pb::FileEntry* fe) {
   if (v.type != SOCK_STREAM) TRY(ReadMcGroups(sk.get(), v.family, e), Describe(v));
   if (v.protocol == IPPROTO_TCP && net::IsRepairableState(v.state)) {
     std::string what = Describe(v);
-    TRY_ASSIGN(int rfd, ctx.net().EnterRepair(std::move(sk), what));
-    TRY_ASSIGN(pb::TcpStreamEntry stream, net::ReadTcpStream(rfd, v.state, what));
+    TRY_ASSIGN(pb::TcpStreamEntry stream, ctx.net().ReadConnection(std::move(sk), v.state, what));
     TRY_ASSIGN(images::ImageWriter w, ctx.dir().OpenWriter(images::ImageType::kTcpStream, fe->id()));
     TRY(w.Write(stream));
     TRY(w.Close());

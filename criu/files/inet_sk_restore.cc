@@ -100,7 +100,7 @@ Result<int> OpenInetSk(const pb::FileEntry& fe, const RestoreOpts& o) {
       TRY(net::RestoreTcpStream(fd, int(e.family()), reinterpret_cast<sockaddr*>(&dst), len,
                                 int(e.state()), stream, what));
     } else {
-      if (repair_bind) TRY(net::LeaveRepair(fd, e.opts().reuseaddr(), what));
+      if (repair_bind) TRY(net::LeaveRepair(fd, e.opts().reuseaddr(), false, what));
       TRY(SetInetOpts(fd, e), what);
       if (e.state() == TCP_LISTEN) {
         // SO_REUSEADDR for listen() only: connections of this listener

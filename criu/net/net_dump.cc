@@ -18,20 +18,13 @@ namespace ckpt::net {
 NetDump::NetDump() = default;
 
 NetDump::~NetDump() {
-  LeaveRepair();
-  if (!persisted_.empty()) {
-    Status s = RemoveLockTable(persisted_);
-    if (!s.ok()) LOG_WARN(s.error().message());
-  }
-  // lock_, unless persisted, unlocks as it goes.
-}
-
-void NetDump::LeaveRepair() {
-  for (Repaired& r : repaired_) {
-    Status s = net::LeaveRepair(r.fd.get(), r.reuseaddr, r.what);
-    if (!s.ok()) LOG_WARN(s.error().message());
-  }
-  repaired_.clear();
+  // A dump that failed after BeforeKill: the connections go on.
+  if (in_repair_)
+    for (Conn& c : conns_) {
+      Status s = LeaveRepair(c.fd.get(), c.reuseaddr, false, c.what);
+      if (!s.ok()) LOG_WARN(s.error().message());
+    }
+  // lock_ unlocks as it goes.
 }
 
 Status NetDump::LockConnections(const std::vector<pid_t>& pids) {
@@ -64,32 +57,40 @@ Status NetDump::LockConnections(const std::vector<pid_t>& pids) {
   return Ok();
 }
 
-Result<int> NetDump::EnterRepair(UniqueFd sk, const std::string& what) {
+Result<pb::TcpStreamEntry> NetDump::ReadConnection(UniqueFd sk, int state,
+                                                   const std::string& what) {
   int reuse = 0;
   socklen_t len = sizeof(reuse);
   if (getsockopt(sk.get(), SOL_SOCKET, SO_REUSEADDR, &reuse, &len) < 0)
     return Error::Errno(what + ": SO_REUSEADDR");
-  TRY(net::EnterRepair(sk.get(), what));
-  repaired_.push_back({std::move(sk), what, reuse != 0});
-  return repaired_.back().fd.get();
+  TRY(EnterRepair(sk.get(), what));
+  auto stream = ReadTcpStream(sk.get(), state, what);
+  // Out again whatever happened: the connection must not stay stuck.
+  TRY(LeaveRepair(sk.get(), reuse != 0, false, what));
+  if (!stream.ok()) return std::move(stream.error());
+  conns_.push_back({std::move(sk), what, reuse != 0});
+  return stream;
 }
 
-Result<std::string> NetDump::PersistLock() {
-  if (!lock_ || !lock_->active()) return std::string();
-  TRY_ASSIGN(persisted_, lock_->TryPersist());
-  return persisted_;
+std::string NetDump::KeptLockName() const { return lock_ ? lock_->KeptName() : ""; }
+
+Status NetDump::BeforeKill() {
+  in_repair_ = true;
+  for (Conn& c : conns_) TRY(EnterRepair(c.fd.get(), c.what));
+  return Ok();
 }
 
 Status NetDump::Finish(bool killed) {
-  if (!killed) {
-    LeaveRepair();
-    if (lock_) TRY(lock_->Unlock());
+  in_repair_ = false;
+  if (killed) {
+    // Closing a socket in repair mode sends nothing: the peer keeps waiting,
+    // its retransmissions dropped by the lock until the restore.
+    conns_.clear();
+    if (lock_ && lock_->active()) TRY(lock_->TryPersist(), "the tree is dumped and killed, but");
     return Ok();
   }
-  // Closing a socket in repair mode sends nothing: the peer keeps waiting,
-  // its retransmissions dropped by the lock until the restore.
-  repaired_.clear();
-  persisted_.clear();
+  conns_.clear();
+  if (lock_) TRY(lock_->Unlock());
   return Ok();
 }
 

@@ -1,14 +1,23 @@
 // What one dump keeps of the network while it runs: the inet_diag answers,
-// the TCP sockets it put into repair mode, and the network lock.
+// ckpt's copies of the tree's TCP sockets, and the network lock.
 //
-// Life: Dump() makes one NetDump after seizing the tree and calls
-// LockConnections (before any socket is touched); the inet socket handler
-// enters repair mode through EnterRepair(); before the inventory is
-// written, PersistLock() (unless --leave-running); after it, Finish(killed)
-// either closes the repaired sockets silently (the tree was killed; the
-// lock stays until restore) or takes them out of repair mode
-// (--leave-running). If the dump fails, the destructor takes every socket
-// out of repair mode and drops the lock: the connections go on.
+// A socket is in repair mode only while it is read, and again just before
+// the tree is killed; in between it is a normal socket that sends nothing
+// the peer can see (the tree is frozen and the lock drops every packet of
+// its connection). So if ckpt dies anywhere in the dump, the parasite cures
+// itself, the kernel drops the lock's table (owned by ckpt's netlink
+// socket), and every connection goes on as if nothing happened.
+//
+// Life, driven by Dump():
+//   NetDump net;
+//   net.LockConnections(pids);      // seized, before any socket is touched
+//   ... the inet handler: net.ReadConnection(copy, state, what) ...
+//   inventory.netlock_table = net.KeptLockName();   // a dump that kills
+//   ... inventory written ...
+//   net.BeforeKill(); kill the tree; net.Finish(true);   // or Finish(false)
+// The lock is made to outlive ckpt only once the tree is dead: if ckpt
+// dies before, no live program is left behind a lock. A failed dump: the
+// destructor takes the sockets out of repair mode and unlocks.
 #pragma once
 
 #include <sys/types.h>
@@ -20,6 +29,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "criu/net/inet_diag.h"
+#include "proto/sk_inet.pb.h"
 
 namespace ckpt::net {
 
@@ -38,33 +48,35 @@ class NetDump {
   // (all of them frozen) with an nftables table of our own.
   Status LockConnections(const std::vector<pid_t>& pids);
 
-  // Puts `sk`, ckpt's own copy of a task's TCP socket (pidfd_getfd), into
-  // repair mode and keeps it, in repair mode, until Finish or the
-  // destructor. Returns its fd number.
-  Result<int> EnterRepair(UniqueFd sk, const std::string& what);
+  // Reads a connection through `sk`, ckpt's own copy of a task's TCP socket
+  // (pidfd_getfd): repair mode on, ReadTcpStream, repair mode off without a
+  // window probe, SO_REUSEADDR as it was. Keeps the copy for BeforeKill.
+  Result<pb::TcpStreamEntry> ReadConnection(UniqueFd sk, int state, const std::string& what);
 
-  // Makes the lock outlive ckpt (a dump that kills the tree: the peers'
-  // packets stay blocked until the restore removes the table). Returns the
-  // table name for the inventory, "" if nothing is locked. Until Finish,
-  // a failure still removes it.
-  Result<std::string> PersistLock();
+  // The name the lock will keep after Finish(true), for the inventory; ""
+  // if nothing is locked.
+  std::string KeptLockName() const;
 
-  // The dump is committed. killed: the tree was killed; close our copies
-  // still in repair mode (no FIN, no RST) and keep the persisted lock.
-  // Otherwise the connections go on: repair off, lock removed.
+  // Right before the tree is killed: every connection back into repair
+  // mode, so closing it sends no FIN and no RST.
+  Status BeforeKill();
+
+  // The dump is committed. killed: the tree was killed; the lock is made
+  // to outlive ckpt (the peers' packets stay blocked until the restore
+  // removes it) and our copies close in repair mode. Otherwise
+  // (leave-running) the lock goes and the connections go on.
   Status Finish(bool killed);
 
  private:
-  struct Repaired {
+  struct Conn {
     UniqueFd fd;
     std::string what;
-    bool reuseaddr;  // SO_REUSEADDR before repair mode overwrote it
+    bool reuseaddr;  // SO_REUSEADDR as the program has it
   };
-  void LeaveRepair();
   InetDiagCache diag_;
-  std::vector<Repaired> repaired_;
+  std::vector<Conn> conns_;
+  bool in_repair_ = false;  // BeforeKill ran, Finish did not
   std::unique_ptr<NetLock> lock_;
-  std::string persisted_;  // a persisted table to remove if the dump fails
 };
 
 }  // namespace ckpt::net

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -54,9 +55,17 @@ Status NetRestore::Finish(const TreeImages& tree, const images::ImageDir& dir, c
     for (const pb::FdinfoEntry& fd : t.fds) holder.emplace(fd.file_id(), std::make_pair(t.pid(), int(fd.fd())));
   }
   if (lock_) TRY(lock_->Unlock());
-  if (!tree.inventory.netlock_table().empty()) {
-    TRY(RemoveLockTable(tree.inventory.netlock_table()));
-    LOG_INFO("Removed the dump's network lock " + tree.inventory.netlock_table());
+  const std::string& kept = tree.inventory.netlock_table();
+  if (!kept.empty()) {
+    TRY_ASSIGN(std::vector<std::string> tables, ListInetTables());
+    if (std::find(tables.begin(), tables.end(), kept) != tables.end()) {
+      TRY(RemoveLockTable(kept));
+      LOG_INFO("Removed the dump's network lock " + kept);
+    } else {
+      LOG_INFO("The dump's network lock " + kept +
+               " is not in this network namespace (dumped on another host or namespace?): "
+               "run `ckpt unlock -D DIR` there");
+    }
   }
   for (const auto& [id, f] : tree.files) {
     if (!Live(f, o)) continue;

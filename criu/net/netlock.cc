@@ -583,9 +583,14 @@ Status NetLock::Unlock() {
   return Ok();
 }
 
+std::string NetLock::KeptName() const {
+  if (!active()) return "";
+  return kKeptTablePrefix + std::to_string(getpid()) + "-" + tag_;
+}
+
 Result<std::string> NetLock::TryPersist() {
   if (!active()) return std::string();
-  const std::string kept = kKeptTablePrefix + std::to_string(getpid()) + "-" + tag_;
+  const std::string kept = KeptName();
   const std::string ctx = "network lock: keeping inet " + table_ + " as " + kept;
   TRY_ASSIGN(Keys keys, BuildKeys(conns_), ctx);
   // One transaction: the copy and its rules exist from the same instant

@@ -120,6 +120,9 @@ class NetLock {
   // "" and does nothing. On failure the lock is still held by this object,
   // as before (it goes when ckpt goes).
   Result<std::string> TryPersist();
+  // The name TryPersist() will give the kept table ("" if inactive), for a
+  // caller that must write it down before persisting.
+  std::string KeptName() const;
   // TryPersist() for callers that cannot take a Result: "" on failure, the
   // error logged (LOG_ERR) and the lock still active (check active()).
   std::string Persist();

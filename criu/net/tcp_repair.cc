@@ -244,8 +244,9 @@ Status EnterRepair(int fd, const std::string& what) {
   return SetInt(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON, what, "TCP_REPAIR on");
 }
 
-Status LeaveRepair(int fd, bool reuseaddr, const std::string& what) {
-  TRY(SetInt(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF, what, "TCP_REPAIR off"));
+Status LeaveRepair(int fd, bool reuseaddr, bool probe, const std::string& what) {
+  TRY(SetInt(fd, IPPROTO_TCP, TCP_REPAIR, probe ? TCP_REPAIR_OFF : TCP_REPAIR_OFF_NO_WP, what,
+             "TCP_REPAIR off"));
   return SetInt(fd, SOL_SOCKET, SO_REUSEADDR, reuseaddr ? 1 : 0, what, "SO_REUSEADDR");
 }
 
@@ -371,7 +372,7 @@ Status RestoreTcpStream(int fd, int family, const sockaddr* dst, socklen_t dst_l
 
 Status FinishTcpStream(int fd, const pb::TcpStreamEntry& e, bool reuseaddr,
                        const std::string& what) {
-  TRY(LeaveRepair(fd, reuseaddr, what));
+  TRY(LeaveRepair(fd, reuseaddr, true, what));
   if (e.fin_sent() || e.unsq_len() == 0) return Ok();
   // Never sent: the program's write(2) just happened a little later.
   const std::string& q = e.outq();

@@ -4,10 +4,10 @@
 // queues be read and set, and connect()s without a handshake. ckpt uses it
 // on its own copy of the task's socket (pidfd_getfd: the same socket).
 //
-// Dump:    EnterRepair -> ReadTcpStream; then either the tree is killed
-//          and the socket closed still in repair mode (the peer notices
-//          nothing; the network lock drops its retransmissions until the
-//          restore), or LeaveRepair lets the connection go on.
+// Dump:    EnterRepair -> ReadTcpStream -> LeaveRepair (no probe); just
+//          before the tree is killed EnterRepair again, so the socket
+//          closes silently (the peer notices nothing; the network lock
+//          drops its retransmissions until the restore).
 // Restore: a fresh socket, EnterRepair, options, bind -> RestoreTcpStream
 //          (sequence numbers, connect, TCP options, the queues as they were,
 //          the window, FINs already sent or received) -> ... once the whole
@@ -27,10 +27,11 @@ namespace ckpt::net {
 // TCP_REPAIR on. Repair mode forces address reuse for bind() and
 // overwrites SO_REUSEADDR: read it first if the socket will leave repair.
 Status EnterRepair(int fd, const std::string& what);
-// TCP_REPAIR off (TCP_REPAIR_OFF: the kernel sends a window probe, which
-// wakes a peer that waited for our window to open), then SO_REUSEADDR as
-// the program had it (leaving repair mode clears it).
-Status LeaveRepair(int fd, bool reuseaddr, const std::string& what);
+// TCP_REPAIR off, then SO_REUSEADDR as the program had it (leaving repair
+// mode clears it). probe: TCP_REPAIR_OFF, the kernel sends a window probe,
+// which wakes a peer that waited for our window to open; otherwise
+// TCP_REPAIR_OFF_NO_WP (nothing is sent).
+Status LeaveRepair(int fd, bool reuseaddr, bool probe, const std::string& what);
 
 // Reads a connection (ESTABLISHED, FIN_WAIT1/2, CLOSE_WAIT, CLOSING,
 // LAST_ACK) of a socket already in repair mode: sequence numbers, TCP

@@ -4,6 +4,7 @@
 //   ckpt-bench-victim tree N FANOUT            N processes
 //   ckpt-bench-victim threads T                one process, T threads
 //   ckpt-bench-victim fds N DIR DISTINCT       one process, N extra fds
+//   ckpt-bench-victim tcp N                    N loopback TCP connections (bench_victim_tcp.cc)
 //
 // Every mode writes "READY\n" on stdout once it is fully set up, then sleeps
 // until SIGTERM. On SIGTERM it checks that the restore gave it back what it
@@ -69,6 +70,8 @@
 #include <ctime>
 #include <string>
 #include <vector>
+
+#include "bench_victim_tcp.h"  // the tcp mode
 
 namespace {
 
@@ -646,9 +649,11 @@ int main(int argc, char** argv) {
   if (argc == 4 && strcmp(mode, "tree") == 0) return tree::main(argv);
   if (argc == 3 && strcmp(mode, "threads") == 0) return threads::main(argv);
   if (argc == 5 && strcmp(mode, "fds") == 0) return fds::main(argv);
+  if (argc == 3 && strcmp(mode, "tcp") == 0) return bench_tcp_victim_main(argv);
   put("usage: ckpt-bench-victim SIZE_MIB\n"
       "       ckpt-bench-victim tree N FANOUT\n"
       "       ckpt-bench-victim threads T\n"
-      "       ckpt-bench-victim fds N DIR DISTINCT\n");
+      "       ckpt-bench-victim fds N DIR DISTINCT\n"
+      "       ckpt-bench-victim tcp N\n");
   return 2;
 }

@@ -7,7 +7,7 @@
 //              [--disk-dir DIR] [--tmpfs-dir DIR] [--runs 3] [--timeout SEC]
 //              [--victim PATH] [--tree-sizes 1,10,100,300,1000]
 //              [--tree-fanout 8] [--thread-counts 1,10,100,300,1000]
-//              [--fd-counts 0,1000,10000] [--fd-files 256]
+//              [--fd-counts 0,1000,10000] [--fd-files 256] [--tcp-counts 100,1000]
 //
 // memory: for every run and every medium (tmpfs, disk) it starts
 // ckpt-bench-victim holding SIZE MiB of random data, times
@@ -23,6 +23,9 @@
 // victim checks itself from inside (see bench_victim.cc) and must exit 0.
 // The table shows per-object cost, growth relative to the smallest N, the
 // marginal cost between sizes, a least-squares line and a growth exponent.
+//
+// tcp (bench_tcp.cc): dump and restore with --tcp-established of a process
+// holding N established loopback connections; the victim checks them all.
 //
 // Best of the runs is reported. Any failed or wrong restore makes the exit
 // status non-zero.
@@ -67,6 +70,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "bench_tcp.h"
 
 namespace {
 
@@ -547,12 +552,13 @@ struct Options {
   int runs = 3;
   double timeout = 300;
   // Sections (--only) and their sizes.
-  bool memory = true, tree = true, threads = true, fds = true;
+  bool memory = true, tree = true, threads = true, fds = true, tcp = true;
   std::vector<long> tree_sizes{1, 10, 100, 300, 1000};
   long tree_fanout = 8;
   std::vector<long> thread_counts{1, 10, 100, 300, 1000};
   std::vector<long> fd_counts{0, 1000, 10000};
   long fd_files = 256;  // distinct files among the fds; the rest are dups
+  std::vector<long> tcp_counts{100, 1000};
 };
 
 struct Medium {
@@ -1258,7 +1264,8 @@ void print_section(const Ctx& c, const Section& sec) {
       "[--tmpfs-dir DIR]\n"
       "                  [--runs N] [--timeout SEC] [--victim PATH] [--tree-sizes LIST] "
       "[--tree-fanout K]\n"
-      "                  [--thread-counts LIST] [--fd-counts LIST] [--fd-files N]\n"
+      "                  [--thread-counts LIST] [--fd-counts LIST] [--fd-files N] "
+      "[--tcp-counts LIST]\n"
       "  --ckpt PATH      the ckpt binary to benchmark (required)\n"
       "  --size-mib N     victim memory and baseline size in MiB (default 1024)\n"
       "  --disk-dir DIR   where disk images and files go (default /var/tmp)\n"
@@ -1266,14 +1273,17 @@ void print_section(const Ctx& c, const Section& sec) {
       "  --runs N         runs of everything; the best is reported (default 3)\n"
       "  --timeout SEC    limit for each ckpt command and victim start (default 300)\n"
       "  --victim PATH    victim binary (default: ckpt-bench-victim next to ckpt-bench)\n"
-      "  --only LIST      sections to run, comma-separated (default: memory,tree,threads,fds)\n"
+      "  --only LIST      sections to run, comma-separated (default: memory,tree,threads,fds,tcp)\n"
       "                   memory   a process with SIZE MiB; images on tmpfs and disk; baselines\n"
       "                   tree     a tree of N processes; images on tmpfs\n"
       "                   threads  a process with N threads; images on tmpfs\n"
       "                   fds      a process with N fds besides stdio; images on tmpfs\n"
+      "                   tcp      a process with N loopback TCP connections (both ends);\n"
+      "                            --tcp-established; images on tmpfs\n"
       "  --tree-sizes L   the N of the tree section (default 1,10,100,300,1000)\n"
       "  --thread-counts L  the N of the threads section (default 1,10,100,300,1000)\n"
       "  --fd-counts L    the N of the fds section (default 0,1000,10000)\n"
+      "  --tcp-counts L   the N (connections) of the tcp section (default 100,1000)\n"
       "  --tree-fanout K  children per process in the tree (default 8)\n"
       "  --fd-files N     distinct files among the fds, the rest are dups of one (default 256)\n"
       "Needs root. Exit status 0 only if every dump and restore succeeded and every\n"
@@ -1307,6 +1317,7 @@ Options parse_args(int argc, char** argv) {
                                            {"thread-counts", required_argument, nullptr, 'H'},
                                            {"fd-counts", required_argument, nullptr, 'N'},
                                            {"fd-files", required_argument, nullptr, 'f'},
+                                           {"tcp-counts", required_argument, nullptr, 'P'},
                                            {nullptr, 0, nullptr, 0}};
   // "1,10,100": integers in [lo, hi], strictly increasing.
   auto parse_list = [](const char* name, const char* arg, long lo, long hi) {
@@ -1367,7 +1378,7 @@ Options parse_args(int argc, char** argv) {
         o.timeout = v;
         break;
       case 'o': {
-        o.memory = o.tree = o.threads = o.fds = false;
+        o.memory = o.tree = o.threads = o.fds = o.tcp = false;
         std::istringstream in(optarg);
         for (std::string item; std::getline(in, item, ',');) {
           if (item == "memory")
@@ -1378,16 +1389,18 @@ Options parse_args(int argc, char** argv) {
             o.threads = true;
           else if (item == "fds")
             o.fds = true;
+          else if (item == "tcp")
+            o.tcp = true;
           else if (item == "all")
-            o.memory = o.tree = o.threads = o.fds = true;
+            o.memory = o.tree = o.threads = o.fds = o.tcp = true;
           else {
             fprintf(stderr,
-                    "ckpt-bench: --only: unknown section '%s' (memory, tree, threads, fds)\n",
+                    "ckpt-bench: --only: unknown section '%s' (memory, tree, threads, fds, tcp)\n",
                     item.c_str());
             usage(2);
           }
         }
-        if (!o.memory && !o.tree && !o.threads && !o.fds) {
+        if (!o.memory && !o.tree && !o.threads && !o.fds && !o.tcp) {
           fprintf(stderr, "ckpt-bench: --only selects no section\n");
           usage(2);
         }
@@ -1401,6 +1414,9 @@ Options parse_args(int argc, char** argv) {
         break;
       case 'N':
         o.fd_counts = parse_list("fd-counts", optarg, 0, 10000000);
+        break;
+      case 'P':
+        o.tcp_counts = parse_list("tcp-counts", optarg, 1, 100000);
         break;
       case 'F':
         if (!parse_num(optarg, 1, 64, &v) || v != std::floor(v)) {
@@ -1491,8 +1507,11 @@ int run(Ctx& c) {
   write_file(c.work + "/victim.stdin", "");
 
   std::string sections;
-  for (auto [on, name] :
-       {std::pair{o.memory, "memory"}, {o.tree, "tree"}, {o.threads, "threads"}, {o.fds, "fds"}})
+  for (auto [on, name] : {std::pair{o.memory, "memory"},
+                          {o.tree, "tree"},
+                          {o.threads, "threads"},
+                          {o.fds, "fds"},
+                          {o.tcp, "tcp"}})
     if (on) sections += std::string(sections.empty() ? "" : ",") + name;
   printf("ckpt-bench: sections %s; best of %d run%s", sections.c_str(), o.runs,
          o.runs == 1 ? "" : "s");
@@ -1578,6 +1597,13 @@ int run(Ctx& c) {
       if (!r.error.empty()) ok = false;
     }
     verified_str += fmt("%s%s %d", verified_str.empty() ? "" : ", ", sec.key, verified);
+  }
+  if (o.tcp) {  // bench_tcp.cc
+    TcpBenchResult t =
+        RunTcpBench({o.ckpt, o.victim, tm.dir, c.work, o.tcp_counts, o.runs, o.timeout, &g_stop});
+    check_stop();
+    if (!t.ok) ok = false;
+    verified_str += fmt("%stcp %d", verified_str.empty() ? "" : ", ", t.verified);
   }
 
   bool header_done = false;

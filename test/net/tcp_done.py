@@ -105,20 +105,28 @@ def main():
     procs = []
 
     def cleanup():
-        for p in procs:
+        # Everything we started, and whatever came to us as the subreaper.
+        for _ in range(100):
+            kids = set(procs) | {int(k) for k in open(
+                "/proc/%d/task/%d/children" % (os.getpid(), os.getpid())).read().split()}
+            for p in kids:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        while True:
-            try:
-                if os.waitpid(-1, 0)[0] <= 0:
-                    break
+                while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                    pass
             except ChildProcessError:
                 break
+            time.sleep(0.05)
 
     def die(why):
         print("tcp_done: FAIL: " + why, flush=True)
+        # A dump that got through keeps its lock until a restore: drop it.
+        for d in (img, img + "-killed"):
+            if os.path.exists(os.path.join(d, "inventory.img")):
+                subprocess.run([a.ckpt, "unlock", "-D", d], stdin=subprocess.DEVNULL)
         for f in (out_path, os.path.join(img, "dump.log"), os.path.join(img, "restore.log")):
             if os.path.exists(f):
                 lines = open(f, errors="replace").read().splitlines()
@@ -175,6 +183,41 @@ def main():
     if os.path.exists(os.path.join(img + "-refused", "inventory.img")):
         die("a refused dump left an inventory")
 
+    # 1b. Dumps that fail after the lock is taken, or whose ckpt is killed
+    #     on the way: no table stays, and the program talks on (the server
+    #     checks the whole conversation at the end).
+    def no_tables(when):
+        left = subprocess.run([a.locks_tool], capture_output=True, text=True).stdout.split()
+        if any(t.startswith("ckpt") for t in left):
+            die("nftables tables left %s: %r" % (when, left))
+        if victim.poll() is not None:
+            die("the program died %s" % when)
+
+    tiny = os.path.join(a.workdir, "tiny")
+    os.makedirs(tiny)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", tiny], check=True)
+    try:
+        r = ckpt(["dump", "-t", str(pid), "-D", tiny + "/img", "--tcp-established"],
+                 "dump --tcp-established onto a full disk")
+    finally:
+        subprocess.run(["umount", tiny])
+    if r.returncode == 0 or "No space left" not in r.stderr:
+        die("a dump onto a full disk: exit %d, %r" % (r.returncode, r.stderr))
+    no_tables("after a dump that failed")
+    for delay in (0.01, 0.04, 0.1, 0.16):
+        p = subprocess.Popen([a.ckpt, "dump", "-t", str(pid), "-D", img + "-killed",
+                              "--tcp-established"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.kill()
+        p.wait()
+        if os.path.exists(os.path.join(img + "-killed", "inventory.img")):
+            die("the dump finished within %d ms, before ckpt could be killed" % (delay * 1000))
+        time.sleep(0.3)
+        no_tables("after ckpt was killed %d ms into a dump" % (delay * 1000))
+        shutil.rmtree(img + "-killed", ignore_errors=True)
+    log("failed and killed dumps left no lock and the program talking")
+
     # 2. The real dump: the program is killed, its peer keeps trying.
     r = ckpt(["dump", "-t", str(pid), "-D", img, "-o", "dump.log", "-v4", "--tcp-established"],
              "dump --tcp-established")
@@ -183,6 +226,19 @@ def main():
     victim.wait(timeout=10)
     if victim.returncode != -signal.SIGKILL:
         die("after the dump the program ended with %r, not SIGKILL" % victim.returncode)
+    # Its child died with it and came to us (the subreaper): reap it, or
+    # its zombie holds the pid the restore needs.
+    end = time.time() + 10
+    while time.time() < end:
+        kids = open("/proc/%d/task/%d/children" % (os.getpid(), os.getpid())).read().split()
+        dead = [int(k) for k in kids if int(k) != srv]
+        if not dead:
+            break
+        for k in dead:
+            try:
+                os.waitpid(k, 0)
+            except ChildProcessError:
+                pass
     locks = subprocess.run([a.locks_tool], capture_output=True, text=True).stdout.split()
     if not any(t.startswith("ckpt") for t in locks):
         die("no network lock is kept between dump and restore (tables: %r)" % locks)

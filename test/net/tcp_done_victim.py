@@ -16,6 +16,14 @@ import time
 server_port = int(sys.argv[1])
 seed = os.getpid()
 
+# A child holding 256 MiB of memory: it is dumped after us, so a ckpt
+# killed while it writes those pages has already read our connections
+# (the driver kills ckpt at points before and after that).
+if os.fork() == 0:
+    ballast = b"\x01" * (256 << 20)
+    while True:
+        signal.pause()
+
 
 def pattern(tag, n):
     # Deterministic bytes that differ per run, tag and offset.

@@ -4,10 +4,12 @@
 //   sk_tcp_migrate --local ADDR --peer ADDR --port N
 //
 // Connects from ADDR (--local, port chosen by the kernel) to --peer:N and
-// streams numbered records both ways (sk_tcp_migrate.h): up to 128 records
-// (1 KiB) each way per millisecond, reading everything that arrives and
-// checking it is the peer's next record. READY once 4096 records went each
-// way. Between READY and SIGTERM the runner dumps us in one network
+// streams numbered records both ways (sk_tcp_migrate.h), checking each
+// record that arrives is the peer's next. Every millisecond we offer 256
+// records (2 KiB) and read at most 128, and so does the peer: both
+// directions stay backlogged, so at any moment (the dump's included) each
+// side has data unread, unacknowledged and not yet sent. READY once 4096
+// records went each way. Between READY and SIGTERM the runner dumps us in one network
 // namespace and restores us in another, where the same local address now
 // lives.
 // After SIGTERM: both addresses of the socket are what they were and no
@@ -17,6 +19,8 @@
 // compare with what the peer counted, and pass.
 // Bounded: connecting, warming up, flushing and draining each have a
 // deadline; sending stops by itself after kMaxRecords.
+#include "sk_tcp_migrate.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -28,14 +32,14 @@
 #include <cstring>
 #include <string>
 
-#include "sk_tcp_migrate.h"
 #include "zdtm.h"
 
 namespace {
 
-constexpr size_t kBurst = 128;                  // records per millisecond each way
-constexpr uint64_t kWarm = 4096;                // records each way before READY
-constexpr uint64_t kMaxRecords = 1ull << 30;    // 8 GiB: sending stops there
+constexpr size_t kBurst = 256;                // records offered per millisecond
+constexpr size_t kReadBurst = 128;            // records read per millisecond at most
+constexpr uint64_t kWarm = 4096;              // records each way before READY
+constexpr uint64_t kMaxRecords = 1ull << 30;  // 8 GiB: sending stops there
 constexpr double kConnectS = 10, kWarmS = 30, kFlushS = 30, kDrainS = 60;
 
 double now_s() {
@@ -100,7 +104,7 @@ void step(Conn* c, bool send_more) {
   if (send_more) {
     if (int e = c->tx.Pump(c->fd, kBurst)) fail("send: %s (%s)", strerror(e), counts(*c).c_str());
   }
-  switch (c->rx.Pump(c->fd)) {
+  switch (c->rx.Pump(c->fd, kReadBurst * 8)) {
     case tcpm::Receiver::kOk:
       return;
     case tcpm::Receiver::kEof:
@@ -134,19 +138,18 @@ int main(int argc, char** argv) {
 
   double deadline = now_s() + kWarmS;
   while (c.tx.sent() < kWarm || c.rx.received() < kWarm) {
-    if (now_s() > deadline) fail("no %llu records each way within %.0f s (%s)",
-                                 (unsigned long long)kWarm, kWarmS, counts(c).c_str());
+    if (now_s() > deadline)
+      fail("no %llu records each way within %.0f s (%s)", (unsigned long long)kWarm, kWarmS,
+           counts(c).c_str());
     step(&c, true);
-    pollfd p = {c.fd, POLLIN, 0};
-    poll(&p, 1, 1);
+    usleep(1000);
   }
   test_ready();
 
   // Until SIGTERM: the runner dumps and restores us somewhere in here.
   while (!test_stopped()) {
     step(&c, c.tx.sent() < kMaxRecords);
-    pollfd p = {c.fd, POLLIN, 0};
-    poll(&p, 1, 1);
+    usleep(1000);
   }
 
   const sockaddr_in self2 = name_of(c.fd, false), peer2 = name_of(c.fd, true);
@@ -178,8 +181,7 @@ int main(int argc, char** argv) {
       break;
     }
     if (now_s() > deadline)
-      fail("the peer's stream did not end within %.0f s of ours (%s)", kDrainS,
-           counts(c).c_str());
+      fail("the peer's stream did not end within %.0f s of ours (%s)", kDrainS, counts(c).c_str());
     pollfd p = {c.fd, POLLIN, 0};
     poll(&p, 1, 10);
   }

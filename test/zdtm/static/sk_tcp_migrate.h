@@ -82,15 +82,16 @@ class Receiver {
 
   explicit Receiver(uint64_t tag) : tag_(tag) {}
 
-  // Reads and checks what the socket holds (a bounded number of reads).
-  // kEof at the end of the stream (error() says if it ended inside a
+  // Reads and checks what the socket holds, at most max_bytes (and a
+  // bounded number of reads). kEof at the end of the stream (error() says if it ended inside a
   // record), kError on a failed recv (err() is its errno) or a wrong
   // record (err() is 0, error() says which).
-  Result Pump(int fd) {
+  Result Pump(int fd, size_t max_bytes = SIZE_MAX) {
     unsigned char buf[65536 + 8];
-    for (int reads = 0; reads < 64; reads++) {
+    for (int reads = 0; reads < 64 && max_bytes > 0; reads++) {
       memcpy(buf, part_, part_len_);
-      ssize_t r = recv(fd, buf + part_len_, sizeof(buf) - 8, MSG_DONTWAIT);
+      size_t want = sizeof(buf) - 8 < max_bytes ? sizeof(buf) - 8 : max_bytes;
+      ssize_t r = recv(fd, buf + part_len_, want, MSG_DONTWAIT);
       if (r == 0) {
         if (part_len_) error_ = "the stream ended inside record " + std::to_string(received_);
         return kEof;
@@ -101,6 +102,7 @@ class Receiver {
         error_ = std::string("recv: ") + strerror(errno);
         return kError;
       }
+      max_bytes -= size_t(r);
       size_t len = part_len_ + size_t(r), off = 0;
       for (; off + 8 <= len; off += 8) {
         uint64_t got, want = Record(tag_, received_);

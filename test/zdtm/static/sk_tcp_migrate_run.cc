@@ -3,49 +3,56 @@
 // keeping its connection.
 //
 //   sk_tcp_migrate_run --ckpt CKPT --victim TESTBIN --workdir DIR
+//                      [--locks-tool NFT_TABLES] [--back]
 //                      [--attach-before-restore] [--keep-images]
 //
 // Topology (every name carries our pid; nothing is added to the host's own
 // namespace, and 10.77.0.0/24 exists only inside these namespaces):
 //
-//   ckptm-src-PID            ckptm-peer-PID               ckptm-dst-PID
-//   eth0 10.77.0.2/24 --- vsrc -+- br0 10.77.0.1/24 -+- vdst --- eth0 (src's MAC)
-//        (the victim)           |   (the peer)        |
+//   ckptm-src-PID            ckptm-peer-PID                ckptm-dst-PID
+//   eth0 10.77.0.2/24 --- vsrc -+- br0 10.77.0.1/24 -+- vdst --- eth0
+//        (the victim)                (the peer)                (src's MAC)
 //
-// Steps:
-//  1. Namespaces, lo up in each, the bridge and veth pairs (ip(8)); dst's
-//     eth0 gets the MAC of src's eth0, so the peer's neighbour entry for
-//     10.77.0.2 stays right after the move. vdst stays down for now.
-//  2. The peer: a child of ours moved into the peer namespace (setns)
-//     listening on 10.77.0.1:7700. It accepts one connection, streams
-//     numbered records both ways (sk_tcp_migrate.h), and reports through
-//     shared memory: counts, the longest pause in what it received, and the
-//     first failure (a reset or any other error, a wrong record, a second
-//     connection).
-//  3. The victim TESTBIN (sk_tcp_migrate) in src: connects from 10.77.0.2
-//     and streams until SIGTERM.
-//  4. `ip netns exec SRC ckpt dump -t PID -D IMG --tcp-established`: the
-//     victim is killed, its connection frozen (ckpt's lock in src drops its
+// Setup: the namespaces, lo up in each, the bridge and the veth pairs
+// (ip(8)); dst's eth0 gets the MAC of src's eth0, so the peer's neighbour
+// entry for 10.77.0.2 stays right after the move; vdst stays down (dst is
+// off the bridge). The peer is a child of ours moved into the peer
+// namespace (setns), listening on 10.77.0.1:7700: it accepts one
+// connection, streams numbered records both ways (sk_tcp_migrate.h) and
+// reports through shared memory: counts, the longest pause in what it
+// received, and its first failure (a reset or other error, a wrong record,
+// a second connection). The victim TESTBIN (sk_tcp_migrate) runs in src,
+// connected from 10.77.0.2, streaming until SIGTERM.
+//
+// A hop from host F to host T (src -> dst; with --back also dst -> src):
+//  a. `ip netns exec F ckpt dump -t PID -D IMG --tcp-established`: the
+//     victim is killed, its connection frozen (ckpt's lock in F drops its
 //     packets; the peer retransmits into nothing).
-//  5. The move: 10.77.0.2 deleted from src's eth0, which goes down (vsrc
-//     loses carrier; the bridge forgets the MAC there); 10.77.0.2/24 added
-//     on dst's eth0.
-//  6. `ip netns exec DST ckpt restore -D IMG --tcp-established -d`: the
-//     victim comes back in dst (checked: same pid, reparented to us, its
-//     network namespace is dst's).
-//  7. vdst up: dst is on the bridge. (Only now: had dst been reachable while
-//     it owned 10.77.0.2 but before ckpt restore had locked the connection,
-//     a retransmission of the peer arriving there would have met no socket
-//     and been answered with a reset. A real migration announces the
-//     address after the restore the same way. --attach-before-restore
-//     attaches it in step 5 instead, to see that race.)
-//  8. Talk until the peer has received and sent at least kAfter more
-//     records than at the dump (bounded wait), and at least kTalkS seconds.
-//  9. SIGTERM the victim: it checks its side and ends its stream; the peer
-//     ends its own, and both check their stream to the end. Pass only if
-//     the victim passed, the peer saw one connection from 10.77.0.2 with no
-//     error or reset, and what each counted sending the other counted
-//     receiving.
+//  b. The move: 10.77.0.2 deleted from F's eth0 and F's bridge port down
+//     (the bridge forgets the MAC there); 10.77.0.2/24 added on T's eth0.
+//  c. `ip netns exec T ckpt restore -D IMG --tcp-established -d`: the
+//     victim comes back in T (checked: same pid, reparented to us, its
+//     network namespace is T's). With --locks-tool, T must have no ckpt
+//     lock table left; then `ckpt unlock -D IMG` in F removes the dump's
+//     lock there, and F must have none left either.
+//  d. T's bridge port up. (Only now: had T been reachable while it owned
+//     10.77.0.2 but before ckpt restore had locked the connection, a
+//     retransmission of the peer arriving there would have met no socket
+//     and been answered with a reset. A real migration likewise announces
+//     the address after the restore. --attach-before-restore does it in b,
+//     to see that race.)
+//  e. Streaming until the peer has received and sent kAfter records more
+//     than at the dump (a bounded wait), and for at least kTalkS seconds.
+// End: SIGTERM the victim; it checks its side and ends its stream; the peer
+// ends its own; both check their stream to the end. Pass only if the victim
+// passed, the peer saw one connection, from 10.77.0.2, with no error or
+// reset, and what each counted sending the other counted receiving.
+//
+// The dump's lock table (ckpt-kept-*) stays in F: the restore in T cannot
+// reach it. After the restore, `ckpt unlock -D IMG` in F removes it (as a
+// migration would on the source host); without that, the connection could
+// not come back to F (--back).
+//
 // On any exit, normal, failed or by SIGINT/SIGTERM/SIGHUP, every process we
 // started or inherited is killed and every namespace (and with them the
 // veths and the bridge) is deleted. Exit 77 (a CTest skip) without root or
@@ -86,13 +93,14 @@ namespace {
 constexpr char kPeerAddr[] = "10.77.0.1", kServiceAddr[] = "10.77.0.2";
 constexpr char kPrefix[] = "/24";
 constexpr uint16_t kPort = 7700;
-constexpr size_t kBurst = 128;          // records per millisecond the peer sends
-constexpr uint64_t kAfter = 20000;      // records each way past the dump point
-constexpr double kTalkS = 2;            // at least this long after the restore
-constexpr double kProgressS = 90;       // bound on waiting for kAfter
-constexpr double kCkptS = 120;          // bound on each ckpt command
-constexpr double kPeerLifeS = 900;      // the peer gives up after this
-constexpr double kPeerEndS = 30;        // bound on the peer's end of stream
+constexpr size_t kBurst = 256;      // records the peer offers per millisecond
+constexpr size_t kReadBurst = 128;  // records it reads per millisecond at most
+constexpr uint64_t kAfter = 20000;  // records each way past the dump point
+constexpr double kTalkS = 2;        // at least this long after the restore
+constexpr double kProgressS = 90;   // bound on waiting for kAfter
+constexpr double kCkptS = 120;      // bound on each ckpt command
+constexpr double kPeerLifeS = 900;  // the peer gives up after this
+constexpr double kPeerEndS = 30;    // bound on the peer's end of stream
 
 // ---- what the peer reports (shared memory) ----
 
@@ -110,7 +118,7 @@ struct PeerStats {
 // ---- global state: what cleanup must undo ----
 
 struct Env {
-  std::string ckpt, victim, workdir, ip;
+  std::string ckpt, victim, workdir, ip, locks_tool;
   std::string ns[3];  // src, dst, peer
   bool made[3] = {};
   pid_t peer = 0, victim_pid = 0;
@@ -215,8 +223,18 @@ void cleanup() {
     }
   }
   std::string vout = g.workdir + "/victim.out";
-  if (fs::exists(vout)) printf("--- last lines of %s ---\n%s", vout.c_str(), tail(vout, 10).c_str());
+  if (fs::exists(vout))
+    printf("--- last lines of %s ---\n%s", vout.c_str(), tail(vout, 10).c_str());
   if (g.stats && g.stats->error[0]) printf("--- the peer says ---\n  | %s\n", g.stats->error);
+  if (!g.locks_tool.empty()) {  // ckpt's lock tables are a usual suspect
+    for (int i : {kSrc, kDst}) {
+      if (!g.made[i]) continue;
+      CmdResult r =
+          run_cmd({g.ip, "netns", "exec", g.ns[i], g.locks_tool}, g.workdir + "/tables.out", 30);
+      printf("--- nftables inet tables in %s ---\n%s", g.ns[i].c_str(),
+             r.ok() ? (r.output.empty() ? "  (none)\n" : r.output.c_str()) : "  (cannot list)\n");
+    }
+  }
   fflush(stdout);
   cleanup();
   exit(1);
@@ -280,8 +298,7 @@ int tcp_state(int fd) {
   tcpm::Receiver rx(tcpm::kVictimTag);
   for (;;) {
     if (now_s() > deadline) peer_fail(st, "still running after the peer's time limit");
-    pollfd p[2] = {{l, POLLIN, 0}, {c, POLLIN, 0}};
-    poll(p, c >= 0 ? 2 : 1, 1);
+    usleep(1000);  // the pace: kBurst records out, kReadBurst in, per millisecond
     sockaddr_in from = {};
     socklen_t flen = sizeof(from);
     int n = accept4(l, reinterpret_cast<sockaddr*>(&from), &flen, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -291,8 +308,8 @@ int tcp_state(int fd) {
       std::string who = std::string(addr) + ":" + std::to_string(ntohs(from.sin_port));
       st->accepted++;
       if (c >= 0)
-        peer_fail(st, "a second connection, from " + who + ": the first one (from " +
-                          st->remote + ") was given up");
+        peer_fail(st, "a second connection, from " + who + ": the first one (from " + st->remote +
+                          ") was given up");
       if (strcmp(addr, kServiceAddr))
         peer_fail(st, "a connection from " + who + ", not from " + kServiceAddr);
       snprintf(st->remote, sizeof(st->remote), "%s", who.c_str());
@@ -303,7 +320,7 @@ int tcp_state(int fd) {
     if (c < 0) continue;
     if (st->phase.load() == kConnected) {
       uint64_t before = rx.received();
-      tcpm::Receiver::Result r = rx.Pump(c);
+      tcpm::Receiver::Result r = rx.Pump(c, kReadBurst * 8);
       if (r == tcpm::Receiver::kError) peer_fail(st, rx.error());
       if (rx.received() != before) {
         uint64_t pause = uint64_t((now_s() - last_in) * 1000);
@@ -352,8 +369,8 @@ int tcp_state(int fd) {
 }
 
 void start_peer() {
-  void* m = mmap(nullptr, sizeof(PeerStats), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                 -1, 0);
+  void* m =
+      mmap(nullptr, sizeof(PeerStats), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) die(std::string("mmap: ") + strerror(errno));
   g.stats = new (m) PeerStats;
   fflush(stdout);
@@ -428,22 +445,148 @@ bool victim_totals(uint64_t* sent, uint64_t* received) {
   return true;
 }
 
+// Inet tables in namespace ns (needs --locks-tool), one per line.
+std::string lock_tables(int ns) {
+  CmdResult r =
+      run_cmd({g.ip, "netns", "exec", g.ns[ns], g.locks_tool}, g.workdir + "/tables.out", 30);
+  if (!r.ok()) die("listing nftables tables in " + g.ns[ns] + ": " + r.describe());
+  return r.output;
+}
+
+// Names in `tables` (one per line) that start with "ckpt-", comma-separated.
+std::string ckpt_tables(const std::string& tables) {
+  std::string out;
+  size_t at = 0;
+  while ((at = tables.find("ckpt-", at)) != std::string::npos) {
+    size_t end = tables.find('\n', at);
+    out += (out.empty() ? "" : ", ") + tables.substr(at, end - at);
+    at = end == std::string::npos ? tables.size() : end;
+  }
+  return out;
+}
+
+struct Point {
+  uint64_t received = 0, sent = 0;  // the peer's counts at a dump point
+};
+
+// One hop: dump the victim in `from`, move the service address, restore it
+// in `to`, attach `to` to the bridge, and stream past the dump point.
+Point migrate(int from, int to, int hop, bool attach_early) {
+  const std::string& f = g.ns[from];
+  const std::string& t = g.ns[to];
+  const std::string& peer = g.ns[kPeer];
+  const std::string fport = from == kSrc ? "vsrc" : "vdst";
+  const std::string tport = to == kSrc ? "vsrc" : "vdst";
+  const std::string svc = std::string(kServiceAddr) + kPrefix;
+  const pid_t v = g.victim_pid;
+  g.img = g.workdir + "/img" + std::to_string(hop);
+  fs::create_directories(g.img);
+  fs::permissions(g.img, fs::perms::owner_all, fs::perm_options::replace);
+
+  log("hop %d, step a: ckpt dump of pid %d in %s", hop, v, f.c_str());
+  CmdResult r = run_cmd({g.ip, "netns", "exec", f, g.ckpt, "dump", "-t", std::to_string(v), "-D",
+                         g.img, "--tcp-established", "-o", "dump.log", "-v4"},
+                        g.workdir + "/dump.out", kCkptS);
+  if (!r.ok()) die("ckpt dump " + r.describe() + ":\n" + r.output);
+  int st = 0;
+  if (!wait_exit(v, 30, &st)) die("ckpt dump exited 0 but the victim is still running");
+  if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+    die("after the dump the victim " + describe_status(st) + " (expected: killed by ckpt)");
+  usleep(300 * 1000);  // what was already in the peer's receive queue
+  check_peer("during the dump");
+  Point p{g.stats->received.load(), g.stats->sent.load()};
+  log("  dumped; the victim is gone; at the dump point the peer had received %llu, sent %llu",
+      (unsigned long long)p.received, (unsigned long long)p.sent);
+  std::string conn = grep(g.img + "/dump.log", "TCP " + std::string(kServiceAddr), 3);
+  if (!conn.empty()) printf("%s", conn.c_str());
+
+  log("hop %d, step b: move %s from %s to %s", hop, kServiceAddr, f.c_str(), t.c_str());
+  ip({"-n", f, "addr", "del", svc, "dev", "eth0"});
+  ip({"-n", peer, "link", "set", fport, "down"});
+  ip({"-n", t, "addr", "add", svc, "dev", "eth0"});
+  if (attach_early) {
+    log("  (--attach-before-restore) %s joins the bridge before the restore", t.c_str());
+    ip({"-n", peer, "link", "set", tport, "up"});
+  }
+
+  log("hop %d, step c: ckpt restore in %s", hop, t.c_str());
+  const std::string pidfile = g.workdir + "/restore.pid";
+  fs::remove(pidfile);
+  r = run_cmd({g.ip, "netns", "exec", t, g.ckpt, "restore", "-D", g.img, "--tcp-established", "-d",
+               "--pidfile", pidfile, "-o", "restore.log", "-v4"},
+              g.workdir + "/restore.out", kCkptS);
+  if (!r.ok()) die("ckpt restore " + r.describe() + ":\n" + r.output);
+  if (atoi(read_text(pidfile).c_str()) != v)
+    die("ckpt restore --pidfile says '" + read_text(pidfile) + "', the victim was " +
+        std::to_string(v));
+  char state = proc_state(v);
+  if (state == 0 || state == 'Z') die("the restored victim is gone: " + describe_pid(v));
+  if (proc_ppid(v) != getpid())
+    die("the restored victim's parent is " + std::to_string(proc_ppid(v)) + ", not us");
+  if (inode_of("/proc/" + std::to_string(v) + "/ns/net") != inode_of(ns_path(to)))
+    die("the restored victim is not in " + t + "'s network namespace");
+  check_peer("during the restore");
+  log("  restored: pid %d runs in %s", v, t.c_str());
+  // The dump's lock is in F's namespace: the source host drops it once the
+  // connection lives on elsewhere (restore in T cannot reach it).
+  r = run_cmd({g.ip, "netns", "exec", f, g.ckpt, "unlock", "-D", g.img},
+              g.workdir + "/unlock.out", kCkptS);
+  if (!r.ok()) die("ckpt unlock in " + f + " " + r.describe() + ":\n" + r.output);
+  if (!g.locks_tool.empty()) {
+    std::string here = ckpt_tables(lock_tables(to)), there = ckpt_tables(lock_tables(from));
+    if (!here.empty()) die("after the restore " + t + " still has the lock table(s) " + here);
+    if (!there.empty()) die("after ckpt unlock " + f + " still has the lock table(s) " + there);
+    log("  no ckpt lock table left in %s or %s", t.c_str(), f.c_str());
+  }
+
+  if (!attach_early) {
+    log("hop %d, step d: %s joins the bridge", hop, t.c_str());
+    ip({"-n", peer, "link", "set", tport, "up"});
+  }
+
+  log("hop %d, step e: streaming after the move (%llu records each way past the dump point)", hop,
+      (unsigned long long)kAfter);
+  const double t_restored = now_s();
+  for (;;) {
+    check_peer("after the restore");
+    state = proc_state(v);
+    if (state == 0 || state == 'Z') die("the restored victim ended early: " + describe_pid(v));
+    bool moved =
+        g.stats->received.load() >= p.received + kAfter && g.stats->sent.load() >= p.sent + kAfter;
+    if (moved && now_s() - t_restored >= kTalkS) break;
+    if (now_s() - t_restored > kProgressS)
+      die("no progress: " + std::to_string(int(kProgressS)) + " s after the restore the peer has " +
+          "received " + std::to_string(g.stats->received.load()) + " and sent " +
+          std::to_string(g.stats->sent.load()) + " records (" + std::to_string(p.received) +
+          " and " + std::to_string(p.sent) + " at the dump)");
+    usleep(50 * 1000);
+  }
+  log("  the peer has received %llu and sent %llu records; longest pause so far %llu ms",
+      (unsigned long long)g.stats->received.load(), (unsigned long long)g.stats->sent.load(),
+      (unsigned long long)g.stats->longest_pause_ms.load());
+  return p;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool attach_early = false, keep_images = false;
+  bool attach_early = false, keep_images = false, back = false;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--attach-before-restore") {
       attach_early = true;
     } else if (a == "--keep-images") {
       keep_images = true;
+    } else if (a == "--back") {
+      back = true;
     } else if (i + 1 < argc && a == "--ckpt") {
       g.ckpt = argv[++i];
     } else if (i + 1 < argc && a == "--victim") {
       g.victim = argv[++i];
     } else if (i + 1 < argc && a == "--workdir") {
       g.workdir = argv[++i];
+    } else if (i + 1 < argc && a == "--locks-tool") {
+      g.locks_tool = argv[++i];
     } else {
       g.ckpt.clear();
       break;
@@ -451,8 +594,9 @@ int main(int argc, char** argv) {
   }
   if (g.ckpt.empty() || g.victim.empty() || g.workdir.empty()) {
     fprintf(stderr,
-            "usage: sk_tcp_migrate_run --ckpt CKPT --victim TESTBIN --workdir DIR "
-            "[--attach-before-restore] [--keep-images]\n");
+            "usage: sk_tcp_migrate_run --ckpt CKPT --victim TESTBIN --workdir DIR\n"
+            "                          [--locks-tool NFT_TABLES] [--back]\n"
+            "                          [--attach-before-restore] [--keep-images]\n");
     return 2;
   }
   setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -471,110 +615,42 @@ int main(int argc, char** argv) {
   g.ckpt = fs::absolute(g.ckpt).string();
   g.victim = fs::absolute(g.victim).string();
   g.workdir = fs::absolute(g.workdir).string();
+  if (!g.locks_tool.empty()) g.locks_tool = fs::absolute(g.locks_tool).string();
   fs::remove_all(g.workdir);
   fs::create_directories(g.workdir);
-  g.img = g.workdir + "/img";
-  fs::create_directories(g.img);
-  fs::permissions(g.img, fs::perms::owner_all, fs::perm_options::replace);
   const std::string pid = std::to_string(getpid());
   g.ns[kSrc] = "ckptm-src-" + pid;
   g.ns[kDst] = "ckptm-dst-" + pid;
   g.ns[kPeer] = "ckptm-peer-" + pid;
-  const std::string& src = g.ns[kSrc];
-  const std::string& dst = g.ns[kDst];
-  const std::string& peer = g.ns[kPeer];
 
-  log("step 1: network namespaces %s, %s, %s", src.c_str(), dst.c_str(), peer.c_str());
+  log("setup: network namespaces %s, %s, %s", g.ns[kSrc].c_str(), g.ns[kDst].c_str(),
+      g.ns[kPeer].c_str());
   setup_network();
 
-  log("step 2: the peer listens on %s:%u in %s", kPeerAddr, kPort, peer.c_str());
+  log("setup: the peer listens on %s:%u in %s", kPeerAddr, kPort, g.ns[kPeer].c_str());
   start_peer();
 
-  log("step 3: the victim in %s connects from %s", src.c_str(), kServiceAddr);
+  log("setup: the victim in %s connects from %s", g.ns[kSrc].c_str(), kServiceAddr);
   const std::string vout = g.workdir + "/victim.out";
-  pid_t v = start_test({g.ip, "netns", "exec", src, g.victim, "--local", kServiceAddr, "--peer",
-                        kPeerAddr, "--port", std::to_string(kPort)},
+  pid_t v = start_test({g.ip, "netns", "exec", g.ns[kSrc], g.victim, "--local", kServiceAddr,
+                        "--peer", kPeerAddr, "--port", std::to_string(kPort)},
                        g.workdir, vout);
   if (v < 0) die("cannot start the victim");
   g.victim_pid = v;
   std::string err = wait_ready(v, vout, 60);
   if (!err.empty()) die("the victim: " + err);
-  check_peer("before the dump");
   usleep(1000 * 1000);  // let them stream a while
   check_peer("before the dump");
   log("  streaming: the peer received %llu and sent %llu records from/to %s",
       (unsigned long long)g.stats->received.load(), (unsigned long long)g.stats->sent.load(),
       g.stats->remote);
 
-  log("step 4: ckpt dump of pid %d in %s", v, src.c_str());
-  CmdResult r = run_cmd({g.ip, "netns", "exec", src, g.ckpt, "dump", "-t", std::to_string(v), "-D",
-                         g.img, "--tcp-established", "-o", "dump.log", "-v4"},
-                        g.workdir + "/dump.out", kCkptS);
-  if (!r.ok()) die("ckpt dump " + r.describe() + ":\n" + r.output);
-  int st = 0;
-  if (!wait_exit(v, 30, &st)) die("ckpt dump exited 0 but the victim is still running");
-  if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
-    die("after the dump the victim " + describe_status(st) + " (expected: killed by ckpt)");
-  usleep(300 * 1000);  // what was already in the peer's receive queue
-  check_peer("during the dump");
-  const uint64_t r0 = g.stats->received.load(), s0 = g.stats->sent.load();
-  log("  dumped; the victim is gone; at the dump point the peer had received %llu, sent %llu",
-      (unsigned long long)r0, (unsigned long long)s0);
+  const Point first = migrate(kSrc, kDst, 1, attach_early);
+  if (back) migrate(kDst, kSrc, 2, attach_early);
 
-  log("step 5: move %s from %s to %s", kServiceAddr, src.c_str(), dst.c_str());
-  ip({"-n", src, "addr", "del", std::string(kServiceAddr) + kPrefix, "dev", "eth0"});
-  ip({"-n", src, "link", "set", "eth0", "down"});
-  ip({"-n", dst, "addr", "add", std::string(kServiceAddr) + kPrefix, "dev", "eth0"});
-  if (attach_early) {
-    log("  (--attach-before-restore) dst joins the bridge before the restore");
-    ip({"-n", peer, "link", "set", "vdst", "up"});
-  }
-
-  log("step 6: ckpt restore in %s", dst.c_str());
-  const std::string pidfile = g.workdir + "/restore.pid";
-  r = run_cmd({g.ip, "netns", "exec", dst, g.ckpt, "restore", "-D", g.img, "--tcp-established",
-               "-d", "--pidfile", pidfile, "-o", "restore.log", "-v4"},
-              g.workdir + "/restore.out", kCkptS);
-  if (!r.ok()) die("ckpt restore " + r.describe() + ":\n" + r.output);
-  if (atoi(read_text(pidfile).c_str()) != v)
-    die("ckpt restore --pidfile says '" + read_text(pidfile) + "', the victim was " +
-        std::to_string(v));
-  char state = proc_state(v);
-  if (state == 0 || state == 'Z') die("the restored victim is gone: " + describe_pid(v));
-  if (proc_ppid(v) != getpid())
-    die("the restored victim's parent is " + std::to_string(proc_ppid(v)) + ", not us");
-  if (inode_of("/proc/" + std::to_string(v) + "/ns/net") != inode_of(ns_path(kDst)))
-    die("the restored victim is not in " + dst + "'s network namespace");
-  check_peer("during the restore");
-  log("  restored: pid %d runs in %s", v, dst.c_str());
-
-  if (!attach_early) {
-    log("step 7: dst joins the bridge");
-    ip({"-n", peer, "link", "set", "vdst", "up"});
-  }
-
-  log("step 8: streaming after the move (at least %llu records each way past the dump point)",
-      (unsigned long long)kAfter);
-  const double t_restored = now_s();
-  for (;;) {
-    check_peer("after the restore");
-    state = proc_state(v);
-    if (state == 0 || state == 'Z') die("the restored victim ended early: " + describe_pid(v));
-    bool moved = g.stats->received.load() >= r0 + kAfter && g.stats->sent.load() >= s0 + kAfter;
-    if (moved && now_s() - t_restored >= kTalkS) break;
-    if (now_s() - t_restored > kProgressS)
-      die("no progress: " + std::to_string(kProgressS) + " s after the restore the peer has " +
-          "received " + std::to_string(g.stats->received.load()) + " and sent " +
-          std::to_string(g.stats->sent.load()) + " records (" + std::to_string(r0) + " and " +
-          std::to_string(s0) + " at the dump)");
-    usleep(50 * 1000);
-  }
-  log("  the peer has received %llu and sent %llu records; longest pause %llu ms",
-      (unsigned long long)g.stats->received.load(), (unsigned long long)g.stats->sent.load(),
-      (unsigned long long)g.stats->longest_pause_ms.load());
-
-  log("step 9: SIGTERM the victim; both ends check their streams to the end");
+  log("end: SIGTERM the victim; both ends check their streams to the end");
   kill(v, SIGTERM);
+  int st = 0;
   if (!wait_exit(v, 90, &st)) die("the restored victim did not exit within 90 s of SIGTERM");
   std::string out = read_text(vout);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || out.find("PASS") == std::string::npos)
@@ -596,14 +672,17 @@ int main(int argc, char** argv) {
         " records; the peer received " + std::to_string(pr) + " and sent " + std::to_string(ps));
   if (g.stats->accepted.load() != 1)
     die("the peer accepted " + std::to_string(g.stats->accepted.load()) + " connections");
-  log("  one connection from %s, unbroken: victim->peer %llu records (%llu after the dump "
+  log("  one connection from %s, unbroken: victim->peer %llu records (%llu after the first dump "
       "point), peer->victim %llu (%llu after); longest pause %llu ms",
-      g.stats->remote, (unsigned long long)pr, (unsigned long long)(pr - r0),
-      (unsigned long long)ps, (unsigned long long)(ps - s0),
+      g.stats->remote, (unsigned long long)pr, (unsigned long long)(pr - first.received),
+      (unsigned long long)ps, (unsigned long long)(ps - first.sent),
       (unsigned long long)g.stats->longest_pause_ms.load());
 
   cleanup();
-  if (!keep_images) fs::remove_all(g.img);
+  if (!keep_images) {
+    fs::remove_all(g.workdir + "/img1");
+    fs::remove_all(g.workdir + "/img2");
+  }
   for (int i = 0; i < 3; i++)
     if (fs::exists(ns_path(i))) {
       printf("sk_tcp_migrate_run: FAIL: namespace %s was not removed\n", g.ns[i].c_str());
