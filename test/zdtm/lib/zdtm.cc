@@ -80,6 +80,15 @@ void test_init(int argc, char** argv) {
 
 void test_ready() { write_out("READY\n", 6); }
 
+void test_cleanup_path(const char* path) {
+  int fd = open("zdtm-cleanup", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) fail("open zdtm-cleanup: %s", strerror(errno));
+  std::string line = std::string(path) + "\n";
+  if (write(fd, line.data(), line.size()) != ssize_t(line.size()))
+    fail("write zdtm-cleanup: %s", strerror(errno));
+  close(fd);
+}
+
 void test_wait() {
   sigset_t term, old;
   sigemptyset(&term);

@@ -30,6 +30,12 @@ inline bool test_stopped() { return zdtm_sigterm_received != 0; }
 
 [[noreturn]] void pass();
 [[noreturn]] void fail(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+// Declares a file the test creates outside its workdir (e.g. in /dev/shm)
+// that must outlive the test process (a leave-running restore needs it):
+// the runner removes it when the whole round trip ends, passed or failed.
+// The list is the file "zdtm-cleanup" in the test's working directory.
+void test_cleanup_path(const char* path);
+
 // Informational line "INFO: ..." (stdout, unbuffered).
 void test_msg(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -50,6 +50,19 @@ void step(const std::string& what) {
   printf("zdtm-run: [%6.2fs] %s\n", now_s() - g_start, what.c_str()), fflush(stdout);
 }
 
+// Removes what the test declared with test_cleanup_path (lib/zdtm.h).
+void remove_declared_files() {
+  std::string list = read_text(g_workdir + "/zdtm-cleanup");
+  size_t at = 0;
+  while (at < list.size()) {
+    size_t nl = list.find('\n', at);
+    if (nl == std::string::npos) nl = list.size();
+    std::string path = list.substr(at, nl - at);
+    if (!path.empty()) unlink(path.c_str());
+    at = nl + 1;
+  }
+}
+
 [[noreturn]] void die(const std::string& reason) {
   fflush(stdout);
   fprintf(stderr, "zdtm-run: FAIL (%s, mode %s): %s\n", g_test_argv[0].c_str(), g_mode.c_str(),
@@ -63,6 +76,7 @@ void step(const std::string& what) {
   fprintf(stderr, "--- tail of %s\n%s", g_out.c_str(), tail(g_out).c_str());
   for (const auto& k : kill_all_children())
     fprintf(stderr, "zdtm-run: killed leftover %s\n", k.c_str());
+  remove_declared_files();
   exit(1);
 }
 
@@ -247,6 +261,7 @@ int main(int argc, char** argv) {
     die("processes left behind: " + all);
   }
   for (const auto& d : {img, img1, img2}) fs::remove_all(d, ec);
+  remove_declared_files();
   step("PASS");
   return 0;
 }

@@ -20,7 +20,8 @@
 // writes new patterns itself and exits 0. The parent then must see the
 // child's shared writes and not its private one. The fds are closed before
 // the dump: only the mappings are under test. The /dev/shm file is named
-// after the workdir and left in place (a leave-running restore needs it).
+// after the workdir and left in place (a leave-running restore needs it):
+// the runner removes it at the end (test_cleanup_path).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -144,6 +145,7 @@ int main(int argc, char** argv) {
 
   const int ffd = open(fpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (ffd < 0) fail("open %s: %s", fpath, strerror(errno));
+  test_cleanup_path(fpath);
   if (ftruncate(ffd, kPages * kPage)) fail("ftruncate %s: %s", fpath, strerror(errno));
   close(ffd);
   const int mfd = memfd_create("zdtm-shm", MFD_CLOEXEC);
