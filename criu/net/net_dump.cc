@@ -38,13 +38,7 @@ Status NetDump::LockConnections(const std::vector<pid_t>& pids) {
       for (int family : {AF_INET, AF_INET6}) {
         TRY_ASSIGN(const InetDiag* d, diag_.Find(family, IPPROTO_TCP, uint32_t(st.st_ino)));
         if (!d || !IsRepairableState(d->state)) continue;
-        LockedConn c = {};
-        c.family = family;
-        memcpy(c.local_addr.data(), d->src, 16);
-        memcpy(c.remote_addr.data(), d->dst, 16);
-        c.local_port = d->sport;
-        c.remote_port = d->dport;
-        conns.push_back(c);
+        conns.push_back(ConnOnTheWire(family, d->src, d->dst, d->sport, d->dport));
       }
     }
   }

@@ -30,13 +30,11 @@ Status NetRestore::Lock(const TreeImages& tree, const Options& o) {
   for (const auto& [id, f] : tree.files) {
     if (!Live(f, o)) continue;
     const pb::InetSkEntry& e = f.inet_sk();
-    LockedConn c = {};
-    c.family = int(e.family());
-    memcpy(c.local_addr.data(), e.src_addr().data(), std::min<size_t>(e.src_addr().size(), 16));
-    memcpy(c.remote_addr.data(), e.dst_addr().data(), std::min<size_t>(e.dst_addr().size(), 16));
-    c.local_port = uint16_t(e.src_port());
-    c.remote_port = uint16_t(e.dst_port());
-    conns.push_back(c);
+    uint8_t local[16] = {}, remote[16] = {};
+    memcpy(local, e.src_addr().data(), std::min<size_t>(e.src_addr().size(), 16));
+    memcpy(remote, e.dst_addr().data(), std::min<size_t>(e.dst_addr().size(), 16));
+    conns.push_back(ConnOnTheWire(int(e.family()), local, remote, uint16_t(e.src_port()),
+                                  uint16_t(e.dst_port())));
   }
   if (conns.empty()) return Ok();
   TRY(CleanStaleLocks());

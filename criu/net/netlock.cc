@@ -583,6 +583,24 @@ Status NetLock::Unlock() {
   return Ok();
 }
 
+LockedConn ConnOnTheWire(int family, const uint8_t* local, const uint8_t* remote,
+                         uint16_t local_port, uint16_t remote_port) {
+  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  LockedConn c;
+  c.family = family;
+  c.local_port = local_port;
+  c.remote_port = remote_port;
+  if (family == AF_INET6 && memcmp(local, kMapped, 12) == 0 && memcmp(remote, kMapped, 12) == 0) {
+    c.family = AF_INET;
+    memcpy(c.local_addr.data(), local + 12, 4);
+    memcpy(c.remote_addr.data(), remote + 12, 4);
+  } else {
+    memcpy(c.local_addr.data(), local, family == AF_INET6 ? 16 : 4);
+    memcpy(c.remote_addr.data(), remote, family == AF_INET6 ? 16 : 4);
+  }
+  return c;
+}
+
 std::string NetLock::KeptName() const {
   if (!active()) return "";
   return kKeptTablePrefix + std::to_string(getpid()) + "-" + tag_;

@@ -70,6 +70,12 @@ struct LockedConn {
   uint16_t local_port = 0, remote_port = 0;  // host byte order
 };
 
+// A LockedConn for a socket of `family` with these 16-byte addresses (IPv4
+// in the first 4): an IPv6 socket talking to an IPv4-mapped address
+// (::ffff:a.b.c.d) puts IPv4 packets on the wire, so it is locked as IPv4.
+LockedConn ConnOnTheWire(int family, const uint8_t* local, const uint8_t* remote,
+                         uint16_t local_port, uint16_t remote_port);
+
 // Packets with this skb mark (SO_MARK on the sending socket) pass the lock:
 // ckpt's own injected packets (e.g. a peer's FIN replayed on restore through
 // a raw socket). ASCII "ckpt"; chosen to be unlikely to collide with marks

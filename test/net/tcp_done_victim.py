@@ -91,8 +91,11 @@ u3 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u3.connect(u1.getsockname())
 u3.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x10)
 
-ext = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-ext.connect(("127.0.0.1", server_port))
+# A dual-stack IPv6 socket talking IPv4 (::ffff:127.0.0.1): the lock must
+# hold its packets, which are IPv4 on the wire.
+ext = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+ext.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+ext.connect(("::ffff:127.0.0.1", server_port))
 ext.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 OPTS = [
