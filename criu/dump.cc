@@ -114,9 +114,9 @@ Result<TaskInfo> Inspect(const compel::SeizedProcess& proc, const Options& o) {
   TRY_ASSIGN(t.auxv, io::ReadFile(base + "auxv"));
   TRY_ASSIGN(t.maps, proc::ReadSmaps(pid));
   TRY_ASSIGN(t.fds, files::CollectFds(pid, {.shell_job = o.shell_job,
-                                              .ext_unix_sk = o.ext_unix_sk,
-                                              .tcp_established = o.tcp_established,
-                                              .skip_in_flight = o.skip_in_flight}));
+                                            .ext_unix_sk = o.ext_unix_sk,
+                                            .tcp_established = o.tcp_established,
+                                            .skip_in_flight = o.skip_in_flight}));
   TRY_ASSIGN(t.timers, ReadPosixTimers(pid));
   if (t.timers.size() > abi::kMaxPosixTimers) return Error(Who(pid) + ": too many POSIX timers");
   const std::string del = " (deleted)";

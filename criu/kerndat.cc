@@ -18,9 +18,9 @@
 #include <cstring>
 
 #include "base/io.h"
+#include "base/unique_fd.h"
 #include "criu/clone_pid.h"
 #include "criu/net/netlock.h"
-#include "base/unique_fd.h"
 
 namespace ckpt {
 namespace {

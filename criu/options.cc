@@ -5,12 +5,19 @@
 #include <cstdlib>
 #include <cstring>
 
-
 namespace ckpt {
 namespace {
 
-enum LongOnly { kOptPidfile = 1000, kOptFileLocks, kOptVersion, kOptExtUnixSk,
-                kOptTcpEstablished, kOptTcpClose, kOptSkipInFlight, kOptNetworkLock };
+enum LongOnly {
+  kOptPidfile = 1000,
+  kOptFileLocks,
+  kOptVersion,
+  kOptExtUnixSk,
+  kOptTcpEstablished,
+  kOptTcpClose,
+  kOptSkipInFlight,
+  kOptNetworkLock
+};
 
 Result<Command> ParseCommand(const std::string& s) {
   if (s == "dump") return Command::kDump;
@@ -44,9 +51,8 @@ Result<Options> ParseOptions(int argc, char** argv) {
       break;
     }
     // Skip the value of options that take one as a separate word.
-    static const char* const kWithValue[] = {"-t",         "-D",         "-o",
-                                             "--tree",     "--images-dir", "--log-file",
-                                             "--pidfile",  "--network-lock"};
+    static const char* const kWithValue[] = {
+        "-t", "-D", "-o", "--tree", "--images-dir", "--log-file", "--pidfile", "--network-lock"};
     for (const char* w : kWithValue)
       if (!strcmp(argv[i], w)) {
         i++;
@@ -143,8 +149,7 @@ Result<Options> ParseOptions(int argc, char** argv) {
         else if (!strcmp(optarg, "skip"))
           o.network_lock = false;
         else
-          return Error("bad --network-lock '" + std::string(optarg) +
-                       "' (use nftables or skip)");
+          return Error("bad --network-lock '" + std::string(optarg) + "' (use nftables or skip)");
         break;
       case 'h':
         o.help = true;

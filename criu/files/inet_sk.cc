@@ -20,8 +20,8 @@ namespace {
 bool MatchInetSk(const FdContext& c) {
   if (!S_ISSOCK(c.st.st_mode)) return false;
   std::string s = SockProtoName(c.pid, c.fd);
-  for (const char* k : {"TCP", "TCPv6", "UDP", "UDPv6", "UDP-Lite", "UDPLITEv6", "RAW", "RAWv6",
-                        "PING", "PINGv6"})
+  for (const char* k :
+       {"TCP", "TCPv6", "UDP", "UDPv6", "UDP-Lite", "UDPLITEv6", "RAW", "RAWv6", "PING", "PINGv6"})
     if (s == k) return true;
   return false;
 }
@@ -78,10 +78,11 @@ Status CheckStream(const pb::FileEntry& fe, const images::ImageDir& dir) {
   if (s.mss() == 0 || s.mss() > 65535) return Error(what + ": bad MSS " + std::to_string(s.mss()));
   if (s.snd_wscale() > 14 || s.rcv_wscale() > 14) return Error(what + ": bad window scale");
   int st = int(fe.inet_sk().state());
-  bool fin_sent = st == TCP_FIN_WAIT1 || st == TCP_FIN_WAIT2 || st == TCP_CLOSING ||
-                  st == TCP_LAST_ACK;
+  bool fin_sent =
+      st == TCP_FIN_WAIT1 || st == TCP_FIN_WAIT2 || st == TCP_CLOSING || st == TCP_LAST_ACK;
   bool fin_rcvd = st == TCP_CLOSE_WAIT || st == TCP_CLOSING || st == TCP_LAST_ACK;
-  if (s.fin_sent() != fin_sent || s.fin_received() != fin_rcvd || !(st == TCP_ESTABLISHED || fin_sent || fin_rcvd))
+  if (s.fin_sent() != fin_sent || s.fin_received() != fin_rcvd ||
+      !(st == TCP_ESTABLISHED || fin_sent || fin_rcvd))
     return Error(what + ": FINs do not match the state " + std::to_string(st));
   return Ok();
 }
@@ -91,12 +92,17 @@ Status CheckStream(const pb::FileEntry& fe, const images::ImageDir& dir) {
 std::string InetProtoName(int type, int protocol) {
   if (type == SOCK_RAW) return "raw";
   switch (protocol) {
-    case IPPROTO_TCP: return "TCP";
-    case IPPROTO_UDP: return "UDP";
-    case IPPROTO_UDPLITE: return "UDP-Lite";
+    case IPPROTO_TCP:
+      return "TCP";
+    case IPPROTO_UDP:
+      return "UDP";
+    case IPPROTO_UDPLITE:
+      return "UDP-Lite";
     case IPPROTO_ICMP:
-    case IPPROTO_ICMPV6: return "ping";
-    default: return "protocol " + std::to_string(protocol);
+    case IPPROTO_ICMPV6:
+      return "ping";
+    default:
+      return "protocol " + std::to_string(protocol);
   }
 }
 

@@ -95,7 +95,8 @@ Status CheckInetSk(const FdContext& c, const std::vector<FdContext>& all) {
   // buffer answers the length of a classic filter, EACCES for eBPF).
   socklen_t flen = 0;
   if (getsockopt(sk.get(), SOL_SOCKET, SO_GET_FILTER, nullptr, &flen) < 0 || flen > 0)
-    return Error(where + ": " + Describe(v) + " with a socket filter (SO_ATTACH_FILTER/BPF) is not supported");
+    return Error(where + ": " + Describe(v) +
+                 " with a socket filter (SO_ATTACH_FILTER/BPF) is not supported");
   if (v.protocol != IPPROTO_TCP) return Ok();
   if (v.state == TCP_LISTEN && v.ti.tcpi_unacked > 0 && !c.skip_in_flight)
     return Error(where + ": TCP listener " + Endpoint(v.local) + " has " +
@@ -156,7 +157,8 @@ Status DumpInetSk(const FdContext& c, DumpContext& ctx, pb::FileEntry* fe) {
   if (v.protocol == IPPROTO_TCP && net::IsRepairableState(v.state)) {
     std::string what = Describe(v);
     TRY_ASSIGN(pb::TcpStreamEntry stream, ctx.net().ReadConnection(std::move(sk), v.state, what));
-    TRY_ASSIGN(images::ImageWriter w, ctx.dir().OpenWriter(images::ImageType::kTcpStream, fe->id()));
+    TRY_ASSIGN(images::ImageWriter w,
+               ctx.dir().OpenWriter(images::ImageType::kTcpStream, fe->id()));
     TRY(w.Write(stream));
     TRY(w.Close());
     e->set_has_stream(true);

@@ -105,11 +105,12 @@ Status ReadMcGroups(int fd, int family, pb::InetSkEntry* e) {
     for (uint32_t i = 0; i < b.gf.gf_numsrc; i++) {
       const sockaddr_storage& s = Sources(b)[i];
       if (family == AF_INET)
-        g->add_sources(
-            std::string(reinterpret_cast<const char*>(&reinterpret_cast<const sockaddr_in*>(&s)->sin_addr), 4));
+        g->add_sources(std::string(
+            reinterpret_cast<const char*>(&reinterpret_cast<const sockaddr_in*>(&s)->sin_addr), 4));
       else
         g->add_sources(std::string(
-            reinterpret_cast<const char*>(&reinterpret_cast<const sockaddr_in6*>(&s)->sin6_addr), 16));
+            reinterpret_cast<const char*>(&reinterpret_cast<const sockaddr_in6*>(&s)->sin6_addr),
+            16));
     }
   }
   return Ok();

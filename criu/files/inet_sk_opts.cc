@@ -54,13 +54,11 @@ const IntOpt kIntOpts[] = {
     {"priority", kAll, SOL_SOCKET, SO_PRIORITY, SOL_SOCKET, SO_PRIORITY, kAfterBind},
     {"mark", kAll, SOL_SOCKET, SO_MARK, SOL_SOCKET, SO_MARK, kAfterBind},
     {"freebind", kAll, IPPROTO_IP, IP_FREEBIND, IPPROTO_IPV6, kIpv6Freebind, kBeforeBind},
-    {"transparent", kAll, IPPROTO_IP, IP_TRANSPARENT, IPPROTO_IPV6, kIpv6Transparent,
-     kBeforeBind},
+    {"transparent", kAll, IPPROTO_IP, IP_TRANSPARENT, IPPROTO_IPV6, kIpv6Transparent, kBeforeBind},
     {"recverr", kAll, IPPROTO_IP, IP_RECVERR, IPPROTO_IPV6, IPV6_RECVERR, kAfterBind},
     {"pktinfo", kDgram, IPPROTO_IP, IP_PKTINFO, IPPROTO_IPV6, IPV6_RECVPKTINFO, kAfterBind},
     {"peek_off", kAll, SOL_SOCKET, SO_PEEK_OFF, SOL_SOCKET, SO_PEEK_OFF, kAfterBind},
-    {"mc_ttl", kDgram, IPPROTO_IP, IP_MULTICAST_TTL, IPPROTO_IPV6, IPV6_MULTICAST_HOPS,
-     kAfterBind},
+    {"mc_ttl", kDgram, IPPROTO_IP, IP_MULTICAST_TTL, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, kAfterBind},
     {"mc_loop", kDgram, IPPROTO_IP, IP_MULTICAST_LOOP, IPPROTO_IPV6, IPV6_MULTICAST_LOOP,
      kAfterBind},
     {"mc_if", kDgram, -1, 0, IPPROTO_IPV6, IPV6_MULTICAST_IF, kAfterBind},
@@ -69,21 +67,28 @@ const IntOpt kIntOpts[] = {
     {"recvttl", kDgram, IPPROTO_IP, IP_RECVTTL, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, kAfterBind},
     {"recvtos", kDgram, IPPROTO_IP, IP_RECVTOS, IPPROTO_IPV6, IPV6_RECVTCLASS, kAfterBind},
     {"udp_cork", kUdp, IPPROTO_UDP, UDP_CORK, IPPROTO_UDP, UDP_CORK, kAfterBind},
-    {"cscov_send", kUdplite, IPPROTO_UDPLITE, kUdpliteSendCscov, IPPROTO_UDPLITE,
-     kUdpliteSendCscov, kAfterBind},
-    {"cscov_recv", kUdplite, IPPROTO_UDPLITE, kUdpliteRecvCscov, IPPROTO_UDPLITE,
-     kUdpliteRecvCscov, kAfterBind},
+    {"cscov_send", kUdplite, IPPROTO_UDPLITE, kUdpliteSendCscov, IPPROTO_UDPLITE, kUdpliteSendCscov,
+     kAfterBind},
+    {"cscov_recv", kUdplite, IPPROTO_UDPLITE, kUdpliteRecvCscov, IPPROTO_UDPLITE, kUdpliteRecvCscov,
+     kAfterBind},
 };
 
 bool AppliesTo(Applies a, int family, int type, int protocol) {
   switch (a) {
-    case kAll: return true;
-    case kTcp: return protocol == IPPROTO_TCP;
-    case kDgram: return type == SOCK_DGRAM || type == SOCK_RAW;
-    case kUdp: return protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE;
-    case kUdplite: return protocol == IPPROTO_UDPLITE;
-    case kRawV4: return type == SOCK_RAW && family == AF_INET;
-    case kRawV6: return type == SOCK_RAW && family == AF_INET6 && protocol != IPPROTO_ICMPV6;
+    case kAll:
+      return true;
+    case kTcp:
+      return protocol == IPPROTO_TCP;
+    case kDgram:
+      return type == SOCK_DGRAM || type == SOCK_RAW;
+    case kUdp:
+      return protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE;
+    case kUdplite:
+      return protocol == IPPROTO_UDPLITE;
+    case kRawV4:
+      return type == SOCK_RAW && family == AF_INET;
+    case kRawV6:
+      return type == SOCK_RAW && family == AF_INET6 && protocol != IPPROTO_ICMPV6;
   }
   return false;
 }
@@ -103,9 +108,15 @@ void ReadAll(int fd, int family, int type, int protocol, pb::InetSkOpts* o) {
     if (getsockopt(fd, level, opt, &v, &len) < 0) continue;  // not on this socket
     const auto* f = d->FindFieldByName(io.field);
     switch (f->cpp_type()) {
-      case google::protobuf::FieldDescriptor::CPPTYPE_BOOL: r->SetBool(o, f, v != 0); break;
-      case google::protobuf::FieldDescriptor::CPPTYPE_INT32: r->SetInt32(o, f, v); break;
-      default: r->SetUInt32(o, f, uint32_t(v)); break;
+      case google::protobuf::FieldDescriptor::CPPTYPE_BOOL:
+        r->SetBool(o, f, v != 0);
+        break;
+      case google::protobuf::FieldDescriptor::CPPTYPE_INT32:
+        r->SetInt32(o, f, v);
+        break;
+      default:
+        r->SetUInt32(o, f, uint32_t(v));
+        break;
     }
   }
   int v = 0;
@@ -171,9 +182,15 @@ Status SetInts(int fd, const pb::InetSkEntry& e, When when) {
     if (level < 0) continue;
     int v;
     switch (f->cpp_type()) {
-      case google::protobuf::FieldDescriptor::CPPTYPE_BOOL: v = r->GetBool(o, f); break;
-      case google::protobuf::FieldDescriptor::CPPTYPE_INT32: v = r->GetInt32(o, f); break;
-      default: v = int(r->GetUInt32(o, f)); break;
+      case google::protobuf::FieldDescriptor::CPPTYPE_BOOL:
+        v = r->GetBool(o, f);
+        break;
+      case google::protobuf::FieldDescriptor::CPPTYPE_INT32:
+        v = r->GetInt32(o, f);
+        break;
+      default:
+        v = int(r->GetUInt32(o, f));
+        break;
     }
     TRY(Set(fd, level, opt, &v, sizeof(v), io.field));
   }
@@ -212,7 +229,8 @@ Status ReadInetOpts(int fd, int family, int type, int protocol, int state, pb::I
         case google::protobuf::FieldDescriptor::CPPTYPE_STRING:
           same = r->GetString(now, f) == r->GetString(fresh, f);
           break;
-        default: break;
+        default:
+          break;
       }
     }
     if (!same) r->SwapFields(&now, o, {f});

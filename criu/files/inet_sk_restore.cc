@@ -48,7 +48,8 @@ Status Bind(int fd, const pb::InetSkEntry& e, const std::string& what) {
   if (bind(fd, reinterpret_cast<sockaddr*>(&a), len) == 0) return Ok();
   int err = errno;
   if (err == EADDRINUSE)
-    return Error::Errno(what + ": cannot bind: " + Local(e) + " is taken here" + Holders(fd, e), err);
+    return Error::Errno(what + ": cannot bind: " + Local(e) + " is taken here" + Holders(fd, e),
+                        err);
   if (err == EADDRNOTAVAIL)
     return Error::Errno(what + ": cannot bind: the address of " + Local(e) + " is not on this host",
                         err);
@@ -70,8 +71,9 @@ Result<int> OpenInetSk(const pb::FileEntry& fe, const RestoreOpts& o) {
   std::string what = DescribeInetSk(e);
   bool tcp = e.protocol() == IPPROTO_TCP;
   if (e.has_stream() && !o.tcp_established && !o.tcp_close)
-    return Error(what + " was a live connection at dump: restore with --tcp-established (or "
-                        "--tcp-close to get it back closed)");
+    return Error(what +
+                 " was a live connection at dump: restore with --tcp-established (or "
+                 "--tcp-close to get it back closed)");
   UniqueFd s(socket(int(e.family()), int(e.type()) | SOCK_CLOEXEC, int(e.protocol())));
   if (!s) return Error::Errno(what + ": socket");
   int fd = s.get();

@@ -74,12 +74,13 @@ Status Parse(const nlmsghdr* h, UnixDiag* d) {
 // Sends one request and collects every socket in the answer.
 Result<std::vector<UnixDiag>> Ask(const unix_diag_req& r, bool dump) {
   std::vector<UnixDiag> out;
-  TRY(net::SockDiagRequest(SOCK_DIAG_BY_FAMILY, dump, &r, sizeof(r), [&out](const nlmsghdr* h) -> Status {
-    UnixDiag d;
-    TRY(Parse(h, &d));
-    out.push_back(std::move(d));
-    return Ok();
-  }));
+  TRY(net::SockDiagRequest(SOCK_DIAG_BY_FAMILY, dump, &r, sizeof(r),
+                           [&out](const nlmsghdr* h) -> Status {
+                             UnixDiag d;
+                             TRY(Parse(h, &d));
+                             out.push_back(std::move(d));
+                             return Ok();
+                           }));
   return out;
 }
 

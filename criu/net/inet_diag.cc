@@ -1,6 +1,7 @@
 #include "criu/net/inet_diag.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -8,11 +9,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <dirent.h>
 #include <unistd.h>
 
 #include <cstdio>
-
 #include <cstring>
 #include <vector>
 
@@ -159,10 +158,11 @@ Result<int> EndTimeWait(int family, const std::string& addr, uint16_t port) {
     r.id.idiag_if = d.ifindex;
     r.id.idiag_cookie[0] = d.cookie[0];
     r.id.idiag_cookie[1] = d.cookie[1];
-    Status s = SockDiagRequest(SOCK_DESTROY, false, &r, sizeof(r), [](const nlmsghdr*) { return Ok(); });
+    Status s =
+        SockDiagRequest(SOCK_DESTROY, false, &r, sizeof(r), [](const nlmsghdr*) { return Ok(); });
     if (!s.ok() && s.error().err() != ENOENT)  // gone by itself meanwhile: fine
-      return std::move(s.error().Context("ending " + FormatEndpoint(family, d.src, d.sport) +
-                                         " in TIME_WAIT"));
+      return std::move(
+          s.error().Context("ending " + FormatEndpoint(family, d.src, d.sport) + " in TIME_WAIT"));
     ended++;
   }
   return ended;
@@ -177,18 +177,30 @@ std::string FormatEndpoint(int family, const uint8_t* addr, uint16_t port) {
 
 const char* TcpStateName(int state) {
   switch (state) {
-    case TCP_ESTABLISHED: return "ESTABLISHED";
-    case TCP_SYN_SENT: return "SYN_SENT";
-    case TCP_SYN_RECV: return "SYN_RECV";
-    case TCP_FIN_WAIT1: return "FIN_WAIT1";
-    case TCP_FIN_WAIT2: return "FIN_WAIT2";
-    case TCP_TIME_WAIT: return "TIME_WAIT";
-    case TCP_CLOSE: return "CLOSE";
-    case TCP_CLOSE_WAIT: return "CLOSE_WAIT";
-    case TCP_LAST_ACK: return "LAST_ACK";
-    case TCP_LISTEN: return "LISTEN";
-    case TCP_CLOSING: return "CLOSING";
-    default: return "UNKNOWN";
+    case TCP_ESTABLISHED:
+      return "ESTABLISHED";
+    case TCP_SYN_SENT:
+      return "SYN_SENT";
+    case TCP_SYN_RECV:
+      return "SYN_RECV";
+    case TCP_FIN_WAIT1:
+      return "FIN_WAIT1";
+    case TCP_FIN_WAIT2:
+      return "FIN_WAIT2";
+    case TCP_TIME_WAIT:
+      return "TIME_WAIT";
+    case TCP_CLOSE:
+      return "CLOSE";
+    case TCP_CLOSE_WAIT:
+      return "CLOSE_WAIT";
+    case TCP_LAST_ACK:
+      return "LAST_ACK";
+    case TCP_LISTEN:
+      return "LISTEN";
+    case TCP_CLOSING:
+      return "CLOSING";
+    default:
+      return "UNKNOWN";
   }
 }
 

@@ -20,9 +20,9 @@ struct InetDiag {
   uint8_t src[16] = {}, dst[16] = {};  // AF_INET: first 4 bytes
   uint16_t sport = 0, dport = 0;       // host byte order
   uint32_t ifindex = 0;                // bound device (idiag_if)
-  uint32_t rqueue = 0;  // listener: connections waiting to be accepted; else bytes unread
-  uint32_t wqueue = 0;  // listener: backlog; else bytes not yet acknowledged
-  int shutdown = 0;     // RCV_SHUTDOWN 1 | SEND_SHUTDOWN 2
+  uint32_t rqueue = 0;      // listener: connections waiting to be accepted; else bytes unread
+  uint32_t wqueue = 0;      // listener: backlog; else bytes not yet acknowledged
+  int shutdown = 0;         // RCV_SHUTDOWN 1 | SEND_SHUTDOWN 2
   uint32_t cookie[2] = {};  // the kernel's id of the socket (SOCK_DESTROY needs it)
 };
 

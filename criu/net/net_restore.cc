@@ -50,7 +50,8 @@ Status NetRestore::Finish(const TreeImages& tree, const images::ImageDir& dir, c
   std::map<uint32_t, std::pair<pid_t, int>> holder;
   for (const TaskImages& t : tree.tasks) {
     if (t.zombie() || t.helper) continue;
-    for (const pb::FdinfoEntry& fd : t.fds) holder.emplace(fd.file_id(), std::make_pair(t.pid(), int(fd.fd())));
+    for (const pb::FdinfoEntry& fd : t.fds)
+      holder.emplace(fd.file_id(), std::make_pair(t.pid(), int(fd.fd())));
   }
   if (lock_) TRY(lock_->Unlock());
   const std::string& kept = tree.inventory.netlock_table();

@@ -161,8 +161,8 @@ Status InjectFin(int fd, int family, const sockaddr* dst, const pb::TcpStreamEnt
   memcpy(tcp + 2, &dport, 2);
   memcpy(tcp + 4, &seq, 4);
   memcpy(tcp + 8, &ack, 4);
-  tcp[12] = 5 << 4;        // data offset: 5 words, no options
-  tcp[13] = 0x01 | 0x10;   // FIN | ACK
+  tcp[12] = 5 << 4;       // data offset: 5 words, no options
+  tcp[13] = 0x01 | 0x10;  // FIN | ACK
   uint32_t wnd = e.snd_wnd() >> (e.opt_mask() & TCPI_OPT_WSCALE ? e.snd_wscale() : 0);
   uint16_t w = htons(uint16_t(wnd > 0xffff ? 0xffff : wnd));
   memcpy(tcp + 14, &w, 2);
@@ -341,7 +341,8 @@ Status RestoreTcpStream(int fd, int family, const sockaddr* dst, socklen_t dst_l
   tcp_repair_opt opts[4];
   int n = 0;
   opts[n++] = {kOptMss, e.mss()};
-  if (e.opt_mask() & TCPI_OPT_WSCALE) opts[n++] = {kOptWindow, e.snd_wscale() | e.rcv_wscale() << 16};
+  if (e.opt_mask() & TCPI_OPT_WSCALE)
+    opts[n++] = {kOptWindow, e.snd_wscale() | e.rcv_wscale() << 16};
   if (e.opt_mask() & TCPI_OPT_SACK) opts[n++] = {kOptSackPerm, 0};
   if (e.opt_mask() & TCPI_OPT_TIMESTAMPS) opts[n++] = {kOptTimestamp, 0};
   if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_OPTIONS, opts, socklen_t(n * sizeof(opts[0]))) < 0)
@@ -382,7 +383,8 @@ Status FinishTcpStream(int fd, const pb::TcpStreamEntry& e, bool reuseaddr,
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) {
       pollfd p = {fd, POLLOUT, 0};
-      if (poll(&p, 1, 5000) <= 0) return Error(what + ": the unsent bytes do not fit the send buffer");
+      if (poll(&p, 1, 5000) <= 0)
+        return Error(what + ": the unsent bytes do not fit the send buffer");
       continue;
     }
     if (n <= 0) return Error::Errno(what + ": sending the bytes never sent");

@@ -14,7 +14,8 @@ namespace {
 
 int OnTable(const nlmsghdr* h, void*) {
   nftnl_table* t = nftnl_table_alloc();
-  if (t && nftnl_table_nlmsg_parse(h, t) == 0) printf("%s\n", nftnl_table_get_str(t, NFTNL_TABLE_NAME));
+  if (t && nftnl_table_nlmsg_parse(h, t) == 0)
+    printf("%s\n", nftnl_table_get_str(t, NFTNL_TABLE_NAME));
   if (t) nftnl_table_free(t);
   return MNL_CB_OK;
 }
@@ -29,7 +30,8 @@ int main() {
   }
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   uint32_t seq = 1;
-  nlmsghdr* h = nftnl_table_nlmsg_build_hdr(buf.data(), NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_DUMP, seq);
+  nlmsghdr* h =
+      nftnl_table_nlmsg_build_hdr(buf.data(), NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_DUMP, seq);
   if (mnl_socket_sendto(nl, h, h->nlmsg_len) < 0) {
     perror("nft_tables: send");
     return 1;

@@ -74,7 +74,8 @@ TEST(InetSk, HostileEntriesAreRefused) {
       {"peer address", [](pb::InetSkEntry* e) { e->set_dst_addr(V6("::1")); }},  // v6 on v4
       {"port", [](pb::InetSkEntry* e) { e->set_dst_port(70000); }},
       {"stream", [](pb::InetSkEntry* e) { e->clear_dst_addr(); }},  // a stream, no peer
-      {"device", [](pb::InetSkEntry* e) { e->mutable_opts()->set_bound_dev(std::string(40, 'x')); }},
+      {"device",
+       [](pb::InetSkEntry* e) { e->mutable_opts()->set_bound_dev(std::string(40, 'x')); }},
   };
   for (const Case& c : cases) {
     pb::FileEntry fe = Tcp(TCP_ESTABLISHED);
