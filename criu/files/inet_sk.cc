@@ -55,6 +55,8 @@ Status ValidateInetSk(const pb::FileEntry& fe) {
   if (e.src_port() > 65535 || e.dst_port() > 65535) return Error(what + ": bad port");
   if (e.has_stream() && (e.protocol() != IPPROTO_TCP || !e.has_dst_addr()))
     return Error(what + ": a TCP stream without a connection");
+  if (e.state() == TCP_SYN_SENT && !e.has_dst_addr())
+    return Error(what + ": connecting, but to no address");
   if (e.state() == TCP_LISTEN && e.type() != SOCK_STREAM)
     return Error(what + ": listening, but not a stream socket");
   if (e.opts().has_bound_dev() && e.opts().bound_dev().size() >= 16)

@@ -146,6 +146,13 @@ Status DumpInetSk(const FdContext& c, DumpContext& ctx, pb::FileEntry* fe) {
                ctx.net().diag().Find(v.family, v.protocol, uint32_t(c.st.st_ino)));
     if (d) {
       if (d->shutdown) e->set_shutdown(uint32_t(d->shutdown));
+      // getpeername() answers ENOTCONN while the handshake is on; diag
+      // knows where the SYNs go.
+      if (v.state == TCP_SYN_SENT && !e->has_dst_addr()) {
+        e->set_dst_addr(std::string(reinterpret_cast<const char*>(d->dst),
+                                    v.family == AF_INET6 ? 16 : 4));
+        e->set_dst_port(d->dport);
+      }
       if (v.protocol != IPPROTO_TCP && d->rqueue > 0)
         LOG_WARN(Where(c) + ": " + Describe(v) + ": " + std::to_string(d->rqueue) +
                  " bytes of queued datagrams are dropped");
