@@ -11,6 +11,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -112,6 +114,29 @@ Status FillQueue(int fd, int queue, const std::string& data, const std::string& 
     done += size_t(n);
   }
   return Ok();
+}
+
+// The kernel checks the send buffer only when a send needs a new skb, so a
+// program's send queue may hold up to one skb (64 KiB with GSO) more than
+// SO_SNDBUF, and our sends lay the bytes out in skbs of their own: refilled
+// into the dumped SO_SNDBUF they need not fit, and nothing would make room
+// (the peer acknowledges nothing before the restore is over: the lock, an
+// address not announced yet, a closed window). So the limit is lifted while
+// ckpt writes the send queue and put back after (PutSndbuf), the queue
+// then over it as the program's was: its next send waits for the peer to
+// take some, as it would have. Returns SO_SNDBUF as it was.
+Result<int> LiftSndbuf(int fd, const std::string& what) {
+  int was = 0;
+  socklen_t len = sizeof(was);
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &was, &len) < 0)
+    return Error::Errno(what + ": SO_SNDBUF");
+  TRY(SetInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, INT_MAX / 2, what, "SO_SNDBUFFORCE"));
+  return was;
+}
+
+// SO_SNDBUF back to `was` (getsockopt's value, which setsockopt doubles).
+Status PutSndbuf(int fd, int was, const std::string& what) {
+  return SetInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, was / 2, what, "SO_SNDBUFFORCE");
 }
 
 uint16_t Checksum(const std::vector<uint8_t>& pseudo, const uint8_t* seg, size_t len) {
@@ -332,12 +357,25 @@ Status RestoreTcpStream(int fd, int family, const sockaddr* dst, socklen_t dst_l
     if (setsockopt(fd, IPPROTO_TCP, TCP_TIMESTAMP, &ts, sizeof(ts)) < 0)
       return Error::Errno(what + ": TCP_TIMESTAMP");
   }
+  // connect() computes the MSS the socket sends with (mss_cache) from the
+  // MSS clamp, on a new socket the 536-byte default; the clamp that
+  // TCP_REPAIR_OPTIONS sets below does not recompute it, so the connection
+  // would go on with 524-byte segments (and skbs of 125 x 524 bytes in the
+  // send queue) until the kernel happens to resync it. A user MSS
+  // (TCP_MAXSEG) before connect() is the clamp connect() uses (TCP_MAXSEG
+  // takes at most 32767: above, as on loopback, the segments are at least
+  // that big); it is cleared after (the dump cannot read a program's own
+  // TCP_MAXSEG on a connected socket, so the restored one never has any).
+  if (e.mss())
+    TRY(SetInt(fd, IPPROTO_TCP, TCP_MAXSEG, int(std::min<uint32_t>(e.mss(), 32767)), what,
+               "TCP_MAXSEG"));
   if (connect(fd, dst, dst_len) < 0) {
     int err = errno;
     if (err == EADDRINUSE || err == EADDRNOTAVAIL)
       return Error::Errno(what + ": the connection cannot be recreated here", err);
     return Error::Errno(what + ": connect in repair mode", err);
   }
+  if (e.mss()) TRY(SetInt(fd, IPPROTO_TCP, TCP_MAXSEG, 0, what, "TCP_MAXSEG"));
   tcp_repair_opt opts[4];
   int n = 0;
   opts[n++] = {kOptMss, e.mss()};
@@ -352,7 +390,12 @@ Status RestoreTcpStream(int fd, int family, const sockaddr* dst, socklen_t dst_l
   // retransmits them until acknowledged). In the FIN-sent states the FIN
   // follows every byte, so all of them go in before it.
   size_t sent = fin_sent ? e.outq_len() : e.outq_len() - e.unsq_len();
+  int sndbuf = 0;
+  if (sent) {
+    TRY_ASSIGN(sndbuf, LiftSndbuf(fd, what));
+  }
   TRY(FillQueue(fd, TCP_SEND_QUEUE, e.outq().substr(0, sent), what));
+  if (sent) TRY(PutSndbuf(fd, sndbuf, what));
   if (fin_sent) {
     // With the send queue selected, the FIN is queued as sent, not sent.
     TRY(SetInt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, what, "TCP_REPAIR_QUEUE"));
@@ -378,6 +421,7 @@ Status FinishTcpStream(int fd, const pb::TcpStreamEntry& e, bool reuseaddr,
   // Never sent: the program's write(2) just happened a little later.
   const std::string& q = e.outq();
   size_t done = q.size() - e.unsq_len();
+  TRY_ASSIGN(int sndbuf, LiftSndbuf(fd, what));
   while (done < q.size()) {
     ssize_t n = send(fd, q.data() + done, q.size() - done, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
@@ -390,7 +434,7 @@ Status FinishTcpStream(int fd, const pb::TcpStreamEntry& e, bool reuseaddr,
     if (n <= 0) return Error::Errno(what + ": sending the bytes never sent");
     done += size_t(n);
   }
-  return Ok();
+  return PutSndbuf(fd, sndbuf, what);
 }
 
 }  // namespace ckpt::net

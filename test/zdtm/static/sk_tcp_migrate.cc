@@ -99,11 +99,11 @@ std::string counts(const Conn& c) {
   return "sent " + std::to_string(c.tx.sent()) + ", received " + std::to_string(c.rx.received());
 }
 
-// One step of the exchange: a burst out (unless capped), everything in.
+// One step of the exchange: out, the rest of a partly sent record (a
+// send(2) may take part of one) and, unless capped, a burst; then in.
 void step(Conn* c, bool send_more) {
-  if (send_more) {
-    if (int e = c->tx.Pump(c->fd, kBurst)) fail("send: %s (%s)", strerror(e), counts(*c).c_str());
-  }
+  if (int e = c->tx.Pump(c->fd, send_more ? kBurst : 0))
+    fail("send: %s (%s)", strerror(e), counts(*c).c_str());
   switch (c->rx.Pump(c->fd, kReadBurst * 8)) {
     case tcpm::Receiver::kOk:
       return;
