@@ -12,6 +12,7 @@
 
 #include "base/result.h"
 #include "criu/files/file_types.h"
+#include "criu/files/inet_sk.h"  // InetOptDefaults
 #include "images/image_dir.h"
 
 namespace ckpt::net {
@@ -27,6 +28,8 @@ class DumpContext {
   images::ImageDir& dir() { return dir_; }
   // The network side of this dump: inet_diag answers, sockets in repair mode.
   net::NetDump& net() { return net_; }
+  // What new inet sockets have, per kind (inet_sk_opts.cc).
+  InetOptDefaults& inet_defaults() { return inet_defaults_; }
 
   // The task being written: its fds, and the file id of each (for kinds
   // that refer to other fds by number, like epoll; 0 if fd is not open).
@@ -78,6 +81,7 @@ class DumpContext {
   };
   images::ImageDir& dir_;
   net::NetDump& net_;
+  InetOptDefaults inet_defaults_;
   const std::vector<FdContext>* fds_ = nullptr;
   std::map<int, uint32_t> ids_;
   std::map<std::string, std::pair<uint32_t, bool>> objects_;  // key -> id, has_data

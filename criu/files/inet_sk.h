@@ -27,7 +27,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <map>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "base/result.h"
@@ -52,10 +55,23 @@ Status CheckInetSk(const FdContext& c, const std::vector<FdContext>& all);
 Status DumpInetSk(const FdContext& c, DumpContext& ctx, pb::FileEntry* e);
 
 // inet_sk_opts.cc: the options in pb::InetSkOpts, read from a socket and
-// set back. SetInetOptsBeforeBind sets what changes how bind() and the
-// port's sharing work (IPV6_V6ONLY, SO_REUSEPORT, SO_BINDTODEVICE,
-// IP_FREEBIND, IP_TRANSPARENT); SetInetOpts the rest.
-Status ReadInetOpts(int fd, int family, int type, int protocol, int state, pb::InetSkOpts* o);
+// set back. Only options whose value differs from a new socket's of the
+// same kind are saved; InetOptDefaults reads a new socket once per kind
+// per dump (a tree with thousands of sockets makes a handful).
+// SetInetOptsBeforeBind sets what changes how bind() and the port's
+// sharing work (IPV6_V6ONLY, SO_REUSEPORT, SO_BINDTODEVICE, IP_FREEBIND,
+// IP_TRANSPARENT); SetInetOpts the rest.
+class InetOptDefaults {
+ public:
+  // The options of a new socket of this kind; nullptr if none can be made
+  // here (then every option is saved).
+  const pb::InetSkOpts* For(int family, int type, int protocol);
+
+ private:
+  std::map<std::tuple<int, int, int>, std::optional<pb::InetSkOpts>> cache_;
+};
+Status ReadInetOpts(int fd, int family, int type, int protocol, InetOptDefaults& defaults,
+                    pb::InetSkOpts* o);
 Status SetInetOptsBeforeBind(int fd, const pb::InetSkEntry& e);
 Status SetInetOpts(int fd, const pb::InetSkEntry& e);
 

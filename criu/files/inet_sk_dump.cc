@@ -149,8 +149,8 @@ Status DumpInetSk(const FdContext& c, DumpContext& ctx, pb::FileEntry* fe) {
       // getpeername() answers ENOTCONN while the handshake is on; diag
       // knows where the SYNs go.
       if (v.state == TCP_SYN_SENT && !e->has_dst_addr()) {
-        e->set_dst_addr(std::string(reinterpret_cast<const char*>(d->dst),
-                                    v.family == AF_INET6 ? 16 : 4));
+        e->set_dst_addr(
+            std::string(reinterpret_cast<const char*>(d->dst), v.family == AF_INET6 ? 16 : 4));
         e->set_dst_port(d->dport);
       }
       if (v.protocol != IPPROTO_TCP && d->rqueue > 0)
@@ -158,7 +158,7 @@ Status DumpInetSk(const FdContext& c, DumpContext& ctx, pb::FileEntry* fe) {
                  " bytes of queued datagrams are dropped");
     }
   }
-  TRY(ReadInetOpts(sk.get(), v.family, v.type, v.protocol, v.state, e->mutable_opts()),
+  TRY(ReadInetOpts(sk.get(), v.family, v.type, v.protocol, ctx.inet_defaults(), e->mutable_opts()),
       Describe(v));
   if (v.type != SOCK_STREAM) TRY(ReadMcGroups(sk.get(), v.family, e), Describe(v));
   if (v.protocol == IPPROTO_TCP && net::IsRepairableState(v.state)) {

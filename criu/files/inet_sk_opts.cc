@@ -199,20 +199,32 @@ Status SetInts(int fd, const pb::InetSkEntry& e, When when) {
 
 }  // namespace
 
-Status ReadInetOpts(int fd, int family, int type, int protocol, int state, pb::InetSkOpts* o) {
-  (void)state;
-  pb::InetSkOpts now, fresh;
+const pb::InetSkOpts* InetOptDefaults::For(int family, int type, int protocol) {
+  auto key = std::make_tuple(family, type, protocol);
+  auto it = cache_.find(key);
+  if (it == cache_.end()) {
+    std::optional<pb::InetSkOpts> opts;
+    UniqueFd n(socket(family, type | SOCK_CLOEXEC, protocol));
+    if (n) ReadAll(n.get(), family, type, protocol, &opts.emplace());
+    it = cache_.emplace(key, std::move(opts)).first;
+  }
+  return it->second ? &*it->second : nullptr;
+}
+
+Status ReadInetOpts(int fd, int family, int type, int protocol, InetOptDefaults& defaults,
+                    pb::InetSkOpts* o) {
+  pb::InetSkOpts now;
   ReadAll(fd, family, type, protocol, &now);
-  // A new socket of the same kind: what needs no setting back.
-  UniqueFd n(socket(family, type | SOCK_CLOEXEC, protocol));
-  if (n) ReadAll(n.get(), family, type, protocol, &fresh);
+  // What a new socket of the same kind has needs no setting back.
+  const pb::InetSkOpts* fresh_p = defaults.For(family, type, protocol);
+  const pb::InetSkOpts& fresh = fresh_p ? *fresh_p : pb::InetSkOpts::default_instance();
   const auto* d = now.GetDescriptor();
   const auto* r = now.GetReflection();
   for (int i = 0; i < d->field_count(); i++) {
     const auto* f = d->field(i);
     if (!r->HasField(now, f)) continue;
     bool same = false;
-    if (n && r->HasField(fresh, f)) {
+    if (fresh_p && r->HasField(fresh, f)) {
       switch (f->cpp_type()) {
         case google::protobuf::FieldDescriptor::CPPTYPE_BOOL:
           same = r->GetBool(now, f) == r->GetBool(fresh, f);
