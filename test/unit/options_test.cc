@@ -313,4 +313,13 @@ TEST(Options, NetworkOptions) {
   EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "--network-lock"}), "needs a value");
 }
 
+TEST(Options, Unlock) {
+  auto r = Parse({"unlock", "-D", "/d"});
+  EXPECT_PARSES(r);
+  EXPECT_EQ(r->command, Command::kUnlock);
+  EXPECT_EQ(r->images_dir, "/d");
+  EXPECT_ERROR_MENTIONS(Parse({"unlock"}), "unlock needs -D DIR");
+  EXPECT_NE(Usage(Command::kNone).find("unlock"), std::string::npos);
+}
+
 }  // namespace ckpt
