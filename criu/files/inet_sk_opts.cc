@@ -73,6 +73,49 @@ const IntOpt kIntOpts[] = {
      kAfterBind},
 };
 
+using google::protobuf::FieldDescriptor;
+
+// The integer options (bool, int32, uint32 fields) as the int setsockopt takes.
+int GetInt(const pb::InetSkOpts& o, const FieldDescriptor* f) {
+  const auto* r = o.GetReflection();
+  switch (f->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_BOOL:
+      return r->GetBool(o, f);
+    case FieldDescriptor::CPPTYPE_INT32:
+      return r->GetInt32(o, f);
+    default:
+      return int(r->GetUInt32(o, f));
+  }
+}
+
+void SetFromInt(pb::InetSkOpts* o, const FieldDescriptor* f, int v) {
+  const auto* r = o->GetReflection();
+  switch (f->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_BOOL:
+      r->SetBool(o, f, v != 0);
+      break;
+    case FieldDescriptor::CPPTYPE_INT32:
+      r->SetInt32(o, f, v);
+      break;
+    default:
+      r->SetUInt32(o, f, uint32_t(v));
+      break;
+  }
+}
+
+// Whether field f holds the same value in a and b (both have it).
+bool SameValue(const pb::InetSkOpts& a, const pb::InetSkOpts& b, const FieldDescriptor* f) {
+  const auto* r = a.GetReflection();
+  switch (f->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_UINT64:
+      return r->GetUInt64(a, f) == r->GetUInt64(b, f);
+    case FieldDescriptor::CPPTYPE_STRING:
+      return r->GetString(a, f) == r->GetString(b, f);
+    default:
+      return GetInt(a, f) == GetInt(b, f);
+  }
+}
+
 bool AppliesTo(Applies a, int family, int type, int protocol) {
   switch (a) {
     case kAll:
@@ -97,7 +140,6 @@ bool AppliesTo(Applies a, int family, int type, int protocol) {
 // the field).
 void ReadAll(int fd, int family, int type, int protocol, pb::InetSkOpts* o) {
   const auto* d = o->GetDescriptor();
-  const auto* r = o->GetReflection();
   for (const IntOpt& io : kIntOpts) {
     if (!AppliesTo(io.applies, family, type, protocol)) continue;
     int level = family == AF_INET6 ? io.level6 : io.level4;
@@ -106,18 +148,7 @@ void ReadAll(int fd, int family, int type, int protocol, pb::InetSkOpts* o) {
     int v = 0;
     socklen_t len = sizeof(v);
     if (getsockopt(fd, level, opt, &v, &len) < 0) continue;  // not on this socket
-    const auto* f = d->FindFieldByName(io.field);
-    switch (f->cpp_type()) {
-      case google::protobuf::FieldDescriptor::CPPTYPE_BOOL:
-        r->SetBool(o, f, v != 0);
-        break;
-      case google::protobuf::FieldDescriptor::CPPTYPE_INT32:
-        r->SetInt32(o, f, v);
-        break;
-      default:
-        r->SetUInt32(o, f, uint32_t(v));
-        break;
-    }
+    SetFromInt(o, d->FindFieldByName(io.field), v);
   }
   int v = 0;
   socklen_t len = sizeof(v);
@@ -180,18 +211,7 @@ Status SetInts(int fd, const pb::InetSkEntry& e, When when) {
     int level = family == AF_INET6 ? io.level6 : io.level4;
     int opt = family == AF_INET6 ? io.opt6 : io.opt4;
     if (level < 0) continue;
-    int v;
-    switch (f->cpp_type()) {
-      case google::protobuf::FieldDescriptor::CPPTYPE_BOOL:
-        v = r->GetBool(o, f);
-        break;
-      case google::protobuf::FieldDescriptor::CPPTYPE_INT32:
-        v = r->GetInt32(o, f);
-        break;
-      default:
-        v = int(r->GetUInt32(o, f));
-        break;
-    }
+    int v = GetInt(o, f);
     TRY(Set(fd, level, opt, &v, sizeof(v), io.field));
   }
   return Ok();
@@ -223,28 +243,7 @@ Status ReadInetOpts(int fd, int family, int type, int protocol, InetOptDefaults&
   for (int i = 0; i < d->field_count(); i++) {
     const auto* f = d->field(i);
     if (!r->HasField(now, f)) continue;
-    bool same = false;
-    if (fresh_p && r->HasField(fresh, f)) {
-      switch (f->cpp_type()) {
-        case google::protobuf::FieldDescriptor::CPPTYPE_BOOL:
-          same = r->GetBool(now, f) == r->GetBool(fresh, f);
-          break;
-        case google::protobuf::FieldDescriptor::CPPTYPE_INT32:
-          same = r->GetInt32(now, f) == r->GetInt32(fresh, f);
-          break;
-        case google::protobuf::FieldDescriptor::CPPTYPE_UINT32:
-          same = r->GetUInt32(now, f) == r->GetUInt32(fresh, f);
-          break;
-        case google::protobuf::FieldDescriptor::CPPTYPE_UINT64:
-          same = r->GetUInt64(now, f) == r->GetUInt64(fresh, f);
-          break;
-        case google::protobuf::FieldDescriptor::CPPTYPE_STRING:
-          same = r->GetString(now, f) == r->GetString(fresh, f);
-          break;
-        default:
-          break;
-      }
-    }
+    bool same = fresh_p && r->HasField(fresh, f) && SameValue(now, fresh, f);
     if (!same) r->SwapFields(&now, o, {f});
   }
   // Whether an IPv6 socket takes IPv4 too decides how restore binds it.

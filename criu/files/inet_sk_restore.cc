@@ -99,8 +99,8 @@ Result<int> OpenInetSk(const pb::FileEntry& fe, const RestoreOpts& o) {
       TRY(r.ReadOne(stream));
       socklen_t len;
       sockaddr_storage dst = MakeInetAddr(int(e.family()), e.dst_addr(), e.dst_port(), 0, &len);
-      TRY(net::RestoreTcpStream(fd, int(e.family()), reinterpret_cast<sockaddr*>(&dst), len,
-                                int(e.state()), stream, what));
+      TRY(net::RestoreTcpStream(fd, int(e.family()), reinterpret_cast<sockaddr*>(&dst), len, stream,
+                                what));
     } else {
       if (repair_bind) TRY(net::LeaveRepair(fd, e.opts().reuseaddr(), false, what));
       TRY(SetInetOpts(fd, e), what);

@@ -4,10 +4,11 @@
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 
 #include <cstddef>
 #include <cstring>
+
+#include "criu/files/sk_common.h"
 
 namespace ckpt::files {
 namespace {
@@ -16,12 +17,7 @@ namespace {
 // Sockets answer the "system.sockprotoname" attribute with their protocol:
 // "UNIX-STREAM" for stream unix sockets, "UNIX" for datagram and seqpacket.
 bool MatchUnixSk(const FdContext& c) {
-  if (!S_ISSOCK(c.st.st_mode)) return false;
-  std::string p = "/proc/" + std::to_string(c.pid) + "/fd/" + std::to_string(c.fd);
-  char name[32];
-  ssize_t n = getxattr(p.c_str(), "system.sockprotoname", name, sizeof(name) - 1);
-  if (n < 4) return false;
-  return std::string(name, size_t(n)).rfind("UNIX", 0) == 0;
+  return S_ISSOCK(c.st.st_mode) && SockProtoName(c.pid, c.fd).rfind("UNIX", 0) == 0;
 }
 
 Status ValidateUnixSk(const pb::FileEntry& e) {

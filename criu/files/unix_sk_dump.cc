@@ -17,6 +17,7 @@
 #include "base/unique_fd.h"
 #include "criu/files/file_context.h"
 #include "criu/files/sock_diag.h"
+#include "criu/files/sk_common.h"
 #include "criu/files/unix_sk.h"
 #include "images/image_dir.h"
 
@@ -32,15 +33,6 @@ namespace {
 
 constexpr size_t kStreamChunk = 1 << 20;  // bytes per record of stream data
 constexpr size_t kMaxMessages = 1 << 20;  // a queue cannot really hold more
-
-// A duplicate of the task's fd: the same socket, through pidfd_getfd(2).
-Result<UniqueFd> GrabFd(const FdContext& c) {
-  UniqueFd pidfd(int(syscall(SYS_pidfd_open, c.pid, 0)));
-  if (!pidfd) return Error::Errno("pidfd_open");
-  UniqueFd fd(int(syscall(SYS_pidfd_getfd, pidfd.get(), c.fd, 0)));
-  if (!fd) return Error::Errno("pidfd_getfd");
-  return fd;
-}
 
 Result<UnixDiag> Diag(const FdContext& c) {
   auto d = UnixDiagByIno(uint32_t(c.st.st_ino));
@@ -400,7 +392,7 @@ void DumpPath(const FdContext& c, const UnixDiag& d, const std::string& name, pb
 
 Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
   TRY_ASSIGN(UnixDiag d, Diag(c));
-  TRY_ASSIGN(UniqueFd fd, GrabFd(c));
+  TRY_ASSIGN(UniqueFd fd, GrabTaskSocket(c.pid, c.fd));
   TreeSockets tree(c, ctx.task_fds());
   TRY_ASSIGN(Peer p, PeerOf(d, tree));
   pb::UnixSkEntry* u = e->mutable_unix_sk();

@@ -18,12 +18,12 @@ namespace ckpt::net {
 NetDump::NetDump() = default;
 
 NetDump::~NetDump() {
-  // A dump that failed after BeforeKill: the connections go on.
-  if (in_repair_)
-    for (Conn& c : conns_) {
-      Status s = LeaveRepair(c.fd.get(), c.reuseaddr, false, c.what);
-      if (!s.ok()) LOG_WARN(s.error().message());
-    }
+  // A dump that failed with sockets in repair mode: the connections go on.
+  for (Conn& c : conns_) {
+    if (!c.in_repair) continue;
+    Status s = LeaveRepair(c.fd.get(), c.reuseaddr, false, c.what);
+    if (!s.ok()) LOG_WARN(s.error().message());
+  }
   // lock_ unlocks as it goes.
 }
 
@@ -58,24 +58,27 @@ Result<pb::TcpStreamEntry> NetDump::ReadConnection(UniqueFd sk, int state,
   if (getsockopt(sk.get(), SOL_SOCKET, SO_REUSEADDR, &reuse, &len) < 0)
     return Error::Errno(what + ": SO_REUSEADDR");
   TRY(EnterRepair(sk.get(), what));
-  auto stream = ReadTcpStream(sk.get(), state, what);
-  // Out again whatever happened: the connection must not stay stuck.
-  TRY(LeaveRepair(sk.get(), reuse != 0, false, what));
-  if (!stream.ok()) return std::move(stream.error());
-  conns_.push_back({std::move(sk), what, reuse != 0});
+  conns_.push_back({std::move(sk), what, reuse != 0, true});
+  Conn& c = conns_.back();
+  auto stream = ReadTcpStream(c.fd.get(), state, what);
+  // Out again whatever happened: the connection must not stay stuck (if
+  // this fails, the destructor tries again).
+  TRY(LeaveRepair(c.fd.get(), c.reuseaddr, false, what));
+  c.in_repair = false;
   return stream;
 }
 
 std::string NetDump::KeptLockName() const { return lock_ ? lock_->KeptName() : ""; }
 
 Status NetDump::BeforeKill() {
-  in_repair_ = true;
-  for (Conn& c : conns_) TRY(EnterRepair(c.fd.get(), c.what));
+  for (Conn& c : conns_) {
+    TRY(EnterRepair(c.fd.get(), c.what));
+    c.in_repair = true;
+  }
   return Ok();
 }
 
 Status NetDump::Finish(bool killed) {
-  in_repair_ = false;
   if (killed) {
     // Closing a socket in repair mode sends nothing: the peer keeps waiting,
     // its retransmissions dropped by the lock until the restore.

@@ -72,10 +72,10 @@ class NetDump {
     UniqueFd fd;
     std::string what;
     bool reuseaddr;  // SO_REUSEADDR as the program has it
+    bool in_repair;  // ours to take out of repair mode if the dump fails
   };
   InetDiagCache diag_;
   std::vector<Conn> conns_;
-  bool in_repair_ = false;  // BeforeKill ran, Finish did not
   std::unique_ptr<NetLock> lock_;
 };
 

@@ -26,6 +26,7 @@
 
 #include "base/io.h"
 #include "base/log.h"
+#include "criu/net/inet_diag.h"  // IsV4Mapped
 
 namespace ckpt::net {
 namespace {
@@ -585,12 +586,11 @@ Status NetLock::Unlock() {
 
 LockedConn ConnOnTheWire(int family, const uint8_t* local, const uint8_t* remote,
                          uint16_t local_port, uint16_t remote_port) {
-  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   LockedConn c;
   c.family = family;
   c.local_port = local_port;
   c.remote_port = remote_port;
-  if (family == AF_INET6 && memcmp(local, kMapped, 12) == 0 && memcmp(remote, kMapped, 12) == 0) {
+  if (family == AF_INET6 && IsV4Mapped(local) && IsV4Mapped(remote)) {
     c.family = AF_INET;
     memcpy(c.local_addr.data(), local + 12, 4);
     memcpy(c.remote_addr.data(), remote + 12, 4);

@@ -337,7 +337,7 @@ Result<pb::TcpStreamEntry> ReadTcpStream(int fd, int state, const std::string& w
   return e;
 }
 
-Status RestoreTcpStream(int fd, int family, const sockaddr* dst, socklen_t dst_len, int state,
+Status RestoreTcpStream(int fd, int family, const sockaddr* dst, socklen_t dst_len,
                         const pb::TcpStreamEntry& e, const std::string& what) {
   if (e.inq().size() != e.inq_len() || e.outq().size() != e.outq_len() ||
       e.unsq_len() > e.outq_len())
@@ -410,7 +410,6 @@ Status RestoreTcpStream(int fd, int family, const sockaddr* dst, socklen_t dst_l
       return Error::Errno(what + ": TCP_REPAIR_WINDOW");
   }
   TRY(SetInt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, what, "TCP_REPAIR_QUEUE"));
-  (void)state;
   return Ok();
 }
 

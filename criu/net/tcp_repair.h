@@ -45,7 +45,7 @@ Result<pb::TcpStreamEntry> ReadTcpStream(int fd, int state, const std::string& w
 // sets the window, and replays FINs sent or received (a received FIN is a
 // packet ckpt injects, marked to pass the network lock). The socket stays
 // in repair mode.
-Status RestoreTcpStream(int fd, int family, const sockaddr* dst, socklen_t dst_len, int state,
+Status RestoreTcpStream(int fd, int family, const sockaddr* dst, socklen_t dst_len,
                         const pb::TcpStreamEntry& e, const std::string& what);
 
 // Takes `fd` (restored by RestoreTcpStream) out of repair mode (SO_REUSEADDR
