@@ -154,7 +154,9 @@ void answer(const char* who, const std::string& problem) {
   }
   answer("G", problem);
   kill(getppid(), SIGUSR1);
-  pause();  // until C's SIGTERM
+  // Until C's SIGTERM. Not pause(): C may send it before G gets there, and
+  // test_wait checks the flag with SIGTERM blocked.
+  test_wait();
   _exit(0);
 }
 
