@@ -8,17 +8,25 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 
 namespace ckpt {
 
-inline pid_t ForkWithPid(pid_t pid) {
+// With pid namespaces: ids[0] is the pid in the child's own namespace
+// (the new one with CLONE_NEWPID in flags), the next in its parent
+// namespace, and so on outwards; n may stop short of the outermost level
+// (the kernel picks the pids of the levels left out).
+inline pid_t ForkWithPids(const pid_t* ids, size_t n, uint64_t flags) {
   struct clone_args a;
   memset(&a, 0, sizeof(a));
+  a.flags = flags;
   a.exit_signal = SIGCHLD;
-  a.set_tid = uintptr_t(&pid);
-  a.set_tid_size = 1;
+  a.set_tid = uintptr_t(ids);
+  a.set_tid_size = n;
   return pid_t(syscall(SYS_clone3, &a, sizeof(a)));
 }
+
+inline pid_t ForkWithPid(pid_t pid) { return ForkWithPids(&pid, 1, 0); }
 
 }  // namespace ckpt

@@ -21,6 +21,8 @@
 #include "criu/files/fd_dump.h"
 #include "criu/mem_dump.h"
 #include "criu/net/net_dump.h"
+#include "criu/ns/namespaces.h"
+#include "criu/ns/pid_ns.h"
 #include "criu/proc_parse.h"
 #include "criu/pstree.h"
 #include "criu/regs_pb.h"
@@ -32,6 +34,7 @@
 #include "proto/fs.pb.h"
 #include "proto/inventory.pb.h"
 #include "proto/mm.pb.h"
+#include "proto/ns.pb.h"
 #include "proto/pstree.pb.h"
 
 namespace ckpt {
@@ -337,6 +340,10 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   LOG_INFO("Seizing the tree of " + Who(root));
   // Destroying `tree` on any error resumes every task as it was.
   TRY_ASSIGN(std::vector<TreeTask> tree, SeizeTree(root));
+  // The tree's namespaces are checked before anything is touched.
+  TRY_ASSIGN(pb::NamespacesEntry namespaces, ns::CollectNamespaces(tree));
+  TRY_ASSIGN(int pid_base, ns::PidNsBase(tree));
+  if (namespaces.net()) TRY(ns::JoinNetNamespaceOf(root));
 
   // Before any socket is touched: the dumped connections' packets stop
   // here until the restore (or until a failed dump lets them go).
@@ -358,6 +365,9 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     ps.set_ppid(uint32_t(t.ppid));
     ps.set_pgid(uint32_t(t.pgid));
     ps.set_sid(uint32_t(t.sid));
+    if (pid_base >= 0)
+      TRY(ns::FillNsPids(t.pid, t.zombie ? std::vector<pid_t>{t.pid} : t.proc->threads(), pid_base,
+                         &ps));
     if (t.zombie) {
       ps.set_zombie(true);
       ps.set_exit_status(uint32_t(t.exit_status));
@@ -379,6 +389,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   TRY(psw.Close());
   TRY(fds.Close());
   TRY(shmem.Write(*dir));
+  TRY(WriteOne(*dir, ImageType::kNamespaces, 0, namespaces));
 
   pb::InventoryEntry inv;
   inv.set_format_version(images::kFormatVersion);
@@ -401,12 +412,15 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     TRY(net.Finish(false));  // connections go on, unlocked
   else
     TRY(net.BeforeKill());  // closed in repair mode: silently
-  for (TreeTask& t : tree) {
-    if (!t.proc) continue;
+  // Children before parents: the init of a pid namespace, once killed,
+  // waits for every task of its namespace to be reaped, and those still
+  // traced by us would wait for us.
+  for (auto it = tree.rbegin(); it != tree.rend(); ++it) {
+    if (!it->proc) continue;
     if (o.leave_running)
-      t.proc->Detach();
+      it->proc->Detach();
     else
-      TRY(t.proc->Kill());
+      TRY(it->proc->Kill());
   }
   if (!o.leave_running) TRY(net.Finish(true));
   LOG_INFO("Dump of the tree of " + Who(root) + " complete (" + std::to_string(tree.size()) +

@@ -112,6 +112,9 @@ Result<Status> ParseStatus(const std::string& text) {
       (key == "Uid" ? have_uid : have_gid) = true;
     } else if (key == "Groups") {
       for (auto& g : w) s.groups.push_back(uint32_t(strtoul(g.c_str(), nullptr, 10)));
+    } else if (key == "NSpid" || key == "NSpgid" || key == "NSsid") {
+      std::vector<pid_t>& dst = key == "NSpid" ? s.ns_pid : key == "NSpgid" ? s.ns_pgid : s.ns_sid;
+      for (auto& v : w) dst.push_back(pid_t(atoi(v.c_str())));
     } else if (key == "Threads") {
       s.threads = w.empty() ? 0 : atoi(w[0].c_str());
     } else if (key == "SigBlk") {

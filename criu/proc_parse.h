@@ -36,6 +36,9 @@ struct Status {
   uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
   int threads = 0;
   char state = '?';
+  // NSpid/NSpgid/NSsid: the ids at every pid namespace level, from the one
+  // /proc was mounted in down to the task's own (0 where not visible).
+  std::vector<pid_t> ns_pid, ns_pgid, ns_sid;
 };
 Result<Status> ParseStatus(const std::string& text);
 

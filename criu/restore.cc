@@ -25,6 +25,7 @@
 #include "compel/infect.h"
 #include "compel/regs.h"
 #include "criu/net/net_restore.h"
+#include "criu/ns/namespaces.h"
 #include "criu/proc_parse.h"
 #include "criu/restore_tree.h"
 #include "criu/shmem.h"
@@ -51,44 +52,106 @@ std::string ReadChildErrors(int fd) {
 // Where each thread of the tree is on its way through the restorer.
 enum class Stage { kRunning, kTrapped, kInSigreturn, kDone };
 
+// The tasks' real pids: in pid namespaces a task's pid here (ckpt's
+// namespace) may differ from the dump's when that one was taken. Each new
+// task or thread is matched to its image when its creator's fork or clone
+// event arrives: among the creator's image children (in the order it
+// creates them) or threads, the one with its innermost pid.
 class Tracer {
  public:
   Tracer(const TreeImages& tree, int err_fd) : tree_(tree), err_fd_(err_fd) {
     for (const TaskImages& t : tree.tasks) {
-      if (t.zombie()) {
-        zombies_.insert(t.pid());
-        continue;
-      }
-      for (const auto& th : t.core.threads()) stage_[pid_t(th.tid())] = Stage::kRunning;
+      if (t.zombie())
+        zombies_++;
+      else
+        threads_ += size_t(t.core.threads_size());
     }
+    real_tids_.resize(tree.tasks.size());
+    for (size_t i = 0; i < tree.tasks.size(); i++)
+      real_tids_[i].assign(size_t(tree.tasks[i].pstree.threads_size()), 0);
   }
   ~Tracer() { KillAll(); }
 
-  void Created(pid_t pid) { created_.insert(pid); }
+  // ckpt created the root: its real pid.
+  void CreatedRoot(pid_t pid) {
+    created_.insert(pid);
+    Place(pid, 0, 0);
+    stage_[pid] = Stage::kRunning;
+  }
   // Runs until every thread sits stopped right after its rt_sigreturn.
   Status Run();
   // Unmaps the restorers, puts the exact registers back, detaches all.
   Status Release();
-  void Disarm() { armed_ = false; }
+  // The real pid of tasks[idx] (after Run).
+  pid_t RealPid(size_t idx) const { return real_tids_[idx][0]; }
 
  private:
+  struct Place_ {
+    int task, thread;
+  };
   Status Fail(pid_t pid, const std::string& what) {
     // A task's own message says why; what we saw of it comes second.
     std::string msg = ReadChildErrors(err_fd_);
-    if (msg.empty()) return Error(Who(pid) + ": " + what);
-    return Error(msg + " (" + Who(pid) + ": " + what + ")");
+    std::string who = Who(pid);
+    auto it = where_.find(pid);
+    if (it != where_.end() && tree_.tasks[it->second.task].pid() != pid)
+      who += " (pid " + std::to_string(tree_.tasks[it->second.task].pid()) + " of the dump)";
+    if (msg.empty()) return Error(who + ": " + what);
+    return Error(msg + " (" + who + ": " + what + ")");
   }
+  void Place(pid_t real, int task, int thread) {
+    where_[real] = {task, thread};
+    real_tids_[task][thread] = real;
+  }
+  Status Match(pid_t creator, pid_t child, bool thread);
   Status OnStop(pid_t w, int st);
   void KillAll();
 
   const TreeImages& tree_;
   int err_fd_;
-  std::map<pid_t, Stage> stage_;
+  size_t threads_ = 0, zombies_ = 0;
+  std::map<pid_t, Place_> where_;              // real tid -> its image
+  std::vector<std::vector<pid_t>> real_tids_;  // per task, per thread: real tid
+  std::map<pid_t, Stage> stage_;               // live threads only
   std::map<pid_t, uint64_t> trap_ip_;
-  std::set<pid_t> zombies_;
-  std::set<pid_t> created_;  // only these may be killed on failure
+  std::set<pid_t> unplaced_;  // stopped at birth before their creator's event
+  std::set<pid_t> created_;   // only these may be killed on failure
   bool armed_ = true;
 };
+
+Status Tracer::Match(pid_t creator, pid_t child, bool thread) {
+  created_.insert(child);
+  auto c = where_.find(creator);
+  if (c == where_.end()) return Fail(creator, "unknown task created " + Who(child));
+  const TaskImages& parent = tree_.tasks[size_t(c->second.task)];
+  TRY_ASSIGN(proc::Status st, proc::ReadStatus(child));
+  pid_t inner = st.ns_pid.empty() ? child : st.ns_pid.back();
+  bool placed = false;
+  if (thread) {
+    for (int i = 1; i < parent.pstree.threads_size() && !placed; i++)
+      if (parent.vtid(i) == inner && !real_tids_[size_t(c->second.task)][size_t(i)]) {
+        Place(child, c->second.task, i);
+        placed = true;
+      }
+  } else {
+    for (int k : parent.children)
+      if (tree_.tasks[size_t(k)].vpid() == inner && !real_tids_[size_t(k)][0]) {
+        Place(child, k, 0);
+        placed = true;
+        break;
+      }
+  }
+  if (!placed)
+    return Fail(creator, "created " + Who(child) + " (" + std::to_string(inner) +
+                             " in its namespace), which is not in the images");
+  const TaskImages& t = tree_.tasks[size_t(where_[child].task)];
+  if (!t.zombie()) stage_[child] = Stage::kRunning;
+  if (t.pid() != child)
+    LOG_INFO(Who(t.pid()) + " of the dump is " + Who(child) + " here (its outer pid was taken)");
+  if (unplaced_.erase(child) && ptrace(PTRACE_CONT, child, nullptr, nullptr) < 0)
+    return Error::Errno("PTRACE_CONT " + Who(child));
+  return Ok();
+}
 
 Status Tracer::OnStop(pid_t w, int st) {
   int sig = WSTOPSIG(st);
@@ -96,12 +159,16 @@ Status Tracer::OnStop(pid_t w, int st) {
   if (event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_VFORK) {
     unsigned long child = 0;
     ptrace(PTRACE_GETEVENTMSG, w, nullptr, &child);
-    created_.insert(pid_t(child));
+    TRY(Match(w, pid_t(child), event == PTRACE_EVENT_CLONE));
     if (ptrace(PTRACE_CONT, w, nullptr, nullptr) < 0) return Error::Errno("PTRACE_CONT");
     return Ok();
   }
   if (event == PTRACE_EVENT_STOP) {  // a new task's first stop, or a group stop
     created_.insert(w);
+    if (!where_.count(w)) {  // its creator's event comes next: then it goes on
+      unplaced_.insert(w);
+      return Ok();
+    }
     if (ptrace(PTRACE_CONT, w, nullptr, nullptr) < 0) return Error::Errno("PTRACE_CONT");
     return Ok();
   }
@@ -143,7 +210,7 @@ Status Tracer::Run() {
   struct timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
   size_t done = 0, zombies_gone = 0;
-  while (done < stage_.size() || zombies_gone < zombies_.size()) {
+  while (done < threads_ || zombies_gone < zombies_) {
     int st;
     pid_t w = waitpid(-1, &st, __WALL | WNOHANG);
     if (w < 0) {
@@ -154,13 +221,14 @@ Status Tracer::Run() {
       struct timespec now;
       clock_gettime(CLOCK_MONOTONIC, &now);
       if (now.tv_sec - start.tv_sec > kRestoreTimeoutSec)
-        return Fail(tree_.tasks[0].pid(), "restore timed out");
+        return Fail(RealPid(0), "restore timed out");
       usleep(500);
       continue;
     }
     if (WIFEXITED(st) || WIFSIGNALED(st)) {
-      if (zombies_.count(w)) {  // a zombie-to-be did its part
-        zombies_gone++;
+      auto it = where_.find(w);
+      if (it != where_.end() && tree_.tasks[size_t(it->second.task)].zombie()) {
+        zombies_gone++;  // a zombie-to-be did its part
         continue;
       }
       std::string how = WIFEXITED(st) ? "exited with " + std::to_string(WEXITSTATUS(st))
@@ -175,9 +243,10 @@ Status Tracer::Run() {
 }
 
 Status Tracer::Release() {
-  for (const TaskImages& t : tree_.tasks) {
+  for (size_t ti = 0; ti < tree_.tasks.size(); ti++) {
+    const TaskImages& t = tree_.tasks[ti];
     if (t.zombie()) continue;
-    pid_t pid = t.pid();
+    pid_t pid = RealPid(ti);
     uint64_t trap = trap_ip_.at(pid);
     TRY_ASSIGN(std::string maps_text, io::ReadFile("/proc/" + std::to_string(pid) + "/maps"));
     TRY_ASSIGN(std::vector<proc::MapEntry> maps, proc::ParseMaps(maps_text));
@@ -190,7 +259,7 @@ Status Tracer::Release() {
     if (!mem_fd) return Error::Errno("open " + mem);
     TRY_ASSIGN(uint64_t exec, compel::FindExecAddr(pid, start, end));
     for (int i = 0; i < t.core.threads_size(); i++) {
-      pid_t tid = pid_t(t.core.threads(i).tid());
+      pid_t tid = real_tids_[ti][size_t(i)];
       TRY_ASSIGN(compel::Regs now, compel::GetRegs(tid));
       if (now.gp.rip != t.regs[i].gp.rip || now.gp.rsp != t.regs[i].gp.rsp)
         return Error(Who(tid) + ": rt_sigreturn did not land on the dumped registers");
@@ -209,10 +278,12 @@ Status Tracer::Release() {
       TRY(compel::SetRegs(tid, fin, true));
     }
   }
-  for (const TaskImages& t : tree_.tasks)
-    for (const auto& th : t.core.threads())
-      if (ptrace(PTRACE_DETACH, pid_t(th.tid()), nullptr, nullptr) < 0)
-        return Error::Errno("PTRACE_DETACH " + Who(pid_t(th.tid())));
+  for (size_t ti = 0; ti < tree_.tasks.size(); ti++) {
+    if (tree_.tasks[ti].zombie()) continue;
+    for (pid_t tid : real_tids_[ti])
+      if (ptrace(PTRACE_DETACH, tid, nullptr, nullptr) < 0)
+        return Error::Errno("PTRACE_DETACH " + Who(tid));
+  }
   armed_ = false;
   return Ok();
 }
@@ -246,7 +317,10 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   if (!kf.clone3_set_tid) return Error("this kernel cannot create a process with a chosen pid");
   if (tree.inventory.shell_job() && !o.shell_job)
     LOG_WARN("the dump was taken with --shell-job; terminal fds need --shell-job to restore");
-  for (const TaskImages& t : tree.tasks)
+  // Pids the tree keeps here. In pid namespaces only the outermost level is
+  // ours to check, and a taken one is left to the kernel (restore_tree.cc).
+  for (const TaskImages& t : tree.tasks) {
+    if (t.pstree.ns_pid_size() > 1) continue;
     for (uint32_t tid : t.pstree.threads())
       if (kill(pid_t(tid), 0) == 0 || errno != ESRCH) {
         std::string comm = "?";
@@ -254,6 +328,10 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
         if (c.ok()) comm = c->substr(0, c->find('\n'));
         return Error(Who(pid_t(tid)) + " is already in use (by '" + comm + "'): cannot restore");
       }
+  }
+  // ckpt enters the tree's own namespaces (uts, ipc, net, time) and fills
+  // them before anything of the tree is made: everything below happens there.
+  TRY_ASSIGN(std::unique_ptr<ns::NsRestore> namespaces, ns::NsRestore::Enter(tree.namespaces));
 
   // Everything every task inherits: shared memory, the error pipe, the log.
   std::vector<const pb::MmEntry*> mms;
@@ -302,7 +380,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   fds.go_fd = go_r.get();
   Tracer tracer(tree, err_r.get());
   TRY_ASSIGN(pid_t child, CloneTask(tree, 0, *dir, o, fds, sync));
-  tracer.Created(child);
+  tracer.CreatedRoot(child);
   go_r.reset();
   close(fds.err_fd);
   close(fds.log_fd);
@@ -314,13 +392,17 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   go_w.reset();
 
   TRY(tracer.Run());
-  TRY(net.Finish(tree, *dir, o));
+  std::vector<pid_t> real_pids;
+  for (size_t i = 0; i < tree.tasks.size(); i++) real_pids.push_back(tracer.RealPid(i));
+  TRY(net.Finish(tree, real_pids, *dir, o));
   TRY(tracer.Release());
   sysv_cleanup.armed = false;
   for (int id : doomed_sysv) shmctl(id, IPC_RMID, nullptr);  // removed, as at dump
   munmap(sync, 4096);
   prctl(PR_SET_CHILD_SUBREAPER, 0);
-  LOG_INFO("Restored the tree of " + Who(root));
+  root = real_pids[0];
+  LOG_INFO("Restored the tree of " + Who(tree.tasks[0].pid()) +
+           (root != tree.tasks[0].pid() ? " as " + Who(root) : std::string()));
   TRY(WritePidfile(o, root));
   if (o.restore_detached) return 0;
 

@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "criu/files/fd_restore.h"
 #include "criu/files/flock.h"
+#include "criu/ns/pid_ns.h"
 #include "criu/proc_parse.h"
 #include "parasite/abi.h"
 #include "parasite/blobs.h"
@@ -27,6 +28,7 @@ namespace ckpt {
 namespace {
 
 constexpr uint64_t kPage = 4096;
+static_assert(ns::kMaxPidLevels == int(abi::kMaxPidLevels));
 constexpr uint64_t kTaskSize = 0x7ffffffff000ull;
 constexpr uint64_t kStackSize = 64 * 1024;
 
@@ -377,6 +379,8 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     const pb::PosixTimerEntry& e = c.posix_timers(i);
     pt[i].id = e.id(), pt[i].clock = e.clock(), pt[i].notify = e.notify();
     pt[i].signo = e.signo(), pt[i].notify_tid = e.notify_tid(), pt[i].value = e.value();
+    for (int k = 0; k < c.threads_size(); k++)  // the dump's tid -> the task's own view
+      if (c.threads(k).tid() == uint32_t(e.notify_tid())) pt[i].notify_tid = t.vtid(k);
     uint64_t v = e.value_ns();
     // An armed timer that had just expired must stay armed: 0 would disarm it.
     if (v == 0 && (e.interval_ns() || e.value_ns())) v = 1;
@@ -396,7 +400,10 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   for (size_t i = 0; i < nthreads; i++) {
     const pb::ThreadEntry& th = c.threads(int(i));
     abi::RestoreThread& r = rt[i];
-    r.tid = int32_t(th.tid());
+    r.tid = int32_t(t.vtid(int(i)));
+    std::vector<pid_t> chain = ns::SetTidOfThread(t.pstree, int(i));
+    r.set_tid_size = uint32_t(chain.size());
+    for (size_t k = 0; k < chain.size() && k < abi::kMaxPidLevels; k++) r.set_tid[k] = chain[k];
     r.frame_off = frames_off + sizeof(abi::SigframeArea) * i;
     r.stack_top = stacks + abi::kThreadStackSize * (i + 1) - 64;
     r.fs_base = t.regs[i].gp.fs_base;

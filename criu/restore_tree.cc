@@ -22,6 +22,7 @@
 #include "criu/files/fd_restore.h"
 #include "criu/files/file_types.h"
 #include "criu/files/tty.h"
+#include "criu/ns/pid_ns.h"
 
 namespace ckpt {
 namespace {
@@ -54,16 +55,34 @@ Status Barrier(uint32_t* v, uint32_t want, TreeSync* sync, const char* what) {
   }
 }
 
-Result<pid_t> RawClone(pid_t pid) {
-  pid_t r = ForkWithPid(pid);
+std::string InUse(pid_t pid) {
+  std::string comm = "?";
+  auto c = io::ReadFile("/proc/" + std::to_string(pid) + "/comm");
+  if (c.ok()) comm = c->substr(0, c->find('\n'));
+  return Who(pid) + " is already in use (by '" + comm + "'): cannot restore";
+}
+
+// Creates task idx with its pids: every level of its chain, or, if the
+// outermost pid is taken, all but that one (the tree does not see it).
+Result<pid_t> RawClone(const TreeImages& tree, int idx) {
+  const TaskImages& t = tree.tasks[idx];
+  std::vector<pid_t> ids = ns::SetTidOf(t.pstree);
+  // An init of a pid namespace: one level deeper than its parent (for the
+  // root: than ckpt's namespace, which is the chains' outermost level).
+  int parent_levels = 1;
+  if (idx > 0)
+    for (const TaskImages& p : tree.tasks)
+      if (p.pid() == pid_t(t.pstree.ppid())) parent_levels = std::max(1, p.pstree.ns_pid_size());
+  uint64_t flags = int(ids.size()) > parent_levels ? CLONE_NEWPID : 0;
+  pid_t r = ForkWithPids(ids.data(), ids.size(), flags);
+  if (r < 0 && errno == EEXIST && ids.size() > 1) {
+    LOG_INFO(Who(t.pid()) + ": outer pid " + std::to_string(ids.back()) +
+             " is taken; the kernel picks another (the tree sees " + std::to_string(ids[0]) + ")");
+    r = ForkWithPids(ids.data(), ids.size() - 1, flags);
+  }
   if (r < 0) {
-    if (errno == EEXIST) {
-      std::string comm = "?";
-      auto c = io::ReadFile("/proc/" + std::to_string(pid) + "/comm");
-      if (c.ok()) comm = c->substr(0, c->find('\n'));
-      return Error(Who(pid) + " is already in use (by '" + comm + "'): cannot restore", EEXIST);
-    }
-    return Error::Errno("clone3 with pid " + std::to_string(pid));
+    if (errno == EEXIST) return Error(InUse(ids.back()), EEXIST);
+    return Error::Errno("clone3 with pid " + std::to_string(ids[0]));
   }
   return pid_t(r);
 }
@@ -133,14 +152,16 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   TRY(Barrier(&sync->created, n, sync, "all tasks to be created"));
 
   // Phase 2: join process groups, now that every leader exists.
-  pid_t want = pid_t(t.pstree.pgid());
-  if (!outer_pgid && getpgid(0) != want) {
+  // A group or session of an outer pid namespace is not visible (0) in
+  // the task's own: it came with the fork, as it did originally.
+  pid_t want = t.vpgid();
+  if (!outer_pgid && want != 0 && getpgid(0) != want) {
     if (setpgid(0, want) < 0) return Error::Errno("joining process group " + std::to_string(want));
   }
   pid_t sid = getsid(0);
-  if (!outer_sid && sid != pid_t(t.pstree.sid()))
+  if (!outer_sid && t.vsid() != 0 && sid != t.vsid())
     return Error("ends up in session " + std::to_string(sid) + " instead of " +
-                 std::to_string(t.pstree.sid()) + " (this session layout needs helper tasks)");
+                 std::to_string(t.vsid()) + " (this session layout needs helper tasks)");
   Bump(&sync->grouped, n);
   TRY(Barrier(&sync->grouped, n, sync, "process groups"));
   // Every process group exists now: the terminal's foreground group too.
@@ -150,14 +171,26 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   for (int c : t.children)
     if (tree.tasks[c].helper) {
       int st;
-      while (waitpid(tree.tasks[c].pid(), &st, __WALL) < 0 && errno == EINTR) {
+      while (waitpid(tree.tasks[c].vpid(), &st, __WALL) < 0 && errno == EINTR) {
       }
     }
   return EnterRestorer(t, dir, o, fds);
 }
 
-int AddHelper(TreeImages& tree, pid_t pid, uint32_t sid, int parent) {
+// A stand-in for the exited leader `pid` of a session or group of
+// `member`; `chain` is its pid at every namespace level, as the member saw it.
+Result<int> AddHelper(TreeImages& tree, pid_t pid, uint32_t sid, int parent,
+                      const google::protobuf::RepeatedField<uint32_t>& chain,
+                      const google::protobuf::RepeatedField<uint32_t>& sid_chain) {
+  for (uint32_t v : chain)
+    if (v == 0)
+      return Error("the exited leader " + std::to_string(pid) +
+                   " of a session or group is not visible in every pid namespace of its members");
   TaskImages h;
+  *h.pstree.mutable_ns_pid() = chain;
+  *h.pstree.mutable_ns_pgid() = chain;
+  *h.pstree.mutable_ns_sid() = sid_chain;
+  if (!chain.empty()) *h.pstree.add_thread_ns_tids()->mutable_id() = chain;
   h.helper = true;
   h.pstree.set_pid(uint32_t(pid));
   h.pstree.set_ppid(uint32_t(tree.tasks[parent].pid()));
@@ -197,7 +230,8 @@ Status PlanHelpers(TreeImages& tree) {
         return Error("pid " + std::to_string(t.pid()) + " is in session " + std::to_string(s) +
                      " whose leader has exited, and its parent " + std::to_string(p.pid()) +
                      " is not a child subreaper: this layout cannot be recreated");
-      it = session_helper.emplace(s, AddHelper(tree, pid_t(s), s, parent)).first;
+      TRY_ASSIGN(int h, AddHelper(tree, pid_t(s), s, parent, t.pstree.ns_sid(), t.pstree.ns_sid()));
+      it = session_helper.emplace(s, h).first;
       index[pid_t(s)] = it->second;
     } else if (tree.tasks[it->second].pstree.ppid() != t.pstree.ppid()) {
       return Error("session " + std::to_string(s) +
@@ -222,7 +256,8 @@ Status PlanHelpers(TreeImages& tree) {
       return Error("process group " + std::to_string(g) + " (leader exited) has no live task " +
                    "in its session to recreate it");
     uint32_t sid = t.pstree.sid();
-    index[pid_t(g)] = AddHelper(tree, pid_t(g), sid, parent);
+    TRY_ASSIGN(index[pid_t(g)],
+               AddHelper(tree, pid_t(g), sid, parent, t.pstree.ns_pgid(), t.pstree.ns_sid()));
   }
   for (size_t i = n; i < tree.tasks.size(); i++) {
     std::string kids;
@@ -241,7 +276,7 @@ Result<TreeSync*> CreateTreeSync() {
 
 Result<pid_t> CloneTask(const TreeImages& tree, int idx, const images::ImageDir& dir,
                         const Options& o, TreeFds& fds, TreeSync* sync) {
-  TRY_ASSIGN(pid_t child, RawClone(tree.tasks[idx].pid()));
+  TRY_ASSIGN(pid_t child, RawClone(tree, idx));
   if (child != 0) return child;
   Status s = RunTask(tree, idx, dir, o, fds, sync);
   __atomic_store_n(&sync->failed, 1, __ATOMIC_SEQ_CST);

@@ -6,6 +6,8 @@
 
 #include <set>
 
+#include "criu/ns/namespaces.h"
+#include "criu/ns/pid_ns.h"
 #include "criu/files/fd_restore.h"
 #include "criu/files/file_types.h"
 #include "criu/regs_pb.h"
@@ -190,6 +192,7 @@ Result<TreeImages> LoadTreeImages(const images::ImageDir& dir) {
       return Error("pstree image does not match the inventory");
     std::map<uint32_t, int> index;
     std::set<uint32_t> ids;
+    const bool chains = entries[0].ns_pid_size() > 0;
     for (auto& e : entries) {
       if (e.pid() == 0 || e.pid() >= (1u << 22) || !index.emplace(e.pid(), 0).second)
         return Error("pstree image: bad or duplicate pid " + std::to_string(e.pid()));
@@ -199,6 +202,10 @@ Result<TreeImages> LoadTreeImages(const images::ImageDir& dir) {
         if (!ids.insert(tid).second || tid == 0 || tid >= (1u << 22))
           return Error("pstree image: duplicate thread id " + std::to_string(tid));
       if (e.zombie() && e.threads_size() != 1) return Error("pstree image: bad zombie");
+      TRY(ns::CheckNsPids(e));
+      if ((e.ns_pid_size() > 0) != chains)
+        return Error("pstree image: pid " + std::to_string(e.pid()) +
+                     " has pid namespace ids and the root does not, or the other way round");
       int me = int(tree.tasks.size());
       index[e.pid()] = me;
       TaskImages t;
@@ -209,12 +216,22 @@ Result<TreeImages> LoadTreeImages(const images::ImageDir& dir) {
           return Error("pstree image: pid " + std::to_string(t.pid()) +
                        " comes before its parent or has none");
         tree.tasks[parent->second].children.push_back(me);
+        int depth = t.pstree.ns_pid_size(), pdepth = tree.tasks[parent->second].pstree.ns_pid_size();
+        if (depth < pdepth || depth > pdepth + 1 || (depth > pdepth && t.vpid() != 1))
+          return Error("pstree image: pid " + std::to_string(t.pid()) +
+                       " is not in its parent's pid namespace nor the init of a new one");
+      } else if (t.pstree.ns_pid_size() > 2 ||
+                 (t.pstree.ns_pid_size() == 2 && t.vpid() != 1)) {
+        return Error("pstree image: the root is neither in the outer pid namespace nor an init");
       } else if (t.zombie()) {
         return Error("pstree image: the root is a zombie");
       }
       tree.tasks.push_back(std::move(t));
     }
   }
+  TRY_ASSIGN(tree.namespaces, ns::ReadNamespaces(dir));
+  if (tree.namespaces.pid() != (tree.tasks[0].pstree.ns_pid_size() == 2))
+    return Error("namespaces.img and pstree.img disagree on the root's pid namespace");
   {
     TRY_ASSIGN(images::ImageReader r, dir.OpenReader(ImageType::kFiles));
     TRY_ASSIGN(std::vector<pb::FileEntry> files, ReadAll<pb::FileEntry>(r));

@@ -8,6 +8,7 @@
 #include "base/result.h"
 #include "compel/regs.h"
 #include "images/image_dir.h"
+#include "proto/ns.pb.h"
 #include "proto/core.pb.h"
 #include "proto/fdinfo.pb.h"
 #include "proto/fs.pb.h"
@@ -33,12 +34,28 @@ struct TaskImages {
   // exited, so its members can be born into its session or group. It exits
   // once they are in place and its parent reaps it.
   bool helper = false;
+  // The id of the task in the images: its pid in ckpt's pid namespace at
+  // dump. The v* ids are what the task itself sees (its own namespace).
   pid_t pid() const { return pid_t(pstree.pid()); }
+  pid_t vpid() const { return Inner(pstree.ns_pid(), pstree.pid()); }
+  pid_t vpgid() const { return Inner(pstree.ns_pgid(), pstree.pgid()); }
+  pid_t vsid() const { return Inner(pstree.ns_sid(), pstree.sid()); }
+  // The thread's tid as the task sees it.
+  pid_t vtid(int i) const {
+    return pstree.thread_ns_tids_size() ? Inner(pstree.thread_ns_tids(i).id(), 0)
+                                        : pid_t(pstree.threads(i));
+  }
   bool zombie() const { return pstree.zombie(); }
+
+ private:
+  static pid_t Inner(const google::protobuf::RepeatedField<uint32_t>& chain, uint32_t flat) {
+    return pid_t(chain.empty() ? flat : chain[chain.size() - 1]);
+  }
 };
 
 struct TreeImages {
   pb::InventoryEntry inventory;
+  pb::NamespacesEntry namespaces;  // the tree's own namespaces
   std::vector<TaskImages> tasks;  // tasks[0] is the root; parents before children
   std::map<uint32_t, pb::FileEntry> files;
   int max_fd = 2;         // highest fd number any task uses

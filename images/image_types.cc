@@ -7,6 +7,7 @@
 #include "proto/fs.pb.h"
 #include "proto/inventory.pb.h"
 #include "proto/mm.pb.h"
+#include "proto/ns.pb.h"
 #include "proto/pagemap.pb.h"
 #include "proto/pstree.pb.h"
 #include "proto/sk_inet.pb.h"
@@ -36,6 +37,8 @@ const ImageTypeInfo kTypes[] = {
      nullptr},
     {ImageType::kTcpStream, "tcp-stream", "tcp-stream-%u.img", 0x54435301,
      Make<pb::TcpStreamEntry>, nullptr},
+    {ImageType::kNamespaces, "namespaces", "namespaces.img", 0x4e535001,
+     Make<pb::NamespacesEntry>, nullptr},
 };
 
 }  // namespace

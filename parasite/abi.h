@@ -229,8 +229,14 @@ struct SpecialMapping {  // a live one to park and move, or absent (len 0)
 
 inline constexpr uint64_t kThreadStackSize = 16 * 1024;
 
+inline constexpr uint32_t kMaxPidLevels = 8;
+
 struct RestoreThread {
-  int32_t tid;
+  int32_t tid;  // as the task sees it (its own pid namespace)
+  // clone3 set_tid: tid first, then its tid in each enclosing pid namespace
+  // of the tree, outwards (the outermost may be dropped if it is taken).
+  uint32_t set_tid_size;
+  int32_t set_tid[kMaxPidLevels];
   uint32_t nr_pending;   // thread-directed signals to queue again
   uint64_t pending_off;  // siginfo (128 bytes each), from the start of RestoreArgs
   uint64_t frame_off;    // its SigframeArea, from the start of RestoreArgs

@@ -319,13 +319,16 @@ extern "C" void blob_main(RestoreArgs* a) {
     KCloneArgs ca;
     memset(&ca, 0, sizeof(ca));
     ca.flags = kCloneThreadFlags;
-    uint64_t tid = (uint64_t)th[i].tid;
-    ca.set_tid = (uint64_t)&tid;
-    ca.set_tid_size = 1;
+    ca.set_tid = (uint64_t)th[i].set_tid;
+    ca.set_tid_size = th[i].set_tid_size;
     ca.stack = th[i].stack_top - kThreadStackSize;
     ca.stack_size = kThreadStackSize;
     ca.tls = th[i].fs_base;
     long r = blob_clone_thread(&ca, sizeof(ca), ThreadMain, &th[i]);
+    if (r == -17 /* EEXIST */ && ca.set_tid_size > 1) {  // the outermost tid is taken
+      ca.set_tid_size--;
+      r = blob_clone_thread(&ca, sizeof(ca), ThreadMain, &th[i]);
+    }
     Check(r, "clone3 thread", (uint64_t)th[i].tid);
   }
   // Signals that reached us while restoring (SIGCHLD of a zombie child

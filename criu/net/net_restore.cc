@@ -45,17 +45,21 @@ Status NetRestore::Lock(const TreeImages& tree, const Options& o) {
   return Ok();
 }
 
-Status NetRestore::Finish(const TreeImages& tree, const images::ImageDir& dir, const Options& o) {
+Status NetRestore::Finish(const TreeImages& tree, const std::vector<pid_t>& real_pids,
+                          const images::ImageDir& dir, const Options& o) {
   // One task and fd that hold each file.
   std::map<uint32_t, std::pair<pid_t, int>> holder;
-  for (const TaskImages& t : tree.tasks) {
+  for (size_t i = 0; i < tree.tasks.size(); i++) {
+    const TaskImages& t = tree.tasks[i];
     if (t.zombie() || t.helper) continue;
     for (const pb::FdinfoEntry& fd : t.fds)
-      holder.emplace(fd.file_id(), std::make_pair(t.pid(), int(fd.fd())));
+      holder.emplace(fd.file_id(), std::make_pair(real_pids[i], int(fd.fd())));
   }
   if (lock_) TRY(lock_->Unlock());
   const std::string& kept = tree.inventory.netlock_table();
-  if (!kept.empty()) {
+  if (!kept.empty() && tree.namespaces.net()) {
+    LOG_DBG("The dump's network lock " + kept + " was in the tree's own network namespace");
+  } else if (!kept.empty()) {
     TRY_ASSIGN(std::vector<std::string> tables, ListInetTables());
     if (std::find(tables.begin(), tables.end(), kept) != tables.end()) {
       TRY(RemoveLockTable(kept));

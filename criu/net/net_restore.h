@@ -35,7 +35,9 @@ class NetRestore {
   // Removes our lock and the dump's, then takes each restored connection
   // out of repair mode (through ckpt's copy of one task's fd) and sends the
   // bytes the program had written that were never sent.
-  Status Finish(const TreeImages& tree, const images::ImageDir& dir, const Options& o);
+  // real_pids: each task's pid here (tree.tasks order).
+  Status Finish(const TreeImages& tree, const std::vector<pid_t>& real_pids,
+                const images::ImageDir& dir, const Options& o);
 
  private:
   std::unique_ptr<NetLock> lock_;

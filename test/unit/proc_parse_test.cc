@@ -192,7 +192,10 @@ const char kStatus[] =
     "Gid:\t100\t101\t102\t103\n"
     "FDSize:\t256\n"
     "Groups:\t4 24 27 1000 \n"
-    "NStgid:\t4242\n"
+    "NStgid:\t4242\t7\n"
+    "NSpid:\t4243\t8\n"
+    "NSpgid:\t4000\t0\n"
+    "NSsid:\t4242\t7\n"
     "VmPeak:\t    3060 kB\n"
     "Threads:\t3\n"
     "SigQ:\t0/96365\n"
@@ -234,6 +237,9 @@ TEST(ParseStatus, AllFields) {
   EXPECT_EQ(s.cap_eff, 0x1fffeffffffull);
   EXPECT_EQ(s.cap_bnd, 0x1ffffffffffull);
   EXPECT_EQ(s.cap_amb, 2u);
+  EXPECT_EQ(s.ns_pid, (std::vector<pid_t>{4243, 8}));
+  EXPECT_EQ(s.ns_pgid, (std::vector<pid_t>{4000, 0}));
+  EXPECT_EQ(s.ns_sid, (std::vector<pid_t>{4242, 7}));
 }
 
 TEST(ParseStatus, EmptyGroupsAndHighIds) {

@@ -20,8 +20,12 @@ void untrack_pid(pid_t pid);
 // Forks and execs argv as a test: setsid(), chdir(workdir), stdin
 // /dev/null, stdout+stderr appended to out_path. Returns the pid (-1 on
 // fork failure).
+// ns_flags (CLONE_NEWPID, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET,
+// CLONE_NEWTIME) start it in new namespaces: with CLONE_NEWPID it is pid 1
+// of its own; a new time namespace gets clock offsets of +1000 s
+// (monotonic) and +2000 s (boottime).
 pid_t start_test(const std::vector<std::string>& argv, const std::string& workdir,
-                 const std::string& out_path);
+                 const std::string& out_path, unsigned long ns_flags = 0);
 // Polls every 10 ms until out_path has a line "READY". Fails early if the
 // process exits. Returns "" or an error message.
 std::string wait_ready(pid_t pid, const std::string& out_path, double timeout_s);

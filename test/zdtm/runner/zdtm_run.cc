@@ -12,6 +12,9 @@
 // --ckpt-opt OPT (repeatable) appends OPT to every ckpt dump and restore
 // command line, in order (e.g. --ckpt-opt --tcp-established); an option
 // taking a value needs two: --ckpt-opt --network-lock --ckpt-opt skip.
+// --ns LIST (comma-separated: pid,uts,ipc,net,time) starts the test in new
+// namespaces of those kinds (with pid: as the init of its own).
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,14 +39,33 @@ constexpr double kReadyTimeout = 60, kCkptTimeout = 120, kExitTimeout = 60;
 std::string g_ckpt, g_mode, g_workdir, g_out;
 std::vector<std::string> g_test_argv;
 std::vector<std::string> g_ckpt_opts;  // --ckpt-opt: appended to dump and restore
+unsigned long g_ns_flags = 0;          // --ns: namespaces the test starts in
 std::vector<std::string> g_logs;       // files whose tails a failure report shows
 double g_start;
 
 [[noreturn]] void usage() {
   fprintf(stderr,
           "usage: zdtm-run --ckpt PATH --mode plain|default|leave-running|dump-twice --workdir DIR "
-          "[--ckpt-opt OPT]... -- TESTBIN [args]\n");
+          "[--ckpt-opt OPT]... [--ns pid,uts,ipc,net,time] -- TESTBIN [args]\n");
   exit(2);
+}
+
+unsigned long parse_ns(const std::string& list) {
+  unsigned long flags = 0;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t comma = list.find(',', start);
+    std::string k = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (k == "pid") flags |= CLONE_NEWPID;
+    else if (k == "uts") flags |= CLONE_NEWUTS;
+    else if (k == "ipc") flags |= CLONE_NEWIPC;
+    else if (k == "net") flags |= CLONE_NEWNET;
+    else if (k == "time") flags |= 0x80;  // CLONE_NEWTIME
+    else usage();
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return flags;
 }
 
 void step(const std::string& what) {
@@ -205,6 +227,8 @@ int main(int argc, char** argv) {
       g_workdir = argv[++i];
     else if (a == "--ckpt-opt")
       g_ckpt_opts.push_back(argv[++i]);
+    else if (a == "--ns")
+      g_ns_flags = parse_ns(argv[++i]);
     else
       usage();
   }
@@ -223,7 +247,7 @@ int main(int argc, char** argv) {
   fs::create_directories(g_workdir, ec);
   if (ec) die("cannot create workdir " + g_workdir + ": " + ec.message());
 
-  pid_t pid = start_test(g_test_argv, g_workdir, g_out);
+  pid_t pid = start_test(g_test_argv, g_workdir, g_out, g_ns_flags);
   if (pid < 0) die(std::string("fork: ") + strerror(errno));
   step("started " + g_test_argv[0] + " as pid " + std::to_string(pid));
   std::string err = wait_ready(pid, g_out, kReadyTimeout);

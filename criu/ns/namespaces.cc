@@ -1,0 +1,245 @@
+#include "criu/ns/namespaces.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <sstream>
+#include <thread>
+
+#include "base/io.h"
+#include "base/log.h"
+#include "criu/ns/pid_ns.h"
+#include "criu/proc_parse.h"
+#include "criu/pstree.h"
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+namespace ckpt::ns {
+namespace {
+
+std::string Who(pid_t pid) { return "pid " + std::to_string(pid); }
+
+int CloneFlag(Kind k) {
+  switch (k) {
+    case Kind::kPid: return CLONE_NEWPID;
+    case Kind::kNet: return CLONE_NEWNET;
+    case Kind::kIpc: return CLONE_NEWIPC;
+    case Kind::kUts: return CLONE_NEWUTS;
+    case Kind::kMnt: return CLONE_NEWNS;
+    case Kind::kUser: return CLONE_NEWUSER;
+    case Kind::kCgroup: return CLONE_NEWCGROUP;
+    case Kind::kTime: return CLONE_NEWTIME;
+  }
+  return 0;
+}
+
+std::string NsPath(pid_t pid, Kind k, bool for_children) {
+  std::string p = pid ? "/proc/" + std::to_string(pid) : std::string("/proc/self");
+  return p + "/ns/" + KindName(k) + (for_children ? "_for_children" : "");
+}
+
+UniqueFd OpenNs(pid_t pid, Kind k) {
+  return UniqueFd(open(NsPath(pid, k, false).c_str(), O_RDONLY | O_CLOEXEC));
+}
+
+// "monotonic S N" / "boottime S N" lines.
+Result<pb::TimeNsEntry> ReadTimeOffsets(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/timens_offsets";
+  TRY_ASSIGN(std::string text, io::ReadFile(path));
+  pb::TimeNsEntry t;
+  t.set_monotonic_sec(0), t.set_monotonic_nsec(0), t.set_boottime_sec(0), t.set_boottime_nsec(0);
+  std::istringstream in(text);
+  std::string clock;
+  int64_t sec, nsec;
+  while (in >> clock >> sec >> nsec) {
+    if (clock == "monotonic" || clock == "1")
+      t.set_monotonic_sec(sec), t.set_monotonic_nsec(nsec);
+    else if (clock == "boottime" || clock == "7")
+      t.set_boottime_sec(sec), t.set_boottime_nsec(nsec);
+    else
+      return Error(path + ": unknown clock " + clock);
+  }
+  return t;
+}
+
+Status WriteTimeOffsets(const pb::TimeNsEntry& t) {
+  if (t.monotonic_nsec() < 0 || t.monotonic_nsec() >= 1000000000 || t.boottime_nsec() < 0 ||
+      t.boottime_nsec() >= 1000000000)
+    return Error("namespaces.img: clock offset with bad nanoseconds");
+  std::string text = "monotonic " + std::to_string(t.monotonic_sec()) + " " +
+                     std::to_string(t.monotonic_nsec()) + "\nboottime " +
+                     std::to_string(t.boottime_sec()) + " " + std::to_string(t.boottime_nsec()) + "\n";
+  UniqueFd fd(open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC));
+  if (!fd) return Error::Errno("open /proc/self/timens_offsets");
+  if (write(fd.get(), text.data(), text.size()) != ssize_t(text.size()))
+    return Error::Errno("setting the time namespace's clock offsets");
+  return Ok();
+}
+
+}  // namespace
+
+const char* KindName(Kind k) {
+  switch (k) {
+    case Kind::kPid: return "pid";
+    case Kind::kNet: return "net";
+    case Kind::kIpc: return "ipc";
+    case Kind::kUts: return "uts";
+    case Kind::kMnt: return "mnt";
+    case Kind::kUser: return "user";
+    case Kind::kCgroup: return "cgroup";
+    case Kind::kTime: return "time";
+  }
+  return "?";
+}
+
+Result<uint64_t> NsId(pid_t pid, Kind k, bool for_children) {
+  std::string path = NsPath(pid, k, for_children);
+  struct stat st;
+  if (stat(path.c_str(), &st) < 0) return Error::Errno("stat " + path);
+  return uint64_t(st.st_ino);
+}
+
+Status InNamespaceOf(pid_t pid, Kind k, const std::function<Status()>& fn) {
+  UniqueFd ns = OpenNs(pid, k);
+  if (!ns) return Error::Errno("open " + NsPath(pid, k, false));
+  Status result = Ok();
+  std::thread t([&] {
+    if (setns(ns.get(), CloneFlag(k)) < 0) {
+      result = Error::Errno(std::string("joining the ") + KindName(k) + " namespace of " + Who(pid));
+      return;
+    }
+    result = fn();
+  });
+  t.join();
+  return result;
+}
+
+Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree) {
+  pb::NamespacesEntry e;
+  pid_t root = tree[0].pid;
+  const Kind kinds[] = {Kind::kNet, Kind::kIpc, Kind::kUts, Kind::kMnt,
+                        Kind::kUser, Kind::kCgroup, Kind::kTime};
+  for (Kind k : kinds) {
+    TRY_ASSIGN(uint64_t mine, NsId(0, k));
+    TRY_ASSIGN(uint64_t theirs, NsId(root, k));
+    for (const TreeTask& t : tree) {
+      if (t.zombie) continue;  // a zombie has no namespaces left
+      TRY_ASSIGN(uint64_t id, NsId(t.pid, k));
+      if (id != theirs)
+        return Error(Who(t.pid) + " is in another " + KindName(k) + " namespace than the tree's root (" +
+                     Who(root) + "): nested " + KindName(k) + " namespaces are not supported");
+      if (k == Kind::kTime) {
+        TRY_ASSIGN(uint64_t kids, NsId(t.pid, k, true));
+        if (kids != id)
+          return Error(Who(t.pid) + " made a time namespace for its future children "
+                       "(unshare(CLONE_NEWTIME)): not supported");
+      }
+    }
+    if (theirs == mine) continue;
+    switch (k) {
+      case Kind::kNet: e.set_net(true); break;
+      case Kind::kIpc: e.set_ipc(true); break;
+      case Kind::kUts: e.set_uts(true); break;
+      case Kind::kTime: e.set_time(true); break;
+      default:
+        return Error(Who(root) + ": its " + KindName(k) + " namespace is not ckpt's: " + KindName(k) +
+                     " namespaces are not supported yet (run ckpt inside it)");
+    }
+  }
+  // Pid namespaces: nesting is fine (pid_ns.h); pending ones are not.
+  for (const TreeTask& t : tree) {
+    if (t.zombie) continue;
+    TRY_ASSIGN(uint64_t id, NsId(t.pid, Kind::kPid));
+    TRY_ASSIGN(uint64_t kids, NsId(t.pid, Kind::kPid, true));
+    if (kids != id)
+      return Error(Who(t.pid) + " made a pid namespace for its future children "
+                   "(unshare(CLONE_NEWPID)) without a child in it yet: not supported");
+  }
+  TRY_ASSIGN(proc::Status rs, proc::ReadStatus(root));
+  e.set_pid(rs.ns_pid.size() > 1);
+  if (e.uts()) {
+    pb::UtsNsEntry* u = e.mutable_uts_ns();
+    TRY(InNamespaceOf(root, Kind::kUts, [u]() -> Status {
+      struct utsname n;
+      if (uname(&n) < 0) return Error::Errno("uname");
+      u->set_nodename(n.nodename);
+      u->set_domainname(n.domainname);
+      return Ok();
+    }));
+  }
+  if (e.time()) {
+    TRY_ASSIGN(*e.mutable_time_ns(), ReadTimeOffsets(root));
+  }
+  return e;
+}
+
+Status JoinNetNamespaceOf(pid_t pid) {
+  TRY_ASSIGN(uint64_t mine, NsId(0, Kind::kNet));
+  TRY_ASSIGN(uint64_t theirs, NsId(pid, Kind::kNet));
+  if (mine == theirs) return Ok();
+  UniqueFd ns = OpenNs(pid, Kind::kNet);
+  if (!ns || setns(ns.get(), CLONE_NEWNET) < 0)
+    return Error::Errno("joining the network namespace of " + Who(pid));
+  LOG_INFO("dumping inside the network namespace of " + Who(pid));
+  return Ok();
+}
+
+Result<pb::NamespacesEntry> ReadNamespaces(const images::ImageDir& dir) {
+  pb::NamespacesEntry e;
+  if (!dir.Exists(images::ImageType::kNamespaces)) return e;
+  TRY_ASSIGN(images::ImageReader r, dir.OpenReader(images::ImageType::kNamespaces));
+  TRY_ASSIGN(bool got, r.Read(e));
+  if (!got) return Error("namespaces.img is empty");
+  if (e.uts() != e.has_uts_ns()) return Error("namespaces.img: uts namespace without its names");
+  if (e.time() != e.has_time_ns()) return Error("namespaces.img: time namespace without offsets");
+  return e;
+}
+
+Result<std::unique_ptr<NsRestore>> NsRestore::Enter(const pb::NamespacesEntry& e) {
+  std::unique_ptr<NsRestore> r(new NsRestore());
+  int flags = 0;
+  auto save = [&](bool own, Kind k, UniqueFd* fd) -> Status {
+    if (!own) return Ok();
+    *fd = OpenNs(0, k);
+    if (!*fd) return Error::Errno(std::string("open ckpt's own ") + KindName(k) + " namespace");
+    flags |= CloneFlag(k);
+    return Ok();
+  };
+  TRY(save(e.uts(), Kind::kUts, &r->saved_uts_));
+  TRY(save(e.ipc(), Kind::kIpc, &r->saved_ipc_));
+  TRY(save(e.net(), Kind::kNet, &r->saved_net_));
+  TRY(save(e.time(), Kind::kTime, &r->saved_time_));
+  if (!flags) return r;
+  if (unshare(flags) < 0) return Error::Errno("creating the tree's namespaces (unshare)");
+  if (e.uts()) {
+    const pb::UtsNsEntry& u = e.uts_ns();
+    if (sethostname(u.nodename().data(), u.nodename().size()) < 0)
+      return Error::Errno("sethostname " + u.nodename());
+    if (setdomainname(u.domainname().data(), u.domainname().size()) < 0)
+      return Error::Errno("setdomainname " + u.domainname());
+  }
+  if (e.time()) TRY(WriteTimeOffsets(e.time_ns()));
+  LOG_INFO(std::string("restoring inside new namespaces:") + (e.uts() ? " uts" : "") +
+           (e.ipc() ? " ipc" : "") + (e.net() ? " net" : "") + (e.time() ? " time" : ""));
+  return r;
+}
+
+NsRestore::~NsRestore() {
+  auto back = [](UniqueFd& fd, Kind k) {
+    if (fd && setns(fd.get(), CloneFlag(k)) < 0)
+      LOG_WARN(std::string("cannot go back to ckpt's own ") + KindName(k) + " namespace: " +
+               strerror(errno));
+  };
+  back(saved_uts_, Kind::kUts);
+  back(saved_ipc_, Kind::kIpc);
+  back(saved_net_, Kind::kNet);
+  back(saved_time_, Kind::kTime);
+}
+
+}  // namespace ckpt::ns

@@ -1,0 +1,86 @@
+// The namespaces a dumped tree lives in (criu/ns/).
+//
+// A tree's namespace of each kind is either ckpt's own (nothing to save:
+// the restored tree lives in restore's namespace of that kind, as any
+// restored process does) or the tree's own, created when its root was
+// made. Every task of the tree must share the root's namespaces, except
+// pid namespaces, which nest (criu/ns/pid_ns.h).
+//
+// Supported as the tree's own: pid (the root is its init), uts (host and
+// domain names), ipc, net and time (clock offsets). Mount, user and cgroup
+// namespaces other than ckpt's are refused at dump, before anything is
+// touched, with the process and the kind named.
+//
+// Restore: ckpt itself unshares the tree's own uts, ipc, net and time
+// namespaces and fills them (EnterNamespaces) before it creates the root,
+// which inherits them; the root's pid namespace is made by cloning it with
+// CLONE_NEWPID. ckpt goes back to its own namespaces when the NsRestore
+// ends: if the restore failed, nothing else holds the new namespaces and
+// the kernel frees them.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "images/image_dir.h"
+#include "proto/ns.pb.h"
+
+namespace ckpt {
+struct TreeTask;  // criu/pstree.h
+}
+
+namespace ckpt::ns {
+
+enum class Kind { kPid, kNet, kIpc, kUts, kMnt, kUser, kCgroup, kTime };
+
+// "pid", "net", ... as in /proc/PID/ns/.
+const char* KindName(Kind k);
+
+// The identity (inode number) of pid's namespace of kind k;
+// `for_children` reads pid_for_children / time_for_children.
+Result<uint64_t> NsId(pid_t pid, Kind k, bool for_children = false);
+
+// Runs fn on a thread of ckpt that joined pid's namespace of kind k (uts,
+// ipc, net, time: kinds a thread may enter alone), and returns its result.
+// ckpt's other threads stay where they are.
+Status InNamespaceOf(pid_t pid, Kind k, const std::function<Status()>& fn);
+
+// Checks the namespaces of every task of the (seized) tree and reads what
+// namespaces.img holds: which kinds are the tree's own, its host and
+// domain names, its clock offsets. Errors name the task and the kind.
+Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree);
+
+// ckpt's thread joins pid's network namespace for the rest of the dump
+// (the tree's sockets, sock_diag, the network lock and the parasite's
+// abstract command socket are all there). No-op if it is ours already.
+Status JoinNetNamespaceOf(pid_t pid);
+
+// Reads namespaces.img; an old dump without it has none of its own.
+Result<pb::NamespacesEntry> ReadNamespaces(const images::ImageDir& dir);
+
+// ckpt inside the restored tree's own namespaces, for as long as it lives.
+class NsRestore {
+ public:
+  // Unshares the kinds `e` says are the tree's own and sets up uts names
+  // and clock offsets. Call before any task of the tree exists.
+  static Result<std::unique_ptr<NsRestore>> Enter(const pb::NamespacesEntry& e);
+  ~NsRestore();  // back to ckpt's own namespaces
+  NsRestore(const NsRestore&) = delete;
+  NsRestore& operator=(const NsRestore&) = delete;
+
+  // ckpt's network namespace from before Enter (for devices whose other
+  // end stays outside the tree's namespace); -1 if ckpt did not leave it.
+  int host_netns() const { return saved_net_.get(); }
+
+ private:
+  NsRestore() = default;
+  UniqueFd saved_uts_, saved_ipc_, saved_net_, saved_time_;
+};
+
+}  // namespace ckpt::ns
