@@ -19,11 +19,13 @@
 #include "compel/infect.h"
 #include "compel/seize.h"
 #include "criu/files/fd_dump.h"
+#include "criu/lsm.h"
 #include "criu/mem_dump.h"
 #include "criu/net/net_dump.h"
 #include "criu/proc_parse.h"
 #include "criu/pstree.h"
 #include "criu/regs_pb.h"
+#include "criu/seccomp.h"
 #include "criu/shmem.h"
 #include "images/image_dir.h"
 #include "parasite/blobs.h"
@@ -337,6 +339,15 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   LOG_INFO("Seizing the tree of " + Who(root));
   // Destroying `tree` on any error resumes every task as it was.
   TRY_ASSIGN(std::vector<TreeTask> tree, SeizeTree(root));
+  // Before any parasite: seccomp filters are suspended for ckpt's remote
+  // system calls (and read), LSM labels read.
+  SeccompDumper seccomp;
+  TRY_ASSIGN(LsmDumper lsm, LsmDumper::Create());
+  for (const TreeTask& t : tree) {
+    if (!t.proc) continue;
+    TRY(seccomp.AddProcess(t.pid, t.proc->threads()));
+    TRY(lsm.AddProcess(t.pid, t.proc->threads()));
+  }
 
   // Before any socket is touched: the dumped connections' packets stop
   // here until the restore (or until a failed dump lets them go).
@@ -379,6 +390,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   TRY(psw.Close());
   TRY(fds.Close());
   TRY(shmem.Write(*dir));
+  TRY(seccomp.Write(*dir));
+  TRY(lsm.Write(*dir));
 
   pb::InventoryEntry inv;
   inv.set_format_version(images::kFormatVersion);

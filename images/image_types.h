@@ -31,6 +31,8 @@ enum class ImageType {
   kFileData,  // fdata-<id>.img: bytes of a pipe, memfd or deleted file
   kUnixSkQueue,  // sk-queue-<file id>.img: unread messages of a unix socket
   kTcpStream,    // tcp-stream-<file id>.img: a TCP connection read in repair mode
+  kSeccomp,      // seccomp.img: filters and per-thread modes of the whole tree
+  kLsm,          // lsm.img: LSM labels of every thread (hosts with a labelling LSM)
 };
 
 struct ImageTypeInfo {
