@@ -18,14 +18,11 @@ constexpr long kSysLsmListModules = 461;  // x86_64, Linux 6.8
 
 // LSM_ID_* of include/uapi/linux/lsm.h.
 const std::map<uint64_t, const char*> kLsmIds = {
-    {100, "capability"}, {101, "selinux"},   {102, "smack"},    {103, "tomoyo"},
-    {104, "apparmor"},   {105, "yama"},      {106, "loadpin"},  {107, "safesetid"},
-    {108, "lockdown"},   {109, "bpf"},       {110, "landlock"}, {111, "ima"},
-    {112, "evm"},        {113, "ipe"}};
+    {100, "capability"}, {101, "selinux"}, {102, "smack"},     {103, "tomoyo"},   {104, "apparmor"},
+    {105, "yama"},       {106, "loadpin"}, {107, "safesetid"}, {108, "lockdown"}, {109, "bpf"},
+    {110, "landlock"},   {111, "ima"},     {112, "evm"},       {113, "ipe"}};
 
-bool IsLabelLsm(const std::string& n) {
-  return n == "apparmor" || n == "selinux" || n == "smack";
-}
+bool IsLabelLsm(const std::string& n) { return n == "apparmor" || n == "selinux" || n == "smack"; }
 
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\0' || s.back() == ' ')) s.pop_back();
@@ -53,8 +50,9 @@ Result<HostLsm> DetectHostLsm() {
   } else {
     auto text = io::ReadFile("/sys/kernel/security/lsm");
     if (!text.ok()) {
-      LOG_WARN("cannot tell which LSMs are active (no lsm_list_modules, no securityfs): "
-               "process labels are not saved");
+      LOG_WARN(
+          "cannot tell which LSMs are active (no lsm_list_modules, no securityfs): "
+          "process labels are not saved");
       return h;
     }
     std::stringstream in(*text);
@@ -175,10 +173,10 @@ Status LoadLsm(const images::ImageDir& dir, TreeImages* tree) {
       auto it = labels.find(th.tid());
       if (it == labels.end()) return Error("lsm image: " + who + " is missing");
       used++;
-      TRY_ASSIGN(std::string text,
-                 LsmRestoreText(host, e.lsm(), *it->second, current,
-                                know_profiles ? &profiles : nullptr),
-                 who);
+      TRY_ASSIGN(
+          std::string text,
+          LsmRestoreText(host, e.lsm(), *it->second, current, know_profiles ? &profiles : nullptr),
+          who);
       l.writes.push_back(std::move(text));
     }
   }

@@ -40,8 +40,8 @@ namespace ckpt {
 struct TreeImages;
 
 struct HostLsm {
-  std::string name;          // "apparmor", "selinux", "smack"; "" if none labels processes
-  std::string attr;          // relative to /proc/PID/task/TID/: "attr/apparmor/current"
+  std::string name;                 // "apparmor", "selinux", "smack"; "" if none labels processes
+  std::string attr;                 // relative to /proc/PID/task/TID/: "attr/apparmor/current"
   std::vector<std::string> active;  // every active LSM, for messages
 };
 Result<HostLsm> DetectHostLsm();

@@ -48,9 +48,10 @@ uint32_t Common(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) 
 Status SeccompDumper::AddProcess(pid_t pid, const std::vector<pid_t>& threads) {
   for (pid_t tid : threads) {
     std::string who = Tid(pid, tid);
-    TRY_ASSIGN(std::string st, io::ReadFile("/proc/" + std::to_string(pid) + "/task/" +
-                                            std::to_string(tid) + "/status"),
-               who);
+    TRY_ASSIGN(
+        std::string st,
+        io::ReadFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status"),
+        who);
     std::string mode_s = Field(st, "Seccomp");
     if (mode_s.empty()) return Error(who + ": no Seccomp line in /proc status");
     uint32_t mode = uint32_t(atoi(mode_s.c_str()));
@@ -142,7 +143,8 @@ Status LoadSeccomp(const images::ImageDir& dir, TreeImages* tree) {
     size_t len = f.insns().size() / kSockFilterSize;
     if (f.insns().size() % kSockFilterSize || len == 0 || len > kBpfMaxInsns)
       return Error(w + ": bad program length " + std::to_string(f.insns().size()));
-    if (f.flags() & ~kFilterFlagLog) return Error(w + ": unknown flags " + std::to_string(f.flags()));
+    if (f.flags() & ~kFilterFlagLog)
+      return Error(w + ": unknown flags " + std::to_string(f.flags()));
     if (f.prev() > uint32_t(i)) return Error(w + ": its previous filter is not an earlier one");
     cost[size_t(i) + 1] = cost[f.prev()] + len + 4;
     if (cost[size_t(i) + 1] > kMaxInsnsPerPath) return Error(w + ": chain too long");

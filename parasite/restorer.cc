@@ -226,7 +226,8 @@ void WriteLsmLabel(RestoreArgs* a, RestoreThread* t, int fd) {
   // dumpable): the dumped credentials may not be allowed to open it.
   int lsm_fd = -1;
   if (t->lsm_label_off) {
-    lsm_fd = (int)sys(__NR_openat, -100 /* AT_FDCWD */, a->lsm_attr, 01 | 02000000 /* O_WRONLY|O_CLOEXEC */);
+    lsm_fd = (int)sys(__NR_openat, -100 /* AT_FDCWD */, a->lsm_attr,
+                      01 | 02000000 /* O_WRONLY|O_CLOEXEC */);
     Check(lsm_fd, "open the LSM attr file", t->tid);
   }
   // Smack needs CAP_MAC_ADMIN to relabel: before the capabilities go.

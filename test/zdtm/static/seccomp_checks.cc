@@ -46,7 +46,8 @@ namespace {
   test_wait();
   long r = syscall(SYS_getpriority, 0, 0);
   if (r != -1 || errno != EDOM) fail("getpriority returned %ld errno %d, want EDOM", r, errno);
-  if (thread_status("Seccomp_filters") != "1") fail("Seccomp_filters %s", thread_status("Seccomp_filters").c_str());
+  if (thread_status("Seccomp_filters") != "1")
+    fail("Seccomp_filters %s", thread_status("Seccomp_filters").c_str());
   pass();
 }
 
@@ -196,8 +197,7 @@ void check_bad_images(const std::string& dir) {
   std::vector<std::string> restore = {"restore", "-D", img, "-d"};
 
   // A filter whose previous one comes after it.
-  write_image(sc, 0x53434d01,
-              field(1, field(1, std::string(8, '\0')) + field_int(3, 5)));
+  write_image(sc, 0x53434d01, field(1, field(1, std::string(8, '\0')) + field_int(3, 5)));
   r = ckpt(dir, "restore-bad-seccomp", restore);
   expect(!r.ok() && !r.crashed(), "restore of a corrupt seccomp.img did not fail cleanly", r);
   expect(r.output.find("seccomp image: filter 1: its previous filter is not an earlier one") !=

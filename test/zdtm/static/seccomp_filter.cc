@@ -68,8 +68,8 @@ long call(int nr) {
   }
 }
 
-const int kProbed[] = {SYS_getpriority, SYS_getpgid, SYS_times, SYS_sched_getscheduler,
-                       SYS_getrusage,   SYS_sysinfo};
+const int kProbed[] = {SYS_getpriority,        SYS_getpgid,   SYS_times,
+                       SYS_sched_getscheduler, SYS_getrusage, SYS_sysinfo};
 
 // want: nr -> expected errno (kTrap for the trap); unlisted ones must work.
 void check_thread(const char* who, const std::vector<std::pair<int, int>>& want, int nfilters) {
@@ -82,7 +82,8 @@ void check_thread(const char* who, const std::vector<std::pair<int, int>>& want,
     long r = call(nr);
     int err = r < 0 ? errno : 0;
     if (expect == kTrap) {
-      if (g_trapped != nr) bad(who, "syscall %d: no SIGSYS trap (returned %ld errno %d)", nr, r, err);
+      if (g_trapped != nr)
+        bad(who, "syscall %d: no SIGSYS trap (returned %ld errno %d)", nr, r, err);
     } else if (err != expect) {
       bad(who, "syscall %d: errno %d (%s), want %d", nr, err, strerror(err), expect);
     } else if (g_trapped != -1) {
@@ -152,7 +153,8 @@ void* worker_main(void* arg) {
         // C and Ct share [F1 F4 F3]: TSYNC puts F6 on both.
         long r = seccomp_install({{SYS_sysinfo, SECCOMP_RET_ERRNO | ENOLINK}},
                                  SECCOMP_FILTER_FLAG_TSYNC);
-        if (r != 0) bad(w.who, "TSYNC returned %ld (errno %d: %s), want 0", r, errno, strerror(errno));
+        if (r != 0)
+          bad(w.who, "TSYNC returned %ld (errno %d: %s), want 0", r, errno, strerror(errno));
       }
     }
     char ok = 'k';

@@ -22,12 +22,14 @@ pid_t g_ntid;
 
 void check(const char* who, const char* nnp, int nfilters, bool getpgid_blocked) {
   long r = syscall(SYS_getpriority, 0, 0);
-  if (r != -1 || errno != EDOM) fail("%s: getpriority returned %ld errno %d, want EDOM", who, r, errno);
+  if (r != -1 || errno != EDOM)
+    fail("%s: getpriority returned %ld errno %d, want EDOM", who, r, errno);
   r = syscall(SYS_getpgid, 0);
   if (getpgid_blocked != (r == -1 && errno == EXDEV))
     fail("%s: getpgid returned %ld errno %d", who, r, errno);
   std::string v;
-  if ((v = thread_status("NoNewPrivs")) != nnp) fail("%s: NoNewPrivs %s, want %s", who, v.c_str(), nnp);
+  if ((v = thread_status("NoNewPrivs")) != nnp)
+    fail("%s: NoNewPrivs %s, want %s", who, v.c_str(), nnp);
   if ((v = thread_status("Seccomp")) != "2") fail("%s: Seccomp %s", who, v.c_str());
   if ((v = thread_status("Seccomp_filters")) != std::to_string(nfilters))
     fail("%s: Seccomp_filters %s, want %d", who, v.c_str(), nfilters);

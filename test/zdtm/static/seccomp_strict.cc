@@ -46,7 +46,8 @@ void ask(int req, int resp, uint64_t v) {
 void expect_strict(pid_t c) {
   std::string path = "/proc/" + std::to_string(c) + "/status";
   std::string text = zdtm_read_file(path.c_str());
-  if (text.find("\nSeccomp:\t1\n") == std::string::npos) fail("child is not in strict mode:\n%s", text.c_str());
+  if (text.find("\nSeccomp:\t1\n") == std::string::npos)
+    fail("child is not in strict mode:\n%s", text.c_str());
 }
 
 }  // namespace
