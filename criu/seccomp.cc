@@ -37,6 +37,21 @@ std::string Field(const std::string& text, const char* key) {
   return t.substr(p, t.find('\n', p) - p);
 }
 
+// Whether a program can return SECCOMP_RET_USER_NOTIF (a constant return:
+// BPF_RET|BPF_K). Its listener (a seccomp notify fd, here or in a
+// supervisor outside the tree) cannot be restored with it.
+bool NotifiesListener(const std::string& insns) {
+  for (size_t off = 0; off + kSockFilterSize <= insns.size(); off += kSockFilterSize) {
+    uint16_t code;
+    uint32_t k;
+    memcpy(&code, insns.data() + off, sizeof(code));
+    memcpy(&k, insns.data() + off + 4, sizeof(k));
+    if (code == (0x06 | 0x00) /* BPF_RET | BPF_K */ && (k & 0xffff0000u) == 0x7fc00000u)
+      return true;
+  }
+  return false;
+}
+
 uint32_t Common(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) {
   uint32_t n = 0;
   while (n < a.size() && n < b.size() && a[n] == b[n]) n++;
@@ -98,6 +113,9 @@ Status SeccompDumper::AddProcess(pid_t pid, const std::vector<pid_t>& threads) {
       if (ptrace(__ptrace_request(kPtraceSeccompGetMetadata), tid, (void*)sizeof(md), &md) < 0)
         return Error::Errno(who + ": seccomp filter " + std::to_string(i) +
                             " flags (PTRACE_SECCOMP_GET_METADATA)");
+      if (NotifiesListener(insns))
+        return Error(who + ": seccomp filter " + std::to_string(i) +
+                     " hands system calls to a listener (SECCOMP_RET_USER_NOTIF): not supported");
       uint32_t flags = uint32_t(md.flags) & kFilterFlagLog;
       auto key = std::make_tuple(insns, flags, prev);
       auto it = index_.find(key);

@@ -7,6 +7,8 @@
 //                  suspend the victim's filters (PTRACE_O_SUSPEND_SECCOMP):
 //                  the dump fails naming the pid and the reason, before any
 //                  parasite, and the victim runs on and passes its checks.
+//   user-notif     a filter that can return SECCOMP_RET_USER_NOTIF is refused at
+//                  dump (its listener cannot come back); the victim runs on.
 //   bad-images     on one dump of a filtered victim: a seccomp.img whose
 //                  filter names a later one as its previous is refused; an
 //                  lsm.img with an AppArmor profile this host cannot set is
@@ -14,9 +16,9 @@
 //                  with the label "unconfined" (nothing to set without
 //                  AppArmor) the restore works and the victim passes.
 //
-// The victim is this program run as "seccomp_checks --victim" (zdtm
+// The victims are this program run as "seccomp_checks --victim" (zdtm
 // contract): no_new_privs and a filter getpriority -> EDOM, checked after
-// SIGTERM.
+// SIGTERM; "--victim-notif": a filter with a (closed) listener.
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
@@ -38,8 +40,19 @@ using namespace zdtm;
 
 namespace {
 
-[[noreturn]] void victim() {
+[[noreturn]] void victim(bool notif) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) fail("no_new_privs: %s", strerror(errno));
+  if (notif) {
+    // Its listener is closed at once: ckpt must refuse the filter itself.
+    long fd =
+        seccomp_install({{SYS_getppid, SECCOMP_RET_USER_NOTIF}}, SECCOMP_FILTER_FLAG_NEW_LISTENER);
+    if (fd < 0) fail("seccomp with a listener: %s", strerror(errno));
+    close(int(fd));
+    test_ready();
+    test_wait();
+    if (thread_status("Seccomp_filters") != "1") fail("Seccomp_filters changed");
+    pass();
+  }
   if (seccomp_install({{SYS_getpriority, SECCOMP_RET_ERRNO | EDOM}}) != 0)
     fail("seccomp: %s", strerror(errno));
   test_ready();
@@ -101,10 +114,10 @@ struct Victim {
   pid_t pid;
   std::string out;
 };
-Victim start_victim(const std::string& dir) {
+Victim start_victim(const std::string& dir, const char* mode = "--victim") {
   fs::create_directories(dir);
   Victim v{0, dir + "/out.txt"};
-  v.pid = start_test({g_self, "--victim"}, dir, v.out);
+  v.pid = start_test({g_self, mode}, dir, v.out);
   if (v.pid < 0) throw Fail("fork failed");
   std::string err = wait_ready(v.pid, v.out, 60);
   if (!err.empty()) throw Fail("victim: " + err + "\n" + indent(read_text(v.out)));
@@ -152,6 +165,18 @@ void check_under_seccomp(const std::string& dir) {
   expect(r.output.find(want) != std::string::npos, "the error does not say '" + want + "'", r);
   char st = proc_state(v.pid);
   if (st != 'S' && st != 'R') throw Fail(std::string("the victim was left in state ") + st);
+  finish(v);
+}
+
+void check_user_notif(const std::string& dir) {
+  Victim v = start_victim(dir + "/run", "--victim-notif");
+  std::string img = dir + "/img";
+  fs::create_directories(img);
+  CmdResult r = ckpt(dir, "dump", {"dump", "-t", std::to_string(v.pid), "-D", img});
+  expect(!r.ok() && !r.crashed(), "a filter with a listener was dumped", r);
+  std::string want =
+      "pid " + std::to_string(v.pid) + ": seccomp filter 0 hands system calls to a listener";
+  expect(r.output.find(want) != std::string::npos, "the error does not say '" + want + "'", r);
   finish(v);
 }
 
@@ -231,9 +256,9 @@ void check_bad_images(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 2 && !strcmp(argv[1], "--victim")) {
+  if (argc == 2 && !strncmp(argv[1], "--victim", 8)) {
     test_init(argc, argv);
-    victim();
+    victim(!strcmp(argv[1], "--victim-notif"));
   }
   if (argc >= 3 && !strcmp(argv[1], "--under-seccomp")) under_seccomp(argv + 2);
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -251,6 +276,7 @@ int main(int argc, char** argv) {
   fs::remove_all(g_workdir, ec);
   fs::create_directories(g_workdir);
   check("ckpt-under-seccomp", check_under_seccomp);
+  check("user-notif", check_user_notif);
   check("bad-images", check_bad_images);
   if (g_failed) return 1;
   fs::remove_all(g_workdir, ec);
