@@ -19,6 +19,7 @@
 #include "compel/infect.h"
 #include "compel/seize.h"
 #include "criu/files/fd_dump.h"
+#include "criu/lsm.h"
 #include "criu/mem_dump.h"
 #include "criu/net/net_dump.h"
 #include "criu/ns/namespaces.h"
@@ -26,6 +27,7 @@
 #include "criu/proc_parse.h"
 #include "criu/pstree.h"
 #include "criu/regs_pb.h"
+#include "criu/seccomp.h"
 #include "criu/shmem.h"
 #include "images/image_dir.h"
 #include "parasite/blobs.h"
@@ -344,6 +346,15 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   TRY_ASSIGN(pb::NamespacesEntry namespaces, ns::CollectNamespaces(tree));
   TRY_ASSIGN(int pid_base, ns::PidNsBase(tree));
   if (namespaces.net()) TRY(ns::JoinNetNamespaceOf(root));
+  // Before any parasite: seccomp filters are suspended for ckpt's remote
+  // system calls (and read), LSM labels read.
+  SeccompDumper seccomp;
+  TRY_ASSIGN(LsmDumper lsm, LsmDumper::Create());
+  for (const TreeTask& t : tree) {
+    if (!t.proc) continue;
+    TRY(seccomp.AddProcess(t.pid, t.proc->threads()));
+    TRY(lsm.AddProcess(t.pid, t.proc->threads()));
+  }
 
   // Before any socket is touched: the dumped connections' packets stop
   // here until the restore (or until a failed dump lets them go).
@@ -390,6 +401,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   TRY(fds.Close());
   TRY(shmem.Write(*dir));
   TRY(WriteOne(*dir, ImageType::kNamespaces, 0, namespaces));
+  TRY(seccomp.Write(*dir));
+  TRY(lsm.Write(*dir));
 
   pb::InventoryEntry inv;
   inv.set_format_version(images::kFormatVersion);

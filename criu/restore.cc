@@ -28,6 +28,7 @@
 #include "criu/ns/namespaces.h"
 #include "criu/proc_parse.h"
 #include "criu/restore_tree.h"
+#include "criu/seccomp.h"
 #include "criu/shmem.h"
 #include "criu/task_images.h"
 
@@ -386,8 +387,16 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   close(fds.log_fd);
   for (auto& kv : fds.shmem) close(kv.second);
   long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACECLONE;
+  // Restored seccomp filters must not stop the restorer, the traced
+  // rt_sigreturn or our remote munmap: suspended until we detach (every
+  // task and thread inherits the option from the root).
+  if (TreeHasSeccomp(tree)) opts |= kSuspendSeccomp;
   if (ptrace(PTRACE_SEIZE, child, nullptr, (void*)opts) < 0)
-    return Error::Errno("PTRACE_SEIZE " + Who(child));
+    return Error::Errno("PTRACE_SEIZE " + Who(child) +
+                        ((opts & kSuspendSeccomp)
+                             ? " with PTRACE_O_SUSPEND_SECCOMP (the dump has seccomp filters: "
+                               "ckpt needs CAP_SYS_ADMIN and no seccomp filter of its own)"
+                             : ""));
   if (write(go_w.get(), "g", 1) != 1) return Error::Errno("start restore");
   go_w.reset();
 

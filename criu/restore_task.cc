@@ -19,8 +19,10 @@
 #include "base/log.h"
 #include "criu/files/fd_restore.h"
 #include "criu/files/flock.h"
+#include "criu/lsm.h"
 #include "criu/ns/pid_ns.h"
 #include "criu/proc_parse.h"
+#include "criu/seccomp.h"
 #include "parasite/abi.h"
 #include "parasite/blobs.h"
 
@@ -238,8 +240,10 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   uint64_t pending_off = frames_off + sizeof(abi::SigframeArea) * nthreads;
   uint64_t shared_off = pending_off + 128 * npending;
   uint64_t timers_off = Align(shared_off + 128 * size_t(c.shared_pending_size()), 64);
-  uint64_t args_len =
-      Align(timers_off + sizeof(abi::RestorePosixTimer) * size_t(c.posix_timers_size()), kPage);
+  uint64_t seccomp_off =
+      Align(timers_off + sizeof(abi::RestorePosixTimer) * size_t(c.posix_timers_size()), 64);
+  uint64_t lsm_off = Align(seccomp_off + SeccompArgsSize(t.seccomp), 64);
+  uint64_t args_len = Align(lsm_off + LsmArgsSize(t.lsm), kPage);
   uint64_t park_len = vvar.len + vclock.len + vdso.len;
   uint64_t stacks_len = abi::kThreadStackSize * nthreads;
   uint64_t size = blob_len + args_len + park_len + stacks_len + kStackSize;
@@ -429,6 +433,8 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     auto* area = reinterpret_cast<abi::SigframeArea*>(ab + r.frame_off);
     compel::BuildSigframe(area, uint64_t(area), t.regs[i], th.blk_sigset(), alt);
   }
+  FillSeccompArgs(t.seccomp, c, a, seccomp_off);
+  FillLsmArgs(t.lsm, a, lsm_off);
 
   // glibc registered rseq for ckpt's thread in memory the restorer is about
   // to unmap: the kernel would fault writing it. Unregister it first.

@@ -269,6 +269,8 @@ Result<TreeImages> LoadTreeImages(const images::ImageDir& dir) {
         return Error("pagemap image of pid " + std::to_string(t.pid()) +
                      ": shared pages outside their source file");
     }
+  TRY(LoadSeccomp(dir, &tree));
+  TRY(LoadLsm(dir, &tree));
   return tree;
 }
 

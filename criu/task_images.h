@@ -7,6 +7,8 @@
 
 #include "base/result.h"
 #include "compel/regs.h"
+#include "criu/lsm.h"
+#include "criu/seccomp.h"
 #include "images/image_dir.h"
 #include "proto/ns.pb.h"
 #include "proto/core.pb.h"
@@ -30,6 +32,8 @@ struct TaskImages {
   pb::FsEntry fs;
   std::vector<compel::Regs> regs;  // per thread, as core.threads
   std::vector<int> children;       // indexes into TreeImages::tasks
+  TaskSeccomp seccomp;             // seccomp.img's part for this process
+  TaskLsm lsm;                     // LSM labels to set (lsm.img)
   // Not in the dump: a stand-in for a session or group leader that had
   // exited, so its members can be born into its session or group. It exits
   // once they are in place and its parent reaps it.

@@ -6,10 +6,12 @@
 #include "proto/fdinfo.pb.h"
 #include "proto/fs.pb.h"
 #include "proto/inventory.pb.h"
+#include "proto/lsm.pb.h"
 #include "proto/mm.pb.h"
 #include "proto/ns.pb.h"
 #include "proto/pagemap.pb.h"
 #include "proto/pstree.pb.h"
+#include "proto/seccomp.pb.h"
 #include "proto/sk_inet.pb.h"
 
 namespace ckpt::images {
@@ -39,6 +41,8 @@ const ImageTypeInfo kTypes[] = {
      Make<pb::TcpStreamEntry>, nullptr},
     {ImageType::kNamespaces, "namespaces", "namespaces.img", 0x4e535001,
      Make<pb::NamespacesEntry>, nullptr},
+    {ImageType::kSeccomp, "seccomp", "seccomp.img", 0x53434d01, Make<pb::SeccompEntry>, nullptr},
+    {ImageType::kLsm, "lsm", "lsm.img", 0x4c534d01, Make<pb::LsmEntry>, nullptr},
 };
 
 }  // namespace

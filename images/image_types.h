@@ -32,6 +32,8 @@ enum class ImageType {
   kUnixSkQueue,  // sk-queue-<file id>.img: unread messages of a unix socket
   kTcpStream,    // tcp-stream-<file id>.img: a TCP connection read in repair mode
   kNamespaces,   // namespaces.img: which namespaces the tree has of its own
+  kSeccomp,      // seccomp.img: filters and per-thread modes of the whole tree
+  kLsm,          // lsm.img: LSM labels of every thread (hosts with a labelling LSM)
 };
 
 struct ImageTypeInfo {

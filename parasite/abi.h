@@ -247,7 +247,28 @@ struct RestoreThread {
   uint64_t clear_tid;                // set_tid_address(2): pthread_join relies on it
   uint64_t robust_list, robust_len;  // set_robust_list(2): 0 = none
   char comm[16];
+  // Seccomp (criu/seccomp.h). The thread is cloned by threads[clone_by]
+  // once that one has installed clone_at filters of its own chain, so it
+  // shares those filters (as the dumped threads did); then it installs
+  // the rest of its chain itself. The leader has clone_by -1, clone_at 0.
+  int32_t clone_by;
+  uint32_t clone_at;
+  uint32_t seccomp_mode;  // 0 none, 2 filters, 1 strict: entered last, before the trap
+  uint32_t nr_chain;      // filters of its chain, oldest first
+  uint64_t chain_off;     // uint32_t[nr_chain] indexes into RestoreArgs filters
+  int32_t no_new_privs;   // per thread: PR_SET_NO_NEW_PRIVS after its clones
+  uint32_t spec_allow;    // install its filters with SECCOMP_FILTER_FLAG_SPEC_ALLOW
+  uint64_t lsm_label_off;  // text written to lsm_attr (e.g. "changeprofile X"), or 0
+  uint32_t lsm_label_len;
+  uint32_t pad;
 };
+
+struct RestoreFilter {  // one classic BPF program: struct sock_filter[len]
+  uint64_t insns_off;   // from the start of RestoreArgs
+  uint32_t len;         // instructions (8 bytes each)
+  uint32_t flags;       // SECCOMP_FILTER_FLAG_LOG
+};
+static_assert(sizeof(RestoreFilter) == 16);
 
 struct RestorePosixTimer {
   int32_t id, clock, notify, signo;
@@ -308,6 +329,16 @@ struct RestoreArgs {
   uint32_t nr_threads;    // threads[0] is the leader
   uint32_t threads_done;  // futex: threads that finished their setup
   uint64_t threads_off;   // RestoreThread[nr_threads]
+
+  uint32_t nr_filters;    // seccomp filters of the process's threads
+  uint32_t threads_born;  // futex: threads cloned so far (by any thread)
+  uint64_t filters_off;   // RestoreFilter[nr_filters]
+  // LSM label: each thread with a label opens this (its own attr file,
+  // e.g. /proc/thread-self/attr/apparmor/current) before its credentials
+  // change and writes the label after them (before, if lsm_before_creds).
+  char lsm_attr[64];
+  int32_t lsm_before_creds;
+  int32_t pad4;
 };
 
 }  // namespace ckpt::abi

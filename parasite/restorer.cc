@@ -39,6 +39,16 @@ struct KSigevent {  // struct sigevent
 };
 static_assert(sizeof(KSigevent) == 64);
 
+struct KSockFprog {  // struct sock_fprog
+  uint16_t len;
+  uint16_t pad[3];
+  uint64_t filter;
+};
+
+constexpr long kSeccompSetModeStrict = 0;
+constexpr long kSeccompSetModeFilter = 1;
+constexpr long kSeccompFilterFlagSpecAllow = 1 << 2;
+
 struct KCapHeader {
   uint32_t version;
   int32_t pid;
@@ -186,7 +196,18 @@ void RestoreCreds(RestoreArgs* a) {
     if (a->cap_amb >> cap & 1) sys(__NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
 }
 
+void WriteLsmLabel(RestoreArgs* a, RestoreThread* t, int fd) {
+  long r = sys(__NR_write, fd, At<char>(a, t->lsm_label_off), t->lsm_label_len);
+  if (r != (long)t->lsm_label_len)
+    Fail("setting the LSM label (is that profile loaded on this host?)", r < 0 ? r : -5, t->tid);
+  sys(__NR_close, fd);
+}
+
 // The last steps every thread does for itself, then the hand-over.
+// Seccomp filters are in place already (SpawnAndFilter); ckpt traces every
+// restored task with PTRACE_O_SUSPEND_SECCOMP, so they block none of the
+// system calls below, nor the traced rt_sigreturn, nor ckpt's remote munmap
+// of this region: they take effect when ckpt detaches.
 [[noreturn]] void FinishThread(RestoreArgs* a, RestoreThread* t, bool leader) {
   sys(__NR_set_tid_address, t->clear_tid);
   if (t->robust_list) sys(__NR_set_robust_list, t->robust_list, t->robust_len);
@@ -201,7 +222,26 @@ void RestoreCreds(RestoreArgs* a) {
     int32_t signo = *reinterpret_cast<int32_t*>(si);
     Check(sys(__NR_rt_tgsigqueueinfo, tgid, t->tid, signo, si), "queue signal", signo);
   }
+  // The LSM attr file is opened while the thread is still ckpt's (root,
+  // dumpable): the dumped credentials may not be allowed to open it.
+  int lsm_fd = -1;
+  if (t->lsm_label_off) {
+    lsm_fd = (int)sys(__NR_openat, -100 /* AT_FDCWD */, a->lsm_attr,
+                      01 | 02000000 /* O_WRONLY|O_CLOEXEC */);
+    Check(lsm_fd, "open the LSM attr file", t->tid);
+  }
+  // Smack needs CAP_MAC_ADMIN to relabel: before the capabilities go.
+  if (lsm_fd >= 0 && a->lsm_before_creds) WriteLsmLabel(a, t, lsm_fd);
   RestoreCreds(a);
+  // An AppArmor profile or SELinux domain would mediate setresuid and
+  // capset above: the label comes after them.
+  if (lsm_fd >= 0 && !a->lsm_before_creds) WriteLsmLabel(a, t, lsm_fd);
+  // Per thread, after this thread cloned the threads it hands its filters
+  // to (they must not inherit a no_new_privs they did not have) and after
+  // the label (AppArmor restricts profile changes under no_new_privs).
+  if (t->no_new_privs) Check(sys(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+  if (t->seccomp_mode == 1)
+    Check(sys(__NR_seccomp, kSeccompSetModeStrict, 0, 0), "seccomp strict mode", t->tid);
   if (leader) {
     // Changing credentials resets the dumpable flag and the parent death
     // signal: set them after.
@@ -226,8 +266,54 @@ void RestoreCreds(RestoreArgs* a) {
   rt_sigreturn_on((uint64_t)&f->frame.uc);
 }
 
+void ThreadMain(void* arg);
+
+void CloneThread(RestoreArgs* a, RestoreThread* t) {
+  KCloneArgs ca;
+  memset(&ca, 0, sizeof(ca));
+  ca.flags = kCloneThreadFlags;
+  ca.set_tid = (uint64_t)t->set_tid;
+  ca.set_tid_size = t->set_tid_size;
+  ca.stack = t->stack_top - kThreadStackSize;
+  ca.stack_size = kThreadStackSize;
+  ca.tls = t->fs_base;
+  long r = blob_clone_thread(&ca, sizeof(ca), ThreadMain, t);
+  if (r == -17 /* EEXIST */ && ca.set_tid_size > 1) {  // the outermost tid is taken
+    ca.set_tid_size--;
+    r = blob_clone_thread(&ca, sizeof(ca), ThreadMain, t);
+  }
+  Check(r, "clone3 thread", (uint64_t)t->tid);
+  __atomic_add_fetch(&a->threads_born, 1, __ATOMIC_RELEASE);
+  Wake(&a->threads_born);
+}
+
+// Thread `self` installs its seccomp chain from where it stands (clone_at:
+// what it inherited) to its end, oldest first, and clones each thread that
+// shares the first k filters with it right after the k-th: a clone
+// inherits the very filter objects, as the dumped threads shared them
+// (a later SECCOMP_FILTER_FLAG_TSYNC in the program depends on that).
+// Installing needs no_new_privs or CAP_SYS_ADMIN: the thread still has
+// ckpt's credentials here, so a task without no_new_privs gets its filters
+// without gaining it, and one without capabilities gets them too.
+void SpawnAndFilter(RestoreArgs* a, uint32_t self) {
+  RestoreThread* th = At<RestoreThread>(a, a->threads_off);
+  RestoreThread* t = &th[self];
+  RestoreFilter* filters = At<RestoreFilter>(a, a->filters_off);
+  uint32_t* chain = At<uint32_t>(a, t->chain_off);
+  for (uint32_t k = t->clone_at;; k++) {
+    for (uint32_t j = 1; j < a->nr_threads; j++)
+      if (th[j].clone_by == (int32_t)self && th[j].clone_at == k) CloneThread(a, &th[j]);
+    if (k >= t->nr_chain) break;
+    const RestoreFilter& f = filters[chain[k]];
+    KSockFprog prog = {(uint16_t)f.len, {0, 0, 0}, (uint64_t)At<uint8_t>(a, f.insns_off)};
+    long flags = f.flags | (t->spec_allow ? kSeccompFilterFlagSpecAllow : 0);
+    Check(sys(__NR_seccomp, kSeccompSetModeFilter, flags, &prog), "seccomp filter", t->tid);
+  }
+}
+
 void ThreadMain(void* arg) {
   RestoreThread* t = static_cast<RestoreThread*>(arg);
+  SpawnAndFilter(g_args, (uint32_t)(t - At<RestoreThread>(g_args, g_args->threads_off)));
   FinishThread(g_args, t, false);
 }
 
@@ -311,25 +397,17 @@ extern "C" void blob_main(RestoreArgs* a) {
   if (a->child_subreaper) sys(__NR_prctl, PR_SET_CHILD_SUBREAPER, 1);
   if (a->thp_disable) Check(sys(__NR_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0), "thp_disable");
   if (a->timerslack_ns) sys(__NR_prctl, PR_SET_TIMERSLACK, a->timerslack_ns, 0, 0, 0);
-  if (a->no_new_privs) Check(sys(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+  // no_new_privs is per thread: FinishThread sets it.
 
-  // 6. The other threads, with their own tids; each finishes itself.
+  // 6. The other threads, with their own tids, and the seccomp filters:
+  //    some threads are cloned by others (SpawnAndFilter); each finishes
+  //    itself.
   RestoreThread* th = At<RestoreThread>(a, a->threads_off);
-  for (uint32_t i = 1; i < a->nr_threads; i++) {
-    KCloneArgs ca;
-    memset(&ca, 0, sizeof(ca));
-    ca.flags = kCloneThreadFlags;
-    ca.set_tid = (uint64_t)th[i].set_tid;
-    ca.set_tid_size = th[i].set_tid_size;
-    ca.stack = th[i].stack_top - kThreadStackSize;
-    ca.stack_size = kThreadStackSize;
-    ca.tls = th[i].fs_base;
-    long r = blob_clone_thread(&ca, sizeof(ca), ThreadMain, &th[i]);
-    if (r == -17 /* EEXIST */ && ca.set_tid_size > 1) {  // the outermost tid is taken
-      ca.set_tid_size--;
-      r = blob_clone_thread(&ca, sizeof(ca), ThreadMain, &th[i]);
-    }
-    Check(r, "clone3 thread", (uint64_t)th[i].tid);
+  SpawnAndFilter(a, 0);
+  for (;;) {
+    uint32_t born = __atomic_load_n(&a->threads_born, __ATOMIC_ACQUIRE);
+    if (born + 1 >= a->nr_threads) break;
+    sys(__NR_futex, &a->threads_born, 0 /* FUTEX_WAIT */, born, 0);
   }
   // Signals that reached us while restoring (SIGCHLD of a zombie child
   // made for the tree) were not pending at dump time: drop them.

@@ -55,7 +55,7 @@ constexpr ImageType kAllTypes[] = {
     ImageType::kInventory, ImageType::kPstree, ImageType::kCore,  ImageType::kMm,
     ImageType::kPagemap,   ImageType::kFdinfo, ImageType::kFiles, ImageType::kFs,
     ImageType::kFileData,  ImageType::kUnixSkQueue, ImageType::kTcpStream,
-    ImageType::kNamespaces,
+    ImageType::kNamespaces, ImageType::kSeccomp, ImageType::kLsm,
 };
 
 std::string U32(uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); }
