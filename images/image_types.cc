@@ -7,6 +7,7 @@
 #include "proto/fs.pb.h"
 #include "proto/inventory.pb.h"
 #include "proto/mm.pb.h"
+#include "proto/net_ns.pb.h"
 #include "proto/pagemap.pb.h"
 #include "proto/pstree.pb.h"
 #include "proto/sk_inet.pb.h"
@@ -36,6 +37,14 @@ const ImageTypeInfo kTypes[] = {
      nullptr},
     {ImageType::kTcpStream, "tcp-stream", "tcp-stream-%u.img", 0x54435301,
      Make<pb::TcpStreamEntry>, nullptr},
+    {ImageType::kNetNsLinks, "netns-links", "netns-links.img", 0x4e4c4b01, Make<pb::NetLinkEntry>,
+     nullptr},
+    {ImageType::kNetNsRtnl, "netns-rtnl", "netns-rtnl.img", 0x4e52544e, Make<pb::NetRtnlEntry>,
+     nullptr},
+    {ImageType::kNetNsSysctl, "netns-sysctl", "netns-sysctl.img", 0x4e535901,
+     Make<pb::NetSysctlEntry>, nullptr},
+    {ImageType::kNetNsNft, "netns-nft", "netns-nft.img", 0x4e4e4601, Make<pb::NftMsgEntry>,
+     nullptr},
 };
 
 }  // namespace

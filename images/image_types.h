@@ -31,6 +31,10 @@ enum class ImageType {
   kFileData,  // fdata-<id>.img: bytes of a pipe, memfd or deleted file
   kUnixSkQueue,  // sk-queue-<file id>.img: unread messages of a unix socket
   kTcpStream,    // tcp-stream-<file id>.img: a TCP connection read in repair mode
+  kNetNsLinks,   // netns-links.img: devices of the dumped network namespace
+  kNetNsRtnl,    // netns-rtnl.img: its addresses, routes and rules
+  kNetNsSysctl,  // netns-sysctl.img: its net.ipv4/net.ipv6 sysctls
+  kNetNsNft,     // netns-nft.img: its nftables ruleset
 };
 
 struct ImageTypeInfo {
