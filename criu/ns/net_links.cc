@@ -346,15 +346,16 @@ Status Adjust(const LinkRestoreCtx& c, const pb::NetLinkEntry& e) {
   return Change(c.inner, int(e.ifindex()), ch.get(), "setting it up as it was");
 }
 
-// What the kernel only takes on an existing device.
+// What the kernel only takes on an existing device; flags again, as the
+// second end of a veth pair is made without its own.
 Status Tune(const LinkRestoreCtx& c, const pb::NetLinkEntry& e) {
-  if (e.alias().empty() && !e.group() && !e.linkmode()) return Ok();
   LinkPtr ch(rtnl_link_alloc());
   if (!ch) return Error("out of memory", ENOMEM);
+  SetFlags(ch.get(), e.flags());
   if (!e.alias().empty()) rtnl_link_set_ifalias(ch.get(), e.alias().c_str());
   if (e.group()) rtnl_link_set_group(ch.get(), e.group());
   if (e.linkmode()) rtnl_link_set_linkmode(ch.get(), uint8_t(e.linkmode()));
-  return Change(c.inner, int(e.ifindex()), ch.get(), "setting alias, group and link mode");
+  return Change(c.inner, int(e.ifindex()), ch.get(), "setting flags, alias, group and link mode");
 }
 
 bool Existing(const pb::NetLinkEntry& e) { return e.kind().empty() || kFallbackNames.count(e.name()); }

@@ -18,6 +18,7 @@
 #include <netlink/msg.h>
 
 #include <functional>
+#include <set>
 
 #include "base/log.h"
 #include "criu/ns/netlink_util.h"
@@ -191,6 +192,18 @@ Status DumpKind(nl_sock* sk, Kind kind, int type, const IfNames& names,
   return Ok();
 }
 
+// family, device, prefix length and address of an RTM_NEWADDR payload.
+std::string AddrKey(const std::string& m) {
+  if (m.size() < sizeof(ifaddrmsg)) return "";
+  const auto* h = reinterpret_cast<const ifaddrmsg*>(m.data());
+  auto at = Attrs(m, sizeof(*h));
+  const nlattr* a = at.count(IFA_LOCAL) ? at[IFA_LOCAL] : at[IFA_ADDRESS];
+  std::string k = std::to_string(h->ifa_family) + " " + std::to_string(h->ifa_index) + " " +
+                  std::to_string(h->ifa_prefixlen) + " ";
+  if (a) k.append(static_cast<const char*>(nla_data(a)), size_t(nla_len(a)));
+  return k;
+}
+
 bool IsOk(const Status& st) { return st.ok() || st.error().err() == EEXIST; }
 
 }  // namespace
@@ -225,9 +238,21 @@ Status CheckRtnl(const std::vector<pb::NetRtnlEntry>& entries) {
 }
 
 Status RestoreRtnl(nl_sock* sk, const std::vector<pb::NetRtnlEntry>& entries) {
+  // Addresses the kernel made by itself once the devices came up (lo's,
+  // IPv6 link-local ones) are left as they are: replacing them would add
+  // prefix routes the kernel did not make for its own.
+  std::set<std::string> present;
+  for (int family : {AF_INET, AF_INET6}) {
+    TRY(RtnlDump(sk, RTM_GETADDR, family, [&](nlmsghdr* h) -> Status {
+      if (h->nlmsg_type == RTM_NEWADDR) present.insert(AddrKey(Payload(h)));
+      return Ok();
+    }),
+        "reading the new namespace's addresses");
+  }
   std::vector<const pb::NetRtnlEntry*> routes, rules;
   for (const auto& e : entries) {
     if (e.kind() == pb::NetRtnlEntry::ADDR) {
+      if (present.count(AddrKey(e.msg()))) continue;
       Status st = RtnlRequest(sk, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, e.msg().data(),
                               e.msg().size(), e.desc());
       if (!IsOk(st)) return st;

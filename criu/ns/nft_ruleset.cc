@@ -23,8 +23,12 @@
 namespace ckpt::ns {
 namespace {
 
-// Newer than the headers we build with (Linux 6.9).
+// Newer than the headers we build with: NFT_TABLE_F_PERSIST (Linux 6.9);
+// NFTA_SET_TYPE (the set backend's name) and NFTA_SET_COUNT (its element
+// count), which recent kernels put in dumps and refuse in requests.
 constexpr uint32_t kTableFlagPersist = 0x4;
+constexpr uint16_t kSetAttrType = 19;
+constexpr uint16_t kSetAttrCount = 20;
 constexpr uint32_t kTableFlagOwner = NFT_TABLE_F_OWNER;
 
 // How long to wait for nf_tables' answers; the kernel answers inside
@@ -80,7 +84,7 @@ const std::map<uint32_t, std::set<uint16_t>> kDrop = {
     {NFT_MSG_NEWCHAIN, {NFTA_CHAIN_HANDLE, NFTA_CHAIN_USE, NFTA_CHAIN_ID}},
     {NFT_MSG_NEWOBJ, {NFTA_OBJ_HANDLE, NFTA_OBJ_USE}},
     {NFT_MSG_NEWFLOWTABLE, {NFTA_FLOWTABLE_HANDLE, NFTA_FLOWTABLE_USE}},
-    {NFT_MSG_NEWSET, {NFTA_SET_HANDLE, NFTA_SET_ID}},
+    {NFT_MSG_NEWSET, {NFTA_SET_HANDLE, NFTA_SET_ID, kSetAttrType, kSetAttrCount}},
     {NFT_MSG_NEWSETELEM, {}},
     {NFT_MSG_NEWRULE,
      {NFTA_RULE_HANDLE, NFTA_RULE_POSITION, NFTA_RULE_ID, NFTA_RULE_POSITION_ID,
@@ -272,6 +276,9 @@ struct Dumper {
     ForEach(in, [&](const nlattr* at) {
       uint16_t t = at->nla_type & NLA_TYPE_MASK;
       if (drop.count(t)) return;
+      // An empty NFTA_SET_DESC (a set without size or concatenation) is
+      // refused in a request (EINVAL) though dumps hold it.
+      if (type == NFT_MSG_NEWSET && t == NFTA_SET_DESC && at->nla_len <= sizeof(nlattr)) return;
       size_t at_off = attrs.size();
       attrs.append(reinterpret_cast<const char*>(at), at->nla_len);
       attrs.resize(MNL_ALIGN(attrs.size()), '\0');
@@ -376,14 +383,16 @@ Status RestoreNftRuleset(const std::vector<pb::NftMsgEntry>& msgs) {
     return seq++;
   };
   what[add(64, [](char* b, uint32_t s) { return nftnl_batch_begin(b, s); })] = "starting the batch";
+  uint32_t set_id = 0;
   for (const auto& e : msgs) {
     uint16_t flags = NLM_F_CREATE | (e.type() == NFT_MSG_NEWRULE ? NLM_F_APPEND : 0);
-    uint32_t s = add(MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(nfgenmsg)) + MNL_ALIGN(e.attrs().size()),
+    uint32_t s = add(MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(nfgenmsg)) + MNL_ALIGN(e.attrs().size()) + 16,
                      [&](char* b, uint32_t sq) {
                        nlmsghdr* h = nftnl_nlmsg_build_hdr(b, uint16_t(e.type()),
                                                            uint16_t(e.family()), flags, sq);
                        memcpy(mnl_nlmsg_get_payload_tail(h), e.attrs().data(), e.attrs().size());
                        h->nlmsg_len += MNL_ALIGN(e.attrs().size());
+                       if (e.type() == NFT_MSG_NEWSET) mnl_attr_put_u32(h, NFTA_SET_ID, htonl(++set_id));
                        return h;
                      });
     what[s] = e.desc();

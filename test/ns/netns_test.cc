@@ -1,0 +1,285 @@
+// A network namespace made with ip/nft, saved with DumpNetNamespace, made
+// again with RestoreNetNamespace in a fresh namespace, and compared through
+// what ip and nft print. main() moves the whole test into a network
+// namespace of its own first: that is the "host" (ckpt's namespace) here,
+// where the outer ends of veths go; it goes away with the test process.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <functional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "criu/ns/net_ns.h"
+#include "images/image_dir.h"
+#include "proto/net_ns.pb.h"
+
+namespace ckpt::ns {
+namespace {
+
+// Runs argv, returns its stdout (stderr too when `err`); status in *rc.
+std::string Capture(const std::vector<std::string>& argv, int* rc = nullptr, bool err = false) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return "pipe failed";
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(p[1], 1);
+    if (err) dup2(p[1], 2);
+    std::vector<char*> a;
+    for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+    a.push_back(nullptr);
+    execvp(a[0], a.data());
+    _exit(127);
+  }
+  close(p[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(p[0], buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) out.append(buf, size_t(n));
+  close(p[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  if (rc) *rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+  return out;
+}
+
+std::string Sh(const std::string& cmd, int* rc = nullptr) {
+  return Capture({"sh", "-c", cmd}, rc, true);
+}
+// A shell command inside the network namespace of `pid`.
+std::string InNs(pid_t pid, const std::string& cmd, int* rc = nullptr) {
+  return Capture({"nsenter", "-t", std::to_string(pid), "-n", "sh", "-c", cmd}, rc, true);
+}
+
+// A child process alone in a new network namespace: runs `fn` there (its
+// result, "" for success, comes back as result()), then waits until this
+// object goes, and is killed and reaped by the destructor.
+class NsChild {
+ public:
+  explicit NsChild(const std::function<std::string()>& fn) {
+    int res[2], ctl[2];
+    if (pipe2(res, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0) abort();
+    pid_ = fork();
+    if (pid_ == 0) {
+      close(res[0]);
+      close(ctl[1]);
+      std::string r = unshare(CLONE_NEWNET) == 0 ? fn() : "unshare(CLONE_NEWNET) failed";
+      if (r.empty()) r = "ok";
+      (void)!write(res[1], r.data(), r.size());
+      close(res[1]);
+      char c;
+      while (read(ctl[0], &c, 1) < 0 && errno == EINTR) {
+      }
+      _exit(0);
+    }
+    close(res[1]);
+    close(ctl[0]);
+    ctl_ = ctl[1];
+    char buf[8192];
+    ssize_t n;
+    while ((n = read(res[0], buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+      if (n > 0) result_.append(buf, size_t(n));
+    close(res[0]);
+  }
+  ~NsChild() { Stop(); }
+  void Stop() {
+    if (pid_ <= 0) return;
+    close(ctl_);
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  pid_t pid() const { return pid_; }
+  // "ok" or what failed.
+  const std::string& result() const { return result_; }
+
+ private:
+  pid_t pid_ = -1;
+  int ctl_ = -1;
+  std::string result_;
+};
+
+std::string Replace(std::string s, const std::string& re, const std::string& with) {
+  return std::regex_replace(s, std::regex(re), with);
+}
+
+// What ip and nft print of a namespace, with what legitimately differs
+// between two namespaces made at different times taken out.
+struct Snapshot {
+  std::string links, addrs, routes, rules, sysctls, nft;
+};
+
+Snapshot Take(pid_t pid, const std::string& nft_tables) {
+  Snapshot s;
+  s.links = InNs(pid, "ip -d link show");
+  s.links = Replace(s.links, "link-netnsid [0-9]+", "link-netnsid N");
+  s.links = Replace(s.links, "_timer +[0-9.]+", "_timer T");
+  s.addrs = InNs(pid, "ip addr show");
+  s.addrs = Replace(s.addrs, "(valid|preferred)_lft [0-9]+sec", "$1_lft N");
+  s.routes = InNs(pid, "ip route show table all; ip -6 route show table all");
+  s.routes = Replace(s.routes, "expires [0-9]+sec", "expires N");
+  s.rules = InNs(pid, "ip rule show; ip -6 rule show");
+  // Every per-namespace sysctl but the secret and the ones that count.
+  s.sysctls = InNs(pid, "sysctl -a 2>/dev/null | grep -E '^net\\.(ipv4|ipv6|core|unix)\\.' | "
+                        "grep -v -E 'stable_secret|tcp_fastopen_key|hash_seed'");
+  for (const auto& t : {nft_tables}) s.nft += InNs(pid, "nft list table " + t);
+  return s;
+}
+
+void ExpectSame(const Snapshot& a, const Snapshot& b) {
+  EXPECT_EQ(a.links, b.links);
+  EXPECT_EQ(a.addrs, b.addrs);
+  EXPECT_EQ(a.routes, b.routes);
+  EXPECT_EQ(a.rules, b.rules);
+  EXPECT_EQ(a.sysctls, b.sysctls);
+  EXPECT_EQ(a.nft, b.nft);
+}
+
+// Waits (bounded) until no IPv6 address of `pid`'s namespace is tentative:
+// restored addresses go through duplicate address detection again.
+void WaitNoTentative(pid_t pid) {
+  for (int i = 0; i < 100; i++) {
+    if (InNs(pid, "ip addr show").find("tentative") == std::string::npos) return;
+    usleep(100 * 1000);
+  }
+}
+
+// Waits (bounded) until the device `name` is gone from this namespace (a
+// dead namespace's devices go asynchronously).
+bool WaitGone(const std::string& name) {
+  for (int i = 0; i < 200; i++) {
+    int rc = 0;
+    Sh("ip link show " + name, &rc);
+    if (rc != 0) return true;
+    usleep(50 * 1000);
+  }
+  return false;
+}
+
+class ImageTmp {
+ public:
+  ImageTmp() {
+    char t[] = "/tmp/ckpt-netns-XXXXXX";
+    if (!mkdtemp(t)) abort();
+    path_ = t;
+  }
+  ~ImageTmp() {
+    if (getenv("KEEP_IMG")) return;
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+const char kSetup[] = R"(set -e
+ip link set lo up
+ip link add d0 type veth peer name p0
+ip link set d0 address 02:00:00:00:00:01 mtu 1400 txqueuelen 500
+ip link set d0 alias "an end"
+ip link add d1 type veth peer name p1
+ip link set d1 multicast off
+ip link add br0 type bridge
+ip link set d1 master br0
+ip link add m0 link d0 type macvlan mode private
+ip link set p0 up
+ip link set m0 up
+echo 0 > /proc/sys/net/ipv6/conf/d0/accept_dad
+echo 1 > /proc/sys/net/ipv4/conf/d0/rp_filter
+echo 1 > /proc/sys/net/ipv4/ip_forward
+echo "20000 30000" > /proc/sys/net/ipv4/ip_local_port_range
+echo 512 > /proc/sys/net/core/somaxconn
+echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad
+ip addr add 10.10.0.1/24 dev d0
+ip addr add 10.10.0.2/24 dev d0
+ip addr add 10.10.1.1/24 dev d0 valid_lft 3000 preferred_lft 2000
+ip -6 addr add fd00::1/64 dev d0
+ip link set d0 up
+ip link set br0 up
+ip route add 10.20.0.0/16 via 10.10.0.254 table 100
+ip route add default via 10.10.0.254 dev d0
+ip route add blackhole 10.30.0.0/16
+ip route add 10.40.0.0/16 via 10.20.0.1 table 100 onlink dev d0
+ip -6 route add fd01::/64 via fd00::fe dev d0 table 200
+ip rule add from 10.10.0.0/24 lookup 100 pref 1000
+ip rule add not fwmark 0x10 lookup 200 pref 1001
+ip -6 rule add to fd01::/64 lookup 200 pref 1002
+nft -f - <<'EOF'
+table inet filt {
+  counter hits { packets 7 bytes 700 }
+  set blocked { type ipv4_addr; flags interval; elements = { 192.0.2.0/24, 198.51.100.7 } }
+  map ports { type inet_service : verdict; elements = { 22 : jump other, 80 : accept } }
+  chain input {
+    type filter hook input priority 0; policy accept;
+    ip saddr @blocked counter packets 3 bytes 300 drop
+    tcp dport { 22, 80, 443 } counter name hits accept
+    tcp dport vmap @ports
+  }
+  chain other {
+    counter packets 1 bytes 2
+  }
+}
+table ip nat {
+  chain post {
+    type nat hook postrouting priority 100;
+    oifname "d0" masquerade
+  }
+}
+table ip ckpt-run-1-2-test {
+  chain c {
+  }
+}
+EOF
+)";
+
+TEST(NetNs, DumpAndRestoreMatch) {
+  NsChild orig([] { int rc = 0; std::string out = Sh(kSetup, &rc); return rc == 0 ? "" : out; });
+  ASSERT_EQ(orig.result(), "ok");
+  ImageTmp img;
+  if (getenv("KEEP_IMG")) printf("images in %s\n", img.path().c_str());
+  auto dir = images::ImageDir::Create(img.path());
+  ASSERT_TRUE(dir.ok()) << dir.error().message();
+  Status st = DumpNetNamespace(orig.pid(), {}, **dir);
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  if (getenv("KEEP_IMG")) Sh("rm -rf /tmp/netns-debug; cp -r " + img.path() + " /tmp/netns-debug");
+
+  UniqueFd host(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  NsChild restored([&] {
+    auto rd = images::ImageDir::Open(img.path());
+    if (!rd.ok()) return rd.error().message();
+    Status r = RestoreNetNamespace(**rd, {}, host.get());
+    return r.ok() ? std::string() : r.error().message();
+  });
+  ASSERT_EQ(restored.result(), "ok");
+  WaitNoTentative(restored.pid());
+  WaitNoTentative(orig.pid());
+  Snapshot a = Take(orig.pid(), "inet filt; nft list table ip nat");
+  Snapshot b = Take(restored.pid(), "inet filt; nft list table ip nat");
+  ExpectSame(a, b);
+  // ckpt's own table stays behind.
+  EXPECT_NE(InNs(orig.pid(), "nft list tables").find("ckpt-run-1-2-test"), std::string::npos);
+  EXPECT_EQ(InNs(restored.pid(), "nft list tables").find("ckpt-"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ckpt::ns
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  // The whole test in a network namespace of its own: devices made "in
+  // ckpt's namespace" land here and go with the process.
+  if (unshare(CLONE_NEWNET) != 0) {
+    perror("unshare(CLONE_NEWNET) (the test needs root)");
+    return 1;
+  }
+  return RUN_ALL_TESTS();
+}
