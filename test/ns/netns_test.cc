@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <regex>
 #include <string>
 #include <vector>
@@ -268,6 +269,262 @@ TEST(NetNs, DumpAndRestoreMatch) {
   // ckpt's own table stays behind.
   EXPECT_NE(InNs(orig.pid(), "nft list tables").find("ckpt-run-1-2-test"), std::string::npos);
   EXPECT_EQ(InNs(restored.pid(), "nft list tables").find("ckpt-"), std::string::npos);
+}
+
+
+// Restores the image at `path` in a fresh namespace child with `o`.
+std::unique_ptr<NsChild> RestoreIn(const std::string& path, const NetNsOptions& o = {}) {
+  int host = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  auto c = std::make_unique<NsChild>([&] {
+    auto rd = images::ImageDir::Open(path);
+    if (!rd.ok()) return rd.error().message();
+    Status r = RestoreNetNamespace(**rd, o, host);
+    return r.ok() ? std::string() : r.error().message();
+  });
+  close(host);
+  return c;
+}
+
+// Removes devices of this (the test's "host") namespace when a test ends.
+struct HostDevices {
+  std::vector<std::string> names;
+  ~HostDevices() {
+    for (const auto& n : names) Sh("ip link del " + n + " 2>/dev/null");
+  }
+};
+
+// A namespace with a veth whose other end, outer0, is in the test's
+// namespace, a port of bridge brh there.
+std::unique_ptr<NsChild> VethNamespace() {
+  std::string me = std::to_string(getpid());
+  auto c = std::make_unique<NsChild>([me] {
+    int rc = 0;
+    std::string out = Sh("set -e; ip link set lo up; ip link add eth0 type veth peer name outer0 netns " +
+                             me + "; ip link set eth0 address 02:00:00:00:00:02; ip addr add "
+                             "10.99.0.2/24 dev eth0; ip link set eth0 up; ip route add default via "
+                             "10.99.0.1",
+                         &rc);
+    return rc == 0 ? std::string() : out;
+  });
+  if (c->result() == "ok") {
+    Sh("ip link set outer0 address 02:00:00:00:00:03 mtu 1450; ip link set outer0 master brh up");
+  }
+  return c;
+}
+
+TEST(NetNs, VethOuterEndComesBackInCkptsNamespace) {
+  HostDevices hd{{"brh", "outer0"}};
+  int rc = 0;
+  Sh("ip link add brh type bridge && ip link set brh up", &rc);
+  ASSERT_EQ(rc, 0);
+  ImageTmp img;
+  auto dir = images::ImageDir::Create(img.path());
+  ASSERT_TRUE(dir.ok()) << dir.error().message();
+  {
+    auto orig = VethNamespace();
+    ASSERT_EQ(orig->result(), "ok");
+    Status st = DumpNetNamespace(orig->pid(), {}, **dir);
+    ASSERT_TRUE(st.ok()) << st.error().message();
+    orig->Stop();
+  }
+  ASSERT_TRUE(WaitGone("outer0"));  // the dumped namespace is gone, its veth too
+
+  auto restored = RestoreIn(img.path());
+  ASSERT_EQ(restored->result(), "ok");
+  std::string outer = Sh("ip -d link show outer0");
+  EXPECT_NE(outer.find("master brh"), std::string::npos) << outer;
+  EXPECT_NE(outer.find("state UP"), std::string::npos) << outer;
+  EXPECT_NE(outer.find("mtu 1450"), std::string::npos) << outer;
+  EXPECT_NE(outer.find("02:00:00:00:00:03"), std::string::npos) << outer;
+  EXPECT_NE(outer.find("veth"), std::string::npos) << outer;
+  std::string inner = InNs(restored->pid(), "ip addr show eth0; ip route show");
+  EXPECT_NE(inner.find("02:00:00:00:00:02"), std::string::npos) << inner;
+  EXPECT_NE(inner.find("10.99.0.2/24"), std::string::npos) << inner;
+  EXPECT_NE(inner.find("default via 10.99.0.1 dev eth0"), std::string::npos) << inner;
+  // The two ends are one pair: eth0's peer index is outer0's.
+  std::string idx = Sh("cat /sys/class/net/outer0/ifindex 2>/dev/null || ip -o link show outer0 | cut -d: -f1");
+  EXPECT_NE(InNs(restored->pid(), "ip -o link show eth0").find("eth0@if" + Replace(idx, "\\s", "")),
+            std::string::npos);
+  restored->Stop();
+  EXPECT_TRUE(WaitGone("outer0"));
+}
+
+TEST(NetNs, VethExternalRenamesOuterEndAndPicksBridge) {
+  HostDevices hd{{"brh", "br9", "outer0", "outer9"}};
+  int rc = 0;
+  Sh("ip link add brh type bridge && ip link add br9 type bridge", &rc);
+  ASSERT_EQ(rc, 0);
+  ImageTmp img;
+  auto dir = images::ImageDir::Create(img.path());
+  ASSERT_TRUE(dir.ok());
+  {
+    auto orig = VethNamespace();
+    ASSERT_EQ(orig->result(), "ok");
+    Status st = DumpNetNamespace(orig->pid(), {}, **dir);
+    ASSERT_TRUE(st.ok()) << st.error().message();
+  }
+  // outer0 still goes away asynchronously; outer9 does not collide with it.
+  NetNsOptions o;
+  o.externals = {"veth[eth0]:outer9@br9", "mnt[x]:y"};
+  auto restored = RestoreIn(img.path(), o);
+  ASSERT_EQ(restored->result(), "ok");
+  std::string outer = Sh("ip -d link show outer9");
+  EXPECT_NE(outer.find("master br9"), std::string::npos) << outer;
+  EXPECT_NE(outer.find("state UP"), std::string::npos) << outer;
+  EXPECT_TRUE(WaitGone("outer0"));
+}
+
+TEST(NetNs, FailedRestoreLeavesNothingOutside) {
+  HostDevices hd{{"brh", "outer0"}};
+  int rc = 0;
+  Sh("ip link add brh type bridge", &rc);
+  ASSERT_EQ(rc, 0);
+  ImageTmp img;
+  auto dir = images::ImageDir::Create(img.path());
+  ASSERT_TRUE(dir.ok());
+  {
+    auto orig = VethNamespace();
+    ASSERT_EQ(orig->result(), "ok");
+    Status st = DumpNetNamespace(orig->pid(), {}, **dir);
+    ASSERT_TRUE(st.ok()) << st.error().message();
+  }
+  ASSERT_TRUE(WaitGone("outer0"));
+  // An nftables rule for a table nobody made: the kernel refuses the batch,
+  // the last step, after the veth pair is made.
+  {
+    auto w = (*dir)->OpenWriter(images::ImageType::kNetNsNft);
+    ASSERT_TRUE(w.ok());
+    pb::NftMsgEntry e;
+    e.set_type(6);  // NFT_MSG_NEWRULE
+    e.set_family(1);
+    std::string a;
+    auto put = [&](uint16_t type, const std::string& v) {
+      uint16_t len = uint16_t(4 + v.size() + 1);
+      a.append(reinterpret_cast<const char*>(&len), 2);
+      a.append(reinterpret_cast<const char*>(&type), 2);
+      a += v;
+      a.push_back('\0');
+      a.resize((a.size() + 3) & ~size_t(3), '\0');
+    };
+    put(1, "nosuchtable");
+    put(2, "nosuchchain");
+    e.set_attrs(a);
+    e.set_desc("rule in chain inet nosuchtable nosuchchain");
+    ASSERT_TRUE(w->Write(e).ok());
+    ASSERT_TRUE(w->Close().ok());
+  }
+  auto restored = RestoreIn(img.path());
+  EXPECT_NE(restored->result().find("nosuchtable"), std::string::npos) << restored->result();
+  // Checked while the restoring process (and its namespace) still lives:
+  // the outer end was removed by the failed restore itself.
+  int gone = 0;
+  Sh("ip link show outer0", &gone);
+  EXPECT_NE(gone, 0) << "outer0 left behind in ckpt's namespace";
+}
+
+TEST(NetNs, UnsupportedDeviceIsNamed) {
+  NsChild orig([] {
+    int rc = 0;
+    std::string out = Sh("ip link add ifb7 type ifb", &rc);
+    return rc == 0 ? std::string() : out;
+  });
+  ASSERT_EQ(orig.result(), "ok");
+  ImageTmp img;
+  auto dir = images::ImageDir::Create(img.path());
+  ASSERT_TRUE(dir.ok());
+  Status st = DumpNetNamespace(orig.pid(), {}, **dir);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().message(), "netns of pid " + std::to_string(orig.pid()) +
+                                      ": device ifb7 (ifb) is not supported");
+}
+
+TEST(NetNs, CkptsOwnNamespaceIsRefused) {
+  ImageTmp img;
+  auto dir = images::ImageDir::Create(img.path());
+  ASSERT_TRUE(dir.ok());
+  Status st = DumpNetNamespace(getpid(), {}, **dir);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message().find("ckpt's own network namespace"), std::string::npos);
+}
+
+// Rewrites one image of `dir` with `records` (already serialised) after a
+// valid header.
+template <typename M>
+void Rewrite(images::ImageDir& dir, images::ImageType t, const std::vector<M>& records) {
+  auto w = dir.OpenWriter(t);
+  ASSERT_TRUE(w.ok());
+  for (const auto& r : records) ASSERT_TRUE(w->Write(r).ok());
+  ASSERT_TRUE(w->Close().ok());
+}
+
+TEST(NetNs, CorruptImagesGiveClearErrors) {
+  NsChild orig([] {
+    int rc = 0;
+    std::string out = Sh("ip link set lo up && echo 1 > /proc/sys/net/ipv4/ip_forward", &rc);
+    return rc == 0 ? std::string() : out;
+  });
+  ASSERT_EQ(orig.result(), "ok");
+  ImageTmp img;
+  auto dir = images::ImageDir::Create(img.path());
+  ASSERT_TRUE(dir.ok());
+  ASSERT_TRUE(DumpNetNamespace(orig.pid(), {}, **dir).ok());
+  std::string rtnl_path = img.path() + "/netns-rtnl.img";
+  std::string saved;
+  {
+    int rc = 0;
+    saved = Capture({"cat", rtnl_path}, &rc);
+    ASSERT_EQ(rc, 0);
+  }
+
+  // Garbage after the header: a record length past the end.
+  {
+    std::string bad = saved.substr(0, 8) + std::string("\xff\x00\x00\x00garbage", 11);
+    FILE* f = fopen(rtnl_path.c_str(), "w");
+    fwrite(bad.data(), 1, bad.size(), f);
+    fclose(f);
+    auto r = RestoreIn(img.path());
+    EXPECT_NE(r->result().find("netns-rtnl.img"), std::string::npos) << r->result();
+    EXPECT_NE(r->result(), "ok");
+  }
+  // A record that parses but holds a message too short for its kind.
+  {
+    pb::NetRtnlEntry e;
+    e.set_kind(pb::NetRtnlEntry::ROUTE);
+    e.set_msg("abc");
+    Rewrite<pb::NetRtnlEntry>(**dir, images::ImageType::kNetNsRtnl, {e});
+    auto r = RestoreIn(img.path());
+    EXPECT_NE(r->result().find("netns-rtnl.img: entry 0"), std::string::npos) << r->result();
+    EXPECT_NE(r->result().find("bad message size"), std::string::npos) << r->result();
+    Rewrite<pb::NetRtnlEntry>(**dir, images::ImageType::kNetNsRtnl, {});
+  }
+  // A sysctl path climbing out of /proc/sys/net: refused, nothing written.
+  {
+    pb::NetSysctlEntry e;
+    e.set_path("ipv4/../../kernel/hostname");
+    e.set_value("pwned");
+    Rewrite<pb::NetSysctlEntry>(**dir, images::ImageType::kNetNsSysctl, {e});
+    auto r = RestoreIn(img.path());
+    EXPECT_NE(r->result().find("bad path 'ipv4/../../kernel/hostname'"), std::string::npos)
+        << r->result();
+  }
+  // A device of a kind restore cannot make.
+  {
+    pb::NetLinkEntry e;
+    e.set_ifindex(5);
+    e.set_name("wg0");
+    e.set_kind("wireguard");
+    e.set_flags(0);
+    Rewrite<pb::NetLinkEntry>(**dir, images::ImageType::kNetNsLinks, {e});
+    auto r = RestoreIn(img.path());
+    EXPECT_NE(r->result().find("device wg0 (wireguard) is not supported"), std::string::npos)
+        << r->result();
+  }
+  // A missing image.
+  {
+    unlink((img.path() + "/netns-nft.img").c_str());
+    auto r = RestoreIn(img.path());
+    EXPECT_NE(r->result().find("netns-nft.img"), std::string::npos) << r->result();
+  }
 }
 
 }  // namespace
