@@ -527,6 +527,87 @@ TEST(NetNs, CorruptImagesGiveClearErrors) {
   }
 }
 
+TEST(NetNs, MacvlanOnADeviceOfCkptsNamespace) {
+  HostDevices hd{{"hl0"}};
+  int rc = 0;
+  Sh("ip link add hl0 type veth peer name hl1 && ip link set hl0 up", &rc);
+  ASSERT_EQ(rc, 0);
+  ImageTmp img;
+  auto dir = images::ImageDir::Create(img.path());
+  ASSERT_TRUE(dir.ok());
+  {
+    NsChild orig([] { return std::string(); });
+    ASSERT_EQ(orig.result(), "ok");
+    Sh("ip link add mv0 link hl0 netns " + std::to_string(orig.pid()) +
+           " type macvlan mode bridge",
+       &rc);
+    ASSERT_EQ(rc, 0);
+    InNs(orig.pid(), "ip link set mv0 address 02:00:00:00:00:07 && ip link set mv0 up && "
+                     "ip addr add 10.77.0.2/24 dev mv0");
+    Status st = DumpNetNamespace(orig.pid(), {}, **dir);
+    ASSERT_TRUE(st.ok()) << st.error().message();
+    // A dead namespace's devices go asynchronously; a macvlan with the
+    // same address on the same lower device cannot come up before.
+    InNs(orig.pid(), "ip link del mv0");
+  }
+  auto restored = RestoreIn(img.path());
+  ASSERT_EQ(restored->result(), "ok");
+  std::string idx = Replace(Sh("cat /sys/class/net/hl0/ifindex 2>/dev/null || "
+                               "ip -o link show hl0 | cut -d: -f1"),
+                            "\\s", "");
+  std::string mv = InNs(restored->pid(), "ip -d addr show mv0");
+  EXPECT_NE(mv.find("mv0@if" + idx), std::string::npos) << mv << " (hl0 is " << idx << ")";
+  EXPECT_NE(mv.find("macvlan mode bridge"), std::string::npos) << mv;
+  EXPECT_NE(mv.find("02:00:00:00:00:07"), std::string::npos) << mv;
+  EXPECT_NE(mv.find("10.77.0.2/24"), std::string::npos) << mv;
+}
+
+TEST(NetNs, VethPeerInAThirdNamespaceNeedsAnExternal) {
+  HostDevices hd{{"outer5"}};
+  NsChild third([] { return std::string(); });
+  ASSERT_EQ(third.result(), "ok");
+  std::string tp = std::to_string(third.pid());
+  ImageTmp img;
+  auto dir = images::ImageDir::Create(img.path());
+  ASSERT_TRUE(dir.ok());
+  {
+    NsChild orig([tp] {
+      int rc = 0;
+      std::string out = Sh("ip link add eth0 type veth peer name far0 netns " + tp, &rc);
+      return rc == 0 ? std::string() : out;
+    });
+    ASSERT_EQ(orig.result(), "ok");
+    Status st = DumpNetNamespace(orig.pid(), {}, **dir);
+    ASSERT_TRUE(st.ok()) << st.error().message();
+  }
+  auto r1 = RestoreIn(img.path());
+  EXPECT_NE(r1->result().find("device eth0 (veth): its peer was outside both this namespace and "
+                              "ckpt's at dump: give --external veth[eth0]:NAME"),
+            std::string::npos)
+      << r1->result();
+  NetNsOptions o;
+  o.externals = {"veth[eth0]:outer5"};
+  auto r2 = RestoreIn(img.path(), o);
+  ASSERT_EQ(r2->result(), "ok");
+  int rc = 0;
+  Sh("ip link show outer5", &rc);
+  EXPECT_EQ(rc, 0);
+}
+
+TEST(NetNs, BadExternalIsRefused) {
+  NetNsOptions o;
+  o.externals = {"veth[eth0]outer"};
+  auto r = ParseVethExternals(o.externals);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("veth[eth0]outer"), std::string::npos);
+  auto good = ParseVethExternals({"veth[a]:b@c", "veth[x]:y", "mnt[m]:n"});
+  ASSERT_TRUE(good.ok());
+  ASSERT_EQ(good->size(), 2u);
+  EXPECT_EQ((*good)[0].bridge, "c");
+  EXPECT_EQ((*good)[1].outer, "y");
+  EXPECT_EQ((*good)[1].bridge, "");
+}
+
 }  // namespace
 }  // namespace ckpt::ns
 
