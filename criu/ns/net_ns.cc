@@ -72,7 +72,8 @@ Result<std::vector<VethExternal>> ParseVethExternals(const std::vector<std::stri
 
 Status DumpNetNamespace(pid_t pid, const NetNsOptions& o, images::ImageDir& dir) {
   const std::string who = "netns of pid " + std::to_string(pid);
-  TRY(ParseVethExternals(o.externals).ok() ? Ok() : ParseVethExternals(o.externals).error(), who);
+  auto externals = ParseVethExternals(o.externals);
+  if (!externals.ok()) return std::move(externals.error().Context(who));
   std::string path = "/proc/" + std::to_string(pid) + "/ns/net";
   UniqueFd target(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!target) return Error::Errno(who + ": open " + path);
@@ -86,6 +87,13 @@ Status DumpNetNamespace(pid_t pid, const NetNsOptions& o, images::ImageDir& dir)
   std::vector<pb::NetRtnlEntry> rtnl;
   std::vector<pb::NetSysctlEntry> sysctls;
   std::vector<pb::NftMsgEntry> nft;
+  // What a namespace made now holds, to tell which sysctls were changed.
+  std::vector<pb::NetSysctlEntry> fresh;
+  TRY(RunInNewNetns([&]() -> Status {
+    TRY_ASSIGN(fresh, DumpSysctls());
+    return Ok();
+  }),
+      who + ": a fresh network namespace to compare sysctls with");
   // Everything is read from a thread inside the namespace: its rtnetlink
   // and nf_tables sockets are made there, and /proc/sys/net shows what the
   // reading thread's namespace holds.
@@ -96,6 +104,7 @@ Status DumpNetNamespace(pid_t pid, const NetNsOptions& o, images::ImageDir& dir)
     for (const auto& l : links) names[l.ifindex()] = l.name();
     TRY_ASSIGN(rtnl, DumpRtnl(inner.get(), names));
     TRY_ASSIGN(sysctls, DumpSysctls());
+    MarkChanged(sysctls, fresh);
     TRY_ASSIGN(nft, DumpNftRuleset());
     return Ok();
   }),

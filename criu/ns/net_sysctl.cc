@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <sstream>
 
@@ -26,6 +27,14 @@ const char* const kTops[] = {"ipv4", "ipv6", "core", "unix"};
 constexpr size_t kMaxValue = 64 * 1024;
 // Folders deeper than this below /proc/sys/net do not exist.
 constexpr int kMaxDepth = 8;
+
+// "net.ipv4.conf.eth0.rp_filter" for people (sysctl(8)'s spelling).
+std::string Name(const std::string& rel) {
+  std::string n = "net." + rel;
+  for (char& ch : n)
+    if (ch == '/') ch = '.';
+  return n;
+}
 
 std::string Norm(const std::string& v) {
   std::istringstream in(v);
@@ -50,9 +59,9 @@ Status WriteValue(const std::string& rel, const std::string& v) {
   if (!fd) return Error::Errno("open " + std::string(kRoot) + rel);
   std::string line = v + "\n";
   ssize_t n = write(fd.get(), line.data(), line.size());
-  if (n < 0) return Error::Errno("sysctl net." + rel + ": writing '" + v + "'");
+  if (n < 0) return Error::Errno("sysctl " + Name(rel) + ": writing '" + v + "'");
   if (size_t(n) != line.size())
-    return Error("sysctl net." + rel + ": short write of '" + v + "'", EIO);
+    return Error("sysctl " + Name(rel) + ": short write of '" + v + "'", EIO);
   return Ok();
 }
 
@@ -78,7 +87,7 @@ Status Walk(const std::string& rel, int depth, std::vector<pb::NetSysctlEntry>& 
     auto v = ReadValue(p);
     if (!v.ok()) {
       // e.g. ipv6 stable_secret while unset (EIO): nothing to restore.
-      LOG_DBG("netns: sysctl net." + p + " not readable: " + v.error().message());
+      LOG_DBG("netns: sysctl " + Name(p) + " not readable: " + v.error().message());
       continue;
     }
     pb::NetSysctlEntry e;
@@ -135,6 +144,16 @@ Result<std::vector<pb::NetSysctlEntry>> DumpSysctls() {
   return out;
 }
 
+void MarkChanged(std::vector<pb::NetSysctlEntry>& entries,
+                 const std::vector<pb::NetSysctlEntry>& fresh) {
+  std::map<std::string, std::string> f;
+  for (const auto& e : fresh) f[e.path()] = Norm(e.value());
+  for (auto& e : entries) {
+    auto it = f.find(e.path());
+    e.set_changed(it == f.end() || it->second != Norm(e.value()));
+  }
+}
+
 Status CheckSysctls(const std::vector<pb::NetSysctlEntry>& entries) {
   for (size_t i = 0; i < entries.size(); i++) {
     const auto& e = entries[i];
@@ -145,7 +164,7 @@ Status CheckSysctls(const std::vector<pb::NetSysctlEntry>& entries) {
     for (const auto& comp : c) good = good && GoodComponent(comp);
     if (!good) return Error("sysctl entry " + std::to_string(i) + ": bad path '" + e.path() + "'", EINVAL);
     if (e.value().size() >= kMaxValue || e.value().find('\0') != std::string::npos)
-      return Error("sysctl net." + e.path() + ": bad value", EINVAL);
+      return Error("sysctl " + Name(e.path()) + ": bad value", EINVAL);
   }
   return Ok();
 }
@@ -163,11 +182,16 @@ Status RestoreSysctls(const std::vector<pb::NetSysctlEntry>& entries, bool devic
     for (const auto* e : todo) {
       auto cur = ReadValue(e->path());
       if (!cur.ok()) {
-        if (cur.error().err() == ENOENT)
-          return Error("sysctl net." + e->path() + " does not exist here (another kernel or "
-                       "module set?)",
+        if (cur.error().err() == ENOENT) {
+          if (!e->changed()) {
+            LOG_WARN("sysctl " + Name(e->path()) + " does not exist here; it held its default");
+            continue;
+          }
+          return Error("sysctl " + Name(e->path()) + " (changed to '" + e->value() +
+                           "') does not exist here (another kernel or module set?)",
                        ENOENT);
-        return std::move(cur.error().Context("sysctl net." + e->path()));
+        }
+        return std::move(cur.error().Context("sysctl " + Name(e->path())));
       }
       if (Norm(*cur) == Norm(e->value())) continue;
       Status st = WriteValue(e->path(), e->value());

@@ -16,6 +16,11 @@ namespace ckpt::ns {
 // core,unix} of the calling thread's network namespace.
 Result<std::vector<pb::NetSysctlEntry>> DumpSysctls();
 
+// Marks the entries whose value differs from `fresh`'s (a namespace made
+// at dump time) or that `fresh` lacks as changed.
+void MarkChanged(std::vector<pb::NetSysctlEntry>& entries,
+                 const std::vector<pb::NetSysctlEntry>& fresh);
+
 // Checks paths read from an image: relative, below one of those folders,
 // no "." or ".." component, no odd characters. Errors name the entry.
 Status CheckSysctls(const std::vector<pb::NetSysctlEntry>& entries);
@@ -29,6 +34,8 @@ bool IsDeviceSysctl(const std::string& path);
 // into every device and "default" into new ones). A write the kernel
 // refuses is retried after the others (limits that depend on each other,
 // e.g. ipfrag low/high thresholds); what is still refused fails, naming it.
+// A sysctl this kernel lacks fails if the dumped namespace had changed it,
+// and is skipped (LOG_WARN) if it held a fresh namespace's value.
 Status RestoreSysctls(const std::vector<pb::NetSysctlEntry>& entries, bool devices);
 
 }  // namespace ckpt::ns

@@ -117,6 +117,19 @@ Status RunInNetns(int nsfd, const std::function<Status()>& fn) {
   return st;
 }
 
+Status RunInNewNetns(const std::function<Status()>& fn) {
+  Status st;
+  std::thread t([&] {
+    if (unshare(CLONE_NEWNET) < 0) {
+      st = Error::Errno("unshare(CLONE_NEWNET)");
+      return;
+    }
+    st = fn();
+  });
+  t.join();
+  return st;
+}
+
 Result<NlSock> OpenRtnl() {
   NlSock sk(nl_socket_alloc());
   if (!sk) return Error("allocating a netlink socket", ENOMEM);

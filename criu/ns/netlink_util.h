@@ -26,6 +26,10 @@ using NlSock = std::unique_ptr<nl_sock, NlSockFree>;
 // in that namespace wherever they are used afterwards.
 Status RunInNetns(int nsfd, const std::function<Status()>& fn);
 
+// Runs fn in a new thread that first unshare()s a network namespace of its
+// own (gone when the thread ends).
+Status RunInNewNetns(const std::function<Status()>& fn);
+
 // An rtnetlink socket (libnl) in the calling thread's network namespace.
 Result<NlSock> OpenRtnl();
 

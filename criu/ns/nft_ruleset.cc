@@ -276,9 +276,6 @@ struct Dumper {
     ForEach(in, [&](const nlattr* at) {
       uint16_t t = at->nla_type & NLA_TYPE_MASK;
       if (drop.count(t)) return;
-      // An empty NFTA_SET_DESC (a set without size or concatenation) is
-      // refused in a request (EINVAL) though dumps hold it.
-      if (type == NFT_MSG_NEWSET && t == NFTA_SET_DESC && at->nla_len <= sizeof(nlattr)) return;
       size_t at_off = attrs.size();
       attrs.append(reinterpret_cast<const char*>(at), at->nla_len);
       attrs.resize(MNL_ALIGN(attrs.size()), '\0');
@@ -392,7 +389,10 @@ Status RestoreNftRuleset(const std::vector<pb::NftMsgEntry>& msgs) {
                                                            uint16_t(e.family()), flags, sq);
                        memcpy(mnl_nlmsg_get_payload_tail(h), e.attrs().data(), e.attrs().size());
                        h->nlmsg_len += MNL_ALIGN(e.attrs().size());
-                       if (e.type() == NFT_MSG_NEWSET) mnl_attr_put_u32(h, NFTA_SET_ID, htonl(++set_id));
+                       // Linux 6.18 refuses (EINVAL) a new set without
+                       // an id for the batch, though dumps carry none.
+                       if (e.type() == NFT_MSG_NEWSET)
+                         mnl_attr_put_u32(h, NFTA_SET_ID, htonl(++set_id));
                        return h;
                      });
     what[s] = e.desc();

@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <regex>
 #include <string>
@@ -172,7 +173,6 @@ class ImageTmp {
     path_ = t;
   }
   ~ImageTmp() {
-    if (getenv("KEEP_IMG")) return;
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }
@@ -246,12 +246,30 @@ TEST(NetNs, DumpAndRestoreMatch) {
   NsChild orig([] { int rc = 0; std::string out = Sh(kSetup, &rc); return rc == 0 ? "" : out; });
   ASSERT_EQ(orig.result(), "ok");
   ImageTmp img;
-  if (getenv("KEEP_IMG")) printf("images in %s\n", img.path().c_str());
   auto dir = images::ImageDir::Create(img.path());
   ASSERT_TRUE(dir.ok()) << dir.error().message();
   Status st = DumpNetNamespace(orig.pid(), {}, **dir);
   ASSERT_TRUE(st.ok()) << st.error().message();
-  if (getenv("KEEP_IMG")) Sh("rm -rf /tmp/netns-debug; cp -r " + img.path() + " /tmp/netns-debug");
+  {
+    // Sysctls the setup changed are marked so, the others not.
+    auto rd = images::ImageDir::Open(img.path());
+    ASSERT_TRUE(rd.ok());
+    auto r = (*rd)->OpenReader(images::ImageType::kNetNsSysctl);
+    ASSERT_TRUE(r.ok());
+    std::map<std::string, bool> changed;
+    pb::NetSysctlEntry e;
+    while (true) {
+      auto got = r->Read(e);
+      ASSERT_TRUE(got.ok()) << got.error().message();
+      if (!got.value()) break;
+      changed[e.path()] = e.changed();
+    }
+    EXPECT_TRUE(changed.at("ipv4/ip_forward"));
+    EXPECT_TRUE(changed.at("ipv4/conf/d0/rp_filter"));
+    EXPECT_TRUE(changed.at("core/somaxconn"));
+    EXPECT_FALSE(changed.at("ipv4/tcp_syncookies"));
+    EXPECT_FALSE(changed.at("ipv6/conf/all/forwarding"));
+  }
 
   UniqueFd host(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
   NsChild restored([&] {
@@ -505,6 +523,22 @@ TEST(NetNs, CorruptImagesGiveClearErrors) {
     Rewrite<pb::NetSysctlEntry>(**dir, images::ImageType::kNetNsSysctl, {e});
     auto r = RestoreIn(img.path());
     EXPECT_NE(r->result().find("bad path 'ipv4/../../kernel/hostname'"), std::string::npos)
+        << r->result();
+  }
+  // A sysctl this kernel lacks: skipped if it held its default, refused if
+  // the dumped namespace had changed it.
+  {
+    pb::NetSysctlEntry e;
+    e.set_path("ipv4/no_such_sysctl");
+    e.set_value("1");
+    e.set_changed(false);
+    Rewrite<pb::NetSysctlEntry>(**dir, images::ImageType::kNetNsSysctl, {e});
+    EXPECT_EQ(RestoreIn(img.path())->result(), "ok");
+    e.set_changed(true);
+    Rewrite<pb::NetSysctlEntry>(**dir, images::ImageType::kNetNsSysctl, {e});
+    auto r = RestoreIn(img.path());
+    EXPECT_NE(r->result().find("sysctl net.ipv4.no_such_sysctl (changed to '1') does not exist"),
+              std::string::npos)
         << r->result();
   }
   // A device of a kind restore cannot make.
