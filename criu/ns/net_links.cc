@@ -47,9 +47,8 @@ constexpr unsigned kSavedFlags =
 const std::set<std::string> kKinds = {"dummy", "veth", "bridge", "macvlan", "ipvlan"};
 // Devices every new namespace gets by itself when their module is loaded
 // (fallback tunnels): saved, and at restore changed where they exist.
-const std::set<std::string> kFallbackNames = {"tunl0",  "sit0",     "ip6tnl0",  "gre0",
-                                              "gretap0", "erspan0", "ip6gre0",  "ip_vti0",
-                                              "ip6_vti0"};
+const std::set<std::string> kFallbackNames = {"tunl0",   "sit0",    "ip6tnl0", "gre0",    "gretap0",
+                                              "erspan0", "ip6gre0", "ip_vti0", "ip6_vti0"};
 
 std::string Bytes(nl_addr* a) {
   if (!a || nl_addr_get_len(a) == 0) return "";
@@ -156,8 +155,10 @@ Status SaveOne(rtnl_link* l, nl_sock* host, int host_nsid, pb::NetLinkEntry& e) 
       }
     } else {
       // Peer in a third namespace (or gone): restore needs an --external.
-      LOG_WARN(Dev(e) + ": its peer is neither in the namespace nor in ckpt's; restore needs "
-               "--external veth[" + e.name() + "]:NAME");
+      LOG_WARN(Dev(e) +
+               ": its peer is neither in the namespace nor in ckpt's; restore needs "
+               "--external veth[" +
+               e.name() + "]:NAME");
     }
   } else if (k == "macvlan" || k == "ipvlan") {
     if (where == 0) {
@@ -166,8 +167,9 @@ Status SaveOne(rtnl_link* l, nl_sock* host, int host_nsid, pb::NetLinkEntry& e) 
       TRY_ASSIGN(LinkPtr lower, GetLink(host, link, nullptr, "its lower device"), Dev(e));
       e.set_lower_outer(rtnl_link_get_name(lower.get()));
     } else {
-      return Error(Dev(e) + ": its lower device is in a namespace other than this one and "
-                   "ckpt's: not supported",
+      return Error(Dev(e) +
+                       ": its lower device is in a namespace other than this one and "
+                       "ckpt's: not supported",
                    ENOTSUP);
     }
     if (k == "macvlan") {
@@ -196,7 +198,8 @@ void Describe(rtnl_link* l, const pb::NetLinkEntry& e) {
   rtnl_link_set_ifindex(l, int(e.ifindex()));
   if (e.mtu()) rtnl_link_set_mtu(l, e.mtu());
   if (!e.address().empty()) {
-    std::unique_ptr<nl_addr, AddrPut> a(nl_addr_build(AF_LLC, e.address().data(), e.address().size()));
+    std::unique_ptr<nl_addr, AddrPut> a(
+        nl_addr_build(AF_LLC, e.address().data(), e.address().size()));
     if (a) rtnl_link_set_addr(l, a.get());
   }
   if (!e.broadcast().empty()) {
@@ -249,8 +252,7 @@ Result<int> HostIfindex(nl_sock* host, const std::string& name, const std::strin
 constexpr int kCreate = NLM_F_CREATE | NLM_F_EXCL;
 
 Status CreateVeth(const LinkRestoreCtx& c, const pb::NetLinkEntry& e,
-                  const std::map<uint32_t, const pb::NetLinkEntry*>& by_index,
-                  OuterDevices& made) {
+                  const std::map<uint32_t, const pb::NetLinkEntry*>& by_index, OuterDevices& made) {
   std::unique_ptr<rtnl_link, VethFree> l(rtnl_link_veth_alloc());
   if (!l) return Error("out of memory", ENOMEM);
   Describe(l.get(), e);
@@ -266,9 +268,11 @@ Status CreateVeth(const LinkRestoreCtx& c, const pb::NetLinkEntry& e,
   const VethExternal* ex = FindExternal(c.externals, e.name());
   std::string outer = ex ? ex->outer : e.veth().outer_name();
   if (outer.empty())
-    return Error("its peer was outside both this namespace and ckpt's at dump: give "
-                 "--external veth[" + e.name() + "]:NAME",
-                 EINVAL);
+    return Error(
+        "its peer was outside both this namespace and ckpt's at dump: give "
+        "--external veth[" +
+            e.name() + "]:NAME",
+        EINVAL);
   rtnl_link_set_name(peer, outer.c_str());
   rtnl_link_set_ns_fd(peer, c.host_netns_fd);
   if (!ex || ex->outer == e.veth().outer_name()) {
@@ -281,11 +285,12 @@ Status CreateVeth(const LinkRestoreCtx& c, const pb::NetLinkEntry& e,
     }
     if (e.veth().outer_mtu()) rtnl_link_set_mtu(peer, e.veth().outer_mtu());
   }
-  Status st = Send(c.inner, l.get(), kCreate, "creating it with its outer end " + outer +
-                                                  " in ckpt's network namespace");
+  Status st = Send(c.inner, l.get(), kCreate,
+                   "creating it with its outer end " + outer + " in ckpt's network namespace");
   if (!st.ok()) {
     if (st.error().err() == EEXIST)
-      st.error().Context("(a device " + e.name() + " here, or " + outer + " in ckpt's namespace, exists)");
+      st.error().Context("(a device " + e.name() + " here, or " + outer +
+                         " in ckpt's namespace, exists)");
     return st;
   }
   made.Add(outer);
@@ -330,9 +335,10 @@ Status Adjust(const LinkRestoreCtx& c, const pb::NetLinkEntry& e) {
   rtnl_link* found = nullptr;
   int r = rtnl_link_get_kernel(c.inner, 0, e.name().c_str(), &found);
   if (r < 0)
-    return Error("not in the fresh namespace (a device the kernel makes by itself, whose "
-                 "module is not loaded here?)",
-                 ENODEV);
+    return Error(
+        "not in the fresh namespace (a device the kernel makes by itself, whose "
+        "module is not loaded here?)",
+        ENODEV);
   LinkPtr f(found);
   if (uint32_t(rtnl_link_get_ifindex(found)) != e.ifindex())
     return Error("has ifindex " + std::to_string(rtnl_link_get_ifindex(found)) +
@@ -358,7 +364,9 @@ Status Tune(const LinkRestoreCtx& c, const pb::NetLinkEntry& e) {
   return Change(c.inner, int(e.ifindex()), ch.get(), "setting flags, alias, group and link mode");
 }
 
-bool Existing(const pb::NetLinkEntry& e) { return e.kind().empty() || kFallbackNames.count(e.name()); }
+bool Existing(const pb::NetLinkEntry& e) {
+  return e.kind().empty() || kFallbackNames.count(e.name());
+}
 
 }  // namespace
 
@@ -388,16 +396,14 @@ Status CheckLinks(const std::vector<pb::NetLinkEntry>& links) {
   std::map<uint32_t, const pb::NetLinkEntry*> by_index;
   std::set<std::string> names;
   for (const auto& e : links) {
-    if (!GoodName(e.name()))
-      return Error("device with a bad name '" + e.name() + "'", EINVAL);
+    if (!GoodName(e.name())) return Error("device with a bad name '" + e.name() + "'", EINVAL);
     if (e.ifindex() == 0 || e.ifindex() > 0x7fffffff)
       return Error(Dev(e) + ": bad ifindex " + std::to_string(e.ifindex()), EINVAL);
     if (!by_index.emplace(e.ifindex(), &e).second || !names.insert(e.name()).second)
       return Error(Dev(e) + ": ifindex or name twice", EINVAL);
     if (!e.kind().empty() && !kKinds.count(e.kind()) && !kFallbackNames.count(e.name()))
       return Error(Dev(e) + " is not supported", EINVAL);
-    if (e.kind().empty() && e.name() != "lo")
-      return Error(Dev(e) + ": no kind", EINVAL);
+    if (e.kind().empty() && e.name() != "lo") return Error(Dev(e) + ": no kind", EINVAL);
     if (e.address().size() > 32 || e.broadcast().size() > 32)
       return Error(Dev(e) + ": bad link-layer address", EINVAL);
     if (e.has_veth() != (e.kind() == "veth"))

@@ -41,10 +41,10 @@ class OuterDevices {
 };
 
 struct LinkRestoreCtx {
-  nl_sock* inner;       // in the new namespace (the calling thread's)
-  nl_sock* host;        // in ckpt's namespace
-  int inner_netns_fd;   // the new namespace
-  int host_netns_fd;    // ckpt's
+  nl_sock* inner;      // in the new namespace (the calling thread's)
+  nl_sock* host;       // in ckpt's namespace
+  int inner_netns_fd;  // the new namespace
+  int host_netns_fd;   // ckpt's
   std::vector<VethExternal> externals;
 };
 

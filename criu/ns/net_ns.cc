@@ -62,8 +62,9 @@ Result<std::vector<VethExternal>> ParseVethExternals(const std::vector<std::stri
     if (at != std::string::npos) v.bridge = rest.substr(at + 1);
     if (v.outer.empty() || v.outer.size() >= 16 || v.inner.size() >= 16 ||
         (at != std::string::npos && (v.bridge.empty() || v.bridge.size() >= 16)))
-      return Error("--external " + x + ": expected veth[IFNAME]:OUTNAME[@BRIDGE] (names of 1 to 15 "
-                   "characters)",
+      return Error("--external " + x +
+                       ": expected veth[IFNAME]:OUTNAME[@BRIDGE] (names of 1 to 15 "
+                       "characters)",
                    EINVAL);
     out.push_back(std::move(v));
   }
@@ -90,24 +91,25 @@ Status DumpNetNamespace(pid_t pid, const NetNsOptions& o, images::ImageDir& dir)
   // What a namespace made now holds, to tell which sysctls were changed.
   std::vector<pb::NetSysctlEntry> fresh;
   TRY(RunInNewNetns([&]() -> Status {
-    TRY_ASSIGN(fresh, DumpSysctls());
-    return Ok();
-  }),
+        TRY_ASSIGN(fresh, DumpSysctls());
+        return Ok();
+      }),
       who + ": a fresh network namespace to compare sysctls with");
   // Everything is read from a thread inside the namespace: its rtnetlink
   // and nf_tables sockets are made there, and /proc/sys/net shows what the
   // reading thread's namespace holds.
-  TRY(RunInNetns(target.get(), [&]() -> Status {
-    TRY_ASSIGN(NlSock inner, OpenRtnl());
-    TRY_ASSIGN(links, DumpLinks(inner.get(), host.get(), host_ns.get()));
-    IfNames names;
-    for (const auto& l : links) names[l.ifindex()] = l.name();
-    TRY_ASSIGN(rtnl, DumpRtnl(inner.get(), names));
-    TRY_ASSIGN(sysctls, DumpSysctls());
-    MarkChanged(sysctls, fresh);
-    TRY_ASSIGN(nft, DumpNftRuleset());
-    return Ok();
-  }),
+  TRY(RunInNetns(target.get(),
+                 [&]() -> Status {
+                   TRY_ASSIGN(NlSock inner, OpenRtnl());
+                   TRY_ASSIGN(links, DumpLinks(inner.get(), host.get(), host_ns.get()));
+                   IfNames names;
+                   for (const auto& l : links) names[l.ifindex()] = l.name();
+                   TRY_ASSIGN(rtnl, DumpRtnl(inner.get(), names));
+                   TRY_ASSIGN(sysctls, DumpSysctls());
+                   MarkChanged(sysctls, fresh);
+                   TRY_ASSIGN(nft, DumpNftRuleset());
+                   return Ok();
+                 }),
       who);
   TRY(WriteAll(dir, images::ImageType::kNetNsLinks, links), who);
   TRY(WriteAll(dir, images::ImageType::kNetNsRtnl, rtnl), who);
@@ -138,10 +140,11 @@ Status RestoreNetNamespace(const images::ImageDir& dir, const NetNsOptions& o, i
   if (si == hi) return Error(who + ": the calling thread is still in ckpt's namespace", EINVAL);
   TRY_ASSIGN(NlSock inner, OpenRtnl(), who);
   NlSock host;
-  TRY(RunInNetns(host_netns_fd, [&]() -> Status {
-    TRY_ASSIGN(host, OpenRtnl());
-    return Ok();
-  }),
+  TRY(RunInNetns(host_netns_fd,
+                 [&]() -> Status {
+                   TRY_ASSIGN(host, OpenRtnl());
+                   return Ok();
+                 }),
       who + ": a socket in ckpt's namespace");
 
   OuterDevices made(host.get());  // declared after `host`: goes first
@@ -154,8 +157,8 @@ Status RestoreNetNamespace(const images::ImageDir& dir, const NetNsOptions& o, i
   TRY(RestoreNftRuleset(nft), who);
   made.Keep();
   LOG_INFO("network namespace restored: " + std::to_string(links.size()) + " devices, " +
-           std::to_string(rtnl.size()) + " addresses/routes/rules, " +
-           std::to_string(nft.size()) + " nftables messages");
+           std::to_string(rtnl.size()) + " addresses/routes/rules, " + std::to_string(nft.size()) +
+           " nftables messages");
   return Ok();
 }
 

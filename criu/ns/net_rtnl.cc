@@ -30,18 +30,24 @@ using Kind = pb::NetRtnlEntry::Kind;
 
 size_t HeaderLen(Kind k) {
   switch (k) {
-    case pb::NetRtnlEntry::ADDR: return sizeof(ifaddrmsg);
-    case pb::NetRtnlEntry::ROUTE: return sizeof(rtmsg);
-    case pb::NetRtnlEntry::RULE: return sizeof(fib_rule_hdr);
+    case pb::NetRtnlEntry::ADDR:
+      return sizeof(ifaddrmsg);
+    case pb::NetRtnlEntry::ROUTE:
+      return sizeof(rtmsg);
+    case pb::NetRtnlEntry::RULE:
+      return sizeof(fib_rule_hdr);
   }
   return 0;
 }
 
 int NewType(Kind k) {
   switch (k) {
-    case pb::NetRtnlEntry::ADDR: return RTM_NEWADDR;
-    case pb::NetRtnlEntry::ROUTE: return RTM_NEWROUTE;
-    case pb::NetRtnlEntry::RULE: return RTM_NEWRULE;
+    case pb::NetRtnlEntry::ADDR:
+      return RTM_NEWADDR;
+    case pb::NetRtnlEntry::ROUTE:
+      return RTM_NEWROUTE;
+    case pb::NetRtnlEntry::RULE:
+      return RTM_NEWRULE;
   }
   return 0;
 }
@@ -92,7 +98,9 @@ std::string DescribeRoute(const std::string& m, const IfNames& n) {
   std::string s = "route ";
   s += h->rtm_dst_len ? Ip(h->rtm_family, at[RTA_DST]) + "/" + std::to_string(h->rtm_dst_len)
                       : std::string("default");
-  uint32_t table = at.count(RTA_TABLE) && nla_len(at[RTA_TABLE]) == 4 ? nla_get_u32(const_cast<nlattr*>(at[RTA_TABLE])) : h->rtm_table;
+  uint32_t table = at.count(RTA_TABLE) && nla_len(at[RTA_TABLE]) == 4
+                       ? nla_get_u32(const_cast<nlattr*>(at[RTA_TABLE]))
+                       : h->rtm_table;
   s += " table " + std::to_string(table);
   if (at.count(RTA_GATEWAY)) s += " via " + Ip(h->rtm_family, at[RTA_GATEWAY]);
   if (at.count(RTA_OIF) && nla_len(at[RTA_OIF]) == 4)
@@ -107,15 +115,20 @@ std::string DescribeRule(const std::string& m) {
   std::string s = std::string("rule ") + (h->family == AF_INET ? "v4" : "v6");
   if (at.count(FRA_PRIORITY) && nla_len(at[FRA_PRIORITY]) == 4)
     s += " " + std::to_string(nla_get_u32(const_cast<nlattr*>(at[FRA_PRIORITY])));
-  if (at.count(FRA_SRC)) s += " from " + Ip(h->family, at[FRA_SRC]) + "/" + std::to_string(h->src_len);
-  if (at.count(FRA_DST)) s += " to " + Ip(h->family, at[FRA_DST]) + "/" + std::to_string(h->dst_len);
-  uint32_t table = at.count(FRA_TABLE) && nla_len(at[FRA_TABLE]) == 4 ? nla_get_u32(const_cast<nlattr*>(at[FRA_TABLE])) : h->table;
+  if (at.count(FRA_SRC))
+    s += " from " + Ip(h->family, at[FRA_SRC]) + "/" + std::to_string(h->src_len);
+  if (at.count(FRA_DST))
+    s += " to " + Ip(h->family, at[FRA_DST]) + "/" + std::to_string(h->dst_len);
+  uint32_t table = at.count(FRA_TABLE) && nla_len(at[FRA_TABLE]) == 4
+                       ? nla_get_u32(const_cast<nlattr*>(at[FRA_TABLE]))
+                       : h->table;
   s += " lookup " + std::to_string(table);
   return s;
 }
 
 // Copies the message keeping the attributes `keep` accepts.
-std::string Filter(const std::string& m, size_t hdr, const std::function<bool(const nlattr*)>& keep) {
+std::string Filter(const std::string& m, size_t hdr,
+                   const std::function<bool(const nlattr*)>& keep) {
   std::string out = m.substr(0, hdr);
   out.resize(NLMSG_ALIGN(hdr), '\0');
   ForEachAttr(m, hdr, [&](const nlattr* a) {
@@ -243,10 +256,11 @@ Status RestoreRtnl(nl_sock* sk, const std::vector<pb::NetRtnlEntry>& entries) {
   // prefix routes the kernel did not make for its own.
   std::set<std::string> present;
   for (int family : {AF_INET, AF_INET6}) {
-    TRY(RtnlDump(sk, RTM_GETADDR, family, [&](nlmsghdr* h) -> Status {
-      if (h->nlmsg_type == RTM_NEWADDR) present.insert(AddrKey(Payload(h)));
-      return Ok();
-    }),
+    TRY(RtnlDump(sk, RTM_GETADDR, family,
+                 [&](nlmsghdr* h) -> Status {
+                   if (h->nlmsg_type == RTM_NEWADDR) present.insert(AddrKey(Payload(h)));
+                   return Ok();
+                 }),
         "reading the new namespace's addresses");
   }
   std::vector<const pb::NetRtnlEntry*> routes, rules;
@@ -282,10 +296,11 @@ Status RestoreRtnl(nl_sock* sk, const std::vector<pb::NetRtnlEntry>& entries) {
   // namespace kept.
   std::vector<std::string> fresh;
   for (int family : {AF_INET, AF_INET6}) {
-    TRY(RtnlDump(sk, RTM_GETRULE, family, [&](nlmsghdr* h) -> Status {
-      if (h->nlmsg_type == RTM_NEWRULE) fresh.push_back(Payload(h));
-      return Ok();
-    }),
+    TRY(RtnlDump(sk, RTM_GETRULE, family,
+                 [&](nlmsghdr* h) -> Status {
+                   if (h->nlmsg_type == RTM_NEWRULE) fresh.push_back(Payload(h));
+                   return Ok();
+                 }),
         "reading the fresh namespace's rules");
   }
   for (std::string& m : fresh) {

@@ -15,8 +15,8 @@
 #include <sstream>
 
 #include "base/io.h"
-#include "base/unique_fd.h"
 #include "base/log.h"
+#include "base/unique_fd.h"
 
 namespace ckpt::ns {
 namespace {
@@ -162,7 +162,8 @@ Status CheckSysctls(const std::vector<pb::NetSysctlEntry>& entries) {
                                          [&](const char* t) { return c[0] == t; });
     bool good = top && c.size() >= 2 && c.size() <= size_t(kMaxDepth) + 2;
     for (const auto& comp : c) good = good && GoodComponent(comp);
-    if (!good) return Error("sysctl entry " + std::to_string(i) + ": bad path '" + e.path() + "'", EINVAL);
+    if (!good)
+      return Error("sysctl entry " + std::to_string(i) + ": bad path '" + e.path() + "'", EINVAL);
     if (e.value().size() >= kMaxValue || e.value().find('\0') != std::string::npos)
       return Error("sysctl " + Name(e.path()) + ": bad value", EINVAL);
   }

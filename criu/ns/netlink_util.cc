@@ -25,14 +25,15 @@ struct CbFree {
 struct Wait {
   uint32_t seq = 0;
   bool done = false;
-  int err = 0;          // the kernel's errno
-  std::string ext;      // its extended-ack message
+  int err = 0;      // the kernel's errno
+  std::string ext;  // its extended-ack message
   const std::function<Status(nlmsghdr*)>* each = nullptr;
   Status each_status;
 };
 
 std::string ExtAck(const nlmsgerr* e) {
-  const auto* h = reinterpret_cast<const nlmsghdr*>(reinterpret_cast<const char*>(e) - NLMSG_HDRLEN);
+  const auto* h =
+      reinterpret_cast<const nlmsghdr*>(reinterpret_cast<const char*>(e) - NLMSG_HDRLEN);
   if (!(h->nlmsg_flags & NLM_F_ACK_TLVS)) return "";
   size_t off = NLMSG_HDRLEN + sizeof(nlmsgerr);
   if (!(h->nlmsg_flags & NLM_F_CAPPED)) off += NLMSG_ALIGN(e->msg.nlmsg_len) - NLMSG_HDRLEN;
@@ -41,7 +42,8 @@ std::string ExtAck(const nlmsgerr* e) {
   int left = int(h->nlmsg_len - off);
   for (auto* a = reinterpret_cast<const nlattr*>(p); nla_ok(a, left); a = nla_next(a, &left)) {
     if (nla_type(a) == NLMSGERR_ATTR_MSG && nla_len(a) > 0)
-      return std::string(static_cast<const char*>(nla_data(a)), strnlen(static_cast<const char*>(nla_data(a)), nla_len(a)));
+      return std::string(static_cast<const char*>(nla_data(a)),
+                         strnlen(static_cast<const char*>(nla_data(a)), nla_len(a)));
   }
   return "";
 }
@@ -90,7 +92,8 @@ Status ReadAnswers(nl_sock* sk, Wait& w, const std::string& what) {
   for (int pass = 0; !w.done; pass++) {
     int r = nl_recvmsgs(sk, cb.get());
     if (w.done) break;
-    if (r < 0 && r != -NLE_INTR && r != -NLE_AGAIN) return NlError(what + ": reading the answer", r);
+    if (r < 0 && r != -NLE_INTR && r != -NLE_AGAIN)
+      return NlError(what + ": reading the answer", r);
     if (pass > 1000000) return Error(what + ": no end to the kernel's answer", EPROTO);
   }
   if (!w.each_status.ok()) return w.each_status;
@@ -180,7 +183,8 @@ Status RtnlDump(nl_sock* sk, int type, int family, const std::function<Status(nl
   if (!msg) return Error("out of memory", ENOMEM);
   rtgenmsg g = {};
   g.rtgen_family = uint8_t(family);
-  if (nlmsg_append(msg.get(), &g, sizeof(g), NLMSG_ALIGNTO) < 0) return Error("out of memory", ENOMEM);
+  if (nlmsg_append(msg.get(), &g, sizeof(g), NLMSG_ALIGNTO) < 0)
+    return Error("out of memory", ENOMEM);
   nl_complete_msg(sk, msg.get());
   Wait w;
   w.seq = nlmsg_hdr(msg.get())->nlmsg_seq;

@@ -44,7 +44,7 @@ constexpr int kDumpAttempts = 5;
 // The order a batch creates objects in: a chain before the rules jumping
 // to it, objects and flowtables before the sets and rules naming them,
 // sets and their elements before the rules looking them up.
-const int kOrder[] = {NFT_MSG_NEWTABLE, NFT_MSG_NEWCHAIN, NFT_MSG_NEWOBJ, NFT_MSG_NEWFLOWTABLE,
+const int kOrder[] = {NFT_MSG_NEWTABLE, NFT_MSG_NEWCHAIN,   NFT_MSG_NEWOBJ, NFT_MSG_NEWFLOWTABLE,
                       NFT_MSG_NEWSET,   NFT_MSG_NEWSETELEM, NFT_MSG_NEWRULE};
 
 int Rank(uint32_t type) {
@@ -55,25 +55,38 @@ int Rank(uint32_t type) {
 
 const char* KindName(uint32_t type) {
   switch (type) {
-    case NFT_MSG_NEWTABLE: return "table";
-    case NFT_MSG_NEWCHAIN: return "chain";
-    case NFT_MSG_NEWOBJ: return "object";
-    case NFT_MSG_NEWFLOWTABLE: return "flowtable";
-    case NFT_MSG_NEWSET: return "set";
-    case NFT_MSG_NEWSETELEM: return "elements of set";
-    case NFT_MSG_NEWRULE: return "rule in chain";
+    case NFT_MSG_NEWTABLE:
+      return "table";
+    case NFT_MSG_NEWCHAIN:
+      return "chain";
+    case NFT_MSG_NEWOBJ:
+      return "object";
+    case NFT_MSG_NEWFLOWTABLE:
+      return "flowtable";
+    case NFT_MSG_NEWSET:
+      return "set";
+    case NFT_MSG_NEWSETELEM:
+      return "elements of set";
+    case NFT_MSG_NEWRULE:
+      return "rule in chain";
   }
   return "?";
 }
 
 const char* FamilyName(uint32_t f) {
   switch (f) {
-    case NFPROTO_INET: return "inet";
-    case NFPROTO_IPV4: return "ip";
-    case NFPROTO_ARP: return "arp";
-    case NFPROTO_NETDEV: return "netdev";
-    case NFPROTO_BRIDGE: return "bridge";
-    case NFPROTO_IPV6: return "ip6";
+    case NFPROTO_INET:
+      return "inet";
+    case NFPROTO_IPV4:
+      return "ip";
+    case NFPROTO_ARP:
+      return "arp";
+    case NFPROTO_NETDEV:
+      return "netdev";
+    case NFPROTO_BRIDGE:
+      return "bridge";
+    case NFPROTO_IPV6:
+      return "ip6";
   }
   return nullptr;
 }
@@ -94,13 +107,20 @@ const std::map<uint32_t, std::set<uint16_t>> kDrop = {
 // The attribute naming the object (after the table, always attribute 1).
 uint16_t NameAttr(uint32_t type) {
   switch (type) {
-    case NFT_MSG_NEWTABLE: return NFTA_TABLE_NAME;
-    case NFT_MSG_NEWCHAIN: return NFTA_CHAIN_NAME;
-    case NFT_MSG_NEWOBJ: return NFTA_OBJ_NAME;
-    case NFT_MSG_NEWFLOWTABLE: return NFTA_FLOWTABLE_NAME;
-    case NFT_MSG_NEWSET: return NFTA_SET_NAME;
-    case NFT_MSG_NEWSETELEM: return NFTA_SET_ELEM_LIST_SET;
-    case NFT_MSG_NEWRULE: return NFTA_RULE_CHAIN;
+    case NFT_MSG_NEWTABLE:
+      return NFTA_TABLE_NAME;
+    case NFT_MSG_NEWCHAIN:
+      return NFTA_CHAIN_NAME;
+    case NFT_MSG_NEWOBJ:
+      return NFTA_OBJ_NAME;
+    case NFT_MSG_NEWFLOWTABLE:
+      return NFTA_FLOWTABLE_NAME;
+    case NFT_MSG_NEWSET:
+      return NFTA_SET_NAME;
+    case NFT_MSG_NEWSETELEM:
+      return NFTA_SET_ELEM_LIST_SET;
+    case NFT_MSG_NEWRULE:
+      return NFTA_RULE_CHAIN;
   }
   return 0;
 }
@@ -144,7 +164,8 @@ std::string Describe(uint32_t type, uint32_t family, const std::string& attrs) {
 
 uint32_t U32(const nlattr* at) {
   uint32_t v = 0;
-  if (at->nla_len >= sizeof(nlattr) + 4) memcpy(&v, reinterpret_cast<const char*>(at) + sizeof(nlattr), 4);
+  if (at->nla_len >= sizeof(nlattr) + 4)
+    memcpy(&v, reinterpret_cast<const char*>(at) + sizeof(nlattr), 4);
   return v;
 }
 
@@ -190,7 +211,8 @@ std::string ExtAck(const nlmsghdr* h, const nlmsgerr* e) {
 template <typename Each>
 Status Request(mnl_socket* nl, uint32_t& seq, uint16_t type, uint16_t family, uint16_t flags,
                const std::string& attrs, const std::string& what, Each each) {
-  std::vector<char> buf(MNL_ALIGN(sizeof(nlmsghdr)) + MNL_ALIGN(sizeof(nfgenmsg)) + attrs.size() + 64);
+  std::vector<char> buf(MNL_ALIGN(sizeof(nlmsghdr)) + MNL_ALIGN(sizeof(nfgenmsg)) + attrs.size() +
+                        64);
   uint32_t s = seq++;
   nlmsghdr* h = nftnl_nlmsg_build_hdr(buf.data(), type, family, flags | NLM_F_ACK, s);
   memcpy(mnl_nlmsg_get_payload_tail(h), attrs.data(), attrs.size());
@@ -224,8 +246,9 @@ Result<uint32_t> Generation(mnl_socket* nl, uint32_t& seq) {
   bool got = false;
   TRY(Request(nl, seq, NFT_MSG_GETGEN, NFPROTO_UNSPEC, 0, "", "reading the nftables generation",
               [&](const nlmsghdr* m) -> Status {
-                std::string a(static_cast<const char*>(mnl_nlmsg_get_payload_offset(m, sizeof(nfgenmsg))),
-                              m->nlmsg_len - MNL_NLMSG_HDRLEN - MNL_ALIGN(sizeof(nfgenmsg)));
+                std::string a(
+                    static_cast<const char*>(mnl_nlmsg_get_payload_offset(m, sizeof(nfgenmsg))),
+                    m->nlmsg_len - MNL_NLMSG_HDRLEN - MNL_ALIGN(sizeof(nfgenmsg)));
                 auto idx = Index(a);
                 if (idx.count(NFTA_GEN_ID)) {
                   gen = ntohl(U32(idx[NFTA_GEN_ID]));
@@ -251,7 +274,8 @@ struct Dumper {
   }
 
   Status Keep(const nlmsghdr* m, uint32_t type) {
-    if (m->nlmsg_len < MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(nfgenmsg))) return Error("short nf_tables message", EPROTO);
+    if (m->nlmsg_len < MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(nfgenmsg)))
+      return Error("short nf_tables message", EPROTO);
     const auto* g = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(m));
     std::string in(static_cast<const char*>(mnl_nlmsg_get_payload_offset(m, sizeof(nfgenmsg))),
                    m->nlmsg_len - MNL_NLMSG_HDRLEN - MNL_ALIGN(sizeof(nfgenmsg)));
@@ -267,9 +291,8 @@ struct Dumper {
         (ntohl(U32(idx[NFTA_CHAIN_FLAGS])) & NFT_CHAIN_BINDING))
       return Error(desc + " is bound to a rule (an anonymous 'jump { ... }' chain): not supported",
                    ENOTSUP);
-    if (type == NFT_MSG_NEWSETELEM &&
-        (!idx.count(NFTA_SET_ELEM_LIST_ELEMENTS) ||
-         idx[NFTA_SET_ELEM_LIST_ELEMENTS]->nla_len <= sizeof(nlattr)))
+    if (type == NFT_MSG_NEWSETELEM && (!idx.count(NFTA_SET_ELEM_LIST_ELEMENTS) ||
+                                       idx[NFTA_SET_ELEM_LIST_ELEMENTS]->nla_len <= sizeof(nlattr)))
       return Ok();  // an empty set
     const std::set<uint16_t>& drop = kDrop.at(type);
     std::string attrs;
@@ -356,7 +379,8 @@ Status CheckNftRuleset(const std::vector<pb::NftMsgEntry>& msgs) {
     if (r < 0) return Error(what + ": unknown message type " + std::to_string(e.type()), EINVAL);
     if (r < last) return Error(what + ": out of order", EINVAL);
     last = r;
-    if (!FamilyName(e.family())) return Error(what + ": unknown family " + std::to_string(e.family()), EINVAL);
+    if (!FamilyName(e.family()))
+      return Error(what + ": unknown family " + std::to_string(e.family()), EINVAL);
     if (e.attrs().size() > kMaxAttrs) return Error(what + ": too big", EINVAL);
     if (!ForEach(e.attrs(), [](const nlattr*) {}))
       return Error(what + ": malformed attributes", EINVAL);
@@ -383,18 +407,18 @@ Status RestoreNftRuleset(const std::vector<pb::NftMsgEntry>& msgs) {
   uint32_t set_id = 0;
   for (const auto& e : msgs) {
     uint16_t flags = NLM_F_CREATE | (e.type() == NFT_MSG_NEWRULE ? NLM_F_APPEND : 0);
-    uint32_t s = add(MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(nfgenmsg)) + MNL_ALIGN(e.attrs().size()) + 16,
-                     [&](char* b, uint32_t sq) {
-                       nlmsghdr* h = nftnl_nlmsg_build_hdr(b, uint16_t(e.type()),
-                                                           uint16_t(e.family()), flags, sq);
-                       memcpy(mnl_nlmsg_get_payload_tail(h), e.attrs().data(), e.attrs().size());
-                       h->nlmsg_len += MNL_ALIGN(e.attrs().size());
-                       // Linux 6.18 refuses (EINVAL) a new set without
-                       // an id for the batch, though dumps carry none.
-                       if (e.type() == NFT_MSG_NEWSET)
-                         mnl_attr_put_u32(h, NFTA_SET_ID, htonl(++set_id));
-                       return h;
-                     });
+    uint32_t s =
+        add(MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(nfgenmsg)) + MNL_ALIGN(e.attrs().size()) + 16,
+            [&](char* b, uint32_t sq) {
+              nlmsghdr* h =
+                  nftnl_nlmsg_build_hdr(b, uint16_t(e.type()), uint16_t(e.family()), flags, sq);
+              memcpy(mnl_nlmsg_get_payload_tail(h), e.attrs().data(), e.attrs().size());
+              h->nlmsg_len += MNL_ALIGN(e.attrs().size());
+              // Linux 6.18 refuses (EINVAL) a new set without
+              // an id for the batch, though dumps carry none.
+              if (e.type() == NFT_MSG_NEWSET) mnl_attr_put_u32(h, NFTA_SET_ID, htonl(++set_id));
+              return h;
+            });
     what[s] = e.desc();
   }
   what[add(64, [](char* b, uint32_t s) { return nftnl_batch_end(b, s); })] = "ending the batch";
@@ -432,8 +456,8 @@ Status RestoreNftRuleset(const std::vector<pb::NftMsgEntry>& msgs) {
       auto it = what.find(m->nlmsg_seq);
       if (e->error == 0 || it == what.end() || !refused.ok()) continue;
       std::string ext = ExtAck(m, e);
-      refused = Error::Errno("nftables " + it->second + (ext.empty() ? "" : " (" + ext + ")"),
-                             -e->error);
+      refused =
+          Error::Errno("nftables " + it->second + (ext.empty() ? "" : " (" + ext + ")"), -e->error);
     }
   }
 }

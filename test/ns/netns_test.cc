@@ -129,8 +129,9 @@ Snapshot Take(pid_t pid, const std::string& nft_tables) {
   s.routes = Replace(s.routes, "expires [0-9]+sec", "expires N");
   s.rules = InNs(pid, "ip rule show; ip -6 rule show");
   // Every per-namespace sysctl but the secret and the ones that count.
-  s.sysctls = InNs(pid, "sysctl -a 2>/dev/null | grep -E '^net\\.(ipv4|ipv6|core|unix)\\.' | "
-                        "grep -v -E 'stable_secret|tcp_fastopen_key|hash_seed'");
+  s.sysctls = InNs(pid,
+                   "sysctl -a 2>/dev/null | grep -E '^net\\.(ipv4|ipv6|core|unix)\\.' | "
+                   "grep -v -E 'stable_secret|tcp_fastopen_key|hash_seed'");
   for (const auto& t : {nft_tables}) s.nft += InNs(pid, "nft list table " + t);
   return s;
 }
@@ -243,7 +244,11 @@ EOF
 )";
 
 TEST(NetNs, DumpAndRestoreMatch) {
-  NsChild orig([] { int rc = 0; std::string out = Sh(kSetup, &rc); return rc == 0 ? "" : out; });
+  NsChild orig([] {
+    int rc = 0;
+    std::string out = Sh(kSetup, &rc);
+    return rc == 0 ? "" : out;
+  });
   ASSERT_EQ(orig.result(), "ok");
   ImageTmp img;
   auto dir = images::ImageDir::Create(img.path());
@@ -289,7 +294,6 @@ TEST(NetNs, DumpAndRestoreMatch) {
   EXPECT_EQ(InNs(restored.pid(), "nft list tables").find("ckpt-"), std::string::npos);
 }
 
-
 // Restores the image at `path` in a fresh namespace child with `o`.
 std::unique_ptr<NsChild> RestoreIn(const std::string& path, const NetNsOptions& o = {}) {
   int host = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -317,11 +321,12 @@ std::unique_ptr<NsChild> VethNamespace() {
   std::string me = std::to_string(getpid());
   auto c = std::make_unique<NsChild>([me] {
     int rc = 0;
-    std::string out = Sh("set -e; ip link set lo up; ip link add eth0 type veth peer name outer0 netns " +
-                             me + "; ip link set eth0 address 02:00:00:00:00:02; ip addr add "
-                             "10.99.0.2/24 dev eth0; ip link set eth0 up; ip route add default via "
-                             "10.99.0.1",
-                         &rc);
+    std::string out =
+        Sh("set -e; ip link set lo up; ip link add eth0 type veth peer name outer0 netns " + me +
+               "; ip link set eth0 address 02:00:00:00:00:02; ip addr add "
+               "10.99.0.2/24 dev eth0; ip link set eth0 up; ip route add default via "
+               "10.99.0.1",
+           &rc);
     return rc == 0 ? std::string() : out;
   });
   if (c->result() == "ok") {
@@ -360,7 +365,8 @@ TEST(NetNs, VethOuterEndComesBackInCkptsNamespace) {
   EXPECT_NE(inner.find("10.99.0.2/24"), std::string::npos) << inner;
   EXPECT_NE(inner.find("default via 10.99.0.1 dev eth0"), std::string::npos) << inner;
   // The two ends are one pair: eth0's peer index is outer0's.
-  std::string idx = Sh("cat /sys/class/net/outer0/ifindex 2>/dev/null || ip -o link show outer0 | cut -d: -f1");
+  std::string idx =
+      Sh("cat /sys/class/net/outer0/ifindex 2>/dev/null || ip -o link show outer0 | cut -d: -f1");
   EXPECT_NE(InNs(restored->pid(), "ip -o link show eth0").find("eth0@if" + Replace(idx, "\\s", "")),
             std::string::npos);
   restored->Stop();
@@ -452,8 +458,8 @@ TEST(NetNs, UnsupportedDeviceIsNamed) {
   ASSERT_TRUE(dir.ok());
   Status st = DumpNetNamespace(orig.pid(), {}, **dir);
   ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.error().message(), "netns of pid " + std::to_string(orig.pid()) +
-                                      ": device ifb7 (ifb) is not supported");
+  EXPECT_EQ(st.error().message(),
+            "netns of pid " + std::to_string(orig.pid()) + ": device ifb7 (ifb) is not supported");
 }
 
 TEST(NetNs, CkptsOwnNamespaceIsRefused) {
@@ -572,12 +578,12 @@ TEST(NetNs, MacvlanOnADeviceOfCkptsNamespace) {
   {
     NsChild orig([] { return std::string(); });
     ASSERT_EQ(orig.result(), "ok");
-    Sh("ip link add mv0 link hl0 netns " + std::to_string(orig.pid()) +
-           " type macvlan mode bridge",
+    Sh("ip link add mv0 link hl0 netns " + std::to_string(orig.pid()) + " type macvlan mode bridge",
        &rc);
     ASSERT_EQ(rc, 0);
-    InNs(orig.pid(), "ip link set mv0 address 02:00:00:00:00:07 && ip link set mv0 up && "
-                     "ip addr add 10.77.0.2/24 dev mv0");
+    InNs(orig.pid(),
+         "ip link set mv0 address 02:00:00:00:00:07 && ip link set mv0 up && "
+         "ip addr add 10.77.0.2/24 dev mv0");
     Status st = DumpNetNamespace(orig.pid(), {}, **dir);
     ASSERT_TRUE(st.ok()) << st.error().message();
     // A dead namespace's devices go asynchronously; a macvlan with the
