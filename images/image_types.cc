@@ -9,6 +9,7 @@
 #include "proto/lsm.pb.h"
 #include "proto/mm.pb.h"
 #include "proto/ns.pb.h"
+#include "proto/net_ns.pb.h"
 #include "proto/pagemap.pb.h"
 #include "proto/pstree.pb.h"
 #include "proto/seccomp.pb.h"
@@ -43,6 +44,14 @@ const ImageTypeInfo kTypes[] = {
      Make<pb::NamespacesEntry>, nullptr},
     {ImageType::kSeccomp, "seccomp", "seccomp.img", 0x53434d01, Make<pb::SeccompEntry>, nullptr},
     {ImageType::kLsm, "lsm", "lsm.img", 0x4c534d01, Make<pb::LsmEntry>, nullptr},
+    {ImageType::kNetNsLinks, "netns-links", "netns-links.img", 0x4e4c4b01, Make<pb::NetLinkEntry>,
+     nullptr},
+    {ImageType::kNetNsRtnl, "netns-rtnl", "netns-rtnl.img", 0x4e52544e, Make<pb::NetRtnlEntry>,
+     nullptr},
+    {ImageType::kNetNsSysctl, "netns-sysctl", "netns-sysctl.img", 0x4e535901,
+     Make<pb::NetSysctlEntry>, nullptr},
+    {ImageType::kNetNsNft, "netns-nft", "netns-nft.img", 0x4e4e4601, Make<pb::NftMsgEntry>,
+     nullptr},
 };
 
 }  // namespace

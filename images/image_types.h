@@ -34,6 +34,10 @@ enum class ImageType {
   kNamespaces,   // namespaces.img: which namespaces the tree has of its own
   kSeccomp,      // seccomp.img: filters and per-thread modes of the whole tree
   kLsm,          // lsm.img: LSM labels of every thread (hosts with a labelling LSM)
+  kNetNsLinks,   // netns-links.img: devices of the dumped network namespace
+  kNetNsRtnl,    // netns-rtnl.img: its addresses, routes and rules
+  kNetNsSysctl,  // netns-sysctl.img: its net.ipv4/net.ipv6 sysctls
+  kNetNsNft,     // netns-nft.img: its nftables ruleset
 };
 
 struct ImageTypeInfo {

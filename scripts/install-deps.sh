@@ -10,7 +10,7 @@ PKGS=(
   libbpf-dev libnftnl-dev libmnl-dev
   libgtest-dev
   binutils
-  python3 iproute2
+  python3 iproute2 nftables
 )
 
 missing=()

@@ -55,7 +55,8 @@ constexpr ImageType kAllTypes[] = {
     ImageType::kInventory, ImageType::kPstree, ImageType::kCore,  ImageType::kMm,
     ImageType::kPagemap,   ImageType::kFdinfo, ImageType::kFiles, ImageType::kFs,
     ImageType::kFileData,  ImageType::kUnixSkQueue, ImageType::kTcpStream,
-    ImageType::kNamespaces, ImageType::kSeccomp, ImageType::kLsm,
+    ImageType::kNamespaces, ImageType::kSeccomp, ImageType::kLsm, ImageType::kNetNsLinks,
+    ImageType::kNetNsRtnl, ImageType::kNetNsSysctl, ImageType::kNetNsNft,
 };
 
 std::string U32(uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); }
