@@ -6,6 +6,7 @@
 #include "proto/fdinfo.pb.h"
 #include "proto/fs.pb.h"
 #include "proto/inventory.pb.h"
+#include "proto/ipc_ns.pb.h"
 #include "proto/mm.pb.h"
 #include "proto/pagemap.pb.h"
 #include "proto/pstree.pb.h"
@@ -36,6 +37,7 @@ const ImageTypeInfo kTypes[] = {
      nullptr},
     {ImageType::kTcpStream, "tcp-stream", "tcp-stream-%u.img", 0x54435301,
      Make<pb::TcpStreamEntry>, nullptr},
+    {ImageType::kIpcNs, "ipc-ns", "ipc-ns.img", 0x49504e01, Make<pb::IpcNsRecord>, nullptr},
 };
 
 }  // namespace

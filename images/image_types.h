@@ -31,6 +31,7 @@ enum class ImageType {
   kFileData,  // fdata-<id>.img: bytes of a pipe, memfd or deleted file
   kUnixSkQueue,  // sk-queue-<file id>.img: unread messages of a unix socket
   kTcpStream,    // tcp-stream-<file id>.img: a TCP connection read in repair mode
+  kIpcNs,        // ipc-ns.img: the objects of an IPC namespace (criu/ns/ipc_ns.h)
 };
 
 struct ImageTypeInfo {

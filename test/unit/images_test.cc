@@ -54,7 +54,7 @@ using google::protobuf::util::MessageDifferencer;
 constexpr ImageType kAllTypes[] = {
     ImageType::kInventory, ImageType::kPstree, ImageType::kCore,  ImageType::kMm,
     ImageType::kPagemap,   ImageType::kFdinfo, ImageType::kFiles, ImageType::kFs,
-    ImageType::kFileData,  ImageType::kUnixSkQueue, ImageType::kTcpStream,
+    ImageType::kFileData,  ImageType::kUnixSkQueue, ImageType::kTcpStream, ImageType::kIpcNs,
 };
 
 std::string U32(uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); }

@@ -1,0 +1,62 @@
+// The contents of an IPC namespace: SysV message queues (with their
+// messages), semaphore sets (with values and, where visible, the pid of the
+// last operation), shared memory segments no task of the tree attaches
+// (with contents), POSIX message queues (with prioritised messages), and
+// the namespace's sysctls. Images: ipc-ns.img (proto/ipc_ns.proto) and
+// sysvshm-<id>.img per unattached segment.
+//
+// Dump: DumpIpcNamespace reads the namespace through a forked child that
+// enters it (setns) and a private mount namespace (to mount an mqueue
+// filesystem and list POSIX queues); ckpt itself never changes namespace.
+// Reading is not destructive for SysV objects (msgrcv MSG_COPY, semctl,
+// a read-only attach). POSIX queues have no peek: every message is received
+// and sent back at once, in the same order (priority, then FIFO). A queue
+// holding messages and an mq_notify registration is refused (sending into
+// the emptied queue would fire the notification). Call it while the tree
+// is frozen, and while ckpt is single-threaded (it forks).
+//
+// Restore: RestoreIpcNamespace runs in a process already inside a new,
+// empty IPC namespace (the tree's root, before it opens files or forks):
+// limits first (raised where an object needs more than the dumped value,
+// e.g. a queue whose qbytes were lowered below its contents), every object
+// with its id (kernel.*_next_id), key, owner, creator, mode and contents,
+// then the exact dumped sysctls, shm_rmid_forced last.
+//
+// Not saved (no kernel interface): SEM_UNDO adjustments of the tasks (the
+// kernel keeps them per task with no way to read them; after a restore a
+// task exiting no longer undoes what it had adjusted); times (msg/sem/shm
+// stime, rtime, ctime, atime, dtime) and last sender/receiver pids of
+// queues and segments; semaphore pids that the tree's pid namespace does
+// not show. Reading an unattached segment moves its atime/dtime/lpid; a
+// POSIX queue's inode times change when it is read and refilled.
+#pragma once
+
+#include <sys/types.h>
+
+#include <set>
+
+#include "base/result.h"
+#include "images/image_dir.h"
+
+namespace ckpt::ns {
+
+// Saves the IPC namespace `pid` lives in into dir. `attached_shm_ids` are
+// the SysV segments some task of the tree maps (saved by criu/shmem.cc);
+// they are skipped. Errors name the object: "IPC namespace of pid 42:
+// POSIX message queue /jobs: ...". On error nothing of the namespace has
+// changed (a POSIX queue refill that fails says how many messages were lost).
+Status DumpIpcNamespace(pid_t pid, const std::set<int>& attached_shm_ids, images::ImageDir& dir);
+
+// Checks ipc-ns.img and the segment files it names, creating nothing:
+// call with the other image checks, before any process exists.
+Status CheckIpcNamespaceImage(const images::ImageDir& dir);
+
+// In a process inside a fresh, empty IPC namespace: recreates everything
+// saved by DumpIpcNamespace. Runs CheckIpcNamespaceImage first. Forks
+// short-lived vfork-style helpers (clone3 with set_tid, not reported to a
+// tracer using PTRACE_O_TRACEFORK/TRACECLONE, never SIGCHLD) to give
+// semaphores their last-operation pids. On error the namespace is left
+// half-filled: the caller discards it.
+Status RestoreIpcNamespace(const images::ImageDir& dir);
+
+}  // namespace ckpt::ns
