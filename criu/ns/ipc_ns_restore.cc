@@ -477,7 +477,8 @@ Status Restore(const images::ImageDir& dir) {
   TRY(WriteIpcLimits(img.sysctls));
   for (const char* f : {"shm_rmid_forced", "msg_next_id", "sem_next_id", "shm_next_id"}) {
     std::string v = IpcSysctlValue(img.sysctls, f);
-    if (!v.empty()) TRY(WriteIpcSysctl(f, v));
+    // The kernel takes -1 ("none") only from itself, after using a request.
+    if (!v.empty() && v != "-1") TRY(WriteIpcSysctl(f, v));
   }
   LOG_INFO("IPC namespace: " + std::to_string(img.msgs.size()) + " message queues, " +
            std::to_string(img.sems.size()) + " semaphore sets, " + std::to_string(img.shms.size()) +
