@@ -43,7 +43,8 @@ Result<MqStatus> ParseMqStatus(const std::string& text) {
     char* end = nullptr;
     errno = 0;
     long long v = strtoll(val.c_str(), &end, 10);
-    if (errno || end == val.c_str() || *end) return Error("mqueue status: bad " + key + " '" + val + "'");
+    if (errno || end == val.c_str() || *end)
+      return Error("mqueue status: bad " + key + " '" + val + "'");
     if (key == "QSIZE") {
       if (v < 0) return Error("mqueue status: bad QSIZE '" + val + "'");
       s.qsize = uint64_t(v);
@@ -67,10 +68,14 @@ Result<MqStatus> ParseMqStatus(const std::string& text) {
 
 std::string MqNotifyName(const MqStatus& s) {
   switch (s.notify) {
-    case SIGEV_SIGNAL: return "SIGEV_SIGNAL (signal " + std::to_string(s.signo) + ")";
-    case SIGEV_NONE: return "SIGEV_NONE";
-    case SIGEV_THREAD: return "SIGEV_THREAD";
-    default: return "sigev_notify " + std::to_string(s.notify);
+    case SIGEV_SIGNAL:
+      return "SIGEV_SIGNAL (signal " + std::to_string(s.signo) + ")";
+    case SIGEV_NONE:
+      return "SIGEV_NONE";
+    case SIGEV_THREAD:
+      return "SIGEV_THREAD";
+    default:
+      return "sigev_notify " + std::to_string(s.notify);
   }
 }
 

@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <mqueue.h>
 #include <sched.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -234,6 +236,7 @@ Status SendSegment(Out& out, void* addr, uint64_t size, const std::string& what)
 class RmidForcedOff {
  public:
   Status Begin(const pb::IpcSysctls& s) {
+    if (!value_.empty()) return Ok();  // already off
     if (!s.has_shm_rmid_forced() || s.shm_rmid_forced() == 0) return Ok();
     TRY(WriteIpcSysctl("shm_rmid_forced", "0"));
     value_ = std::to_string(s.shm_rmid_forced());
@@ -342,8 +345,8 @@ Status ReadPosixMq(Out& out, const std::string& dir, const std::string& name) {
   Status st_send;
   for (const pb::PosixMqMsg& m : q->msgs()) {
     if (mq_send(mq.get(), m.data().data(), m.data().size(), m.prio()) < 0) {
-      st_send = Error::Errno(what + ": sending message " + std::to_string(sent) +
-                             " back failed; " + std::to_string(q->msgs_size() - sent) +
+      st_send = Error::Errno(what + ": sending message " + std::to_string(sent) + " back failed; " +
+                             std::to_string(q->msgs_size() - sent) +
                              " message(s) LOST (did a process outside the tree write to it?)");
       break;
     }
@@ -425,7 +428,8 @@ class SegmentFile {
     return Ok();
   }
   Status Finish() {
-    if (ftruncate(fd_.get(), off_t(size_)) < 0) return Error::Errno("truncate " + SysvShmFileName(id_));
+    if (ftruncate(fd_.get(), off_t(size_)) < 0)
+      return Error::Errno("truncate " + SysvShmFileName(id_));
     return Ok();
   }
 
@@ -490,7 +494,8 @@ Status DumpIpcNamespace(pid_t pid, const std::set<int>& attached_shm_ids, images
   UniqueFd ipc(open((base + "ipc").c_str(), O_RDONLY | O_CLOEXEC));
   if (!ipc) return Error::Errno(where + ": open " + base + "ipc");
   struct stat pidns;
-  if (stat((base + "pid").c_str(), &pidns) < 0) return Error::Errno(where + ": stat " + base + "pid");
+  if (stat((base + "pid").c_str(), &pidns) < 0)
+    return Error::Errno(where + ": stat " + base + "pid");
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) return Error::Errno("pipe");
   UniqueFd rd(p[0]), wr(p[1]);
@@ -510,6 +515,51 @@ Status DumpIpcNamespace(pid_t pid, const std::set<int>& attached_shm_ids, images
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return Error(where + ": the reader failed (status " + std::to_string(status) + ")");
   return Ok();
+}
+
+Result<std::vector<pid_t>> TasksWithSemUndo(const std::vector<pid_t>& pids) {
+  std::vector<pid_t> out;
+  pid_t self = getpid();
+  for (pid_t p : pids) {
+    long r = syscall(SYS_kcmp, self, p, KCMP_SYSVSEM, 0, 0);
+    if (r < 0) return Error::Errno("pid " + std::to_string(p) + ": kcmp KCMP_SYSVSEM");
+    if (r != 0) out.push_back(p);
+  }
+  return out;
+}
+
+Result<std::string> ReadSysvipcOf(pid_t pid, const std::string& file) {
+  std::string where = "IPC namespace of pid " + std::to_string(pid);
+  std::string ns = "/proc/" + std::to_string(pid) + "/ns/ipc";
+  UniqueFd ipc(open(ns.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ipc) return Error::Errno(where + ": open " + ns);
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return Error::Errno("pipe");
+  UniqueFd rd(p[0]), wr(p[1]);
+  pid_t child = fork();
+  if (child < 0) return Error::Errno(where + ": fork");
+  if (child == 0) {
+    signal(SIGPIPE, SIG_IGN);
+    rd.reset();
+    if (setns(ipc.get(), CLONE_NEWIPC) < 0) _exit(2);
+    auto text = io::ReadFile("/proc/sysvipc/" + file);
+    if (!text.ok()) _exit(3);
+    _exit(io::WriteFull(wr.get(), text->data(), text->size()).ok() ? 0 : 4);
+  }
+  wr.reset();
+  std::string out;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(rd.get(), buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) out.append(buf, size_t(n));
+  int st = 0;
+  while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (n < 0) return Error::Errno(where + ": reading /proc/sysvipc/" + file);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    return Error(where + ": cannot read /proc/sysvipc/" + file + " there (" +
+                 (WIFEXITED(st) && WEXITSTATUS(st) == 2 ? "setns failed" : "read failed") + ")");
+  return out;
 }
 
 }  // namespace ckpt::ns

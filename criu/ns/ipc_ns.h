@@ -24,7 +24,8 @@
 //
 // Not saved (no kernel interface): SEM_UNDO adjustments of the tasks (the
 // kernel keeps them per task with no way to read them; after a restore a
-// task exiting no longer undoes what it had adjusted); times (msg/sem/shm
+// task exiting no longer undoes what it had adjusted; TasksWithSemUndo
+// names the tasks that have such a list); times (msg/sem/shm
 // stime, rtime, ctime, atime, dtime) and last sender/receiver pids of
 // queues and segments; semaphore pids that the tree's pid namespace does
 // not show. Reading an unattached segment moves its atime/dtime/lpid; a
@@ -34,6 +35,7 @@
 #include <sys/types.h>
 
 #include <set>
+#include <vector>
 
 #include "base/result.h"
 #include "images/image_dir.h"
@@ -46,6 +48,21 @@ namespace ckpt::ns {
 // POSIX message queue /jobs: ...". On error nothing of the namespace has
 // changed (a POSIX queue refill that fails says how many messages were lost).
 Status DumpIpcNamespace(pid_t pid, const std::set<int>& attached_shm_ids, images::ImageDir& dir);
+
+// The tasks of `pids` that have a SEM_UNDO list: those whose adjustments
+// a restore loses (no kernel interface reads them). Told by kcmp(2)
+// KCMP_SYSVSEM against ckpt, which never made one: a task gets a list at
+// its first semop with SEM_UNDO and keeps it (threads share it). A list
+// whose adjustments are all back to zero is reported too. Call it for the
+// tree in any IPC namespace; warn, or refuse, with the pids.
+Result<std::vector<pid_t>> TasksWithSemUndo(const std::vector<pid_t>& pids);
+
+// The text of /proc/sysvipc/<file> ("shm", "msg" or "sem") as the IPC
+// namespace of pid shows it (the kernel answers for the namespace of the
+// process that opens the file), read by a forked child that enters it.
+// For criu/mem_dump.cc, which describes the SysV segments the tree maps:
+// in ckpt's own /proc/sysvipc/shm the same id is another segment, or none.
+Result<std::string> ReadSysvipcOf(pid_t pid, const std::string& file);
 
 // Checks ipc-ns.img and the segment files it names, creating nothing:
 // call with the other image checks, before any process exists.

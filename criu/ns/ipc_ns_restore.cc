@@ -55,7 +55,8 @@ Status CheckPerm(const pb::IpcPermEntry& p, uint32_t extra, const std::string& w
   return Ok();
 }
 
-Status CheckRecord(const pb::IpcNsRecord& r, const images::ImageDir& dir, std::set<std::string>& seen) {
+Status CheckRecord(const pb::IpcNsRecord& r, const images::ImageDir& dir,
+                   std::set<std::string>& seen) {
   auto unique = [&](const std::string& key, const std::string& what) -> Status {
     if (!seen.insert(key).second) return Error(what + " appears twice");
     return Ok();
@@ -132,8 +133,7 @@ Result<Image> Load(const images::ImageDir& dir) {
     pb::IpcNsRecord rec;
     TRY_ASSIGN(bool more, r.Read(rec), r.name());
     if (!more) break;
-    if (first != rec.has_sysctls())
-      return Error(r.name() + ": the sysctls must come first, once");
+    if (first != rec.has_sysctls()) return Error(r.name() + ": the sysctls must come first, once");
     if (first) {
       if (rec.sysctls().sem_size() != 0 && rec.sysctls().sem_size() != 4)
         return Error(r.name() + ": kernel.sem needs 4 values");
@@ -143,10 +143,18 @@ Result<Image> Load(const images::ImageDir& dir) {
     }
     TRY(CheckRecord(rec, dir, seen), r.name());
     switch (rec.obj_case()) {
-      case pb::IpcNsRecord::kMsgQueue: img.msgs.push_back(rec.msg_queue()); break;
-      case pb::IpcNsRecord::kSemSet: img.sems.push_back(rec.sem_set()); break;
-      case pb::IpcNsRecord::kShmSeg: img.shms.push_back(rec.shm_seg()); break;
-      default: img.mqs.push_back(rec.posix_mq()); break;
+      case pb::IpcNsRecord::kMsgQueue:
+        img.msgs.push_back(rec.msg_queue());
+        break;
+      case pb::IpcNsRecord::kSemSet:
+        img.sems.push_back(rec.sem_set());
+        break;
+      case pb::IpcNsRecord::kShmSeg:
+        img.shms.push_back(rec.shm_seg());
+        break;
+      default:
+        img.mqs.push_back(rec.posix_mq());
+        break;
     }
   }
   if (first) return Error(r.name() + ": empty (no sysctls)");
@@ -167,7 +175,8 @@ class AsCreator {
     getresgid(&gr, &ge, &gs);
     euid_ = e;
     egid_ = ge;
-    if (gid != ge && setresgid(-1, gid, -1) < 0) err_ = Error::Errno("setresgid " + std::to_string(gid));
+    if (gid != ge && setresgid(-1, gid, -1) < 0)
+      err_ = Error::Errno("setresgid " + std::to_string(gid));
     gid_changed_ = gid != ge && err_.message().empty();
     if (err_.message().empty() && uid != e && setresuid(-1, uid, -1) < 0)
       err_ = Error::Errno("setresuid " + std::to_string(uid));
@@ -248,7 +257,8 @@ Status RestoreSemSet(const pb::SysvSemSet& s) {
   {
     AsCreator as(s.perm().cuid(), s.perm().cgid());
     TRY(as.status(), what);
-    id = semget(KeyOf(s.perm()), s.values_size(), IPC_CREAT | IPC_EXCL | int(s.perm().mode() & 0777));
+    id = semget(KeyOf(s.perm()), s.values_size(),
+                IPC_CREAT | IPC_EXCL | int(s.perm().mode() & 0777));
   }
   TRY(CheckId(id, s.id(), what));
   struct semid_ds ds;
@@ -359,7 +369,8 @@ Status RestoreShmSeg(const images::ImageDir& dir, const pb::SysvShmSeg& s) {
   {
     AsCreator as(s.perm().cuid(), s.perm().cgid());
     TRY(as.status(), what);
-    id = shmget(KeyOf(s.perm()), size_t(s.size()), IPC_CREAT | IPC_EXCL | int(s.perm().mode() & 0777));
+    id = shmget(KeyOf(s.perm()), size_t(s.size()),
+                IPC_CREAT | IPC_EXCL | int(s.perm().mode() & 0777));
   }
   TRY(CheckId(id, s.id(), what));
   TRY_ASSIGN(UniqueFd in, dir.OpenRaw(SysvShmFileName(s.id())), what);
@@ -384,7 +395,8 @@ Status RestorePosixMq(const pb::PosixMq& q) {
   attr.mq_maxmsg = q.maxmsg();
   attr.mq_msgsize = q.msgsize();
   std::string name = "/" + q.name();
-  UniqueFd mq(mq_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0600, &attr));
+  UniqueFd mq(
+      mq_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0600, &attr));
   if (!mq) {
     if (errno == EMFILE)
       return Error::Errno(what + ": mq_open (the restoring user's RLIMIT_MSGQUEUE is spent?)");
@@ -412,7 +424,8 @@ pb::IpcSysctls CreationLimits(const Image& img) {
   if (l.has_msgmni()) raise_i(l.msgmni(), int64_t(img.msgs.size()), &pb::IpcSysctls::set_msgmni);
   int64_t longest = 0;
   for (const pb::SysvMsgQueue& q : img.msgs)
-    for (const pb::SysvMsg& m : q.msgs()) longest = std::max<int64_t>(longest, int64_t(m.text().size()));
+    for (const pb::SysvMsg& m : q.msgs())
+      longest = std::max<int64_t>(longest, int64_t(m.text().size()));
   if (l.has_msgmax()) raise_i(l.msgmax(), longest, &pb::IpcSysctls::set_msgmax);
   if (l.has_shmmni()) raise_i(l.shmmni(), int64_t(img.shms.size()), &pb::IpcSysctls::set_shmmni);
   uint64_t biggest = 0, pages = 0;
@@ -452,7 +465,8 @@ Status CheckEmpty() {
   SemUn arg;
   arg.buf = reinterpret_cast<struct semid_ds*>(&si);
   if (msgctl(0, MSG_INFO, reinterpret_cast<struct msqid_ds*>(&mi)) < 0 ||
-      semctl(0, 0, SEM_INFO, arg) < 0 || shmctl(0, SHM_INFO, reinterpret_cast<struct shmid_ds*>(&hi)) < 0)
+      semctl(0, 0, SEM_INFO, arg) < 0 ||
+      shmctl(0, SHM_INFO, reinterpret_cast<struct shmid_ds*>(&hi)) < 0)
     return Error::Errno("reading the IPC namespace's usage");
   if (mi.msgpool || si.semusz || hi.used_ids)
     return Error("the IPC namespace is not empty (" + std::to_string(mi.msgpool) + " queues, " +
@@ -465,8 +479,7 @@ Status Restore(const images::ImageDir& dir) {
   TRY_ASSIGN(Image img, Load(dir));
   TRY(CheckEmpty());
   TRY(WriteIpcLimits(CreationLimits(img)));
-  for (const pb::SysvMsgQueue& q : img.msgs)
-    TRY(RestoreMsgQueue(q));
+  for (const pb::SysvMsgQueue& q : img.msgs) TRY(RestoreMsgQueue(q));
   for (const pb::SysvSemSet& s : img.sems) TRY(RestoreSemSet(s));
   TRY(RestoreSemValues(img.sems));
   for (const pb::SysvShmSeg& s : img.shms) TRY(RestoreShmSeg(dir, s));

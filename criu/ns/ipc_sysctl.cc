@@ -69,7 +69,8 @@ Result<pb::IpcSysctls> ReadIpcSysctls() {
     if (f->is_repeated()) {  // sem
       int64_t v;
       while (in >> v) out.add_sem(v);
-      if (out.sem_size() != 4) return Error(IpcSysctlName(s.field) + ": unexpected value '" + text + "'");
+      if (out.sem_size() != 4)
+        return Error(IpcSysctlName(s.field) + ": unexpected value '" + text + "'");
       continue;
     }
     bool ok;

@@ -5,7 +5,10 @@
 // PrivateIpc below) made for itself: everything goes away with them, also
 // when a check fails. The states are compared as text built here from
 // /proc/sysvipc and the system calls, independently of ckpt's reader.
+#include "criu/ns/ipc_ns.h"
+
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <mqueue.h>
 #include <sched.h>
 #include <signal.h>
@@ -16,8 +19,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstring>
 #include <set>
@@ -30,7 +31,6 @@
 #include "criu/files/file_context.h"
 #include "criu/files/file_types.h"
 #include "criu/net/net_dump.h"
-#include "criu/ns/ipc_ns.h"
 #include "criu/shmem.h"
 #include "images/image_dir.h"
 #include "proto/ipc_ns.pb.h"
@@ -128,13 +128,14 @@ std::vector<std::vector<std::string>> SysvipcRows(const std::string& name) {
   return rows;
 }
 
-const char* const kSysctls[] = {
-    "kernel/msgmax",          "kernel/msgmnb",         "kernel/msgmni",
-    "kernel/sem",             "kernel/shmmax",         "kernel/shmall",
-    "kernel/shmmni",          "kernel/shm_rmid_forced", "kernel/msg_next_id",
-    "kernel/sem_next_id",     "kernel/shm_next_id",    "fs/mqueue/queues_max",
-    "fs/mqueue/msg_max",      "fs/mqueue/msgsize_max", "fs/mqueue/msg_default",
-    "fs/mqueue/msgsize_default"};
+const char* const kSysctls[] = {"kernel/msgmax",         "kernel/msgmnb",
+                                "kernel/msgmni",         "kernel/sem",
+                                "kernel/shmmax",         "kernel/shmall",
+                                "kernel/shmmni",         "kernel/shm_rmid_forced",
+                                "kernel/msg_next_id",    "kernel/sem_next_id",
+                                "kernel/shm_next_id",    "fs/mqueue/queues_max",
+                                "fs/mqueue/msg_max",     "fs/mqueue/msgsize_max",
+                                "fs/mqueue/msg_default", "fs/mqueue/msgsize_default"};
 
 const char* const kMqNames[] = {"/jobs", "/empty", "/memfd:tricky"};
 
@@ -144,14 +145,15 @@ const char* const kMqNames[] = {"/jobs", "/empty", "/memfd:tricky"};
 std::string Snapshot(bool drain, int skip_shm) {
   std::string out;
   for (const char* s : kSysctls)
-    out += std::string("sysctl ") + s + " = " + Trim(ReadOrDie(std::string("/proc/sys/") + s)) + "\n";
+    out +=
+        std::string("sysctl ") + s + " = " + Trim(ReadOrDie(std::string("/proc/sys/") + s)) + "\n";
   // msg: key msqid perms cbytes qnum lspid lrpid uid gid cuid cgid ...
   for (const auto& r : SysvipcRows("msg")) {
     int id = std::stoi(r[1]);
     struct msqid_ds ds;
     Must(msgctl(id, IPC_STAT, &ds) >= 0, "msgctl IPC_STAT");
-    out += "msg id=" + r[1] + " key=" + r[0] + " perms=" + r[2] + " cbytes=" + r[3] + " qnum=" + r[4] +
-           " uid=" + r[7] + " gid=" + r[8] + " cuid=" + r[9] + " cgid=" + r[10] +
+    out += "msg id=" + r[1] + " key=" + r[0] + " perms=" + r[2] + " cbytes=" + r[3] +
+           " qnum=" + r[4] + " uid=" + r[7] + " gid=" + r[8] + " cuid=" + r[9] + " cgid=" + r[10] +
            " qbytes=" + std::to_string(ds.msg_qbytes) + "\n";
     std::vector<char> buf(sizeof(long) + 65536);
     for (msgqnum_t i = 0; i < ds.msg_qnum; i++) {
@@ -159,29 +161,32 @@ std::string Snapshot(bool drain, int skip_shm) {
       Must(n >= 0, "msgrcv MSG_COPY");
       long type;
       memcpy(&type, buf.data(), sizeof(type));
-      out += "  type=" + std::to_string(type) + " text=" + Hex(std::string(buf.data() + sizeof(long), n)) + "\n";
+      out += "  type=" + std::to_string(type) +
+             " text=" + Hex(std::string(buf.data() + sizeof(long), n)) + "\n";
     }
   }
   // sem: key semid perms nsems uid gid cuid cgid otime ctime
   for (const auto& r : SysvipcRows("sem")) {
     int id = std::stoi(r[1]);
     int nsems = std::stoi(r[3]);
-    out += "sem id=" + r[1] + " key=" + r[0] + " perms=" + r[2] + " nsems=" + r[3] + " uid=" + r[4] +
-           " gid=" + r[5] + " cuid=" + r[6] + " cgid=" + r[7] + "\n";
+    out += "sem id=" + r[1] + " key=" + r[0] + " perms=" + r[2] + " nsems=" + r[3] +
+           " uid=" + r[4] + " gid=" + r[5] + " cuid=" + r[6] + " cgid=" + r[7] + "\n";
     std::vector<unsigned short> vals(nsems);
     SemUn arg;
     arg.array = vals.data();
     Must(semctl(id, 0, GETALL, arg) >= 0, "GETALL");
     for (int i = 0; i < nsems; i++)
-      out += "  value=" + std::to_string(vals[i]) + " pid=" + std::to_string(semctl(id, i, GETPID)) + "\n";
+      out += "  value=" + std::to_string(vals[i]) +
+             " pid=" + std::to_string(semctl(id, i, GETPID)) + "\n";
   }
   // shm: key shmid perms size cpid lpid nattch uid gid cuid cgid ...
   std::string forced = Trim(ReadOrDie("/proc/sys/kernel/shm_rmid_forced"));
   for (const auto& r : SysvipcRows("shm")) {
     int id = std::stoi(r[1]);
     if (id == skip_shm) continue;
-    out += "shm id=" + r[1] + " key=" + r[0] + " perms=" + r[2] + " size=" + r[3] + " nattch=" + r[6] +
-           " uid=" + r[7] + " gid=" + r[8] + " cuid=" + r[9] + " cgid=" + r[10] + "\n";
+    out += "shm id=" + r[1] + " key=" + r[0] + " perms=" + r[2] + " size=" + r[3] +
+           " nattch=" + r[6] + " uid=" + r[7] + " gid=" + r[8] + " cuid=" + r[9] +
+           " cgid=" + r[10] + "\n";
     // Detaching would destroy the segment with shm_rmid_forced on.
     if (forced != "0") WriteOrDie("/proc/sys/kernel/shm_rmid_forced", "0");
     void* p = shmat(id, nullptr, SHM_RDONLY);
@@ -214,7 +219,8 @@ std::string Snapshot(bool drain, int skip_shm) {
     out += std::string("mq ") + name + " mode=" + std::to_string(st.st_mode & 07777) +
            " uid=" + std::to_string(st.st_uid) + " gid=" + std::to_string(st.st_gid) +
            " maxmsg=" + std::to_string(a.mq_maxmsg) + " msgsize=" + std::to_string(a.mq_msgsize) +
-           " curmsgs=" + std::to_string(a.mq_curmsgs) + " " + Trim(s.substr(0, s.find("NOTIFY:"))) + "\n";
+           " curmsgs=" + std::to_string(a.mq_curmsgs) + " " + Trim(s.substr(0, s.find("NOTIFY:"))) +
+           "\n";
     if (drain) {
       std::vector<char> buf(a.mq_msgsize);
       unsigned prio;
@@ -342,7 +348,8 @@ Made Populate() {
   Must(jobs >= 0, "mq_open /jobs");
   const std::pair<unsigned, std::string> msgs[] = {
       {1, "a1"}, {5, "b5"}, {1, "a2"}, {9, "c9"}, {5, std::string("b5\0two", 6)}, {0, ""}};
-  for (const auto& [prio, text] : msgs) Must(mq_send(jobs, text.data(), text.size(), prio) == 0, "mq_send");
+  for (const auto& [prio, text] : msgs)
+    Must(mq_send(jobs, text.data(), text.size(), prio) == 0, "mq_send");
   mq_close(jobs);
   a.mq_maxmsg = 3;
   a.mq_msgsize = 16;
@@ -404,10 +411,14 @@ void StartVictim(Victim& v, Setup setup, int skip_shm_from_setup) {
       Send(up[1], std::to_string(skip));
       for (;;) {
         std::string c = Recv(down[0]);
-        if (c == "s") Send(up[1], Snapshot(false, skip_shm_from_setup ? skip : -1));
-        else if (c == "d") Send(up[1], Snapshot(true, skip_shm_from_setup ? skip : -1));
-        else if (c == "n") Send(up[1], JobsStatusLine());
-        else _exit(0);
+        if (c == "s")
+          Send(up[1], Snapshot(false, skip_shm_from_setup ? skip : -1));
+        else if (c == "d")
+          Send(up[1], Snapshot(true, skip_shm_from_setup ? skip : -1));
+        else if (c == "n")
+          Send(up[1], JobsStatusLine());
+        else
+          _exit(0);
       }
     } catch (const std::exception& e) {
       Send(up[1], std::string("ERROR: ") + e.what());
@@ -461,7 +472,8 @@ std::string RestoreInNewNamespaces(const std::string& path) {
 
 TEST(IpcNs, DumpLeavesEverythingAndRestoreRebuildsIt) {
   Victim v;
-  StartVictim(v, [] { return Populate().attached_shm; }, true);
+  StartVictim(
+      v, [] { return Populate().attached_shm; }, true);
   if (::testing::Test::HasFatalFailure()) return;
   int attached = std::stoi(v.first);
   std::string before = v.Ask('s');
@@ -481,23 +493,28 @@ TEST(IpcNs, DumpLeavesEverythingAndRestoreRebuildsIt) {
   ASSERT_EQ(orig.rfind("ERROR", 0), std::string::npos) << orig;
   // The snapshot really holds what Populate made (so equal means something).
   EXPECT_NE(orig.find("key=4660 perms=640 cbytes=314 qnum=4 uid=1000 gid=1001 cuid=0 cgid=0"),
-            std::string::npos) << orig;
+            std::string::npos)
+      << orig;
   EXPECT_NE(orig.find("cuid=1234 cgid=1234 qbytes=20000"), std::string::npos) << orig;
   EXPECT_NE(orig.find("cbytes=780 qnum=2"), std::string::npos) << orig;
   EXPECT_NE(orig.find("qbytes=500"), std::string::npos) << orig;
   EXPECT_NE(orig.find("  value=32767 pid="), std::string::npos) << orig;
   EXPECT_NE(orig.find("  value=3 pid=" + std::to_string(v.pid)), std::string::npos) << orig;
   EXPECT_NE(orig.find("perms=2604 size=5000 nattch=0 uid=1401 gid=1400 cuid=1400 cgid=1400"),
-            std::string::npos) << orig;
+            std::string::npos)
+      << orig;
   EXPECT_NE(orig.find("sysctl kernel/shm_rmid_forced = 1"), std::string::npos) << orig;
   EXPECT_NE(orig.find("sysctl fs/mqueue/msgsize_default = 1024"), std::string::npos) << orig;
   EXPECT_NE(orig.find("  prio=9 data=6339\n  prio=5 data=6235\n  prio=5 data=62350074776f\n"
                       "  prio=1 data=6131\n  prio=1 data=6132\n  prio=0 data=\n"),
-            std::string::npos) << orig;
+            std::string::npos)
+      << orig;
   EXPECT_NE(orig.find("mq /empty mode=384 uid=1000 gid=1000 maxmsg=3 msgsize=16 curmsgs=0"),
-            std::string::npos) << orig;
+            std::string::npos)
+      << orig;
   EXPECT_NE(orig.find("mq /memfd:tricky mode=438 uid=0 gid=0 maxmsg=5 msgsize=1024 curmsgs=1"),
-            std::string::npos) << orig;
+            std::string::npos)
+      << orig;
   v.Ask('q');
 
   std::string restored = RestoreInNewNamespaces(tmp.path());
@@ -657,6 +674,70 @@ TEST(IpcNs, NotifiedQueueWithMessagesIsRefused) {
   EXPECT_EQ(before, v.Ask('n'));
 }
 
+// SEM_UNDO lists cannot be read, but who has one can be told.
+TEST(IpcNs, TasksWithSemUndoAreFound) {
+  Victim undo, plain;
+  StartVictim(
+      undo,
+      [] {
+        int s = semget(IPC_PRIVATE, 1, 0600);
+        struct sembuf op = {0, 1, SEM_UNDO};
+        Must(s >= 0 && semop(s, &op, 1) == 0, "semop SEM_UNDO");
+        return 0;
+      },
+      false);
+  if (::testing::Test::HasFatalFailure()) return;
+  StartVictim(
+      plain,
+      [] {
+        int s = semget(IPC_PRIVATE, 1, 0600);
+        struct sembuf op = {0, 1, 0};
+        Must(s >= 0 && semop(s, &op, 1) == 0, "semop");
+        return 0;
+      },
+      false);
+  if (::testing::Test::HasFatalFailure()) return;
+  auto r = ns::TasksWithSemUndo({plain.pid, undo.pid});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(*r, std::vector<pid_t>{undo.pid});
+}
+
+// /proc/sysvipc as another namespace shows it.
+TEST(IpcNs, ReadSysvipcOfAnotherNamespace) {
+  Victim v;
+  StartVictim(
+      v,
+      [] {
+        int id = shmget(0x4242, 12288, IPC_CREAT | 0640);
+        Must(id >= 0 && shmat(id, nullptr, 0) != reinterpret_cast<void*>(-1), "shm");
+        return id;
+      },
+      false);
+  if (::testing::Test::HasFatalFailure()) return;
+  auto text = ns::ReadSysvipcOf(v.pid, "shm");
+  ASSERT_TRUE(text.ok()) << text.error().message();
+  auto rows = [](const std::string& t) {
+    std::vector<std::string> r;
+    std::istringstream in(t);
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) r.push_back(line);
+    return r;
+  };
+  auto theirs = rows(*text);
+  ASSERT_EQ(theirs.size(), 1u) << *text;
+  std::istringstream row(theirs[0]);
+  std::string key, id, perms, size;
+  row >> key >> id >> perms >> size;
+  EXPECT_EQ(key, "16962");
+  EXPECT_EQ(id, v.first);
+  EXPECT_EQ(perms, "640");
+  EXPECT_EQ(size, "12288");
+  // Ours (this test's private namespace) has no segment.
+  EXPECT_TRUE(rows(ReadOrDie("/proc/sysvipc/shm")).empty());
+  EXPECT_FALSE(ns::ReadSysvipcOf(v.pid, "nonexistent").ok());
+}
+
 // ---- the mqueue fd handler, on this process's own descriptors ----
 
 struct Fd {
@@ -739,13 +820,13 @@ TEST(MqueueFd, RegistrationIsRefused) {
   ASSERT_EQ(files::Classify(*c).value(), &files::kMqueueHandler);
   Status st = files::kMqueueHandler.check(*c, {*c});
   ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.error().message().find("pid " + std::to_string(getpid()) + " fd " +
-                                      std::to_string(q.fd) +
-                                      ": POSIX message queue /notified has an mq_notify "
-                                      "registration (SIGEV_SIGNAL (signal " +
-                                      std::to_string(SIGUSR2) + "), pid " +
-                                      std::to_string(getpid()) + "): not supported"),
-            std::string::npos)
+  EXPECT_NE(
+      st.error().message().find("pid " + std::to_string(getpid()) + " fd " + std::to_string(q.fd) +
+                                ": POSIX message queue /notified has an mq_notify "
+                                "registration (SIGEV_SIGNAL (signal " +
+                                std::to_string(SIGUSR2) + "), pid " + std::to_string(getpid()) +
+                                "): not supported"),
+      std::string::npos)
       << st.error().message();
 }
 

@@ -1,9 +1,8 @@
 // ParseMqStatus: the status line the kernel gives for a POSIX message queue.
-#include <signal.h>
+#include "criu/files/mqueue.h"
 
 #include <gtest/gtest.h>
-
-#include "criu/files/mqueue.h"
+#include <signal.h>
 
 namespace ckpt::files {
 namespace {

@@ -54,7 +54,8 @@ std::string Trim(std::string s) {
 
 void WriteSysctl(const char* path, const char* v) {
   int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0 || write(fd, v, strlen(v)) != ssize_t(strlen(v))) fail("write %s: %s", path, strerror(errno));
+  if (fd < 0 || write(fd, v, strlen(v)) != ssize_t(strlen(v)))
+    fail("write %s: %s", path, strerror(errno));
   close(fd);
 }
 
@@ -86,7 +87,8 @@ int main(int argc, char** argv) {
   int mq = msgget(mkey, IPC_CREAT | IPC_EXCL | 0620);
   if (mq < 0) fail("msgget: %s", strerror(errno));
   if (mq == gone) fail("queue id %d was not renewed", mq);
-  std::vector<Msg> msgs = {{3, Text(seed, 1, 100)}, {1, ""}, {7, Text(seed, 2, 4000)}, {3, Text(seed, 3, 1)}};
+  std::vector<Msg> msgs = {
+      {3, Text(seed, 1, 100)}, {1, ""}, {7, Text(seed, 2, 4000)}, {3, Text(seed, 3, 1)}};
   std::vector<char> buf(sizeof(long) + 8192);
   for (const Msg& m : msgs) {
     memcpy(buf.data(), &m.type, sizeof(long));
@@ -145,7 +147,10 @@ int main(int argc, char** argv) {
   struct {
     unsigned prio;
     std::string data;
-  } pm[] = {{2, Text(seed, 20, 10)}, {8, Text(seed, 21, 256)}, {2, Text(seed, 22, 0)}, {0, Text(seed, 23, 7)}};
+  } pm[] = {{2, Text(seed, 20, 10)},
+            {8, Text(seed, 21, 256)},
+            {2, Text(seed, 22, 0)},
+            {0, Text(seed, 23, 7)}};
   for (const auto& m : pm)
     if (mq_send(q, m.data.data(), m.data.size(), m.prio) < 0) fail("mq_send: %s", strerror(errno));
   a.mq_maxmsg = 2;
@@ -183,7 +188,8 @@ int main(int argc, char** argv) {
   if (vals[0] != seed % 1000 + 1 || vals[1] != 5 || vals[2] != 0)
     fail("semaphore values %u %u %u", vals[0], vals[1], vals[2]);
   int p0 = semctl(sem, 0, GETPID), p1 = semctl(sem, 1, GETPID), p2 = semctl(sem, 2, GETPID);
-  if (p0 != 1 || p1 != child || p2 != 0) fail("semaphore pids %d %d %d (want 1 %d 0)", p0, p1, p2, child);
+  if (p0 != 1 || p1 != child || p2 != 0)
+    fail("semaphore pids %d %d %d (want 1 %d 0)", p0, p1, p2, child);
 
   struct shmid_ds sds;
   if (shmctl(loose, IPC_STAT, &sds) < 0 || sds.shm_segsz != kShmSize || sds.shm_nattch != 0)
@@ -192,7 +198,8 @@ int main(int argc, char** argv) {
   WriteSysctl("/proc/sys/kernel/shm_rmid_forced", "0");
   p = static_cast<char*>(shmat(loose, nullptr, SHM_RDONLY));
   if (p == reinterpret_cast<char*>(-1)) fail("shmat: %s", strerror(errno));
-  if (std::string(p, head.size()) != head || std::string(p + kShmSize - tail.size(), tail.size()) != tail)
+  if (std::string(p, head.size()) != head ||
+      std::string(p + kShmSize - tail.size(), tail.size()) != tail)
     fail("unattached segment contents differ");
   for (size_t i = head.size(); i < kShmSize - tail.size(); i++)
     if (p[i]) fail("unattached segment byte %zu is not zero", i);
@@ -220,7 +227,8 @@ int main(int argc, char** argv) {
       fail("POSIX message %d differs (prio %u, %zd bytes)", i, prio, n);
   }
   mqd_t e2 = mq_open("/zdtm-empty", O_RDONLY);
-  if (e2 < 0 || mq_getattr(e2, &got) < 0 || got.mq_maxmsg != 2 || got.mq_msgsize != 8 || got.mq_curmsgs)
+  if (e2 < 0 || mq_getattr(e2, &got) < 0 || got.mq_maxmsg != 2 || got.mq_msgsize != 8 ||
+      got.mq_curmsgs)
     fail("/zdtm-empty differs");
 
   kill(child, SIGTERM);
