@@ -86,9 +86,7 @@ constexpr uint32_t kKeptFlags = O_ACCMODE | O_NONBLOCK;
 
 bool Match(const FdContext& c) {
   if (!S_ISREG(c.st.st_mode) || c.link.size() < 2 || c.link[0] != '/') return false;
-  // A queue's name has no other '/' (before a " (deleted)" suffix).
-  size_t slash = c.link.find('/', 1);
-  if (slash != std::string::npos && c.link.find(kDeleted) > slash) return false;
+  if (c.link.find('/', 1) != std::string::npos) return false;  // a queue's name has one '/'
   struct statfs fs;
   std::string p = "/proc/" + std::to_string(c.pid) + "/fd/" + std::to_string(c.fd);
   return statfs(p.c_str(), &fs) == 0 && fs.f_type == kMqueueMagic;
