@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <sys/prctl.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
@@ -164,11 +165,12 @@ Result<Image> Load(const images::ImageDir& dir) {
 // ---- restoring ----
 
 // Switches the effective uid/gid to an object's creator while it is made,
-// so cuid/cgid (and a POSIX queue's accounting) come back; switches back
-// (regaining the capabilities) when destroyed.
+// so cuid/cgid come back; switches back (regaining the capabilities) when
+// destroyed. A change of euid makes the kernel reset the process's dumpable
+// flag (to fs.suid_dumpable): it is put back too.
 class AsCreator {
  public:
-  AsCreator(uid_t uid, gid_t gid) {
+  AsCreator(uid_t uid, gid_t gid) : dumpable_(prctl(PR_GET_DUMPABLE)) {
     uid_t r, e, s;
     gid_t gr, ge, gs;
     getresuid(&r, &e, &s);
@@ -185,6 +187,7 @@ class AsCreator {
   ~AsCreator() {
     if (uid_changed_ && setresuid(-1, euid_, -1) < 0) LOG_WARN("cannot switch back to euid 0");
     if (gid_changed_ && setresgid(-1, egid_, -1) < 0) LOG_WARN("cannot switch back to egid 0");
+    if ((uid_changed_ || gid_changed_) && dumpable_ >= 0) prctl(PR_SET_DUMPABLE, dumpable_);
   }
   Status status() const {
     if (err_.message().empty()) return Ok();
@@ -192,6 +195,7 @@ class AsCreator {
   }
 
  private:
+  int dumpable_;
   uid_t euid_;
   gid_t egid_;
   bool uid_changed_ = false, gid_changed_ = false;

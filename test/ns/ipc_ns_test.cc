@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <sys/prctl.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
@@ -453,6 +454,8 @@ std::string RestoreInNewNamespaces(const std::string& path) {
         auto dir = images::ImageDir::Open(path);
         if (!dir.ok()) throw std::runtime_error(dir.error().message());
         Status s = ns::RestoreIpcNamespace(**dir);
+        if (s.ok() && (prctl(PR_GET_DUMPABLE) != 1 || geteuid() != 0 || getegid() != 0))
+          s = Error("the restoring process is no longer dumpable root");
         Send(up[1], s.ok() ? Snapshot(true, -1) : "ERROR: " + s.error().message());
       } catch (const std::exception& e) {
         Send(up[1], std::string("ERROR: ") + e.what());
