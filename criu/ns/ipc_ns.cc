@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "base/io.h"
@@ -295,7 +296,14 @@ Status ReadShmSegs(Out& out, const std::set<int>& attached, const pb::IpcSysctls
 }
 
 // Receives every message of a POSIX queue and sends them back in the same
-// order (the kernel has no peek).
+// order (the kernel has no peek; the queue orders by priority, then FIFO,
+// so sending in the order received rebuilds it exactly). Who else could
+// see the queue move: a task of the tree blocked in mq_receive or mq_send
+// is not in the queue's wait lists (the freeze interrupted its call, which
+// restarts after the dump); a process outside the tree could take or add a
+// message meanwhile, which is detected (a short read, or a refill that does
+// not fit) and fails the dump; an mq_notify registration would fire on the
+// refill of the emptied queue, so such a queue is refused beforehand.
 Status ReadPosixMq(Out& out, const std::string& dir, const std::string& name) {
   std::string what = "POSIX message queue /" + name;
   std::string path = dir + "/" + name;
@@ -528,7 +536,7 @@ Result<std::vector<pid_t>> TasksWithSemUndo(const std::vector<pid_t>& pids) {
   return out;
 }
 
-Result<std::string> ReadSysvipcOf(pid_t pid, const std::string& file) {
+Result<std::string> RunInIpcNamespace(pid_t pid, const std::function<Result<std::string>()>& fn) {
   std::string where = "IPC namespace of pid " + std::to_string(pid);
   std::string ns = "/proc/" + std::to_string(pid) + "/ns/ipc";
   UniqueFd ipc(open(ns.c_str(), O_RDONLY | O_CLOEXEC));
@@ -539,12 +547,17 @@ Result<std::string> ReadSysvipcOf(pid_t pid, const std::string& file) {
   pid_t child = fork();
   if (child < 0) return Error::Errno(where + ": fork");
   if (child == 0) {
+    // Answer: 'O' + fn's string, or 'E' + the error.
     signal(SIGPIPE, SIG_IGN);
     rd.reset();
-    if (setns(ipc.get(), CLONE_NEWIPC) < 0) _exit(2);
-    auto text = io::ReadFile("/proc/sysvipc/" + file);
-    if (!text.ok()) _exit(3);
-    _exit(io::WriteFull(wr.get(), text->data(), text->size()).ok() ? 0 : 4);
+    std::string answer;
+    if (setns(ipc.get(), CLONE_NEWIPC) < 0) {
+      answer = "E" + Error::Errno("setns").message();
+    } else {
+      auto r = fn();
+      answer = r.ok() ? "O" + *r : "E" + r.error().message();
+    }
+    _exit(io::WriteFull(wr.get(), answer.data(), answer.size()).ok() ? 0 : 1);
   }
   wr.reset();
   std::string out;
@@ -552,14 +565,19 @@ Result<std::string> ReadSysvipcOf(pid_t pid, const std::string& file) {
   ssize_t n;
   while ((n = read(rd.get(), buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
     if (n > 0) out.append(buf, size_t(n));
+  int err = errno;
   int st = 0;
   while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
   }
-  if (n < 0) return Error::Errno(where + ": reading /proc/sysvipc/" + file);
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-    return Error(where + ": cannot read /proc/sysvipc/" + file + " there (" +
-                 (WIFEXITED(st) && WEXITSTATUS(st) == 2 ? "setns failed" : "read failed") + ")");
-  return out;
+  if (n < 0) return Error::Errno(where + ": reading the answer", err);
+  if (out.empty() || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    return Error(where + ": the helper failed (status " + std::to_string(st) + ")");
+  if (out[0] != 'O') return Error(where + ": " + out.substr(1));
+  return out.substr(1);
+}
+
+Result<std::string> ReadSysvipcOf(pid_t pid, const std::string& file) {
+  return RunInIpcNamespace(pid, [&]() { return io::ReadFile("/proc/sysvipc/" + file); });
 }
 
 }  // namespace ckpt::ns

@@ -34,7 +34,9 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "base/result.h"
@@ -56,6 +58,15 @@ Status DumpIpcNamespace(pid_t pid, const std::set<int>& attached_shm_ids, images
 // whose adjustments are all back to zero is reported too. Call it for the
 // tree in any IPC namespace; warn, or refuse, with the pids.
 Result<std::vector<pid_t>> TasksWithSemUndo(const std::vector<pid_t>& pids);
+
+// Runs fn in a forked child inside the IPC namespace of pid and returns
+// the string it returns (or its error, prefixed "IPC namespace of pid N: ").
+// For the few IPC calls ckpt must make in the tree's namespace from
+// outside, e.g. removing again the attached segments that were marked for
+// removal (criu/shmem.cc's RestoreSysvShm "doomed" ids) once the tree is
+// restored: shmctl(id, IPC_RMID) in ckpt's namespace would hit another
+// segment, or none.
+Result<std::string> RunInIpcNamespace(pid_t pid, const std::function<Result<std::string>()>& fn);
 
 // The text of /proc/sysvipc/<file> ("shm", "msg" or "sem") as the IPC
 // namespace of pid shows it (the kernel answers for the namespace of the

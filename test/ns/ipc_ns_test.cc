@@ -738,7 +738,24 @@ TEST(IpcNs, ReadSysvipcOfAnotherNamespace) {
   EXPECT_EQ(size, "12288");
   // Ours (this test's private namespace) has no segment.
   EXPECT_TRUE(rows(ReadOrDie("/proc/sysvipc/shm")).empty());
-  EXPECT_FALSE(ns::ReadSysvipcOf(v.pid, "nonexistent").ok());
+  auto bad = ns::ReadSysvipcOf(v.pid, "nonexistent");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(
+      bad.error().message().rfind(
+          "IPC namespace of pid " + std::to_string(v.pid) + ": open /proc/sysvipc/nonexistent", 0),
+      0u)
+      << bad.error().message();
+  // Acting there: the segment goes away in its namespace.
+  int shmid = std::stoi(v.first);
+  auto rm = ns::RunInIpcNamespace(v.pid, [shmid]() -> Result<std::string> {
+    if (shmctl(shmid, IPC_RMID, nullptr) < 0) return Error::Errno("IPC_RMID");
+    return std::string("done");
+  });
+  ASSERT_TRUE(rm.ok()) << rm.error().message();
+  EXPECT_EQ(*rm, "done");
+  text = ns::ReadSysvipcOf(v.pid, "shm");
+  ASSERT_TRUE(text.ok());
+  EXPECT_NE(text->find(" 1640 "), std::string::npos) << *text;  // SHM_DEST|0640, still attached
 }
 
 // ---- the mqueue fd handler, on this process's own descriptors ----
