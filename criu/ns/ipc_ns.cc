@@ -362,6 +362,12 @@ Status ReadPosixMq(Out& out, const std::string& dir, const std::string& name) {
   }
   TRY(st_send);
   TRY(st_recv);
+  struct mq_attr now;
+  if (mq_getattr(mq.get(), &now) < 0) return Error::Errno(what + ": mq_getattr");
+  if (now.mq_curmsgs != q->msgs_size())
+    return Error(what + ": holds " + std::to_string(now.mq_curmsgs) +
+                 " messages after the refill, not " + std::to_string(q->msgs_size()) +
+                 ": a process outside the dumped tree used it meanwhile");
   if (r.ByteSizeLong() > images::kMaxRecordSize)
     return Error(what + ": holds more bytes than an image record takes");
   return out.Record(r);
