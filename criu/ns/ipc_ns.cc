@@ -89,6 +89,14 @@ class Out {
   int fd_;
 };
 
+// Every object the kernel counts must have been found: a *_STAT_ANY the
+// kernel lacks (before 4.17) would otherwise skip them all silently.
+Status AllFound(int found, long in_use, const std::string& kind) {
+  if (found == in_use) return Ok();
+  return Error("found " + std::to_string(found) + " of the " + std::to_string(in_use) + " " + kind +
+               " the kernel counts (one made or removed meanwhile from outside the tree?)");
+}
+
 void FillPerm(const struct ipc_perm& p, pb::IpcPermEntry* e) {
   e->set_key(int32_t(p.__key));
   e->set_uid(p.uid);
@@ -102,6 +110,7 @@ Status ReadMsgQueues(Out& out) {
   struct msginfo info;
   int max = msgctl(0, MSG_INFO, reinterpret_cast<struct msqid_ds*>(&info));
   if (max < 0) return Error::Errno("msgctl MSG_INFO");
+  int found = 0;
   for (int idx = 0; idx <= max; idx++) {
     struct msqid_ds ds;
     int id = msgctl(idx, MSG_STAT_ANY, &ds);
@@ -109,6 +118,7 @@ Status ReadMsgQueues(Out& out) {
       if (errno == EINVAL || errno == EIDRM) continue;  // free index
       return Error::Errno("msgctl MSG_STAT_ANY index " + std::to_string(idx));
     }
+    found++;
     std::string what = "message queue " + std::to_string(id);
     pb::IpcNsRecord r;
     pb::SysvMsgQueue* q = r.mutable_msg_queue();
@@ -133,7 +143,7 @@ Status ReadMsgQueues(Out& out) {
                    " bytes, more than an image record takes");
     TRY(out.Record(r));
   }
-  return Ok();
+  return AllFound(found, info.msgpool, "message queues");
 }
 
 // The pid of `global` (as ckpt sees it) in the pid namespace whose inode is
@@ -158,6 +168,7 @@ Status ReadSemSets(Out& out, ino_t pidns_ino) {
   arg.info = &info;
   int max = semctl(0, 0, SEM_INFO, arg);
   if (max < 0) return Error::Errno("semctl SEM_INFO");
+  int found = 0;
   for (int idx = 0; idx <= max; idx++) {
     struct semid_ds ds;
     arg.buf = &ds;
@@ -166,6 +177,7 @@ Status ReadSemSets(Out& out, ino_t pidns_ino) {
       if (errno == EINVAL || errno == EIDRM) continue;
       return Error::Errno("semctl SEM_STAT_ANY index " + std::to_string(idx));
     }
+    found++;
     std::string what = "semaphore set " + std::to_string(id);
     pb::IpcNsRecord r;
     pb::SysvSemSet* s = r.mutable_sem_set();
@@ -192,7 +204,7 @@ Status ReadSemSets(Out& out, ino_t pidns_ino) {
                " process(es) outside the dumped tree wait on it");
     TRY(out.Record(r));
   }
-  return Ok();
+  return AllFound(found, info.semusz, "semaphore sets");
 }
 
 // Streams the contents of one attached segment: only its data extents
@@ -260,6 +272,7 @@ Status ReadShmSegs(Out& out, const std::set<int>& attached, const pb::IpcSysctls
   int max = shmctl(0, SHM_INFO, reinterpret_cast<struct shmid_ds*>(&info));
   if (max < 0) return Error::Errno("shmctl SHM_INFO");
   RmidForcedOff forced;
+  int found = 0;
   for (int idx = 0; idx <= max; idx++) {
     struct shmid_ds ds;
     int id = shmctl(idx, SHM_STAT_ANY, &ds);
@@ -267,6 +280,7 @@ Status ReadShmSegs(Out& out, const std::set<int>& attached, const pb::IpcSysctls
       if (errno == EINVAL || errno == EIDRM) continue;
       return Error::Errno("shmctl SHM_STAT_ANY index " + std::to_string(idx));
     }
+    found++;
     if (attached.count(id)) continue;
     std::string what = "shared memory segment " + std::to_string(id);
     // A segment marked for removal lives only while attached: if none of
@@ -292,7 +306,8 @@ Status ReadShmSegs(Out& out, const std::set<int>& attached, const pb::IpcSysctls
     shmdt(p);
     TRY(st);
   }
-  return forced.End();
+  TRY(forced.End());
+  return AllFound(found, long(info.used_ids), "shared memory segments");
 }
 
 // Receives every message of a POSIX queue and sends them back in the same
