@@ -9,7 +9,8 @@
 // enters it (setns) and a private mount namespace (to mount an mqueue
 // filesystem and list POSIX queues); ckpt itself never changes namespace.
 // Reading is not destructive for SysV objects (msgrcv MSG_COPY, semctl,
-// a read-only attach). POSIX queues have no peek: every message is received
+// a read-only attach, with kernel.shm_rmid_forced turned off meanwhile:
+// with it on, the detach would destroy the segment). POSIX queues have no peek: every message is received
 // and sent back at once, in the same order (priority, then FIFO). A queue
 // holding messages and an mq_notify registration is refused (sending into
 // the emptied queue would fire the notification). Call it while the tree
