@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,12 @@ class ShmemDumper {
   Status Add(pid_t pid, const pb::MmEntry& mm);
   // Saves every object's contents (the tree is still frozen).
   Status Write(images::ImageDir& dir);
+  // The SysV segment ids the tree attaches (for ns::DumpIpcNamespace).
+  std::set<int> SysvIds() const {
+    std::set<int> ids;
+    for (const auto& kv : sysv_) ids.insert(kv.first);
+    return ids;
+  }
 
  private:
   struct Object {

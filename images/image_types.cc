@@ -7,6 +7,7 @@
 #include "proto/fs.pb.h"
 #include "proto/inventory.pb.h"
 #include "proto/lsm.pb.h"
+#include "proto/ipc_ns.pb.h"
 #include "proto/mm.pb.h"
 #include "proto/ns.pb.h"
 #include "proto/net_ns.pb.h"
@@ -52,6 +53,7 @@ const ImageTypeInfo kTypes[] = {
      Make<pb::NetSysctlEntry>, nullptr},
     {ImageType::kNetNsNft, "netns-nft", "netns-nft.img", 0x4e4e4601, Make<pb::NftMsgEntry>,
      nullptr},
+    {ImageType::kIpcNs, "ipc-ns", "ipc-ns.img", 0x49504e01, Make<pb::IpcNsRecord>, nullptr},
 };
 
 }  // namespace

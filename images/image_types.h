@@ -38,6 +38,7 @@ enum class ImageType {
   kNetNsRtnl,    // netns-rtnl.img: its addresses, routes and rules
   kNetNsSysctl,  // netns-sysctl.img: its net.ipv4/net.ipv6 sysctls
   kNetNsNft,     // netns-nft.img: its nftables ruleset
+  kIpcNs,        // ipc-ns.img: the objects of an IPC namespace (criu/ns/ipc_ns.h)
 };
 
 struct ImageTypeInfo {

@@ -110,6 +110,7 @@ extern const FileHandler kMemfdHandler;
 extern const FileHandler kGhostFileHandler;
 extern const FileHandler kNetlinkSkHandler;  // netlink_sk.cc
 extern const FileHandler kPacketSkHandler;   // packet_sk.cc
+extern const FileHandler kMqueueHandler;     // mqueue.cc
 
 // Finds the handler for an fd, or says precisely why it is not supported:
 // "pid 42 fd 7: io_uring is not supported".

@@ -11,9 +11,12 @@
 namespace ckpt::files {
 namespace {
 
-// Order matters where matches overlap: memfds and unlinked files are
-// regular files too, so they come before kRegFileHandler.
-const FileHandler* const kHandlers[] = {&kMemfdHandler,   &kGhostFileHandler, &kRegFileHandler,
+// Order matters where matches overlap: POSIX message queues, memfds and
+// unlinked files are regular files too, so they come before kRegFileHandler
+// (and a queue, told by its filesystem, before the kinds told by their link:
+// a queue may be named "memfd:x", or be unlinked).
+const FileHandler* const kHandlers[] = {&kMqueueHandler,  &kMemfdHandler,   &kGhostFileHandler,
+                                        &kRegFileHandler,
                                         &kChrDevHandler,  &kTtyHandler,       &kPipeHandler,
                                         &kFifoHandler,    &kEventfdHandler,   &kSignalfdHandler,
                                         &kTimerfdHandler, &kEpollHandler,     &kInotifyHandler,

@@ -56,7 +56,7 @@ constexpr ImageType kAllTypes[] = {
     ImageType::kPagemap,   ImageType::kFdinfo, ImageType::kFiles, ImageType::kFs,
     ImageType::kFileData,  ImageType::kUnixSkQueue, ImageType::kTcpStream,
     ImageType::kNamespaces, ImageType::kSeccomp, ImageType::kLsm, ImageType::kNetNsLinks,
-    ImageType::kNetNsRtnl, ImageType::kNetNsSysctl, ImageType::kNetNsNft,
+    ImageType::kNetNsRtnl, ImageType::kNetNsSysctl, ImageType::kNetNsNft, ImageType::kIpcNs,
 };
 
 std::string U32(uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); }

@@ -1,0 +1,128 @@
+#include "criu/ns/ipc_sysctl.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <sstream>
+
+#include "base/io.h"
+#include "base/unique_fd.h"
+
+namespace ckpt::ns {
+namespace {
+
+struct Sysctl {
+  const char* field;  // in pb::IpcSysctls
+  const char* path;   // under /proc/sys
+};
+
+// The order writes happen in. kernel.sem is handled by name (four values).
+const Sysctl kSysctls[] = {
+    {"msgmax", "kernel/msgmax"},
+    {"msgmnb", "kernel/msgmnb"},
+    {"msgmni", "kernel/msgmni"},
+    {"sem", "kernel/sem"},
+    {"shmmax", "kernel/shmmax"},
+    {"shmall", "kernel/shmall"},
+    {"shmmni", "kernel/shmmni"},
+    {"shm_rmid_forced", "kernel/shm_rmid_forced"},
+    {"msg_next_id", "kernel/msg_next_id"},
+    {"sem_next_id", "kernel/sem_next_id"},
+    {"shm_next_id", "kernel/shm_next_id"},
+    {"mq_queues_max", "fs/mqueue/queues_max"},
+    {"mq_msg_max", "fs/mqueue/msg_max"},
+    {"mq_msgsize_max", "fs/mqueue/msgsize_max"},
+    {"mq_msg_default", "fs/mqueue/msg_default"},
+    {"mq_msgsize_default", "fs/mqueue/msgsize_default"},
+};
+
+const Sysctl* Find(const std::string& field) {
+  for (const Sysctl& s : kSysctls)
+    if (field == s.field) return &s;
+  return nullptr;
+}
+
+const google::protobuf::FieldDescriptor* Field(const std::string& name) {
+  return pb::IpcSysctls::descriptor()->FindFieldByName(name);
+}
+
+}  // namespace
+
+std::string IpcSysctlName(const std::string& field) {
+  const Sysctl* s = Find(field);
+  std::string p = s ? s->path : field;
+  for (char& c : p)
+    if (c == '/') c = '.';
+  return p;
+}
+
+Result<pb::IpcSysctls> ReadIpcSysctls() {
+  pb::IpcSysctls out;
+  const auto* refl = out.GetReflection();
+  for (const Sysctl& s : kSysctls) {
+    std::string path = std::string("/proc/sys/") + s.path;
+    if (access(path.c_str(), F_OK) < 0 && errno == ENOENT) continue;
+    TRY_ASSIGN(std::string text, io::ReadFile(path));
+    std::istringstream in(text);
+    const auto* f = Field(s.field);
+    if (f->is_repeated()) {  // sem
+      int64_t v;
+      while (in >> v) out.add_sem(v);
+      if (out.sem_size() != 4)
+        return Error(IpcSysctlName(s.field) + ": unexpected value '" + text + "'");
+      continue;
+    }
+    bool ok;
+    if (f->type() == google::protobuf::FieldDescriptor::TYPE_UINT64) {
+      uint64_t v;
+      ok = bool(in >> v);
+      if (ok) refl->SetUInt64(&out, f, v);
+    } else {
+      int64_t v;
+      ok = bool(in >> v);
+      if (ok) refl->SetInt64(&out, f, v);
+    }
+    if (!ok) return Error(IpcSysctlName(s.field) + ": unexpected value '" + text + "'");
+  }
+  return out;
+}
+
+std::string IpcSysctlValue(const pb::IpcSysctls& s, const std::string& field) {
+  const auto* f = Field(field);
+  if (!f) return "";
+  const auto* refl = s.GetReflection();
+  if (f->is_repeated()) {
+    std::string v;
+    for (int i = 0; i < refl->FieldSize(s, f); i++)
+      v += (i ? " " : "") + std::to_string(refl->GetRepeatedInt64(s, f, i));
+    return v;
+  }
+  if (!refl->HasField(s, f)) return "";
+  if (f->type() == google::protobuf::FieldDescriptor::TYPE_UINT64)
+    return std::to_string(refl->GetUInt64(s, f));
+  return std::to_string(refl->GetInt64(s, f));
+}
+
+Status WriteIpcSysctl(const std::string& field, const std::string& value) {
+  const Sysctl* s = Find(field);
+  if (!s) return Error("unknown IPC sysctl " + field);
+  std::string path = std::string("/proc/sys/") + s->path;
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return Error::Errno("open " + path);
+  if (write(fd.get(), value.data(), value.size()) != ssize_t(value.size()))
+    return Error::Errno("setting " + IpcSysctlName(field) + " to " + value);
+  return Ok();
+}
+
+Status WriteIpcLimits(const pb::IpcSysctls& s) {
+  for (const Sysctl& c : kSysctls) {
+    std::string f = c.field;
+    if (f == "shm_rmid_forced" || f.find("_next_id") != std::string::npos) continue;
+    std::string v = IpcSysctlValue(s, f);
+    if (!v.empty()) TRY(WriteIpcSysctl(f, v));
+  }
+  return Ok();
+}
+
+}  // namespace ckpt::ns
