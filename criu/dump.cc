@@ -22,7 +22,9 @@
 #include "criu/lsm.h"
 #include "criu/mem_dump.h"
 #include "criu/net/net_dump.h"
+#include "criu/ns/ipc_ns.h"
 #include "criu/ns/namespaces.h"
+#include "criu/ns/net_ns.h"
 #include "criu/ns/pid_ns.h"
 #include "criu/proc_parse.h"
 #include "criu/pstree.h"
@@ -401,6 +403,19 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   TRY(fds.Close());
   TRY(shmem.Write(*dir));
   TRY(WriteOne(*dir, ImageType::kNamespaces, 0, namespaces));
+  // The tree's own namespaces' contents (it is still frozen).
+  if (namespaces.ipc()) TRY(ns::DumpIpcNamespace(root, shmem.SysvIds(), *dir));
+  if (namespaces.net()) TRY(ns::DumpNetNamespace(root, {.externals = o.external}, *dir));
+  {
+    std::vector<pid_t> live;
+    for (const TreeTask& t : tree)
+      if (t.proc) live.push_back(t.pid);
+    auto undo = ns::TasksWithSemUndo(live);
+    if (undo.ok())
+      for (pid_t p : *undo)
+        LOG_WARN(Who(p) + " has SysV semaphore undo adjustments (SEM_UNDO): no kernel "
+                 "interface reads them, a restored task starts without them");
+  }
   TRY(seccomp.Write(*dir));
   TRY(lsm.Write(*dir));
 

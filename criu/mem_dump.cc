@@ -14,6 +14,8 @@
 
 #include "base/io.h"
 #include "base/log.h"
+#include "criu/ns/ipc_ns.h"
+#include "criu/ns/namespaces.h"
 #include "proto/pagemap.pb.h"
 
 namespace ckpt {
@@ -52,8 +54,17 @@ struct PageInfo {
 
 // One segment of /proc/sysvipc/shm: "key shmid perms size cpid lpid
 // nattch uid gid cuid cgid ...".
-Result<pb::SysvShmEntry> ReadSysvShm(int id) {
-  TRY_ASSIGN(std::string text, io::ReadFile("/proc/sysvipc/shm"));
+// Read as pid's IPC namespace shows it: in ckpt's own, the same id is
+// another segment or none.
+Result<pb::SysvShmEntry> ReadSysvShm(pid_t pid, int id) {
+  TRY_ASSIGN(uint64_t mine, ns::NsId(0, ns::Kind::kIpc));
+  TRY_ASSIGN(uint64_t theirs, ns::NsId(pid, ns::Kind::kIpc));
+  std::string text;
+  if (mine == theirs) {
+    TRY_ASSIGN(text, io::ReadFile("/proc/sysvipc/shm"));
+  } else {
+    TRY_ASSIGN(text, ns::ReadSysvipcOf(pid, "shm"));
+  }
   std::istringstream in(text);
   std::string line;
   std::getline(in, line);  // header
@@ -124,7 +135,7 @@ Status CollectVmas(pid_t pid, const std::vector<proc::MapEntry>& maps, pb::MmEnt
       if (stat(link.c_str(), &st) < 0) return Error::Errno(where + ": stat");
       if (m.shared && m.dev_major == 0 && path.rfind("/SYSV", 0) == 0) {
         // The inode of an attached SysV segment is its shm id.
-        TRY_ASSIGN(pb::SysvShmEntry seg, ReadSysvShm(int(m.inode)), where);
+        TRY_ASSIGN(pb::SysvShmEntry seg, ReadSysvShm(pid, int(m.inode)), where);
         if (m.pgoff == 0 && m.end - m.start > ((seg.size() + 4095) & ~uint64_t(4095)))
           return Error(where + ": SysV segment larger than its mapping");
         if (m.pgoff == 0) sysv_attached.insert(m.inode);

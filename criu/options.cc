@@ -16,7 +16,8 @@ enum LongOnly {
   kOptTcpEstablished,
   kOptTcpClose,
   kOptSkipInFlight,
-  kOptNetworkLock
+  kOptNetworkLock,
+  kOptExternal
 };
 
 Result<Command> ParseCommand(const std::string& s) {
@@ -52,7 +53,7 @@ Result<Options> ParseOptions(int argc, char** argv) {
     }
     // Skip the value of options that take one as a separate word.
     static const char* const kWithValue[] = {
-        "-t", "-D", "-o", "--tree", "--images-dir", "--log-file", "--pidfile", "--network-lock"};
+        "-t", "-D", "-o", "--tree", "--images-dir", "--log-file", "--pidfile", "--network-lock", "--external"};
     for (const char* w : kWithValue)
       if (!strcmp(argv[i], w)) {
         i++;
@@ -83,6 +84,7 @@ Result<Options> ParseOptions(int argc, char** argv) {
       {"tcp-close", no_argument, nullptr, kOptTcpClose},
       {"skip-in-flight", no_argument, nullptr, kOptSkipInFlight},
       {"network-lock", required_argument, nullptr, kOptNetworkLock},
+      {"external", required_argument, nullptr, kOptExternal},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
   };
@@ -127,6 +129,10 @@ Result<Options> ParseOptions(int argc, char** argv) {
         break;
       case kOptPidfile:
         o.pidfile = optarg;
+        break;
+      case kOptExternal:
+        if (!*optarg) return Error("--external needs a value, e.g. veth[eth0]:host-veth0");
+        o.external.push_back(optarg);
         break;
       case kOptFileLocks:
         o.file_locks = true;
@@ -220,7 +226,9 @@ std::string Usage(Command c) {
                  "                         queue instead of refusing them\n"
                  "      --network-lock nftables|skip\n"
                  "                         block the dumped connections' packets while the\n"
-                 "                         tree is frozen and until restore (default nftables)\n") +
+                 "                         tree is frozen and until restore (default nftables)\n"
+                 "      --external veth[IFNAME]:OUTNAME[@BRIDGE]\n"
+                 "                         (repeatable) the outer end of the tree's veth\n") +
              common;
     case Command::kRestore:
       return std::string(
@@ -235,7 +243,10 @@ std::string Usage(Command c) {
                  "      --tcp-close        restore established TCP connections as closed\n"
                  "      --network-lock nftables|skip\n"
                  "                         keep the connections' packets blocked until every\n"
-                 "                         connection is repaired (default nftables)\n") +
+                 "                         connection is repaired (default nftables)\n"
+                 "      --external veth[IFNAME]:OUTNAME[@BRIDGE]\n"
+                 "                         (repeatable) name (and bridge) of the outer end\n"
+                 "                         of the tree's veth IFNAME, made in ckpt's namespace\n") +
              common;
     case Command::kCheck:
       return "usage: ckpt check\n"

@@ -28,6 +28,7 @@ struct Options {
   bool skip_in_flight = false;   // --skip-in-flight: drop connections not yet accept()ed
   bool network_lock = true;      // --network-lock nftables (default) | skip
   std::string pidfile;          // --pidfile
+  std::vector<std::string> external;  // --external KEY (repeatable; CRIU's syntax)
   std::vector<std::string> args;  // positional (show: paths)
   bool help = false;            // CMD --help
 };

@@ -25,7 +25,9 @@
 #include "compel/infect.h"
 #include "compel/regs.h"
 #include "criu/net/net_restore.h"
+#include "criu/ns/ipc_ns.h"
 #include "criu/ns/namespaces.h"
+#include "criu/ns/net_ns.h"
 #include "criu/proc_parse.h"
 #include "criu/restore_tree.h"
 #include "criu/seccomp.h"
@@ -330,9 +332,13 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
         return Error(Who(pid_t(tid)) + " is already in use (by '" + comm + "'): cannot restore");
       }
   }
-  // ckpt enters the tree's own namespaces (uts, ipc, net, time) and fills
-  // them before anything of the tree is made: everything below happens there.
+  if (tree.namespaces.ipc()) TRY(ns::CheckIpcNamespaceImage(*dir));
+  // ckpt enters the tree's own namespaces (uts, net, time) and fills them
+  // before anything of the tree is made: everything below happens there.
+  // (The root makes and fills its own IPC namespace: restore_tree.cc.)
   TRY_ASSIGN(std::unique_ptr<ns::NsRestore> namespaces, ns::NsRestore::Enter(tree.namespaces));
+  if (tree.namespaces.net())
+    TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
 
   // Everything every task inherits: shared memory, the error pipe, the log.
   std::vector<const pb::MmEntry*> mms;
@@ -351,7 +357,12 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
         for (int id : ids) shmctl(id, IPC_RMID, nullptr);
     }
   } sysv_cleanup;
-  TRY_ASSIGN(std::vector<int> doomed_sysv, RestoreSysvShm(*dir, mms, &sysv_cleanup.ids));
+  std::vector<int> doomed_sysv;
+  if (!tree.namespaces.ipc()) {
+    TRY_ASSIGN(doomed_sysv, RestoreSysvShm(*dir, mms, &sysv_cleanup.ids));
+  } else {
+    doomed_sysv = DoomedSysvShm(mms);
+  }
   int errp[2];
   if (pipe2(errp, O_CLOEXEC) < 0) return Error::Errno("pipe");
   UniqueFd err_r(errp[0]);
@@ -406,7 +417,17 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   TRY(net.Finish(tree, real_pids, *dir, o));
   TRY(tracer.Release());
   sysv_cleanup.armed = false;
-  for (int id : doomed_sysv) shmctl(id, IPC_RMID, nullptr);  // removed, as at dump
+  // Removed, as at dump, once attached (in the tree's IPC namespace).
+  auto remove_doomed = [&]() -> Result<std::string> {
+    for (int id : doomed_sysv) shmctl(id, IPC_RMID, nullptr);
+    return std::string();
+  };
+  if (!tree.namespaces.ipc()) {
+    (void)remove_doomed();
+  } else if (!doomed_sysv.empty()) {
+    auto r = ns::RunInIpcNamespace(real_pids[0], remove_doomed);
+    if (!r.ok()) LOG_WARN("removing the SysV segments marked removed: " + r.error().message());
+  }
   munmap(sync, 4096);
   prctl(PR_SET_CHILD_SUBREAPER, 0);
   root = real_pids[0];

@@ -22,7 +22,9 @@
 #include "criu/files/fd_restore.h"
 #include "criu/files/file_types.h"
 #include "criu/files/tty.h"
+#include "criu/ns/ipc_ns.h"
 #include "criu/ns/pid_ns.h"
+#include "criu/shmem.h"
 
 namespace ckpt {
 namespace {
@@ -74,6 +76,7 @@ Result<pid_t> RawClone(const TreeImages& tree, int idx) {
     for (const TaskImages& p : tree.tasks)
       if (p.pid() == pid_t(t.pstree.ppid())) parent_levels = std::max(1, p.pstree.ns_pid_size());
   uint64_t flags = int(ids.size()) > parent_levels ? CLONE_NEWPID : 0;
+  if (idx == 0 && tree.namespaces.ipc()) flags |= CLONE_NEWIPC;
   pid_t r = ForkWithPids(ids.data(), ids.size(), flags);
   if (r < 0 && errno == EEXIST && ids.size() > 1) {
     LOG_INFO(Who(t.pid()) + ": outer pid " + std::to_string(ids.back()) +
@@ -114,6 +117,20 @@ Status OpenTreeFiles(const TreeImages& tree, const images::ImageDir& dir, const 
   return Ok();
 }
 
+// The root, alone in its new IPC namespace: every object of it, then the
+// segments the tree attaches (the namespace dies with a failed restore:
+// nothing to undo).
+Status FillIpcNamespace(const TreeImages& tree, const images::ImageDir& dir) {
+  TRY(ns::RestoreIpcNamespace(dir));
+  std::vector<const pb::MmEntry*> mms;
+  for (const TaskImages& t : tree.tasks)
+    if (!t.zombie()) mms.push_back(&t.mm);
+  std::vector<int> created;
+  TRY_ASSIGN(std::vector<int> doomed, RestoreSysvShm(dir, mms, &created));
+  (void)doomed;  // ckpt removes them once the tree has them attached
+  return Ok();
+}
+
 Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, const Options& o,
                TreeFds& fds, TreeSync* sync) {
   const TaskImages& t = tree.tasks[idx];
@@ -138,6 +155,7 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   }
   // A subreaper in the image adopts the members its helper children leave.
   if (!t.zombie() && t.core.child_subreaper()) prctl(PR_SET_CHILD_SUBREAPER, 1);
+  if (idx == 0 && tree.namespaces.ipc()) TRY(FillIpcNamespace(tree, dir));
   if (idx == 0) TRY(OpenTreeFiles(tree, dir, o, fds));
   // A session leader takes its controlling terminal (a pty of the tree)
   // before it creates the rest of its session: they inherit it at fork.

@@ -8,6 +8,7 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <set>
 #include <vector>
 
 #include "base/io.h"
@@ -136,6 +137,15 @@ Result<std::map<uint64_t, int>> RestoreShmem(const images::ImageDir& dir,
     out[id] = obj.release();
   }
   return out;
+}
+
+std::vector<int> DoomedSysvShm(const std::vector<const pb::MmEntry*>& mms) {
+  constexpr uint32_t kShmDest = 01000;  // marked for removal (IPC_RMID)
+  std::set<int> out;
+  for (const pb::MmEntry* mm : mms)
+    for (const pb::VmaEntry& v : mm->vmas())
+      if (v.kind() == pb::VMA_SYSV_SHM && (v.sysv().mode() & kShmDest)) out.insert(v.sysv().id());
+  return std::vector<int>(out.begin(), out.end());
 }
 
 Result<std::vector<int>> RestoreSysvShm(const images::ImageDir& dir,

@@ -55,6 +55,9 @@ Result<std::vector<int>> RestoreSysvShm(const images::ImageDir& dir,
                                         const std::vector<const pb::MmEntry*>& mms,
                                         std::vector<int>* created);
 
+// The ids of the attached segments of `mms` that were marked for removal.
+std::vector<int> DoomedSysvShm(const std::vector<const pb::MmEntry*>& mms);
+
 std::string ShmemFileName(uint64_t shmid);
 
 // Recreates every shared object of `mms` as a memfd holding its saved

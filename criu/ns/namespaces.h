@@ -7,16 +7,20 @@
 // pid namespaces, which nest (criu/ns/pid_ns.h).
 //
 // Supported as the tree's own: pid (the root is its init), uts (host and
-// domain names), ipc, net and time (clock offsets). Mount, user and cgroup
-// namespaces other than ckpt's are refused at dump, before anything is
-// touched, with the process and the kind named.
+// domain names), ipc, net and time (clock offsets). A user namespace other
+// than ckpt's is refused at dump, before anything is touched, with the
+// process named; mount and cgroup namespaces are not saved yet (a warning:
+// the tree comes back in restore's, opening its files by the same paths).
+// Tasks in a namespace other than the root's are refused (pid excepted).
 //
-// Restore: ckpt itself unshares the tree's own uts, ipc, net and time
-// namespaces and fills them (EnterNamespaces) before it creates the root,
-// which inherits them; the root's pid namespace is made by cloning it with
-// CLONE_NEWPID. ckpt goes back to its own namespaces when the NsRestore
-// ends: if the restore failed, nothing else holds the new namespaces and
-// the kernel frees them.
+// Restore: ckpt itself unshares the tree's own uts, net and time
+// namespaces and fills them (NsRestore::Enter, then the network
+// namespace's configuration) before it creates the root, which inherits
+// them. The root is cloned with CLONE_NEWPID and CLONE_NEWIPC for its own
+// pid and IPC namespaces, and fills the IPC one itself (semaphores name
+// pids of the tree's pid namespace). ckpt goes back to its own namespaces
+// when the NsRestore ends: if the restore failed, nothing else holds the
+// new namespaces and the kernel frees them.
 #pragma once
 
 #include <sys/types.h>
@@ -67,8 +71,9 @@ Result<pb::NamespacesEntry> ReadNamespaces(const images::ImageDir& dir);
 // ckpt inside the restored tree's own namespaces, for as long as it lives.
 class NsRestore {
  public:
-  // Unshares the kinds `e` says are the tree's own and sets up uts names
-  // and clock offsets. Call before any task of the tree exists.
+  // Unshares the uts, net and time namespaces `e` says are the tree's own
+  // and sets up uts names and clock offsets. Call before any task of the
+  // tree exists.
   static Result<std::unique_ptr<NsRestore>> Enter(const pb::NamespacesEntry& e);
   ~NsRestore();  // back to ckpt's own namespaces
   NsRestore(const NsRestore&) = delete;
@@ -80,7 +85,7 @@ class NsRestore {
 
  private:
   NsRestore() = default;
-  UniqueFd saved_uts_, saved_ipc_, saved_net_, saved_time_;
+  UniqueFd saved_uts_, saved_net_, saved_time_;
 };
 
 }  // namespace ckpt::ns

@@ -87,7 +87,9 @@ TEST(DetectHostLsm, ListsThisHost) {
   auto h = DetectHostLsm();
   ASSERT_TRUE(h.ok());
   EXPECT_FALSE(h->active.empty());  // capability is always there
-  if (!h->name.empty()) EXPECT_FALSE(h->attr.empty());
+  if (!h->name.empty()) {
+    EXPECT_FALSE(h->attr.empty());
+  }
 }
 
 }  // namespace
