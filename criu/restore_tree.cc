@@ -121,14 +121,16 @@ Status OpenTreeFiles(const TreeImages& tree, const images::ImageDir& dir, const 
 // segments the tree attaches (the namespace dies with a failed restore:
 // nothing to undo).
 Status FillIpcNamespace(const TreeImages& tree, const images::ImageDir& dir) {
-  TRY(ns::RestoreIpcNamespace(dir));
   std::vector<const pb::MmEntry*> mms;
   for (const TaskImages& t : tree.tasks)
     if (!t.zombie()) mms.push_back(&t.mm);
-  std::vector<int> created;
-  TRY_ASSIGN(std::vector<int> doomed, RestoreSysvShm(dir, mms, &created));
-  (void)doomed;  // ckpt removes them once the tree has them attached
-  return Ok();
+  return ns::RestoreIpcNamespace(dir, [&]() -> Status {
+    std::vector<int> created;
+    // Those marked removed: ckpt removes them once the tree has them attached.
+    TRY_ASSIGN(std::vector<int> doomed, RestoreSysvShm(dir, mms, &created));
+    (void)doomed;
+    return Ok();
+  });
 }
 
 Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, const Options& o,

@@ -85,7 +85,9 @@ Status CheckIpcNamespaceImage(const images::ImageDir& dir);
 // short-lived vfork-style helpers (clone3 with set_tid, not reported to a
 // tracer using PTRACE_O_TRACEFORK/TRACECLONE, never SIGCHLD) to give
 // semaphores their last-operation pids. On error the namespace is left
-// half-filled: the caller discards it.
-Status RestoreIpcNamespace(const images::ImageDir& dir);
+// half-filled: the caller discards it. `also` (if given) runs once the
+// objects exist and before the last sysctls (shm_rmid_forced, the next-id
+// requests): the segments the tree attaches are made there.
+Status RestoreIpcNamespace(const images::ImageDir& dir, const std::function<Status()>& also = {});
 
 }  // namespace ckpt::ns

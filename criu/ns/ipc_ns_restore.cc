@@ -479,7 +479,7 @@ Status CheckEmpty() {
   return Ok();
 }
 
-Status Restore(const images::ImageDir& dir) {
+Status Restore(const images::ImageDir& dir, const std::function<Status()>& also) {
   TRY_ASSIGN(Image img, Load(dir));
   TRY(CheckEmpty());
   TRY(WriteIpcLimits(CreationLimits(img)));
@@ -488,6 +488,7 @@ Status Restore(const images::ImageDir& dir) {
   TRY(RestoreSemValues(img.sems));
   for (const pb::SysvShmSeg& s : img.shms) TRY(RestoreShmSeg(dir, s));
   for (const pb::PosixMq& q : img.mqs) TRY(RestorePosixMq(q));
+  if (also) TRY(also());
   // The dumped values exactly; shm_rmid_forced only now (with it on, our
   // detach from a filled segment would have destroyed it); then any
   // next-id request that was pending at dump time.
@@ -511,8 +512,8 @@ Status CheckIpcNamespaceImage(const images::ImageDir& dir) {
   return Ok();
 }
 
-Status RestoreIpcNamespace(const images::ImageDir& dir) {
-  TRY(Restore(dir), "IPC namespace");
+Status RestoreIpcNamespace(const images::ImageDir& dir, const std::function<Status()>& also) {
+  TRY(Restore(dir, also), "IPC namespace");
   return Ok();
 }
 
