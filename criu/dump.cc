@@ -18,6 +18,8 @@
 #include "base/log.h"
 #include "compel/infect.h"
 #include "compel/seize.h"
+#include "criu/cgroup.h"
+#include "criu/cgroup_freeze.h"
 #include "criu/files/fd_dump.h"
 #include "criu/mem_dump.h"
 #include "criu/net/net_dump.h"
@@ -335,8 +337,29 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Create(o.images_dir));
 
   LOG_INFO("Seizing the tree of " + Who(root));
+  // cgroups (criu/cgroup_freeze.h): destroyed after `tree`, so a failure
+  // detaches the tasks first, then thaws them.
+  std::unique_ptr<CgroupFreezer> frozen;
+  if (!o.freeze_cgroup.empty()) {
+    TRY_ASSIGN(frozen, CgroupFreezer::Freeze(o.freeze_cgroup));
+  }
   // Destroying `tree` on any error resumes every task as it was.
   TRY_ASSIGN(std::vector<TreeTask> tree, SeizeTree(root));
+  // cgroups (criu/cgroup.h): every task's cgroup, with --manage-cgroups the
+  // cgroups' settings; checked before any parasite goes in.
+  {
+    std::vector<pid_t> live;
+    for (const TreeTask& t : tree)
+      if (t.proc) live.push_back(t.pid);
+    if (frozen) {
+      TRY(frozen->CheckTasks(live));
+      TRY(frozen->Thaw());
+    }
+    if (o.cgroup_mode != CgroupMode::kIgnore) {
+      TRY_ASSIGN(pb::CgroupEntry cg, CollectCgroups(live, o));
+      TRY(WriteCgroups(cg, *dir));
+    }
+  }
 
   // Before any socket is touched: the dumped connections' packets stop
   // here until the restore (or until a failed dump lets them go).

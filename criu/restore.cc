@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "compel/infect.h"
 #include "compel/regs.h"
+#include "criu/cgroup.h"
 #include "criu/net/net_restore.h"
 #include "criu/proc_parse.h"
 #include "criu/restore_tree.h"
@@ -65,6 +66,7 @@ class Tracer {
   ~Tracer() { KillAll(); }
 
   void Created(pid_t pid) { created_.insert(pid); }
+  void SetCgroups(const CgroupRestore* cg) { cgroups_ = cg; }
   // Runs until every thread sits stopped right after its rt_sigreturn.
   Status Run();
   // Unmaps the restorers, puts the exact registers back, detaches all.
@@ -87,6 +89,8 @@ class Tracer {
   std::map<pid_t, uint64_t> trap_ip_;
   std::set<pid_t> zombies_;
   std::set<pid_t> created_;  // only these may be killed on failure
+  const CgroupRestore* cgroups_ = nullptr;
+  std::set<pid_t> placed_;  // moved into their cgroups
   bool armed_ = true;
 };
 
@@ -102,6 +106,8 @@ Status Tracer::OnStop(pid_t w, int st) {
   }
   if (event == PTRACE_EVENT_STOP) {  // a new task's first stop, or a group stop
     created_.insert(w);
+    // cgroups: into its cgroup before it runs (and forks) anything.
+    if (cgroups_ && placed_.insert(w).second) TRY(cgroups_->Place(w, uint32_t(w)));
     if (ptrace(PTRACE_CONT, w, nullptr, nullptr) < 0) return Error::Errno("PTRACE_CONT");
     return Ok();
   }
@@ -255,6 +261,10 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
         return Error(Who(pid_t(tid)) + " is already in use (by '" + comm + "'): cannot restore");
       }
 
+  // cgroups (criu/cgroup.h): checked and made before anything else exists;
+  // declared before the Tracer, so removed after it reaped the tasks.
+  TRY_ASSIGN(std::unique_ptr<CgroupRestore> cgroups, CgroupRestore::Prepare(*dir, o));
+
   // Everything every task inherits: shared memory, the error pipe, the log.
   std::vector<const pb::MmEntry*> mms;
   for (const TaskImages& t : tree.tasks)
@@ -301,6 +311,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   UniqueFd go_r(gop[0]), go_w(gop[1]);
   fds.go_fd = go_r.get();
   Tracer tracer(tree, err_r.get());
+  tracer.SetCgroups(cgroups.get());
   TRY_ASSIGN(pid_t child, CloneTask(tree, 0, *dir, o, fds, sync));
   tracer.Created(child);
   go_r.reset();
@@ -310,12 +321,14 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACECLONE;
   if (ptrace(PTRACE_SEIZE, child, nullptr, (void*)opts) < 0)
     return Error::Errno("PTRACE_SEIZE " + Who(child));
+  TRY(cgroups->Place(child, uint32_t(root)));  // cgroups: before it runs
   if (write(go_w.get(), "g", 1) != 1) return Error::Errno("start restore");
   go_w.reset();
 
   TRY(tracer.Run());
   TRY(net.Finish(tree, *dir, o));
   TRY(tracer.Release());
+  cgroups->Commit();
   sysv_cleanup.armed = false;
   for (int id : doomed_sysv) shmctl(id, IPC_RMID, nullptr);  // removed, as at dump
   munmap(sync, 4096);

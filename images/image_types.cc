@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "proto/cgroup.pb.h"
 #include "proto/core.pb.h"
 #include "proto/fdinfo.pb.h"
 #include "proto/fs.pb.h"
@@ -36,6 +37,7 @@ const ImageTypeInfo kTypes[] = {
      nullptr},
     {ImageType::kTcpStream, "tcp-stream", "tcp-stream-%u.img", 0x54435301,
      Make<pb::TcpStreamEntry>, nullptr},
+    {ImageType::kCgroup, "cgroup", "cgroup.img", 0x43475201, Make<pb::CgroupEntry>, nullptr},
 };
 
 }  // namespace

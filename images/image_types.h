@@ -31,6 +31,7 @@ enum class ImageType {
   kFileData,  // fdata-<id>.img: bytes of a pipe, memfd or deleted file
   kUnixSkQueue,  // sk-queue-<file id>.img: unread messages of a unix socket
   kTcpStream,    // tcp-stream-<file id>.img: a TCP connection read in repair mode
+  kCgroup,       // cgroup.img: the tasks' cgroups and, if managed, their settings
 };
 
 struct ImageTypeInfo {
