@@ -186,10 +186,16 @@ Result<pb::CgroupEntry> CollectCgroups(const std::vector<pid_t>& tasks, const Op
       for (pid_t tid : tids) {
         if (tid == pid) continue;
         auto t = fs::TaskCgroup(pid, tid);
-        if (t.ok() && *t != path)
-          return Error("pid " + std::to_string(pid) + ": thread " + std::to_string(tid) +
-                       " is in cgroup " + *t + ", its process in " + path +
-                       ": threads in different cgroups are not supported");
+        if (!t.ok() || *t == path) continue;
+        std::string what = "pid " + std::to_string(pid) + ": thread " + std::to_string(tid) +
+                           " is in cgroup " + *t + ", its process in " + path;
+        // Only the process's cgroup is saved: without --manage-cgroups that
+        // was all a dump saved before; with it the tree would come back wrong.
+        if (!o.manage_cgroups) {
+          LOG_WARN(what + ": the thread will be restored in its process's cgroup");
+          continue;
+        }
+        return Error(what + ": threads in different cgroups are not supported");
       }
     }
     if (common.empty()) {

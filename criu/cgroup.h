@@ -7,7 +7,9 @@
 // to the top of the dumped subtree). With --manage-cgroups the directories
 // from that top down to every task's cgroup are saved too, each with the
 // settings that can be written back (see kProps in cgroup.cc). Threads of
-// one process in different cgroups (threaded subtrees) are refused.
+// one process in different cgroups (threaded subtrees) are refused with
+// --manage-cgroups; without it they are restored in their process's cgroup
+// (a warning).
 // --manage-cgroups=ignore saves nothing (no cgroup.img).
 //
 // Restore (ckpt's process, after the images are loaded, before any task or
