@@ -156,8 +156,9 @@ Status ReadProps(const std::string& dir, bool is_root, pb::CgroupDirEntry* d) {
     }
     std::string value = *v;
     if (n == "cgroup.type" && value != "threaded") continue;  // the rest follows from it
-    if (n == "cpuset.cpus.partition") value = value.substr(0, value.find(' '));  // "root invalid (..)"
-    if (value.empty()) continue;  // unset (cpuset: inherit the parent's)
+    if (n == "cpuset.cpus.partition")
+      value = value.substr(0, value.find(' '));  // "root invalid (..)"
+    if (value.empty()) continue;                 // unset (cpuset: inherit the parent's)
     pb::CgroupPropEntry* p = d->add_props();
     p->set_name(n);
     p->set_value(value);
@@ -266,8 +267,7 @@ Status CheckEntry(const pb::CgroupEntry& cg) {
     const std::string& rel = d.path();
     std::string who = "cgroup " + Printable(rel);
     if (!fs::IsCleanRelative(rel)) return Error("bad cgroup path '" + rel + "'");
-    if (!rel.empty() && !seen.count(RelParent(rel)))
-      return Error(who + " comes before its parent");
+    if (!rel.empty() && !seen.count(RelParent(rel))) return Error(who + " comes before its parent");
     if (!seen.insert(rel).second) return Error(who + " is listed twice");
     for (const std::string& c : d.controllers())
       if (!IsControllerName(c)) return Error(who + ": bad controller name '" + c + "'");
@@ -278,8 +278,8 @@ Status CheckEntry(const pb::CgroupEntry& cg) {
       if (!names.insert(p.name()).second) return Error(who + ": " + p.name() + " given twice");
       if (p.value().size() > 65536 || p.value().find('\0') != std::string::npos)
         return Error(who + ": bad value for " + p.name());
-      if (spec->controller && !Has({d.controllers().begin(), d.controllers().end()},
-                                   spec->controller))
+      if (spec->controller &&
+          !Has({d.controllers().begin(), d.controllers().end()}, spec->controller))
         return Error(who + ": " + p.name() + " without the " + spec->controller +
                      " controller in its controllers");
       if (p.name() == "cgroup.subtree_control")
@@ -326,7 +326,7 @@ struct CgroupPlan {
     bool write = false;  // write its saved settings
     const pb::CgroupDirEntry* e = nullptr;
   };
-  std::vector<Dir> dirs;  // as the image's
+  std::vector<Dir> dirs;                // as the image's
   std::map<uint32_t, size_t> task_dir;  // image pid -> index in dirs
 };
 
@@ -339,12 +339,18 @@ bool IsDir(const std::string& p) {
 
 const char* ModeName(CgroupMode m) {
   switch (m) {
-    case CgroupMode::kNone: return "none";
-    case CgroupMode::kProps: return "props";
-    case CgroupMode::kSoft: return "soft";
-    case CgroupMode::kFull: return "full";
-    case CgroupMode::kStrict: return "strict";
-    case CgroupMode::kIgnore: return "ignore";
+    case CgroupMode::kNone:
+      return "none";
+    case CgroupMode::kProps:
+      return "props";
+    case CgroupMode::kSoft:
+      return "soft";
+    case CgroupMode::kFull:
+      return "full";
+    case CgroupMode::kStrict:
+      return "strict";
+    case CgroupMode::kIgnore:
+      return "ignore";
   }
   return "?";
 }
@@ -372,8 +378,8 @@ Status NeedEnabled(const std::vector<std::string>& want, const std::vector<std::
   std::string plus;
   for (const std::string& c : missing) plus += (plus.empty() ? "+" : " +") + c;
   return Error("cgroup " + parent + " does not give its children the controller(s) " +
-               JoinWords(missing, ", ") + " that cgroup " + child + " had (echo '" + plus +
-               "' > " + parent_dir + "/cgroup.subtree_control" +
+               JoinWords(missing, ", ") + " that cgroup " + child + " had (echo '" + plus + "' > " +
+               parent_dir + "/cgroup.subtree_control" +
                (full_would_help ? ", or restore with --manage-cgroups=full" : "") + ")");
 }
 
@@ -421,8 +427,9 @@ Result<CgroupPlan> MakePlan(const pb::CgroupEntry& cg, const Options& o, bool* n
     if (d.exists && mode == CgroupMode::kStrict && d.cgroup != plan.mount.root)
       return Error("cgroup " + d.cgroup + " exists already (" + mode_opt +
                    " creates every cgroup of the images itself)");
-    d.write = managed && (mode == CgroupMode::kProps || mode == CgroupMode::kFull ||
-                          (!d.exists && (mode == CgroupMode::kSoft || mode == CgroupMode::kStrict)));
+    d.write =
+        managed && (mode == CgroupMode::kProps || mode == CgroupMode::kFull ||
+                    (!d.exists && (mode == CgroupMode::kSoft || mode == CgroupMode::kStrict)));
     if (d.cgroup == plan.mount.root) d.write &= mode != CgroupMode::kSoft;
   }
 
@@ -434,7 +441,11 @@ Result<CgroupPlan> MakePlan(const pb::CgroupEntry& cg, const Options& o, bool* n
   std::vector<std::string> missing;
   for (const CgroupPlan::Dir& d : plan.dirs) {
     if (!d.write) continue;
-    std::vector<std::string> need(d.e->controllers().begin(), d.e->controllers().end());
+    // The hierarchy's root lists every controller the dumping system had;
+    // only what it gave its children matters (its only setting written).
+    std::vector<std::string> need;
+    if (d.cgroup != plan.mount.root)
+      need.assign(d.e->controllers().begin(), d.e->controllers().end());
     for (const std::string& c : SubtreeOf(*d.e)) need.push_back(c);
     for (const std::string& c : need)
       if (!Has(avail, c) && !Has(missing, c)) missing.push_back(c);
@@ -444,7 +455,7 @@ Result<CgroupPlan> MakePlan(const pb::CgroupEntry& cg, const Options& o, bool* n
                  ", which this system does not offer (" + avail_dir + "/cgroup.controllers: '" +
                  avail_s + "'; a controller bound to a cgroup v1 hierarchy is not in v2)");
   for (const CgroupPlan::Dir& d : plan.dirs) {
-    if (!d.write || d.e->controllers_size() == 0) continue;
+    if (!d.write || d.e->controllers_size() == 0 || d.cgroup == plan.mount.root) continue;
     std::vector<std::string> want(d.e->controllers().begin(), d.e->controllers().end());
     if (!d.e->path().empty()) {
       const CgroupPlan::Dir& p = plan.dirs[index.at(RelParent(d.e->path()))];
@@ -458,8 +469,8 @@ Result<CgroupPlan> MakePlan(const pb::CgroupEntry& cg, const Options& o, bool* n
     } else if (d.cgroup != plan.mount.root) {
       // Above the dumped subtree ckpt writes nothing but the cgroups it
       // creates there: they pass the controllers down.
-      std::string first = plan.make_above.empty() ? fs::Parent(d.cgroup)
-                                                  : fs::Parent(plan.make_above.front());
+      std::string first =
+          plan.make_above.empty() ? fs::Parent(d.cgroup) : fs::Parent(plan.make_above.front());
       std::string first_dir = fs::FsPath(plan.mount, first);
       TRY_ASSIGN(std::vector<std::string> have, CurrentSubtree(first_dir), "cgroup " + first);
       TRY(NeedEnabled(want, have, first, first_dir,
@@ -559,9 +570,8 @@ Status CgroupRestore::Execute(const CgroupPlan& plan) {
     if (!d.write) continue;
     std::vector<const pb::CgroupPropEntry*> props;
     for (const pb::CgroupPropEntry& p : d.e->props()) props.push_back(&p);
-    std::stable_sort(props.begin(), props.end(), [](auto* a, auto* b) {
-      return PropOrder(a->name()) < PropOrder(b->name());
-    });
+    std::stable_sort(props.begin(), props.end(),
+                     [](auto* a, auto* b) { return PropOrder(a->name()) < PropOrder(b->name()); });
     for (const pb::CgroupPropEntry* p : props) {
       if (d.cgroup == plan.mount.root && p->name() != "cgroup.subtree_control") continue;
       TRY(WriteSetting(d.fs, p->name(), p->value(), d.exists), "cgroup " + d.cgroup);
@@ -584,9 +594,8 @@ Status CgroupRestore::Execute(const CgroupPlan& plan) {
     procs_of_[pid] = it->second;
   }
   LOG_INFO("cgroups: " + std::to_string(plan.task_dir.size()) + " tasks into " +
-           std::to_string(procs_.size()) + " cgroups; created " +
-           std::to_string(created_.size()) + ", changed settings of existing ones: " +
-           std::to_string(undo_.size()));
+           std::to_string(procs_.size()) + " cgroups; created " + std::to_string(created_.size()) +
+           ", changed settings of existing ones: " + std::to_string(undo_.size()));
   return Ok();
 }
 

@@ -44,7 +44,8 @@ Result<std::unique_ptr<CgroupFreezer>> CgroupFreezer::Freeze(const std::string& 
   auto was = cgroupfs::ReadSetting(fs_dir, "cgroup.freeze");
   if (!was.ok()) {
     if (was.error().err() == ENOENT)
-      return Error("--freeze-cgroup " + fs_dir + ": no cgroup.freeze (the root cgroup cannot "
+      return Error("--freeze-cgroup " + fs_dir +
+                   ": no cgroup.freeze (the root cgroup cannot "
                    "be frozen; kernel 5.2 or later needed)");
     return std::move(was.error());
   }

@@ -19,8 +19,8 @@ namespace {
 std::string Unescape(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); i++) {
-    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' &&
-        s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
+        s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
       out += char((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
       i += 3;
     } else {
@@ -80,8 +80,8 @@ Result<std::string> CgroupOfDir(const std::string& fs_dir) {
   const Mount* best = nullptr;
   for (const Mount& m : mounts) {
     const std::string& mp = m.mountpoint;
-    bool under = path == mp || (path.compare(0, mp.size(), mp) == 0 &&
-                                (mp == "/" || path[mp.size()] == '/'));
+    bool under = path == mp ||
+                 (path.compare(0, mp.size(), mp) == 0 && (mp == "/" || path[mp.size()] == '/'));
     if (under && (!best || mp.size() > best->mountpoint.size())) best = &m;
   }
   if (!best) return Error(fs_dir + ": no cgroup2 mount of ckpt's mount namespace holds it");
@@ -134,8 +134,8 @@ bool IsCleanRelative(const std::string& rel) {
   size_t start = 0;
   for (;;) {
     size_t slash = rel.find('/', start);
-    std::string part = rel.substr(start, slash == std::string::npos ? std::string::npos
-                                                                     : slash - start);
+    std::string part =
+        rel.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
     if (part.empty() || part == "." || part == ".." || part.size() > 255) return false;
     if (slash == std::string::npos) return true;
     start = slash + 1;

@@ -86,9 +86,16 @@ Result<Options> ParseOptions(int argc, char** argv) {
       break;
     }
     // Skip the value of options that take one as a separate word.
-    static const char* const kWithValue[] = {
-        "-t",         "-D",           "-o",           "--tree",          "--images-dir",
-        "--log-file", "--pidfile",    "--network-lock", "--cgroup-root", "--freeze-cgroup"};
+    static const char* const kWithValue[] = {"-t",
+                                             "-D",
+                                             "-o",
+                                             "--tree",
+                                             "--images-dir",
+                                             "--log-file",
+                                             "--pidfile",
+                                             "--network-lock",
+                                             "--cgroup-root",
+                                             "--freeze-cgroup"};
     for (const char* w : kWithValue)
       if (!strcmp(argv[i], w)) {
         i++;

@@ -37,8 +37,8 @@ struct Options {
   bool network_lock = true;      // --network-lock nftables (default) | skip
   bool manage_cgroups = false;   // --manage-cgroups[=MODE]: dump saves cgroup dirs + settings
   CgroupMode cgroup_mode = CgroupMode::kSoft;  // its MODE (soft when not given, as CRIU)
-  std::string cgroup_root;       // --cgroup-root [CONTROLLER:]PATH: a cgroup path ("/a/b")
-  std::string freeze_cgroup;     // --freeze-cgroup PATH: a cgroup2 directory to freeze (dump)
+  std::string cgroup_root;      // --cgroup-root [CONTROLLER:]PATH: a cgroup path ("/a/b")
+  std::string freeze_cgroup;    // --freeze-cgroup PATH: a cgroup2 directory to freeze (dump)
   std::string pidfile;          // --pidfile
   std::vector<std::string> args;  // positional (show: paths)
   bool help = false;            // CMD --help

@@ -222,9 +222,8 @@ TEST_F(CgroupRoundTrip, UnmanagedRestoreRecreatesTaskCgroups) {
   Tree t;
   ASSERT_NO_FATAL_FAILURE(StartTree(t, cg.Dir("x"), cg.Dir("x/y")));
   std::string err;
-  ASSERT_EQ(RunCkpt({"dump", "-t", std::to_string(t.p), "-D", images_, "-v4", "-o", "dump.log"},
-                    &err),
-            0)
+  ASSERT_EQ(
+      RunCkpt({"dump", "-t", std::to_string(t.p), "-D", images_, "-v4", "-o", "dump.log"}, &err), 0)
       << err << Log("dump.log");
   Tree::Reap(t.p);
   Tree::Reap(t.g);
@@ -264,8 +263,7 @@ TEST_F(CgroupRoundTrip, FreezeCgroupDump) {
   // A tree partly outside the frozen cgroup: refused, the tree runs on.
   ASSERT_TRUE(WriteText(other.dir() + "/cgroup.procs", std::to_string(t.g)));
   std::filesystem::remove_all(images_);
-  EXPECT_NE(RunCkpt({"dump", "-t", std::to_string(t.p), "-D", images_, "--freeze-cgroup",
-                     cg.dir()},
+  EXPECT_NE(RunCkpt({"dump", "-t", std::to_string(t.p), "-D", images_, "--freeze-cgroup", cg.dir()},
                     &err),
             0);
   EXPECT_NE(err.find("outside the frozen cgroup"), std::string::npos) << err;

@@ -257,8 +257,7 @@ TEST_F(CgroupTest, PrepareModes) {
   o.cgroup_mode = CgroupMode::kNone;  // must exist
   auto r = CgroupRestore::Prepare(img, o);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(Err(r).find("cgroup " + cg.Cg("src") + " does not exist"), std::string::npos)
-      << Err(r);
+  EXPECT_NE(Err(r).find("cgroup " + cg.Cg("src") + " does not exist"), std::string::npos) << Err(r);
   o.cgroup_mode = CgroupMode::kProps;
   r = CgroupRestore::Prepare(img, o);
   ASSERT_FALSE(r.ok());
@@ -374,9 +373,11 @@ TEST_F(CgroupTest, CorruptImagesAreRefused) {
        "bad cgroup path"},
       {"absolute", [](pb::CgroupEntry& e) { e.mutable_dirs(1)->set_path("/a"); },
        "bad cgroup path"},
-      {"procs", [](pb::CgroupEntry& e) { e.mutable_dirs(1)->mutable_props(0)->set_name("cgroup.procs"); },
+      {"procs",
+       [](pb::CgroupEntry& e) { e.mutable_dirs(1)->mutable_props(0)->set_name("cgroup.procs"); },
        "'cgroup.procs' is not a setting ckpt restores"},
-      {"kill", [](pb::CgroupEntry& e) { e.mutable_dirs(1)->mutable_props(0)->set_name("cgroup.kill"); },
+      {"kill",
+       [](pb::CgroupEntry& e) { e.mutable_dirs(1)->mutable_props(0)->set_name("cgroup.kill"); },
        "not a setting ckpt restores"},
       {"orphan", [](pb::CgroupEntry& e) { e.mutable_dirs(2)->set_path("x/b"); },
        "comes before its parent"},
@@ -388,13 +389,15 @@ TEST_F(CgroupTest, CorruptImagesAreRefused) {
        "is not among the cgroups"},
       {"ctrl", [](pb::CgroupEntry& e) { e.mutable_dirs(0)->add_controllers("../x"); },
        "bad controller name"},
-      {"type", [](pb::CgroupEntry& e) {
+      {"type",
+       [](pb::CgroupEntry& e) {
          auto* p = e.mutable_dirs(1)->add_props();
          p->set_name("cgroup.type");
          p->set_value("domain invalid");
        },
        "cannot be written"},
-      {"nul", [](pb::CgroupEntry& e) {
+      {"nul",
+       [](pb::CgroupEntry& e) {
          e.mutable_dirs(1)->mutable_props(0)->set_value(std::string("1\0 2", 4));
        },
        "bad value"},
