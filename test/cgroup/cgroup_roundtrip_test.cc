@@ -1,7 +1,8 @@
 // The ckpt binary on a two-process tree in ckpt-test-* cgroups (label
 // `cgroup`, root): dump --manage-cgroups, remove the cgroups, restore them
 // elsewhere (--cgroup-root); a restore missing a controller fails leaving
-// nothing; --freeze-cgroup dumps a running tree and lets it go on.
+// nothing, and so does one failing once the tasks are placed;
+// --freeze-cgroup dumps a running tree and lets it go on.
 #include <gtest/gtest.h>
 #include <linux/close_range.h>
 #include <sys/syscall.h>
@@ -91,7 +92,9 @@ bool SleepsAgain(pid_t pid) {
 
 bool IsSleep(pid_t pid) { return ReadText("/proc/" + std::to_string(pid) + "/comm") == "sleep"; }
 
-void StartTree(Tree& t, const std::string& dir_p, const std::string& dir_g) {
+// `file`: if given, P holds it open as fd 3.
+void StartTree(Tree& t, const std::string& dir_p, const std::string& dir_g,
+               const std::string& file = "") {
   int sync[2];
   ASSERT_EQ(pipe(sync), 0);
   t.p = fork();
@@ -114,6 +117,7 @@ void StartTree(Tree& t, const std::string& dir_p, const std::string& dir_g) {
     int null = open("/dev/null", O_RDWR);
     dup2(null, 0), dup2(null, 1), dup2(null, 2);
     syscall(SYS_close_range, 3, ~0u, 0);
+    if (!file.empty() && open(file.c_str(), O_RDONLY) != 3) _exit(1);
     execl("/bin/sleep", "sleep", "1000", nullptr);
     _exit(127);
   }
@@ -123,6 +127,8 @@ void StartTree(Tree& t, const std::string& dir_p, const std::string& dir_g) {
   ASSERT_EQ(read(sync[0], &b, sizeof(b)), ssize_t(sizeof(b)));
   close(sync[0]);
   t.g = a == t.p ? b : a;
+  // Never 0: writing "0" into cgroup.procs would move the test itself.
+  ASSERT_TRUE(t.p > 0 && t.g > 0 && t.g != t.p) << a << " " << b;
   bool ready = false;
   for (int i = 0; i < 1000 && !ready; i++) {
     ready = IsSleep(t.p) && IsSleep(t.g);
@@ -143,7 +149,9 @@ class CgroupRoundTrip : public ::testing::Test {
   }
   void TearDown() override {
     std::error_code ec;
-    if (!images_.empty()) std::filesystem::remove_all(images_, ec);
+    if (images_.empty()) return;
+    std::filesystem::remove_all(images_, ec);
+    unlink((images_ + ".file").c_str());
   }
   std::string Log(const char* name) { return ReadText(images_ + "/" + name); }
   std::string images_;
@@ -213,6 +221,42 @@ TEST_F(CgroupRoundTrip, ManagedDumpRestoreElsewhere) {
   EXPECT_EQ(ReadText(cg.Dir("moved") + "/cgroup.max.descendants"), "6");
   EXPECT_EQ(ReadText(cg.Dir("moved/b") + "/cgroup.max.depth"), "2");
   EXPECT_TRUE(IsSleep(p) && IsSleep(g));
+}
+
+// A restore that fails once the tasks are in their new cgroups (here: a
+// file they had open is gone) kills them and removes the cgroups it made.
+TEST_F(CgroupRoundTrip, FailedRestoreRemovesItsCgroups) {
+  TestCgroup cg;
+  cg.Make("a/b");
+  std::string file = images_ + ".file";
+  {
+    std::ofstream f(file);
+    f << "x";
+  }
+  Tree t;
+  ASSERT_NO_FATAL_FAILURE(StartTree(t, cg.Dir("a"), cg.Dir("a/b"), file));
+  std::string err;
+  ASSERT_EQ(RunCkpt({"dump", "-t", std::to_string(t.p), "-D", images_, "--manage-cgroups", "-v4",
+                     "-o", "dump.log"},
+                    &err),
+            0)
+      << err << Log("dump.log");
+  Tree::Reap(t.p);
+  Tree::Reap(t.g);
+  pid_t p = t.p, g = t.g;
+  t.p = t.g = -1;
+  unlink(file.c_str());
+  EXPECT_NE(RunCkpt({"restore", "-D", images_, "-d", "--cgroup-root", cg.Cg("moved"), "-v4", "-o",
+                     "restore.log"},
+                    &err),
+            0);
+  EXPECT_NE(err.find(file), std::string::npos) << err;
+  EXPECT_NE(Log("restore.log").find("cgroups: 2 tasks into 2 cgroups"), std::string::npos)
+      << "the restore failed before placing the tasks: " << Log("restore.log");
+  EXPECT_FALSE(IsDir(cg.Dir("moved"))) << "a failed restore left its cgroups";
+  EXPECT_TRUE(IsDir(cg.Dir("a/b"))) << "a cgroup the restore did not make was removed";
+  EXPECT_TRUE(kill(p, 0) < 0 && errno == ESRCH);
+  EXPECT_TRUE(kill(g, 0) < 0 && errno == ESRCH);
 }
 
 TEST_F(CgroupRoundTrip, UnmanagedRestoreRecreatesTaskCgroups) {
