@@ -621,6 +621,20 @@ std::string CgroupRestore::TargetDir(uint32_t image_pid) const {
 CgroupRestore::~CgroupRestore() {
   procs_.clear();
   if (!armed_) return;
+  // Made cgroups first, children first: a cgroup that gives a controller
+  // to a child of its own cannot take it back from its parent. (No existing
+  // cgroup lies below one made here.) The tasks placed here were killed
+  // and reaped before (the caller's contract); a dying task may still hold
+  // its cgroup for a moment.
+  for (auto it = created_.rbegin(); it != created_.rend(); ++it) {
+    Status s = Ok();
+    for (int tries = 0; tries < 200; tries++) {
+      s = rmdir(it->c_str()) == 0 ? Ok() : Status(Error::Errno("removing cgroup " + *it));
+      if (!IsEbusy(s)) break;
+      usleep(10 * 1000);
+    }
+    if (!s.ok()) LOG_WARN("cgroups: " + s.error().message());
+  }
   for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
     const PropSpec* spec = FindProp(it->file);
     Status s = Ok();
@@ -631,17 +645,6 @@ CgroupRestore::~CgroupRestore() {
       s = fs::WriteSetting(it->dir, it->file, it->value);
     }
     if (!s.ok()) LOG_WARN("cgroups: putting a setting back: " + s.error().message());
-  }
-  // The tasks placed here were killed and reaped before (the caller's
-  // contract); a dying task may still hold its cgroup for a moment.
-  for (auto it = created_.rbegin(); it != created_.rend(); ++it) {
-    Status s = Ok();
-    for (int tries = 0; tries < 200; tries++) {
-      s = rmdir(it->c_str()) == 0 ? Ok() : Status(Error::Errno("removing cgroup " + *it));
-      if (!IsEbusy(s)) break;
-      usleep(10 * 1000);
-    }
-    if (!s.ok()) LOG_WARN("cgroups: " + s.error().message());
   }
 }
 

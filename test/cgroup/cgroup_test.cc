@@ -248,6 +248,31 @@ TEST_F(CgroupTest, PrepareCreatesWritesPlacesAndUndoes) {
   EXPECT_EQ(ReadText(cg.Dir("new/place/a/b") + "/" + limit), "8388608");
 }
 
+// --manage-cgroups=full into an existing top: it gets the controller for
+// its children; undone, the made children go first, then the top gives
+// the controller back.
+TEST_F(CgroupTest, PrepareFullUndoesControllersOfExistingTop) {
+  auto [ctrl, limit] = cgtest::LimitController();
+  ASSERT_FALSE(ctrl.empty()) << "no pids, memory or hugetlb controller in cgroup v2 here";
+  cgtest::RootController on(ctrl);
+  TestCgroup cg;
+  ASSERT_TRUE(WriteText(cg.dir() + "/cgroup.subtree_control", "+" + ctrl)) << strerror(errno);
+  cg.Make("src");
+  pb::CgroupEntry img = ManagedImage(cg, ctrl, limit);
+  Options o;
+  o.cgroup_mode = CgroupMode::kFull;
+  {
+    auto r = CgroupRestore::Prepare(img, o);
+    ASSERT_TRUE(r.ok()) << Err(r);
+    EXPECT_EQ(ReadText(cg.Dir("src") + "/cgroup.subtree_control"), ctrl);
+    EXPECT_EQ(ReadText(cg.Dir("src/a") + "/cgroup.subtree_control"), ctrl);
+    EXPECT_EQ(ReadText(cg.Dir("src/a/b") + "/" + limit), "8388608");
+  }
+  EXPECT_FALSE(IsDir(cg.Dir("src/a")));
+  EXPECT_EQ(ReadText(cg.Dir("src") + "/cgroup.subtree_control"), "");
+  EXPECT_EQ(ReadText(cg.Dir("src") + "/cgroup.max.depth"), "max");
+}
+
 TEST_F(CgroupTest, PrepareModes) {
   TestCgroup cg;
   pb::CgroupEntry img = ManagedImage(cg, "", "");
