@@ -52,11 +52,12 @@ Result<std::unique_ptr<CgroupFreezer>> CgroupFreezer::Freeze(const std::string& 
   std::string events = fs_dir + "/cgroup.events";
   UniqueFd ev(open(events.c_str(), O_RDONLY | O_CLOEXEC));
   if (!ev) return Error::Errno("open " + events);
-  if (*was != "1") {
+  f->was_frozen_ = f->frozen_ = *was == "1";
+  if (!f->was_frozen_) {
     TRY(cgroupfs::WriteSetting(fs_dir, "cgroup.freeze", "1"), "--freeze-cgroup");
-    f->ours_ = true;  // from here on the destructor thaws
+    f->frozen_ = true;  // from here on the destructor thaws
   } else {
-    LOG_INFO("cgroup " + cgroup + " is frozen already; it stays frozen after the dump");
+    LOG_INFO("cgroup " + cgroup + " is frozen already; it is frozen again after the dump");
   }
   // The kernel notifies cgroup.events pollers (POLLPRI) when "frozen"
   // changes; the poll is bounded in slices so a missed wakeup only costs a
@@ -89,16 +90,18 @@ Status CgroupFreezer::CheckTasks(const std::vector<pid_t>& pids) const {
 }
 
 Status CgroupFreezer::Thaw() {
-  if (!ours_) return Ok();
+  if (!frozen_) return Ok();
   TRY(cgroupfs::WriteSetting(dir_, "cgroup.freeze", "0"), "thawing cgroup " + cgroup_);
-  ours_ = false;
+  frozen_ = false;
   LOG_INFO("cgroup " + cgroup_ + " thawed");
   return Ok();
 }
 
 CgroupFreezer::~CgroupFreezer() {
-  Status s = Thaw();
-  if (!s.ok()) LOG_ERR(s.error().message());
+  if (frozen_ == was_frozen_) return;
+  const char* v = was_frozen_ ? "1" : "0";
+  Status s = cgroupfs::WriteSetting(dir_, "cgroup.freeze", v);
+  if (!s.ok()) LOG_ERR("putting cgroup " + cgroup_ + " back: " + s.error().message());
 }
 
 }  // namespace ckpt

@@ -337,14 +337,16 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Create(o.images_dir));
 
   LOG_INFO("Seizing the tree of " + Who(root));
-  // cgroups (criu/cgroup_freeze.h): destroyed after `tree`, so a failure
-  // detaches the tasks first, then thaws them.
+  // Destroying `tree` on any error resumes every task as it was.
+  std::vector<TreeTask> tree;
+  // cgroups (criu/cgroup_freeze.h): frozen before the seize; destroyed
+  // before `tree`, it puts the cgroup back as found while the tasks are
+  // still held.
   std::unique_ptr<CgroupFreezer> frozen;
   if (!o.freeze_cgroup.empty()) {
     TRY_ASSIGN(frozen, CgroupFreezer::Freeze(o.freeze_cgroup));
   }
-  // Destroying `tree` on any error resumes every task as it was.
-  TRY_ASSIGN(std::vector<TreeTask> tree, SeizeTree(root));
+  TRY_ASSIGN(tree, SeizeTree(root));
   // cgroups (criu/cgroup.h): every task's cgroup, with --manage-cgroups the
   // cgroups' settings; checked before any parasite goes in.
   {
@@ -424,6 +426,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     TRY(net.Finish(false));  // connections go on, unlocked
   else
     TRY(net.BeforeKill());  // closed in repair mode: silently
+  frozen.reset();  // cgroups: as found (frozen again if it was) before the tasks go
   for (TreeTask& t : tree) {
     if (!t.proc) continue;
     if (o.leave_running)

@@ -97,14 +97,20 @@ TEST_F(CgroupFreezeTest, DestructorThawsAndTasksOutsideAreNamed) {
   EXPECT_TRUE(Eventually([&] { return State(a.pid()) == 'R'; }));
 }
 
-TEST_F(CgroupFreezeTest, AlreadyFrozenStaysFrozen) {
+// Frozen before the dump: thawed for the dump (the parasite must run),
+// frozen again at the end.
+TEST_F(CgroupFreezeTest, AlreadyFrozenIsFrozenAgain) {
   TestCgroup cg;
   Sitter a(cg.dir(), true);
   ASSERT_TRUE(WriteText(cg.dir() + "/cgroup.freeze", "1"));
   {
     auto f = CgroupFreezer::Freeze(cg.dir());
     ASSERT_TRUE(f.ok()) << Err(f);
+    auto s = compel::SeizedProcess::Seize(a.pid());
+    ASSERT_TRUE(s.ok()) << Err(s);
     ASSERT_TRUE((*f)->Thaw().ok());
+    EXPECT_EQ(ReadText(cg.dir() + "/cgroup.freeze"), "0");
+    f = Error("");  // the freezer goes first, the seized task after
   }
   EXPECT_EQ(ReadText(cg.dir() + "/cgroup.freeze"), "1");
 }

@@ -304,6 +304,19 @@ TEST_F(CgroupRoundTrip, FreezeCgroupDump) {
   // Left running: both back asleep in their nanosleep, not held, not frozen.
   for (pid_t x : {t.p, t.g}) EXPECT_TRUE(SleepsAgain(x)) << x;
 
+  // Frozen by its owner before the dump: dumped all the same (thawed while
+  // the tasks are held), and frozen again after.
+  ASSERT_TRUE(WriteText(cg.dir() + "/cgroup.freeze", "1"));
+  std::filesystem::remove_all(images_);
+  ASSERT_EQ(RunCkpt({"dump", "-t", std::to_string(t.p), "-D", images_, "--freeze-cgroup", cg.dir(),
+                     "-R", "-v4", "-o", "dump.log"},
+                    &err),
+            0)
+      << err << Log("dump.log");
+  EXPECT_NE(Log("dump.log").find("thawed"), std::string::npos);
+  EXPECT_EQ(ReadText(cg.dir() + "/cgroup.freeze"), "1");
+  ASSERT_TRUE(WriteText(cg.dir() + "/cgroup.freeze", "0"));
+
   // A tree partly outside the frozen cgroup: refused, the tree runs on.
   ASSERT_TRUE(WriteText(other.dir() + "/cgroup.procs", std::to_string(t.g)));
   std::filesystem::remove_all(images_);
