@@ -3,10 +3,13 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 #include "base/log.h"
@@ -166,6 +169,56 @@ Status ReadProps(const std::string& dir, bool is_root, pb::CgroupDirEntry* d) {
   return Ok();
 }
 
+// The root of pid's cgroup namespace as ckpt sees it, or "" if pid is in
+// ckpt's own namespace. /proc/PID/cgroup shows paths relative to the
+// reader's namespace: a child joins pid's namespace (setns) and reads it
+// from there; the difference with ckpt's reading is the namespace root.
+Result<std::string> CgroupNsRoot(pid_t pid, const std::string& seen_here) {
+  std::string ns = "/proc/" + std::to_string(pid) + "/ns/cgroup";
+  struct stat mine, theirs;
+  if (stat("/proc/self/ns/cgroup", &mine) < 0) return Error::Errno("stat /proc/self/ns/cgroup");
+  if (stat(ns.c_str(), &theirs) < 0) return Error::Errno("stat " + ns);
+  if (mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev) return std::string();
+  UniqueFd nsfd(open(ns.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!nsfd) return Error::Errno("open " + ns);
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return Error::Errno("pipe");
+  UniqueFd rd(p[0]), wr(p[1]);
+  pid_t child = fork();
+  if (child < 0) return Error::Errno("fork");
+  if (child == 0) {
+    std::string out = "!";
+    if (setns(nsfd.get(), CLONE_NEWCGROUP) == 0) {
+      auto r = fs::TaskCgroup(pid);
+      out = r.ok() ? *r : "!" + r.error().message();
+    } else {
+      out += std::string("setns: ") + strerror(errno);
+    }
+    (void)!write(wr.get(), out.data(), out.size());
+    _exit(0);
+  }
+  wr.reset();
+  char buf[4096];
+  std::string seen_there;
+  ssize_t n;
+  while ((n = read(rd.get(), buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) seen_there.append(buf, size_t(n));
+  int st;
+  while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (seen_there.empty() || seen_there[0] == '!')
+    return Error("reading its cgroup from inside its cgroup namespace: " +
+                 (seen_there.empty() ? std::string("no answer") : seen_there.substr(1)));
+  // seen_here = ns_root + seen_there ("/" inside is the root itself).
+  if (seen_there == "/") return seen_here;
+  if (seen_here.size() <= seen_there.size() ||
+      seen_here.compare(seen_here.size() - seen_there.size(), seen_there.size(), seen_there))
+    return Error("its cgroup is " + seen_here + " here but " + seen_there +
+                 " in its cgroup namespace");
+  std::string root = seen_here.substr(0, seen_here.size() - seen_there.size());
+  return root.empty() ? std::string("/") : root;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- dump
@@ -207,6 +260,12 @@ Result<pb::CgroupEntry> CollectCgroups(const std::vector<pid_t>& tasks, const Op
     where.emplace_back(pid, path);
   }
   if (where.empty()) return Error("no task to read the cgroups of");
+  // A tree in a cgroup namespace of its own is saved from the namespace's
+  // root down: its paths inside are relative to that root.
+  TRY_ASSIGN(std::string ns_root, CgroupNsRoot(where[0].first, where[0].second),
+             "pid " + std::to_string(where[0].first));
+  if (!ns_root.empty())
+    while (!fs::IsAncestorOrSelf(common, ns_root)) common = fs::Parent(common);
   std::string top = common;
   if (!o.cgroup_root.empty()) {
     if (!fs::IsAncestorOrSelf(o.cgroup_root, common))
@@ -219,6 +278,11 @@ Result<pb::CgroupEntry> CollectCgroups(const std::vector<pid_t>& tasks, const Op
   // The top, every task's cgroup and the cgroups between: parents sort
   // before their children.
   std::set<std::string> rels = {""};
+  if (!ns_root.empty()) {
+    std::string rel = fs::RelativeTo(top, ns_root);
+    cg.set_ns_root(rel);
+    for (; !rel.empty(); rel = RelParent(rel)) rels.insert(rel);
+  }
   for (auto& [pid, path] : where) {
     std::string rel = fs::RelativeTo(top, path);
     pb::CgroupTaskEntry* t = cg.add_tasks();
@@ -289,6 +353,8 @@ Status CheckEntry(const pb::CgroupEntry& cg) {
         return Error(who + ": cgroup.type '" + p.value() + "' cannot be written");
     }
   }
+  if (cg.has_ns_root() && !seen.count(cg.ns_root()))
+    return Error("the cgroup namespace root '" + cg.ns_root() + "' is not among the cgroups");
   std::set<uint32_t> pids;
   for (const pb::CgroupTaskEntry& t : cg.tasks()) {
     if (t.pid() == 0 || t.pid() > 0x3fffffff) return Error("bad pid " + std::to_string(t.pid()));
@@ -328,6 +394,7 @@ struct CgroupPlan {
   };
   std::vector<Dir> dirs;                // as the image's
   std::map<uint32_t, size_t> task_dir;  // image pid -> index in dirs
+  std::string ns_root_dir;              // filesystem path, "" if none
 };
 
 namespace {
@@ -398,6 +465,7 @@ Result<CgroupPlan> MakePlan(const pb::CgroupEntry& cg, const Options& o, bool* n
     plan.dirs.push_back(pd);
   }
   bool all_own = true;
+  if (cg.has_ns_root()) all_own = false;  // the namespace root must exist: made below
   for (const pb::CgroupTaskEntry& t : cg.tasks()) {
     plan.task_dir[t.pid()] = index.at(t.path());
     all_own &= plan.dirs[index.at(t.path())].cgroup == plan.own;
@@ -421,6 +489,7 @@ Result<CgroupPlan> MakePlan(const pb::CgroupEntry& cg, const Options& o, bool* n
   for (CgroupPlan::Dir& d : plan.dirs) {
     d.fs = fs::FsPath(plan.mount, d.cgroup);
     d.exists = IsDir(d.fs);
+    if (cg.has_ns_root() && d.e->path() == cg.ns_root()) plan.ns_root_dir = d.fs;
     if (!d.exists && !may_create)
       return Error("cgroup " + d.cgroup + " does not exist (" + mode_opt +
                    " restores into existing cgroups only; soft, full or strict create them)");
@@ -577,6 +646,7 @@ Status CgroupRestore::Execute(const CgroupPlan& plan) {
       TRY(WriteSetting(d.fs, p->name(), p->value(), d.exists), "cgroup " + d.cgroup);
     }
   }
+  ns_root_dir_ = plan.ns_root_dir;
   // cgroup.procs of every cgroup a task goes to, but ckpt's own.
   std::map<size_t, int> opened;
   for (auto& [pid, di] : plan.task_dir) {

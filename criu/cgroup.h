@@ -4,10 +4,11 @@
 //   TRY_ASSIGN(pb::CgroupEntry cg, CollectCgroups(live_pids, o));  // root task first
 //   TRY(WriteCgroups(cg, *dir));                                   // cgroup.img
 // Every task's cgroup is saved (the "0::" line of /proc/PID/cgroup, relative
-// to the top of the dumped subtree). With --manage-cgroups the directories
-// from that top down to every task's cgroup are saved too, each with the
-// settings that can be written back (see kProps in cgroup.cc). Threads of
-// one process in different cgroups (threaded subtrees) are refused with
+// to the top of the dumped subtree; a root task in a cgroup namespace of its
+// own widens the top to the namespace's root, recorded as ns_root). With --manage-cgroups the
+// directories from that top down to every task's cgroup are saved too, each with the settings that
+// can be written back (see kProps in cgroup.cc). Threads of one process in different cgroups
+// (threaded subtrees) are refused with
 // --manage-cgroups; without it they are restored in their process's cgroup
 // (a warning).
 // --manage-cgroups=ignore saves nothing (no cgroup.img).
@@ -79,6 +80,11 @@ class CgroupRestore {
   std::string TargetDir(uint32_t image_pid) const;
   // Cgroup directories this restore made (filesystem paths, parents first).
   const std::vector<std::string>& created() const { return created_; }
+  // The root task had a cgroup namespace of its own: the cgroup (filesystem
+  // path) the task that unshares CLONE_NEWCGROUP again must be in when it
+  // does, "" otherwise. Not wired yet: whoever restores namespaces moves
+  // the task there (cgroup.procs) before the unshare and Place()s it after.
+  const std::string& NsRootDir() const { return ns_root_dir_; }
 
  private:
   CgroupRestore() = default;
@@ -94,6 +100,7 @@ class CgroupRestore {
   std::vector<std::string> procs_dir_;
   std::vector<std::string> created_;
   std::vector<Undo> undo_;
+  std::string ns_root_dir_;
   bool armed_ = true;
 };
 

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <sched.h>
 
 #include <filesystem>
 #include <map>
@@ -163,6 +164,52 @@ TEST_F(CgroupTest, CollectRefusesThreadsInOtherCgroups) {
   EXPECT_NE(Err(r).find("threads in different cgroups are not supported"), std::string::npos)
       << Err(r);
   EXPECT_NE(Err(r).find("pid " + std::to_string(pid)), std::string::npos) << Err(r);
+}
+
+// A root task in a cgroup namespace of its own: the saved subtree starts
+// at the namespace's root, which restore then names for the namespace code.
+TEST_F(CgroupTest, CollectWidensToTheCgroupNamespaceRoot) {
+  TestCgroup cg;
+  cg.Make("ns/app");
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    char ok = 'n';
+    if (WriteText(cg.Dir("ns") + "/cgroup.procs", "0") && unshare(CLONE_NEWCGROUP) == 0 &&
+        WriteText(cg.Dir("ns/app") + "/cgroup.procs", "0") &&
+        ReadText("/proc/self/cgroup").find("0::/app") != std::string::npos)
+      ok = 'y';
+    (void)!write(p[1], &ok, 1);
+    for (;;) pause();
+  }
+  close(p[1]);
+  char c = 0;
+  EXPECT_EQ(read(p[0], &c, 1), 1);
+  close(p[0]);
+  Sitter outside(cg.Dir("ns/app"));  // the same cgroup, in ckpt's namespace
+  Options o;
+  auto r = CollectCgroups({pid, outside.pid()}, o);
+  auto plain = CollectCgroups({outside.pid()}, o);
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  ASSERT_EQ(c, 'y') << "the child could not make its cgroup namespace";
+  ASSERT_TRUE(r.ok()) << Err(r);
+  EXPECT_EQ(r->root(), cg.Cg("ns"));
+  EXPECT_TRUE(r->has_ns_root());
+  EXPECT_EQ(r->ns_root(), "");
+  EXPECT_EQ(r->tasks(0).path(), "app");
+  ASSERT_TRUE(plain.ok()) << Err(plain);
+  EXPECT_EQ(plain->root(), cg.Cg("ns/app"));
+  EXPECT_FALSE(plain->has_ns_root());
+
+  // Restore names where the namespace must be made again (here: moved).
+  Options ro;
+  ro.cgroup_root = cg.Cg("again");
+  auto back = CgroupRestore::Prepare(*r, ro);
+  ASSERT_TRUE(back.ok()) << Err(back);
+  EXPECT_EQ((*back)->NsRootDir(), cg.Dir("again"));
+  EXPECT_EQ((*back)->TargetDir(uint32_t(pid)), cg.Dir("again/app"));
 }
 
 // An image as a dump with --manage-cgroups of `cg` would write it: top
@@ -410,6 +457,7 @@ TEST_F(CgroupTest, CorruptImagesAreRefused) {
       {"top", [](pb::CgroupEntry& e) { e.mutable_dirs(0)->set_path("z"); }, "must be the top"},
       {"root", [](pb::CgroupEntry& e) { e.set_root("relative"); }, "bad root cgroup"},
       {"pid", [](pb::CgroupEntry& e) { e.mutable_tasks(1)->set_pid(1001); }, "twice"},
+      {"nsroot", [](pb::CgroupEntry& e) { e.set_ns_root("zz"); }, "namespace root 'zz'"},
       {"nowhere", [](pb::CgroupEntry& e) { e.mutable_tasks(0)->set_path("q"); },
        "is not among the cgroups"},
       {"ctrl", [](pb::CgroupEntry& e) { e.mutable_dirs(0)->add_controllers("../x"); },
