@@ -25,45 +25,50 @@ namespace fs = cgroupfs;
 // before anything of a controller (its files appear only once the parent
 // enabled it); cpuset.cpus before the partition made of them; cpu.max
 // before the burst bounded by it. Multi-line files (per device) are
-// written one line per write(2). Only these names (and hugetlb's, below)
-// are ever written: an image cannot make restore write cgroup.procs,
-// cgroup.kill or anything else.
+// written one line per write(2). Limits the restore itself could run into
+// (tasks forked in their parent's cgroup before they are moved, helper
+// tasks, ckpt's own pages in every restoring task, hugetlb pages mapped)
+// are written once every task is in place (ApplyLimits). Only these names
+// (and hugetlb's, below) are ever written: an image cannot make restore
+// write cgroup.procs, cgroup.kill or anything else.
+enum PropKind { kOne, kLines, kLimit };  // kLines: one write per line
 struct PropSpec {
   const char* name;
   const char* controller;  // nullptr: a core file of every non-root cgroup
-  bool multiline;
+  PropKind kind;
+  bool multiline() const { return kind == kLines; }
 };
 const PropSpec kProps[] = {
-    {"cgroup.type", nullptr, false},  // saved only when "threaded"
-    {"cgroup.subtree_control", nullptr, false},
-    {"cgroup.max.depth", nullptr, false},
-    {"cgroup.max.descendants", nullptr, false},
-    {"cpu.weight", "cpu", false},
-    {"cpu.max", "cpu", false},
-    {"cpu.max.burst", "cpu", false},
-    {"cpu.idle", "cpu", false},
-    {"cpu.uclamp.min", "cpu", false},
-    {"cpu.uclamp.max", "cpu", false},
-    {"cpuset.cpus", "cpuset", false},
-    {"cpuset.mems", "cpuset", false},
-    {"cpuset.cpus.exclusive", "cpuset", false},
-    {"cpuset.cpus.partition", "cpuset", false},
-    {"memory.min", "memory", false},
-    {"memory.low", "memory", false},
-    {"memory.high", "memory", false},
-    {"memory.max", "memory", false},
-    {"memory.swap.high", "memory", false},
-    {"memory.swap.max", "memory", false},
-    {"memory.zswap.max", "memory", false},
-    {"memory.zswap.writeback", "memory", false},
-    {"memory.oom.group", "memory", false},
-    {"io.weight", "io", true},
-    {"io.bfq.weight", "io", true},
-    {"io.max", "io", true},
-    {"io.latency", "io", true},
-    {"pids.max", "pids", false},
-    {"rdma.max", "rdma", true},
-    {"misc.max", "misc", true},
+    {"cgroup.type", nullptr, kOne},  // saved only when "threaded"
+    {"cgroup.subtree_control", nullptr, kOne},
+    {"cgroup.max.depth", nullptr, kOne},
+    {"cgroup.max.descendants", nullptr, kOne},
+    {"cpu.weight", "cpu", kOne},
+    {"cpu.max", "cpu", kOne},
+    {"cpu.max.burst", "cpu", kOne},
+    {"cpu.idle", "cpu", kOne},
+    {"cpu.uclamp.min", "cpu", kOne},
+    {"cpu.uclamp.max", "cpu", kOne},
+    {"cpuset.cpus", "cpuset", kOne},
+    {"cpuset.mems", "cpuset", kOne},
+    {"cpuset.cpus.exclusive", "cpuset", kOne},
+    {"cpuset.cpus.partition", "cpuset", kOne},
+    {"memory.min", "memory", kOne},
+    {"memory.low", "memory", kOne},
+    {"memory.high", "memory", kLimit},
+    {"memory.max", "memory", kLimit},
+    {"memory.swap.high", "memory", kOne},
+    {"memory.swap.max", "memory", kLimit},
+    {"memory.zswap.max", "memory", kLimit},
+    {"memory.zswap.writeback", "memory", kOne},
+    {"memory.oom.group", "memory", kOne},
+    {"io.weight", "io", kLines},
+    {"io.bfq.weight", "io", kLines},
+    {"io.max", "io", kLines},
+    {"io.latency", "io", kLines},
+    {"pids.max", "pids", kLimit},
+    {"rdma.max", "rdma", kLines},
+    {"misc.max", "misc", kLines},
 };
 
 // hugetlb.<SIZE>.max and hugetlb.<SIZE>.rsvd.max, SIZE like 2MB or 1GB
@@ -88,7 +93,7 @@ bool IsHugetlbLimit(const std::string& n) {
 
 // The table row of a setting (hugetlb limits share one), or nullptr.
 const PropSpec* FindProp(const std::string& name) {
-  static const PropSpec kHugetlb = {"hugetlb.*.max", "hugetlb", false};
+  static const PropSpec kHugetlb = {"hugetlb.*.max", "hugetlb", kLimit};
   for (const PropSpec& p : kProps)
     if (name == p.name) return &p;
   return IsHugetlbLimit(name) ? &kHugetlb : nullptr;
@@ -608,7 +613,7 @@ Status CgroupRestore::WriteSetting(const std::string& dir, const std::string& na
   if (keep_old) {
     TRY_ASSIGN(old, fs::ReadSetting(dir, name));
   }
-  if (spec && spec->multiline) {
+  if (spec && spec->multiline()) {
     for (const std::string& line : Lines(value)) TRY(fs::WriteSetting(dir, name, line));
   } else {
     TRY(fs::WriteSetting(dir, name, value));
@@ -643,6 +648,10 @@ Status CgroupRestore::Execute(const CgroupPlan& plan) {
                      [](auto* a, auto* b) { return PropOrder(a->name()) < PropOrder(b->name()); });
     for (const pb::CgroupPropEntry* p : props) {
       if (d.cgroup == plan.mount.root && p->name() != "cgroup.subtree_control") continue;
+      if (FindProp(p->name())->kind == kLimit) {
+        limits_.push_back({d.fs, p->name(), p->value(), d.exists, d.cgroup});
+        continue;
+      }
       TRY(WriteSetting(d.fs, p->name(), p->value(), d.exists), "cgroup " + d.cgroup);
     }
   }
@@ -666,6 +675,14 @@ Status CgroupRestore::Execute(const CgroupPlan& plan) {
   LOG_INFO("cgroups: " + std::to_string(plan.task_dir.size()) + " tasks into " +
            std::to_string(procs_.size()) + " cgroups; created " + std::to_string(created_.size()) +
            ", changed settings of existing ones: " + std::to_string(undo_.size()));
+  return Ok();
+}
+
+Status CgroupRestore::ApplyLimits() {
+  for (const Limit& l : limits_)
+    TRY(WriteSetting(l.dir, l.name, l.value, l.keep_old), "cgroup " + l.cgroup);
+  if (!limits_.empty()) LOG_INFO("cgroups: " + std::to_string(limits_.size()) + " limits set");
+  limits_.clear();
   return Ok();
 }
 
@@ -708,7 +725,7 @@ CgroupRestore::~CgroupRestore() {
   for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
     const PropSpec* spec = FindProp(it->file);
     Status s = Ok();
-    if (spec && spec->multiline) {
+    if (spec && spec->multiline()) {
       for (const std::string& line : Lines(it->value))
         if (s.ok()) s = fs::WriteSetting(it->dir, it->file, line);
     } else {

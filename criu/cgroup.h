@@ -21,6 +21,8 @@
 //   (ckpt traces it: the root before its go byte, the others at their first
 //   PTRACE_EVENT_STOP), from ckpt:
 //   TRY(cg->Place(real_pid, image_pid));
+//   ... once every task exists and is placed (before they are let go):
+//   TRY(cg->ApplyLimits());
 //   ... once the whole tree runs:
 //   cg->Commit();
 // Prepare checks everything first (controllers this system offers, which
@@ -73,6 +75,11 @@ class CgroupRestore {
   // while the task is stopped before running any of its own code, so its
   // children are born in its cgroup.
   Status Place(pid_t pid, uint32_t image_pid) const;
+  // Writes the limits (pids.max, memory.max/high/swap.max/zswap.max,
+  // hugetlb.*.max) Prepare left out: the restore itself must not run into
+  // them (tasks forked in their parent's cgroup before they move, helper
+  // tasks, ckpt's pages in every restoring task). Errors name the cgroup.
+  Status ApplyLimits();
   // The restore succeeded: keep every cgroup and setting.
   void Commit() { armed_ = false; }
 
@@ -99,7 +106,13 @@ class CgroupRestore {
   std::vector<UniqueFd> procs_;       // cgroup.procs of each target cgroup
   std::vector<std::string> procs_dir_;
   std::vector<std::string> created_;
+  struct Limit {
+    std::string dir, name, value;
+    bool keep_old;
+    std::string cgroup;
+  };
   std::vector<Undo> undo_;
+  std::vector<Limit> limits_;  // for ApplyLimits
   std::string ns_root_dir_;
   bool armed_ = true;
 };

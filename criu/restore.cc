@@ -326,6 +326,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   go_w.reset();
 
   TRY(tracer.Run());
+  TRY(cgroups->ApplyLimits());  // cgroups: every task is in place
   TRY(net.Finish(tree, *dir, o));
   TRY(tracer.Release());
   cgroups->Commit();

@@ -223,6 +223,45 @@ TEST_F(CgroupRoundTrip, ManagedDumpRestoreElsewhere) {
   EXPECT_TRUE(IsSleep(p) && IsSleep(g));
 }
 
+// A controller's limit (pids, memory or hugetlb, whichever this system
+// offers in v2) comes back, written once the tasks are in place.
+TEST_F(CgroupRoundTrip, ControllerLimitComesBack) {
+  auto [ctrl, limit] = cgtest::LimitController();
+  ASSERT_FALSE(ctrl.empty()) << "no pids, memory or hugetlb controller in cgroup v2 here";
+  cgtest::RootController on(ctrl);
+  TestCgroup cg;
+  ASSERT_TRUE(WriteText(cg.dir() + "/cgroup.subtree_control", "+" + ctrl)) << strerror(errno);
+  cg.Make("a/p");
+  cg.Make("a/b");
+  ASSERT_TRUE(WriteText(cg.Dir("a") + "/cgroup.subtree_control", "+" + ctrl)) << strerror(errno);
+  ASSERT_TRUE(WriteText(cg.Dir("a/b") + "/" + limit, "4194304")) << strerror(errno);
+  Tree t;
+  ASSERT_NO_FATAL_FAILURE(StartTree(t, cg.Dir("a/p"), cg.Dir("a/b")));
+  std::string err;
+  ASSERT_EQ(RunCkpt({"dump", "-t", std::to_string(t.p), "-D", images_, "--manage-cgroups", "-v4",
+                     "-o", "dump.log"},
+                    &err),
+            0)
+      << err << Log("dump.log");
+  Tree::Reap(t.p);
+  Tree::Reap(t.g);
+  pid_t p = t.p, g = t.g;
+  t.p = t.g = -1;
+  cgtest::RemoveTree(cg.Dir("a"));
+  ASSERT_EQ(RunCkpt({"restore", "-D", images_, "-d", "--cgroup-root", cg.Cg("moved"), "-v4", "-o",
+                     "restore.log"},
+                    &err),
+            0)
+      << err << Log("restore.log");
+  t.p = p, t.g = g;
+  EXPECT_EQ(CgroupOf(p), cg.Cg("moved/p"));
+  EXPECT_EQ(CgroupOf(g), cg.Cg("moved/b"));
+  EXPECT_EQ(ReadText(cg.Dir("moved") + "/cgroup.subtree_control"), ctrl);
+  EXPECT_EQ(ReadText(cg.Dir("moved/b") + "/" + limit), "4194304");
+  EXPECT_NE(Log("restore.log").find(" limits set"), std::string::npos)
+      << Log("restore.log");
+}
+
 // A restore that fails once the tasks are in their new cgroups (here: a
 // file they had open is gone) kills them and removes the cgroups it made.
 TEST_F(CgroupRoundTrip, FailedRestoreRemovesItsCgroups) {

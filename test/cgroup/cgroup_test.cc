@@ -236,7 +236,7 @@ pb::CgroupEntry ManagedImage(const TestCgroup& cg, const std::string& ctrl,
   if (!ctrl.empty()) {
     top.push_back({"cgroup.subtree_control", ctrl});
     a.push_back({"cgroup.subtree_control", ctrl});
-    b.push_back({limit, "8388608"});
+    b.push_back({limit, "4194304"});
   }
   dir("", top, true);
   dir("a", a, true);
@@ -270,7 +270,7 @@ TEST_F(CgroupTest, PrepareCreatesWritesPlacesAndUndoes) {
     EXPECT_EQ(ReadText(top + "/cgroup.subtree_control"), ctrl);
     EXPECT_EQ(ReadText(top + "/a/cgroup.max.descendants"), "3");
     EXPECT_EQ(ReadText(top + "/a/b/cgroup.max.depth"), "0");
-    EXPECT_EQ(ReadText(top + "/a/b/" + limit), "8388608");
+    EXPECT_NE(ReadText(top + "/a/b/" + limit), "4194304") << "a limit came before the tasks";
     EXPECT_EQ((*r)->TargetDir(1002), top + "/a/b");
     EXPECT_EQ((*r)->TargetDir(77), "");
     // A fresh process goes where image pid 1002 was.
@@ -280,6 +280,8 @@ TEST_F(CgroupTest, PrepareCreatesWritesPlacesAndUndoes) {
     EXPECT_EQ(CgroupOf(s.pid()), cg.Cg("new/place/a/b"));
     ASSERT_TRUE((*r)->Place(s.pid(), 4242).ok()) << "a pid the images do not name is left alone";
     EXPECT_EQ(CgroupOf(s.pid()), cg.Cg("new/place/a/b"));
+    ASSERT_TRUE((*r)->ApplyLimits().ok());
+    EXPECT_EQ(ReadText(top + "/a/b/" + limit), "4194304");
     s.Kill();  // reaped before the restore object goes
   }
   // Not committed: everything it made is gone.
@@ -289,10 +291,11 @@ TEST_F(CgroupTest, PrepareCreatesWritesPlacesAndUndoes) {
   {
     auto r = CgroupRestore::Prepare(img, o);
     ASSERT_TRUE(r.ok()) << Err(r);
+    ASSERT_TRUE((*r)->ApplyLimits().ok());
     (*r)->Commit();
   }
   EXPECT_TRUE(IsDir(cg.Dir("new/place/a/b")));
-  EXPECT_EQ(ReadText(cg.Dir("new/place/a/b") + "/" + limit), "8388608");
+  EXPECT_EQ(ReadText(cg.Dir("new/place/a/b") + "/" + limit), "4194304");
 }
 
 // --manage-cgroups=full into an existing top: it gets the controller for
@@ -306,6 +309,12 @@ TEST_F(CgroupTest, PrepareFullUndoesControllersOfExistingTop) {
   ASSERT_TRUE(WriteText(cg.dir() + "/cgroup.subtree_control", "+" + ctrl)) << strerror(errno);
   cg.Make("src");
   pb::CgroupEntry img = ManagedImage(cg, ctrl, limit);
+  pb::CgroupPropEntry* top_limit = img.mutable_dirs(0)->add_props();  // into the existing top
+  top_limit->set_name(limit);
+  top_limit->set_value("2097152");
+  // Values every limit file takes: pids.max up to 4M, hugetlb in 2 MB pages.
+  ASSERT_TRUE(WriteText(cg.Dir("src") + "/" + limit, "6291456")) << strerror(errno);
+  std::string old_limit = ReadText(cg.Dir("src") + "/" + limit);
   Options o;
   o.cgroup_mode = CgroupMode::kFull;
   {
@@ -313,10 +322,13 @@ TEST_F(CgroupTest, PrepareFullUndoesControllersOfExistingTop) {
     ASSERT_TRUE(r.ok()) << Err(r);
     EXPECT_EQ(ReadText(cg.Dir("src") + "/cgroup.subtree_control"), ctrl);
     EXPECT_EQ(ReadText(cg.Dir("src/a") + "/cgroup.subtree_control"), ctrl);
-    EXPECT_EQ(ReadText(cg.Dir("src/a/b") + "/" + limit), "8388608");
+    ASSERT_TRUE((*r)->ApplyLimits().ok());
+    EXPECT_EQ(ReadText(cg.Dir("src/a/b") + "/" + limit), "4194304");
+    EXPECT_EQ(ReadText(cg.Dir("src") + "/" + limit), "2097152");
   }
   EXPECT_FALSE(IsDir(cg.Dir("src/a")));
   EXPECT_EQ(ReadText(cg.Dir("src") + "/cgroup.subtree_control"), "");
+  EXPECT_EQ(ReadText(cg.Dir("src") + "/" + limit), old_limit);
   EXPECT_EQ(ReadText(cg.Dir("src") + "/cgroup.max.depth"), "max");
 }
 
