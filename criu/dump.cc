@@ -18,6 +18,8 @@
 #include "base/log.h"
 #include "compel/infect.h"
 #include "compel/seize.h"
+#include "criu/cgroup.h"
+#include "criu/cgroup_freeze.h"
 #include "criu/files/fd_dump.h"
 #include "criu/lsm.h"
 #include "criu/mem_dump.h"
@@ -343,11 +345,34 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
 
   LOG_INFO("Seizing the tree of " + Who(root));
   // Destroying `tree` on any error resumes every task as it was.
-  TRY_ASSIGN(std::vector<TreeTask> tree, SeizeTree(root));
+  std::vector<TreeTask> tree;
+  // cgroups (criu/cgroup_freeze.h): frozen before the seize; destroyed
+  // before `tree`, it puts the cgroup back as found while the tasks are
+  // still held.
+  std::unique_ptr<CgroupFreezer> frozen;
+  if (!o.freeze_cgroup.empty()) {
+    TRY_ASSIGN(frozen, CgroupFreezer::Freeze(o.freeze_cgroup));
+  }
+  TRY_ASSIGN(tree, SeizeTree(root));
   // The tree's namespaces are checked before anything is touched.
   TRY_ASSIGN(pb::NamespacesEntry namespaces, ns::CollectNamespaces(tree));
   TRY_ASSIGN(int pid_base, ns::PidNsBase(tree));
   if (namespaces.net()) TRY(ns::JoinNetNamespaceOf(root));
+  // cgroups (criu/cgroup.h): every task's cgroup, with --manage-cgroups the
+  // cgroups' settings; checked before any parasite goes in.
+  {
+    std::vector<pid_t> live;
+    for (const TreeTask& t : tree)
+      if (t.proc) live.push_back(t.pid);
+    if (frozen) {
+      TRY(frozen->CheckTasks(live));
+      TRY(frozen->Thaw());
+    }
+    if (o.cgroup_mode != CgroupMode::kIgnore) {
+      TRY_ASSIGN(pb::CgroupEntry cg, CollectCgroups(live, o));
+      TRY(WriteCgroups(cg, *dir));
+    }
+  }
   // Before any parasite: seccomp filters are suspended for ckpt's remote
   // system calls (and read), LSM labels read.
   SeccompDumper seccomp;
@@ -440,6 +465,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     TRY(net.Finish(false));  // connections go on, unlocked
   else
     TRY(net.BeforeKill());  // closed in repair mode: silently
+  frozen.reset();  // cgroups: as found (frozen again if it was) before the tasks go
   // Children before parents: the init of a pid namespace, once killed,
   // waits for every task of its namespace to be reaped, and those still
   // traced by us would wait for us.

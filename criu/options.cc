@@ -17,7 +17,10 @@ enum LongOnly {
   kOptTcpClose,
   kOptSkipInFlight,
   kOptNetworkLock,
-  kOptExternal
+  kOptExternal,
+  kOptManageCgroups,
+  kOptCgroupRoot,
+  kOptFreezeCgroup
 };
 
 Result<Command> ParseCommand(const std::string& s) {
@@ -29,6 +32,38 @@ Result<Command> ParseCommand(const std::string& s) {
   if (s == "help" || s == "--help" || s == "-h") return Command::kHelp;
   if (s == "--version" || s == "-V") return Command::kVersion;
   return Error("unknown command '" + s + "' (try: ckpt --help)");
+}
+
+Result<CgroupMode> ParseCgroupMode(const std::string& s) {
+  if (s == "none") return CgroupMode::kNone;
+  if (s == "props") return CgroupMode::kProps;
+  if (s == "soft") return CgroupMode::kSoft;
+  if (s == "full") return CgroupMode::kFull;
+  if (s == "strict") return CgroupMode::kStrict;
+  if (s == "ignore") return CgroupMode::kIgnore;
+  return Error("bad --manage-cgroups mode '" + s +
+               "' (use none, props, soft, full, strict or ignore)");
+}
+
+// "[CONTROLLER:]PATH". cgroup v2 has one tree for every controller, so a
+// CONTROLLER prefix (CRIU's v1 syntax) is accepted but every --cgroup-root
+// must then name the same PATH.
+Status ParseCgroupRoot(const std::string& arg, std::string& root) {
+  std::string path = arg;
+  size_t colon = arg.find(':');
+  if (colon != std::string::npos && arg[0] != '/') path = arg.substr(colon + 1);
+  if (path.empty() || path[0] != '/')
+    return Error("bad --cgroup-root '" + arg + "' (use [CONTROLLER:]/PATH, a cgroup path)");
+  if (path.find("/../") != std::string::npos || path.find("/./") != std::string::npos ||
+      (path.size() >= 3 && path.compare(path.size() - 3, 3, "/..") == 0) ||
+      (path.size() >= 2 && path.compare(path.size() - 2, 2, "/.") == 0))
+    return Error("bad --cgroup-root '" + arg + "': '.' and '..' are not allowed");
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  if (!root.empty() && root != path)
+    return Error("--cgroup-root given as " + root + " and " + path +
+                 ": cgroup v2 has one hierarchy for every controller, so one root only");
+  root = path;
+  return Ok();
 }
 
 bool ParseInt(const char* s, long& out) {
@@ -52,8 +87,17 @@ Result<Options> ParseOptions(int argc, char** argv) {
       break;
     }
     // Skip the value of options that take one as a separate word.
-    static const char* const kWithValue[] = {
-        "-t", "-D", "-o", "--tree", "--images-dir", "--log-file", "--pidfile", "--network-lock", "--external"};
+    static const char* const kWithValue[] = {"-t",
+                                             "-D",
+                                             "-o",
+                                             "--tree",
+                                             "--images-dir",
+                                             "--log-file",
+                                             "--pidfile",
+                                             "--network-lock",
+                                             "--cgroup-root",
+                                             "--freeze-cgroup",
+                                             "--external"};
     for (const char* w : kWithValue)
       if (!strcmp(argv[i], w)) {
         i++;
@@ -85,6 +129,9 @@ Result<Options> ParseOptions(int argc, char** argv) {
       {"skip-in-flight", no_argument, nullptr, kOptSkipInFlight},
       {"network-lock", required_argument, nullptr, kOptNetworkLock},
       {"external", required_argument, nullptr, kOptExternal},
+      {"manage-cgroups", optional_argument, nullptr, kOptManageCgroups},
+      {"cgroup-root", required_argument, nullptr, kOptCgroupRoot},
+      {"freeze-cgroup", required_argument, nullptr, kOptFreezeCgroup},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
   };
@@ -157,6 +204,19 @@ Result<Options> ParseOptions(int argc, char** argv) {
         else
           return Error("bad --network-lock '" + std::string(optarg) + "' (use nftables or skip)");
         break;
+      case kOptManageCgroups:
+        o.manage_cgroups = true;
+        if (optarg) {
+          TRY_ASSIGN(o.cgroup_mode, ParseCgroupMode(optarg));
+        }
+        break;
+      case kOptCgroupRoot:
+        TRY(ParseCgroupRoot(optarg, o.cgroup_root));
+        break;
+      case kOptFreezeCgroup:
+        if (!optarg[0]) return Error("--freeze-cgroup needs a cgroup directory");
+        o.freeze_cgroup = optarg;
+        break;
       case 'h':
         o.help = true;
         break;
@@ -181,6 +241,7 @@ Result<Options> ParseOptions(int argc, char** argv) {
     case Command::kRestore:
       if (o.images_dir.empty()) return Error("restore needs -D DIR");
       if (o.pid) return Error("restore takes no -t: the pids come from the images");
+      if (!o.freeze_cgroup.empty()) return Error("--freeze-cgroup is a dump option");
       break;
     case Command::kShow:
       if (o.args.empty() && o.images_dir.empty()) return Error("show needs a FILE or DIR");
@@ -228,7 +289,17 @@ std::string Usage(Command c) {
                  "                         block the dumped connections' packets while the\n"
                  "                         tree is frozen and until restore (default nftables)\n"
                  "      --external veth[IFNAME]:OUTNAME[@BRIDGE]\n"
-                 "                         (repeatable) the outer end of the tree's veth\n") +
+                 "                         (repeatable) the outer end of the tree's veth\n"
+                 "      --manage-cgroups[=MODE]\n"
+                 "                         also save the cgroups the tree uses and their\n"
+                 "                         settings (cpu.max, memory.max, pids.max, ...); every\n"
+                 "                         task's cgroup is saved anyway (MODE ignore: nothing)\n"
+                 "      --cgroup-root [CONTROLLER:]PATH\n"
+                 "                         save the cgroups from PATH down (an ancestor of the\n"
+                 "                         tasks' cgroups) instead of from their common one\n"
+                 "      --freeze-cgroup PATH\n"
+                 "                         freeze the cgroup2 directory PATH (cgroup.freeze)\n"
+                 "                         while seizing the tree, which must be inside it\n") +
              common;
     case Command::kRestore:
       return std::string(
@@ -246,7 +317,18 @@ std::string Usage(Command c) {
                  "                         connection is repaired (default nftables)\n"
                  "      --external veth[IFNAME]:OUTNAME[@BRIDGE]\n"
                  "                         (repeatable) name (and bridge) of the outer end\n"
-                 "                         of the tree's veth IFNAME, made in ckpt's namespace\n") +
+                 "                         of the tree's veth IFNAME, made in ckpt's namespace\n"
+                 "      --manage-cgroups[=MODE]\n"
+                 "                         what to do to the tasks' cgroups (default soft):\n"
+                 "                         none: they must exist, settings untouched; props:\n"
+                 "                         they must exist, settings written; soft: create the\n"
+                 "                         missing ones, settings written into those only;\n"
+                 "                         full: create, write settings everywhere; strict:\n"
+                 "                         none may exist, all created; ignore: tasks stay in\n"
+                 "                         ckpt's cgroup\n"
+                 "      --cgroup-root [CONTROLLER:]PATH\n"
+                 "                         recreate the dumped cgroup subtree at the cgroup\n"
+                 "                         PATH instead of where it was\n") +
              common;
     case Command::kCheck:
       return "usage: ckpt check\n"

@@ -12,6 +12,14 @@ namespace ckpt {
 
 enum class Command { kNone, kDump, kRestore, kCheck, kShow, kUnlock, kHelp, kVersion };
 
+// --manage-cgroups=MODE, as CRIU: what restore may do to the cgroups the
+// images name. kNone/kProps need them to exist (kProps writes the saved
+// settings into them); kSoft creates the missing ones and writes settings
+// only into those it created; kFull creates and writes everywhere; kStrict
+// needs them all absent and creates them; kIgnore leaves cgroups alone
+// (dump saves nothing, restore places no task).
+enum class CgroupMode { kNone, kProps, kSoft, kFull, kStrict, kIgnore };
+
 struct Options {
   Command command = Command::kNone;
   pid_t pid = 0;                // -t/--tree
@@ -27,6 +35,10 @@ struct Options {
   bool tcp_close = false;        // --tcp-close: restore established connections as closed
   bool skip_in_flight = false;   // --skip-in-flight: drop connections not yet accept()ed
   bool network_lock = true;      // --network-lock nftables (default) | skip
+  bool manage_cgroups = false;   // --manage-cgroups[=MODE]: dump saves cgroup dirs + settings
+  CgroupMode cgroup_mode = CgroupMode::kSoft;  // its MODE (soft when not given, as CRIU)
+  std::string cgroup_root;      // --cgroup-root [CONTROLLER:]PATH: a cgroup path ("/a/b")
+  std::string freeze_cgroup;    // --freeze-cgroup PATH: a cgroup2 directory to freeze (dump)
   std::string pidfile;          // --pidfile
   std::vector<std::string> external;  // --external KEY (repeatable; CRIU's syntax)
   std::vector<std::string> args;  // positional (show: paths)

@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "compel/infect.h"
 #include "compel/regs.h"
+#include "criu/cgroup.h"
 #include "criu/net/net_restore.h"
 #include "criu/ns/ipc_ns.h"
 #include "criu/ns/namespaces.h"
@@ -81,6 +82,7 @@ class Tracer {
     Place(pid, 0, 0);
     stage_[pid] = Stage::kRunning;
   }
+  void SetCgroups(const CgroupRestore* cg) { cgroups_ = cg; }
   // Runs until every thread sits stopped right after its rt_sigreturn.
   Status Run();
   // Unmaps the restorers, puts the exact registers back, detaches all.
@@ -119,6 +121,7 @@ class Tracer {
   std::map<pid_t, uint64_t> trap_ip_;
   std::set<pid_t> unplaced_;  // stopped at birth before their creator's event
   std::set<pid_t> created_;   // only these may be killed on failure
+  const CgroupRestore* cgroups_ = nullptr;
   bool armed_ = true;
 };
 
@@ -151,6 +154,8 @@ Status Tracer::Match(pid_t creator, pid_t child, bool thread) {
   if (!t.zombie()) stage_[child] = Stage::kRunning;
   if (t.pid() != child)
     LOG_INFO(Who(t.pid()) + " of the dump is " + Who(child) + " here (its outer pid was taken)");
+  // cgroups: into its cgroup before it runs (and forks) anything.
+  if (!thread && cgroups_) TRY(cgroups_->Place(child, uint32_t(t.pid())));
   if (unplaced_.erase(child) && ptrace(PTRACE_CONT, child, nullptr, nullptr) < 0)
     return Error::Errno("PTRACE_CONT " + Who(child));
   return Ok();
@@ -340,6 +345,10 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   if (tree.namespaces.net())
     TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
 
+  // cgroups (criu/cgroup.h): checked and made before anything else exists;
+  // declared before the Tracer, so removed after it reaped the tasks.
+  TRY_ASSIGN(std::unique_ptr<CgroupRestore> cgroups, CgroupRestore::Prepare(*dir, o));
+
   // Everything every task inherits: shared memory, the error pipe, the log.
   std::vector<const pb::MmEntry*> mms;
   for (const TaskImages& t : tree.tasks)
@@ -391,6 +400,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   UniqueFd go_r(gop[0]), go_w(gop[1]);
   fds.go_fd = go_r.get();
   Tracer tracer(tree, err_r.get());
+  tracer.SetCgroups(cgroups.get());
   TRY_ASSIGN(pid_t child, CloneTask(tree, 0, *dir, o, fds, sync));
   tracer.CreatedRoot(child);
   go_r.reset();
@@ -408,14 +418,17 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
                              ? " with PTRACE_O_SUSPEND_SECCOMP (the dump has seccomp filters: "
                                "ckpt needs CAP_SYS_ADMIN and no seccomp filter of its own)"
                              : ""));
+  TRY(cgroups->Place(child, uint32_t(root)));  // cgroups: before it runs
   if (write(go_w.get(), "g", 1) != 1) return Error::Errno("start restore");
   go_w.reset();
 
   TRY(tracer.Run());
+  TRY(cgroups->ApplyLimits());  // cgroups: every task is in place
   std::vector<pid_t> real_pids;
   for (size_t i = 0; i < tree.tasks.size(); i++) real_pids.push_back(tracer.RealPid(i));
   TRY(net.Finish(tree, real_pids, *dir, o));
   TRY(tracer.Release());
+  cgroups->Commit();
   sysv_cleanup.armed = false;
   // Removed, as at dump, once attached (in the tree's IPC namespace).
   auto remove_doomed = [&]() -> Result<std::string> {

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "proto/cgroup.pb.h"
 #include "proto/core.pb.h"
 #include "proto/fdinfo.pb.h"
 #include "proto/fs.pb.h"
@@ -54,6 +55,7 @@ const ImageTypeInfo kTypes[] = {
     {ImageType::kNetNsNft, "netns-nft", "netns-nft.img", 0x4e4e4601, Make<pb::NftMsgEntry>,
      nullptr},
     {ImageType::kIpcNs, "ipc-ns", "ipc-ns.img", 0x49504e01, Make<pb::IpcNsRecord>, nullptr},
+    {ImageType::kCgroup, "cgroup", "cgroup.img", 0x43475201, Make<pb::CgroupEntry>, nullptr},
 };
 
 }  // namespace

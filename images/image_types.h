@@ -39,6 +39,7 @@ enum class ImageType {
   kNetNsSysctl,  // netns-sysctl.img: its net.ipv4/net.ipv6 sysctls
   kNetNsNft,     // netns-nft.img: its nftables ruleset
   kIpcNs,        // ipc-ns.img: the objects of an IPC namespace (criu/ns/ipc_ns.h)
+  kCgroup,       // cgroup.img: the tasks' cgroups and, if managed, their settings
 };
 
 struct ImageTypeInfo {

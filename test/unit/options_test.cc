@@ -322,4 +322,61 @@ TEST(Options, Unlock) {
   EXPECT_NE(Usage(Command::kNone).find("unlock"), std::string::npos);
 }
 
+TEST(Options, CgroupOptions) {
+  auto d = Parse({"dump", "-t", "1", "-D", "/d"});
+  EXPECT_PARSES(d);
+  EXPECT_FALSE(d->manage_cgroups);
+  EXPECT_EQ(d->cgroup_mode, CgroupMode::kSoft);  // CRIU's default
+  EXPECT_TRUE(d->cgroup_root.empty());
+  EXPECT_TRUE(d->freeze_cgroup.empty());
+
+  auto m = Parse({"dump", "-t", "1", "-D", "/d", "--manage-cgroups", "--freeze-cgroup",
+                  "/sys/fs/cgroup/job", "--cgroup-root", "/job"});
+  EXPECT_PARSES(m);
+  EXPECT_TRUE(m->manage_cgroups);
+  EXPECT_EQ(m->cgroup_mode, CgroupMode::kSoft);
+  EXPECT_EQ(m->freeze_cgroup, "/sys/fs/cgroup/job");
+  EXPECT_EQ(m->cgroup_root, "/job");
+  EXPECT_TRUE(m->args.empty()) << "--manage-cgroups took the next word as its mode";
+
+  const std::pair<const char*, CgroupMode> modes[] = {
+      {"none", CgroupMode::kNone},     {"props", CgroupMode::kProps},
+      {"soft", CgroupMode::kSoft},     {"full", CgroupMode::kFull},
+      {"strict", CgroupMode::kStrict}, {"ignore", CgroupMode::kIgnore}};
+  for (auto& [name, mode] : modes) {
+    auto r = Parse({"restore", "-D", "/d", std::string("--manage-cgroups=") + name});
+    EXPECT_PARSES(r);
+    EXPECT_TRUE(r->manage_cgroups);
+    EXPECT_EQ(r->cgroup_mode, mode) << name;
+  }
+  EXPECT_ERROR_MENTIONS(Parse({"restore", "-D", "/d", "--manage-cgroups=loose"}), "loose");
+
+  // --cgroup-root [CONTROLLER:]PATH: one tree in v2, so one PATH.
+  auto c = Parse({"restore", "-D", "/d", "--cgroup-root", "cpu:/a/b/"});
+  EXPECT_PARSES(c);
+  EXPECT_EQ(c->cgroup_root, "/a/b");
+  auto same = Parse({"restore", "-D", "/d", "--cgroup-root=cpu:/a", "--cgroup-root", "memory:/a"});
+  EXPECT_PARSES(same);
+  EXPECT_EQ(same->cgroup_root, "/a");
+  auto colon = Parse({"restore", "-D", "/d", "--cgroup-root", "/with:colon"});
+  EXPECT_PARSES(colon);
+  EXPECT_EQ(colon->cgroup_root, "/with:colon");
+  auto before = Parse({"--cgroup-root", "/x", "restore", "-D", "/d"});
+  EXPECT_PARSES(before);
+  EXPECT_EQ(before->cgroup_root, "/x");
+  EXPECT_ERROR_MENTIONS(
+      Parse({"restore", "-D", "/d", "--cgroup-root", "cpu:/a", "--cgroup-root", "memory:/b"}),
+      "one root only");
+  EXPECT_ERROR_MENTIONS(Parse({"restore", "-D", "/d", "--cgroup-root", "relative"}),
+                        "bad --cgroup-root");
+  EXPECT_ERROR_MENTIONS(Parse({"restore", "-D", "/d", "--cgroup-root", "/a/../b"}), "'..'");
+  EXPECT_ERROR_MENTIONS(Parse({"restore", "-D", "/d", "--cgroup-root"}), "needs a value");
+  EXPECT_ERROR_MENTIONS(Parse({"restore", "-D", "/d", "--freeze-cgroup", "/sys/fs/cgroup/x"}),
+                        "--freeze-cgroup is a dump option");
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "--freeze-cgroup", ""}),
+                        "needs a cgroup directory");
+  EXPECT_NE(Usage(Command::kDump).find("--freeze-cgroup"), std::string::npos);
+  EXPECT_NE(Usage(Command::kRestore).find("--manage-cgroups[=MODE]"), std::string::npos);
+}
+
 }  // namespace ckpt
