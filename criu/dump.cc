@@ -28,6 +28,7 @@
 #include "criu/ns/namespaces.h"
 #include "criu/ns/net_ns.h"
 #include "criu/ns/pid_ns.h"
+#include "criu/ns/user_ns.h"
 #include "criu/proc_parse.h"
 #include "criu/pstree.h"
 #include "criu/regs_pb.h"
@@ -292,7 +293,8 @@ Status Call(compel::Infection& inf, abi::ParasiteCmd cmd, const char* what, uint
 // Dumps one live process of the tree (seized, not yet infected).
 Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& dir,
                 files::FdDumper& fds, ShmemDumper& shmem, TreeTask& task, uint32_t pages_id,
-                const PageIndex* parent_pages, PageIndex* pages) {
+                const PageIndex* parent_pages, PageIndex* pages,
+                const pb::NamespacesEntry& namespaces) {
   pid_t pid = task.pid;
   compel::SeizedProcess& proc = *task.proc;
   TRY_ASSIGN(TaskInfo info, Inspect(proc, o));
@@ -317,6 +319,8 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
     TRY(FillMm(pid, info, inf->args()->misc, &mm));
     TRY(shmem.Add(pid, mm));
     TRY(FillCore(pid, info, *inf, proc.mem_fd(), proc.threads(), &core));
+    // user namespaces (criu/ns/user_ns.h): credentials as the task sees them.
+    if (namespaces.user()) TRY(ns::CredsIntoUserNs(namespaces.user_ns(), pid, core.mutable_creds()));
     LOG_INFO("Dumping pages of " + Who(pid));
     TRY_ASSIGN(stats, DumpPages(pid, proc.mem_fd(), *inf, mm, dir, kf, pages_id, parent_pages,
                                 pages, pipe));
@@ -415,7 +419,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
       auto parent = page_index.find(t.ppid);
       Status st =
           DumpTask(o, kf, *dir, fds, shmem, t, pages_id++,
-                   parent == page_index.end() ? nullptr : &parent->second, &page_index[t.pid]);
+                   parent == page_index.end() ? nullptr : &parent->second, &page_index[t.pid],
+                   namespaces);
       if (!st.ok()) {
         // Name the process once: most messages already start with it.
         if (st.error().message().rfind("pid ", 0) != 0) st.error().Context(Who(t.pid));

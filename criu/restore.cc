@@ -342,7 +342,9 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   // before anything of the tree is made: everything below happens there.
   // (The root makes and fills its own IPC namespace: restore_tree.cc.)
   TRY_ASSIGN(std::unique_ptr<ns::NsRestore> namespaces, ns::NsRestore::Enter(tree.namespaces));
-  if (tree.namespaces.net())
+  // (A network namespace the tree's user namespace owns comes with the
+  // root: filled once it exists, below.)
+  if (tree.namespaces.net() && !namespaces->net_with_root())
     TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
 
   // cgroups (criu/cgroup.h): checked and made before anything else exists;
@@ -381,7 +383,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   // Before any socket exists: packets of the connections being restored
   // wait until every one of them is whole.
   net::NetRestore net;
-  TRY(net.Lock(tree, o));
+  if (!namespaces->net_with_root()) TRY(net.Lock(tree, o));
 
   // The root holds every file of the tree at once: allow as many fds as we
   // may (each task's own limits come back in its restorer).
@@ -399,10 +401,22 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   if (pipe2(gop, O_CLOEXEC) < 0) return Error::Errno("pipe");
   UniqueFd go_r(gop[0]), go_w(gop[1]);
   fds.go_fd = go_r.get();
+  fds.in_user_ns = tree.namespaces.user();
   Tracer tracer(tree, err_r.get());
   tracer.SetCgroups(cgroups.get());
-  TRY_ASSIGN(pid_t child, CloneTask(tree, 0, *dir, o, fds, sync));
+  // user namespaces (criu/ns/user_ns.h): the root is born with the tree's
+  // user namespace, inheriting the groups ckpt takes for it; once it
+  // exists ckpt writes its maps and joins its uts and network namespaces.
+  TRY(namespaces->BeforeRootClone());
+  auto root_clone = CloneTask(tree, 0, *dir, o, fds, sync);
+  Status after_clone = namespaces->AfterRootClone(root_clone.ok() ? *root_clone : -1);
+  TRY_ASSIGN(pid_t child, std::move(root_clone));
   tracer.CreatedRoot(child);
+  TRY(std::move(after_clone));
+  if (namespaces->net_with_root()) {
+    TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
+    TRY(net.Lock(tree, o));
+  }
   go_r.reset();
   close(fds.err_fd);
   close(fds.log_fd);

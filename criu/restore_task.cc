@@ -21,6 +21,7 @@
 #include "criu/files/flock.h"
 #include "criu/lsm.h"
 #include "criu/ns/pid_ns.h"
+#include "criu/ns/user_ns.h"
 #include "criu/proc_parse.h"
 #include "criu/seccomp.h"
 #include "parasite/abi.h"
@@ -357,6 +358,9 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   memcpy(a->gids, gids, sizeof(gids));
   a->nr_groups = uint32_t(cr.groups_size());
   for (int i = 0; i < cr.groups_size(); i++) a->groups[i] = cr.groups(i);
+  // Inside the tree's user namespace setgroups may be denied and cannot
+  // name an unmapped group: inherited groups that match stay (user_ns.h).
+  if (tf.in_user_ns && ns::KeepInheritedGroups(cr.groups())) a->nr_groups = abi::kKeepGroups;
   if (cr.has_cap_eff()) {
     a->has_caps = 1;
     a->cap_eff = cr.cap_eff(), a->cap_prm = cr.cap_prm(), a->cap_inh = cr.cap_inh();
@@ -407,6 +411,8 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     r.tid = int32_t(t.vtid(int(i)));
     std::vector<pid_t> chain = ns::SetTidOfThread(t.pstree, int(i));
     r.set_tid_size = uint32_t(chain.size());
+    // Inside the tree's user namespace: not ckpt's pid level (user_ns.h).
+    if (tf.in_user_ns) r.set_tid_size = uint32_t(ns::TidsSettableInside(chain.size()));
     for (size_t k = 0; k < chain.size() && k < abi::kMaxPidLevels; k++) r.set_tid[k] = chain[k];
     r.frame_off = frames_off + sizeof(abi::SigframeArea) * i;
     r.stack_top = stacks + abi::kThreadStackSize * (i + 1) - 64;

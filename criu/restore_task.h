@@ -21,6 +21,9 @@ struct TreeFds {
   int log_fd = -1;
   int base = 3;    // service fds live at or above: above every dumped fd
   int go_fd = -1;  // the root reads one byte here before anything else
+  // The tree has a user namespace of its own (criu/ns/user_ns.h): every
+  // task restores inside it.
+  bool in_user_ns = false;
   const std::map<uint32_t, pb::FileEntry>* entries = nullptr;  // the tree's files
 };
 

@@ -23,7 +23,9 @@
 #include "criu/files/file_types.h"
 #include "criu/files/tty.h"
 #include "criu/ns/ipc_ns.h"
+#include "criu/ns/namespaces.h"
 #include "criu/ns/pid_ns.h"
+#include "criu/ns/user_ns.h"
 #include "criu/shmem.h"
 
 namespace ckpt {
@@ -77,8 +79,14 @@ Result<pid_t> RawClone(const TreeImages& tree, int idx) {
       if (p.pid() == pid_t(t.pstree.ppid())) parent_levels = std::max(1, p.pstree.ns_pid_size());
   uint64_t flags = int(ids.size()) > parent_levels ? CLONE_NEWPID : 0;
   if (idx == 0 && tree.namespaces.ipc()) flags |= CLONE_NEWIPC;
-  pid_t r = ForkWithPids(ids.data(), ids.size(), flags);
-  if (r < 0 && errno == EEXIST && ids.size() > 1) {
+  // user namespaces (criu/ns/user_ns.h): the root is born with the tree's
+  // user namespace (which then owns its new namespaces); the others are
+  // forked inside it, which cannot choose their pid in ckpt's pid namespace.
+  size_t n = ids.size();
+  if (idx == 0) flags |= ns::RootUserNsCloneFlags(tree.namespaces);
+  if (idx > 0 && tree.namespaces.user()) n = ns::TidsSettableInside(n);
+  pid_t r = ForkWithPids(ids.data(), n, flags);
+  if (r < 0 && errno == EEXIST && n == ids.size() && ids.size() > 1) {
     LOG_INFO(Who(t.pid()) + ": outer pid " + std::to_string(ids.back()) +
              " is taken; the kernel picks another (the tree sees " + std::to_string(ids[0]) + ")");
     r = ForkWithPids(ids.data(), ids.size() - 1, flags);
@@ -150,6 +158,9 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
     close(fds.go_fd);
     fds.go_fd = -1;
   }
+  // user namespaces (criu/ns/namespaces.h): a time namespace the tree's
+  // user namespace owns is made by the root, inside it.
+  if (idx == 0) TRY(ns::EnterOwnedTimeNs(tree.namespaces));
   if (!outer_sid && t.pstree.sid() == uint32_t(pid)) {
     if (setsid() < 0) return Error::Errno("setsid");
   } else if (!outer_pgid && t.pstree.pgid() == uint32_t(pid)) {

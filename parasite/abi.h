@@ -278,6 +278,9 @@ struct RestorePosixTimer {
 };
 
 inline constexpr uint32_t kMaxGroups = 64;
+// RestoreArgs::nr_groups: keep the supplementary groups the task inherited
+// (in a user namespace setgroups may be denied; criu/ns/user_ns.h).
+inline constexpr uint32_t kKeepGroups = 0xffffffffu;
 inline constexpr uint32_t kMaxAuxv = 128;
 inline constexpr uint32_t kMaxCloseFds = 16;
 

@@ -179,7 +179,7 @@ void RestoreCreds(RestoreArgs* a) {
     for (int cap = 0; cap < 64; cap++)
       if (!(a->cap_bnd >> cap & 1)) sys(__NR_prctl, PR_CAPBSET_DROP, cap);
   }
-  Check(sys(__NR_setgroups, a->nr_groups, a->groups), "setgroups");
+  if (a->nr_groups != kKeepGroups) Check(sys(__NR_setgroups, a->nr_groups, a->groups), "setgroups");
   Check(sys(__NR_setresgid, a->gids[0], a->gids[1], a->gids[2]), "setresgid");
   Check(sys(__NR_setresuid, a->uids[0], a->uids[1], a->uids[2]), "setresuid");
   sys(__NR_setfsgid, a->gids[3]);

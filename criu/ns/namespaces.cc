@@ -1,6 +1,7 @@
 #include "criu/ns/namespaces.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -68,15 +69,17 @@ Result<pb::TimeNsEntry> ReadTimeOffsets(pid_t pid) {
   return t;
 }
 
-Status WriteTimeOffsets(const pb::TimeNsEntry& t) {
+// `path`: /proc/self/timens_offsets for the namespace ckpt's next child
+// gets, or the holder's (user_ns.h) for one made inside the user namespace.
+Status WriteTimeOffsets(const pb::TimeNsEntry& t, const std::string& path) {
   if (t.monotonic_nsec() < 0 || t.monotonic_nsec() >= 1000000000 || t.boottime_nsec() < 0 ||
       t.boottime_nsec() >= 1000000000)
     return Error("namespaces.img: clock offset with bad nanoseconds");
   std::string text = "monotonic " + std::to_string(t.monotonic_sec()) + " " +
                      std::to_string(t.monotonic_nsec()) + "\nboottime " +
                      std::to_string(t.boottime_sec()) + " " + std::to_string(t.boottime_nsec()) + "\n";
-  UniqueFd fd(open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC));
-  if (!fd) return Error::Errno("open /proc/self/timens_offsets");
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return Error::Errno("open " + path);
   if (write(fd.get(), text.data(), text.size()) != ssize_t(text.size()))
     return Error::Errno("setting the time namespace's clock offsets");
   return Ok();
@@ -147,6 +150,7 @@ Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree)
       case Kind::kIpc: e.set_ipc(true); break;
       case Kind::kUts: e.set_uts(true); break;
       case Kind::kTime: e.set_time(true); break;
+      case Kind::kUser: e.set_user(true); break;  // read below (user_ns.h)
       case Kind::kMnt:
       case Kind::kCgroup:
         // Not saved yet; the tree comes back in restore's own, where its
@@ -183,6 +187,9 @@ Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree)
   if (e.time()) {
     TRY_ASSIGN(*e.mutable_time_ns(), ReadTimeOffsets(root));
   }
+  if (e.user()) {
+    TRY_ASSIGN(*e.mutable_user_ns(), CollectUserNs(tree, e));
+  }
   return e;
 }
 
@@ -205,17 +212,24 @@ Result<pb::NamespacesEntry> ReadNamespaces(const images::ImageDir& dir) {
   if (!got) return Error("namespaces.img is empty");
   if (e.uts() != e.has_uts_ns()) return Error("namespaces.img: uts namespace without its names");
   if (e.time() != e.has_time_ns()) return Error("namespaces.img: time namespace without offsets");
+  if (e.user() != e.has_user_ns()) return Error("namespaces.img: user namespace without its maps");
+  if (e.user()) TRY(CheckUserNsImage(e.user_ns()));
   return e;
 }
 
 Result<std::unique_ptr<NsRestore>> NsRestore::Enter(const pb::NamespacesEntry& e) {
   std::unique_ptr<NsRestore> r(new NsRestore());
+  r->e_ = e;
+  // Kinds the tree's user namespace owns come with the root (user_ns.h).
+  int with_root = int(RootUserNsCloneFlags(e)) & (CLONE_NEWUTS | CLONE_NEWNET);
+  if (e.user() && e.time() && e.user_ns().owns_time()) with_root |= CLONE_NEWTIME;
+  r->net_with_root_ = with_root & CLONE_NEWNET;
   int flags = 0;
   auto save = [&](bool own, Kind k, UniqueFd* fd) -> Status {
     if (!own) return Ok();
     *fd = OpenNs(0, k);
     if (!*fd) return Error::Errno(std::string("open ckpt's own ") + KindName(k) + " namespace");
-    flags |= CloneFlag(k);
+    if (!(with_root & CloneFlag(k))) flags |= CloneFlag(k);
     return Ok();
   };
   TRY(save(e.uts(), Kind::kUts, &r->saved_uts_));
@@ -223,20 +237,69 @@ Result<std::unique_ptr<NsRestore>> NsRestore::Enter(const pb::NamespacesEntry& e
   TRY(save(e.time(), Kind::kTime, &r->saved_time_));
   if (!flags) return r;
   if (unshare(flags) < 0) return Error::Errno("creating the tree's namespaces (unshare)");
-  if (e.uts()) {
+  if (flags & CLONE_NEWUTS) {
     const pb::UtsNsEntry& u = e.uts_ns();
     if (sethostname(u.nodename().data(), u.nodename().size()) < 0)
       return Error::Errno("sethostname " + u.nodename());
     if (setdomainname(u.domainname().data(), u.domainname().size()) < 0)
       return Error::Errno("setdomainname " + u.domainname());
   }
-  if (e.time()) TRY(WriteTimeOffsets(e.time_ns()));
-  LOG_INFO(std::string("restoring inside new namespaces:") + (e.uts() ? " uts" : "") +
-           (e.net() ? " net" : "") + (e.time() ? " time" : ""));
+  if (flags & CLONE_NEWTIME) TRY(WriteTimeOffsets(e.time_ns(), "/proc/self/timens_offsets"));
+  LOG_INFO(std::string("restoring inside new namespaces:") + ((flags & CLONE_NEWUTS) ? " uts" : "") +
+           ((flags & CLONE_NEWNET) ? " net" : "") + ((flags & CLONE_NEWTIME) ? " time" : ""));
   return r;
 }
 
+Status NsRestore::BeforeRootClone() {
+  if (!e_.user()) return Ok();
+  int n = getgroups(0, nullptr);
+  saved_groups_.resize(size_t(n > 0 ? n : 0));
+  if (n < 0 || getgroups(n, saved_groups_.data()) != n) return Error::Errno("getgroups");
+  std::vector<gid_t> g(e_.user_ns().host_groups().begin(), e_.user_ns().host_groups().end());
+  if (setgroups(g.size(), g.data()) < 0)
+    return Error::Errno("taking the tree root's supplementary groups for its clone");
+  groups_changed_ = true;
+  return Ok();
+}
+
+Status NsRestore::AfterRootClone(pid_t root) {
+  if (!e_.user()) return Ok();
+  if (groups_changed_ && setgroups(saved_groups_.size(), saved_groups_.data()) < 0)
+    return Error::Errno("taking ckpt's own supplementary groups back");
+  groups_changed_ = false;
+  if (root <= 0) return Ok();
+  TRY(WriteUserNsMaps(root, e_.user_ns()));
+  auto join = [&](Kind k) -> Status {
+    UniqueFd ns = OpenNs(root, k);
+    if (!ns || setns(ns.get(), CloneFlag(k)) < 0)
+      return Error::Errno(std::string("joining the ") + KindName(k) + " namespace of the tree's root " +
+                          Who(root));
+    return Ok();
+  };
+  if (RootUserNsCloneFlags(e_) & CLONE_NEWUTS) {
+    TRY(join(Kind::kUts));
+    const pb::UtsNsEntry& u = e_.uts_ns();
+    if (sethostname(u.nodename().data(), u.nodename().size()) < 0)
+      return Error::Errno("sethostname " + u.nodename());
+    if (setdomainname(u.domainname().data(), u.domainname().size()) < 0)
+      return Error::Errno("setdomainname " + u.domainname());
+  }
+  if (net_with_root_) TRY(join(Kind::kNet));
+  return Ok();
+}
+
+Status EnterOwnedTimeNs(const pb::NamespacesEntry& e) {
+  if (!e.user() || !e.time() || !e.user_ns().owns_time()) return Ok();
+  if (unshare(CLONE_NEWTIME) < 0) return Error::Errno("making the tree's time namespace (unshare)");
+  TRY(WriteTimeOffsets(e.time_ns(), "/proc/self/timens_offsets"));
+  UniqueFd ns(open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC));
+  if (!ns || setns(ns.get(), CLONE_NEWTIME) < 0)
+    return Error::Errno("entering the tree's time namespace");
+  return Ok();
+}
+
 NsRestore::~NsRestore() {
+  if (groups_changed_) (void)setgroups(saved_groups_.size(), saved_groups_.data());
   auto back = [](UniqueFd& fd, Kind k) {
     if (fd && setns(fd.get(), CloneFlag(k)) < 0)
       LOG_WARN(std::string("cannot go back to ckpt's own ") + KindName(k) + " namespace: " +

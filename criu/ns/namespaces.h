@@ -7,11 +7,11 @@
 // pid namespaces, which nest (criu/ns/pid_ns.h).
 //
 // Supported as the tree's own: pid (the root is its init), uts (host and
-// domain names), ipc, net and time (clock offsets). A user namespace other
-// than ckpt's is refused at dump, before anything is touched, with the
-// process named; mount and cgroup namespaces are not saved yet (a warning:
-// the tree comes back in restore's, opening its files by the same paths).
-// Tasks in a namespace other than the root's are refused (pid excepted).
+// domain names), ipc, net, time (clock offsets) and user (a child of
+// ckpt's, criu/ns/user_ns.h, which says what is refused); mount and cgroup
+// namespaces are not saved yet (a warning: the tree comes back in
+// restore's, opening its files by the same paths). Tasks in a namespace
+// other than the root's are refused (pid excepted).
 //
 // Restore: ckpt itself unshares the tree's own uts, net and time
 // namespaces and fills them (NsRestore::Enter, then the network
@@ -21,6 +21,11 @@
 // pids of the tree's pid namespace). ckpt goes back to its own namespaces
 // when the NsRestore ends: if the restore failed, nothing else holds the
 // new namespaces and the kernel frees them.
+// With a user namespace of the tree's own (criu/ns/user_ns.h) the root is
+// born with it, and with the namespaces it owns: ckpt does not unshare
+// those; it writes the maps once the root exists and joins the root's uts
+// and network namespaces to fill them (AfterRootClone); the root makes a
+// time namespace the user namespace owns itself (EnterOwnedTimeNs).
 #pragma once
 
 #include <sys/types.h>
@@ -32,6 +37,7 @@
 
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "criu/ns/user_ns.h"
 #include "images/image_dir.h"
 #include "proto/ns.pb.h"
 
@@ -83,9 +89,30 @@ class NsRestore {
   // end stays outside the tree's namespace); -1 if ckpt did not leave it.
   int host_netns() const { return saved_net_.get(); }
 
+  // user namespaces (user_ns.h), around the root's clone in ckpt:
+  // Before gives ckpt the root's groups (in ckpt's ids) for the root to
+  // inherit; After gives ckpt its own back and, if the clone succeeded
+  // (root > 0), writes the root's maps, then joins its uts namespace (and
+  // sets the names) and its network namespace when the tree's user
+  // namespace owns them. Call After whenever Before was called. No-ops
+  // without a user namespace of the tree's own.
+  Status BeforeRootClone();
+  Status AfterRootClone(pid_t root);
+  // Whether the network namespace is the root's (filled after its clone,
+  // by AfterRootClone's caller), not made by Enter.
+  bool net_with_root() const { return net_with_root_; }
+
  private:
   NsRestore() = default;
   UniqueFd saved_uts_, saved_net_, saved_time_;
+  pb::NamespacesEntry e_;
+  bool net_with_root_ = false;
+  std::vector<gid_t> saved_groups_;  // ckpt's, while BeforeRootClone holds
+  bool groups_changed_ = false;
 };
+
+// In the root, first thing: a time namespace owned by the tree's user
+// namespace is made by a process inside it: unshare, offsets, setns.
+Status EnterOwnedTimeNs(const pb::NamespacesEntry& e);
 
 }  // namespace ckpt::ns

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -16,7 +17,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
+#include <utility>
 
 namespace zdtm {
 namespace {
@@ -103,6 +106,20 @@ pid_t start_test(const std::vector<std::string>& argv, const std::string& workdi
     if (fd < 0 || write(fd, offs, sizeof(offs) - 1) != ssize_t(sizeof(offs) - 1)) return -1;
     close(fd);
   }
+  // A user namespace: its maps are ours to write, and the child waits for
+  // them (on `go`) before it becomes the namespace's root.
+  bool userns = ns_flags & CLONE_NEWUSER;
+  int go[2] = {-1, -1};
+  std::vector<gid_t> own_groups;
+  if (userns) {
+    if (pipe2(go, O_CLOEXEC) < 0) return -1;
+    if (chown(workdir.c_str(), kUsernsBase, kUsernsBase) < 0) return -1;
+    int n = getgroups(0, nullptr);
+    own_groups.resize(size_t(n > 0 ? n : 0));
+    if (n < 0 || getgroups(n, own_groups.data()) != n) return -1;
+    std::vector<gid_t> test_groups(std::begin(kUsernsGroups), std::end(kUsernsGroups));
+    if (setgroups(test_groups.size(), test_groups.data()) < 0) return -1;
+  }
   struct clone_args ca;
   memset(&ca, 0, sizeof(ca));
   ca.flags = ns_flags & ~kNewTime;
@@ -112,7 +129,38 @@ pid_t start_test(const std::vector<std::string>& argv, const std::string& workdi
     setns(own_time, int(kNewTime));
     close(own_time);
   }
+  if (userns && pid != 0) {
+    setgroups(own_groups.size(), own_groups.data());
+    close(go[0]);
+    if (pid > 0) {
+      std::string base = "/proc/" + std::to_string(pid) + "/";
+      std::string map = "0 " + std::to_string(kUsernsBase) + " " + std::to_string(kUsernsCount);
+      bool ok = true;
+      for (const auto& [file, text] : {std::pair<std::string, std::string>{"setgroups", "deny"},
+                                       {"uid_map", map},
+                                       {"gid_map", map}}) {
+        int fd = open((base + file).c_str(), O_WRONLY | O_CLOEXEC);
+        ok = ok && fd >= 0 && write(fd, text.data(), text.size()) == ssize_t(text.size());
+        if (fd >= 0) close(fd);
+      }
+      if (ok) ok = write(go[1], "g", 1) == 1;
+      if (!ok) {
+        int e = errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+        close(go[1]);
+        errno = e;
+        return -1;
+      }
+    }
+    close(go[1]);
+  }
   if (pid == 0) {
+    if (userns) {
+      char c;
+      if (read(go[0], &c, 1) != 1) _exit(125);
+      if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) _exit(125);
+    }
     setsid();
     if (chdir(workdir.c_str())) _exit(125);
     redirect(out_path, O_APPEND);

@@ -21,9 +21,17 @@ void untrack_pid(pid_t pid);
 // /dev/null, stdout+stderr appended to out_path. Returns the pid (-1 on
 // fork failure).
 // ns_flags (CLONE_NEWPID, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET,
-// CLONE_NEWTIME) start it in new namespaces: with CLONE_NEWPID it is pid 1
-// of its own; a new time namespace gets clock offsets of +1000 s
-// (monotonic) and +2000 s (boottime).
+// CLONE_NEWTIME, CLONE_NEWUSER) start it in new namespaces: with
+// CLONE_NEWPID it is pid 1 of its own; a new time namespace gets clock
+// offsets of +1000 s (monotonic) and +2000 s (boottime). A new user
+// namespace (which owns the others but time, made by us) gets setgroups
+// "deny" and uid and gid maps "0 kUsernsBase kUsernsCount" written by us
+// before the test runs; the test starts as the namespace's root (uid and
+// gid 0), with the supplementary groups kUsernsGroups (host ids; the
+// unmapped one is the overflow gid inside), in a workdir we chown to the
+// namespace's root.
+inline constexpr unsigned kUsernsBase = 100000, kUsernsCount = 65536;
+inline constexpr unsigned kUsernsGroups[] = {5, kUsernsBase + 5, kUsernsBase + 7};
 pid_t start_test(const std::vector<std::string>& argv, const std::string& workdir,
                  const std::string& out_path, unsigned long ns_flags = 0);
 // Polls every 10 ms until out_path has a line "READY". Fails early if the

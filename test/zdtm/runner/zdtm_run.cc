@@ -12,8 +12,9 @@
 // --ckpt-opt OPT (repeatable) appends OPT to every ckpt dump and restore
 // command line, in order (e.g. --ckpt-opt --tcp-established); an option
 // taking a value needs two: --ckpt-opt --network-lock --ckpt-opt skip.
-// --ns LIST (comma-separated: pid,uts,ipc,net,time) starts the test in new
-// namespaces of those kinds (with pid: as the init of its own).
+// --ns LIST (comma-separated: pid,uts,ipc,net,time,user) starts the test in
+// new namespaces of those kinds (with pid: as the init of its own; with
+// user: as root of a user namespace mapping 0.. to 100000.., see harness.h).
 #include <sched.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -46,7 +47,7 @@ double g_start;
 [[noreturn]] void usage() {
   fprintf(stderr,
           "usage: zdtm-run --ckpt PATH --mode plain|default|leave-running|dump-twice --workdir DIR "
-          "[--ckpt-opt OPT]... [--ns pid,uts,ipc,net,time] -- TESTBIN [args]\n");
+          "[--ckpt-opt OPT]... [--ns pid,uts,ipc,net,time,user] -- TESTBIN [args]\n");
   exit(2);
 }
 
@@ -61,6 +62,7 @@ unsigned long parse_ns(const std::string& list) {
     else if (k == "ipc") flags |= CLONE_NEWIPC;
     else if (k == "net") flags |= CLONE_NEWNET;
     else if (k == "time") flags |= 0x80;  // CLONE_NEWTIME
+    else if (k == "user") flags |= CLONE_NEWUSER;  // maps: see harness.h
     else usage();
     if (comma == std::string::npos) break;
     start = comma + 1;
