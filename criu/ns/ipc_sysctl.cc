@@ -108,6 +108,18 @@ Status WriteIpcSysctl(const std::string& field, const std::string& value) {
   const Sysctl* s = Find(field);
   if (!s) return Error("unknown IPC sysctl " + field);
   std::string path = std::string("/proc/sys/") + s->path;
+  // A value already there is not written: only the root of the user
+  // namespace owning the IPC namespace may write most of these, and a
+  // restoring root in a user namespace of the tree's own is not it yet
+  // (criu/ns/user_ns.h); a fresh namespace holds the defaults.
+  auto words = [](const std::string& t) {
+    std::istringstream in(t);
+    std::string w, all;
+    while (in >> w) all += (all.empty() ? "" : " ") + w;
+    return all;
+  };
+  auto now = io::ReadFile(path);
+  if (now.ok() && words(*now) == words(value)) return Ok();
   UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd) return Error::Errno("open " + path);
   if (write(fd.get(), value.data(), value.size()) != ssize_t(value.size()))

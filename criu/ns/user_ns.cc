@@ -182,6 +182,22 @@ Result<pb::UserNsEntry> CollectUserNs(const std::vector<TreeTask>& tree,
     return Error(Who(root) + ": its " + (e.pid() && !u.owns_pid() ? "pid" : "IPC") +
                  " namespace belongs to ckpt's user namespace, not to the tree's own: not "
                  "supported");
+  // The root restores its IPC namespace's objects as their creators, with
+  // the namespace's ids: the IPC images hold ckpt's (not translated yet).
+  if (e.ipc()) {
+    int objects = 0;
+    TRY(InNamespaceOf(root, Kind::kIpc, [&]() -> Status {
+      for (const char* f : {"/proc/sysvipc/msg", "/proc/sysvipc/sem", "/proc/sysvipc/shm"}) {
+        TRY_ASSIGN(std::string text, io::ReadFile(f));
+        objects += int(std::count(text.begin(), text.end(), '\n')) - 1;  // a header line
+      }
+      return Ok();
+    }));
+    if (objects > 0)
+      return Error(Who(root) + ": its IPC namespace, owned by its user namespace, holds " +
+                   std::to_string(objects) + " SysV objects: not supported yet in a user "
+                   "namespace of the tree's own");
+  }
   // clone3 set_tid from inside the user namespace only reaches pid
   // namespaces it owns: without one, only a lone task keeps its pid.
   bool lone = tree.size() == 1 && tree[0].proc && tree[0].proc->threads().size() == 1;
