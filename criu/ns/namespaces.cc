@@ -150,7 +150,7 @@ Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree)
       case Kind::kIpc: e.set_ipc(true); break;
       case Kind::kUts: e.set_uts(true); break;
       case Kind::kTime: e.set_time(true); break;
-      case Kind::kUser: e.set_user(true); break;  // read below (user_ns.h)
+      case Kind::kUser: e.set_user(true); break;
       case Kind::kMnt:
       case Kind::kCgroup:
         // Not saved yet; the tree comes back in restore's own, where its
