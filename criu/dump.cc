@@ -320,7 +320,8 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
     TRY(shmem.Add(pid, mm));
     TRY(FillCore(pid, info, *inf, proc.mem_fd(), proc.threads(), &core));
     // user namespaces (criu/ns/user_ns.h): credentials as the task sees them.
-    if (namespaces.user()) TRY(ns::CredsIntoUserNs(namespaces.user_ns(), pid, core.mutable_creds()));
+    if (namespaces.user())
+      TRY(ns::CredsIntoUserNs(namespaces.user_ns(), pid, core.mutable_creds()));
     LOG_INFO("Dumping pages of " + Who(pid));
     TRY_ASSIGN(stats, DumpPages(pid, proc.mem_fd(), *inf, mm, dir, kf, pages_id, parent_pages,
                                 pages, pipe));
@@ -417,10 +418,9 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     } else {
       for (pid_t tid : t.proc->threads()) ps.add_threads(uint32_t(tid));
       auto parent = page_index.find(t.ppid);
-      Status st =
-          DumpTask(o, kf, *dir, fds, shmem, t, pages_id++,
-                   parent == page_index.end() ? nullptr : &parent->second, &page_index[t.pid],
-                   namespaces);
+      Status st = DumpTask(o, kf, *dir, fds, shmem, t, pages_id++,
+                           parent == page_index.end() ? nullptr : &parent->second,
+                           &page_index[t.pid], namespaces);
       if (!st.ok()) {
         // Name the process once: most messages already start with it.
         if (st.error().message().rfind("pid ", 0) != 0) st.error().Context(Who(t.pid));

@@ -150,7 +150,9 @@ Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree)
       case Kind::kIpc: e.set_ipc(true); break;
       case Kind::kUts: e.set_uts(true); break;
       case Kind::kTime: e.set_time(true); break;
-      case Kind::kUser: e.set_user(true); break;
+      case Kind::kUser:
+        e.set_user(true);
+        break;
       case Kind::kMnt:
       case Kind::kCgroup:
         // Not saved yet; the tree comes back in restore's own, where its
@@ -245,8 +247,9 @@ Result<std::unique_ptr<NsRestore>> NsRestore::Enter(const pb::NamespacesEntry& e
       return Error::Errno("setdomainname " + u.domainname());
   }
   if (flags & CLONE_NEWTIME) TRY(WriteTimeOffsets(e.time_ns(), "/proc/self/timens_offsets"));
-  LOG_INFO(std::string("restoring inside new namespaces:") + ((flags & CLONE_NEWUTS) ? " uts" : "") +
-           ((flags & CLONE_NEWNET) ? " net" : "") + ((flags & CLONE_NEWTIME) ? " time" : ""));
+  LOG_INFO(std::string("restoring inside new namespaces:") +
+           ((flags & CLONE_NEWUTS) ? " uts" : "") + ((flags & CLONE_NEWNET) ? " net" : "") +
+           ((flags & CLONE_NEWTIME) ? " time" : ""));
   return r;
 }
 
@@ -272,8 +275,8 @@ Status NsRestore::AfterRootClone(pid_t root) {
   auto join = [&](Kind k) -> Status {
     UniqueFd ns = OpenNs(root, k);
     if (!ns || setns(ns.get(), CloneFlag(k)) < 0)
-      return Error::Errno(std::string("joining the ") + KindName(k) + " namespace of the tree's root " +
-                          Who(root));
+      return Error::Errno(std::string("joining the ") + KindName(k) +
+                          " namespace of the tree's root " + Who(root));
     return Ok();
   };
   if (RootUserNsCloneFlags(e_) & CLONE_NEWUTS) {

@@ -100,7 +100,8 @@ uint32_t OverflowGid() {
 Status CheckExtents(const Extents& m, const char* which) {
   std::string who = std::string("namespaces.img: the user namespace's ") + which;
   if (m.empty()) return Error(who + " is empty");
-  if (m.size() > kMaxExtents) return Error(who + " has more than " + std::to_string(kMaxExtents) + " lines");
+  if (m.size() > kMaxExtents)
+    return Error(who + " has more than " + std::to_string(kMaxExtents) + " lines");
   for (const pb::IdMapExtent& x : m) {
     if (x.count() == 0) return Error(who + " has a line of no ids");
     if (uint64_t(x.first()) + x.count() > 0xffffffffull ||
@@ -142,7 +143,8 @@ Result<pb::UserNsEntry> CollectUserNs(const std::vector<TreeTask>& tree,
       TRY_ASSIGN(pino, InodeOf(parent.get(), "the parent of " + path));
     }
     if (pino != mine)
-      return Error(Who(root) + ": its user namespace was not made in ckpt's but in one nested "
+      return Error(Who(root) +
+                   ": its user namespace was not made in ckpt's but in one nested "
                    "inside it: the maps of the levels in between cannot be read; run ckpt in "
                    "the user namespace's parent");
   }
@@ -195,14 +197,16 @@ Result<pb::UserNsEntry> CollectUserNs(const std::vector<TreeTask>& tree,
     }));
     if (objects > 0)
       return Error(Who(root) + ": its IPC namespace, owned by its user namespace, holds " +
-                   std::to_string(objects) + " SysV objects: not supported yet in a user "
+                   std::to_string(objects) +
+                   " SysV objects: not supported yet in a user "
                    "namespace of the tree's own");
   }
   // clone3 set_tid from inside the user namespace only reaches pid
   // namespaces it owns: without one, only a lone task keeps its pid.
   bool lone = tree.size() == 1 && tree[0].proc && tree[0].proc->threads().size() == 1;
   if (!lone && !e.pid())
-    return Error(Who(root) + ": a tree in a user namespace of its own with more than one task "
+    return Error(Who(root) +
+                 ": a tree in a user namespace of its own with more than one task "
                  "or thread needs a pid namespace made inside that user namespace (clone with "
                  "CLONE_NEWUSER | CLONE_NEWPID): its tasks could not be given their pids");
   LOG_INFO(Who(root) + ": user namespace of its own, uid map " + MapOneLine(u.uid_map()) +
@@ -244,7 +248,8 @@ Status CredsIntoUserNs(const pb::UserNsEntry& u, pid_t pid, pb::CredsEntry* c) {
   std::sort(b.begin(), b.end());
   bool as_root = a == b;  // then it starts with them at restore
   if (!as_root && u.setgroups_deny())
-    return Error(Who(pid) + ": its supplementary groups differ from the tree root's and "
+    return Error(Who(pid) +
+                 ": its supplementary groups differ from the tree root's and "
                  "setgroups is denied in its user namespace: they cannot be given back");
   uint32_t overflow = OverflowGid();
   c->clear_groups();

@@ -326,7 +326,8 @@ void on_child_term(int) { g_child_term = 1; }
   if (!(c == Caps{kCEff, kCPrm, 0}))
     bad("capabilities eff/prm %#lx/%#lx, want %#lx/%#lx", (unsigned long)c.eff,
         (unsigned long)c.prm, (unsigned long)kCEff, (unsigned long)kCPrm);
-  if (join(groups()) != join(g0)) bad("getgroups %s, before %s", join(groups()).c_str(), join(g0).c_str());
+  if (join(groups()) != join(g0))
+    bad("getgroups %s, before %s", join(groups()).c_str(), join(g0).c_str());
   expect_owner(file, kCUid[1], kCGid[1], "after restore");
   std::string after = dir + "/child_file_after";
   create_owned(after, kCUid[1], kCGid[1], "after restore");

@@ -119,7 +119,8 @@ void dump_victim() {
   CmdResult r = ckpt("dump", {"dump", "-t", std::to_string(g_pid), "-D", g_img, "-o", "dump.log"});
   if (!r.ok()) throw Fail("setup: dump failed (" + r.describe() + "):\n" + r.output);
   int st;
-  if (!wait_exit(g_pid, 10, &st) || !WIFSIGNALED(st)) throw Fail("setup: the dump did not kill the victim");
+  if (!wait_exit(g_pid, 10, &st) || !WIFSIGNALED(st))
+    throw Fail("setup: the dump did not kill the victim");
   untrack_pid(g_pid);
   kill_all_children();  // the rest of its tree
   g_dumped = true;
@@ -136,8 +137,8 @@ void bad_map() {
     f.write(img.data(), std::streamsize(img.size()));
     if (!f) throw Fail("setup: cannot write namespaces.img");
   }
-  CmdResult r = ckpt("restore-bad", {"restore", "-D", bad, "-d", "-o", "restore.log",
-                                     "--pidfile", g_workdir + "/pidfile-bad"});
+  CmdResult r = ckpt("restore-bad", {"restore", "-D", bad, "-d", "-o", "restore.log", "--pidfile",
+                                     g_workdir + "/pidfile-bad"});
   if (r.ok()) throw Fail("the restore succeeded, want a failure\n" + r.output);
   if (r.crashed()) throw Fail("the restore crashed: " + r.describe() + "\n" + r.output);
   if (r.output.find("uid map") == std::string::npos ||
@@ -152,7 +153,8 @@ void good() {
   std::string pidfile = g_workdir + "/pidfile";
   CmdResult r =
       ckpt("restore", {"restore", "-D", g_img, "-d", "-o", "restore.log", "--pidfile", pidfile});
-  if (!r.ok()) throw Fail("restore of the untouched images failed (" + r.describe() + "):\n" + r.output);
+  if (!r.ok())
+    throw Fail("restore of the untouched images failed (" + r.describe() + "):\n" + r.output);
   track_pid(g_pid);
   if (atoi(read_text(pidfile).c_str()) != g_pid) throw Fail("restored with another pid");
   kill(g_pid, SIGTERM);
