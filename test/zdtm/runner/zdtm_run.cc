@@ -62,8 +62,7 @@ unsigned long parse_ns(const std::string& list) {
     else if (k == "ipc") flags |= CLONE_NEWIPC;
     else if (k == "net") flags |= CLONE_NEWNET;
     else if (k == "time") flags |= 0x80;  // CLONE_NEWTIME
-    else if (k == "user")
-      flags |= CLONE_NEWUSER;  // maps: see harness.h
+    else if (k == "user") flags |= CLONE_NEWUSER;
     else usage();
     if (comma == std::string::npos) break;
     start = comma + 1;
