@@ -417,6 +417,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
     TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
     TRY(net.Lock(tree, o));
   }
+  if (tree.namespaces.user() && tree.namespaces.ipc()) TRY(FillIpcNamespaceOf(tree, *dir, child));
   go_r.reset();
   close(fds.err_fd);
   close(fds.log_fd);
@@ -441,6 +442,15 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   std::vector<pid_t> real_pids;
   for (size_t i = 0; i < tree.tasks.size(); i++) real_pids.push_back(tracer.RealPid(i));
   TRY(net.Finish(tree, real_pids, *dir, o));
+  // user namespaces: the IPC namespace was filled from outside the tree
+  // (restore_tree.h); its shm_rmid_forced waited for the attaches.
+  if (tree.namespaces.user() && tree.namespaces.ipc()) {
+    auto r = ns::RunInIpcNamespace(real_pids[0], [&]() -> Result<std::string> {
+      TRY(ns::WriteShmRmidForced(*dir));
+      return std::string();
+    });
+    if (!r.ok()) return std::move(r.error());
+  }
   TRY(tracer.Release());
   cgroups->Commit();
   sysv_cleanup.armed = false;

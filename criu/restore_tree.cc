@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <linux/sched.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -18,6 +19,7 @@
 
 #include "base/io.h"
 #include "base/log.h"
+#include "base/unique_fd.h"
 #include "criu/clone_pid.h"
 #include "criu/files/fd_restore.h"
 #include "criu/files/file_types.h"
@@ -128,7 +130,8 @@ Status OpenTreeFiles(const TreeImages& tree, const images::ImageDir& dir, const 
 // The root, alone in its new IPC namespace: every object of it, then the
 // segments the tree attaches (the namespace dies with a failed restore:
 // nothing to undo).
-Status FillIpcNamespace(const TreeImages& tree, const images::ImageDir& dir) {
+Status FillIpcNamespace(const TreeImages& tree, const images::ImageDir& dir,
+                        bool defer_rmid = false) {
   std::vector<const pb::MmEntry*> mms;
   for (const TaskImages& t : tree.tasks)
     if (!t.zombie()) mms.push_back(&t.mm);
@@ -138,7 +141,7 @@ Status FillIpcNamespace(const TreeImages& tree, const images::ImageDir& dir) {
     TRY_ASSIGN(std::vector<int> doomed, RestoreSysvShm(dir, mms, &created));
     (void)doomed;
     return Ok();
-  });
+  }, defer_rmid);
 }
 
 Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, const Options& o,
@@ -168,7 +171,11 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   }
   // A subreaper in the image adopts the members its helper children leave.
   if (!t.zombie() && t.core.child_subreaper()) prctl(PR_SET_CHILD_SUBREAPER, 1);
-  if (idx == 0 && tree.namespaces.ipc()) TRY(FillIpcNamespace(tree, dir));
+  // (In a user namespace of its own, ckpt did it: FillIpcNamespaceOf; the
+  // semaphores the root used last are the root's to set.)
+  if (idx == 0 && tree.namespaces.ipc() && !fds.in_user_ns) TRY(FillIpcNamespace(tree, dir));
+  if (idx == 0 && tree.namespaces.ipc() && fds.in_user_ns)
+    TRY(ns::RestoreSemValuesOf(dir, t.vpid()));
   if (idx == 0) TRY(OpenTreeFiles(tree, dir, o, fds));
   // A session leader takes its controlling terminal (a pty of the tree)
   // before it creates the rest of its session: they inherit it at fork.
@@ -296,6 +303,42 @@ Status PlanHelpers(TreeImages& tree) {
     LOG_DBG("helper task " + std::to_string(tree.tasks[i].pid()) + " under " +
             std::to_string(tree.tasks[i].pstree.ppid()) + ", forks:" + kids);
   }
+  return Ok();
+}
+
+Status FillIpcNamespaceOf(const TreeImages& tree, const images::ImageDir& dir, pid_t root) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return Error::Errno("pipe");
+  UniqueFd err_r(p[0]), err_w(p[1]);
+  pid_t f = fork();
+  if (f < 0) return Error::Errno("fork");
+  if (f == 0) {
+    err_r.reset();
+    auto join = [&](const char* kind, int flag) -> Status {
+      std::string path = "/proc/" + std::to_string(root) + "/ns/" + kind;
+      UniqueFd ns(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!ns || setns(ns.get(), flag) < 0) return Error::Errno("joining " + path);
+      return Ok();
+    };
+    Status s = join("ipc", CLONE_NEWIPC);
+    if (s.ok()) s = join("pid", CLONE_NEWPID);  // our children's pid namespace
+    // We exit: shm_rmid_forced waits for the tree to attach its segments.
+    if (s.ok()) s = FillIpcNamespace(tree, dir, true);
+    if (!s.ok()) (void)!write(err_w.get(), s.error().message().data(), s.error().message().size());
+    _exit(s.ok() ? 0 : 1);
+  }
+  err_w.reset();
+  std::string msg;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(err_r.get(), buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) msg.append(buf, size_t(n));
+  int st;
+  while (waitpid(f, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (!msg.empty()) return Error(msg);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    return Error("filling the tree's IPC namespace: the filler died (status " + std::to_string(st) + ")");
   return Ok();
 }
 

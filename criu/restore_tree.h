@@ -35,4 +35,11 @@ Result<TreeSync*> CreateTreeSync();
 Result<pid_t> CloneTask(const TreeImages& tree, int idx, const images::ImageDir& dir,
                         const Options& o, TreeFds& fds, TreeSync* sync);
 
+// user namespaces (criu/ns/user_ns.h): a root born in the tree's user
+// namespace cannot act as the IPC objects' creators (ckpt's ids), so ckpt
+// fills the root's IPC namespace from a child of its own that joins the
+// root's IPC namespace and, for its children, its pid namespace (a
+// semaphore's last pid). Call once the root exists, before it runs.
+Status FillIpcNamespaceOf(const TreeImages& tree, const images::ImageDir& dir, pid_t root);
+
 }  // namespace ckpt

@@ -88,6 +88,18 @@ Status CheckIpcNamespaceImage(const images::ImageDir& dir);
 // half-filled: the caller discards it. `also` (if given) runs once the
 // objects exist and before the last sysctls (shm_rmid_forced, the next-id
 // requests): the segments the tree attaches are made there.
-Status RestoreIpcNamespace(const images::ImageDir& dir, const std::function<Status()>& also = {});
+// defer_shm_rmid_forced: leave kernel.shm_rmid_forced for
+// WriteShmRmidForced, once the tree has its segments attached (for a
+// filler that is not the tree's root: criu/ns/user_ns.h; with it on, the
+// filler's exit would destroy the segments it made and nobody attaches).
+Status RestoreIpcNamespace(const images::ImageDir& dir, const std::function<Status()>& also = {},
+                           bool defer_shm_rmid_forced = false);
+// In the tree's root, when another process filled its IPC namespace: the
+// semaphores whose last-operation pid was `pid` (the root's own, which no
+// helper can take) get their value set again by the caller.
+Status RestoreSemValuesOf(const images::ImageDir& dir, pid_t pid);
+// Inside the IPC namespace: writes the dumped kernel.shm_rmid_forced (the
+// half RestoreIpcNamespace left with defer_shm_rmid_forced).
+Status WriteShmRmidForced(const images::ImageDir& dir);
 
 }  // namespace ckpt::ns

@@ -399,8 +399,23 @@ Status RestorePosixMq(const pb::PosixMq& q) {
   attr.mq_maxmsg = q.maxmsg();
   attr.mq_msgsize = q.msgsize();
   std::string name = "/" + q.name();
-  UniqueFd mq(
-      mq_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0600, &attr));
+  const int flags = O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC;
+  UniqueFd mq(mq_open(name.c_str(), flags, 0600, &attr));
+  if (!mq && errno == EOVERFLOW) {
+    // The mqueue filesystem of an IPC namespace owned by another user
+    // namespace (criu/ns/user_ns.h) takes only owners mapped there, which
+    // ckpt's root is not: the queue is made with its owner as fs uid and
+    // gid (this thread only: raw system calls), given back right after.
+    uid_t fsuid = uid_t(syscall(SYS_setfsuid, -1));
+    gid_t fsgid = gid_t(syscall(SYS_setfsgid, -1));
+    syscall(SYS_setfsgid, q.gid());
+    syscall(SYS_setfsuid, q.uid());
+    mq = UniqueFd(mq_open(name.c_str(), flags, 0600, &attr));
+    int e = errno;
+    syscall(SYS_setfsuid, fsuid);
+    syscall(SYS_setfsgid, fsgid);
+    errno = e;
+  }
   if (!mq) {
     if (errno == EMFILE)
       return Error::Errno(what + ": mq_open (the restoring user's RLIMIT_MSGQUEUE is spent?)");
@@ -479,7 +494,7 @@ Status CheckEmpty() {
   return Ok();
 }
 
-Status Restore(const images::ImageDir& dir, const std::function<Status()>& also) {
+Status Restore(const images::ImageDir& dir, const std::function<Status()>& also, bool defer_rmid) {
   TRY_ASSIGN(Image img, Load(dir));
   TRY(CheckEmpty());
   TRY(WriteIpcLimits(CreationLimits(img)));
@@ -494,6 +509,7 @@ Status Restore(const images::ImageDir& dir, const std::function<Status()>& also)
   // next-id request that was pending at dump time.
   TRY(WriteIpcLimits(img.sysctls));
   for (const char* f : {"shm_rmid_forced", "msg_next_id", "sem_next_id", "shm_next_id"}) {
+    if (defer_rmid && !strcmp(f, "shm_rmid_forced")) continue;
     std::string v = IpcSysctlValue(img.sysctls, f);
     // The kernel takes -1 ("none") only from itself, after using a request.
     if (!v.empty() && v != "-1") TRY(WriteIpcSysctl(f, v));
@@ -512,8 +528,31 @@ Status CheckIpcNamespaceImage(const images::ImageDir& dir) {
   return Ok();
 }
 
-Status RestoreIpcNamespace(const images::ImageDir& dir, const std::function<Status()>& also) {
-  TRY(Restore(dir, also), "IPC namespace");
+Status RestoreIpcNamespace(const images::ImageDir& dir, const std::function<Status()>& also,
+                           bool defer_shm_rmid_forced) {
+  TRY(Restore(dir, also, defer_shm_rmid_forced), "IPC namespace");
+  return Ok();
+}
+
+Status RestoreSemValuesOf(const images::ImageDir& dir, pid_t pid) {
+  auto img = Load(dir);
+  if (!img.ok()) return std::move(img.error().Context("IPC namespace"));
+  std::vector<SemVal> vals;
+  for (const pb::SysvSemSet& s : img->sems)
+    for (int i = 0; i < s.values_size(); i++)
+      if (pid_t(s.pids(i)) == pid) vals.push_back({s.id(), i, s.values(i)});
+  int e = SetVals(vals);
+  if (e) return Error::Errno("IPC namespace: setting the values of semaphores last used by pid " +
+                                 std::to_string(pid),
+                             e);
+  return Ok();
+}
+
+Status WriteShmRmidForced(const images::ImageDir& dir) {
+  auto img = Load(dir);
+  if (!img.ok()) return std::move(img.error().Context("IPC namespace"));
+  std::string v = IpcSysctlValue(img->sysctls, "shm_rmid_forced");
+  if (!v.empty()) TRY(WriteIpcSysctl("shm_rmid_forced", v), "IPC namespace");
   return Ok();
 }
 

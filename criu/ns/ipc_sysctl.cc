@@ -1,6 +1,8 @@
 #include "criu/ns/ipc_sysctl.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -120,11 +122,30 @@ Status WriteIpcSysctl(const std::string& field, const std::string& value) {
   };
   auto now = io::ReadFile(path);
   if (now.ok() && words(*now) == words(value)) return Ok();
+  // In an IPC namespace owned by another user namespace, only that
+  // namespace's root may write the limits: the kernel looks at the euid,
+  // not at capabilities (ipc_permissions; the *_next_id ones need
+  // CAP_CHECKPOINT_RESTORE instead, which that uid would not have). So a
+  // root ckpt refused takes that uid (the file's owner) as its effective
+  // uid for the write, on this thread only (the raw system call), and
+  // takes its own back.
+  uid_t as = geteuid();
+  uid_t owner = as;
   UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd) return Error::Errno("open " + path);
-  if (write(fd.get(), value.data(), value.size()) != ssize_t(value.size()))
-    return Error::Errno("setting " + IpcSysctlName(field) + " to " + value);
-  return Ok();
+  struct stat st;
+  if (!fd && errno == EACCES && as == 0 && stat(path.c_str(), &st) == 0 && st.st_uid != 0) {
+    owner = st.st_uid;
+    if (syscall(SYS_setresuid, -1, owner, -1) < 0)
+      return Error::Errno("taking uid " + std::to_string(owner) + " to write " + path);
+    fd = UniqueFd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  }
+  Status s2 = Ok();
+  if (!fd)
+    s2 = Error::Errno("open " + path);
+  else if (write(fd.get(), value.data(), value.size()) != ssize_t(value.size()))
+    s2 = Error::Errno("setting " + IpcSysctlName(field) + " to " + value);
+  if (owner != as) (void)syscall(SYS_setresuid, -1, as, -1);
+  return s2;
 }
 
 Status WriteIpcLimits(const pb::IpcSysctls& s) {

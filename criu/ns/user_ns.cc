@@ -184,22 +184,32 @@ Result<pb::UserNsEntry> CollectUserNs(const std::vector<TreeTask>& tree,
     return Error(Who(root) + ": its " + (e.pid() && !u.owns_pid() ? "pid" : "IPC") +
                  " namespace belongs to ckpt's user namespace, not to the tree's own: not "
                  "supported");
-  // The root restores its IPC namespace's objects as their creators, with
-  // the namespace's ids: the IPC images hold ckpt's (not translated yet).
+  // Its IPC namespace is filled from outside the tree (restore_tree.h,
+  // FillIpcNamespaceOf): the segments' creator is gone once the tree runs,
+  // so with kernel.shm_rmid_forced on, one that no task attaches would be
+  // destroyed at once.
   if (e.ipc()) {
-    int objects = 0;
+    int loose = 0;
     TRY(InNamespaceOf(root, Kind::kIpc, [&]() -> Status {
-      for (const char* f : {"/proc/sysvipc/msg", "/proc/sysvipc/sem", "/proc/sysvipc/shm"}) {
-        TRY_ASSIGN(std::string text, io::ReadFile(f));
-        objects += int(std::count(text.begin(), text.end(), '\n')) - 1;  // a header line
+      TRY_ASSIGN(std::string forced, io::ReadFile("/proc/sys/kernel/shm_rmid_forced"));
+      if (atoi(forced.c_str()) == 0) return Ok();
+      TRY_ASSIGN(std::string shm, io::ReadFile("/proc/sysvipc/shm"));
+      // key shmid perms size cpid lpid nattch ...: the header, then a line each.
+      std::istringstream in(shm);
+      std::string line;
+      std::getline(in, line);
+      while (std::getline(in, line)) {
+        std::istringstream f(line);
+        std::string key, id, perms, size, cpid, lpid;
+        long nattch = -1;
+        if (f >> key >> id >> perms >> size >> cpid >> lpid >> nattch && nattch == 0) loose++;
       }
       return Ok();
     }));
-    if (objects > 0)
-      return Error(Who(root) + ": its IPC namespace, owned by its user namespace, holds " +
-                   std::to_string(objects) +
-                   " SysV objects: not supported yet in a user "
-                   "namespace of the tree's own");
+    if (loose)
+      return Error(Who(root) + ": its IPC namespace has kernel.shm_rmid_forced on and " +
+                   std::to_string(loose) + " SysV segment(s) no task attaches: in a user "
+                   "namespace of the tree's own, restore could not keep them");
   }
   // clone3 set_tid from inside the user namespace only reaches pid
   // namespaces it owns: without one, only a lone task keeps its pid.

@@ -3,7 +3,9 @@
 // namespaces (the runner starts it so), and everything it makes dies with
 // them. Made before READY, checked after:
 //   - sysctls: kernel.msgmnb, kernel.sem, kernel.shm_rmid_forced,
-//     fs.mqueue.msg_max (non-default values)
+//     fs.mqueue.msg_max (non-default values; --rmid-forced-off keeps
+//     shm_rmid_forced 0, as a tree in a user namespace of its own needs with
+//     a segment nobody attaches: criu/ns/user_ns.h)
 //   - a SysV queue with an id of a non-zero sequence (a freed index), a key,
 //     a lowered qbytes and messages of several types and sizes (one empty)
 //   - a semaphore set with values; one semaphore last set by pid 1, one by
@@ -75,6 +77,7 @@ int main(int argc, char** argv) {
   test_init(argc, argv);
   if (getpid() != 1) fail("must run as pid 1 of new pid and IPC namespaces (pid is %d)", getpid());
   uint64_t seed = zdtm_seed();
+  const char* forced = argc > 1 && !strcmp(argv[1], "--rmid-forced-off") ? "0" : "1";
 
   WriteSysctl("/proc/sys/kernel/msgmnb", "30000");
   WriteSysctl("/proc/sys/kernel/sem", "64 4096 16 32");
@@ -136,7 +139,7 @@ int main(int argc, char** argv) {
   if (h == reinterpret_cast<char*>(-1)) fail("shmat: %s", strerror(errno));
   std::string hs = Text(seed, 12, 8192);
   memcpy(h, hs.data(), hs.size());
-  WriteSysctl("/proc/sys/kernel/shm_rmid_forced", "1");  // after the detach above
+  WriteSysctl("/proc/sys/kernel/shm_rmid_forced", forced);  // after the detach above
 
   // POSIX queues.
   struct mq_attr a = {};
@@ -166,7 +169,7 @@ int main(int argc, char** argv) {
 
   CheckSysctl("/proc/sys/kernel/msgmnb", "30000");
   CheckSysctl("/proc/sys/kernel/sem", "64 4096 16 32");
-  CheckSysctl("/proc/sys/kernel/shm_rmid_forced", "1");
+  CheckSysctl("/proc/sys/kernel/shm_rmid_forced", forced);
   CheckSysctl("/proc/sys/fs/mqueue/msg_max", "40");
 
   if (msgctl(mq, IPC_STAT, &mds) < 0) fail("message queue %d is gone: %s", mq, strerror(errno));
