@@ -14,7 +14,12 @@
 // taking a value needs two: --ckpt-opt --network-lock --ckpt-opt skip.
 // --ns LIST (comma-separated: pid,uts,ipc,net,time) starts the test in new
 // namespaces of those kinds (with pid: as the init of its own).
+// --occupy-pid yes: before each restore a stand-in process takes the
+// test's pid: a test in its own pid namespace must come back with another
+// pid here (and the same ones inside).
+#include <linux/sched.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -40,6 +45,7 @@ std::string g_ckpt, g_mode, g_workdir, g_out;
 std::vector<std::string> g_test_argv;
 std::vector<std::string> g_ckpt_opts;  // --ckpt-opt: appended to dump and restore
 unsigned long g_ns_flags = 0;          // --ns: namespaces the test starts in
+bool g_occupy_pid = false;             // --occupy-pid yes: restore finds the pid taken
 std::vector<std::string> g_logs;       // files whose tails a failure report shows
 double g_start;
 
@@ -172,18 +178,46 @@ void expect_running(pid_t pid, const std::string& what) {
         ", not the runner (a child subreaper)");
 }
 
-void restore(pid_t pid, const std::string& img) {
+// --occupy-pid: a stand-in holding the test's pid while it is restored.
+pid_t g_occupier = 0;
+void occupy(pid_t pid) {
+  struct clone_args ca;
+  memset(&ca, 0, sizeof(ca));
+  ca.exit_signal = SIGCHLD;
+  ca.set_tid = uint64_t(uintptr_t(&pid));
+  ca.set_tid_size = 1;
+  pid_t r = pid_t(syscall(SYS_clone3, &ca, sizeof(ca)));
+  if (r == 0) {
+    for (;;) pause();
+  }
+  if (r != pid) die("cannot occupy pid " + std::to_string(pid) + ": " + strerror(errno));
+  g_occupier = r;
+  track_pid(r);
+  step("pid " + std::to_string(pid) + " taken by a stand-in");
+}
+
+// Returns the restored test's pid: the dumped one, or with --occupy-pid
+// (a test in its own pid namespace) the one the kernel picked instead.
+pid_t restore(pid_t pid, const std::string& img) {
+  if (g_occupy_pid) occupy(pid);
   std::string pidfile = g_workdir + "/pidfile";
   unlink(pidfile.c_str());
   std::vector<std::string> args = {"restore",     "-D",  img,         "-d",   "-o",
                                    "restore.log", "-v4", "--pidfile", pidfile};
   args.insert(args.end(), g_ckpt_opts.begin(), g_ckpt_opts.end());
   ckpt("restore-" + fs::path(img).filename().string(), args, img + "/restore.log");
-  track_pid(pid);
   std::string text = read_text(pidfile);
   if (text.empty()) die("restore wrote no pidfile " + pidfile);
-  if (atol(text.c_str()) != pid) die("pidfile says " + text + ", want " + std::to_string(pid));
-  expect_running(pid, "after restore");
+  pid_t got = pid_t(atol(text.c_str()));
+  if (g_occupy_pid) {
+    if (got == pid) die("pidfile says " + text + ", but pid " + std::to_string(pid) + " is taken");
+    step("restored as pid " + std::to_string(got) + " (" + std::to_string(pid) + " was taken)");
+  } else if (got != pid) {
+    die("pidfile says " + text + ", want " + std::to_string(pid));
+  }
+  track_pid(got);
+  expect_running(got, "after restore");
+  return got;
 }
 
 // SIGTERMs pid and checks it exited 0 with `passes` PASS lines in total.
@@ -229,6 +263,8 @@ int main(int argc, char** argv) {
       g_ckpt_opts.push_back(argv[++i]);
     else if (a == "--ns")
       g_ns_flags = parse_ns(argv[++i]);
+    else if (a == "--occupy-pid" && ++i)
+      g_occupy_pid = std::string(argv[i]) == "yes";
     else
       usage();
   }
@@ -261,23 +297,28 @@ int main(int argc, char** argv) {
   } else if (g_mode == "default") {
     dump(pid, img, false);
     expect_killed(pid);
-    restore(pid, img);
+    pid = restore(pid, img);
     finish(pid, 1);
   } else if (g_mode == "leave-running") {
     dump(pid, img, true);
     expect_running(pid, "after dump --leave-running");
     finish(pid, 1);
-    restore(pid, img);
+    pid = restore(pid, img);
     finish(pid, 2);
   } else {  // dump-twice
     dump(pid, img1, true);
     expect_running(pid, "after the first dump (--leave-running)");
     dump(pid, img2, false);
     expect_killed(pid);
-    restore(pid, img2);
+    pid = restore(pid, img2);
     finish(pid, 1);
   }
 
+  if (g_occupier) {
+    kill(g_occupier, SIGKILL);
+    waitpid(g_occupier, nullptr, 0);
+    untrack_pid(g_occupier);
+  }
   auto left = kill_all_children();
   if (!left.empty()) {
     std::string all;
