@@ -5,7 +5,10 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -113,6 +116,16 @@ pid_t start_test(const std::vector<std::string>& argv, const std::string& workdi
     close(own_time);
   }
   if (pid == 0) {
+    if (ns_flags & CLONE_NEWNET) {  // a new network namespace's lo is down
+      int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      struct ifreq ifr;
+      memset(&ifr, 0, sizeof(ifr));
+      strcpy(ifr.ifr_name, "lo");
+      if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0) _exit(124);
+      ifr.ifr_flags = short(ifr.ifr_flags | IFF_UP);
+      if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) _exit(124);
+      close(s);
+    }
     setsid();
     if (chdir(workdir.c_str())) _exit(125);
     redirect(out_path, O_APPEND);
