@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "criu/clone_pid.h"
 #include "criu/files/fd_restore.h"
+#include "criu/files/pid_view.h"
 #include "criu/files/file_types.h"
 #include "criu/files/tty.h"
 #include "criu/ns/ipc_ns.h"
@@ -144,6 +145,12 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   bool outer_sid = o.shell_job && t.pstree.sid() == root.pstree.sid();
   bool outer_pgid = o.shell_job && t.pstree.pgid() == root.pstree.pgid();
 
+  {
+    files::PidView view;
+    view.self = pid;
+    for (const TaskImages& o : tree.tasks) view.inner[o.pid()] = o.vpid();
+    files::SetPidView(std::move(view));
+  }
   if (fds.go_fd >= 0) {  // wait until ckpt traces us
     char c;
     if (read(fds.go_fd, &c, 1) != 1) return Error("ckpt went away");
