@@ -163,8 +163,9 @@ Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree)
   for (const TreeTask& t : tree) {
     if (t.zombie) continue;
     TRY_ASSIGN(uint64_t id, NsId(t.pid, Kind::kPid));
-    TRY_ASSIGN(uint64_t kids, NsId(t.pid, Kind::kPid, true));
-    if (kids != id)
+    // Unreadable (ENOENT) while the new namespace has no process yet.
+    auto kids = NsId(t.pid, Kind::kPid, true);
+    if (!kids.ok() || *kids != id)
       return Error(Who(t.pid) + " made a pid namespace for its future children "
                    "(unshare(CLONE_NEWPID)) without a child in it yet: not supported");
   }
