@@ -355,7 +355,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   }
   TRY_ASSIGN(tree, SeizeTree(root));
   // The tree's namespaces are checked before anything is touched.
-  TRY_ASSIGN(pb::NamespacesEntry namespaces, ns::CollectNamespaces(tree));
+  TRY_ASSIGN(pb::NamespacesEntry namespaces,
+             ns::CollectNamespaces(tree, o.cgroup_mode != CgroupMode::kIgnore));
   TRY_ASSIGN(int pid_base, ns::PidNsBase(tree));
   if (namespaces.net()) {
     // Read from ckpt's own namespace (veth peers are named as it sees

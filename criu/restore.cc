@@ -348,6 +348,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   // cgroups (criu/cgroup.h): checked and made before anything else exists;
   // declared before the Tracer, so removed after it reaped the tasks.
   TRY_ASSIGN(std::unique_ptr<CgroupRestore> cgroups, CgroupRestore::Prepare(*dir, o));
+  if (tree.namespaces.cgroup()) TRY(namespaces->EnterCgroupNamespace(cgroups->NsRootDir()));
 
   // Everything every task inherits: shared memory, the error pipe, the log.
   std::vector<const pb::MmEntry*> mms;

@@ -92,8 +92,23 @@ void untrack_pid(pid_t pid) {
     if (g_tracked[i] == pid) g_tracked[i] = 0;
 }
 
+std::string cgroup2_mount() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t dash = line.find(" - ");
+    if (dash == std::string::npos || line.compare(dash + 3, 8, "cgroup2 ") != 0) continue;
+    std::istringstream f(line);
+    std::string id, parent, devno, root, mnt;
+    f >> id >> parent >> devno >> root >> mnt;
+    if (root == "/") return mnt;
+  }
+  return "";
+}
+
 pid_t start_test(const std::vector<std::string>& argv, const std::string& workdir,
-                 const std::string& out_path, unsigned long ns_flags) {
+                 const std::string& out_path, unsigned long ns_flags,
+                 const std::string& cgroup_dir) {
   constexpr unsigned long kNewTime = 0x80;  // CLONE_NEWTIME
   int own_time = -1;
   if (ns_flags & kNewTime) {
@@ -108,7 +123,7 @@ pid_t start_test(const std::vector<std::string>& argv, const std::string& workdi
   }
   struct clone_args ca;
   memset(&ca, 0, sizeof(ca));
-  ca.flags = ns_flags & ~kNewTime;
+  ca.flags = ns_flags & ~(kNewTime | CLONE_NEWCGROUP);
   ca.exit_signal = SIGCHLD;
   pid_t pid = pid_t(syscall(SYS_clone3, &ca, sizeof(ca)));
   if (own_time >= 0 && pid != 0) {
@@ -116,6 +131,11 @@ pid_t start_test(const std::vector<std::string>& argv, const std::string& workdi
     close(own_time);
   }
   if (pid == 0) {
+    if (ns_flags & CLONE_NEWCGROUP) {  // rooted where the test is: move first
+      int fd = open((cgroup_dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write(fd, "0", 1) != 1 || unshare(CLONE_NEWCGROUP) < 0) _exit(123);
+      close(fd);
+    }
     if (ns_flags & CLONE_NEWNET) {  // a new network namespace's lo is down
       int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
       struct ifreq ifr;

@@ -24,8 +24,13 @@ void untrack_pid(pid_t pid);
 // CLONE_NEWTIME) start it in new namespaces: with CLONE_NEWPID it is pid 1
 // of its own; a new time namespace gets clock offsets of +1000 s
 // (monotonic) and +2000 s (boottime).
+// With CLONE_NEWCGROUP the test first moves into cgroup_dir (a cgroup2
+// directory) and unshares its cgroup namespace there.
 pid_t start_test(const std::vector<std::string>& argv, const std::string& workdir,
-                 const std::string& out_path, unsigned long ns_flags = 0);
+                 const std::string& out_path, unsigned long ns_flags = 0,
+                 const std::string& cgroup_dir = "");
+// The first cgroup2 mountpoint ("" if none).
+std::string cgroup2_mount();
 // Polls every 10 ms until out_path has a line "READY". Fails early if the
 // process exits. Returns "" or an error message.
 std::string wait_ready(pid_t pid, const std::string& out_path, double timeout_s);

@@ -12,8 +12,9 @@
 // --ckpt-opt OPT (repeatable) appends OPT to every ckpt dump and restore
 // command line, in order (e.g. --ckpt-opt --tcp-established); an option
 // taking a value needs two: --ckpt-opt --network-lock --ckpt-opt skip.
-// --ns LIST (comma-separated: pid,uts,ipc,net,time) starts the test in new
-// namespaces of those kinds (with pid: as the init of its own).
+// --ns LIST (comma-separated: pid,uts,ipc,net,time,cgroup) starts the test
+// in new namespaces of those kinds (with pid: as the init of its own; with
+// cgroup: rooted at a cgroup ckpt-zdtm-<runner pid> made for it).
 // --occupy-pid yes: before each restore a stand-in process takes the
 // test's pid: a test in its own pid namespace must come back with another
 // pid here (and the same ones inside).
@@ -67,6 +68,7 @@ unsigned long parse_ns(const std::string& list) {
     else if (k == "ipc") flags |= CLONE_NEWIPC;
     else if (k == "net") flags |= CLONE_NEWNET;
     else if (k == "time") flags |= 0x80;  // CLONE_NEWTIME
+    else if (k == "cgroup") flags |= CLONE_NEWCGROUP;
     else usage();
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -79,7 +81,10 @@ void step(const std::string& what) {
 }
 
 // Removes what the test declared with test_cleanup_path (lib/zdtm.h).
+std::string g_cgroup_dir;  // --ns cgroup: the test's cgroup, removed at the end
+
 void remove_declared_files() {
+  if (!g_cgroup_dir.empty()) rmdir(g_cgroup_dir.c_str());
   std::string list = read_text(g_workdir + "/zdtm-cleanup");
   size_t at = 0;
   while (at < list.size()) {
@@ -283,7 +288,13 @@ int main(int argc, char** argv) {
   fs::create_directories(g_workdir, ec);
   if (ec) die("cannot create workdir " + g_workdir + ": " + ec.message());
 
-  pid_t pid = start_test(g_test_argv, g_workdir, g_out, g_ns_flags);
+  if (g_ns_flags & CLONE_NEWCGROUP) {
+    std::string mnt = cgroup2_mount();
+    if (mnt.empty()) die("--ns cgroup: no cgroup2 mount");
+    g_cgroup_dir = mnt + "/ckpt-zdtm-" + std::to_string(getpid());
+    if (mkdir(g_cgroup_dir.c_str(), 0755) < 0) die("mkdir " + g_cgroup_dir + ": " + strerror(errno));
+  }
+  pid_t pid = start_test(g_test_argv, g_workdir, g_out, g_ns_flags, g_cgroup_dir);
   if (pid < 0) die(std::string("fork: ") + strerror(errno));
   step("started " + g_test_argv[0] + " as pid " + std::to_string(pid));
   std::string err = wait_ready(pid, g_out, kReadyTimeout);
