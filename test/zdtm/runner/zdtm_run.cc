@@ -145,6 +145,9 @@ void dump(pid_t pid, const std::string& img, bool leave_running) {
   ckpt(leave_running ? "dump-R-" + fs::path(img).filename().string()
                      : "dump-" + fs::path(img).filename().string(),
        args, img + "/dump.log");
+  // Every image of every kind of dump must print (ckpt show is the first
+  // tool for a bug report).
+  ckpt("show-" + fs::path(img).filename().string(), {"show", img}, img + "/dump.log");
 }
 
 // The original must have been SIGKILLed by the dump.
