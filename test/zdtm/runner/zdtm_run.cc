@@ -47,6 +47,7 @@ std::vector<std::string> g_test_argv;
 std::vector<std::string> g_ckpt_opts;  // --ckpt-opt: appended to dump and restore
 unsigned long g_ns_flags = 0;          // --ns: namespaces the test starts in
 bool g_occupy_pid = false;             // --occupy-pid yes: restore finds the pid taken
+std::vector<pid_t> g_dumped_tids;      // the test's threads at the last dump
 std::vector<std::string> g_logs;       // files whose tails a failure report shows
 double g_start;
 
@@ -138,6 +139,10 @@ void ckpt(const std::string& name, std::vector<std::string> args, const std::str
 
 void dump(pid_t pid, const std::string& img, bool leave_running) {
   fs::create_directories(img);
+  g_dumped_tids.clear();
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec))
+    g_dumped_tids.push_back(pid_t(atol(e.path().filename().c_str())));
   std::vector<std::string> args = {"dump", "-t", std::to_string(pid), "-D",
                                    img,    "-o", "dump.log",          "-v4"};
   if (leave_running) args.push_back("--leave-running");
@@ -186,22 +191,27 @@ void expect_running(pid_t pid, const std::string& what) {
         ", not the runner (a child subreaper)");
 }
 
-// --occupy-pid: a stand-in holding the test's pid while it is restored.
-pid_t g_occupier = 0;
+// --occupy-pid: stand-ins holding the test's pid and its threads' tids
+// (as they were at the last dump) while it is restored.
+std::vector<pid_t> g_occupiers;
 void occupy(pid_t pid) {
-  struct clone_args ca;
-  memset(&ca, 0, sizeof(ca));
-  ca.exit_signal = SIGCHLD;
-  ca.set_tid = uint64_t(uintptr_t(&pid));
-  ca.set_tid_size = 1;
-  pid_t r = pid_t(syscall(SYS_clone3, &ca, sizeof(ca)));
-  if (r == 0) {
-    for (;;) pause();
+  std::vector<pid_t> ids = g_dumped_tids;
+  if (ids.empty()) ids.push_back(pid);
+  for (pid_t id : ids) {
+    struct clone_args ca;
+    memset(&ca, 0, sizeof(ca));
+    ca.exit_signal = SIGCHLD;
+    ca.set_tid = uint64_t(uintptr_t(&id));
+    ca.set_tid_size = 1;
+    pid_t r = pid_t(syscall(SYS_clone3, &ca, sizeof(ca)));
+    if (r == 0) {
+      for (;;) pause();
+    }
+    if (r != id) die("cannot occupy pid " + std::to_string(id) + ": " + strerror(errno));
+    g_occupiers.push_back(r);
+    track_pid(r);
   }
-  if (r != pid) die("cannot occupy pid " + std::to_string(pid) + ": " + strerror(errno));
-  g_occupier = r;
-  track_pid(r);
-  step("pid " + std::to_string(pid) + " taken by a stand-in");
+  step(std::to_string(ids.size()) + " pid(s) of the test taken by stand-ins");
 }
 
 // Returns the restored test's pid: the dumped one, or with --occupy-pid
@@ -328,10 +338,10 @@ int main(int argc, char** argv) {
     finish(pid, 1);
   }
 
-  if (g_occupier) {
-    kill(g_occupier, SIGKILL);
-    waitpid(g_occupier, nullptr, 0);
-    untrack_pid(g_occupier);
+  for (pid_t o : g_occupiers) {
+    kill(o, SIGKILL);
+    waitpid(o, nullptr, 0);
+    untrack_pid(o);
   }
   auto left = kill_all_children();
   if (!left.empty()) {
