@@ -25,6 +25,7 @@
 #include "criu/mem_dump.h"
 #include "criu/net/net_dump.h"
 #include "criu/ns/ipc_ns.h"
+#include "criu/ns/mnt_ns.h"  // mnt ns
 #include "criu/ns/namespaces.h"
 #include "criu/ns/net_ns.h"
 #include "criu/ns/pid_ns.h"
@@ -431,6 +432,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   // The tree's own namespaces' contents (it is still frozen).
   if (namespaces.ipc()) TRY(ns::DumpIpcNamespace(root, shmem.SysvIds(), *dir));
   if (namespaces.net()) TRY(ns::DumpNetNamespace(root, {.externals = o.external}, *dir));
+  if (namespaces.mnt()) TRY(ns::DumpMountNamespace(root, {.externals = o.external}, *dir));  // mnt ns
   {
     std::vector<pid_t> live;
     for (const TreeTask& t : tree)

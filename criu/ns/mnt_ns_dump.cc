@@ -149,7 +149,10 @@ Status DumpMountNamespace(pid_t pid, const MntNsOptions& o, images::ImageDir& di
     // The mount must be the one its mount point leads to (else it is
     // hidden: stacked under another, or covered by a mount above it).
     std::string rel = m->mountpoint == "/" ? "." : m->mountpoint.substr(1);
-    TRY_ASSIGN(Seen seen, StatxMount(rootfd.get(), rel), what);
+    auto statx = StatxMount(rootfd.get(), rel);
+    if (!statx.ok() && (statx.error().err() == ENOENT || statx.error().err() == ENOTDIR))
+      return Error(what + ": hidden under another mount (its mount point is gone): not supported");
+    TRY_ASSIGN(Seen seen, std::move(statx), what);
     if (seen.mnt_id != m->id)
       return Error(what + ": hidden under another mount (mount " + std::to_string(seen.mnt_id) +
                    " is at its mount point): not supported");

@@ -147,7 +147,7 @@ Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree)
       case Kind::kIpc: e.set_ipc(true); break;
       case Kind::kUts: e.set_uts(true); break;
       case Kind::kTime: e.set_time(true); break;
-      case Kind::kMnt:
+      case Kind::kMnt: e.set_mnt(true); break;  // mnt ns: criu/ns/mnt_ns.h
       case Kind::kCgroup:
         // Not saved yet; the tree comes back in restore's own, where its
         // files are opened by the paths it saw.

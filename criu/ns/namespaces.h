@@ -7,10 +7,11 @@
 // pid namespaces, which nest (criu/ns/pid_ns.h).
 //
 // Supported as the tree's own: pid (the root is its init), uts (host and
-// domain names), ipc, net and time (clock offsets). A user namespace other
+// domain names), ipc, net, time (clock offsets) and mount (criu/ns/mnt_ns.h:
+// the root is cloned with CLONE_NEWNS and builds it). A user namespace other
 // than ckpt's is refused at dump, before anything is touched, with the
-// process named; mount and cgroup namespaces are not saved yet (a warning:
-// the tree comes back in restore's, opening its files by the same paths).
+// process named; cgroup namespaces are not saved yet (a warning: the tree
+// comes back in restore's).
 // Tasks in a namespace other than the root's are refused (pid excepted).
 //
 // Restore: ckpt itself unshares the tree's own uts, net and time
