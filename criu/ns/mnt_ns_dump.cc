@@ -127,6 +127,22 @@ Status DumpMountNamespace(pid_t pid, const MntNsOptions& o, images::ImageDir& di
   for (const MntExternal& x : externals) key_of[x.inside] = x.outside;
   TRY_ASSIGN(std::vector<MountInfo> mounts, ReadMountInfo(pid), who);
   TRY_ASSIGN(std::vector<MountInfo> host, ReadMountInfo(0), who);
+  // A mount with another stacked right on its root and nothing else on
+  // it is out of the tree's reach (a copy of ckpt's namespace has such
+  // pairs): dropped, the upper one takes its place.
+  for (bool again = true; again;) {
+    again = false;
+    for (size_t i = 0; i < mounts.size() && !again; i++) {
+      std::vector<size_t> kids;
+      for (size_t j = 0; j < mounts.size(); j++)
+        if (j != i && mounts[j].parent_id == mounts[i].id) kids.push_back(j);
+      if (kids.size() != 1 || mounts[kids[0]].mountpoint != mounts[i].mountpoint) continue;
+      LOG_WARN(who + ": " + Describe(mounts[i]) + " is covered by a mount at the same point: not saved");
+      mounts[kids[0]].parent_id = mounts[i].parent_id;
+      mounts.erase(mounts.begin() + long(i));
+      again = true;
+    }
+  }
   TRY_ASSIGN(std::vector<const MountInfo*> order, TreeOrder(mounts), who);
 
   std::set<std::string> host_devs;
