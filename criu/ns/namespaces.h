@@ -7,11 +7,12 @@
 // pid namespaces, which nest (criu/ns/pid_ns.h).
 //
 // Supported as the tree's own: pid (the root is its init), uts (host and
-// domain names), ipc, net, time (clock offsets) and mount (criu/ns/mnt_ns.h:
-// the root is cloned with CLONE_NEWNS and builds it). A user namespace other
-// than ckpt's is refused at dump, before anything is touched, with the
-// process named; cgroup namespaces are not saved yet (a warning: the tree
-// comes back in restore's).
+// domain names), ipc, net and time (clock offsets). Mount namespaces are
+// built by criu/ns/mnt_ns.h when namespaces.img says `mnt` (the root is then
+// cloned with CLONE_NEWNS), but CollectNamespaces does not set it yet: a
+// mount namespace, like a cgroup one, only warns (the tree comes back in
+// restore's). A user namespace other than ckpt's is refused at dump,
+// before anything is touched, with the process named.
 // Tasks in a namespace other than the root's are refused (pid excepted).
 //
 // Restore: ckpt itself unshares the tree's own uts, net and time
