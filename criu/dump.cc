@@ -25,6 +25,7 @@
 #include "criu/mem_dump.h"
 #include "criu/net/net_dump.h"
 #include "criu/ns/ipc_ns.h"
+#include "criu/ns/mnt_ns.h"  // mnt ns
 #include "criu/ns/namespaces.h"
 #include "criu/ns/net_ns.h"
 #include "criu/ns/pid_ns.h"
@@ -436,6 +437,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   TRY(WriteOne(*dir, ImageType::kNamespaces, 0, namespaces));
   // The tree's own namespaces' contents (it is still frozen).
   if (namespaces.ipc()) TRY(ns::DumpIpcNamespace(root, shmem.SysvIds(), *dir));
+  if (namespaces.mnt()) TRY(ns::DumpMountNamespace(root, {.externals = o.external}, *dir));
   {
     std::vector<pid_t> live;
     for (const TreeTask& t : tree)

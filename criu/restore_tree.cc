@@ -24,6 +24,7 @@
 #include "criu/files/file_types.h"
 #include "criu/files/tty.h"
 #include "criu/ns/ipc_ns.h"
+#include "criu/ns/mnt_ns.h"  // mnt ns
 #include "criu/ns/pid_ns.h"
 #include "criu/shmem.h"
 
@@ -78,6 +79,7 @@ Result<pid_t> RawClone(const TreeImages& tree, int idx) {
       if (p.pid() == pid_t(t.pstree.ppid())) parent_levels = std::max(1, p.pstree.ns_pid_size());
   uint64_t flags = int(ids.size()) > parent_levels ? CLONE_NEWPID : 0;
   if (idx == 0 && tree.namespaces.ipc()) flags |= CLONE_NEWIPC;
+  if (idx == 0 && tree.namespaces.mnt()) flags |= CLONE_NEWNS;  // mnt ns
   pid_t r = ForkWithPids(ids.data(), ids.size(), flags);
   if (r < 0 && errno == EEXIST && ids.size() > 1) {
     LOG_INFO(Who(t.pid()) + ": outer pid " + std::to_string(ids.back()) +
@@ -165,6 +167,9 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   // A subreaper in the image adopts the members its helper children leave.
   if (!t.zombie() && t.core.child_subreaper()) prctl(PR_SET_CHILD_SUBREAPER, 1);
   if (idx == 0 && tree.namespaces.ipc()) TRY(FillIpcNamespace(tree, dir));
+  // mnt ns: after the IPC sysctls (ckpt's /proc/sys), before any file is opened.
+  if (idx == 0 && tree.namespaces.mnt())
+    TRY(ns::RestoreMountNamespace(dir, {.externals = o.external, .root = o.root}));
   if (idx == 0) TRY(OpenTreeFiles(tree, dir, o, fds));
   // A session leader takes its controlling terminal (a pty of the tree)
   // before it creates the rest of its session: they inherit it at fork.

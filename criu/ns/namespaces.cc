@@ -161,13 +161,26 @@ Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree,
           e.set_cgroup(true);
           break;
         }
-        [[fallthrough]];
-      case Kind::kMnt:
-        // Not saved yet; the tree comes back in restore's own, where its
-        // files are opened by the paths it saw.
-        LOG_WARN(Who(root) + ": its " + KindName(k) + " namespace is not ckpt's; " + KindName(k) +
-                 " namespaces are not saved yet: the restored tree lives in restore's");
+        LOG_WARN(Who(root) + ": its cgroup namespace is not ckpt's; with --manage-cgroups=ignore "
+                 "it is not saved: the restored tree lives in restore's");
         break;
+      case Kind::kMnt: {
+        // A container (a root directory of its own) has its mounts saved;
+        // a copy of ckpt's namespace over the same root (ip netns exec,
+        // unshare -m) comes back in restore's, its files opened by the
+        // same paths.
+        struct stat mine_root, their_root;
+        std::string rp = "/proc/" + std::to_string(root) + "/root/";
+        if (stat("/", &mine_root) < 0 || stat(rp.c_str(), &their_root) < 0)
+          return Error::Errno(Who(root) + ": stat of its root directory");
+        if (mine_root.st_dev != their_root.st_dev || mine_root.st_ino != their_root.st_ino) {
+          e.set_mnt(true);
+          break;
+        }
+        LOG_WARN(Who(root) + ": its mount namespace is not ckpt's but has the same root: "
+                 "not saved, the restored tree lives in restore's");
+        break;
+      }
       default:
         return Error(Who(root) + ": its " + KindName(k) + " namespace is not ckpt's: " + KindName(k) +
                      " namespaces are not supported yet (run ckpt inside it)");

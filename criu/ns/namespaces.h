@@ -10,9 +10,12 @@
 // domain names), ipc, net and time (clock offsets). A user namespace other
 // than ckpt's is refused at dump, before anything is touched, with the
 // process named; a cgroup namespace is restored rooted where it was (with
-// the cgroups of criu/cgroup.h); mount namespaces are not saved yet (a
-// warning: the tree comes back in restore's, opening its files by the same
-// paths).
+// the cgroups of criu/cgroup.h). Mount namespaces are built by
+// criu/ns/mnt_ns.h when namespaces.img says `mnt` (the root is then cloned
+// with CLONE_NEWNS); CollectNamespaces sets it for a tree with a root
+// directory of its own (a container: pivot_root or chroot); a mount
+// namespace sharing ckpt's root (ip netns exec, unshare -m) only warns: the
+// tree comes back in restore's, opening its files by the same paths.
 // Tasks in a namespace other than the root's are refused (pid excepted).
 //
 // Restore: ckpt itself unshares the tree's own uts, net and time
