@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -92,6 +94,54 @@ void untrack_pid(pid_t pid) {
     if (g_tracked[i] == pid) g_tracked[i] = 0;
 }
 
+namespace {
+
+bool bind(const std::string& from, const std::string& to, bool ro) {
+  if (mount(from.c_str(), to.c_str(), nullptr, MS_BIND, nullptr) < 0) return false;
+  return !ro || mount(nullptr, to.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) == 0;
+}
+
+}  // namespace
+
+// In the test's new mount namespace: a tmpfs root under workdir/rootfs with
+// /usr (read-only), the test programs' directory as /zdtm (read-only), the
+// workdir as /work, /dev/null, a tmpfs /tmp and, in a new pid namespace,
+// its own /proc; pivot_root into it. argv[0] becomes the program's path
+// inside; fds 0-2 are opened again inside (/dev/null, /work/OUT_NAME).
+bool enter_container(const std::string& workdir, const std::string& out_name,
+                     unsigned long ns_flags, std::vector<std::string>* argv) {
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) return false;
+  std::string root = workdir + "/rootfs";
+  mkdir(root.c_str(), 0755);
+  if (mount("zdtm-root", root.c_str(), "tmpfs", 0, "mode=755") < 0) return false;
+  for (const char* d : {"usr", "zdtm", "work", "dev", "tmp", "proc", "etc"})
+    mkdir((root + "/" + d).c_str(), 0755);
+  for (const char* l : {"lib", "lib64", "bin", "sbin"}) {
+    std::string target = std::string("usr/") + l;
+    if (symlink(target.c_str(), (root + "/" + l).c_str()) < 0) return false;
+  }
+  int fd = open((root + "/dev/null").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+  if (fd < 0) return false;
+  close(fd);
+  std::string prog = (*argv)[0];
+  std::string dir = prog.substr(0, prog.rfind('/'));
+  if (!bind("/usr", root + "/usr", true) || !bind(dir, root + "/zdtm", true) ||
+      !bind(workdir, root + "/work", false) || !bind("/dev/null", root + "/dev/null", false))
+    return false;
+  if (mount("zdtm-tmp", (root + "/tmp").c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=16m") < 0)
+    return false;
+  if (chdir(root.c_str()) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
+      umount2(".", MNT_DETACH) < 0 || chdir("/work") < 0)
+    return false;
+  if ((ns_flags & CLONE_NEWPID) && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                         nullptr) < 0)
+    return false;
+  (*argv)[0] = "/zdtm/" + prog.substr(prog.rfind('/') + 1);
+  // stdio again, through the container's own mounts (the old ones are gone).
+  redirect("/work/" + out_name, O_APPEND);
+  return true;
+}
+
 std::string cgroup2_mount() {
   std::ifstream in("/proc/self/mountinfo");
   std::string line;
@@ -149,6 +199,13 @@ pid_t start_test(const std::vector<std::string>& argv, const std::string& workdi
     setsid();
     if (chdir(workdir.c_str())) _exit(125);
     redirect(out_path, O_APPEND);
+    if (ns_flags & CLONE_NEWNS) {
+      std::vector<std::string> in_argv = argv;
+      if (out_path.rfind(workdir + "/", 0) != 0) _exit(122);  // must be in the workdir
+      if (!enter_container(workdir, out_path.substr(workdir.size() + 1), ns_flags, &in_argv))
+        _exit(122);
+      exec_child(in_argv);
+    }
     exec_child(argv);
   }
   if (pid > 0) track_pid(pid);

@@ -29,6 +29,9 @@ void untrack_pid(pid_t pid);
 pid_t start_test(const std::vector<std::string>& argv, const std::string& workdir,
                  const std::string& out_path, unsigned long ns_flags = 0,
                  const std::string& cgroup_dir = "");
+// With CLONE_NEWNS the test starts in a container: see enter_container.
+bool enter_container(const std::string& workdir, const std::string& out_name,
+                     unsigned long ns_flags, std::vector<std::string>* argv);
 // The first cgroup2 mountpoint ("" if none).
 std::string cgroup2_mount();
 // Polls every 10 ms until out_path has a line "READY". Fails early if the

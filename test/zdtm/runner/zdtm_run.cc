@@ -14,7 +14,8 @@
 // taking a value needs two: --ckpt-opt --network-lock --ckpt-opt skip.
 // --ns LIST (comma-separated: pid,uts,ipc,net,time,cgroup) starts the test
 // in new namespaces of those kinds (with pid: as the init of its own; with
-// cgroup: rooted at a cgroup ckpt-zdtm-<runner pid> made for it).
+// cgroup: rooted at a cgroup ckpt-zdtm-<runner pid> made for it; with mnt:
+// in a container of its own, see harness.h enter_container).
 // --occupy-pid yes: before each restore a stand-in process takes the
 // test's pid: a test in its own pid namespace must come back with another
 // pid here (and the same ones inside).
@@ -70,6 +71,7 @@ unsigned long parse_ns(const std::string& list) {
     else if (k == "net") flags |= CLONE_NEWNET;
     else if (k == "time") flags |= 0x80;  // CLONE_NEWTIME
     else if (k == "cgroup") flags |= CLONE_NEWCGROUP;
+    else if (k == "mnt") flags |= CLONE_NEWNS;
     else usage();
     if (comma == std::string::npos) break;
     start = comma + 1;
