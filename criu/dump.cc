@@ -25,6 +25,7 @@
 #include "criu/mem_dump.h"
 #include "criu/net/net_dump.h"
 #include "criu/ns/ipc_ns.h"
+#include "criu/ns/mnt_ns.h"  // mnt ns
 #include "criu/ns/namespaces.h"
 #include "criu/ns/net_ns.h"
 #include "criu/ns/pid_ns.h"
@@ -360,9 +361,15 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   }
   TRY_ASSIGN(tree, SeizeTree(root));
   // The tree's namespaces are checked before anything is touched.
-  TRY_ASSIGN(pb::NamespacesEntry namespaces, ns::CollectNamespaces(tree));
+  TRY_ASSIGN(pb::NamespacesEntry namespaces,
+             ns::CollectNamespaces(tree, o.cgroup_mode != CgroupMode::kIgnore));
   TRY_ASSIGN(int pid_base, ns::PidNsBase(tree));
-  if (namespaces.net()) TRY(ns::JoinNetNamespaceOf(root));
+  if (namespaces.net()) {
+    // Read from ckpt's own namespace (veth peers are named as it sees
+    // them); then ckpt works inside the tree's for the rest of the dump.
+    TRY(ns::DumpNetNamespace(root, {.externals = o.external}, *dir));
+    TRY(ns::JoinNetNamespaceOf(root));
+  }
   // cgroups (criu/cgroup.h): every task's cgroup, with --manage-cgroups the
   // cgroups' settings; checked before any parasite goes in.
   {
@@ -435,7 +442,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   TRY(WriteOne(*dir, ImageType::kNamespaces, 0, namespaces));
   // The tree's own namespaces' contents (it is still frozen).
   if (namespaces.ipc()) TRY(ns::DumpIpcNamespace(root, shmem.SysvIds(), *dir));
-  if (namespaces.net()) TRY(ns::DumpNetNamespace(root, {.externals = o.external}, *dir));
+  if (namespaces.mnt()) TRY(ns::DumpMountNamespace(root, {.externals = o.external}, *dir));
   {
     std::vector<pid_t> live;
     for (const TreeTask& t : tree)

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -114,6 +115,57 @@ void ProbeNetworkFeatures(KernelFeatures* kf) {
   }
 }
 
+namespace {
+
+// Runs fn in a forked child; true if it returned true (exit 0).
+bool InChild(bool (*fn)()) {
+  pid_t c = fork();
+  if (c < 0) return false;
+  if (c == 0) _exit(fn() ? 0 : 1);
+  int st;
+  while (waitpid(c, &st, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+bool MakeNamespaces() {
+  return unshare(CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET) == 0;
+}
+
+bool MakeTimeNamespace() {
+  constexpr int kNewTime = 0x80;  // CLONE_NEWTIME
+  if (unshare(kNewTime) < 0) return false;
+  UniqueFd fd(open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC));
+  const char offs[] = "monotonic 1 0\n";
+  return fd && write(fd.get(), offs, sizeof(offs) - 1) == ssize_t(sizeof(offs) - 1);
+}
+
+// An init of a new pid namespace with pid 1 inside and a chosen pid
+// outside, as restore makes them (the outer pid: our own, free again once
+// we are in the child... so take a fresh one from a grandchild's).
+bool NestedSetTid() {
+  pid_t ids[2] = {1, 0};
+  pid_t probe = fork();  // a pid that is free once it is reaped
+  if (probe < 0) return false;
+  if (probe == 0) _exit(0);
+  waitpid(probe, nullptr, 0);
+  ids[1] = probe;
+  pid_t c = ForkWithPids(ids, 2, CLONE_NEWPID);
+  if (c < 0) return false;
+  if (c == 0) _exit(getpid() == 1 ? 0 : 1);
+  int st;
+  waitpid(c, &st, 0);
+  return c == probe && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+}  // namespace
+
+void ProbeNamespaceFeatures(KernelFeatures* k) {
+  k->namespaces = InChild(MakeNamespaces);
+  k->time_ns = InChild(MakeTimeNamespace);
+  k->nested_set_tid = InChild(NestedSetTid);
+}
+
 std::vector<FeatureLine> DescribeFeatures(const KernelFeatures& k) {
   return {
       {"clone3 set_tid", k.clone3_set_tid, true, "restore processes with their original pids"},
@@ -127,6 +179,10 @@ std::vector<FeatureLine> DescribeFeatures(const KernelFeatures& k) {
       {"[vvar_vclock] mapping", k.vvar_vclock, false, "moved with [vdso] on restore"},
       {"TCP_REPAIR", k.tcp_repair, false, "live TCP connections (--tcp-established)"},
       {"nftables", k.nftables, false, "network lock for TCP connections"},
+      {"pid/uts/ipc/net ns", k.namespaces, false, "trees in namespaces of their own"},
+      {"time namespace", k.time_ns, false, "trees with their own clock offsets"},
+      {"set_tid in pid ns", k.nested_set_tid, false,
+       "the same pids inside and outside a tree's pid namespace"},
   };
 }
 

@@ -20,6 +20,9 @@ struct KernelFeatures {
   bool vvar_vclock = false;  // [vvar_vclock] beside [vdso]
   bool tcp_repair = false;   // TCP_REPAIR: live connections (--tcp-established)
   bool nftables = false;     // inet tables usable: the TCP network lock (criu/net/netlock.h)
+  bool namespaces = false;   // new pid/uts/ipc/net namespaces can be made (trees in their own)
+  bool time_ns = false;      // a time namespace with clock offsets
+  bool nested_set_tid = false;  // clone3 set_tid at two pid namespace levels
   std::string kernel;        // uname -r
 };
 
@@ -27,6 +30,8 @@ KernelFeatures ProbeKernel();
 // The network probes (TCP_REPAIR, an nftables table made and removed):
 // only `ckpt check` needs their answers, dump and restore find out by doing.
 void ProbeNetworkFeatures(KernelFeatures* k);
+// The namespace probes (each in a short-lived child): `ckpt check` only.
+void ProbeNamespaceFeatures(KernelFeatures* k);
 
 struct FeatureLine {
   const char* name;

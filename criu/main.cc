@@ -24,6 +24,7 @@ namespace {
 int Check() {
   KernelFeatures k = ProbeKernel();
   ProbeNetworkFeatures(&k);
+  ProbeNamespaceFeatures(&k);
   int missing = 0;
   printf("Kernel %s\n", k.kernel.c_str());
   for (const FeatureLine& f : DescribeFeatures(k)) {

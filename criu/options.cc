@@ -20,7 +20,8 @@ enum LongOnly {
   kOptExternal,
   kOptManageCgroups,
   kOptCgroupRoot,
-  kOptFreezeCgroup
+  kOptFreezeCgroup,
+  kOptRoot  // mnt ns
 };
 
 Result<Command> ParseCommand(const std::string& s) {
@@ -97,7 +98,8 @@ Result<Options> ParseOptions(int argc, char** argv) {
                                              "--network-lock",
                                              "--cgroup-root",
                                              "--freeze-cgroup",
-                                             "--external"};
+                                             "--external",
+                                             "--root"};  // mnt ns
     for (const char* w : kWithValue)
       if (!strcmp(argv[i], w)) {
         i++;
@@ -129,6 +131,7 @@ Result<Options> ParseOptions(int argc, char** argv) {
       {"skip-in-flight", no_argument, nullptr, kOptSkipInFlight},
       {"network-lock", required_argument, nullptr, kOptNetworkLock},
       {"external", required_argument, nullptr, kOptExternal},
+      {"root", required_argument, nullptr, kOptRoot},  // mnt ns
       {"manage-cgroups", optional_argument, nullptr, kOptManageCgroups},
       {"cgroup-root", required_argument, nullptr, kOptCgroupRoot},
       {"freeze-cgroup", required_argument, nullptr, kOptFreezeCgroup},
@@ -176,6 +179,9 @@ Result<Options> ParseOptions(int argc, char** argv) {
         break;
       case kOptPidfile:
         o.pidfile = optarg;
+        break;
+      case kOptRoot:  // mnt ns
+        o.root = optarg;
         break;
       case kOptExternal:
         if (!*optarg) return Error("--external needs a value, e.g. veth[eth0]:host-veth0");
@@ -318,6 +324,10 @@ std::string Usage(Command c) {
                  "      --external veth[IFNAME]:OUTNAME[@BRIDGE]\n"
                  "                         (repeatable) name (and bridge) of the outer end\n"
                  "                         of the tree's veth IFNAME, made in ckpt's namespace\n"
+                 "      --external mnt[KEY]:PATH\n"
+                 "                         (repeatable) the source of a mount dumped with\n"
+                 "                         --external mnt[MOUNTPOINT]:KEY\n"
+                 "      --root DIR         the source of the tree's root mount (mount ns)\n"
                  "      --manage-cgroups[=MODE]\n"
                  "                         what to do to the tasks' cgroups (default soft):\n"
                  "                         none: they must exist, settings untouched; props:\n"

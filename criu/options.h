@@ -41,6 +41,7 @@ struct Options {
   std::string freeze_cgroup;    // --freeze-cgroup PATH: a cgroup2 directory to freeze (dump)
   std::string pidfile;          // --pidfile
   std::vector<std::string> external;  // --external KEY (repeatable; CRIU's syntax)
+  std::string root;             // --root DIR: source of the restored tree's root mount (mnt ns)
   std::vector<std::string> args;  // positional (show: paths)
   bool help = false;            // CMD --help
 };

@@ -27,6 +27,7 @@
 #include "criu/cgroup.h"
 #include "criu/net/net_restore.h"
 #include "criu/ns/ipc_ns.h"
+#include "criu/ns/mnt_ns.h"  // mnt ns
 #include "criu/ns/namespaces.h"
 #include "criu/ns/net_ns.h"
 #include "criu/proc_parse.h"
@@ -338,6 +339,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
       }
   }
   if (tree.namespaces.ipc()) TRY(ns::CheckIpcNamespaceImage(*dir));
+  if (tree.namespaces.mnt())  // mnt ns: built by the root (restore_tree.cc)
+    TRY(ns::CheckMountNamespaceImage(*dir, {.externals = o.external, .root = o.root}));
   // ckpt enters the tree's own namespaces (uts, net, time) and fills them
   // before anything of the tree is made: everything below happens there.
   // (The root makes and fills its own IPC namespace: restore_tree.cc.)
@@ -350,6 +353,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   // cgroups (criu/cgroup.h): checked and made before anything else exists;
   // declared before the Tracer, so removed after it reaped the tasks.
   TRY_ASSIGN(std::unique_ptr<CgroupRestore> cgroups, CgroupRestore::Prepare(*dir, o));
+  if (tree.namespaces.cgroup()) TRY(namespaces->EnterCgroupNamespace(cgroups->NsRootDir()));
 
   // Everything every task inherits: shared memory, the error pipe, the log.
   std::vector<const pb::MmEntry*> mms;

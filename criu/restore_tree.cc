@@ -22,9 +22,11 @@
 #include "base/unique_fd.h"
 #include "criu/clone_pid.h"
 #include "criu/files/fd_restore.h"
+#include "criu/files/pid_view.h"
 #include "criu/files/file_types.h"
 #include "criu/files/tty.h"
 #include "criu/ns/ipc_ns.h"
+#include "criu/ns/mnt_ns.h"  // mnt ns
 #include "criu/ns/namespaces.h"
 #include "criu/ns/pid_ns.h"
 #include "criu/ns/user_ns.h"
@@ -86,6 +88,7 @@ Result<pid_t> RawClone(const TreeImages& tree, int idx) {
   // forked inside it, which cannot choose their pid in ckpt's pid namespace.
   size_t n = ids.size();
   if (idx == 0) flags |= ns::RootUserNsCloneFlags(tree.namespaces);
+  if (idx == 0 && tree.namespaces.mnt()) flags |= CLONE_NEWNS;  // mnt ns
   if (idx > 0 && tree.namespaces.user()) n = ns::TidsSettableInside(n);
   pid_t r = ForkWithPids(ids.data(), n, flags);
   if (r < 0 && errno == EEXIST && n == ids.size() && ids.size() > 1) {
@@ -155,6 +158,12 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   bool outer_sid = o.shell_job && t.pstree.sid() == root.pstree.sid();
   bool outer_pgid = o.shell_job && t.pstree.pgid() == root.pstree.pgid();
 
+  {
+    files::PidView view;
+    view.self = pid;
+    for (const TaskImages& o : tree.tasks) view.inner[o.pid()] = o.vpid();
+    files::SetPidView(std::move(view));
+  }
   if (fds.go_fd >= 0) {  // wait until ckpt traces us
     char c;
     if (read(fds.go_fd, &c, 1) != 1) return Error("ckpt went away");
@@ -176,6 +185,9 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   if (idx == 0 && tree.namespaces.ipc() && !fds.in_user_ns) TRY(FillIpcNamespace(tree, dir));
   if (idx == 0 && tree.namespaces.ipc() && fds.in_user_ns)
     TRY(ns::RestoreSemValuesOf(dir, t.vpid()));
+  // mnt ns: after the IPC sysctls (ckpt's /proc/sys), before any file is opened.
+  if (idx == 0 && tree.namespaces.mnt())
+    TRY(ns::RestoreMountNamespace(dir, {.externals = o.external, .root = o.root}));
   if (idx == 0) TRY(OpenTreeFiles(tree, dir, o, fds));
   // A session leader takes its controlling terminal (a pty of the tree)
   // before it creates the rest of its session: they inherit it at fork.

@@ -2,13 +2,17 @@
 
 #include <dirent.h>
 #include <google/protobuf/util/json_util.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <iostream>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "images/image_dir.h"
+#include "images/image_types.h"
 
 namespace ckpt {
 namespace {
@@ -64,10 +68,18 @@ Status Show(const std::string& path) {
   std::sort(names.begin(), names.end());
   for (const std::string& n : names) {
     std::string p = path + "/" + n;
-    if (n.rfind("pages-", 0) == 0) {
+    // Raw contents (pages, shared memory, segments) have no image header.
+    uint32_t magic = 0;
+    {
+      UniqueFd fd(open(p.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd || read(fd.get(), &magic, sizeof(magic)) != ssize_t(sizeof(magic))) magic = 0;
+    }
+    if (n.rfind("pages-", 0) == 0 || magic != images::kImageMagic) {
       struct stat ps;
       stat(p.c_str(), &ps);
-      std::cout << "{\"file\":\"" << p << "\",\"type\":\"pages\",\"bytes\":" << ps.st_size << "}\n";
+      std::cout << "{\"file\":\"" << p << "\",\"type\":\""
+                << (n.rfind("pages-", 0) == 0 ? "pages" : "raw") << "\",\"bytes\":" << ps.st_size
+                << "}\n";
       continue;
     }
     TRY(ShowFile(p, std::cout));

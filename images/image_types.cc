@@ -10,6 +10,7 @@
 #include "proto/lsm.pb.h"
 #include "proto/ipc_ns.pb.h"
 #include "proto/mm.pb.h"
+#include "proto/mnt_ns.pb.h"
 #include "proto/ns.pb.h"
 #include "proto/net_ns.pb.h"
 #include "proto/pagemap.pb.h"
@@ -56,6 +57,8 @@ const ImageTypeInfo kTypes[] = {
      nullptr},
     {ImageType::kIpcNs, "ipc-ns", "ipc-ns.img", 0x49504e01, Make<pb::IpcNsRecord>, nullptr},
     {ImageType::kCgroup, "cgroup", "cgroup.img", 0x43475201, Make<pb::CgroupEntry>, nullptr},
+    {ImageType::kMntNs, "mnt-ns", "mnt-ns.img", 0x4d4e5401, Make<pb::MountEntry>, nullptr},
+    {ImageType::kTmpfs, "tmpfs", "tmpfs-%u.img", 0x544d5001, Make<pb::TmpfsRecord>, nullptr},
 };
 
 }  // namespace

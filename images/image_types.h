@@ -40,6 +40,8 @@ enum class ImageType {
   kNetNsNft,     // netns-nft.img: its nftables ruleset
   kIpcNs,        // ipc-ns.img: the objects of an IPC namespace (criu/ns/ipc_ns.h)
   kCgroup,       // cgroup.img: the tasks' cgroups and, if managed, their settings
+  kMntNs,        // mnt-ns.img: the mounts of the tree's mount namespace (criu/ns/mnt_ns.h)
+  kTmpfs,        // tmpfs-<mount id>.img: the files of a tmpfs of the tree's own
 };
 
 struct ImageTypeInfo {

@@ -11,6 +11,7 @@ PKGS=(
   libgtest-dev
   binutils
   python3 iproute2 nftables
+  busybox-static
 )
 
 missing=()

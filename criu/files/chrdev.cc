@@ -16,6 +16,19 @@
 namespace ckpt::files {
 namespace {
 
+// /dev/null, /dev/zero, ... by device number; nullptr for others.
+const char* MemDevName(dev_t rdev) {
+  if (major(rdev) != 1) return nullptr;
+  switch (minor(rdev)) {
+    case 3: return "/dev/null";
+    case 5: return "/dev/zero";
+    case 7: return "/dev/full";
+    case 8: return "/dev/random";
+    case 9: return "/dev/urandom";
+  }
+  return nullptr;
+}
+
 bool IsMemDev(dev_t rdev) {
   unsigned mi = minor(rdev);
   return major(rdev) == 1 && (mi == 3 || mi == 5 || mi == 7 || mi == 8 || mi == 9);
@@ -48,6 +61,14 @@ Result<int> OpenChr(const pb::FileEntry& e, const RestoreOpts&) {
   const pb::ChrFileEntry& d = e.chr();
   int flags = int(d.flags()) & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC);
   int fd = open(d.path().c_str(), flags | O_NOCTTY);
+  if (fd < 0 && errno == ENOENT) {
+    // Opened on a /dev the restored tree's mounts do not show (before its
+    // pivot_root, say: the path is relative to that mount): the memory
+    // devices have one name each.
+    const char* name = MemDevName(dev_t(d.rdev()));
+    if (name) fd = open(name, flags | O_NOCTTY);
+    if (fd < 0) errno = ENOENT;
+  }
   if (fd < 0) return Error::Errno("open " + d.path());
   struct stat st;
   if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || uint32_t(st.st_rdev) != d.rdev()) {

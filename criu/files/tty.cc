@@ -35,6 +35,8 @@
 // only the leader has it.
 #include "criu/files/tty.h"
 
+#include "criu/files/pid_view.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -461,7 +463,7 @@ Status SetForeground(int fd, const pb::PtyEntry& p) {
   sigemptyset(&ttou);
   sigaddset(&ttou, SIGTTOU);
   sigprocmask(SIG_BLOCK, &ttou, &old);
-  int r = tcsetpgrp(fd, pid_t(p.fg_pgrp()));
+  int r = tcsetpgrp(fd, ToOwnView(pid_t(p.fg_pgrp())));
   int e = errno;
   sigprocmask(SIG_SETMASK, &old, nullptr);
   if (r < 0)
@@ -472,8 +474,7 @@ Status SetForeground(int fd, const pb::PtyEntry& p) {
 }
 
 bool LeadsItsSession(const pb::PtyEntry& p) {
-  pid_t self = getpid();
-  return p.has_ctty_sid() && pid_t(p.ctty_sid()) == self && getsid(0) == self;
+  return p.has_ctty_sid() && pid_t(p.ctty_sid()) == DumpPidOfSelf() && getsid(0) == getpid();
 }
 
 Status InTask(const pb::FileEntry& e, int fd) {

@@ -13,6 +13,7 @@
 
 #include "base/io.h"
 #include "base/log.h"
+#include "criu/cgroup_fs.h"
 #include "criu/ns/pid_ns.h"
 #include "criu/proc_parse.h"
 #include "criu/pstree.h"
@@ -85,6 +86,13 @@ Status WriteTimeOffsets(const pb::TimeNsEntry& t, const std::string& path) {
   return Ok();
 }
 
+// The cgroup2 mountpoint showing `cgroup` (ckpt's view).
+Result<std::string> CgroupMountFor(const std::string& cgroup) {
+  TRY_ASSIGN(cgroupfs::Mount m, cgroupfs::FindMount(cgroup));
+  if (m.root != "/") return Error("the cgroup2 mount shows " + m.root + ", not the whole hierarchy");
+  return m.mountpoint;
+}
+
 }  // namespace
 
 const char* KindName(Kind k) {
@@ -123,7 +131,8 @@ Status InNamespaceOf(pid_t pid, Kind k, const std::function<Status()>& fn) {
   return result;
 }
 
-Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree) {
+Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree,
+                                             bool cgroups_saved) {
   pb::NamespacesEntry e;
   pid_t root = tree[0].pid;
   const Kind kinds[] = {Kind::kNet, Kind::kIpc, Kind::kUts, Kind::kMnt,
@@ -150,16 +159,32 @@ Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree)
       case Kind::kIpc: e.set_ipc(true); break;
       case Kind::kUts: e.set_uts(true); break;
       case Kind::kTime: e.set_time(true); break;
-      case Kind::kUser:
-        e.set_user(true);
-        break;
-      case Kind::kMnt:
+      case Kind::kUser: e.set_user(true); break;  // user_ns.h, below
       case Kind::kCgroup:
-        // Not saved yet; the tree comes back in restore's own, where its
-        // files are opened by the paths it saw.
-        LOG_WARN(Who(root) + ": its " + KindName(k) + " namespace is not ckpt's; " + KindName(k) +
-                 " namespaces are not saved yet: the restored tree lives in restore's");
+        if (cgroups_saved) {  // its root is in cgroup.img (criu/cgroup.h)
+          e.set_cgroup(true);
+          break;
+        }
+        LOG_WARN(Who(root) + ": its cgroup namespace is not ckpt's; with --manage-cgroups=ignore "
+                 "it is not saved: the restored tree lives in restore's");
         break;
+      case Kind::kMnt: {
+        // A container (a root directory of its own) has its mounts saved;
+        // a copy of ckpt's namespace over the same root (ip netns exec,
+        // unshare -m) comes back in restore's, its files opened by the
+        // same paths.
+        struct stat mine_root, their_root;
+        std::string rp = "/proc/" + std::to_string(root) + "/root/";
+        if (stat("/", &mine_root) < 0 || stat(rp.c_str(), &their_root) < 0)
+          return Error::Errno(Who(root) + ": stat of its root directory");
+        if (mine_root.st_dev != their_root.st_dev || mine_root.st_ino != their_root.st_ino) {
+          e.set_mnt(true);
+          break;
+        }
+        LOG_WARN(Who(root) + ": its mount namespace is not ckpt's but has the same root: "
+                 "not saved, the restored tree lives in restore's");
+        break;
+      }
       default:
         return Error(Who(root) + ": its " + KindName(k) + " namespace is not ckpt's: " + KindName(k) +
                      " namespaces are not supported yet (run ckpt inside it)");
@@ -169,8 +194,9 @@ Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree)
   for (const TreeTask& t : tree) {
     if (t.zombie) continue;
     TRY_ASSIGN(uint64_t id, NsId(t.pid, Kind::kPid));
-    TRY_ASSIGN(uint64_t kids, NsId(t.pid, Kind::kPid, true));
-    if (kids != id)
+    // Unreadable (ENOENT) while the new namespace has no process yet.
+    auto kids = NsId(t.pid, Kind::kPid, true);
+    if (!kids.ok() || *kids != id)
       return Error(Who(t.pid) + " made a pid namespace for its future children "
                    "(unshare(CLONE_NEWPID)) without a child in it yet: not supported");
   }
@@ -301,6 +327,34 @@ Status EnterOwnedTimeNs(const pb::NamespacesEntry& e) {
   return Ok();
 }
 
+Status NsRestore::EnterCgroupNamespace(const std::string& ns_root_dir) {
+  if (ns_root_dir.empty()) return Error("namespaces.img: a cgroup namespace without its root cgroup");
+  saved_cgroup_ = OpenNs(0, Kind::kCgroup);
+  if (!saved_cgroup_) return Error::Errno("open ckpt's own cgroup namespace");
+  // The new namespace is rooted where its creator is: ckpt steps into the
+  // tree's namespace root for the unshare and back out.
+  TRY_ASSIGN(std::string own, io::ReadFile("/proc/self/cgroup"));
+  size_t at = own.find("0::");
+  if (at == std::string::npos) return Error("ckpt is in no cgroup v2 cgroup");
+  std::string own_path = own.substr(at + 3, own.find('\n', at) - at - 3);
+  std::string me = std::to_string(getpid());
+  auto move = [&](const std::string& dir) -> Status {
+    UniqueFd fd(open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd || write(fd.get(), me.data(), me.size()) != ssize_t(me.size()))
+      return Error::Errno("moving ckpt into " + dir);
+    return Ok();
+  };
+  TRY_ASSIGN(std::string mountpoint, CgroupMountFor(own_path));
+  std::string own_dir = mountpoint + (own_path == "/" ? "" : own_path);
+  TRY(move(ns_root_dir));
+  int r = unshare(CLONE_NEWCGROUP);
+  int e = errno;
+  TRY(move(own_dir));
+  if (r < 0) return Error::Errno("creating the tree's cgroup namespace", e);
+  LOG_INFO("restoring inside a new cgroup namespace rooted at " + ns_root_dir);
+  return Ok();
+}
+
 NsRestore::~NsRestore() {
   if (groups_changed_) (void)setgroups(saved_groups_.size(), saved_groups_.data());
   auto back = [](UniqueFd& fd, Kind k) {
@@ -311,6 +365,7 @@ NsRestore::~NsRestore() {
   back(saved_uts_, Kind::kUts);
   back(saved_net_, Kind::kNet);
   back(saved_time_, Kind::kTime);
+  back(saved_cgroup_, Kind::kCgroup);
 }
 
 }  // namespace ckpt::ns

@@ -8,10 +8,14 @@
 //
 // Supported as the tree's own: pid (the root is its init), uts (host and
 // domain names), ipc, net, time (clock offsets) and user (a child of
-// ckpt's, criu/ns/user_ns.h, which says what is refused); mount and cgroup
-// namespaces are not saved yet (a warning: the tree comes back in
-// restore's, opening its files by the same paths). Tasks in a namespace
-// other than the root's are refused (pid excepted).
+// ckpt's, criu/ns/user_ns.h, which says what is refused); a cgroup namespace is restored rooted where it was (with
+// the cgroups of criu/cgroup.h). Mount namespaces are built by
+// criu/ns/mnt_ns.h when namespaces.img says `mnt` (the root is then cloned
+// with CLONE_NEWNS); CollectNamespaces sets it for a tree with a root
+// directory of its own (a container: pivot_root or chroot); a mount
+// namespace sharing ckpt's root (ip netns exec, unshare -m) only warns: the
+// tree comes back in restore's, opening its files by the same paths.
+// Tasks in a namespace other than the root's are refused (pid excepted).
 //
 // Restore: ckpt itself unshares the tree's own uts, net and time
 // namespaces and fills them (NsRestore::Enter, then the network
@@ -64,7 +68,10 @@ Status InNamespaceOf(pid_t pid, Kind k, const std::function<Status()>& fn);
 // Checks the namespaces of every task of the (seized) tree and reads what
 // namespaces.img holds: which kinds are the tree's own, its host and
 // domain names, its clock offsets. Errors name the task and the kind.
-Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree);
+// cgroups_saved: cgroup.img records the tasks' cgroups (and so the root
+// of a cgroup namespace of the tree's own, which is then supported).
+Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree,
+                                             bool cgroups_saved);
 
 // ckpt's thread joins pid's network namespace for the rest of the dump
 // (the tree's sockets, sock_diag, the network lock and the parasite's
@@ -81,6 +88,10 @@ class NsRestore {
   // and sets up uts names and clock offsets. Call before any task of the
   // tree exists.
   static Result<std::unique_ptr<NsRestore>> Enter(const pb::NamespacesEntry& e);
+  // The tree's own cgroup namespace, rooted at the cgroup directory
+  // ns_root_dir (criu/cgroup.h CgroupRestore::NsRootDir): ckpt moves into
+  // it, unshares, and moves back. Call before the root task exists.
+  Status EnterCgroupNamespace(const std::string& ns_root_dir);
   ~NsRestore();  // back to ckpt's own namespaces
   NsRestore(const NsRestore&) = delete;
   NsRestore& operator=(const NsRestore&) = delete;
@@ -104,7 +115,7 @@ class NsRestore {
 
  private:
   NsRestore() = default;
-  UniqueFd saved_uts_, saved_net_, saved_time_;
+  UniqueFd saved_uts_, saved_net_, saved_time_, saved_cgroup_;
   pb::NamespacesEntry e_;
   bool net_with_root_ = false;
   std::vector<gid_t> saved_groups_;  // ckpt's, while BeforeRootClone holds

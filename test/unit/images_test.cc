@@ -57,7 +57,7 @@ constexpr ImageType kAllTypes[] = {
     ImageType::kFileData,  ImageType::kUnixSkQueue, ImageType::kTcpStream,
     ImageType::kNamespaces, ImageType::kSeccomp, ImageType::kLsm, ImageType::kNetNsLinks,
     ImageType::kNetNsRtnl, ImageType::kNetNsSysctl, ImageType::kNetNsNft, ImageType::kIpcNs,
-    ImageType::kCgroup,
+    ImageType::kCgroup, ImageType::kMntNs, ImageType::kTmpfs,
 };
 
 std::string U32(uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); }

@@ -27,6 +27,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "harness.h"
@@ -280,6 +281,30 @@ int main(int argc, char** argv) {
     expect_alive(h, "after the refused dump");
     finish_helper(h);
   });
+
+  // Namespace layouts ckpt cannot restore: refused before anything is
+  // touched, naming the task and the kind.
+  for (auto [arg, want] : {std::pair<const char*, const char*>{"--nested-uts",
+                                                                "in another uts namespace"},
+                           {"--pending-pid", "made a pid namespace for its future children"}}) {
+    check(std::string("dump-ns") + (arg + 1), [&](const std::string& dir) {
+      fs::create_directories(dir + "/run");
+      Helper h{0, dir + "/run/out.txt"};
+      h.pid = start_test({g_testbin + "/ns_unsupported", arg}, dir + "/run", h.out);
+      if (h.pid < 0) throw Fail("setup: fork failed");
+      std::string err = wait_ready(h.pid, h.out, 60);
+      if (!err.empty()) throw Fail("setup: ns_unsupported: " + err);
+      std::string img = dir + "/img";
+      Ckpt r = ckpt(dir, "dump",
+                    {"dump", "-t", std::to_string(h.pid), "-D", img, "-o", "dump.log", "-v4"});
+      expect_refused(r, std::string("dump of a tree with ") + arg);
+      if (r.output.find(want) == std::string::npos || !mentions_number(r.output, h.pid))
+        throw Fail(std::string("the error does not say \"") + want + "\" with a pid\n" +
+                   indent(r.output));
+      expect_alive(h, "after the refused dump");
+      finish_helper(h);
+    });
+  }
 
   // ckpt SIGKILLed at various points of a dump (seizing, infecting, pages,
   // writing images): the victim must go on exactly as before. With

@@ -6,7 +6,12 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -92,8 +97,71 @@ void untrack_pid(pid_t pid) {
     if (g_tracked[i] == pid) g_tracked[i] = 0;
 }
 
+namespace {
+
+bool bind(const std::string& from, const std::string& to, bool ro) {
+  if (mount(from.c_str(), to.c_str(), nullptr, MS_BIND, nullptr) < 0) return false;
+  return !ro || mount(nullptr, to.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) == 0;
+}
+
+}  // namespace
+
+// In the test's new mount namespace: a tmpfs root under workdir/rootfs with
+// /usr (read-only), the test programs' directory as /zdtm (read-only), the
+// workdir as /work, /dev/null, a tmpfs /tmp and, in a new pid namespace,
+// its own /proc; pivot_root into it. argv[0] becomes the program's path
+// inside; fds 0-2 are opened again inside (/dev/null, /work/OUT_NAME).
+bool enter_container(const std::string& workdir, const std::string& out_name,
+                     unsigned long ns_flags, std::vector<std::string>* argv) {
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) return false;
+  std::string root = workdir + "/rootfs";
+  mkdir(root.c_str(), 0755);
+  if (mount("zdtm-root", root.c_str(), "tmpfs", 0, "mode=755") < 0) return false;
+  for (const char* d : {"usr", "zdtm", "work", "dev", "tmp", "proc", "etc"})
+    mkdir((root + "/" + d).c_str(), 0755);
+  for (const char* l : {"lib", "lib64", "bin", "sbin"}) {
+    std::string target = std::string("usr/") + l;
+    if (symlink(target.c_str(), (root + "/" + l).c_str()) < 0) return false;
+  }
+  int fd = open((root + "/dev/null").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+  if (fd < 0) return false;
+  close(fd);
+  std::string prog = (*argv)[0];
+  std::string dir = prog.substr(0, prog.rfind('/'));
+  if (!bind("/usr", root + "/usr", true) || !bind(dir, root + "/zdtm", true) ||
+      !bind(workdir, root + "/work", false) || !bind("/dev/null", root + "/dev/null", false))
+    return false;
+  if (mount("zdtm-tmp", (root + "/tmp").c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=16m") < 0)
+    return false;
+  if (chdir(root.c_str()) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
+      umount2(".", MNT_DETACH) < 0 || chdir("/work") < 0)
+    return false;
+  if ((ns_flags & CLONE_NEWPID) && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                         nullptr) < 0)
+    return false;
+  (*argv)[0] = "/zdtm/" + prog.substr(prog.rfind('/') + 1);
+  // stdio again, through the container's own mounts (the old ones are gone).
+  redirect("/work/" + out_name, O_APPEND);
+  return true;
+}
+
+std::string cgroup2_mount() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t dash = line.find(" - ");
+    if (dash == std::string::npos || line.compare(dash + 3, 8, "cgroup2 ") != 0) continue;
+    std::istringstream f(line);
+    std::string id, parent, devno, root, mnt;
+    f >> id >> parent >> devno >> root >> mnt;
+    if (root == "/") return mnt;
+  }
+  return "";
+}
+
 pid_t start_test(const std::vector<std::string>& argv, const std::string& workdir,
-                 const std::string& out_path, unsigned long ns_flags) {
+                 const std::string& out_path, unsigned long ns_flags,
+                 const std::string& cgroup_dir) {
   constexpr unsigned long kNewTime = 0x80;  // CLONE_NEWTIME
   int own_time = -1;
   if (ns_flags & kNewTime) {
@@ -122,7 +190,7 @@ pid_t start_test(const std::vector<std::string>& argv, const std::string& workdi
   }
   struct clone_args ca;
   memset(&ca, 0, sizeof(ca));
-  ca.flags = ns_flags & ~kNewTime;
+  ca.flags = ns_flags & ~(kNewTime | CLONE_NEWCGROUP);
   ca.exit_signal = SIGCHLD;
   pid_t pid = pid_t(syscall(SYS_clone3, &ca, sizeof(ca)));
   if (own_time >= 0 && pid != 0) {
@@ -156,14 +224,35 @@ pid_t start_test(const std::vector<std::string>& argv, const std::string& workdi
     close(go[1]);
   }
   if (pid == 0) {
-    if (userns) {
-      char c;
-      if (read(go[0], &c, 1) != 1) _exit(125);
-      if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) _exit(125);
+    char c;
+    if (userns && read(go[0], &c, 1) != 1) _exit(125);  // our maps are written
+    if (ns_flags & CLONE_NEWCGROUP) {  // rooted where the test is: move first
+      int fd = open((cgroup_dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write(fd, "0", 1) != 1 || unshare(CLONE_NEWCGROUP) < 0) _exit(123);
+      close(fd);
     }
+    if (ns_flags & CLONE_NEWNET) {  // a new network namespace's lo is down
+      int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      struct ifreq ifr;
+      memset(&ifr, 0, sizeof(ifr));
+      strcpy(ifr.ifr_name, "lo");
+      if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0) _exit(124);
+      ifr.ifr_flags = short(ifr.ifr_flags | IFF_UP);
+      if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) _exit(124);
+      close(s);
+    }
+    // The namespace's root, once the cgroup move (a host file) is done.
+    if (userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) _exit(125);
     setsid();
     if (chdir(workdir.c_str())) _exit(125);
     redirect(out_path, O_APPEND);
+    if (ns_flags & CLONE_NEWNS) {
+      std::vector<std::string> in_argv = argv;
+      if (out_path.rfind(workdir + "/", 0) != 0) _exit(122);  // must be in the workdir
+      if (!enter_container(workdir, out_path.substr(workdir.size() + 1), ns_flags, &in_argv))
+        _exit(122);
+      exec_child(in_argv);
+    }
     exec_child(argv);
   }
   if (pid > 0) track_pid(pid);

@@ -23,17 +23,25 @@ void untrack_pid(pid_t pid);
 // ns_flags (CLONE_NEWPID, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET,
 // CLONE_NEWTIME, CLONE_NEWUSER) start it in new namespaces: with
 // CLONE_NEWPID it is pid 1 of its own; a new time namespace gets clock
-// offsets of +1000 s (monotonic) and +2000 s (boottime). A new user
-// namespace (which owns the others but time, made by us) gets setgroups
-// "deny" and uid and gid maps "0 kUsernsBase kUsernsCount" written by us
-// before the test runs; the test starts as the namespace's root (uid and
-// gid 0), with the supplementary groups kUsernsGroups (host ids; the
-// unmapped one is the overflow gid inside), in a workdir we chown to the
-// namespace's root.
+// offsets of +1000 s (monotonic) and +2000 s (boottime).
+// With CLONE_NEWCGROUP the test first moves into cgroup_dir (a cgroup2
+// directory) and unshares its cgroup namespace there.
+// A new user namespace (which owns the others but time, made by us) gets
+// setgroups "deny" and uid and gid maps "0 kUsernsBase kUsernsCount"
+// written by us before the test runs; the test starts as the namespace's
+// root (uid and gid 0), with the supplementary groups kUsernsGroups (host
+// ids; the unmapped one is the overflow gid inside), in a workdir we chown
+// to the namespace's root.
 inline constexpr unsigned kUsernsBase = 100000, kUsernsCount = 65536;
 inline constexpr unsigned kUsernsGroups[] = {5, kUsernsBase + 5, kUsernsBase + 7};
 pid_t start_test(const std::vector<std::string>& argv, const std::string& workdir,
-                 const std::string& out_path, unsigned long ns_flags = 0);
+                 const std::string& out_path, unsigned long ns_flags = 0,
+                 const std::string& cgroup_dir = "");
+// With CLONE_NEWNS the test starts in a container: see enter_container.
+bool enter_container(const std::string& workdir, const std::string& out_name,
+                     unsigned long ns_flags, std::vector<std::string>* argv);
+// The first cgroup2 mountpoint ("" if none).
+std::string cgroup2_mount();
 // Polls every 10 ms until out_path has a line "READY". Fails early if the
 // process exits. Returns "" or an error message.
 std::string wait_ready(pid_t pid, const std::string& out_path, double timeout_s);

@@ -12,10 +12,17 @@
 // --ckpt-opt OPT (repeatable) appends OPT to every ckpt dump and restore
 // command line, in order (e.g. --ckpt-opt --tcp-established); an option
 // taking a value needs two: --ckpt-opt --network-lock --ckpt-opt skip.
-// --ns LIST (comma-separated: pid,uts,ipc,net,time,user) starts the test in
-// new namespaces of those kinds (with pid: as the init of its own; with
+// --ns LIST (comma-separated: pid,uts,ipc,net,time,cgroup,mnt,user) starts
+// the test in new namespaces of those kinds (with pid: as the init of its
+// own; with cgroup: rooted at a cgroup ckpt-zdtm-<runner pid> made for it;
+// with mnt: in a container of its own, see harness.h enter_container; with
 // user: as root of a user namespace mapping 0.. to 100000.., see harness.h).
+// --occupy-pid yes: before each restore a stand-in process takes the
+// test's pid: a test in its own pid namespace must come back with another
+// pid here (and the same ones inside).
+#include <linux/sched.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,13 +48,15 @@ std::string g_ckpt, g_mode, g_workdir, g_out;
 std::vector<std::string> g_test_argv;
 std::vector<std::string> g_ckpt_opts;  // --ckpt-opt: appended to dump and restore
 unsigned long g_ns_flags = 0;          // --ns: namespaces the test starts in
+bool g_occupy_pid = false;             // --occupy-pid yes: restore finds the pid taken
+std::vector<pid_t> g_dumped_tids;      // the test's threads at the last dump
 std::vector<std::string> g_logs;       // files whose tails a failure report shows
 double g_start;
 
 [[noreturn]] void usage() {
   fprintf(stderr,
           "usage: zdtm-run --ckpt PATH --mode plain|default|leave-running|dump-twice --workdir DIR "
-          "[--ckpt-opt OPT]... [--ns pid,uts,ipc,net,time,user] -- TESTBIN [args]\n");
+          "[--ckpt-opt OPT]... [--ns pid,uts,ipc,net,time,cgroup,mnt,user] -- TESTBIN [args]\n");
   exit(2);
 }
 
@@ -62,6 +71,8 @@ unsigned long parse_ns(const std::string& list) {
     else if (k == "ipc") flags |= CLONE_NEWIPC;
     else if (k == "net") flags |= CLONE_NEWNET;
     else if (k == "time") flags |= 0x80;  // CLONE_NEWTIME
+    else if (k == "cgroup") flags |= CLONE_NEWCGROUP;
+    else if (k == "mnt") flags |= CLONE_NEWNS;
     else if (k == "user") flags |= CLONE_NEWUSER;
     else usage();
     if (comma == std::string::npos) break;
@@ -75,7 +86,10 @@ void step(const std::string& what) {
 }
 
 // Removes what the test declared with test_cleanup_path (lib/zdtm.h).
+std::string g_cgroup_dir;  // --ns cgroup: the test's cgroup, removed at the end
+
 void remove_declared_files() {
+  if (!g_cgroup_dir.empty()) rmdir(g_cgroup_dir.c_str());
   std::string list = read_text(g_workdir + "/zdtm-cleanup");
   size_t at = 0;
   while (at < list.size()) {
@@ -129,6 +143,10 @@ void ckpt(const std::string& name, std::vector<std::string> args, const std::str
 
 void dump(pid_t pid, const std::string& img, bool leave_running) {
   fs::create_directories(img);
+  g_dumped_tids.clear();
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec))
+    g_dumped_tids.push_back(pid_t(atol(e.path().filename().c_str())));
   std::vector<std::string> args = {"dump", "-t", std::to_string(pid), "-D",
                                    img,    "-o", "dump.log",          "-v4"};
   if (leave_running) args.push_back("--leave-running");
@@ -136,6 +154,9 @@ void dump(pid_t pid, const std::string& img, bool leave_running) {
   ckpt(leave_running ? "dump-R-" + fs::path(img).filename().string()
                      : "dump-" + fs::path(img).filename().string(),
        args, img + "/dump.log");
+  // Every image of every kind of dump must print (ckpt show is the first
+  // tool for a bug report).
+  ckpt("show-" + fs::path(img).filename().string(), {"show", img}, img + "/dump.log");
 }
 
 // The original must have been SIGKILLed by the dump.
@@ -174,18 +195,51 @@ void expect_running(pid_t pid, const std::string& what) {
         ", not the runner (a child subreaper)");
 }
 
-void restore(pid_t pid, const std::string& img) {
+// --occupy-pid: stand-ins holding the test's pid and its threads' tids
+// (as they were at the last dump) while it is restored.
+std::vector<pid_t> g_occupiers;
+void occupy(pid_t pid) {
+  std::vector<pid_t> ids = g_dumped_tids;
+  if (ids.empty()) ids.push_back(pid);
+  for (pid_t id : ids) {
+    struct clone_args ca;
+    memset(&ca, 0, sizeof(ca));
+    ca.exit_signal = SIGCHLD;
+    ca.set_tid = uint64_t(uintptr_t(&id));
+    ca.set_tid_size = 1;
+    pid_t r = pid_t(syscall(SYS_clone3, &ca, sizeof(ca)));
+    if (r == 0) {
+      for (;;) pause();
+    }
+    if (r != id) die("cannot occupy pid " + std::to_string(id) + ": " + strerror(errno));
+    g_occupiers.push_back(r);
+    track_pid(r);
+  }
+  step(std::to_string(ids.size()) + " pid(s) of the test taken by stand-ins");
+}
+
+// Returns the restored test's pid: the dumped one, or with --occupy-pid
+// (a test in its own pid namespace) the one the kernel picked instead.
+pid_t restore(pid_t pid, const std::string& img) {
+  if (g_occupy_pid) occupy(pid);
   std::string pidfile = g_workdir + "/pidfile";
   unlink(pidfile.c_str());
   std::vector<std::string> args = {"restore",     "-D",  img,         "-d",   "-o",
                                    "restore.log", "-v4", "--pidfile", pidfile};
   args.insert(args.end(), g_ckpt_opts.begin(), g_ckpt_opts.end());
   ckpt("restore-" + fs::path(img).filename().string(), args, img + "/restore.log");
-  track_pid(pid);
   std::string text = read_text(pidfile);
   if (text.empty()) die("restore wrote no pidfile " + pidfile);
-  if (atol(text.c_str()) != pid) die("pidfile says " + text + ", want " + std::to_string(pid));
-  expect_running(pid, "after restore");
+  pid_t got = pid_t(atol(text.c_str()));
+  if (g_occupy_pid) {
+    if (got == pid) die("pidfile says " + text + ", but pid " + std::to_string(pid) + " is taken");
+    step("restored as pid " + std::to_string(got) + " (" + std::to_string(pid) + " was taken)");
+  } else if (got != pid) {
+    die("pidfile says " + text + ", want " + std::to_string(pid));
+  }
+  track_pid(got);
+  expect_running(got, "after restore");
+  return got;
 }
 
 // SIGTERMs pid and checks it exited 0 with `passes` PASS lines in total.
@@ -231,6 +285,8 @@ int main(int argc, char** argv) {
       g_ckpt_opts.push_back(argv[++i]);
     else if (a == "--ns")
       g_ns_flags = parse_ns(argv[++i]);
+    else if (a == "--occupy-pid" && ++i)
+      g_occupy_pid = std::string(argv[i]) == "yes";
     else
       usage();
   }
@@ -249,7 +305,13 @@ int main(int argc, char** argv) {
   fs::create_directories(g_workdir, ec);
   if (ec) die("cannot create workdir " + g_workdir + ": " + ec.message());
 
-  pid_t pid = start_test(g_test_argv, g_workdir, g_out, g_ns_flags);
+  if (g_ns_flags & CLONE_NEWCGROUP) {
+    std::string mnt = cgroup2_mount();
+    if (mnt.empty()) die("--ns cgroup: no cgroup2 mount");
+    g_cgroup_dir = mnt + "/ckpt-zdtm-" + std::to_string(getpid());
+    if (mkdir(g_cgroup_dir.c_str(), 0755) < 0) die("mkdir " + g_cgroup_dir + ": " + strerror(errno));
+  }
+  pid_t pid = start_test(g_test_argv, g_workdir, g_out, g_ns_flags, g_cgroup_dir);
   if (pid < 0) die(std::string("fork: ") + strerror(errno));
   step("started " + g_test_argv[0] + " as pid " + std::to_string(pid));
   std::string err = wait_ready(pid, g_out, kReadyTimeout);
@@ -263,23 +325,28 @@ int main(int argc, char** argv) {
   } else if (g_mode == "default") {
     dump(pid, img, false);
     expect_killed(pid);
-    restore(pid, img);
+    pid = restore(pid, img);
     finish(pid, 1);
   } else if (g_mode == "leave-running") {
     dump(pid, img, true);
     expect_running(pid, "after dump --leave-running");
     finish(pid, 1);
-    restore(pid, img);
+    pid = restore(pid, img);
     finish(pid, 2);
   } else {  // dump-twice
     dump(pid, img1, true);
     expect_running(pid, "after the first dump (--leave-running)");
     dump(pid, img2, false);
     expect_killed(pid);
-    restore(pid, img2);
+    pid = restore(pid, img2);
     finish(pid, 1);
   }
 
+  for (pid_t o : g_occupiers) {
+    kill(o, SIGKILL);
+    waitpid(o, nullptr, 0);
+    untrack_pid(o);
+  }
   auto left = kill_all_children();
   if (!left.empty()) {
     std::string all;

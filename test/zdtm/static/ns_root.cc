@@ -13,6 +13,9 @@
 //   --time  (zdtm-run --ns time) the clock offsets of /proc/self/timens_offsets
 //           are the same after restore and CLOCK_MONOTONIC/BOOTTIME did not
 //           go back.
+//   --cgroup (zdtm-run --ns cgroup) /proc/self/cgroup says "0::/" (the root
+//           of its own cgroup namespace), before and after.
+// In every case /proc/self/cgroup reads the same after restore.
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -116,10 +119,11 @@ bool Before(const struct timespec& a, const struct timespec& b) {
 
 int main(int argc, char** argv) {
   test_init(argc, argv);
-  bool uts = false, timens = false;
+  bool uts = false, timens = false, cgroupns = false;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--uts")) uts = true;
     if (!strcmp(argv[i], "--time")) timens = true;
+    if (!strcmp(argv[i], "--cgroup")) cgroupns = true;
   }
   if (getpid() != 1) fail("not the init of a pid namespace (pid %d): run with --ns pid", getpid());
   if (uts) {
@@ -152,6 +156,9 @@ int main(int argc, char** argv) {
   if (waitid(P_PID, id_t(z), &si, WEXITED | WNOWAIT)) fail("waitid Z: %s", strerror(errno));
   while (!__atomic_load_n(&g_tid_before, __ATOMIC_SEQ_CST)) usleep(1000);
   Clocks c0 = ReadClocks();
+  std::string cg0 = zdtm_read_file("/proc/self/cgroup");
+  if (cgroupns && cg0.find("0::/\n") == std::string::npos)
+    fail("not the root of its cgroup namespace: %s", cg0.c_str());
   struct utsname u0;
   uname(&u0);
   test_msg("A=%d B=%d N=%d Z=%d T=%d", a, b, n, z, g_tid_before);
@@ -186,6 +193,8 @@ int main(int argc, char** argv) {
     fail("uts: %s/%s, was %s/%s", u1.nodename, u1.domainname, u0.nodename, u0.domainname);
   if (uts && strcmp(u1.nodename, "ckpt-ns-root")) fail("hostname %s", u1.nodename);
   Clocks c1 = ReadClocks();
+  std::string cg1 = zdtm_read_file("/proc/self/cgroup");
+  if (cg1 != cg0) fail("/proc/self/cgroup '%s', was '%s'", cg1.c_str(), cg0.c_str());
   if (c1.offsets != c0.offsets)
     fail("clock offsets '%s', were '%s'", c1.offsets.c_str(), c0.offsets.c_str());
   if (timens && c0.offsets.find("1000") == std::string::npos)

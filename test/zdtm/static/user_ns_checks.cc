@@ -90,7 +90,7 @@ std::string namespaces_image() {
                   field(2, extent(0, kUsernsBase, kUsernsCount)) + field_int(3, 1);
   for (unsigned g : kUsernsGroups) u += field_int(4, g);
   u += field_int(5, 1);
-  std::string msg = field_int(1, 1) + field_int(6, 1) + field(12, u);
+  std::string msg = field_int(1, 1) + field_int(8, 1) + field(12, u);
   uint32_t head[3] = {0x54504b43, 0x4e535001, uint32_t(msg.size())};
   return std::string(reinterpret_cast<const char*>(head), sizeof(head)) + msg;
 }
