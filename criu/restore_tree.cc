@@ -187,7 +187,10 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
     TRY(ns::RestoreSemValuesOf(dir, t.vpid()));
   // mnt ns: after the IPC sysctls (ckpt's /proc/sys), before any file is opened.
   if (idx == 0 && tree.namespaces.mnt())
-    TRY(ns::RestoreMountNamespace(dir, {.externals = o.external, .root = o.root}));
+    TRY(ns::RestoreMountNamespace(
+        dir, {.externals = o.external,
+              .root = o.root,
+              .user_ns = tree.namespaces.user() ? &tree.namespaces.user_ns() : nullptr}));
   if (idx == 0) TRY(OpenTreeFiles(tree, dir, o, fds));
   // A session leader takes its controlling terminal (a pty of the tree)
   // before it creates the rest of its session: they inherit it at fork.

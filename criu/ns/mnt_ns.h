@@ -80,6 +80,7 @@
 #include "base/result.h"
 #include "images/image_dir.h"
 #include "proto/mnt_ns.pb.h"
+#include "proto/ns.pb.h"
 
 namespace ckpt::ns {
 
@@ -89,6 +90,9 @@ struct MntNsOptions {
   std::vector<std::string> externals;
   // --root DIR (restore): the source of the tree's root mount.
   std::string root;
+  // (restore) The tree's own user namespace, which the restoring root is
+  // in: owners and uid=/gid= options are given in its ids (user_ns.h).
+  const pb::UserNsEntry* user_ns = nullptr;
 };
 
 // Saves the mount namespace `pid` lives in (not ckpt's): mnt-ns.img and a

@@ -16,6 +16,7 @@
 #include "criu/ns/mnt_ns.h"
 #include "criu/ns/mountinfo.h"
 #include "criu/ns/tmpfs_image.h"
+#include "criu/ns/user_ns.h"
 
 namespace ckpt::ns {
 namespace {
@@ -80,12 +81,13 @@ Status SetOption(int fsfd, const std::string& opt) {
 
 // A new filesystem of the entry's kind and options; returns a detached
 // mount of its root.
-Result<UniqueFd> MakeFs(const pb::MountEntry& e) {
+Result<UniqueFd> MakeFs(const pb::MountEntry& e, const pb::UserNsEntry* user_ns) {
   UniqueFd fs(fsopen(kFsType.at(e.kind()), FSOPEN_CLOEXEC));
   if (!fs) return Error::Errno(std::string("fsopen ") + kFsType.at(e.kind()));
   if (fsconfig(fs.get(), FSCONFIG_SET_STRING, "source", e.source().c_str(), 0) < 0)
     return Error::Errno("source " + e.source() + FsLog(fs.get()));
-  for (const std::string& o : e.fs_opts()) TRY(SetOption(fs.get(), o));
+  // In the tree's user namespace, uid=/gid= options are its ids (user_ns.h).
+  for (const std::string& o : e.fs_opts()) TRY(SetOption(fs.get(), MountOptionInside(user_ns, o)));
   // A read-only tmpfs is filled first and made read-only after.
   if (e.fs_ro() && e.kind() != pb::MOUNT_TMPFS) TRY(SetOption(fs.get(), "ro"));
   if (fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0) {
@@ -253,14 +255,19 @@ Status RestoreMountNamespace(const images::ImageDir& dir, const MntNsOptions& o)
     } else {
       auto it = fs_root.find(e.dev());
       if (it == fs_root.end()) {
-        TRY_ASSIGN(UniqueFd root, MakeFs(e), what);
+        TRY_ASSIGN(UniqueFd root, MakeFs(e, o.user_ns), what);
         if (e.kind() == pb::MOUNT_TMPFS) {
           for (const pb::MountEntry& c : ms) {
             if (!c.contents() || c.dev() != e.dev()) continue;
-            TRY_ASSIGN(UniqueFd at, MakeDirs(root.get(), c.root().substr(1)), what);
             TRY_ASSIGN(images::ImageReader r, dir.OpenReader(images::ImageType::kTmpfs, c.id()),
                        what);
-            TRY(RestoreTmpfs(at.get(), r, what));
+            auto fill = [&]() -> Status {
+              TRY_ASSIGN(UniqueFd at, MakeDirs(root.get(), c.root().substr(1)), what);
+              return RestoreTmpfs(at.get(), r, what, o.user_ns);
+            };
+            // A filesystem made in the tree's user namespace takes new files
+            // only from fs ids mapped there (user_ns.h).
+            TRY(o.user_ns ? WithMappedFsIds(*o.user_ns, fill) : fill());
           }
           if (e.fs_ro()) {
             UniqueFd pick(fspick(root.get(), "", FSPICK_EMPTY_PATH | FSPICK_CLOEXEC));

@@ -93,6 +93,15 @@ Result<std::string> CgroupMountFor(const std::string& cgroup) {
   return m.mountpoint;
 }
 
+// Moves ckpt (every thread) into the cgroup directory `dir`.
+Status MoveSelfInto(const std::string& dir) {
+  std::string me = std::to_string(getpid());
+  UniqueFd fd(open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd || write(fd.get(), me.data(), me.size()) != ssize_t(me.size()))
+    return Error::Errno("moving ckpt into " + dir);
+  return Ok();
+}
+
 }  // namespace
 
 const char* KindName(Kind k) {
@@ -288,6 +297,17 @@ Status NsRestore::BeforeRootClone() {
   if (setgroups(g.size(), g.data()) < 0)
     return Error::Errno("taking the tree root's supplementary groups for its clone");
   groups_changed_ = true;
+  if (!cgroup_ns_root_.empty()) {
+    // A new cgroup namespace is rooted at its creator's cgroup.
+    TRY_ASSIGN(std::string own, io::ReadFile("/proc/self/cgroup"));
+    size_t at = own.find("0::");
+    if (at == std::string::npos) return Error("ckpt is in no cgroup v2 cgroup");
+    std::string own_path = own.substr(at + 3, own.find('\n', at) - at - 3);
+    TRY_ASSIGN(std::string mountpoint, CgroupMountFor(own_path));
+    cgroup_own_dir_ = mountpoint + (own_path == "/" ? "" : own_path);
+    TRY(MoveSelfInto(cgroup_ns_root_));
+    cgroup_moved_ = true;
+  }
   return Ok();
 }
 
@@ -296,6 +316,10 @@ Status NsRestore::AfterRootClone(pid_t root) {
   if (groups_changed_ && setgroups(saved_groups_.size(), saved_groups_.data()) < 0)
     return Error::Errno("taking ckpt's own supplementary groups back");
   groups_changed_ = false;
+  if (cgroup_moved_) {
+    TRY(MoveSelfInto(cgroup_own_dir_));
+    cgroup_moved_ = false;
+  }
   if (root <= 0) return Ok();
   TRY(WriteUserNsMaps(root, e_.user_ns()));
   auto join = [&](Kind k) -> Status {
@@ -329,6 +353,12 @@ Status EnterOwnedTimeNs(const pb::NamespacesEntry& e) {
 
 Status NsRestore::EnterCgroupNamespace(const std::string& ns_root_dir) {
   if (ns_root_dir.empty()) return Error("namespaces.img: a cgroup namespace without its root cgroup");
+  // user_ns.h: one the tree's user namespace owns comes with the root's
+  // clone, made while ckpt stands in ns_root_dir (BeforeRootClone).
+  if (RootUserNsCloneFlags(e_) & CLONE_NEWCGROUP) {
+    cgroup_ns_root_ = ns_root_dir;
+    return Ok();
+  }
   saved_cgroup_ = OpenNs(0, Kind::kCgroup);
   if (!saved_cgroup_) return Error::Errno("open ckpt's own cgroup namespace");
   // The new namespace is rooted where its creator is: ckpt steps into the
@@ -337,15 +367,9 @@ Status NsRestore::EnterCgroupNamespace(const std::string& ns_root_dir) {
   size_t at = own.find("0::");
   if (at == std::string::npos) return Error("ckpt is in no cgroup v2 cgroup");
   std::string own_path = own.substr(at + 3, own.find('\n', at) - at - 3);
-  std::string me = std::to_string(getpid());
-  auto move = [&](const std::string& dir) -> Status {
-    UniqueFd fd(open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
-    if (!fd || write(fd.get(), me.data(), me.size()) != ssize_t(me.size()))
-      return Error::Errno("moving ckpt into " + dir);
-    return Ok();
-  };
   TRY_ASSIGN(std::string mountpoint, CgroupMountFor(own_path));
   std::string own_dir = mountpoint + (own_path == "/" ? "" : own_path);
+  auto move = MoveSelfInto;
   TRY(move(ns_root_dir));
   int r = unshare(CLONE_NEWCGROUP);
   int e = errno;
@@ -357,6 +381,7 @@ Status NsRestore::EnterCgroupNamespace(const std::string& ns_root_dir) {
 
 NsRestore::~NsRestore() {
   if (groups_changed_) (void)setgroups(saved_groups_.size(), saved_groups_.data());
+  if (cgroup_moved_) (void)MoveSelfInto(cgroup_own_dir_);
   auto back = [](UniqueFd& fd, Kind k) {
     if (fd && setns(fd.get(), CloneFlag(k)) < 0)
       LOG_WARN(std::string("cannot go back to ckpt's own ") + KindName(k) + " namespace: " +

@@ -120,6 +120,10 @@ class NsRestore {
   bool net_with_root_ = false;
   std::vector<gid_t> saved_groups_;  // ckpt's, while BeforeRootClone holds
   bool groups_changed_ = false;
+  // A cgroup namespace the tree's user namespace owns: its root, and where
+  // ckpt goes back to after standing there for the root's clone.
+  std::string cgroup_ns_root_, cgroup_own_dir_;
+  bool cgroup_moved_ = false;
 };
 
 // In the root, first thing: a time namespace owned by the tree's user

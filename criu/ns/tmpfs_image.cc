@@ -13,6 +13,7 @@
 #include <map>
 #include <vector>
 
+#include "criu/ns/user_ns.h"
 #include "base/unique_fd.h"
 #include "proto/mnt_ns.pb.h"
 
@@ -191,8 +192,8 @@ Status SetXattrs(int fd, const pb::TmpfsFile& f) {
 }
 
 // Owner, then mode (chown clears set-id bits), xattrs, times, through an fd.
-Status FinishFd(int fd, const pb::TmpfsFile& f, bool times) {
-  if (fchown(fd, f.uid(), f.gid()) < 0) return Error::Errno("chown");
+Status FinishFd(int fd, const pb::TmpfsFile& f, bool times, const pb::UserNsEntry* u) {
+  if (fchown(fd, UidInside(u, f.uid()), GidInside(u, f.gid())) < 0) return Error::Errno("chown");
   if (fchmod(fd, f.mode() & 07777) < 0) return Error::Errno("chmod");
   TRY(SetXattrs(fd, f));
   if (times) {
@@ -212,14 +213,15 @@ Status DumpTmpfs(int dirfd, images::ImageWriter& w, const std::string& what) {
   return w.Close();
 }
 
-Status RestoreTmpfs(int dirfd, images::ImageReader& r, const std::string& what) {
+Status RestoreTmpfs(int dirfd, images::ImageReader& r, const std::string& what,
+                    const pb::UserNsEntry* user_ns) {
   const std::string img = r.name();
   std::vector<pb::TmpfsFile> dirs;  // times set last, deepest first
   Pending cur;
   bool first = true;
   auto finish = [&]() -> Status {
     if (!cur.fd) return Ok();
-    TRY(FinishFd(cur.fd.get(), cur.f, true), what + ": " + cur.f.path());
+    TRY(FinishFd(cur.fd.get(), cur.f, true, user_ns), what + ": " + cur.f.path());
     cur.fd.reset();
     return Ok();
   };
@@ -253,7 +255,7 @@ Status RestoreTmpfs(int dirfd, images::ImageReader& r, const std::string& what) 
         return Error(what + ": " + img + ": does not start with its root directory");
       UniqueFd fd(openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
       if (!fd) return Error::Errno(where + ": open");
-      TRY(FinishFd(fd.get(), f, false), where);
+      TRY(FinishFd(fd.get(), f, false, user_ns), where);
       dirs.push_back(f);
       continue;
     }
@@ -274,7 +276,7 @@ Status RestoreTmpfs(int dirfd, images::ImageReader& r, const std::string& what) 
       if (mkdirat(pfd, name, 0700) < 0) return Error::Errno(where + ": mkdir");
       UniqueFd fd(openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!fd) return Error::Errno(where + ": open");
-      TRY(FinishFd(fd.get(), f, false), where);
+      TRY(FinishFd(fd.get(), f, false, user_ns), where);
       dirs.push_back(f);
     } else if (type == S_IFREG) {
       cur.fd.reset(openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
@@ -285,13 +287,15 @@ Status RestoreTmpfs(int dirfd, images::ImageReader& r, const std::string& what) 
     } else if (type == S_IFLNK) {
       if (!f.has_target()) return Error(what + ": " + img + ": symlink " + f.path() + " without target");
       if (symlinkat(f.target().c_str(), pfd, name) < 0) return Error::Errno(where + ": symlink");
-      if (fchownat(pfd, name, f.uid(), f.gid(), AT_SYMLINK_NOFOLLOW) < 0)
+      if (fchownat(pfd, name, UidInside(user_ns, f.uid()), GidInside(user_ns, f.gid()),
+                   AT_SYMLINK_NOFOLLOW) < 0)
         return Error::Errno(where + ": chown");
       struct timespec t[2] = {Ts(f.atime_ns()), Ts(f.mtime_ns())};
       if (utimensat(pfd, name, t, AT_SYMLINK_NOFOLLOW) < 0) return Error::Errno(where + ": times");
     } else if (type == S_IFCHR || type == S_IFBLK || type == S_IFIFO || type == S_IFSOCK) {
       if (mknodat(pfd, name, type | 0600, dev_t(f.rdev())) < 0) return Error::Errno(where + ": mknod");
-      if (fchownat(pfd, name, f.uid(), f.gid(), AT_SYMLINK_NOFOLLOW) < 0)
+      if (fchownat(pfd, name, UidInside(user_ns, f.uid()), GidInside(user_ns, f.gid()),
+                   AT_SYMLINK_NOFOLLOW) < 0)
         return Error::Errno(where + ": chown");
       if (fchmodat(pfd, name, f.mode() & 07777, 0) < 0) return Error::Errno(where + ": chmod");
       struct timespec t[2] = {Ts(f.atime_ns()), Ts(f.mtime_ns())};

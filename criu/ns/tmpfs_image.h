@@ -10,6 +10,7 @@
 
 #include "base/result.h"
 #include "images/image_dir.h"
+#include "proto/ns.pb.h"
 
 namespace ckpt::ns {
 
@@ -21,6 +22,9 @@ Status DumpTmpfs(int dirfd, images::ImageWriter& w, const std::string& what);
 // Makes the saved files again below directory `dirfd` (empty but for the
 // directory itself). Every path is checked: it stays below dirfd and
 // follows no symlink. A bad or truncated image is an error naming it.
-Status RestoreTmpfs(int dirfd, images::ImageReader& r, const std::string& what);
+// user_ns: the caller lives in the tree's own user namespace; owners are
+// given in its ids (criu/ns/user_ns.h).
+Status RestoreTmpfs(int dirfd, images::ImageReader& r, const std::string& what,
+                    const pb::UserNsEntry* user_ns = nullptr);
 
 }  // namespace ckpt::ns

@@ -3,12 +3,16 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/nsfs.h>
+#include <linux/sched.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <sstream>
 
 #include "base/io.h"
@@ -169,7 +173,8 @@ Result<pb::UserNsEntry> CollectUserNs(const std::vector<TreeTask>& tree,
                        {e.uts(), "uts", &pb::UserNsEntry::set_owns_uts},
                        {e.ipc(), "ipc", &pb::UserNsEntry::set_owns_ipc},
                        {e.net(), "net", &pb::UserNsEntry::set_owns_net},
-                       {e.time(), "time", &pb::UserNsEntry::set_owns_time}};
+                       {e.time(), "time", &pb::UserNsEntry::set_owns_time},
+                       {e.cgroup(), "cgroup", &pb::UserNsEntry::set_owns_cgroup}};
   for (const Own& k : kinds) {
     if (!k.is_own) continue;
     TRY_ASSIGN(uint64_t owner, OwnerOf(root, k.name));
@@ -180,8 +185,14 @@ Result<pb::UserNsEntry> CollectUserNs(const std::vector<TreeTask>& tree,
                    "is neither ckpt's nor the tree's: not supported");
   }
   // Made by the clone that makes the user namespace: owned by it.
-  if ((e.pid() && !u.owns_pid()) || (e.ipc() && !u.owns_ipc()))
-    return Error(Who(root) + ": its " + (e.pid() && !u.owns_pid() ? "pid" : "IPC") +
+  bool mnt_theirs = true;
+  if (e.mnt()) {
+    TRY_ASSIGN(uint64_t owner, OwnerOf(root, "mnt"));
+    mnt_theirs = owner == theirs;
+  }
+  if ((e.pid() && !u.owns_pid()) || (e.ipc() && !u.owns_ipc()) || !mnt_theirs)
+    return Error(Who(root) + ": its " +
+                 (e.pid() && !u.owns_pid() ? "pid" : !mnt_theirs ? "mount" : "IPC") +
                  " namespace belongs to ckpt's user namespace, not to the tree's own: not "
                  "supported");
   // Its IPC namespace is filled from outside the tree (restore_tree.h,
@@ -290,7 +301,8 @@ uint64_t RootUserNsCloneFlags(const pb::NamespacesEntry& e) {
   if (!e.user()) return 0;
   const pb::UserNsEntry& u = e.user_ns();
   return CLONE_NEWUSER | (e.uts() && u.owns_uts() ? CLONE_NEWUTS : 0) |
-         (e.net() && u.owns_net() ? CLONE_NEWNET : 0);
+         (e.net() && u.owns_net() ? CLONE_NEWNET : 0) |
+         (e.cgroup() && u.owns_cgroup() ? CLONE_NEWCGROUP : 0);
 }
 
 Status WriteUserNsMaps(pid_t pid, const pb::UserNsEntry& u) {
@@ -304,6 +316,69 @@ Status WriteUserNsMaps(pid_t pid, const pb::UserNsEntry& u) {
                     "the tree's gid map (" + MapOneLine(u.gid_map()) + ")"));
   LOG_INFO("the tree's user namespace: uid map " + MapOneLine(u.uid_map()) + ", gid map " +
            MapOneLine(u.gid_map()) + (u.setgroups_deny() ? ", setgroups denied" : ""));
+  return Ok();
+}
+
+uint32_t UidInside(const pb::UserNsEntry* u, uint32_t uid) {
+  uint32_t in = uid;
+  if (u && !ToInside(u->uid_map(), uid, &in)) in = 65534;
+  return in;
+}
+
+uint32_t GidInside(const pb::UserNsEntry* u, uint32_t gid) {
+  uint32_t in = gid;
+  if (u && !ToInside(u->gid_map(), gid, &in)) in = OverflowGid();
+  return in;
+}
+
+std::string MountOptionInside(const pb::UserNsEntry* u, const std::string& opt) {
+  if (!u) return opt;
+  bool is_uid = opt.rfind("uid=", 0) == 0, is_gid = opt.rfind("gid=", 0) == 0;
+  if (!is_uid && !is_gid) return opt;
+  char* end = nullptr;
+  unsigned long v = strtoul(opt.c_str() + 4, &end, 10);
+  if (!end || *end || v > 0xffffffffu) return opt;
+  uint32_t in = is_uid ? UidInside(u, uint32_t(v)) : GidInside(u, uint32_t(v));
+  return opt.substr(0, 4) + std::to_string(in);
+}
+
+Status WithMappedFsIds(const pb::UserNsEntry& u, const std::function<Status()>& fn) {
+  if (u.uid_map().empty() || u.gid_map().empty()) return Error("the user namespace maps no ids");
+  uint32_t uid = u.uid_map(0).first(), gid = u.gid_map(0).first();
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return Error::Errno("pipe");
+  UniqueFd rd(p[0]), wr(p[1]);
+  struct clone_args args;
+  memset(&args, 0, sizeof(args));
+  args.flags = CLONE_VFORK;
+  args.exit_signal = 0;
+  long child = syscall(SYS_clone3, &args, sizeof(args));
+  if (child < 0) return Error::Errno("clone3 (a helper with the namespace's fs ids)");
+  if (child == 0) {
+    rd.reset();
+    Status s = Ok();
+    syscall(SYS_setfsgid, gid);
+    syscall(SYS_setfsuid, uid);
+    // setfs[ug]id report the old value, never an error: read them back.
+    if (uint32_t(syscall(SYS_setfsuid, -1)) != uid || uint32_t(syscall(SYS_setfsgid, -1)) != gid)
+      s = Error("cannot take fs uid " + std::to_string(uid) + " and gid " + std::to_string(gid) +
+                " in the tree's user namespace");
+    if (s.ok()) s = fn();
+    if (!s.ok()) (void)io::WriteFull(wr.get(), s.error().message().data(), s.error().message().size());
+    _exit(s.ok() ? 0 : 1);
+  }
+  wr.reset();
+  std::string msg;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(rd.get(), buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) msg.append(buf, size_t(n));
+  int st;
+  while (waitpid(pid_t(child), &st, __WALL) < 0)
+    if (errno != EINTR) return Error::Errno("waitpid (fs ids helper)");
+  if (!msg.empty()) return Error(msg);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    return Error("the helper with the namespace's fs ids died (status " + std::to_string(st) + ")");
   return Ok();
 }
 

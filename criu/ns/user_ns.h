@@ -8,8 +8,8 @@
 // namespaces are each owned either by it (made inside it) or by ckpt's;
 // a pid namespace of the tree's own must be owned by it (tasks inside the
 // user namespace must choose their pids with clone3 set_tid, which needs
-// CAP_SYS_ADMIN over the pid namespace's owner), and so must an IPC
-// namespace of its own (made by the same clone); without a pid namespace
+// CAP_SYS_ADMIN over the pid namespace's owner), and so must its IPC and
+// mount namespaces (made by the same clone); without a pid namespace
 // the tree must be a single task with one thread.
 //
 // Dump. Maps are read by ckpt from /proc/ROOT/{uid,gid}_map: the lower ids
@@ -54,6 +54,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -88,14 +89,35 @@ Status CredsIntoUserNs(const pb::UserNsEntry& u, pid_t pid, pb::CredsEntry* cred
 Status CheckUserNsImage(const pb::UserNsEntry& u);
 
 // Flags the root's clone3 needs on top of those for its pid and IPC
-// namespaces (which come with CLONE_NEWUSER owned by it): CLONE_NEWUSER,
-// and CLONE_NEWUTS / CLONE_NEWNET for those the user namespace owns.
+// namespaces (and CLONE_NEWNS for a mount namespace, which then come owned
+// by it): CLONE_NEWUSER, and CLONE_NEWUTS / CLONE_NEWNET / CLONE_NEWCGROUP
+// for those the user namespace owns (a cgroup one is rooted where ckpt
+// stands for the clone: NsRestore::BeforeRootClone).
 // 0 without a user namespace of the tree's own.
 uint64_t RootUserNsCloneFlags(const pb::NamespacesEntry& e);
 
 // Writes setgroups ("deny" if so), uid_map and gid_map of the user
 // namespace `pid` was born with. Errors name the file, the map and why.
 Status WriteUserNsMaps(pid_t pid, const pb::UserNsEntry& u);
+
+// Ids as the dump saw them (ckpt's) as the tree's user namespace names
+// them, for code running inside it (the root restoring its mounts and
+// their files). Without a user namespace (u null) unchanged; an unmapped
+// id gives the overflow id (the kernel refuses it there).
+uint32_t UidInside(const pb::UserNsEntry* u, uint32_t uid);
+uint32_t GidInside(const pb::UserNsEntry* u, uint32_t gid);
+// "uid=N" / "gid=N" mount options (tmpfs, devpts: /proc shows them in the
+// initial user namespace's ids) likewise; any other option unchanged.
+std::string MountOptionInside(const pb::UserNsEntry* u, const std::string& opt);
+
+// Runs fn in a short-lived copy of the caller (clone3 with CLONE_VFORK:
+// the caller waits; a tracer asking for fork and clone events but not
+// vfork ones, as ckpt restore's, never sees it) whose fs uid and gid are
+// the first ids u maps: a filesystem made inside the tree's user namespace
+// takes new files only from fs ids mapped there (EOVERFLOW), and the
+// restoring root's are ckpt's, which it must keep to read the images.
+// Returns fn's status. The caller must be inside that namespace.
+Status WithMappedFsIds(const pb::UserNsEntry& u, const std::function<Status()>& fn);
 
 // clone3 set_tid from inside the tree's user namespace: the pids a task
 // may choose are those of its innermost levels, not ckpt's (outermost)

@@ -133,11 +133,13 @@ bool enter_container(const std::string& workdir, const std::string& out_name,
     return false;
   if (mount("zdtm-tmp", (root + "/tmp").c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=16m") < 0)
     return false;
+  // Before the old root goes: in a user namespace of its own the kernel
+  // mounts a proc only while another one is fully visible.
+  if ((ns_flags & CLONE_NEWPID) && mount("proc", (root + "/proc").c_str(), "proc",
+                                         MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
+    return false;
   if (chdir(root.c_str()) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
       umount2(".", MNT_DETACH) < 0 || chdir("/work") < 0)
-    return false;
-  if ((ns_flags & CLONE_NEWPID) && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                                         nullptr) < 0)
     return false;
   (*argv)[0] = "/zdtm/" + prog.substr(prog.rfind('/') + 1);
   // stdio again, through the container's own mounts (the old ones are gone).
