@@ -24,32 +24,42 @@
 //
 // Restore. A pid namespace owned by the tree's user namespace can only be
 // made by a process inside it, and only a process with CAP_SYS_ADMIN over
-// ckpt's pid namespace can choose the root's pid there (clone3 set_tid):
+// ckpt's pid namespace can choose the root's pid there (clone3 set_tid;
+// and a pid namespace with no init yet cannot be opened to setns into):
 // so the root is born with its user namespace, in one clone3 by ckpt
-// (CLONE_NEWUSER with the kinds the namespace owns: pid, ipc, uts, net),
-// and waits for ckpt's go. Meanwhile ckpt (NsRestore, namespaces.h):
-//  1. before the clone, takes the root's groups in its own ids
-//     (host_groups; BeforeRootClone) so the root inherits them, then
-//     takes its own back;
+// (CLONE_NEWUSER with the kinds the namespace owns: pid, ipc, mnt, uts,
+// net, cgroup), and waits for ckpt's go. Meanwhile ckpt (NsRestore,
+// namespaces.h):
+//  1. around the clone, takes the root's groups in its own ids
+//     (host_groups; BeforeRootClone) so the root inherits them, and stands
+//     in the cgroup namespace's root cgroup; then takes its own back;
 //  2. writes setgroups, uid_map and gid_map of the root (WriteUserNsMaps);
 //     a failure kills the root: nothing stays;
 //  3. joins the root's uts namespace to set its names, and its network
 //     namespace to fill it (ckpt keeps its own user namespace and powers:
-//     it has every capability over a child user namespace).
-// A time namespace the user namespace owns is made by the root itself
-// (EnterOwnedTimeNs, namespaces.h): unshare, offsets, setns. The root then
-// restores as root-in-the-namespace: it opens the tree's files and fills
-// its IPC namespace with the namespace's powers (what the tree could do),
-// and forks the others inside it. A task inside cannot choose its pid in
-// ckpt's pid namespace (owned by ckpt's user namespace): the kernel picks
-// that outer pid for every task but the root, and for every thread
-// (TidsSettableInside). The restorer sets each task's credentials and
-// capabilities as the namespace's ids; the inherited groups are kept when
-// they are the dumped ones (KeepInheritedGroups).
+//     it has every capability over a child user namespace);
+//  4. fills the root's IPC namespace from a child of its own that joins it
+//     (restore_tree.h FillIpcNamespaceOf): objects made as their creators
+//     in ckpt's ids, limits written as the namespace's root uid (the
+//     kernel asks for that euid), shm_rmid_forced once the tree has its
+//     segments attached (a segment no task attaches is refused at dump
+//     when it is on: its creator would be gone).
+// The root makes a time namespace the user namespace owns itself
+// (EnterOwnedTimeNs, namespaces.h), sets the values of semaphores it used
+// last, restores its mount namespace (uid=/gid= options and tmpfs owners
+// in the namespace's ids; files made by a helper with mapped fs ids,
+// WithMappedFsIds), opens the tree's files with the namespace's powers
+// (what the tree could do) and forks the others inside it, keeping ckpt's
+// ids until the restorer, so it can read the images. A task inside cannot
+// choose its pid in ckpt's pid namespace (owned by ckpt's user namespace):
+// the kernel picks that outer pid for every task but the root, and for
+// every thread (TidsSettableInside). The restorer sets each task's
+// credentials and capabilities as the namespace's ids; the inherited
+// groups are kept when they are the dumped ones (KeepInheritedGroups).
 //
-// Not kept: the user namespace's identity (a new one, child of restore's),
-// credentials of objects made by the root for the tree (sockets' peer
-// credentials, files it creates) are the root's at that moment.
+// Not kept: the user namespace's identity (a new one, child of restore's);
+// the credentials of objects the root makes for the tree (sockets' peer
+// credentials) are the root's at that moment (ckpt's uid, unmapped).
 #pragma once
 
 #include <sys/types.h>
@@ -72,7 +82,7 @@ namespace ckpt::ns {
 
 // Reads the root's user namespace (not ckpt's): its maps and setgroups,
 // the root's groups, and who owns each of the tree's own namespaces that
-// `e` names (pid, uts, ipc, net, time). Refuses what restore could not
+// `e` names (pid, uts, ipc, net, time, cgroup). Refuses what restore could not
 // recreate, naming the process and the reason.
 Result<pb::UserNsEntry> CollectUserNs(const std::vector<TreeTask>& tree,
                                       const pb::NamespacesEntry& e);
