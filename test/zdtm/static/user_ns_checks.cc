@@ -13,7 +13,11 @@
 //             reason, leave no process (we are the subreaper: anything it
 //             made would come to us) and no task with the dumped pid;
 //   good      the untouched images then restore, and the victim passes its
-//             own checks (nothing of the failed restore was in the way).
+//             own checks (nothing of the failed restore was in the way);
+//   dump-nested, dump-no-pidns  a victim in a user namespace nested in
+//             another (not ckpt's) one, or in a user namespace without a
+//             pid namespace of its own (two tasks): the dump is refused
+//             with the reason, and the victim runs on and passes its checks.
 // Prints "[ OK ] name" or "[FAIL] name: reason" per check; exit 0 if all pass.
 #include <sched.h>
 #include <signal.h>
@@ -148,6 +152,37 @@ void bad_map() {
   printf("       refused: %s", r.output.c_str());
 }
 
+// Starts the victim with ns_flags and args, has the dump refused with a
+// message containing `want`, and checks the victim runs on untouched (it
+// passes its own checks on SIGTERM).
+void refused(const std::string& name, unsigned long ns_flags, const std::vector<std::string>& args,
+             const std::string& want) {
+  std::string run = g_workdir + "/" + name;
+  fs::create_directories(run);
+  std::string out = run + "/out.txt";
+  std::vector<std::string> argv = {g_victim};
+  argv.insert(argv.end(), args.begin(), args.end());
+  pid_t pid = start_test(argv, run, out, ns_flags);
+  if (pid < 0) throw Fail(std::string("setup: start the victim: ") + strerror(errno));
+  std::string err = wait_ready(pid, out, 60);
+  if (!err.empty()) throw Fail("setup: victim: " + err + "\n" + read_text(out));
+  CmdResult r = ckpt("dump-" + name, {"dump", "-t", std::to_string(pid), "-D", run + "/img"});
+  if (r.ok()) throw Fail("the dump succeeded, want a refusal");
+  if (r.crashed()) throw Fail("the dump crashed: " + r.describe() + "\n" + r.output);
+  if (r.output.find(want) == std::string::npos)
+    throw Fail("the refusal does not say '" + want + "':\n" + r.output);
+  printf("       refused: %s", r.output.c_str());
+  char st = proc_state(pid);
+  if (st != 'R' && st != 'S') throw Fail("the victim is not running after the refusal: " + describe_pid(pid));
+  kill(pid, SIGTERM);
+  int status;
+  if (!wait_exit(pid, 60, &status)) throw Fail("the victim did not exit after SIGTERM");
+  untrack_pid(pid);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || count_lines(out, "PASS") != 1)
+    throw Fail("the victim failed its own checks (" + describe_status(status) + "):\n" +
+               read_text(out));
+}
+
 void good() {
   if (!g_dumped) throw Fail("no dump (see setup)");
   std::string pidfile = g_workdir + "/pidfile";
@@ -188,6 +223,10 @@ int main(int argc, char** argv) {
   check("setup", dump_victim);
   check("bad-map", bad_map);
   check("good", good);
+  check("dump-nested", [] {
+    refused("nested", CLONE_NEWUSER | CLONE_NEWPID, {"--nested"}, "nested inside it");
+  });
+  check("dump-no-pidns", [] { refused("no-pidns", CLONE_NEWUSER, {}, "needs a pid namespace"); });
   if (g_failed) return 1;
   fs::remove_all(g_workdir, ec);
   return 0;
