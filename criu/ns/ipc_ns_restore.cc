@@ -542,9 +542,8 @@ Status RestoreSemValuesOf(const images::ImageDir& dir, pid_t pid) {
     for (int i = 0; i < s.values_size(); i++)
       if (pid_t(s.pids(i)) == pid) vals.push_back({s.id(), i, s.values(i)});
   int e = SetVals(vals);
-  if (e) return Error::Errno("IPC namespace: setting the values of semaphores last used by pid " +
-                                 std::to_string(pid),
-                             e);
+  std::string what = "IPC namespace: semaphores last used by pid " + std::to_string(pid);
+  if (e) return Error::Errno(what + ": setting their values", e);
   return Ok();
 }
 

@@ -168,7 +168,7 @@ Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree,
       case Kind::kIpc: e.set_ipc(true); break;
       case Kind::kUts: e.set_uts(true); break;
       case Kind::kTime: e.set_time(true); break;
-      case Kind::kUser: e.set_user(true); break;  // user_ns.h, below
+      case Kind::kUser: e.set_user(true); break;
       case Kind::kCgroup:
         if (cgroups_saved) {  // its root is in cgroup.img (criu/cgroup.h)
           e.set_cgroup(true);

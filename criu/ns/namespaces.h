@@ -8,8 +8,9 @@
 //
 // Supported as the tree's own: pid (the root is its init), uts (host and
 // domain names), ipc, net, time (clock offsets) and user (a child of
-// ckpt's, criu/ns/user_ns.h, which says what is refused); a cgroup namespace is restored rooted where it was (with
-// the cgroups of criu/cgroup.h). Mount namespaces are built by
+// ckpt's, criu/ns/user_ns.h, which says what is refused); a cgroup
+// namespace is restored rooted where it was (with the cgroups of
+// criu/cgroup.h). Mount namespaces are built by
 // criu/ns/mnt_ns.h when namespaces.img says `mnt` (the root is then cloned
 // with CLONE_NEWNS); CollectNamespaces sets it for a tree with a root
 // directory of its own (a container: pivot_root or chroot); a mount
