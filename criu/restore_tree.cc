@@ -138,13 +138,14 @@ Status FillIpcNamespace(const TreeImages& tree, const images::ImageDir& dir,
   std::vector<const pb::MmEntry*> mms;
   for (const TaskImages& t : tree.tasks)
     if (!t.zombie()) mms.push_back(&t.mm);
-  return ns::RestoreIpcNamespace(dir, [&]() -> Status {
+  auto attached = [&]() -> Status {
     std::vector<int> created;
     // Those marked removed: ckpt removes them once the tree has them attached.
     TRY_ASSIGN(std::vector<int> doomed, RestoreSysvShm(dir, mms, &created));
     (void)doomed;
     return Ok();
-  }, defer_rmid);
+  };
+  return ns::RestoreIpcNamespace(dir, attached, defer_rmid);
 }
 
 Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, const Options& o,

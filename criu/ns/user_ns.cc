@@ -190,9 +190,12 @@ Result<pb::UserNsEntry> CollectUserNs(const std::vector<TreeTask>& tree,
     TRY_ASSIGN(uint64_t owner, OwnerOf(root, "mnt"));
     mnt_theirs = owner == theirs;
   }
-  if ((e.pid() && !u.owns_pid()) || (e.ipc() && !u.owns_ipc()) || !mnt_theirs)
-    return Error(Who(root) + ": its " +
-                 (e.pid() && !u.owns_pid() ? "pid" : !mnt_theirs ? "mount" : "IPC") +
+  const char* not_theirs = e.pid() && !u.owns_pid() ? "pid"
+                           : e.ipc() && !u.owns_ipc() ? "IPC"
+                           : !mnt_theirs              ? "mount"
+                                                      : nullptr;
+  if (not_theirs)
+    return Error(Who(root) + ": its " + not_theirs +
                  " namespace belongs to ckpt's user namespace, not to the tree's own: not "
                  "supported");
   // Its IPC namespace is filled from outside the tree (restore_tree.h,
