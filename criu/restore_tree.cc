@@ -22,8 +22,8 @@
 #include "base/unique_fd.h"
 #include "criu/clone_pid.h"
 #include "criu/files/fd_restore.h"
-#include "criu/files/pid_view.h"
 #include "criu/files/file_types.h"
+#include "criu/files/pid_view.h"
 #include "criu/files/tty.h"
 #include "criu/ns/ipc_ns.h"
 #include "criu/ns/mnt_ns.h"  // mnt ns
@@ -354,7 +354,8 @@ Status FillIpcNamespaceOf(const TreeImages& tree, const images::ImageDir& dir, p
   }
   if (!msg.empty()) return Error(msg);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-    return Error("filling the tree's IPC namespace: the filler died (status " + std::to_string(st) + ")");
+    return Error("filling the tree's IPC namespace: the filler died (status " + std::to_string(st) +
+                 ")");
   return Ok();
 }
 

@@ -13,8 +13,8 @@
 #include <map>
 #include <vector>
 
-#include "criu/ns/user_ns.h"
 #include "base/unique_fd.h"
+#include "criu/ns/user_ns.h"
 #include "proto/mnt_ns.pb.h"
 
 namespace ckpt::ns {

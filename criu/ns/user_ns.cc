@@ -190,7 +190,7 @@ Result<pb::UserNsEntry> CollectUserNs(const std::vector<TreeTask>& tree,
     TRY_ASSIGN(uint64_t owner, OwnerOf(root, "mnt"));
     mnt_theirs = owner == theirs;
   }
-  const char* not_theirs = e.pid() && !u.owns_pid() ? "pid"
+  const char* not_theirs = e.pid() && !u.owns_pid()   ? "pid"
                            : e.ipc() && !u.owns_ipc() ? "IPC"
                            : !mnt_theirs              ? "mount"
                                                       : nullptr;
@@ -222,7 +222,8 @@ Result<pb::UserNsEntry> CollectUserNs(const std::vector<TreeTask>& tree,
     }));
     if (loose)
       return Error(Who(root) + ": its IPC namespace has kernel.shm_rmid_forced on and " +
-                   std::to_string(loose) + " SysV segment(s) no task attaches: in a user "
+                   std::to_string(loose) +
+                   " SysV segment(s) no task attaches: in a user "
                    "namespace of the tree's own, restore could not keep them");
   }
   // clone3 set_tid from inside the user namespace only reaches pid
@@ -367,7 +368,8 @@ Status WithMappedFsIds(const pb::UserNsEntry& u, const std::function<Status()>& 
       s = Error("cannot take fs uid " + std::to_string(uid) + " and gid " + std::to_string(gid) +
                 " in the tree's user namespace");
     if (s.ok()) s = fn();
-    if (!s.ok()) (void)io::WriteFull(wr.get(), s.error().message().data(), s.error().message().size());
+    if (!s.ok())
+      (void)io::WriteFull(wr.get(), s.error().message().data(), s.error().message().size());
     _exit(s.ok() ? 0 : 1);
   }
   wr.reset();

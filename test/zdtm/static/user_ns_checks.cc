@@ -173,7 +173,8 @@ void refused(const std::string& name, unsigned long ns_flags, const std::vector<
     throw Fail("the refusal does not say '" + want + "':\n" + r.output);
   printf("       refused: %s", r.output.c_str());
   char st = proc_state(pid);
-  if (st != 'R' && st != 'S') throw Fail("the victim is not running after the refusal: " + describe_pid(pid));
+  if (st != 'R' && st != 'S')
+    throw Fail("the victim is not running after the refusal: " + describe_pid(pid));
   kill(pid, SIGTERM);
   int status;
   if (!wait_exit(pid, 60, &status)) throw Fail("the victim did not exit after SIGTERM");
@@ -223,9 +224,8 @@ int main(int argc, char** argv) {
   check("setup", dump_victim);
   check("bad-map", bad_map);
   check("good", good);
-  check("dump-nested", [] {
-    refused("nested", CLONE_NEWUSER | CLONE_NEWPID, {"--nested"}, "nested inside it");
-  });
+  check("dump-nested",
+        [] { refused("nested", CLONE_NEWUSER | CLONE_NEWPID, {"--nested"}, "nested inside it"); });
   check("dump-no-pidns", [] { refused("no-pidns", CLONE_NEWUSER, {}, "needs a pid namespace"); });
   if (g_failed) return 1;
   fs::remove_all(g_workdir, ec);
