@@ -73,8 +73,7 @@ unsigned long parse_ns(const std::string& list) {
     else if (k == "time") flags |= 0x80;  // CLONE_NEWTIME
     else if (k == "cgroup") flags |= CLONE_NEWCGROUP;
     else if (k == "mnt") flags |= CLONE_NEWNS;
-    else if (k == "user")
-      flags |= CLONE_NEWUSER;
+    else if (k == "user") flags |= CLONE_NEWUSER;
     else usage();
     if (comma == std::string::npos) break;
     start = comma + 1;
