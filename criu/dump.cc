@@ -109,7 +109,36 @@ Result<std::vector<pb::PosixTimerEntry>> ReadPosixTimers(pid_t pid) {
   return out;
 }
 
-Result<TaskInfo> Inspect(const compel::SeizedProcess& proc, const Options& o) {
+// A task of a tree with its own mount namespace: its files' and cwd's
+// paths as it sees them (the restore opens them in the restored mounts);
+// one on a mount outside its namespace (opened before its pivot_root,
+// passed in) cannot be opened there, and is refused.
+Status UseTaskPaths(pid_t pid, TaskInfo& t) {
+  std::vector<std::string> links = {"cwd"};
+  std::vector<files::FdContext*> which;
+  for (size_t i = 0; i < t.fds.fds.size(); i++)
+    if (t.fds.handlers[i]->kind == pb::FILE_REG) {  // files reopened by path
+      links.push_back("fd/" + std::to_string(t.fds.fds[i].fd));
+      which.push_back(&t.fds.fds[i]);
+    }
+  TRY_ASSIGN(std::vector<ns::TaskPath> paths, ns::TaskPaths(pid, links));
+  if (paths.size() != links.size()) return Error(Who(pid) + ": paths of its files not found");
+  if (!paths[0].in_ns)
+    return Error(Who(pid) + ": its working directory " + t.cwd +
+                 " is on a mount outside its mount namespace");
+  t.cwd = paths[0].path;
+  for (size_t i = 0; i < which.size(); i++) {
+    const ns::TaskPath& p = paths[i + 1];
+    if (!p.in_ns)
+      return Error(Who(pid) + " fd " + std::to_string(which[i]->fd) + ": " + which[i]->link +
+                   " is on a mount outside its mount namespace (opened before it entered it, or "
+                   "passed in): not supported");
+    which[i]->link = p.path;
+  }
+  return Ok();
+}
+
+Result<TaskInfo> Inspect(const compel::SeizedProcess& proc, const Options& o, bool own_mnt_ns) {
   pid_t pid = proc.pid();
   TaskInfo t;
   for (pid_t tid : proc.threads()) {
@@ -128,6 +157,7 @@ Result<TaskInfo> Inspect(const compel::SeizedProcess& proc, const Options& o) {
                                             .ext_unix_sk = o.ext_unix_sk,
                                             .tcp_established = o.tcp_established,
                                             .skip_in_flight = o.skip_in_flight}));
+  if (own_mnt_ns) TRY(UseTaskPaths(pid, t));
   TRY_ASSIGN(t.timers, ReadPosixTimers(pid));
   if (t.timers.size() > abi::kMaxPosixTimers) return Error(Who(pid) + ": too many POSIX timers");
   const std::string del = " (deleted)";
@@ -298,7 +328,7 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
                 const pb::NamespacesEntry& namespaces) {
   pid_t pid = task.pid;
   compel::SeizedProcess& proc = *task.proc;
-  TRY_ASSIGN(TaskInfo info, Inspect(proc, o));
+  TRY_ASSIGN(TaskInfo info, Inspect(proc, o, namespaces.mnt()));
   pb::TaskCoreEntry core;
   pb::MmEntry mm;
   PageDumpStats stats;

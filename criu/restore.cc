@@ -338,6 +338,10 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
         return Error(Who(pid_t(tid)) + " is already in use (by '" + comm + "'): cannot restore");
       }
   }
+  // cgroups (criu/cgroup.h): checked and made before anything else exists
+  // (a mount of the tree may show one); declared before the Tracer, so
+  // removed after it reaped the tasks.
+  TRY_ASSIGN(std::unique_ptr<CgroupRestore> cgroups, CgroupRestore::Prepare(*dir, o));
   if (tree.namespaces.ipc()) TRY(ns::CheckIpcNamespaceImage(*dir));
   if (tree.namespaces.mnt())  // mnt ns: built by the root (restore_tree.cc)
     TRY(ns::CheckMountNamespaceImage(*dir, {.externals = o.external, .root = o.root}));
@@ -350,9 +354,6 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   if (tree.namespaces.net() && !namespaces->net_with_root())
     TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
 
-  // cgroups (criu/cgroup.h): checked and made before anything else exists;
-  // declared before the Tracer, so removed after it reaped the tasks.
-  TRY_ASSIGN(std::unique_ptr<CgroupRestore> cgroups, CgroupRestore::Prepare(*dir, o));
   if (tree.namespaces.cgroup()) TRY(namespaces->EnterCgroupNamespace(cgroups->NsRootDir()));
 
   // Everything every task inherits: shared memory, the error pipe, the log.

@@ -286,7 +286,8 @@ int main(int argc, char** argv) {
   // touched, naming the task and the kind.
   for (auto [arg, want] : {std::pair<const char*, const char*>{"--nested-uts",
                                                                 "in another uts namespace"},
-                           {"--pending-pid", "made a pid namespace for its future children"}}) {
+                           {"--pending-pid", "made a pid namespace for its future children"},
+                           {"--outside-file", "is on a mount outside its mount namespace"}}) {
     check(std::string("dump-ns") + (arg + 1), [&](const std::string& dir) {
       fs::create_directories(dir + "/run");
       Helper h{0, dir + "/run/out.txt"};

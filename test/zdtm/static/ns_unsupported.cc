@@ -5,9 +5,15 @@
 //                  tree's root"
 //   --pending-pid  the root unshare(CLONE_NEWPID)s without a child in the
 //                  new namespace yet
+//   --outside-file the tree pivot_roots into a tmpfs of a mount namespace of
+//                  its own, keeping its stdout, a file of a mount it no
+//                  longer has
 // On SIGTERM it checks the child still answers through its pipe and its
 // hostname is still its own.
 #include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -20,6 +26,14 @@
 int main(int argc, char** argv) {
   test_init(argc, argv);
   bool nested_uts = argc > 1 && !strcmp(argv[1], "--nested-uts");
+  bool outside_file = argc > 1 && !strcmp(argv[1], "--outside-file");
+  if (outside_file) {
+    if (unshare(CLONE_NEWNS) || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) ||
+        mkdir("zdtm-root", 0700) || mount("zdtm-root", "zdtm-root", "tmpfs", 0, nullptr) ||
+        chdir("zdtm-root") || syscall(SYS_pivot_root, ".", ".") || umount2(".", MNT_DETACH) ||
+        chdir("/"))
+      fail("making a container: %s", strerror(errno));
+  }
   int req[2], ans[2];
   if (pipe(req) || pipe(ans)) fail("pipe: %s", strerror(errno));
   pid_t c = fork();
@@ -37,7 +51,7 @@ int main(int argc, char** argv) {
     }
     _exit(0);
   }
-  if (!nested_uts && unshare(CLONE_NEWPID)) fail("unshare(CLONE_NEWPID): %s", strerror(errno));
+  if (!nested_uts && !outside_file && unshare(CLONE_NEWPID)) fail("unshare(CLONE_NEWPID): %s", strerror(errno));
   close(req[0]);
   close(ans[1]);
 
