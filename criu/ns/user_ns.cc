@@ -96,10 +96,12 @@ Result<uint64_t> OwnerOf(pid_t pid, const char* name) {
   return InodeOf(owner.get(), "the owner of " + path);
 }
 
-uint32_t OverflowGid() {
-  auto t = io::ReadFile("/proc/sys/kernel/overflowgid");
+// What the kernel shows for an unmapped id (overflowuid/overflowgid).
+uint32_t Overflow(const char* file) {
+  auto t = io::ReadFile(std::string("/proc/sys/kernel/") + file);
   return t.ok() ? uint32_t(strtoul(t->c_str(), nullptr, 10)) : 65534;
 }
+uint32_t OverflowGid() { return Overflow("overflowgid"); }
 
 Status CheckExtents(const Extents& m, const char* which) {
   std::string who = std::string("namespaces.img: the user namespace's ") + which;
@@ -325,7 +327,7 @@ Status WriteUserNsMaps(pid_t pid, const pb::UserNsEntry& u) {
 
 uint32_t UidInside(const pb::UserNsEntry* u, uint32_t uid) {
   uint32_t in = uid;
-  if (u && !ToInside(u->uid_map(), uid, &in)) in = 65534;
+  if (u && !ToInside(u->uid_map(), uid, &in)) in = Overflow("overflowuid");
   return in;
 }
 
