@@ -125,7 +125,8 @@ Status OpenTreeFiles(const TreeImages& tree, const images::ImageDir& dir, const 
                         .tcp_established = o.tcp_established,
                         .tcp_close = o.tcp_close,
                         .ctx = nullptr,
-                        .shmem = &fds.shmem};
+                        .shmem = &fds.shmem,
+                        .user_ns = tree.namespaces.user() ? &tree.namespaces.user_ns() : nullptr};
   TRY_ASSIGN(fds.files, files::OpenFiles(dir, tree.files, ro, fds.base));
   return Ok();
 }
@@ -221,7 +222,17 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   // Every process group exists now: the terminal's foreground group too.
   if (leads_session && !t.zombie()) TRY(files::RestoreForegroundGroup(tree.files, fds.files));
 
-  if (t.zombie()) ExitLike(t.pstree.exit_status());
+  if (t.zombie()) {
+    // user namespaces: the uid a parent's waitid() reports is the zombie's,
+    // not saved: it takes the root's (the namespace's ids) rather than
+    // ckpt's, which is not even mapped there.
+    if (fds.in_user_ns && tree.tasks[0].core.has_creds()) {
+      const pb::CredsEntry& rc = tree.tasks[0].core.creds();
+      if (setresgid(rc.gid(), rc.gid(), rc.gid()) < 0 || setresuid(rc.uid(), rc.uid(), rc.uid()) < 0)
+        return Error::Errno("taking the root's ids for a zombie");
+    }
+    ExitLike(t.pstree.exit_status());
+  }
   for (int c : t.children)
     if (tree.tasks[c].helper) {
       int st;

@@ -62,6 +62,7 @@ Result<std::map<uint32_t, int>> OpenFiles(const images::ImageDir& dir,
   } guard{opened};
   {
     RestoreContext ctx(dir, min_fd, opened);
+    ctx.set_user_ns(o.user_ns);
     RestoreOpts ro = o;
     ro.ctx = &ctx;
     // Passes over what is left until everything is open; each pass opens

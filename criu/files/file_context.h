@@ -14,6 +14,7 @@
 #include "criu/files/file_types.h"
 #include "criu/files/inet_sk.h"  // InetOptDefaults
 #include "images/image_dir.h"
+#include "proto/ns.pb.h"
 
 namespace ckpt::net {
 class NetDump;  // criu/net/net_dump.h
@@ -98,6 +99,10 @@ class RestoreContext {
   RestoreContext& operator=(const RestoreContext&) = delete;
 
   const images::ImageDir& dir() const { return dir_; }
+  // The tree's own user namespace the restoring root is in (user_ns.h), or
+  // null: files made for the tree are made with their owners' fs ids.
+  const pb::UserNsEntry* user_ns() const { return user_ns_; }
+  void set_user_ns(const pb::UserNsEntry* u) { user_ns_ = u; }
   // Every fd number being restored is below this.
   int min_fd() const { return min_fd_; }
   // The fd holding an already opened file entry (a dependency), or -1.
@@ -114,6 +119,7 @@ class RestoreContext {
   int min_fd_;
   const std::map<uint32_t, int>& opened_;
   std::map<std::string, int> kept_;
+  const pb::UserNsEntry* user_ns_ = nullptr;
 };
 
 // A new open file description of the file behind our own fd, through

@@ -21,6 +21,7 @@
 
 #include "base/result.h"
 #include "criu/proc_parse.h"
+#include "proto/ns.pb.h"
 #include "proto/fdinfo.pb.h"
 
 namespace ckpt::images {
@@ -67,6 +68,9 @@ struct RestoreOpts {
   // Shared memory objects the mappings of the tree use (shmid -> fd), made
   // before any task: a memfd both open and mapped must be that object.
   const std::map<uint64_t, int>* shmem = nullptr;
+  // The tree's own user namespace, which the restoring root is in: file
+  // owners from the images are ckpt's ids, given in its (user_ns.h).
+  const pb::UserNsEntry* user_ns = nullptr;
 };
 
 struct FileHandler {

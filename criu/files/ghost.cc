@@ -15,6 +15,7 @@
 #include "criu/files/file_context.h"
 #include "criu/files/file_data.h"
 #include "criu/files/file_types.h"
+#include "criu/ns/user_ns.h"
 
 namespace ckpt::files {
 namespace {
@@ -71,21 +72,31 @@ Result<int> Create(const pb::GhostFileEntry& d, const RestoreOpts& o) {
   const std::string& p = d.path();
   std::string dir = p.substr(0, std::max<size_t>(p.rfind('/'), 1));
   UniqueFd fd;
-  if (!IsTmpfile(d.flags())) {
-    fd.reset(open(p.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (fd && unlink(p.c_str()) < 0) return Error::Errno("unlink " + p);
-    if (!fd && errno != EEXIST) return Error::Errno("recreate deleted file " + p);
-    if (!fd)
-      LOG_WARN("deleted file " + p + ": the name exists again; restoring it as an O_TMPFILE");
-  }
-  if (!fd) {
-    int acc = (int(d.flags()) & O_ACCMODE) == O_WRONLY ? O_WRONLY : O_RDWR;
-    fd.reset(open(dir.c_str(), acc | O_TMPFILE | O_CLOEXEC, 0600));
-    if (!fd) return Error::Errno("O_TMPFILE in " + dir);
-  }
+  auto create = [&]() -> Status {
+    if (!IsTmpfile(d.flags())) {
+      fd.reset(open(p.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+      if (fd && unlink(p.c_str()) < 0) return Error::Errno("unlink " + p);
+      if (!fd && errno != EEXIST) return Error::Errno("recreate deleted file " + p);
+      if (!fd)
+        LOG_WARN("deleted file " + p + ": the name exists again; restoring it as an O_TMPFILE");
+    }
+    if (!fd) {
+      int acc = (int(d.flags()) & O_ACCMODE) == O_WRONLY ? O_WRONLY : O_RDWR;
+      fd.reset(open(dir.c_str(), acc | O_TMPFILE | O_CLOEXEC, 0600));
+      if (!fd) return Error::Errno("O_TMPFILE in " + dir);
+    }
+    return Ok();
+  };
+  // In the tree's user namespace the file is made with its owner's fs ids
+  // (criu/ns/user_ns.h): one of ckpt's could not be given away.
+  if (o.user_ns)
+    TRY(ns::WithFsIds(ns::UidInside(o.user_ns, d.uid()), ns::GidInside(o.user_ns, d.gid()), create));
+  else
+    TRY(create());
   if (ftruncate(fd.get(), off_t(d.size())) < 0) return Error::Errno("size " + p);
   if (d.has_data()) TRY(RestoreFileData(o.ctx->dir(), d.object_id(), fd.get(), d.size()));
-  if (fchown(fd.get(), d.uid(), d.gid()) < 0 || fchmod(fd.get(), d.mode()) < 0)
+  if (fchown(fd.get(), ns::UidInside(o.user_ns, d.uid()), ns::GidInside(o.user_ns, d.gid())) < 0 ||
+      fchmod(fd.get(), d.mode()) < 0)
     return Error::Errno("owner and mode of " + p);
   timespec times[2] = {{0, UTIME_OMIT},
                        {time_t(d.mtime_ns() / 1000000000), long(d.mtime_ns() % 1000000000)}};

@@ -14,6 +14,7 @@
 #include <tuple>
 
 #include "base/unique_fd.h"
+#include "criu/files/sk_common.h"
 #include "criu/files/inet_sk.h"
 
 namespace ckpt::files {
@@ -271,12 +272,10 @@ Status SetInetOpts(int fd, const pb::InetSkEntry& e) {
   // SO_*BUFFORCE doubles the value, as SO_*BUF does; getsockopt read the
   // doubled one. FORCE passes the rmem_max/wmem_max caps (we are root).
   if (o.has_sndbuf()) {
-    int v = int(o.sndbuf() / 2);
-    TRY(Set(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v), "SO_SNDBUFFORCE"));
+    TRY(SetBufForce(fd, SO_SNDBUFFORCE, int(o.sndbuf() / 2), "SO_SNDBUFFORCE"));
   }
   if (o.has_rcvbuf()) {
-    int v = int(o.rcvbuf() / 2);
-    TRY(Set(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v), "SO_RCVBUFFORCE"));
+    TRY(SetBufForce(fd, SO_RCVBUFFORCE, int(o.rcvbuf() / 2), "SO_RCVBUFFORCE"));
   }
   TRY(SetInts(fd, e, kAfterBind));
   if (o.has_linger_on()) {

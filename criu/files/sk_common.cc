@@ -123,16 +123,24 @@ Result<SockOpts> ReadSockOpts(int sk) {
   return o;
 }
 
+Status SetBufForce(int sk, int force_opt, int half, const char* name) {
+  if (setsockopt(sk, SOL_SOCKET, force_opt, &half, sizeof(half)) == 0) return Ok();
+  int plain = force_opt == SO_SNDBUFFORCE ? SO_SNDBUF : SO_RCVBUF;
+  if (errno != EPERM || setsockopt(sk, SOL_SOCKET, plain, &half, sizeof(half)) < 0)
+    return Error::Errno(std::string("set ") + name);
+  return Ok();
+}
+
 Status SetSockOpts(int sk, const SockOpts& o) {
   // A new socket's sizes come from net.core.[rw]mem_default; only a size
   // the program changed is forced (FORCE: beyond [rw]mem_max, as it may
   // have been set by a privileged program; the kernel doubles it again).
   TRY_ASSIGN(int rcv, GetInt(sk, SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF"));
   if (o.rcvbuf && uint32_t(rcv) != o.rcvbuf)
-    TRY(SetInt(sk, SOL_SOCKET, SO_RCVBUFFORCE, int(o.rcvbuf / 2), "SO_RCVBUFFORCE"));
+    TRY(SetBufForce(sk, SO_RCVBUFFORCE, int(o.rcvbuf / 2), "SO_RCVBUFFORCE"));
   TRY_ASSIGN(int snd, GetInt(sk, SOL_SOCKET, SO_SNDBUF, "SO_SNDBUF"));
   if (o.sndbuf && uint32_t(snd) != o.sndbuf)
-    TRY(SetInt(sk, SOL_SOCKET, SO_SNDBUFFORCE, int(o.sndbuf / 2), "SO_SNDBUFFORCE"));
+    TRY(SetBufForce(sk, SO_SNDBUFFORCE, int(o.sndbuf / 2), "SO_SNDBUFFORCE"));
   if (o.passcred) TRY(SetInt(sk, SOL_SOCKET, SO_PASSCRED, 1, "SO_PASSCRED"));
   if (o.priority) TRY(SetInt(sk, SOL_SOCKET, SO_PRIORITY, int(o.priority), "SO_PRIORITY"));
   if (o.mark) TRY(SetInt(sk, SOL_SOCKET, SO_MARK, int(o.mark), "SO_MARK"));

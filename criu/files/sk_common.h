@@ -63,6 +63,12 @@ Result<SockOpts> ReadSockOpts(int sk);
 // filter is attached and locked last.
 Status SetSockOpts(int sk, const SockOpts& o);
 
+// setsockopt(SO_SNDBUFFORCE or SO_RCVBUFFORCE, half): past [rw]mem_max.
+// FORCE needs CAP_NET_ADMIN in the initial user namespace, which a task
+// restoring inside a user namespace of the tree's own lacks: then the
+// plain option, capped as the tree's own calls were (criu/ns/user_ns.h).
+Status SetBufForce(int sk, int force_opt, int half, const char* name);
+
 // A BPF instruction as one number (code | jt << 16 | jf << 24 | k << 32),
 // the way the images keep filters.
 inline uint64_t PackInsn(const sock_filter& f) {

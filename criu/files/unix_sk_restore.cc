@@ -17,9 +17,11 @@
 
 #include "base/log.h"
 #include "base/unique_fd.h"
+#include "criu/files/sk_common.h"
 #include "criu/files/file_context.h"
 #include "criu/files/sock_diag.h"
 #include "criu/files/unix_sk.h"
+#include "criu/ns/user_ns.h"
 #include "images/image_dir.h"
 
 #ifndef SO_PASSPIDFD
@@ -89,10 +91,9 @@ Status SetBuf(int fd, int opt, int force, uint32_t want, const char* name) {
   int cur = 0;
   socklen_t l = sizeof(cur);
   if (getsockopt(fd, SOL_SOCKET, opt, &cur, &l) == 0 && uint32_t(cur) == want) return Ok();
+  (void)opt;
   int half = int(want / 2);  // the kernel doubles what it is given
-  if (setsockopt(fd, SOL_SOCKET, force, &half, sizeof(half)) < 0)
-    return Error::Errno(std::string("set ") + name);
-  return Ok();
+  return SetBufForce(fd, force, half, name);
 }
 
 // Lets fd queue `bytes` more (in `count` messages) without blocking.
@@ -102,9 +103,7 @@ Status RoomToSend(int fd, uint64_t bytes, size_t count) {
   socklen_t l = sizeof(cur);
   if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &l) == 0 && uint64_t(cur) >= need) return Ok();
   int half = int(std::min<uint64_t>(need / 2 + 1, INT_MAX / 2));
-  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &half, sizeof(half)) < 0)
-    return Error::Errno("SO_SNDBUFFORCE");
-  return Ok();
+  return SetBufForce(fd, SO_SNDBUFFORCE, half, "SO_SNDBUFFORCE");
 }
 
 Status SendAll(int fd, const std::string& data, const UnixAddr* to, bool one_message) {
@@ -278,12 +277,22 @@ Status Builder::BindAs(int fd, const std::string& name, const std::string& dir, 
       if (unlink(p.c_str()) < 0) return Error::Errno("unlink " + p);
     }
   }
-  TRY(InDir(name[0] == '/' ? "" : dir, [&]() -> Status {
+  auto bind_it = [&]() -> Status {
     UnixAddr a = MakeUnixAddr(name);
     if (bind(fd, reinterpret_cast<sockaddr*>(&a.sa), a.len) < 0)
       return Error::Errno("bind to " + p);
     return Ok();
-  }));
+  };
+  // In the tree's user namespace the socket file is made with its owner's
+  // fs ids (criu/ns/user_ns.h): one of ckpt's could not be given away.
+  const pb::UserNsEntry* u = ctx_.user_ns();
+  auto bind_as_owner = [&]() -> Status {
+    if (!u) return bind_it();
+    bool own = owner && owner->has_path_mode();
+    return ns::WithFsIds(own ? ns::UidInside(u, owner->path_uid()) : u->uid_map(0).first(),
+                         own ? ns::GidInside(u, owner->path_gid()) : u->gid_map(0).first(), bind_it);
+  };
+  TRY(InDir(name[0] == '/' ? "" : dir, bind_as_owner));
   struct stat st;
   if (lstat(p.c_str(), &st) < 0) return Error::Errno("stat " + p);
   paths_[p] = PathUse{st.st_ino, alive, owner};
@@ -606,7 +615,9 @@ Status Builder::Finish() {
     }
     if (u.owner && u.owner->has_path_mode()) {
       if (chmod(p.c_str(), u.owner->path_mode()) < 0) return Error::Errno("chmod " + p);
-      if (lchown(p.c_str(), u.owner->path_uid(), u.owner->path_gid()) < 0)
+      const pb::UserNsEntry* un = ctx_.user_ns();
+      if (lchown(p.c_str(), ns::UidInside(un, u.owner->path_uid()),
+                 ns::GidInside(un, u.owner->path_gid())) < 0)
         return Error::Errno("chown " + p);
     }
   }

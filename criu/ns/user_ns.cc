@@ -6,6 +6,7 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -348,45 +349,49 @@ std::string MountOptionInside(const pb::UserNsEntry* u, const std::string& opt) 
   return opt.substr(0, 4) + std::to_string(in);
 }
 
+Status WithFsIds(uint32_t uid, uint32_t gid, const std::function<Status()>& fn) {
+  struct Ctx {
+    uint32_t uid, gid;
+    const std::function<Status()>* fn;
+    Status result;
+  } c{uid, gid, &fn, Ok()};
+  constexpr size_t kStack = 512 * 1024;
+  void* stack = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                     -1, 0);
+  if (stack == MAP_FAILED) return Error::Errno("mmap a helper stack");
+  auto entry = [](void* arg) -> int {
+    Ctx* c = static_cast<Ctx*>(arg);
+    syscall(SYS_setfsgid, c->gid);
+    syscall(SYS_setfsuid, c->uid);
+    // setfs[ug]id report the old value, never an error: read them back.
+    if (uint32_t(syscall(SYS_setfsuid, -1)) != c->uid ||
+        uint32_t(syscall(SYS_setfsgid, -1)) != c->gid)
+      c->result = Error("cannot take fs uid " + std::to_string(c->uid) + " and gid " +
+                        std::to_string(c->gid) + " in the tree's user namespace");
+    else
+      c->result = (*c->fn)();
+    return 0;
+  };
+  // No exit signal: only our waitpid(__WALL) sees it end.
+  pid_t child = clone(entry, static_cast<char*>(stack) + kStack,
+                      CLONE_VM | CLONE_FILES | CLONE_VFORK, &c);
+  int err = errno;
+  Status out = Ok();
+  if (child < 0) {
+    out = Error::Errno("clone (a helper with the namespace's fs ids)", err);
+  } else {
+    int st;
+    while (waitpid(child, &st, __WALL) < 0 && errno == EINTR) {
+    }
+    out = std::move(c.result);
+  }
+  munmap(stack, kStack);
+  return out;
+}
+
 Status WithMappedFsIds(const pb::UserNsEntry& u, const std::function<Status()>& fn) {
   if (u.uid_map().empty() || u.gid_map().empty()) return Error("the user namespace maps no ids");
-  uint32_t uid = u.uid_map(0).first(), gid = u.gid_map(0).first();
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) < 0) return Error::Errno("pipe");
-  UniqueFd rd(p[0]), wr(p[1]);
-  struct clone_args args;
-  memset(&args, 0, sizeof(args));
-  args.flags = CLONE_VFORK;
-  args.exit_signal = 0;
-  long child = syscall(SYS_clone3, &args, sizeof(args));
-  if (child < 0) return Error::Errno("clone3 (a helper with the namespace's fs ids)");
-  if (child == 0) {
-    rd.reset();
-    Status s = Ok();
-    syscall(SYS_setfsgid, gid);
-    syscall(SYS_setfsuid, uid);
-    // setfs[ug]id report the old value, never an error: read them back.
-    if (uint32_t(syscall(SYS_setfsuid, -1)) != uid || uint32_t(syscall(SYS_setfsgid, -1)) != gid)
-      s = Error("cannot take fs uid " + std::to_string(uid) + " and gid " + std::to_string(gid) +
-                " in the tree's user namespace");
-    if (s.ok()) s = fn();
-    if (!s.ok())
-      (void)io::WriteFull(wr.get(), s.error().message().data(), s.error().message().size());
-    _exit(s.ok() ? 0 : 1);
-  }
-  wr.reset();
-  std::string msg;
-  char buf[512];
-  ssize_t n;
-  while ((n = read(rd.get(), buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0) msg.append(buf, size_t(n));
-  int st;
-  while (waitpid(pid_t(child), &st, __WALL) < 0)
-    if (errno != EINTR) return Error::Errno("waitpid (fs ids helper)");
-  if (!msg.empty()) return Error(msg);
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-    return Error("the helper with the namespace's fs ids died (status " + std::to_string(st) + ")");
-  return Ok();
+  return WithFsIds(u.uid_map(0).first(), u.gid_map(0).first(), fn);
 }
 
 size_t TidsSettableInside(size_t levels) { return levels > 1 ? levels - 1 : levels; }

@@ -120,13 +120,17 @@ uint32_t GidInside(const pb::UserNsEntry* u, uint32_t gid);
 // initial user namespace's ids) likewise; any other option unchanged.
 std::string MountOptionInside(const pb::UserNsEntry* u, const std::string& opt);
 
-// Runs fn in a short-lived copy of the caller (clone3 with CLONE_VFORK:
-// the caller waits; a tracer asking for fork and clone events but not
-// vfork ones, as ckpt restore's, never sees it) whose fs uid and gid are
-// the first ids u maps: a filesystem made inside the tree's user namespace
-// takes new files only from fs ids mapped there (EOVERFLOW), and the
-// restoring root's are ckpt's, which it must keep to read the images.
-// Returns fn's status. The caller must be inside that namespace.
+// Runs fn in a helper sharing the caller's memory and fds (clone with
+// CLONE_VM | CLONE_FILES | CLONE_VFORK: the caller waits; a tracer asking
+// for fork and clone events but not vfork ones, as ckpt restore's, never
+// sees it) whose fs uid and gid are `uid` and `gid` (the namespace's ids):
+// a file it creates is owned by them. Inside the tree's user namespace the
+// restoring root's own are ckpt's, unmapped there, which it must keep to
+// read the images: a filesystem made inside the namespace takes no new
+// file from them (EOVERFLOW), and a file they own cannot be given away
+// (EPERM). fds fn opens stay the caller's. Returns fn's status.
+Status WithFsIds(uint32_t uid, uint32_t gid, const std::function<Status()>& fn);
+// WithFsIds with the first ids u maps.
 Status WithMappedFsIds(const pb::UserNsEntry& u, const std::function<Status()>& fn);
 
 // clone3 set_tid from inside the tree's user namespace: the pids a task
