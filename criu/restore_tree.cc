@@ -228,7 +228,8 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
     // ckpt's, which is not even mapped there.
     if (fds.in_user_ns && tree.tasks[0].core.has_creds()) {
       const pb::CredsEntry& rc = tree.tasks[0].core.creds();
-      if (setresgid(rc.gid(), rc.gid(), rc.gid()) < 0 || setresuid(rc.uid(), rc.uid(), rc.uid()) < 0)
+      if (setresgid(rc.gid(), rc.gid(), rc.gid()) < 0 ||
+          setresuid(rc.uid(), rc.uid(), rc.uid()) < 0)
         return Error::Errno("taking the root's ids for a zombie");
     }
     ExitLike(t.pstree.exit_status());

@@ -21,8 +21,8 @@
 
 #include "base/result.h"
 #include "criu/proc_parse.h"
-#include "proto/ns.pb.h"
 #include "proto/fdinfo.pb.h"
+#include "proto/ns.pb.h"
 
 namespace ckpt::images {
 class ImageDir;  // images/image_dir.h

@@ -90,7 +90,8 @@ Result<int> Create(const pb::GhostFileEntry& d, const RestoreOpts& o) {
   // In the tree's user namespace the file is made with its owner's fs ids
   // (criu/ns/user_ns.h): one of ckpt's could not be given away.
   if (o.user_ns)
-    TRY(ns::WithFsIds(ns::UidInside(o.user_ns, d.uid()), ns::GidInside(o.user_ns, d.gid()), create));
+    TRY(ns::WithFsIds(ns::UidInside(o.user_ns, d.uid()), ns::GidInside(o.user_ns, d.gid()),
+                      create));
   else
     TRY(create());
   if (ftruncate(fd.get(), off_t(d.size())) < 0) return Error::Errno("size " + p);

@@ -14,8 +14,8 @@
 #include <tuple>
 
 #include "base/unique_fd.h"
-#include "criu/files/sk_common.h"
 #include "criu/files/inet_sk.h"
+#include "criu/files/sk_common.h"
 
 namespace ckpt::files {
 namespace {

@@ -17,8 +17,8 @@
 
 #include "base/log.h"
 #include "base/unique_fd.h"
-#include "criu/files/sk_common.h"
 #include "criu/files/file_context.h"
+#include "criu/files/sk_common.h"
 #include "criu/files/sock_diag.h"
 #include "criu/files/unix_sk.h"
 #include "criu/ns/user_ns.h"
@@ -290,7 +290,8 @@ Status Builder::BindAs(int fd, const std::string& name, const std::string& dir, 
     if (!u) return bind_it();
     bool own = owner && owner->has_path_mode();
     return ns::WithFsIds(own ? ns::UidInside(u, owner->path_uid()) : u->uid_map(0).first(),
-                         own ? ns::GidInside(u, owner->path_gid()) : u->gid_map(0).first(), bind_it);
+                         own ? ns::GidInside(u, owner->path_gid()) : u->gid_map(0).first(),
+                         bind_it);
   };
   TRY(InDir(name[0] == '/' ? "" : dir, bind_as_owner));
   struct stat st;

@@ -356,8 +356,8 @@ Status WithFsIds(uint32_t uid, uint32_t gid, const std::function<Status()>& fn) 
     Status result;
   } c{uid, gid, &fn, Ok()};
   constexpr size_t kStack = 512 * 1024;
-  void* stack = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
-                     -1, 0);
+  void* stack =
+      mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) return Error::Errno("mmap a helper stack");
   auto entry = [](void* arg) -> int {
     Ctx* c = static_cast<Ctx*>(arg);
@@ -373,8 +373,8 @@ Status WithFsIds(uint32_t uid, uint32_t gid, const std::function<Status()>& fn) 
     return 0;
   };
   // No exit signal: only our waitpid(__WALL) sees it end.
-  pid_t child = clone(entry, static_cast<char*>(stack) + kStack,
-                      CLONE_VM | CLONE_FILES | CLONE_VFORK, &c);
+  pid_t child =
+      clone(entry, static_cast<char*>(stack) + kStack, CLONE_VM | CLONE_FILES | CLONE_VFORK, &c);
   int err = errno;
   Status out = Ok();
   if (child < 0) {
