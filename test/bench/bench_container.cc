@@ -32,6 +32,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/msg.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -285,9 +286,9 @@ std::string DiffViews(const View& before, const View& after) {
     if (it->second.ns_ppid != p.ns_ppid && moved++ == 0)
       first_moved = fmt("pid %ld has parent %ld, had %ld", id, it->second.ns_ppid, p.ns_ppid);
     if (it->second.ns_tids != p.ns_tids && threads++ == 0)
-      first_threads = fmt("pid %ld has %zu threads, had %zu%s", id, it->second.ns_tids.size(),
-                          p.ns_tids.size(),
-                          it->second.ns_tids.size() == p.ns_tids.size() ? " (other tids)" : "");
+      first_threads =
+          fmt("pid %ld has %zu threads, had %zu%s", id, it->second.ns_tids.size(), p.ns_tids.size(),
+              it->second.ns_tids.size() == p.ns_tids.size() ? " (other tids)" : "");
   }
   for (const auto& [id, p] : after.procs)
     if (!before.procs.count(id)) extra.push_back(id);
@@ -299,8 +300,7 @@ std::string DiffViews(const View& before, const View& after) {
   };
   std::string r = fmt("after restore the container shows %zu processes, before the dump %zu",
                       after.procs.size(), before.procs.size());
-  if (!missing.empty())
-    r += fmt("; %zu pids missing (%s)", missing.size(), some(missing).c_str());
+  if (!missing.empty()) r += fmt("; %zu pids missing (%s)", missing.size(), some(missing).c_str());
   if (!extra.empty()) r += fmt("; %zu unexpected pids (%s)", extra.size(), some(extra).c_str());
   if (moved) r += fmt("; %zu with another parent (%s)", moved, first_moved.c_str());
   if (threads) r += fmt("; %zu with other threads (%s)", threads, first_threads.c_str());
@@ -451,7 +451,8 @@ std::vector<pid_t> StillInNamespaces(const std::set<std::string>& pid_ns) {
 
 class ContainerBench {
  public:
-  explicit ContainerBench(const ContainerBenchOptions& o) : o_(o), img_(o.image_dir + "/container-images") {}
+  explicit ContainerBench(const ContainerBenchOptions& o)
+      : o_(o), img_(o.image_dir + "/container-images") {}
 
   // One round trip of a fresh victim of row r; records its times.
   void RoundTrip(Row& row, int run) {
@@ -518,10 +519,10 @@ class ContainerBench {
                     {"/dev/null", r_out, r_out}, false);
     st = wait_exit(r, o_.timeout, &t1);
     if (!st)
-      throw RunFailure(WithLogs(
-          fmt("ckpt restore -d did not return within %.0f s; processes:\n", o_.timeout) +
-              describe_tree(r),
-          {{"ckpt output", r_out}, {"restore log", r_log}}));
+      throw RunFailure(
+          WithLogs(fmt("ckpt restore -d did not return within %.0f s; processes:\n", o_.timeout) +
+                       describe_tree(r),
+                   {{"ckpt output", r_out}, {"restore log", r_log}}));
     if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
       throw RunFailure(WithLogs("ckpt restore " + describe_status(*st),
                                 {{"ckpt output", r_out}, {"restore log", r_log}}));
@@ -537,9 +538,9 @@ class ContainerBench {
       throw RunFailure(WithLogs(fmt("ckpt restore exited 0 but there is no process %d", root),
                                 {{"ckpt output", r_out}}));
     if (ppid != getpid())
-      throw RunFailure(fmt(
-          "restored root %d has parent %d, not ckpt-bench (%d), the child subreaper", root, ppid,
-          getpid()));
+      throw RunFailure(
+          fmt("restored root %d has parent %d, not ckpt-bench (%d), the child subreaper", root,
+              ppid, getpid()));
     const View after = TakeView(root, row.ns, 2 * n);
     if (!after.pid_ns.empty() && row.ns) made_pid_ns_.insert(after.pid_ns);
     std::string diff = DiffViews(before, after);
@@ -560,11 +561,11 @@ class ContainerBench {
     if (kill(root, SIGTERM) != 0) fail_errno(fmt("kill(%d, SIGTERM)", root));
     vst = wait_exit(root, o_.timeout);
     if (!vst)
-      throw RunFailure(WithLogs(
-          fmt("restored root %d did not exit within %.0f s of SIGTERM; processes:\n", root,
-              o_.timeout) +
-              describe_tree(root),
-          {{"victim stderr", v_err}}));
+      throw RunFailure(
+          WithLogs(fmt("restored root %d did not exit within %.0f s of SIGTERM; processes:\n", root,
+                       o_.timeout) +
+                       describe_tree(root),
+                   {{"victim stderr", v_err}}));
     if (!WIFEXITED(*vst) || WEXITSTATUS(*vst) != 0)
       throw RunFailure(WithLogs("restored root " + describe_status(*vst) +
                                     (WIFEXITED(*vst) && WEXITSTATUS(*vst) == 1
@@ -585,9 +586,10 @@ class ContainerBench {
   std::string Cleanup(bool after_success) {
     int killed = kill_all_children();
     if (killed > 0 && after_success)
-      warn(fmt("container: %d process(es) of ours were still running after a verified round trip "
-               "(killed)",
-               killed));
+      warn(
+          fmt("container: %d process(es) of ours were still running after a verified round trip "
+              "(killed)",
+              killed));
     rm_rf(img_);
     std::vector<pid_t> left = StillInNamespaces(made_pid_ns_);
     // Our victims die with the pid 1 of their namespace; give the kernel a
@@ -598,8 +600,8 @@ class ContainerBench {
     }
     made_pid_ns_.clear();
     if (!left.empty()) {
-      std::string r = fmt("%zu process(es) left in the container's pid namespace after the run:",
-                          left.size());
+      std::string r =
+          fmt("%zu process(es) left in the container's pid namespace after the run:", left.size());
       for (size_t i = 0; i < left.size() && i < 5; i++) {
         char state = '?';
         pid_t ppid = 0;
@@ -648,7 +650,8 @@ void Print(const ContainerBenchOptions& o, const std::vector<Row>& rows) {
   for (const Row& r : rows) {
     if (r.dump.empty()) {
       printf("  %-10s   FAILED: %s\n", r.key,
-             r.error.empty() ? "no verified round trip" : r.error.substr(0, r.error.find('\n')).c_str());
+             r.error.empty() ? "no verified round trip"
+                             : r.error.substr(0, r.error.find('\n')).c_str());
       continue;
     }
     printf("  %-10s", r.key);
@@ -668,7 +671,8 @@ void Print(const ContainerBenchOptions& o, const std::vector<Row>& rows) {
       printf("  %-10s   dump %s   restore %s\n", r.key, RunsStr(r.dump).c_str(),
              RunsStr(r.restore).c_str());
   printf(
-      "  ms/proc = best s * 1000 / %ld; vs bare = best / best of the bare row: the same processes,\n"
+      "  ms/proc = best s * 1000 / %ld; vs bare = best / best of the bare row: the same "
+      "processes,\n"
       "  threads and memory in ckpt-bench's own namespaces (no hostname, lo or queue), in the same "
       "run;\n"
       "  dump = `ckpt dump` until it exits (tree killed); restore = `ckpt restore -d` until it "
@@ -682,6 +686,14 @@ void Print(const ContainerBenchOptions& o, const std::vector<Row>& rows) {
 
 ContainerBenchResult RunContainerBench(const ContainerBenchOptions& o) {
   ContainerBenchResult res;
+  int subreaper = 0;
+  if (prctl(PR_GET_CHILD_SUBREAPER, &subreaper) != 0 || !subreaper) {
+    fprintf(stderr,
+            "ckpt-bench: FAIL (container) ckpt-bench is not a child subreaper: restored containers "
+            "would not come back to it\n");
+    res.ok = false;
+    return res;
+  }
   std::vector<Row> rows;
   rows.push_back(Row{"container", true, {}, {}, {}, {}, 0});
   if (o.baseline) rows.push_back(Row{"bare", false, {}, {}, {}, {}, 0});

@@ -158,7 +158,8 @@ std::string UdpOverLo() {
 // Root, mode ns: names, lo, the queue.
 void SetUpNamespaces() {
   if (getpid() != 1) {
-    fprintf(stderr, "ckpt-bench-victim: container: pid %d, not 1: not started in a new pid namespace\n",
+    fprintf(stderr,
+            "ckpt-bench-victim: container: pid %d, not 1: not started in a new pid namespace\n",
             int(getpid()));
     _exit(2);
   }
@@ -236,8 +237,8 @@ void* WorkerMain(void* arg) {
 }
 
 void SetUpMemoryAndThreads() {
-  void* m = mmap(nullptr, kMemPages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                 -1, 0);
+  void* m =
+      mmap(nullptr, kMemPages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) SetupFail("mmap");
   g_mem = static_cast<uint64_t*>(m);
   for (size_t p = 0; p < size_t(kMemPages); p++)
@@ -284,7 +285,8 @@ void CheckThreads() {
       if (e->d_name[0] != '.') tasks++;
     closedir(d);
   }
-  if (tasks != 1 + g_nworkers) Bad("/proc/self/task has %ld threads, want %ld", tasks, 1 + g_nworkers);
+  if (tasks != 1 + g_nworkers)
+    Bad("/proc/self/task has %ld threads, want %ld", tasks, 1 + g_nworkers);
   __atomic_store_n(&g_go, 1, __ATOMIC_SEQ_CST);
   syscall(SYS_futex, &g_go, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
   for (long k = 0; k < g_nworkers; k++) {

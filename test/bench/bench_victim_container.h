@@ -17,7 +17,9 @@ inline long Direct(long n) {
   long d = n / 5 > 0 ? n / 5 : 1;
   return d < n - 1 ? d : n - 1;
 }
-inline long ParentOf(long i, long n) { return i <= Direct(n) ? 0 : (i - Direct(n) - 1) / kFanout + 1; }
+inline long ParentOf(long i, long n) {
+  return i <= Direct(n) ? 0 : (i - Direct(n) - 1) / kFanout + 1;
+}
 // How many levels below the root the deepest node is.
 inline long Depth(long n) {
   long depth = 0;

@@ -3,7 +3,7 @@
 // to disk), measured in the same run; and how its cost grows with the
 // number of processes, threads and fds.
 //
-//   ckpt-bench --ckpt PATH [--only memory,tree,threads,fds] [--size-mib 1024]
+//   ckpt-bench --ckpt PATH [--only memory,tree,threads,fds,tcp,container] [--size-mib 1024]
 //              [--disk-dir DIR] [--tmpfs-dir DIR] [--runs 3] [--timeout SEC]
 //              [--victim PATH] [--tree-sizes 1,10,100,300,1000]
 //              [--tree-fanout 8] [--thread-counts 1,10,100,300,1000]
@@ -1240,7 +1240,8 @@ int run(Ctx& c) {
     verified_str += fmt("%stcp %d", verified_str.empty() ? "" : ", ", t.verified);
   }
   if (o.container) {  // bench_container.cc
-    ContainerBenchResult ct = RunContainerBench({o.ckpt, o.victim, tm.dir, c.work, o.runs, o.timeout});
+    ContainerBenchResult ct =
+        RunContainerBench({o.ckpt, o.victim, tm.dir, c.work, o.runs, o.timeout});
     if (!ct.ok) ok = false;
     verified_str += fmt("%scontainer %d", verified_str.empty() ? "" : ", ", ct.verified);
   }

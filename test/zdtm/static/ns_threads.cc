@@ -65,7 +65,8 @@ std::string CheckWorkers() {
   size_t p = tasks.find("Threads:");
   int n = p == std::string::npos ? -1 : atoi(tasks.c_str() + p + 8);
   std::string err;
-  if (n != kWorkers + 1) err = "Threads: " + std::to_string(n) + ", want " + std::to_string(kWorkers + 1);
+  if (n != kWorkers + 1)
+    err = "Threads: " + std::to_string(n) + ", want " + std::to_string(kWorkers + 1);
   __atomic_store_n(&g_go, 1, __ATOMIC_SEQ_CST);
   syscall(SYS_futex, &g_go, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
   for (int k = 0; k < kWorkers; k++) {
