@@ -477,10 +477,16 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     std::vector<pid_t> live;
     for (const TreeTask& t : tree)
       if (t.proc) live.push_back(t.pid);
-    auto undo = ns::TasksWithSemUndo(live);
+    // Every multi-threaded task has an undo list (CLONE_SYSVSEM makes one),
+    // mostly empty: only worth a warning where semaphores exist at all.
+    auto sems = namespaces.ipc() ? ns::ReadSysvipcOf(root, "sem")
+                                 : io::ReadFile("/proc/sysvipc/sem");
+    bool any_sem = sems.ok() && sems->find('\n') != std::string::npos &&
+                   sems->find('\n') + 1 < sems->size();
+    auto undo = any_sem ? ns::TasksWithSemUndo(live) : Result<std::vector<pid_t>>(std::vector<pid_t>{});
     if (undo.ok())
       for (pid_t p : *undo)
-        LOG_WARN(Who(p) + " has SysV semaphore undo adjustments (SEM_UNDO): no kernel "
+        LOG_WARN(Who(p) + " may hold SysV semaphore undo adjustments (SEM_UNDO): no kernel "
                  "interface reads them, a restored task starts without them");
   }
   TRY(seccomp.Write(*dir));

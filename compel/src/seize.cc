@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include <algorithm>
 #include <set>
@@ -114,11 +115,27 @@ Status SeizedProcess::Kill() {
   if (kill(pid_, SIGKILL) < 0 && errno != ESRCH)
     return Error::Errno("kill " + std::to_string(pid_));
   // Each thread reports its death to us, the tracer; the parent reaps.
-  // The leader's report waits until every other thread's was collected,
-  // so the leader (threads_[0]) comes last.
-  for (auto it = threads_.rbegin(); it != threads_.rend(); ++it) {
-    int st;
-    while (waitpid(*it, &st, __WALL) > 0 && !WIFEXITED(st) && !WIFSIGNALED(st)) {
+  // Collected in whatever order they come: the leader's report waits until
+  // every other thread's was collected, and when the process is pid 1 of a
+  // pid namespace its last thread to exit waits (zap_pid_ns_processes)
+  // until the other threads' zombies, which only we can reap, are gone; a
+  // blocking wait on any one thread could wait for ever.
+  std::set<pid_t> left(threads_.begin(), threads_.end());
+  while (!left.empty()) {
+    bool reaped = false;
+    for (auto it = left.begin(); it != left.end();) {
+      int st;
+      pid_t r = waitpid(*it, &st, __WALL | WNOHANG);
+      if ((r == *it && (WIFEXITED(st) || WIFSIGNALED(st))) || (r < 0 && errno == ECHILD)) {
+        it = left.erase(it);
+        reaped = true;
+      } else {
+        ++it;
+      }
+    }
+    if (!reaped) {
+      struct timespec ts = {0, 200000};  // 0.2 ms
+      nanosleep(&ts, nullptr);
     }
   }
   done_ = true;

@@ -5,6 +5,8 @@
 //   ckpt-bench-victim threads T                one process, T threads
 //   ckpt-bench-victim fds N DIR DISTINCT       one process, N extra fds
 //   ckpt-bench-victim tcp N                    N loopback TCP connections (bench_victim_tcp.cc)
+//   ckpt-bench-victim container N ns|bare      N processes under a namespaces' pid 1
+//                                              (bench_victim_container.cc)
 //
 // Every mode writes "READY\n" on stdout once it is fully set up, then sleeps
 // until SIGTERM. On SIGTERM it checks that the restore gave it back what it
@@ -71,7 +73,8 @@
 #include <string>
 #include <vector>
 
-#include "bench_victim_tcp.h"  // the tcp mode
+#include "bench_victim_container.h"  // the container mode
+#include "bench_victim_tcp.h"        // the tcp mode
 
 namespace {
 
@@ -650,10 +653,12 @@ int main(int argc, char** argv) {
   if (argc == 3 && strcmp(mode, "threads") == 0) return threads::main(argv);
   if (argc == 5 && strcmp(mode, "fds") == 0) return fds::main(argv);
   if (argc == 3 && strcmp(mode, "tcp") == 0) return bench_tcp_victim_main(argv);
+  if (argc == 4 && strcmp(mode, "container") == 0) return bench_container_victim_main(argv);
   put("usage: ckpt-bench-victim SIZE_MIB\n"
       "       ckpt-bench-victim tree N FANOUT\n"
       "       ckpt-bench-victim threads T\n"
       "       ckpt-bench-victim fds N DIR DISTINCT\n"
-      "       ckpt-bench-victim tcp N\n");
+      "       ckpt-bench-victim tcp N\n"
+      "       ckpt-bench-victim container N ns|bare\n");
   return 2;
 }

@@ -3,7 +3,7 @@
 // to disk), measured in the same run; and how its cost grows with the
 // number of processes, threads and fds.
 //
-//   ckpt-bench --ckpt PATH [--only memory,tree,threads,fds] [--size-mib 1024]
+//   ckpt-bench --ckpt PATH [--only memory,tree,threads,fds,tcp,container] [--size-mib 1024]
 //              [--disk-dir DIR] [--tmpfs-dir DIR] [--runs 3] [--timeout SEC]
 //              [--victim PATH] [--tree-sizes 1,10,100,300,1000]
 //              [--tree-fanout 8] [--thread-counts 1,10,100,300,1000]
@@ -26,6 +26,9 @@
 //
 // tcp (bench_tcp.cc): dump and restore with --tcp-established of a process
 // holding N established loopback connections; the victim checks them all.
+//
+// container (bench_container.cc): a 100-process tree whose root is pid 1 of
+// new pid, uts, ipc and net namespaces, next to the same tree without them.
 //
 // Best of the runs is reported. Any failed or wrong restore makes the exit
 // status non-zero.
@@ -71,6 +74,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_container.h"
 #include "bench_tcp.h"
 #include "bench_util.h"
 
@@ -176,7 +180,7 @@ struct Options {
   int runs = 3;
   double timeout = 300;
   // Sections (--only) and their sizes.
-  bool memory = true, tree = true, threads = true, fds = true, tcp = true;
+  bool memory = true, tree = true, threads = true, fds = true, tcp = true, container = true;
   std::vector<long> tree_sizes{1, 10, 100, 300, 1000};
   long tree_fanout = 8;
   std::vector<long> thread_counts{1, 10, 100, 300, 1000};
@@ -897,13 +901,15 @@ void print_section(const Ctx& c, const Section& sec) {
       "  --runs N         runs of everything; the best is reported (default 3)\n"
       "  --timeout SEC    limit for each ckpt command and victim start (default 300)\n"
       "  --victim PATH    victim binary (default: ckpt-bench-victim next to ckpt-bench)\n"
-      "  --only LIST      sections to run, comma-separated (default: memory,tree,threads,fds,tcp)\n"
+      "  --only LIST      sections to run, comma-separated (default: all of them)\n"
       "                   memory   a process with SIZE MiB; images on tmpfs and disk; baselines\n"
       "                   tree     a tree of N processes; images on tmpfs\n"
       "                   threads  a process with N threads; images on tmpfs\n"
       "                   fds      a process with N fds besides stdio; images on tmpfs\n"
       "                   tcp      a process with N loopback TCP connections (both ends);\n"
       "                            --tcp-established; images on tmpfs\n"
+      "                   container  100 processes under pid 1 of new pid, uts, ipc and net\n"
+      "                            namespaces, and the same tree without them; images on tmpfs\n"
       "  --tree-sizes L   the N of the tree section (default 1,10,100,300,1000)\n"
       "  --thread-counts L  the N of the threads section (default 1,10,100,300,1000)\n"
       "  --fd-counts L    the N of the fds section (default 0,1000,10000)\n"
@@ -1002,7 +1008,7 @@ Options parse_args(int argc, char** argv) {
         o.timeout = v;
         break;
       case 'o': {
-        o.memory = o.tree = o.threads = o.fds = o.tcp = false;
+        o.memory = o.tree = o.threads = o.fds = o.tcp = o.container = false;
         std::istringstream in(optarg);
         for (std::string item; std::getline(in, item, ',');) {
           if (item == "memory")
@@ -1015,16 +1021,19 @@ Options parse_args(int argc, char** argv) {
             o.fds = true;
           else if (item == "tcp")
             o.tcp = true;
+          else if (item == "container")
+            o.container = true;
           else if (item == "all")
-            o.memory = o.tree = o.threads = o.fds = o.tcp = true;
+            o.memory = o.tree = o.threads = o.fds = o.tcp = o.container = true;
           else {
             fprintf(stderr,
-                    "ckpt-bench: --only: unknown section '%s' (memory, tree, threads, fds, tcp)\n",
+                    "ckpt-bench: --only: unknown section '%s' (memory, tree, threads, fds, tcp, "
+                    "container)\n",
                     item.c_str());
             usage(2);
           }
         }
-        if (!o.memory && !o.tree && !o.threads && !o.fds && !o.tcp) {
+        if (!o.memory && !o.tree && !o.threads && !o.fds && !o.tcp && !o.container) {
           fprintf(stderr, "ckpt-bench: --only selects no section\n");
           usage(2);
         }
@@ -1135,7 +1144,8 @@ int run(Ctx& c) {
                           {o.tree, "tree"},
                           {o.threads, "threads"},
                           {o.fds, "fds"},
-                          {o.tcp, "tcp"}})
+                          {o.tcp, "tcp"},
+                          {o.container, "container"}})
     if (on) sections += std::string(sections.empty() ? "" : ",") + name;
   printf("ckpt-bench: sections %s; best of %d run%s", sections.c_str(), o.runs,
          o.runs == 1 ? "" : "s");
@@ -1228,6 +1238,12 @@ int run(Ctx& c) {
     check_stop();
     if (!t.ok) ok = false;
     verified_str += fmt("%stcp %d", verified_str.empty() ? "" : ", ", t.verified);
+  }
+  if (o.container) {  // bench_container.cc
+    ContainerBenchResult ct =
+        RunContainerBench({o.ckpt, o.victim, tm.dir, c.work, o.runs, o.timeout});
+    if (!ct.ok) ok = false;
+    verified_str += fmt("%scontainer %d", verified_str.empty() ? "" : ", ", ct.verified);
   }
 
   bool header_done = false;
