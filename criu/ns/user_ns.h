@@ -57,9 +57,15 @@
 // credentials and capabilities as the namespace's ids; the inherited
 // groups are kept when they are the dumped ones (KeepInheritedGroups).
 //
+// Files the root makes for the tree on the way (deleted files, unix
+// socket files, a tmpfs's files) are made with their owners' fs ids
+// (WithFsIds), their uid=/gid= and owners given in the namespace's ids
+// (UidInside, GidInside, MountOptionInside).
+//
 // Not kept: the user namespace's identity (a new one, child of restore's);
 // the credentials of objects the root makes for the tree (sockets' peer
-// credentials) are the root's at that moment (ckpt's uid, unmapped).
+// credentials) are the root's at that moment (ckpt's uid, unmapped); a
+// zombie's uid (not saved: it exits with the root's).
 #pragma once
 
 #include <sys/types.h>
