@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "criu/action_hooks.h"
 
 namespace ckpt {
 
@@ -42,6 +43,8 @@ struct Options {
   std::string pidfile;          // --pidfile
   std::vector<std::string> external;  // --external KEY (repeatable; CRIU's syntax)
   std::string root;             // --root DIR: source of the restored tree's root mount (mnt ns)
+  std::vector<std::string> action_scripts;  // --action-script PATH (repeatable), criu/action_hooks.h
+  ActionNotifier notify;        // set by the RPC service for its client's notifications
   std::vector<std::string> args;  // positional (show: paths)
   bool help = false;            // CMD --help
 };
