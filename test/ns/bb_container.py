@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # The namespaces issue's container test: a busybox container built from
-# scratch (bb_init.cc): pid, uts, ipc, net, mount and cgroup namespaces,
+# scratch (bb_init.cc): user (uids and gids 0-65535 are the host's
+# 100000-165535), pid, uts, ipc, net, mount, cgroup and time namespaces,
 # pivot_root into a busybox-static rootfs with /proc, a tmpfs holding a
 # file, a devpts of its own with a shell on a pty, cgroup2, a veth to the
 # "host", a cgroup with a limit (hugetlb.2MB.max, when the host's cgroup2
@@ -24,6 +25,7 @@ import time
 
 PR_SET_CHILD_SUBREAPER = 36
 BUSYBOX = "/bin/busybox"
+MAP_BASE, MAP_SIZE = 100000, 65536  # the container's ids 0-65535 on the host
 
 
 def log(msg):
@@ -111,9 +113,25 @@ def run(args, wd, state):
         with open(os.path.join(cg, "hugetlb.2MB.max"), "w") as f:
             f.write(limit)
 
+    for d in (root, ctl):  # the container's root owns its files
+        for dirpath, dirnames, filenames in os.walk(d):
+            for n in [dirpath] + [os.path.join(dirpath, x) for x in dirnames + filenames]:
+                os.lchown(n, MAP_BASE, MAP_BASE)
     out = open(os.path.join(wd, "launcher.out"), "w")
     launcher = subprocess.Popen([args.bb_init, root, ctl, cg], stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=out, start_new_session=True)
+    def in_userns():
+        try:
+            return os.readlink("/proc/%d/ns/user" % launcher.pid) != os.readlink("/proc/self/ns/user")
+        except OSError:
+            return False
+    wait_for(lambda: in_userns() or launcher.poll() is not None, "user namespace")
+    if launcher.poll() is not None:
+        fail("bb_init failed: " + open(os.path.join(wd, "launcher.out")).read())
+    for m in ("uid_map", "gid_map"):
+        with open("/proc/%d/%s" % (launcher.pid, m), "w") as f:
+            f.write("0 %d %d\n" % (MAP_BASE, MAP_SIZE))
+    open(os.path.join(ctl, "maps-ready"), "w").close()
     wait_for(lambda: os.path.exists(os.path.join(ctl, "pid")) or launcher.poll() is not None,
              "container")
     if launcher.poll() is not None:
@@ -129,7 +147,10 @@ def run(args, wd, state):
         fail("the container died: " + open(os.path.join(ctl, "init.log")).read())
 
     want = {
-        "pid": "1", "hostname": "bb-container", "data": "kept in a tmpfs",
+        "pid": "1", "hostname": "bb-container", "data": "kept in a tmpfs", "data_owner": "0:0",
+        "uid": "0", "uid_map": "0 %d %d" % (MAP_BASE, MAP_SIZE),
+        "gid_map": "0 %d %d" % (MAP_BASE, MAP_SIZE), "setgroups": "allow",
+        "timens": "monotonic 86400 0 boottime 172800 0", "clocks_offset": "yes",
         "mount /proc": "yes", "mount /dev/pts": "yes", "mount /data": "yes",
         "mount /sys/fs/cgroup": "yes", "mount /ctl": "yes",
         "acct": "ENOMSG", "Seccomp": "2", "cgroup": "0::/",

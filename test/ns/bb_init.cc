@@ -2,9 +2,12 @@
 // so it runs inside a rootfs that holds nothing but busybox.
 //
 //   bb_init ROOTFS CTLDIR CGDIR    (started by the driver, outside)
-// moves itself into the cgroup CGDIR, unshares uts, ipc, net, mount and
-// cgroup namespaces and a pid namespace, and forks the container's init
-// (pid 1), writing its pid here to CTLDIR/pid; it then waits for it.
+// moves itself into the cgroup CGDIR, unshares a user namespace (and waits
+// for CTLDIR/maps-ready: the driver sees the new namespace, writes the uid
+// and gid maps, then this becomes the namespace's root), then uts, ipc, net,
+// mount, cgroup, time (monotonic +1 day, boottime +2 days) and pid
+// namespaces owned by it, and forks the container's init (pid 1), writing
+// its pid here to CTLDIR/pid; it then waits for it.
 // The init makes ROOTFS the root of its mount namespace (pivot_root) with
 // /ctl (CTLDIR), a tmpfs /dev with /dev/null, a devpts of its own on
 // /dev/pts, /proc, a tmpfs /data holding a file, cgroup2 on
@@ -17,6 +20,7 @@
 // /ctl/ctl.sock: "report" answers key=value lines of what it sees from
 // inside; "quit" ends the container.
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -32,6 +36,7 @@
 #include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -97,12 +102,26 @@ int run(const std::vector<const char*>& args, std::string* out = nullptr) {
 
 // ---- outside: namespaces and pivot_root ----
 
+// The time namespace's offsets (seconds), as /proc/PID/timens_offsets says them.
+constexpr char kTimeOffsets[] = "monotonic 86400 0\nboottime 172800 0\n";
+
 [[noreturn]] void outside(const std::string& rootfs, const std::string& ctl,
                           const std::string& cg) {
   write_file(cg + "/cgroup.procs", "0");
+  must(unshare(CLONE_NEWUSER) == 0, "unshare user");
+  for (int i = 0; access((ctl + "/maps-ready").c_str(), F_OK) != 0; i++) {
+    must(i < 3000, "wait for the uid/gid maps");
+    usleep(10000);
+  }
+  // Still the host's root in kernel terms: become the namespace's root.
+  must(setgroups(0, nullptr) == 0 && setresgid(0, 0, 0) == 0 && setresuid(0, 0, 0) == 0,
+       "become root of the user namespace");
+  // Changing ids made it undumpable, which leaves its /proc files to the host's root.
+  must(prctl(PR_SET_DUMPABLE, 1) == 0, "dumpable");
   must(unshare(CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWCGROUP |
-               CLONE_NEWPID) == 0,
+               CLONE_NEWPID | CLONE_NEWTIME) == 0,
        "unshare");
+  write_file("/proc/self/timens_offsets", std::string(kTimeOffsets));
   pid_t init = fork();
   must(init >= 0, "fork");
   if (init > 0) {
@@ -121,10 +140,14 @@ int run(const std::vector<const char*>& args, std::string* out = nullptr) {
   must(mount("/dev/null", (rootfs + "/dev/null").c_str(), nullptr, MS_BIND, nullptr) == 0,
        "bind null");
   must(mkdir((rootfs + "/dev/pts").c_str(), 0755) == 0, "mkdir pts");
+  // Before pivot_root: in a user namespace a new proc needs a fully visible
+  // one in the same mount namespace (the host's, until it is detached).
+  must(mount("proc", (rootfs + "/proc").c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+             nullptr) == 0,
+       "proc");
   must(chdir(rootfs.c_str()) == 0 && syscall(SYS_pivot_root, ".", ".") == 0 &&
            umount2(".", MNT_DETACH) == 0 && chdir("/") == 0,
        "pivot_root");
-  must(mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) == 0, "proc");
   must(mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666") ==
            0,
        "devpts");
@@ -192,6 +215,20 @@ std::string shell(const std::string& cmd, const std::string& want) {
   return got.find(want) != std::string::npos ? "ok" : "no '" + want + "' in '" + got + "'";
 }
 
+// The whitespace-separated words of text, joined by one space.
+std::string words(const std::string& text) {
+  std::string out, w;
+  for (char c : text + " ") {
+    if (c == ' ' || c == '\n' || c == '\t') {
+      if (!w.empty()) out += (out.empty() ? "" : " ") + w;
+      w.clear();
+    } else {
+      w += c;
+    }
+  }
+  return out;
+}
+
 std::string line_of(const std::string& text, const std::string& key) {
   size_t at = text.find(key);
   if (at == std::string::npos) return "";
@@ -204,8 +241,20 @@ std::string report() {
   struct utsname u;
   uname(&u);
   r += "pid=" + std::to_string(getpid()) + "\n";
+  r += "uid=" + std::to_string(getuid()) + "\n";
+  r += "uid_map=" + words(read_file("/proc/self/uid_map")) + "\n";
+  r += "gid_map=" + words(read_file("/proc/self/gid_map")) + "\n";
+  r += "setgroups=" + words(read_file("/proc/self/setgroups")) + "\n";
+  r += "timens=" + words(read_file("/proc/self/timens_offsets")) + "\n";
+  struct timespec mono, boot;
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_BOOTTIME, &boot);
+  r += std::string("clocks_offset=") + (mono.tv_sec >= 86400 && boot.tv_sec >= 172800 ? "yes" : "no") + "\n";
   r += "hostname=" + std::string(u.nodename) + "\n";
   r += "data=" + read_file("/data/file");
+  struct stat st = {};
+  stat("/data/file", &st);
+  r += "data_owner=" + std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid) + "\n";
   std::string mi = read_file("/proc/self/mountinfo");
   for (const char* mp : {" /proc ", " /dev/pts ", " /data ", " /sys/fs/cgroup ", " /ctl "})
     r += std::string("mount") + mp + "=" + (mi.find(mp) != std::string::npos ? "yes" : "no") + "\n";
