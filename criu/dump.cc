@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <sstream>
@@ -29,6 +30,7 @@
 #include "criu/ns/namespaces.h"
 #include "criu/ns/net_ns.h"
 #include "criu/ns/pid_ns.h"
+#include "criu/ns/sem_undo.h"
 #include "criu/ns/user_ns.h"
 #include "criu/proc_parse.h"
 #include "criu/pstree.h"
@@ -325,7 +327,8 @@ Status Call(compel::Infection& inf, abi::ParasiteCmd cmd, const char* what, uint
 Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& dir,
                 files::FdDumper& fds, ShmemDumper& shmem, TreeTask& task, uint32_t pages_id,
                 const PageIndex* parent_pages, PageIndex* pages,
-                const pb::NamespacesEntry& namespaces) {
+                const pb::NamespacesEntry& namespaces,
+                const std::vector<pb::SemUndoEntry>& sem_undo) {
   pid_t pid = task.pid;
   compel::SeizedProcess& proc = *task.proc;
   TRY_ASSIGN(TaskInfo info, Inspect(proc, o, namespaces.mnt()));
@@ -353,6 +356,7 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
     // user namespaces (criu/ns/user_ns.h): credentials as the task sees them.
     if (namespaces.user())
       TRY(ns::CredsIntoUserNs(namespaces.user_ns(), pid, core.mutable_creds()));
+    for (const pb::SemUndoEntry& e : sem_undo) *core.add_sem_undo() = e;
     LOG_INFO("Dumping pages of " + Who(pid));
     TRY_ASSIGN(stats, DumpPages(pid, proc.mem_fd(), *inf, mm, dir, kf, pages_id, parent_pages,
                                 pages, pipe));
@@ -434,6 +438,24 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
       if (t.proc) live.push_back(t.pid);
     TRY(net.LockConnections(live));
   }
+  // SysV semaphore undo lists (criu/ns/sem_undo.h), where semaphores
+  // exist at all (every multi-threaded task has a list, mostly empty).
+  ns::SemUndoPlan sem_undo;
+  {
+    auto sems = namespaces.ipc() ? ns::ReadSysvipcOf(root, "sem")
+                                 : io::ReadFile("/proc/sysvipc/sem");
+    bool any_sem = sems.ok() && sems->find('\n') != std::string::npos &&
+                   sems->find('\n') + 1 < sems->size();
+    std::map<pid_t, size_t> live;
+    for (const TreeTask& t : tree)
+      if (t.proc) live[t.pid] = t.proc->threads().size();
+    if (any_sem) {
+      TRY_ASSIGN(sem_undo, ns::PlanSemUndo(live, namespaces.ipc(), root));
+    }
+    for (const auto& [p, why] : sem_undo.unreadable)
+      LOG_WARN(Who(p) + " may hold SysV semaphore undo adjustments (SEM_UNDO), which cannot be "
+               "read here (" + why + "): a restored task starts without them");
+  }
   TRY_ASSIGN(files::FdDumper fds, files::FdDumper::Create(*dir, net));
   ShmemDumper shmem;
   TRY_ASSIGN(images::ImageWriter psw, dir->OpenWriter(ImageType::kPstree));
@@ -455,9 +477,14 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     } else {
       for (pid_t tid : t.proc->threads()) ps.add_threads(uint32_t(tid));
       auto parent = page_index.find(t.ppid);
+      std::vector<pb::SemUndoEntry> undo;
+      if (std::find(sem_undo.readable.begin(), sem_undo.readable.end(), t.pid) !=
+          sem_undo.readable.end()) {
+        TRY_ASSIGN(undo, ns::ReadSemUndo(t.pid, t.proc->mem_fd(), root));
+      }
       Status st = DumpTask(o, kf, *dir, fds, shmem, t, pages_id++,
                            parent == page_index.end() ? nullptr : &parent->second,
-                           &page_index[t.pid], namespaces);
+                           &page_index[t.pid], namespaces, undo);
       if (!st.ok()) {
         // Name the process once: most messages already start with it.
         if (st.error().message().rfind("pid ", 0) != 0) st.error().Context(Who(t.pid));
@@ -473,22 +500,6 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   // The tree's own namespaces' contents (it is still frozen).
   if (namespaces.ipc()) TRY(ns::DumpIpcNamespace(root, shmem.SysvIds(), *dir));
   if (namespaces.mnt()) TRY(ns::DumpMountNamespace(root, {.externals = o.external}, *dir));
-  {
-    std::vector<pid_t> live;
-    for (const TreeTask& t : tree)
-      if (t.proc) live.push_back(t.pid);
-    // Every multi-threaded task has an undo list (CLONE_SYSVSEM makes one),
-    // mostly empty: only worth a warning where semaphores exist at all.
-    auto sems = namespaces.ipc() ? ns::ReadSysvipcOf(root, "sem")
-                                 : io::ReadFile("/proc/sysvipc/sem");
-    bool any_sem = sems.ok() && sems->find('\n') != std::string::npos &&
-                   sems->find('\n') + 1 < sems->size();
-    auto undo = any_sem ? ns::TasksWithSemUndo(live) : Result<std::vector<pid_t>>(std::vector<pid_t>{});
-    if (undo.ok())
-      for (pid_t p : *undo)
-        LOG_WARN(Who(p) + " may hold SysV semaphore undo adjustments (SEM_UNDO): no kernel "
-                 "interface reads them, a restored task starts without them");
-  }
   TRY(seccomp.Write(*dir));
   TRY(lsm.Write(*dir));
 

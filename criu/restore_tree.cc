@@ -29,6 +29,7 @@
 #include "criu/ns/mnt_ns.h"  // mnt ns
 #include "criu/ns/namespaces.h"
 #include "criu/ns/pid_ns.h"
+#include "criu/ns/sem_undo.h"
 #include "criu/ns/user_ns.h"
 #include "criu/shmem.h"
 
@@ -187,6 +188,8 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   if (idx == 0 && tree.namespaces.ipc() && !fds.in_user_ns) TRY(FillIpcNamespace(tree, dir));
   if (idx == 0 && tree.namespaces.ipc() && fds.in_user_ns)
     TRY(ns::RestoreSemValuesOf(dir, t.vpid()));
+  // Its SEM_UNDO list (criu/ns/sem_undo.h), once the semaphores exist.
+  if (!t.zombie()) TRY(ns::RestoreSemUndo(t.core));
   // mnt ns: after the IPC sysctls (ckpt's /proc/sys), before any file is opened.
   if (idx == 0 && tree.namespaces.mnt())
     TRY(ns::RestoreMountNamespace(

@@ -8,6 +8,7 @@
 
 #include "criu/ns/namespaces.h"
 #include "criu/ns/pid_ns.h"
+#include "criu/ns/sem_undo.h"
 #include "criu/files/fd_restore.h"
 #include "criu/files/file_types.h"
 #include "criu/regs_pb.h"
@@ -136,6 +137,7 @@ Status LoadTask(const images::ImageDir& dir, const TreeImages& tree, TaskImages&
     if (it.which() > 2) return Error("core image: bad itimer");
   if (t.core.posix_timers_size() > int(abi::kMaxPosixTimers))
     return Error("core image: too many POSIX timers");
+  TRY(ns::CheckSemUndo(t.core), "core image");
 
   TRY(ReadOne(dir, ImageType::kMm, pid, &t.mm));
   TRY(CheckMm(t.mm));

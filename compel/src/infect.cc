@@ -112,11 +112,12 @@ Result<long> RemoteSyscall(pid_t tid, int mem_fd, uint64_t exec_addr, const user
 }
 
 Result<long> RemoteSyscallRestoring(pid_t tid, int mem_fd, uint64_t exec_addr, long nr, long a1,
-                                    long a2, long a3, long a4, long a5, long a6) {
+                                    long a2, long a3, long a4, long a5, long a6,
+                                    const std::string& data) {
   user_regs_struct saved;
   if (ptrace(PTRACE_GETREGS, tid, nullptr, &saved) < 0)
     return Error::Errno(T(tid) + ": PTRACE_GETREGS");
-  auto r = RemoteSyscall(tid, mem_fd, exec_addr, saved, nr, a1, a2, a3, a4, a5, a6);
+  auto r = RemoteSyscall(tid, mem_fd, exec_addr, saved, nr, a1, a2, a3, a4, a5, a6, data);
   Status back = SetGpRegs(tid, saved);
   if (!r.ok()) return r;
   if (!back.ok()) return std::move(back.error());

@@ -23,10 +23,9 @@
 // with its id (kernel.*_next_id), key, owner, creator, mode and contents,
 // then the exact dumped sysctls, shm_rmid_forced last.
 //
-// Not saved (no kernel interface): SEM_UNDO adjustments of the tasks (the
-// kernel keeps them per task with no way to read them; after a restore a
-// task exiting no longer undoes what it had adjusted; TasksWithSemUndo
-// names the tasks that have such a list); times (msg/sem/shm
+// SEM_UNDO adjustments of the tasks are criu/ns/sem_undo.h's: read where
+// that is exact, lost (with a warning) elsewhere; TasksWithSemUndo names
+// the tasks that have such a list. Not saved (no kernel interface): times (msg/sem/shm
 // stime, rtime, ctime, atime, dtime) and last sender/receiver pids of
 // queues and segments; semaphore pids that the tree's pid namespace does
 // not show. Reading an unattached segment moves its atime/dtime/lpid; a

@@ -41,7 +41,7 @@ Result<long> RemoteSyscall(pid_t tid, int mem_fd, uint64_t exec_addr, const user
 // registers put back afterwards.
 Result<long> RemoteSyscallRestoring(pid_t tid, int mem_fd, uint64_t exec_addr, long nr, long a1 = 0,
                                     long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0,
-                                    long a6 = 0);
+                                    long a6 = 0, const std::string& data = "");
 
 // Queued signals of a stopped thread, without dequeuing them: the
 // thread's own queue, or the process-wide one (shared).
