@@ -325,7 +325,8 @@ Status Call(compel::Infection& inf, abi::ParasiteCmd cmd, const char* what, uint
 
 // Dumps one live process of the tree (seized, not yet infected).
 Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& dir,
-                files::FdDumper& fds, ShmemDumper& shmem, TreeTask& task, uint32_t pages_id,
+                PageTarget& pages_to, files::FdDumper& fds, ShmemDumper& shmem, TreeTask& task,
+                uint32_t pages_id,
                 const PageIndex* parent_pages, PageIndex* pages,
                 const pb::NamespacesEntry& namespaces,
                 const std::vector<pb::SemUndoEntry>& sem_undo) {
@@ -358,7 +359,7 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
       TRY(ns::CredsIntoUserNs(namespaces.user_ns(), pid, core.mutable_creds()));
     for (const pb::SemUndoEntry& e : sem_undo) *core.add_sem_undo() = e;
     LOG_INFO("Dumping pages of " + Who(pid));
-    TRY_ASSIGN(stats, DumpPages(pid, proc.mem_fd(), *inf, mm, dir, kf, pages_id, parent_pages,
+    TRY_ASSIGN(stats, DumpPages(pid, proc.mem_fd(), *inf, mm, pages_to, kf, pages_id, parent_pages,
                                 pages, pipe));
     TRY(inf->Cure(), "curing " + Who(pid));
   }
@@ -457,6 +458,14 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
                "read here (" + why + "): a restored task starts without them");
   }
   TRY_ASSIGN(files::FdDumper fds, files::FdDumper::Create(*dir, net));
+  // Memory goes to the image directory, or to a page server (criu/page_xfer.h).
+  std::unique_ptr<PageTarget> pages_to;
+  if (o.page_server) {
+    TRY_ASSIGN(pages_to, PageTarget::Remote(o.address, o.port));
+  } else {
+    TRY_ASSIGN(pages_to, PageTarget::Local(*dir));
+  }
+  LOG_INFO(pages_to->Describe());
   ShmemDumper shmem;
   TRY_ASSIGN(images::ImageWriter psw, dir->OpenWriter(ImageType::kPstree));
   uint32_t pages_id = 1;
@@ -482,7 +491,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
           sem_undo.readable.end()) {
         TRY_ASSIGN(undo, ns::ReadSemUndo(t.pid, t.proc->mem_fd(), root));
       }
-      Status st = DumpTask(o, kf, *dir, fds, shmem, t, pages_id++,
+      Status st = DumpTask(o, kf, *dir, *pages_to, fds, shmem, t, pages_id++,
                            parent == page_index.end() ? nullptr : &parent->second,
                            &page_index[t.pid], namespaces, undo);
       if (!st.ok()) {
@@ -502,6 +511,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   if (namespaces.mnt()) TRY(ns::DumpMountNamespace(root, {.externals = o.external}, *dir));
   TRY(seccomp.Write(*dir));
   TRY(lsm.Write(*dir));
+  TRY(pages_to->Commit());  // the memory is safe before the inventory says "complete"
 
   pb::InventoryEntry inv;
   inv.set_format_version(images::kFormatVersion);

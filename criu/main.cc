@@ -13,6 +13,7 @@
 #include "criu/kerndat.h"
 #include "criu/net/netlock.h"
 #include "criu/options.h"
+#include "criu/page_xfer.h"
 #include "criu/restore.h"
 #include "criu/show.h"
 #include "images/image_dir.h"
@@ -92,6 +93,15 @@ int Run(int argc, char** argv) {
       Status s = UnlockDump(o);
       if (!s.ok()) {
         fprintf(stderr, "ckpt: %s\n", s.error().message().c_str());
+        return 1;
+      }
+      return 0;
+    }
+    case Command::kPageServer: {
+      Status s = RunPageServer(o.images_dir, o.address, o.port, o.status_fd);
+      if (!s.ok()) {
+        LOG_ERR("page server: " + s.error().message());
+        if (!log_path.empty()) fprintf(stderr, "ckpt: page server: %s\n", s.error().message().c_str());
         return 1;
       }
       return 0;

@@ -258,9 +258,10 @@ Status Drain(int pipe_r, int out_fd, uint64_t total, compel::Infection& inf) {
 }
 
 Status FlushBatch(std::vector<abi::PIovec>& batch, uint64_t bytes, int pipe_r, int pipe_w,
-                  int out_fd, compel::Infection& inf) {
+                  int out_fd, compel::Infection& inf, PageTarget& target) {
   if (batch.empty()) return Ok();
   memcpy(inf.args()->iovs, batch.data(), batch.size() * sizeof(abi::PIovec));
+  TRY(target.Announce(bytes));
   TRY(inf.Send(abi::kCmdDumpPages, uint32_t(batch.size()), pipe_w));
   TRY(Drain(pipe_r, out_fd, bytes, inf));
   TRY_ASSIGN(int64_t ret, inf.WaitReply());
@@ -272,7 +273,7 @@ Status FlushBatch(std::vector<abi::PIovec>& batch, uint64_t bytes, int pipe_r, i
 }  // namespace
 
 Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
-                                const pb::MmEntry& mm, images::ImageDir& dir,
+                                const pb::MmEntry& mm, PageTarget& target,
                                 const KernelFeatures& kf, uint32_t pages_id,
                                 const PageIndex* parent, PageIndex* index, PagePipe& pipe) {
   PageDumpStats st;
@@ -299,7 +300,15 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
       }
     }
 
-  TRY_ASSIGN(images::ImageWriter pmw, dir.OpenWriter(images::ImageType::kPagemap, pid));
+  // pagemap-PID.img: built in a memfd, handed to the target whole.
+  std::string pm_name = images::FileName(images::ImageType::kPagemap, uint32_t(pid));
+  UniqueFd pm_fd(memfd_create("ckpt-pagemap", MFD_CLOEXEC));
+  if (!pm_fd) return Error::Errno("memfd_create");
+  uint32_t pm_hdr[2] = {images::kImageMagic, images::Info(images::ImageType::kPagemap).magic};
+  TRY(io::WriteFull(pm_fd.get(), pm_hdr, sizeof(pm_hdr)));
+  UniqueFd pm_dup(dup(pm_fd.get()));
+  if (!pm_dup) return Error::Errno("dup");
+  images::ImageWriter pmw(std::move(pm_dup), pm_name);
   pb::PagemapHead head;
   head.set_pages_id(pages_id);
   TRY(pmw.Write(head));
@@ -314,8 +323,16 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
     TRY(pmw.Write(e));
   }
   TRY(pmw.Close());
+  {
+    struct stat st_pm;
+    if (fstat(pm_fd.get(), &st_pm) < 0) return Error::Errno("fstat memfd");
+    std::string bytes(size_t(st_pm.st_size), '\0');
+    if (pread(pm_fd.get(), bytes.data(), bytes.size(), 0) != ssize_t(bytes.size()))
+      return Error::Errno("reading back " + pm_name);
+    TRY(target.WriteFile(pm_name, bytes));
+  }
 
-  TRY_ASSIGN(UniqueFd out, dir.CreateRaw(images::PagesFileName(pages_id)));
+  TRY_ASSIGN(int out, target.Begin(images::PagesFileName(pages_id)));
   const UniqueFd& pipe_r = pipe.r;
   const UniqueFd& pipe_w = pipe.w;
 
@@ -328,23 +345,24 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
     if (!r.readable) {
       // PROT_NONE or write-only memory: vmsplice cannot pin it, but the
       // tracer may read it through /proc/PID/mem.
-      TRY(FlushBatch(batch, batch_bytes, pipe_r.get(), pipe_w.get(), out.get(), inf));
+      TRY(FlushBatch(batch, batch_bytes, pipe_r.get(), pipe_w.get(), out, inf, target));
       batch_bytes = 0;
       buf.resize(len);
       if (pread(mem_fd, buf.data(), len, off_t(r.start)) != ssize_t(len))
         return Error::Errno("pid " + std::to_string(pid) + ": read memory at " + Hex(r.start));
-      TRY(io::WriteFull(out.get(), buf.data(), len), "writing pages");
+      TRY(target.Announce(len));
+      TRY(io::WriteFull(out, buf.data(), len), "writing pages");
       continue;
     }
     batch.push_back({r.start, len});
     batch_bytes += len;
     if (batch.size() == abi::kMaxParasiteIovs) {
-      TRY(FlushBatch(batch, batch_bytes, pipe_r.get(), pipe_w.get(), out.get(), inf));
+      TRY(FlushBatch(batch, batch_bytes, pipe_r.get(), pipe_w.get(), out, inf, target));
       batch_bytes = 0;
     }
   }
-  TRY(FlushBatch(batch, batch_bytes, pipe_r.get(), pipe_w.get(), out.get(), inf));
-  if (close(out.release()) < 0) return Error::Errno("close pages image");
+  TRY(FlushBatch(batch, batch_bytes, pipe_r.get(), pipe_w.get(), out, inf, target));
+  TRY(target.End());
   return st;
 }
 

@@ -9,6 +9,7 @@
 #include "base/result.h"
 #include "compel/infect.h"
 #include "criu/kerndat.h"
+#include "criu/page_xfer.h"
 #include "criu/proc_parse.h"
 #include "images/image_dir.h"
 #include "proto/mm.pb.h"
@@ -38,7 +39,8 @@ struct PageIndex {
   std::unordered_map<uint64_t, Page> by_vaddr;
 };
 
-// Writes pagemap-PID.img and pages-ID.img for every private VMA: only
+// Writes pagemap-PID.img and pages-ID.img (to `target`: the image
+// directory or a page server, criu/page_xfer.h) for every private VMA: only
 // pages that are present (or swapped) and not the shared zero page, and for
 // file mappings only pages that were written (anonymous copies).
 // The pipe pages travel through. It must outlive the infection: closing
@@ -51,7 +53,7 @@ struct PagePipe {
 // `parent` (may be null) is the index of the parent's pages; `index`
 // receives this task's, for its children.
 Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
-                                const pb::MmEntry& mm, images::ImageDir& dir,
+                                const pb::MmEntry& mm, PageTarget& target,
                                 const KernelFeatures& kf, uint32_t pages_id,
                                 const PageIndex* parent, PageIndex* index, PagePipe& pipe);
 

@@ -21,7 +21,11 @@ enum LongOnly {
   kOptManageCgroups,
   kOptCgroupRoot,
   kOptFreezeCgroup,
-  kOptRoot  // mnt ns
+  kOptRoot,  // mnt ns
+  kOptPageServer,
+  kOptAddress,
+  kOptPort,
+  kOptStatusFd
 };
 
 Result<Command> ParseCommand(const std::string& s) {
@@ -30,6 +34,7 @@ Result<Command> ParseCommand(const std::string& s) {
   if (s == "check") return Command::kCheck;
   if (s == "show") return Command::kShow;
   if (s == "unlock") return Command::kUnlock;
+  if (s == "page-server") return Command::kPageServer;
   if (s == "help" || s == "--help" || s == "-h") return Command::kHelp;
   if (s == "--version" || s == "-V") return Command::kVersion;
   return Error("unknown command '" + s + "' (try: ckpt --help)");
@@ -99,7 +104,10 @@ Result<Options> ParseOptions(int argc, char** argv) {
                                              "--cgroup-root",
                                              "--freeze-cgroup",
                                              "--external",
-                                             "--root"};  // mnt ns
+                                             "--root",  // mnt ns
+                                             "--address",
+                                             "--port",
+                                             "--status-fd"};
     for (const char* w : kWithValue)
       if (!strcmp(argv[i], w)) {
         i++;
@@ -135,6 +143,10 @@ Result<Options> ParseOptions(int argc, char** argv) {
       {"manage-cgroups", optional_argument, nullptr, kOptManageCgroups},
       {"cgroup-root", required_argument, nullptr, kOptCgroupRoot},
       {"freeze-cgroup", required_argument, nullptr, kOptFreezeCgroup},
+      {"page-server", no_argument, nullptr, kOptPageServer},
+      {"address", required_argument, nullptr, kOptAddress},
+      {"port", required_argument, nullptr, kOptPort},
+      {"status-fd", required_argument, nullptr, kOptStatusFd},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
   };
@@ -223,6 +235,22 @@ Result<Options> ParseOptions(int argc, char** argv) {
         if (!optarg[0]) return Error("--freeze-cgroup needs a cgroup directory");
         o.freeze_cgroup = optarg;
         break;
+      case kOptPageServer:
+        o.page_server = true;
+        break;
+      case kOptAddress:
+        o.address = optarg;
+        break;
+      case kOptPort:
+        if (!ParseInt(optarg, n) || n <= 0 || n > 65535)
+          return Error("bad --port '" + std::string(optarg) + "' (1..65535)");
+        o.port = int(n);
+        break;
+      case kOptStatusFd:
+        if (!ParseInt(optarg, n) || n < 0 || n > 1 << 20)
+          return Error("bad --status-fd '" + std::string(optarg) + "'");
+        o.status_fd = int(n);
+        break;
       case 'h':
         o.help = true;
         break;
@@ -243,6 +271,14 @@ Result<Options> ParseOptions(int argc, char** argv) {
     case Command::kDump:
       if (o.pid == 0) return Error("dump needs -t PID");
       if (o.images_dir.empty()) return Error("dump needs -D DIR");
+      if (o.page_server && (o.address.empty() || o.port == 0))
+        return Error("--page-server needs --address and --port of the page server");
+      if (!o.page_server && (!o.address.empty() || o.port))
+        return Error("--address and --port go with --page-server");
+      break;
+    case Command::kPageServer:
+      if (o.images_dir.empty()) return Error("page-server needs -D DIR");
+      if (o.port == 0) return Error("page-server needs --port");
       break;
     case Command::kRestore:
       if (o.images_dir.empty()) return Error("restore needs -D DIR");
@@ -305,7 +341,10 @@ std::string Usage(Command c) {
                  "                         tasks' cgroups) instead of from their common one\n"
                  "      --freeze-cgroup PATH\n"
                  "                         freeze the cgroup2 directory PATH (cgroup.freeze)\n"
-                 "                         while seizing the tree, which must be inside it\n") +
+                 "                         while seizing the tree, which must be inside it\n"
+                 "      --page-server --address ADDR --port PORT\n"
+                 "                         send the memory (pagemap and pages images) to\n"
+                 "                         `ckpt page-server` at ADDR:PORT; the rest stays in DIR\n") +
              common;
     case Command::kRestore:
       return std::string(
@@ -346,6 +385,18 @@ std::string Usage(Command c) {
     case Command::kShow:
       return "usage: ckpt show FILE|DIR\n"
              "Print an image file, or every image of a directory, as JSON.\n";
+    case Command::kPageServer:
+      return std::string(
+                 "usage: ckpt page-server -D DIR --port PORT [--address ADDR]\n"
+                 "Receive the memory of one dump (`ckpt dump ... --page-server --address ADDR\n"
+                 "--port PORT`) into DIR, then exit. The dump writes its other images\n"
+                 "locally: put them together in one directory to restore. Files get their\n"
+                 "names only once the dump has sent all of them.\n\n"
+                 "  -D, --images-dir DIR   where the pagemap and pages images go\n"
+                 "      --port PORT        TCP port to listen on\n"
+                 "      --address ADDR     IPv4 or IPv6 address to listen on (default: all)\n"
+                 "      --status-fd FD     write one byte to FD once listening\n") +
+             common;
     case Command::kUnlock:
       return "usage: ckpt unlock -D DIR\n"
              "Remove the network lock a dump with --tcp-established left in place (restore\n"
@@ -358,7 +409,8 @@ std::string Usage(Command c) {
              "  restore   bring it back:         ckpt restore -D DIR [-d]\n"
              "  check     probe kernel features\n"
              "  show      print images as JSON:  ckpt show DIR\n"
-             "  unlock    drop a dump's network lock: ckpt unlock -D DIR\n\n"
+             "  unlock    drop a dump's network lock: ckpt unlock -D DIR\n"
+             "  page-server  receive a dump's memory: ckpt page-server -D DIR --port P\n\n"
              "`ckpt COMMAND --help` explains each command's options.\n";
   }
 }

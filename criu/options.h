@@ -11,7 +11,7 @@
 
 namespace ckpt {
 
-enum class Command { kNone, kDump, kRestore, kCheck, kShow, kUnlock, kHelp, kVersion };
+enum class Command { kNone, kDump, kRestore, kCheck, kShow, kUnlock, kPageServer, kHelp, kVersion };
 
 // --manage-cgroups=MODE, as CRIU: what restore may do to the cgroups the
 // images name. kNone/kProps need them to exist (kProps writes the saved
@@ -43,6 +43,10 @@ struct Options {
   std::string pidfile;          // --pidfile
   std::vector<std::string> external;  // --external KEY (repeatable; CRIU's syntax)
   std::string root;             // --root DIR: source of the restored tree's root mount (mnt ns)
+  bool page_server = false;     // dump --page-server: memory to a page server (criu/page_xfer.h)
+  std::string address;          // --address: the page server's IP (dump; page-server: to listen on)
+  int port = 0;                 // --port: the page server's TCP port
+  int status_fd = -1;           // --status-fd FD: page-server writes a byte there once it listens
   std::vector<std::string> action_scripts;  // --action-script PATH (repeatable), criu/action_hooks.h
   ActionNotifier notify;        // set by the RPC service for its client's notifications
   std::vector<std::string> args;  // positional (show: paths)

@@ -124,6 +124,20 @@ void expect_no_pid(pid_t pid, const std::string& when) {
   }
 }
 
+// A TCP port of 127.0.0.1 nobody listens on (just now).
+int free_port() {
+  int sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (sk < 0 || bind(sk, reinterpret_cast<sockaddr*>(&a), len) < 0 ||
+      getsockname(sk, reinterpret_cast<sockaddr*>(&a), &len) < 0)
+    throw Fail(std::string("setup: finding a free port: ") + strerror(errno));
+  close(sk);
+  return ntohs(a.sin_port);
+}
+
 // Runs one named sub-check; cleans up whatever it left.
 void check(const std::string& name, const std::function<void(const std::string& dir)>& fn) {
   std::string dir = g_workdir + "/" + name;
@@ -352,6 +366,107 @@ int main(int argc, char** argv) {
     if (inventory) throw Fail("a failed dump left an inventory behind");
     expect_alive(h, "after the failed dump");
     finish_helper(h);
+  });
+
+  // --page-server (criu/page_xfer.h): a server that is not there, one that
+  // drops the connection in the middle of the pages; the victim runs on and
+  // no inventory appears.
+  check("dump-page-server-absent", [&](const std::string& dir) {
+    Helper h = start_helper("bigmem", dir + "/run");
+    int port = free_port();  // nobody listens there
+    std::string img = dir + "/img";
+    Ckpt r = ckpt(dir, "dump",
+                  {"dump", "-t", std::to_string(h.pid), "-D", img, "--page-server", "--address",
+                   "127.0.0.1", "--port", std::to_string(port)});
+    expect_refused(r, "dump to a page server that is not there");
+    if (r.output.find("page server at 127.0.0.1:" + std::to_string(port)) == std::string::npos)
+      throw Fail("the error does not name the page server\n" + indent(r.output));
+    if (fs::exists(img + "/inventory.img")) throw Fail("a failed dump left an inventory");
+    expect_alive(h, "after the failed dump");
+    finish_helper(h);
+  });
+  check("dump-page-server-dropped", [&](const std::string& dir) {
+    Helper h = start_helper("bigmem", dir + "/run");
+    // A fake server: takes the connection, reads 1 MiB, hangs up.
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (ls < 0 || bind(ls, reinterpret_cast<sockaddr*>(&a), len) < 0 || listen(ls, 1) < 0 ||
+        getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) < 0)
+      throw Fail(std::string("setup: fake page server: ") + strerror(errno));
+    pid_t fake = fork();
+    if (fake == 0) {
+      int c = accept(ls, nullptr, nullptr);
+      static char buf[65536];
+      for (size_t got = 0; c >= 0 && got < (1u << 20);) {
+        ssize_t n = read(c, buf, sizeof(buf));
+        if (n <= 0) break;
+        got += size_t(n);
+      }
+      _exit(0);
+    }
+    close(ls);
+    std::string img = dir + "/img";
+    Ckpt r = ckpt(dir, "dump",
+                  {"dump", "-t", std::to_string(h.pid), "-D", img, "--page-server", "--address",
+                   "127.0.0.1", "--port", std::to_string(ntohs(a.sin_port))});
+    int st;
+    waitpid(fake, &st, 0);
+    expect_refused(r, "dump to a page server that hangs up");
+    if (fs::exists(img + "/inventory.img")) throw Fail("a failed dump left an inventory");
+    expect_alive(h, "after the failed dump");
+    finish_helper(h);
+  });
+  // The page server itself, fed a hostile name and then a dump that stops
+  // half-way: it fails, and leaves no file that could pass for an image.
+  check("page-server-bad-input", [&](const std::string& dir) {
+    struct Frame {
+      uint32_t magic, cmd;
+      uint64_t len;
+    };
+    auto serve = [&](const std::string& srv, const std::vector<std::string>& frames) {
+      int port = free_port();
+      pid_t ps = fork();
+      if (ps == 0) {
+        execl(g_ckpt.c_str(), g_ckpt.c_str(), "page-server", "-D", srv.c_str(), "--address",
+              "127.0.0.1", "--port", std::to_string(port).c_str(), (char*)nullptr);
+        _exit(127);
+      }
+      int sk = -1;
+      for (int i = 0; i < 200; i++) {  // until it listens
+        sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(uint16_t(port));
+        if (connect(sk, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) break;
+        close(sk);
+        sk = -1;
+        usleep(20000);
+      }
+      if (sk < 0) throw Fail("setup: the page server does not listen");
+      for (const std::string& f : frames)
+        if (write(sk, f.data(), f.size()) != ssize_t(f.size())) break;
+      close(sk);
+      int st = 0;
+      if (!wait_exit(ps, 30, &st)) throw Fail("the page server did not exit");
+      return st;
+    };
+    auto frame = [](uint32_t cmd, const std::string& payload, uint64_t len) {
+      Frame f = {0x53504b43, cmd, len};
+      return std::string(reinterpret_cast<const char*>(&f), sizeof(f)) + payload;
+    };
+    std::string srv = dir + "/srv";
+    int st = serve(srv, {frame(1, "../evil.img", 11)});
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) throw Fail("the page server took ../evil.img");
+    if (fs::exists(dir + "/evil.img")) throw Fail("the page server wrote outside its directory");
+    st = serve(srv, {frame(1, "pages-1.img", 11), frame(2, std::string(4096, 'x'), 1 << 20)});
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) throw Fail("the page server accepted half a dump");
+    if (!fs::is_empty(srv))
+      throw Fail("a dump that stopped half-way left files on the page server: " +
+                 fs::directory_iterator(srv)->path().filename().string());
   });
 
   const GoodImage good = make_good_image();

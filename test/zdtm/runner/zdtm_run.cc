@@ -17,11 +17,19 @@
 // own; with cgroup: rooted at a cgroup ckpt-zdtm-<runner pid> made for it;
 // with mnt: in a container of its own, see harness.h enter_container; with
 // user: as root of a user namespace mapping 0.. to 100000.., see harness.h).
+// --page-server yes: every dump sends its memory to a `ckpt page-server`
+// started for it on 127.0.0.1 (a free port); the server's files are moved
+// into the image directory before restore, as a migration would copy them.
 // --occupy-pid yes: before each restore a stand-in process takes the
 // test's pid: a test in its own pid namespace must come back with another
 // pid here (and the same ones inside).
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <linux/sched.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -49,6 +57,7 @@ std::vector<std::string> g_test_argv;
 std::vector<std::string> g_ckpt_opts;  // --ckpt-opt: appended to dump and restore
 unsigned long g_ns_flags = 0;          // --ns: namespaces the test starts in
 bool g_occupy_pid = false;             // --occupy-pid yes: restore finds the pid taken
+bool g_page_server = false;            // --page-server yes: memory through a page server
 std::vector<pid_t> g_dumped_tids;      // the test's threads at the last dump
 std::vector<std::string> g_logs;       // files whose tails a failure report shows
 double g_start;
@@ -141,8 +150,50 @@ void ckpt(const std::string& name, std::vector<std::string> args, const std::str
   step("ckpt " + name + " ok (" + took + " s)");
 }
 
+// --page-server: a page server for one dump, listening on 127.0.0.1:port
+// with its images in dir; returns its pid once it listens.
+pid_t start_page_server(const std::string& dir, int* port) {
+  int sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (sk < 0 || bind(sk, reinterpret_cast<sockaddr*>(&a), len) < 0 ||
+      getsockname(sk, reinterpret_cast<sockaddr*>(&a), &len) < 0)
+    die(std::string("finding a free port: ") + strerror(errno));
+  close(sk);
+  *port = ntohs(a.sin_port);
+  int st[2];
+  if (pipe2(st, O_CLOEXEC) < 0) die(std::string("pipe: ") + strerror(errno));
+  std::string capture = g_workdir + "/page-server.out";
+  add_log(capture);
+  pid_t ps = fork();
+  if (ps < 0) die(std::string("fork: ") + strerror(errno));
+  if (ps == 0) {
+    int out = open(capture.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (out < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0 || dup2(st[1], 3) < 0) _exit(127);
+    std::string p = std::to_string(*port);
+    execl(g_ckpt.c_str(), g_ckpt.c_str(), "page-server", "-D", dir.c_str(), "--address",
+          "127.0.0.1", "--port", p.c_str(), "--status-fd", "3", "-v4", (char*)nullptr);
+    _exit(127);
+  }
+  close(st[1]);
+  track_pid(ps);
+  struct pollfd pfd = {st[0], POLLIN, 0};
+  char c;
+  if (poll(&pfd, 1, 30000) != 1 || read(st[0], &c, 1) != 1)
+    die("the page server did not start listening (see " + capture + ")");
+  close(st[0]);
+  step("page server pid " + std::to_string(ps) + " on 127.0.0.1:" + std::to_string(*port));
+  return ps;
+}
+
 void dump(pid_t pid, const std::string& img, bool leave_running) {
   fs::create_directories(img);
+  pid_t page_server = 0;
+  int port = 0;
+  const std::string srv = img + "-pages";
+  if (g_page_server) page_server = start_page_server(srv, &port);
   g_dumped_tids.clear();
   std::error_code ec;
   for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec))
@@ -150,10 +201,31 @@ void dump(pid_t pid, const std::string& img, bool leave_running) {
   std::vector<std::string> args = {"dump", "-t", std::to_string(pid), "-D",
                                    img,    "-o", "dump.log",          "-v4"};
   if (leave_running) args.push_back("--leave-running");
+  if (page_server)
+    args.insert(args.end(), {"--page-server", "--address", "127.0.0.1", "--port",
+                             std::to_string(port)});
   args.insert(args.end(), g_ckpt_opts.begin(), g_ckpt_opts.end());
   ckpt(leave_running ? "dump-R-" + fs::path(img).filename().string()
                      : "dump-" + fs::path(img).filename().string(),
        args, img + "/dump.log");
+  if (page_server) {
+    int status;
+    if (!wait_exit(page_server, kExitTimeout, &status) || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+      die("the page server did not end well: " + describe_status(status));
+    untrack_pid(page_server);
+    // The memory must be on the server, not here.
+    int moved = 0;
+    for (const auto& e : fs::directory_iterator(srv)) {
+      std::string name = e.path().filename().string();
+      if (fs::exists(img + "/" + name)) die("the dump also wrote " + name + " locally");
+      fs::rename(e.path(), img + "/" + name);
+      moved++;
+    }
+    fs::remove(srv);
+    if (moved == 0) die("the page server received nothing");
+    step(std::to_string(moved) + " files from the page server moved into " + img);
+  }
   // Every image of every kind of dump must print (ckpt show is the first
   // tool for a bug report).
   ckpt("show-" + fs::path(img).filename().string(), {"show", img}, img + "/dump.log");
@@ -287,6 +359,8 @@ int main(int argc, char** argv) {
       g_ns_flags = parse_ns(argv[++i]);
     else if (a == "--occupy-pid" && ++i)
       g_occupy_pid = std::string(argv[i]) == "yes";
+    else if (a == "--page-server" && ++i)
+      g_page_server = std::string(argv[i]) == "yes";
     else
       usage();
   }
@@ -353,7 +427,10 @@ int main(int argc, char** argv) {
     for (const auto& l : left) all += (all.empty() ? "" : ", ") + l;
     die("processes left behind: " + all);
   }
-  for (const auto& d : {img, img1, img2}) fs::remove_all(d, ec);
+  for (const auto& d : {img, img1, img2}) {
+    fs::remove_all(d, ec);
+    fs::remove_all(d + "-pages", ec);
+  }
   remove_declared_files();
   step("PASS");
   return 0;

@@ -1,0 +1,78 @@
+// Where a dump's memory goes: pagemap-PID.img and pages-ID.img, into the
+// local image directory or, with --page-server, over TCP to a page server
+// (`ckpt page-server`) while every other image is written locally (CRIU's
+// split: the destination gets the memory, the source keeps the rest).
+//
+// Dump side (ckpt's process, criu/mem_dump.cc):
+//   TRY_ASSIGN(auto target, PageTarget::Local(dir));   // or Remote(addr, port)
+//   TRY(target->WriteFile("pagemap-42.img", bytes));   // small files whole
+//   TRY_ASSIGN(int fd, target->Begin("pages-1.img"));  // big ones streamed:
+//   TRY(target->Announce(len)); splice/write len bytes into fd; ...
+//   TRY(target->End());
+//   TRY(target->Commit());   // before the local inventory: all or nothing
+// Pages go from the parasite's pipe to the file or the socket with
+// splice(2); nothing passes through ckpt's memory. A remote target that
+// is destroyed without Commit leaves nothing on the server.
+//
+// The wire (ckpt's own; little-endian, one TCP connection per dump):
+//   frame = { u32 magic 'CKPS', u32 cmd, u64 len } then len payload bytes
+//   kOpen  payload: a file name (no '/', not starting with '.')
+//   kData  payload: bytes of the open file
+//   kClose no payload
+//   kCommit no payload; the server syncs, renames the files into place
+//          and answers one byte 'C' (a failure closes the connection)
+//
+// Server side (`ckpt page-server -D DIR --port P [--address A]`): serves
+// one dump and exits 0 once it committed. Files arrive as ".NAME.part"
+// (0600) and get their names only at commit, so a dump that drops midway
+// leaves no file that could pass for a page image: they are removed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+#include "images/image_dir.h"
+
+namespace ckpt {
+
+class PageTarget {
+ public:
+  static Result<std::unique_ptr<PageTarget>> Local(images::ImageDir& dir);
+  // Connects to a page server; `address` an IPv4 or IPv6 literal.
+  static Result<std::unique_ptr<PageTarget>> Remote(const std::string& address, int port);
+  virtual ~PageTarget() = default;
+
+  // A whole file at once.
+  virtual Status WriteFile(const std::string& name, const std::string& bytes) = 0;
+  // Starts file `name`; returns the fd its bytes go into (owned by the
+  // target), after an Announce of how many bytes come next.
+  virtual Result<int> Begin(const std::string& name) = 0;
+  virtual Status Announce(uint64_t bytes) = 0;
+  virtual Status End() = 0;
+  // Every file is complete; for a remote target, the server has them.
+  virtual Status Commit() = 0;
+  // "pages to DIR" / "pages to the page server at A:P", for logs.
+  virtual std::string Describe() const = 0;
+};
+
+// `ckpt page-server`: listens on address:port (address "" = every
+// address), serves one dump into `dir` (created 0700 if missing).
+// `status_fd` >= 0 gets one byte once it listens (CRIU's --status-fd).
+Status RunPageServer(const std::string& dir, const std::string& address, int port, int status_fd);
+
+namespace page_wire {
+inline constexpr uint32_t kMagic = 0x53504b43;  // "CKPS"
+enum Cmd : uint32_t { kOpen = 1, kData = 2, kClose = 3, kCommit = 4 };
+struct Frame {
+  uint32_t magic;
+  uint32_t cmd;
+  uint64_t len;
+};
+inline constexpr uint64_t kMaxName = 255;
+// A name the server accepts: what ckpt writes, nothing that leaves DIR.
+bool NameOk(const std::string& name);
+}  // namespace page_wire
+
+}  // namespace ckpt
