@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "compel/infect.h"
 #include "compel/seize.h"
+#include "criu/action_hooks.h"
 #include "criu/cgroup.h"
 #include "criu/cgroup_freeze.h"
 #include "criu/files/fd_dump.h"
@@ -377,6 +378,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   pid_t root = o.pid;
   if (kill(root, 0) < 0 && errno == ESRCH) return Error(Who(root) + ": no such process");
   if (root == getpid()) return Error("ckpt cannot dump itself");
+  TRY(RunAction(o, {Action::kPreDump, root}));  // action hooks: a no leaves the tree untouched
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Create(o.images_dir));
 
   LOG_INFO("Seizing the tree of " + Who(root));
@@ -434,6 +436,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
       if (t.proc) live.push_back(t.pid);
     TRY(net.LockConnections(live));
   }
+  TRY(RunAction(o, {Action::kNetworkLock, root}));  // action hooks
   TRY_ASSIGN(files::FdDumper fds, files::FdDumper::Create(*dir, net));
   ShmemDumper shmem;
   TRY_ASSIGN(images::ImageWriter psw, dir->OpenWriter(ImageType::kPstree));
@@ -508,6 +511,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   // The lock stays after a dump that kills the tree; restore removes it.
   if (!o.leave_running && !net.KeptLockName().empty()) inv.set_netlock_table(net.KeptLockName());
   TRY(dir->Commit(inv));
+  TRY(RunAction(o, {Action::kPostDump, root}));  // action hooks: a no resumes the tree
 
   if (o.leave_running)
     TRY(net.Finish(false));  // connections go on, unlocked

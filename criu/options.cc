@@ -21,7 +21,10 @@ enum LongOnly {
   kOptManageCgroups,
   kOptCgroupRoot,
   kOptFreezeCgroup,
-  kOptRoot  // mnt ns
+  kOptRoot,  // mnt ns
+  kOptActionScript,
+  kOptAddress,
+  kOptDaemon,
 };
 
 Result<Command> ParseCommand(const std::string& s) {
@@ -30,6 +33,8 @@ Result<Command> ParseCommand(const std::string& s) {
   if (s == "check") return Command::kCheck;
   if (s == "show") return Command::kShow;
   if (s == "unlock") return Command::kUnlock;
+  if (s == "swrk") return Command::kSwrk;
+  if (s == "service") return Command::kService;
   if (s == "help" || s == "--help" || s == "-h") return Command::kHelp;
   if (s == "--version" || s == "-V") return Command::kVersion;
   return Error("unknown command '" + s + "' (try: ckpt --help)");
@@ -99,6 +104,8 @@ Result<Options> ParseOptions(int argc, char** argv) {
                                              "--cgroup-root",
                                              "--freeze-cgroup",
                                              "--external",
+                                             "--action-script",
+                                             "--address",
                                              "--root"};  // mnt ns
     for (const char* w : kWithValue)
       if (!strcmp(argv[i], w)) {
@@ -135,6 +142,9 @@ Result<Options> ParseOptions(int argc, char** argv) {
       {"manage-cgroups", optional_argument, nullptr, kOptManageCgroups},
       {"cgroup-root", required_argument, nullptr, kOptCgroupRoot},
       {"freeze-cgroup", required_argument, nullptr, kOptFreezeCgroup},
+      {"action-script", required_argument, nullptr, kOptActionScript},
+      {"address", required_argument, nullptr, kOptAddress},
+      {"daemon", no_argument, nullptr, kOptDaemon},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
   };
@@ -186,6 +196,16 @@ Result<Options> ParseOptions(int argc, char** argv) {
       case kOptExternal:
         if (!*optarg) return Error("--external needs a value, e.g. veth[eth0]:host-veth0");
         o.external.push_back(optarg);
+        break;
+      case kOptActionScript:
+        if (!*optarg) return Error("--action-script needs a program");
+        o.action_scripts.push_back(optarg);
+        break;
+      case kOptAddress:
+        o.address = optarg;
+        break;
+      case kOptDaemon:
+        o.daemon = true;
         break;
       case kOptFileLocks:
         o.file_locks = true;
@@ -255,9 +275,21 @@ Result<Options> ParseOptions(int argc, char** argv) {
     case Command::kUnlock:
       if (o.images_dir.empty()) return Error("unlock needs -D DIR");
       break;
+    case Command::kSwrk: {
+      long fd;
+      if (o.args.size() != 1 || !ParseInt(o.args[0].c_str(), fd) || fd < 0 || fd > 0x7fffffff)
+        return Error("swrk needs the fd of its socket: ckpt swrk FD");
+      break;
+    }
+    case Command::kService:
+      if (o.address.empty()) return Error("service needs --address PATH (a unix socket path)");
+      if (!o.args.empty()) return Error("unexpected argument '" + o.args[0] + "'");
+      break;
     default:
       break;
   }
+  if (o.command != Command::kService && (o.daemon || !o.address.empty()))
+    return Error(std::string(o.daemon ? "--daemon" : "--address") + " is a service option");
   if ((o.command == Command::kDump || o.command == Command::kRestore) && !o.args.empty())
     return Error("unexpected argument '" + o.args[0] + "'");
   return o;
@@ -305,7 +337,11 @@ std::string Usage(Command c) {
                  "                         tasks' cgroups) instead of from their common one\n"
                  "      --freeze-cgroup PATH\n"
                  "                         freeze the cgroup2 directory PATH (cgroup.freeze)\n"
-                 "                         while seizing the tree, which must be inside it\n") +
+                 "                         while seizing the tree, which must be inside it\n"
+                 "      --action-script PROG\n"
+                 "                         (repeatable) run PROG at pre-dump, network-lock\n"
+                 "                         and post-dump (CRTOOLS_SCRIPT_ACTION names the point);\n"
+                 "                         a non-zero exit fails the dump, the tree runs on\n") +
              common;
     case Command::kRestore:
       return std::string(
@@ -338,7 +374,11 @@ std::string Usage(Command c) {
                  "                         ckpt's cgroup\n"
                  "      --cgroup-root [CONTROLLER:]PATH\n"
                  "                         recreate the dumped cgroup subtree at the cgroup\n"
-                 "                         PATH instead of where it was\n") +
+                 "                         PATH instead of where it was\n"
+                 "      --action-script PROG\n"
+                 "                         (repeatable) run PROG at each point of the restore\n"
+                 "                         (pre-restore .. post-resume, CRTOOLS_SCRIPT_ACTION);\n"
+                 "                         a non-zero exit fails the restore\n") +
              common;
     case Command::kCheck:
       return "usage: ckpt check\n"
@@ -351,6 +391,17 @@ std::string Usage(Command c) {
              "Remove the network lock a dump with --tcp-established left in place (restore\n"
              "removes it itself): for a dump that will not be restored here. The dumped\n"
              "connections' peers then see them reset.\n";
+    case Command::kSwrk:
+      return "usage: ckpt swrk FD\n"
+             "Serve CRIU's RPC protocol (criu_req/criu_resp, as runc and go-criu speak it) on\n"
+             "the SOCK_SEQPACKET socket FD handed over by the caller, until it closes.\n";
+    case Command::kService:
+      return "usage: ckpt service --address PATH [--daemon] [--pidfile FILE]\n"
+             "Listen on the unix SOCK_SEQPACKET socket PATH (made 0600) and serve CRIU's RPC\n"
+             "protocol, one connection per request, each in a child of its own.\n"
+             "  --address PATH   the socket to create\n"
+             "  --daemon         detach once listening\n"
+             "  --pidfile FILE   write the service's pid to FILE\n";
     default:
       return "usage: ckpt COMMAND [options]\n\n"
              "Commands:\n"
@@ -358,7 +409,9 @@ std::string Usage(Command c) {
              "  restore   bring it back:         ckpt restore -D DIR [-d]\n"
              "  check     probe kernel features\n"
              "  show      print images as JSON:  ckpt show DIR\n"
-             "  unlock    drop a dump's network lock: ckpt unlock -D DIR\n\n"
+             "  unlock    drop a dump's network lock: ckpt unlock -D DIR\n"
+             "  swrk      CRIU's RPC on a socket fd: ckpt swrk FD\n"
+             "  service   CRIU's RPC service:       ckpt service --address PATH\n\n"
              "`ckpt COMMAND --help` explains each command's options.\n";
   }
 }

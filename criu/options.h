@@ -11,7 +11,18 @@
 
 namespace ckpt {
 
-enum class Command { kNone, kDump, kRestore, kCheck, kShow, kUnlock, kHelp, kVersion };
+enum class Command {
+  kNone,
+  kDump,
+  kRestore,
+  kCheck,
+  kShow,
+  kUnlock,
+  kHelp,
+  kVersion,
+  kSwrk,     // ckpt swrk FD: CRIU's RPC on an inherited socket (criu/rpc/rpc_server.h)
+  kService,  // ckpt service --address PATH: CRIU's RPC on a listening socket
+};
 
 // --manage-cgroups=MODE, as CRIU: what restore may do to the cgroups the
 // images name. kNone/kProps need them to exist (kProps writes the saved
@@ -20,6 +31,13 @@ enum class Command { kNone, kDump, kRestore, kCheck, kShow, kUnlock, kHelp, kVer
 // needs them all absent and creates them; kIgnore leaves cgroups alone
 // (dump saves nothing, restore places no task).
 enum class CgroupMode { kNone, kProps, kSoft, kFull, kStrict, kIgnore };
+
+// --inherit-fd fd[N]:KEY / criu_opts.inherit_fd: an object the dump named
+// KEY is this fd of ckpt's (open while the restore runs; not owned here).
+struct InheritFd {
+  std::string key;
+  int fd;
+};
 
 struct Options {
   Command command = Command::kNone;
@@ -45,6 +63,14 @@ struct Options {
   std::string root;             // --root DIR: source of the restored tree's root mount (mnt ns)
   std::vector<std::string> action_scripts;  // --action-script PATH (repeatable), criu/action_hooks.h
   ActionNotifier notify;        // set by the RPC service for its client's notifications
+  // RPC (criu/rpc/): set from a client's criu_opts, not from the command line.
+  bool rst_sibling = false;     // restore: the root becomes a sibling of ckpt (CLONE_PARENT)
+  bool orphan_pts_master = false;  // a pty master made for an orphan slave goes to the client
+  using InheritFd = ckpt::InheritFd;
+  std::vector<InheritFd> inherit_fds;  // --inherit-fd / criu_opts.inherit_fd
+  std::string config_file;      // --config / criu_opts.config_file (CRIU's config syntax)
+  std::string address;          // service --address PATH: the listening socket
+  bool daemon = false;          // service --daemon
   std::vector<std::string> args;  // positional (show: paths)
   bool help = false;            // CMD --help
 };

@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "compel/infect.h"
 #include "compel/regs.h"
+#include "criu/action_hooks.h"
 #include "criu/cgroup.h"
 #include "criu/net/net_restore.h"
 #include "criu/ns/ipc_ns.h"
@@ -318,7 +319,8 @@ Status WritePidfile(const Options& o, pid_t pid) {
 
 }  // namespace
 
-Result<int> Restore(const Options& o, const KernelFeatures& kf) {
+Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid) {
+  TRY(RunAction(o, {Action::kPreRestore}));  // action hooks
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Open(o.images_dir));
   TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir), "reading images from " + o.images_dir);
   TRY(PlanHelpers(tree));
@@ -418,11 +420,13 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   TRY_ASSIGN(pid_t child, std::move(root_clone));
   tracer.CreatedRoot(child);
   TRY(std::move(after_clone));
+  TRY(RunAction(o, {Action::kSetupNamespaces, child}));  // action hooks
   if (namespaces->net_with_root()) {
     TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
     TRY(net.Lock(tree, o));
   }
   if (tree.namespaces.user() && tree.namespaces.ipc()) TRY(FillIpcNamespaceOf(tree, *dir, child));
+  TRY(RunAction(o, {Action::kPostSetupNamespaces, child}));  // action hooks
   go_r.reset();
   close(fds.err_fd);
   close(fds.log_fd);
@@ -446,6 +450,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   TRY(cgroups->ApplyLimits());  // cgroups: every task is in place
   std::vector<pid_t> real_pids;
   for (size_t i = 0; i < tree.tasks.size(); i++) real_pids.push_back(tracer.RealPid(i));
+  TRY(RunAction(o, {Action::kNetworkUnlock, real_pids[0]}));  // action hooks
   TRY(net.Finish(tree, real_pids, *dir, o));
   // user namespaces: the IPC namespace was filled from outside the tree
   // (restore_tree.h); its shm_rmid_forced waited for the attaches.
@@ -456,6 +461,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
     });
     if (!r.ok()) return std::move(r.error());
   }
+  TRY(RunAction(o, {Action::kPostRestore, real_pids[0]}));  // action hooks
+  TRY(RunAction(o, {Action::kPreResume, real_pids[0]}));
   TRY(tracer.Release());
   cgroups->Commit();
   sysv_cleanup.armed = false;
@@ -475,8 +482,12 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   root = real_pids[0];
   LOG_INFO("Restored the tree of " + Who(tree.tasks[0].pid()) +
            (root != tree.tasks[0].pid() ? " as " + Who(root) : std::string()));
+  // action hooks: the tree runs already; as CRIU, a failure here is reported, not undone.
+  Status resumed = RunAction(o, {Action::kPostResume, root});
+  if (!resumed.ok()) LOG_WARN(resumed.error().message());
   TRY(WritePidfile(o, root));
-  if (o.restore_detached) return 0;
+  if (root_pid) *root_pid = root;
+  if (o.restore_detached || o.rst_sibling) return 0;
 
   int st;
   while (waitpid(root, &st, 0) < 0) {
