@@ -240,7 +240,7 @@ void ServeSession(int sk, const RequestContext& ctx) {
     }
     if (!*got) return;  // the client closed
     if (unknown >= 0) {
-      Answer(sk, ErrorReply(unknown, Error("unknown request type " + std::to_string(unknown))));
+      Answer(sk, ErrorReply(EMPTY, Error("unknown request type " + std::to_string(unknown))));
       continue;
     }
     switch (req.type()) {
@@ -284,11 +284,11 @@ void ServeSession(int sk, const RequestContext& ctx) {
                                                 "CPU features")));
         break;
       case NOTIFY:
-        Answer(sk, ErrorReply(NOTIFY, Error("NOTIFY answers a notification; none is pending")));
+        // Answered as EMPTY: a NOTIFY response would read as a notification.
+        Answer(sk, ErrorReply(EMPTY, Error("NOTIFY answers a notification; none is pending")));
         break;
-      default:
-        Answer(sk, ErrorReply(req.type(), Error("unknown request type " +
-                                                RequestTypeName(req.type()))));
+      default:  // EMPTY: CRIU answers what it cannot serve with EMPTY
+        Answer(sk, ErrorReply(EMPTY, Error("unknown request type " + RequestTypeName(req.type()))));
         break;
     }
   }

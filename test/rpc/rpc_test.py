@@ -485,6 +485,10 @@ def test_not_root(sock, root_images_fd):
     KILL_AT_EXIT.discard(v.pid)
 
 
+def on_term(signum, frame):
+    raise Failure("killed by signal %d" % signum)
+
+
 def main():
     global rpc, CKPT, VICTIM, TMP
     ap = argparse.ArgumentParser()
@@ -506,6 +510,8 @@ def main():
         return 1
     libc = ctypes.CDLL(None, use_errno=True)
     check(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0, "PR_SET_CHILD_SUBREAPER")
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
     TMP = tempfile.mkdtemp(prefix="ckpt-rpc-")
     failed = None
     try:
