@@ -485,6 +485,52 @@ def test_not_root(sock, root_images_fd):
     KILL_AT_EXIT.discard(v.pid)
 
 
+def test_action_scripts():
+    """--action-script on the command line: CRIU's environment, every point
+    in order; a script failing at pre-dump leaves the tree running."""
+    v = Victim("scripts")
+    d = os.path.join(TMP, "scripts-img")
+    log = os.path.join(TMP, "scripts.log")
+    script = os.path.join(TMP, "hook.sh")
+    with open(script, "w") as f:
+        f.write('#!/bin/sh\n'
+                'echo "$CRTOOLS_SCRIPT_ACTION ${CRTOOLS_INIT_PID:-none} $CRTOOLS_IMAGE_DIR" >> %s\n'
+                '[ "$CRTOOLS_SCRIPT_ACTION" != "$FAIL_AT" ]\n' % log)
+    os.chmod(script, 0o755)
+
+    def points():
+        lines = [l.split() for l in open(log)] if os.path.exists(log) else []
+        os.unlink(log) if os.path.exists(log) else None
+        return lines
+
+    env = dict(os.environ, FAIL_AT="pre-dump")
+    rc = subprocess.call([CKPT, "dump", "-t", str(v.pid), "-D", d, "--action-script", script],
+                         env=env, stderr=subprocess.DEVNULL)
+    check(rc != 0, "a dump whose pre-dump script fails succeeded")
+    check([p[0] for p in points()] == ["pre-dump"], "points after a failing pre-dump")
+    check(v.proc.poll() is None and v.status("TracerPid") == "0", "the victim after a failed dump")
+    v.counts_past(v.count())
+
+    env["FAIL_AT"] = "none"
+    rc = subprocess.call([CKPT, "dump", "-t", str(v.pid), "-D", d, "--action-script", script],
+                         env=env)
+    check(rc == 0, "dump with an action script failed")
+    got = points()
+    check([p[0] for p in got] == DUMP_POINTS, "dump points %s" % got)
+    check(all(p[1] == str(v.pid) and p[2] == d for p in got), "dump script env %s" % got)
+    v.reap_dumped()
+    rc = subprocess.call([CKPT, "restore", "-D", d, "-d", "--action-script", script], env=env)
+    check(rc == 0, "restore with an action script failed")
+    KILL_AT_EXIT.add(v.pid)
+    got = points()
+    check([p[0] for p in got] == RESTORE_POINTS, "restore points %s" % got)
+    check(got[0][1] == "none" and all(p[1] == str(v.pid) for p in got[1:]),
+          "restore script env %s" % got)
+    v.counts_past(v.count())
+    os.kill(v.pid, signal.SIGKILL)
+    wait_exit(v.pid, "the restored victim")
+
+
 def on_term(signum, frame):
     raise Failure("killed by signal %d" % signum)
 
@@ -527,6 +573,8 @@ def main():
         print("ok: a no at pre-dump and at post-dump leaves the tree running")
         test_service_and_rst_sibling()
         print("ok: service, rst_sibling, a caller that is not root, --daemon")
+        test_action_scripts()
+        print("ok: --action-script")
     except Failure as e:
         failed = str(e)
     finally:
