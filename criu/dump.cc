@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -399,7 +400,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   if (namespaces.net()) {
     // Read from ckpt's own namespace (veth peers are named as it sees
     // them); then ckpt works inside the tree's for the rest of the dump.
-    TRY(ns::DumpNetNamespace(root, {.externals = o.external}, *dir));
+    if (!(o.empty_ns & CLONE_NEWNET))  // --empty-ns net: not saved
+      TRY(ns::DumpNetNamespace(root, {.externals = o.external}, *dir));
     TRY(ns::JoinNetNamespaceOf(root));
   }
   // cgroups (criu/cgroup.h): every task's cgroup, with --manage-cgroups the

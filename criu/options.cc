@@ -1,6 +1,7 @@
 #include "criu/options.h"
 
 #include <getopt.h>
+#include <sched.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +26,7 @@ enum LongOnly {
   kOptActionScript,
   kOptAddress,
   kOptDaemon,
+  kOptEmptyNs,
 };
 
 Result<Command> ParseCommand(const std::string& s) {
@@ -106,6 +108,7 @@ Result<Options> ParseOptions(int argc, char** argv) {
                                              "--external",
                                              "--action-script",
                                              "--address",
+                                             "--empty-ns",
                                              "--root"};  // mnt ns
     for (const char* w : kWithValue)
       if (!strcmp(argv[i], w)) {
@@ -145,6 +148,7 @@ Result<Options> ParseOptions(int argc, char** argv) {
       {"action-script", required_argument, nullptr, kOptActionScript},
       {"address", required_argument, nullptr, kOptAddress},
       {"daemon", no_argument, nullptr, kOptDaemon},
+      {"empty-ns", required_argument, nullptr, kOptEmptyNs},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
   };
@@ -206,6 +210,11 @@ Result<Options> ParseOptions(int argc, char** argv) {
         break;
       case kOptDaemon:
         o.daemon = true;
+        break;
+      case kOptEmptyNs:
+        if (strcmp(optarg, "net") != 0)
+          return Error("bad --empty-ns '" + std::string(optarg) + "' (only net is supported)");
+        o.empty_ns |= CLONE_NEWNET;
         break;
       case kOptFileLocks:
         o.file_locks = true;
@@ -338,6 +347,8 @@ std::string Usage(Command c) {
                  "      --freeze-cgroup PATH\n"
                  "                         freeze the cgroup2 directory PATH (cgroup.freeze)\n"
                  "                         while seizing the tree, which must be inside it\n"
+                 "      --empty-ns net     keep the network namespace's configuration out of\n"
+                 "                         the images (whoever restores sets it up)\n"
                  "      --action-script PROG\n"
                  "                         (repeatable) run PROG at pre-dump, network-lock\n"
                  "                         and post-dump (CRTOOLS_SCRIPT_ACTION names the point);\n"
@@ -375,6 +386,7 @@ std::string Usage(Command c) {
                  "      --cgroup-root [CONTROLLER:]PATH\n"
                  "                         recreate the dumped cgroup subtree at the cgroup\n"
                  "                         PATH instead of where it was\n"
+                 "      --empty-ns net     make the network namespace, restore nothing into it\n"
                  "      --action-script PROG\n"
                  "                         (repeatable) run PROG at each point of the restore\n"
                  "                         (pre-restore .. post-resume, CRTOOLS_SCRIPT_ACTION);\n"

@@ -68,6 +68,10 @@ struct Options {
   bool orphan_pts_master = false;  // a pty master made for an orphan slave goes to the client
   using InheritFd = ckpt::InheritFd;
   std::vector<InheritFd> inherit_fds;  // --inherit-fd / criu_opts.inherit_fd
+  // --empty-ns net / criu_opts.empty_ns (CLONE_NEW* bits; only CLONE_NEWNET):
+  // the tree's network namespace is made, but its configuration is neither
+  // saved nor restored (runc always asks: it configures the network itself).
+  uint32_t empty_ns = 0;
   std::string config_file;      // --config / criu_opts.config_file (CRIU's config syntax)
   std::string address;          // service --address PATH: the listening socket
   bool daemon = false;          // service --daemon

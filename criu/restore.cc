@@ -4,6 +4,7 @@
 #include "criu/restore.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -353,7 +354,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   TRY_ASSIGN(std::unique_ptr<ns::NsRestore> namespaces, ns::NsRestore::Enter(tree.namespaces));
   // (A network namespace the tree's user namespace owns comes with the
   // root: filled once it exists, below.)
-  if (tree.namespaces.net() && !namespaces->net_with_root())
+  bool fill_net = !(o.empty_ns & CLONE_NEWNET);  // --empty-ns net: made, left empty
+  if (tree.namespaces.net() && !namespaces->net_with_root() && fill_net)
     TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
 
   if (tree.namespaces.cgroup()) TRY(namespaces->EnterCgroupNamespace(cgroups->NsRootDir()));
@@ -422,7 +424,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   TRY(std::move(after_clone));
   TRY(RunAction(o, {Action::kSetupNamespaces, child}));  // action hooks
   if (namespaces->net_with_root()) {
-    TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
+    if (fill_net)
+      TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
     TRY(net.Lock(tree, o));
   }
   if (tree.namespaces.user() && tree.namespaces.ipc()) TRY(FillIpcNamespaceOf(tree, *dir, child));

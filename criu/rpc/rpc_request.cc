@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -111,9 +112,9 @@ Status RefuseUnsupported(const criu_opts& in, criu_req_type type) {
   if (in.has_ghost_limit() && in.ghost_limit() != kDefaultGhostLimit)
     return Refuse("ghost_limit", "ckpt has no limit on deleted files' size to honour");
   if (in.irmap_scan_paths_size()) return Refuse("irmap_scan_paths", "not implemented");
-  if (in.empty_ns())
-    return Refuse("empty_ns", "empty namespaces are not implemented (flags " +
-                                  std::to_string(in.empty_ns()) + ")");
+  if (in.empty_ns() & ~uint32_t(CLONE_NEWNET))
+    return Refuse("empty_ns", "only the network namespace (CLONE_NEWNET) can be left empty, not "
+                              "flags " + std::to_string(in.empty_ns() & ~uint32_t(CLONE_NEWNET)));
   if (in.join_ns_size())
     return Refuse("join_ns", "joining existing namespaces (" + in.join_ns(0).ns() +
                                  ") is not implemented");
@@ -240,6 +241,7 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
   if (!root_caller && (o.manage_cgroups || !o.cgroup_root.empty()))
     return Refuse("manage_cgroups", "only root may have ckpt manage cgroups");
 
+  o.empty_ns = in.empty_ns();
   o.skip_in_flight = in.tcp_skip_in_flight();
   o.tcp_close = in.tcp_close();
   // The lock's purpose is honoured whatever tool CRIU would use for it:

@@ -115,6 +115,24 @@ void GiveToCaller(const MappedRequest& m, const Peer& peer) {
     (void)!chown(m.opts.log_file.c_str(), peer.uid, peer.gid);
 }
 
+// A request refused before its log was opened still leaves its reason in
+// the log file the client named (runc shows the client that file, not
+// ckpt's stderr), opened through the client's directory fd.
+void LogRefusal(const criu_req& req, const Peer& peer, const std::string& msg) {
+  if (!req.has_opts()) return;
+  const criu_opts& o = req.opts();
+  if (o.log_file().empty() || o.log_file().find('/') != std::string::npos) return;
+  int dir = o.has_work_dir_fd() ? o.work_dir_fd() : o.images_dir_fd();
+  if (dir < 0) return;
+  std::string path = "/proc/" + std::to_string(peer.pid) + "/fd/" + std::to_string(dir) + "/" +
+                     o.log_file();
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd) return;
+  if (peer.uid != 0) (void)!fchown(fd.get(), peer.uid, peer.gid);
+  std::string line = "ckpt: " + RequestTypeName(req.type()) + " refused: " + msg + "\n";
+  (void)!write(fd.get(), line.data(), line.size());
+}
+
 // Mapping, access check, log and status fd: what DUMP and RESTORE share.
 Result<MappedRequest> Prepare(int sk, const criu_req& req, const RequestContext& ctx,
                               UniqueFd& log_fd) {
@@ -142,7 +160,10 @@ Result<MappedRequest> Prepare(int sk, const criu_req& req, const RequestContext&
 void ServeDump(int sk, const criu_req& req, const RequestContext& ctx) {
   UniqueFd log_fd;
   auto m = Prepare(sk, req, ctx, log_fd);
-  if (!m.ok()) return Answer(sk, ErrorReply(DUMP, m.error()));
+  if (!m.ok()) {
+    LogRefusal(req, ctx.peer, m.error().message());
+    return Answer(sk, ErrorReply(DUMP, m.error()));
+  }
   KernelFeatures kf = ProbeKernel();
   Status s = Dump(m->opts, kf);
   if (ctx.peer.uid != 0) GiveToCaller(*m, ctx.peer);
@@ -158,7 +179,10 @@ void ServeDump(int sk, const criu_req& req, const RequestContext& ctx) {
 void ServeRestore(int sk, const criu_req& req, const RequestContext& ctx) {
   UniqueFd log_fd;
   auto m = Prepare(sk, req, ctx, log_fd);
-  if (!m.ok()) return Answer(sk, ErrorReply(RESTORE, m.error()));
+  if (!m.ok()) {
+    LogRefusal(req, ctx.peer, m.error().message());
+    return Answer(sk, ErrorReply(RESTORE, m.error()));
+  }
   KernelFeatures kf = ProbeKernel();
   pid_t root = 0;
   auto r = Restore(m->opts, kf, &root);

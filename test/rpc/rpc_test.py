@@ -142,11 +142,11 @@ def req(typ, **opts):
 
 
 class Victim:
-    def __init__(self, name):
+    def __init__(self, name, prefix=()):
         self.dir = os.path.join(TMP, name)
         os.makedirs(self.dir, exist_ok=True)
         self.count_file = os.path.join(self.dir, "count")
-        self.proc = subprocess.Popen([VICTIM, self.count_file], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(list(prefix) + [VICTIM, self.count_file], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      cwd=self.dir, start_new_session=True)
         self.pid = self.proc.pid
@@ -247,7 +247,7 @@ def test_bad_packets(c):
 def test_refused_option(c):
     v = Victim("refused")
     d, fd = images_dir("refused-img")
-    for field, val in (("track_mem", True), ("lsm_profile", "apparmor:x"), ("empty_ns", 0x40000000),
+    for field, val in (("track_mem", True), ("lsm_profile", "apparmor:x"), ("empty_ns", 0x20000000),
                        ("lazy_pages", True), ("parent_img", "../x")):
         r = c.call(req(rpc.DUMP, images_dir_fd=fd, pid=v.pid, **{field: val}))
         check(r.type == rpc.DUMP and not r.success and field in r.cr_errmsg,
@@ -531,6 +531,38 @@ def test_action_scripts():
     wait_exit(v.pid, "the restored victim")
 
 
+def test_empty_net_ns():
+    """runc always sends empty_ns=CLONE_NEWNET: the tree's network namespace
+    is made again on restore, its configuration neither saved nor restored."""
+    v = Victim("emptyns", prefix=["unshare", "--net"])  # unshare execs the victim
+    os.system("nsenter -t %d -n ip link set lo up" % v.pid)
+    d, fd = images_dir("emptyns-img")
+    s = Swrk()
+    r = s.conn.call(req(rpc.DUMP, images_dir_fd=fd, pid=v.pid, empty_ns=0x40000000))
+    check(r.success, "DUMP with empty_ns NET: %s" % r.cr_errmsg)
+    s.finish()
+    v.reap_dumped()
+    check(not [f for f in os.listdir(d) if f.startswith("netns")],
+          "the empty network namespace was saved: %s" % os.listdir(d))
+    s = Swrk()
+    r = s.conn.call(req(rpc.RESTORE, images_dir_fd=fd, empty_ns=0x40000000))
+    check(r.success, "RESTORE with empty_ns NET: %s" % r.cr_errmsg)
+    KILL_AT_EXIT.add(v.pid)
+    check(os.readlink("/proc/%d/ns/net" % v.pid) != os.readlink("/proc/self/ns/net"),
+          "the restored tree shares our network namespace")
+    devs = [l.split(":")[0].strip() for l in open("/proc/%d/net/dev" % v.pid).readlines()[2:]]
+    check(devs == ["lo"], "the restored namespace has %s" % devs)
+    v.counts_past(v.count())
+    os.kill(v.pid, signal.SIGKILL)
+    q = req(rpc.WAIT_PID)
+    q.pid = v.pid
+    r = s.conn.call(q)
+    check(r.success and os.WTERMSIG(r.status) == signal.SIGKILL, "WAIT_PID: %s" % r)
+    KILL_AT_EXIT.discard(v.pid)
+    s.finish()
+    os.close(fd)
+
+
 def on_term(signum, frame):
     raise Failure("killed by signal %d" % signum)
 
@@ -575,6 +607,8 @@ def main():
         print("ok: service, rst_sibling, a caller that is not root, --daemon")
         test_action_scripts()
         print("ok: --action-script")
+        test_empty_net_ns()
+        print("ok: empty_ns CLONE_NEWNET")
     except Failure as e:
         failed = str(e)
     finally:

@@ -104,6 +104,7 @@ TEST_F(RpcRequestTest, DefaultsAndNeutralValues) {
   o.set_lazy_pages(false);
   o.set_empty_ns(0);
   o.set_network_lock(IPTABLES);  // CRIU's default: ckpt locks with nftables
+  o.set_orphan_pts_master(true);
   auto r = MapRequestOptions(o, DUMP, Ctx());
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_EQ(r->opts.pid, getpid());  // no pid: the caller itself, as CRIU
@@ -112,10 +113,13 @@ TEST_F(RpcRequestTest, DefaultsAndNeutralValues) {
   EXPECT_TRUE(r->opts.network_lock);
   EXPECT_FALSE(r->notify);
   EXPECT_TRUE(r->opts.log_file.empty());
+  EXPECT_EQ(r->opts.empty_ns, 0u);
+  o.set_empty_ns(0x40000000);  // CLONE_NEWNET: runc always sends it
   o.set_log_level(9);
   auto r2 = MapRequestOptions(o, DUMP, Ctx());
   ASSERT_TRUE(r2.ok());
   EXPECT_EQ(r2->opts.verbosity, 4);
+  EXPECT_EQ(r2->opts.empty_ns, 0x40000000u);
 }
 
 TEST_F(RpcRequestTest, ManageCgroupsModes) {
@@ -202,7 +206,7 @@ TEST_F(RpcRequestTest, RefusesWhatCkptCannotHonour) {
       {"parent_img", [](criu_opts& o) { o.set_parent_img("../prev"); }},
       {"lazy_pages", [](criu_opts& o) { o.set_lazy_pages(true); }},
       {"lsm_profile", [](criu_opts& o) { o.set_lsm_profile("apparmor:foo"); }},
-      {"empty_ns", [](criu_opts& o) { o.set_empty_ns(0x40000000); }},
+      {"empty_ns", [](criu_opts& o) { o.set_empty_ns(0x40000000 | 0x20000000); }},
       {"join_ns",
        [](criu_opts& o) {
          join_namespace* j = o.add_join_ns();
