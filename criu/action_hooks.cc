@@ -91,8 +91,7 @@ Status RunAction(const Options& o, const ActionEvent& e) {
   if (!o.action_scripts.empty()) {
     LOG_DBG(std::string("running action scripts at ") + point);
     std::vector<std::string> env = ScriptEnv(o, e);
-    for (const std::string& s : o.action_scripts)
-      TRY(RunScript(s, env, point));
+    for (const std::string& s : o.action_scripts) TRY(RunScript(s, env, point));
   }
   if (o.notify) {
     Status s = o.notify(e);

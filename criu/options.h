@@ -64,7 +64,7 @@ struct Options {
   std::vector<std::string> action_scripts;  // --action-script PATH (repeatable), criu/action_hooks.h
   ActionNotifier notify;        // set by the RPC service for its client's notifications
   // RPC (criu/rpc/): set from a client's criu_opts, not from the command line.
-  bool rst_sibling = false;     // restore: the root becomes a sibling of ckpt (CLONE_PARENT)
+  bool rst_sibling = false;        // restore: the root becomes a sibling of ckpt (CLONE_PARENT)
   bool orphan_pts_master = false;  // a pty master made for an orphan slave goes to the client
   using InheritFd = ckpt::InheritFd;
   std::vector<InheritFd> inherit_fds;  // --inherit-fd / criu_opts.inherit_fd
@@ -72,9 +72,9 @@ struct Options {
   // the tree's network namespace is made, but its configuration is neither
   // saved nor restored (runc always asks: it configures the network itself).
   uint32_t empty_ns = 0;
-  std::string config_file;      // --config / criu_opts.config_file (CRIU's config syntax)
-  std::string address;          // service --address PATH: the listening socket
-  bool daemon = false;          // service --daemon
+  std::string config_file;        // --config / criu_opts.config_file (CRIU's config syntax)
+  std::string address;            // service --address PATH: the listening socket
+  bool daemon = false;            // service --daemon
   std::vector<std::string> args;  // positional (show: paths)
   bool help = false;            // CMD --help
 };

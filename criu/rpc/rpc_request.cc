@@ -32,8 +32,9 @@ Result<UniqueFd> OpenClientDir(const Peer& peer, int fd, const char* field) {
   if (fd < 0) return Refuse(field, "bad fd " + std::to_string(fd));
   std::string path = "/proc/" + std::to_string(peer.pid) + "/fd/" + std::to_string(fd);
   UniqueFd d(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!d) return Error::Errno(std::string("criu_opts.") + field + ": the client's fd " +
-                              std::to_string(fd) + " (" + path + ")");
+  if (!d)
+    return Error::Errno(std::string("criu_opts.") + field + ": the client's fd " +
+                        std::to_string(fd) + " (" + path + ")");
   return d;
 }
 
@@ -101,8 +102,10 @@ Status RefuseUnsupported(const criu_opts& in, criu_req_type type) {
   if (in.has_cpu_cap() && in.cpu_cap() != 0 && in.cpu_cap() != kDefaultCpuCap)
     return Refuse("cpu_cap", "ckpt does not compare CPU features; only 0 is honoured");
   if (in.force_irmap()) return Refuse("force_irmap", "inotify path maps are not implemented");
-  if (in.exec_cmd_size()) return Refuse("exec_cmd", "running a command after restore is not implemented");
-  if (in.auto_ext_mnt()) return Refuse("auto_ext_mnt", "not implemented: name external mounts with ext_mnt");
+  if (in.exec_cmd_size())
+    return Refuse("exec_cmd", "running a command after restore is not implemented");
+  if (in.auto_ext_mnt())
+    return Refuse("auto_ext_mnt", "not implemented: name external mounts with ext_mnt");
   if (in.ext_sharing()) return Refuse("ext_sharing", "not implemented");
   if (in.ext_masters()) return Refuse("ext_masters", "not implemented");
   if (in.skip_mnt_size()) return Refuse("skip_mnt", "skipping mounts is not implemented");
@@ -113,11 +116,13 @@ Status RefuseUnsupported(const criu_opts& in, criu_req_type type) {
     return Refuse("ghost_limit", "ckpt has no limit on deleted files' size to honour");
   if (in.irmap_scan_paths_size()) return Refuse("irmap_scan_paths", "not implemented");
   if (in.empty_ns() & ~uint32_t(CLONE_NEWNET))
-    return Refuse("empty_ns", "only the network namespace (CLONE_NEWNET) can be left empty, not "
-                              "flags " + std::to_string(in.empty_ns() & ~uint32_t(CLONE_NEWNET)));
+    return Refuse("empty_ns",
+                  "only the network namespace (CLONE_NEWNET) can be left empty, not "
+                  "flags " +
+                      std::to_string(in.empty_ns() & ~uint32_t(CLONE_NEWNET)));
   if (in.join_ns_size())
-    return Refuse("join_ns", "joining existing namespaces (" + in.join_ns(0).ns() +
-                                 ") is not implemented");
+    return Refuse("join_ns",
+                  "joining existing namespaces (" + in.join_ns(0).ns() + ") is not implemented");
   if (!in.cgroup_props().empty()) return Refuse("cgroup_props", "not implemented");
   if (!in.cgroup_props_file().empty()) return Refuse("cgroup_props_file", "not implemented");
   if (in.cgroup_dump_controller_size())
@@ -132,7 +137,8 @@ Status RefuseUnsupported(const criu_opts& in, criu_req_type type) {
       !in.tls_key().empty() || in.tls_no_cn_verify())
     return Refuse("tls", "TLS for the page server is not implemented");
   if (!in.cgroup_yard().empty()) return Refuse("cgroup_yard", "not implemented");
-  if (in.has_pidfd_store_sk()) return Refuse("pidfd_store_sk", "the pidfd store is not implemented");
+  if (in.has_pidfd_store_sk())
+    return Refuse("pidfd_store_sk", "the pidfd store is not implemented");
   if (in.unprivileged())
     return Refuse("unprivileged", "ckpt runs as root; callers are checked by their credentials");
   if (in.leave_stopped()) return Refuse("leave_stopped", "not implemented");
@@ -250,15 +256,18 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
 
   if (in.rst_sibling()) {
     if (type != RESTORE) return Refuse("rst_sibling", "a restore option");
-    if (!ctx.swrk) return Refuse("rst_sibling", "only over swrk, as CRIU (the root becomes a child of swrk's parent)");
+    if (!ctx.swrk)
+      return Refuse("rst_sibling",
+                    "only over swrk, as CRIU (the root becomes a child of swrk's parent)");
     o.rst_sibling = true;
   }
   for (const inherit_fd& f : in.inherit_fd()) {
     if (!ctx.swrk)
-      return Refuse("inherit_fd", "only over swrk: its fds are ckpt's own, handed over by the client");
+      return Refuse("inherit_fd",
+                    "only over swrk: its fds are ckpt's own, handed over by the client");
     if (f.fd() < 0 || fcntl(f.fd(), F_GETFD) < 0)
-      return Refuse("inherit_fd", "key " + f.key() + ": fd " + std::to_string(f.fd()) +
-                                      " is not open in ckpt");
+      return Refuse("inherit_fd",
+                    "key " + f.key() + ": fd " + std::to_string(f.fd()) + " is not open in ckpt");
     o.inherit_fds.push_back({f.key(), f.fd()});
   }
   if (in.has_status_fd()) {
@@ -318,14 +327,14 @@ Status CheckDumpAccess(const Peer& peer, pid_t pid) {
     if (!st.ok()) return Error(who + ": cannot be read: " + st.error().message());
     for (int i = 0; i < 4; i++)
       if (st->uid[i] != peer.uid || st->gid[i] != peer.gid)
-        return Error("access denied: " + who + " runs with other credentials than the caller (uid " +
+        return Error("access denied: " + who +
+                         " runs with other credentials than the caller (uid " +
                          std::to_string(peer.uid) + ")",
                      EPERM);
     // A process that is not dumpable has a /proc directory owned by root.
     struct stat s;
     if (stat(("/proc/" + std::to_string(p)).c_str(), &s) < 0 || s.st_uid != peer.uid)
-      return Error("access denied: " + who + " is not dumpable by uid " +
-                       std::to_string(peer.uid),
+      return Error("access denied: " + who + " is not dumpable by uid " + std::to_string(peer.uid),
                    EPERM);
   }
   return Ok();
@@ -338,8 +347,9 @@ Status CheckRestoreAccess(const Peer& peer, const std::string& images_dir) {
   const pb::NamespacesEntry& ns = tree.namespaces;
   if (ns.pid() || ns.uts() || ns.ipc() || ns.net() || ns.time() || ns.cgroup() || ns.mnt() ||
       ns.user())
-    return Error("access denied: the images have namespaces of their own; only root may restore them",
-                 EPERM);
+    return Error(
+        "access denied: the images have namespaces of their own; only root may restore them",
+        EPERM);
   for (const TaskImages& t : tree.tasks) {
     if (t.helper || t.zombie()) continue;
     const pb::CredsEntry& c = t.core.creds();

@@ -2,6 +2,7 @@
 #include "criu/rpc/rpc_server.h"
 
 #include <fcntl.h>
+#include <google/protobuf/unknown_field_set.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -13,8 +14,6 @@
 #include <cstring>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/unknown_field_set.h>
 
 #include "base/io.h"
 #include "base/log.h"
@@ -29,7 +28,8 @@ namespace {
 int UnknownType(const criu_req& req) {
   const google::protobuf::UnknownFieldSet& u = req.GetReflection()->GetUnknownFields(req);
   for (int i = 0; i < u.field_count(); i++)
-    if (u.field(i).number() == 1 && u.field(i).type() == google::protobuf::UnknownField::TYPE_VARINT)
+    if (u.field(i).number() == 1 &&
+        u.field(i).type() == google::protobuf::UnknownField::TYPE_VARINT)
       return int(u.field(i).varint());
   return -1;
 }

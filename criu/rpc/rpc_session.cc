@@ -80,7 +80,8 @@ void InWorker(int sk, criu_req_type type, const std::function<void()>& serve) {
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return;
   std::string how = WIFEXITED(st) ? "exited with " + std::to_string(WEXITSTATUS(st))
                                   : "was killed by signal " + std::to_string(WTERMSIG(st));
-  Answer(sk, ErrorReply(type, Error("ckpt's process serving " + RequestTypeName(type) + " " + how)));
+  Answer(sk,
+         ErrorReply(type, Error("ckpt's process serving " + RequestTypeName(type) + " " + how)));
 }
 
 // The log of a request: -v from log_level, the file from log_file.
@@ -124,8 +125,8 @@ void LogRefusal(const criu_req& req, const Peer& peer, const std::string& msg) {
   if (o.log_file().empty() || o.log_file().find('/') != std::string::npos) return;
   int dir = o.has_work_dir_fd() ? o.work_dir_fd() : o.images_dir_fd();
   if (dir < 0) return;
-  std::string path = "/proc/" + std::to_string(peer.pid) + "/fd/" + std::to_string(dir) + "/" +
-                     o.log_file();
+  std::string path =
+      "/proc/" + std::to_string(peer.pid) + "/fd/" + std::to_string(dir) + "/" + o.log_file();
   UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd) return;
   if (peer.uid != 0) (void)!fchown(fd.get(), peer.uid, peer.gid);
@@ -205,8 +206,8 @@ void ServeCheck(int sk) {
   for (const FeatureLine& f : DescribeFeatures(k))
     if (f.required && !f.present) missing += std::string(missing.empty() ? "" : ", ") + f.name;
   if (!missing.empty())
-    return Answer(sk, ErrorReply(CHECK, Error("kernel " + k.kernel + " lacks what ckpt needs: " +
-                                              missing)));
+    return Answer(
+        sk, ErrorReply(CHECK, Error("kernel " + k.kernel + " lacks what ckpt needs: " + missing)));
   Answer(sk, Reply(CHECK, true));
 }
 

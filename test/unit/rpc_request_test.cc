@@ -1,6 +1,9 @@
 // criu/rpc: criu_opts -> Options mapping, refusals, access checks, and the
 // packet framing over a real SOCK_SEQPACKET socketpair.
+#include "criu/rpc/rpc_request.h"
+
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,9 +11,6 @@
 #include <cstdlib>
 #include <string>
 
-#include <gtest/gtest.h>
-
-#include "criu/rpc/rpc_request.h"
 #include "criu/rpc/rpc_server.h"
 
 namespace ckpt::rpc {
@@ -78,7 +78,7 @@ TEST_F(RpcRequestTest, MapsDumpOptions) {
   EXPECT_TRUE(op.leave_running && op.ext_unix_sk && op.tcp_established && op.shell_job &&
               op.file_locks && op.skip_in_flight);
   EXPECT_EQ(op.verbosity, 4);
-  EXPECT_EQ(op.images_dir, dir_);  // the client's fd, resolved to its directory
+  EXPECT_EQ(op.images_dir, dir_);              // the client's fd, resolved to its directory
   EXPECT_EQ(op.log_file, dir_ + "/dump.log");  // the work dir is the images dir
   ASSERT_EQ(op.external.size(), 2u);
   EXPECT_EQ(op.external[0], "mnt[/data]:data-key");
