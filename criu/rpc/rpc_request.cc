@@ -350,6 +350,9 @@ Status CheckRestoreAccess(const Peer& peer, const std::string& images_dir) {
     return Error(
         "access denied: the images have namespaces of their own; only root may restore them",
         EPERM);
+  TRY_ASSIGN(proc::Status caller, proc::ReadStatus(peer.pid), "the caller");
+  std::set<uint32_t> groups(caller.groups.begin(), caller.groups.end());
+  groups.insert(peer.gid);
   for (const TaskImages& t : tree.tasks) {
     if (t.helper || t.zombie()) continue;
     const pb::CredsEntry& c = t.core.creds();
@@ -360,6 +363,11 @@ Status CheckRestoreAccess(const Peer& peer, const std::string& images_dir) {
       return Error("access denied: " + who + " has credentials (uid " + std::to_string(c.uid()) +
                        ") other than the caller's (uid " + std::to_string(peer.uid) + ")",
                    EPERM);
+    for (uint32_t g : c.groups())
+      if (!groups.count(g))
+        return Error("access denied: " + who + " is in group " + std::to_string(g) +
+                         ", which the caller is not",
+                     EPERM);
     if (c.cap_prm() || c.cap_eff() || c.cap_amb() || c.cap_inh())
       return Error("access denied: " + who + " has capabilities", EPERM);
   }

@@ -84,7 +84,12 @@ void InWorker(int sk, criu_req_type type, const std::function<void()>& serve) {
          ErrorReply(type, Error("ckpt's process serving " + RequestTypeName(type) + " " + how)));
 }
 
-// The log of a request: -v from log_level, the file from log_file.
+// The log of a request: -v from log_level, the file from log_file. The
+// log goes back to stderr when the request is done (LogReset).
+struct LogReset {
+  ~LogReset() { log::SetFd(-1); }
+};
+
 Result<UniqueFd> OpenLog(const Options& o) {
   log::SetLevel(o.verbosity);
   if (o.log_file == "-") {
@@ -160,6 +165,7 @@ Result<MappedRequest> Prepare(int sk, const criu_req& req, const RequestContext&
 
 void ServeDump(int sk, const criu_req& req, const RequestContext& ctx) {
   UniqueFd log_fd;
+  LogReset reset;
   auto m = Prepare(sk, req, ctx, log_fd);
   if (!m.ok()) {
     LogRefusal(req, ctx.peer, m.error().message());
@@ -179,6 +185,7 @@ void ServeDump(int sk, const criu_req& req, const RequestContext& ctx) {
 
 void ServeRestore(int sk, const criu_req& req, const RequestContext& ctx) {
   UniqueFd log_fd;
+  LogReset reset;
   auto m = Prepare(sk, req, ctx, log_fd);
   if (!m.ok()) {
     LogRefusal(req, ctx.peer, m.error().message());
