@@ -196,7 +196,11 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
   // allow_uprobes and ghost_fiemap only relax CRIU's checks or choose its
   // method: ckpt reopens devices and files by their dumped paths, always
   // saves deleted files, and fails naming the object where CRIU would
-  // need the relaxation. Accepted as such.
+  // need the relaxation. Accepted as such. Also accepted, having nothing
+  // to act on: pre_dump_mode (PRE_DUMP is refused), mntns_compat_mode
+  // (CRIU's choice between its two mount engines; ckpt has one),
+  // display_stats (ckpt logs its statistics at log_level 3) and
+  // file_validation_method (ckpt's own checks of reopened files apply).
   o.shell_job = in.shell_job();
   o.file_locks = in.file_locks();
   int level = in.log_level();
