@@ -212,6 +212,8 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
   }
   if (in.log_to_stderr()) o.log_file = "-";
   m.notify = in.notify_scripts();
+  // root: the restored tree's root mount (--root). runc sends its rootfs on
+  // DUMP too, where CRIU, as ckpt, reads the tree's root from /proc.
   if (!in.root().empty()) {
     if (!root_caller) return Refuse("root", "only root may choose the tree's root directory");
     o.root = in.root();
