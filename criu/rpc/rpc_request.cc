@@ -172,9 +172,20 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
   } else {
     return Refuse("images_dir_fd", "no images directory given (fd -1 and no images_dir)");
   }
+  // ckpt writes there as root: a caller that is not root gets only
+  // directories of its own.
+  auto owned = [&](int fd, const char* field) -> Status {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return Error::Errno(std::string("criu_opts.") + field);
+    if (!root_caller && st.st_uid != ctx.peer.uid)
+      return Refuse(field, "a caller that is not root must own the directory");
+    return Ok();
+  };
+  TRY(owned(m.images_dir_fd.get(), "images_dir_fd"));
   o.images_dir = DirPath(m.images_dir_fd.get());
   if (in.has_work_dir_fd()) {
     TRY_ASSIGN(m.work_dir_fd, OpenClientDir(ctx.peer, in.work_dir_fd(), "work_dir_fd"));
+    TRY(owned(m.work_dir_fd.get(), "work_dir_fd"));
     m.work_dir = DirPath(m.work_dir_fd.get());
   } else {
     m.work_dir = o.images_dir;

@@ -130,9 +130,12 @@ void LogRefusal(const criu_req& req, const Peer& peer, const std::string& msg) {
   if (o.log_file().empty() || o.log_file().find('/') != std::string::npos) return;
   int dir = o.has_work_dir_fd() ? o.work_dir_fd() : o.images_dir_fd();
   if (dir < 0) return;
-  std::string path =
-      "/proc/" + std::to_string(peer.pid) + "/fd/" + std::to_string(dir) + "/" + o.log_file();
-  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
+  std::string path = "/proc/" + std::to_string(peer.pid) + "/fd/" + std::to_string(dir);
+  UniqueFd dfd(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  struct stat st;  // as in MapRequestOptions: not root, not its directory, no log
+  if (!dfd || fstat(dfd.get(), &st) < 0 || (peer.uid != 0 && st.st_uid != peer.uid)) return;
+  UniqueFd fd(openat(dfd.get(), o.log_file().c_str(),
+                     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd) return;
   if (peer.uid != 0) (void)!fchown(fd.get(), peer.uid, peer.gid);
   std::string line = "ckpt: " + RequestTypeName(req.type()) + " refused: " + msg + "\n";

@@ -442,7 +442,13 @@ def test_service_and_rst_sibling():
     st = wait_exit(v.pid, "the restored root (our child)")
     check(os.WIFSIGNALED(st) and os.WTERMSIG(st) == signal.SIGKILL, "root status %#x" % st)
 
-    test_not_root(sock, fd)
+    # Root's images in a directory of nobody's: the credentials refuse them.
+    theirs = os.path.join(TMP, "svc-img-nobody")
+    shutil.copytree(d, theirs)
+    os.chown(theirs, 65534, 65534)
+    tfd = os.open(theirs, os.O_RDONLY | os.O_DIRECTORY)
+    test_not_root(sock, tfd)
+    os.close(tfd)
     os.close(fd)
     stop_service(sock, pidfile, spid)
 
@@ -461,6 +467,7 @@ def test_not_root(sock, root_images_fd):
     os.chown(d, 65534, 65534)
     os.chmod(TMP, 0o711)
     os.chmod(sock, 0o666)  # let it connect: the access checks are ckpt's
+    root_fd = os.open(TMP, os.O_RDONLY | os.O_DIRECTORY)
     pid = os.fork()
     if pid == 0:
         code = 1
@@ -475,7 +482,13 @@ def test_not_root(sock, root_images_fd):
             c = connect(sock)
             r = c.call(req(rpc.RESTORE, images_dir_fd=root_images_fd,
                            manage_cgroups_mode=rpc.IGNORE))
-            check(not r.success and "access denied" in r.cr_errmsg, "restore of root's: %s" % r)
+            check(not r.success and "access denied" in r.cr_errmsg and "credentials" in r.cr_errmsg,
+                  "restore of root's: %s" % r)
+            c.close()
+            c = connect(sock)
+            r = c.call(req(rpc.DUMP, images_dir_fd=root_fd, pid=os.getpid()))
+            check(not r.success and "must own the directory" in r.cr_errmsg,
+                  "a directory of root's: %s" % r)
             c.close()
             c = connect(sock)
             r = c.call(req(rpc.DUMP, images_dir_fd=fd, pid=v.pid, root="/"))
@@ -486,6 +499,7 @@ def test_not_root(sock, root_images_fd):
             print("not-root client: %s" % e, file=sys.stderr)
         os._exit(code)
     st = wait_exit(pid, "the client that is not root")
+    os.close(root_fd)
     os.chmod(sock, 0o600)
     check(os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0, "the client that is not root failed")
     check(v.proc.poll() is None and v.status("TracerPid") == "0", "the victim after refusals")

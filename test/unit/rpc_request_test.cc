@@ -240,9 +240,13 @@ TEST_F(RpcRequestTest, RefusesWhatCkptCannotHonour) {
 }
 
 TEST_F(RpcRequestTest, CallerThatIsNotRoot) {
+  // Another uid than root: nobody when the test runs as root (which then
+  // gives it the test's directory), else the test's own.
   Peer other = me_;
-  other.uid = 65534;
-  other.gid = 65534;
+  other.uid = other.gid = getuid() == 0 ? 65534 : getuid();
+  if (getuid() == 0) {
+    ASSERT_EQ(chown(dir_.c_str(), other.uid, other.gid), 0);
+  }
   RequestContext ctx{other, true};
   criu_opts o = Base();
   o.set_root("/");
@@ -255,20 +259,27 @@ TEST_F(RpcRequestTest, CallerThatIsNotRoot) {
   r = MapRequestOptions(path, DUMP, ctx);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("criu_opts.images_dir"), std::string::npos);
+  // ckpt writes as root: only into the caller's own directories.
+  int slash = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  criu_opts theirs;
+  theirs.set_images_dir_fd(slash);
+  r = MapRequestOptions(theirs, DUMP, ctx);
+  close(slash);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("must own the directory"), std::string::npos);
   // A restore must leave cgroups alone.
   criu_opts rs = Base();
   r = MapRequestOptions(rs, RESTORE, ctx);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("manage_cgroups_mode"), std::string::npos);
   rs.set_manage_cgroups_mode(IGNORE);
-  EXPECT_TRUE(MapRequestOptions(rs, RESTORE, ctx).ok());
-  // This test's own process (not the caller's uid) may not be dumped by it.
-  Status s = CheckDumpAccess(other, getpid());
-  if (getuid() != 65534) {
-    ASSERT_FALSE(s.ok());
-    EXPECT_NE(s.error().message().find("access denied"), std::string::npos);
-  }
-  EXPECT_TRUE(CheckDumpAccess(me_, getpid()).ok());  // root may
+  r = MapRequestOptions(rs, RESTORE, ctx);
+  EXPECT_TRUE(r.ok()) << r.error().message();
+  // init runs as root: not the caller's to dump; root may.
+  Status s = CheckDumpAccess(other, 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("access denied"), std::string::npos);
+  EXPECT_TRUE(CheckDumpAccess(me_, getpid()).ok());
 }
 
 TEST(RpcTypes, Names) {
