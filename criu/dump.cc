@@ -2,6 +2,7 @@
 #include "criu/dump.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -19,6 +20,7 @@
 #include "base/log.h"
 #include "compel/infect.h"
 #include "compel/seize.h"
+#include "criu/action_hooks.h"
 #include "criu/cgroup.h"
 #include "criu/cgroup_freeze.h"
 #include "criu/files/fd_dump.h"
@@ -382,6 +384,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   pid_t root = o.pid;
   if (kill(root, 0) < 0 && errno == ESRCH) return Error(Who(root) + ": no such process");
   if (root == getpid()) return Error("ckpt cannot dump itself");
+  TRY(RunAction(o, {Action::kPreDump, root}));  // action hooks: a no leaves the tree untouched
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Create(o.images_dir));
 
   LOG_INFO("Seizing the tree of " + Who(root));
@@ -402,7 +405,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   if (namespaces.net()) {
     // Read from ckpt's own namespace (veth peers are named as it sees
     // them); then ckpt works inside the tree's for the rest of the dump.
-    TRY(ns::DumpNetNamespace(root, {.externals = o.external}, *dir));
+    if (!(o.empty_ns & CLONE_NEWNET))  // --empty-ns net: not saved
+      TRY(ns::DumpNetNamespace(root, {.externals = o.external}, *dir));
     TRY(ns::JoinNetNamespaceOf(root));
   }
   // cgroups (criu/cgroup.h): every task's cgroup, with --manage-cgroups the
@@ -439,6 +443,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
       if (t.proc) live.push_back(t.pid);
     TRY(net.LockConnections(live));
   }
+  TRY(RunAction(o, {Action::kNetworkLock, root}));  // action hooks
   // SysV semaphore undo lists (criu/ns/sem_undo.h), where semaphores
   // exist at all (every multi-threaded task has a list, mostly empty).
   ns::SemUndoPlan sem_undo;
@@ -529,6 +534,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   // The lock stays after a dump that kills the tree; restore removes it.
   if (!o.leave_running && !net.KeptLockName().empty()) inv.set_netlock_table(net.KeptLockName());
   TRY(dir->Commit(inv));
+  TRY(RunAction(o, {Action::kPostDump, root}));  // action hooks: a no resumes the tree
 
   if (o.leave_running)
     TRY(net.Finish(false));  // connections go on, unlocked

@@ -15,6 +15,7 @@
 #include "criu/options.h"
 #include "criu/page_xfer.h"
 #include "criu/restore.h"
+#include "criu/rpc/rpc_server.h"
 #include "criu/show.h"
 #include "images/image_dir.h"
 #include "proto/inventory.pb.h"
@@ -89,6 +90,10 @@ int Run(int argc, char** argv) {
   switch (o.command) {
     case Command::kCheck:
       return Check();
+    case Command::kSwrk:
+      return rpc::RunSwrk(o);
+    case Command::kService:
+      return rpc::RunService(o);
     case Command::kUnlock: {
       Status s = UnlockDump(o);
       if (!s.ok()) {

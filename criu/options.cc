@@ -1,6 +1,7 @@
 #include "criu/options.h"
 
 #include <getopt.h>
+#include <sched.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -25,7 +26,10 @@ enum LongOnly {
   kOptPageServer,
   kOptAddress,
   kOptPort,
-  kOptStatusFd
+  kOptStatusFd,
+  kOptActionScript,
+  kOptDaemon,
+  kOptEmptyNs,
 };
 
 Result<Command> ParseCommand(const std::string& s) {
@@ -35,6 +39,8 @@ Result<Command> ParseCommand(const std::string& s) {
   if (s == "show") return Command::kShow;
   if (s == "unlock") return Command::kUnlock;
   if (s == "page-server") return Command::kPageServer;
+  if (s == "swrk") return Command::kSwrk;
+  if (s == "service") return Command::kService;
   if (s == "help" || s == "--help" || s == "-h") return Command::kHelp;
   if (s == "--version" || s == "-V") return Command::kVersion;
   return Error("unknown command '" + s + "' (try: ckpt --help)");
@@ -107,7 +113,9 @@ Result<Options> ParseOptions(int argc, char** argv) {
                                              "--root",  // mnt ns
                                              "--address",
                                              "--port",
-                                             "--status-fd"};
+                                             "--status-fd",
+                                             "--action-script",
+                                             "--empty-ns"};
     for (const char* w : kWithValue)
       if (!strcmp(argv[i], w)) {
         i++;
@@ -147,6 +155,9 @@ Result<Options> ParseOptions(int argc, char** argv) {
       {"address", required_argument, nullptr, kOptAddress},
       {"port", required_argument, nullptr, kOptPort},
       {"status-fd", required_argument, nullptr, kOptStatusFd},
+      {"action-script", required_argument, nullptr, kOptActionScript},
+      {"daemon", no_argument, nullptr, kOptDaemon},
+      {"empty-ns", required_argument, nullptr, kOptEmptyNs},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
   };
@@ -199,6 +210,21 @@ Result<Options> ParseOptions(int argc, char** argv) {
         if (!*optarg) return Error("--external needs a value, e.g. veth[eth0]:host-veth0");
         o.external.push_back(optarg);
         break;
+      case kOptActionScript:
+        if (!*optarg) return Error("--action-script needs a program");
+        o.action_scripts.push_back(optarg);
+        break;
+      case kOptAddress:
+        o.address = optarg;
+        break;
+      case kOptDaemon:
+        o.daemon = true;
+        break;
+      case kOptEmptyNs:
+        if (strcmp(optarg, "net") != 0)
+          return Error("bad --empty-ns '" + std::string(optarg) + "' (only net is supported)");
+        o.empty_ns |= CLONE_NEWNET;
+        break;
       case kOptFileLocks:
         o.file_locks = true;
         break;
@@ -238,9 +264,6 @@ Result<Options> ParseOptions(int argc, char** argv) {
       case kOptPageServer:
         o.page_server = true;
         break;
-      case kOptAddress:
-        o.address = optarg;
-        break;
       case kOptPort:
         if (!ParseInt(optarg, n) || n <= 0 || n > 65535)
           return Error("bad --port '" + std::string(optarg) + "' (1..65535)");
@@ -273,8 +296,7 @@ Result<Options> ParseOptions(int argc, char** argv) {
       if (o.images_dir.empty()) return Error("dump needs -D DIR");
       if (o.page_server && (o.address.empty() || o.port == 0))
         return Error("--page-server needs --address and --port of the page server");
-      if (!o.page_server && (!o.address.empty() || o.port))
-        return Error("--address and --port go with --page-server");
+      if (!o.page_server && o.port) return Error("--port goes with --page-server");
       break;
     case Command::kPageServer:
       if (o.images_dir.empty()) return Error("page-server needs -D DIR");
@@ -291,9 +313,23 @@ Result<Options> ParseOptions(int argc, char** argv) {
     case Command::kUnlock:
       if (o.images_dir.empty()) return Error("unlock needs -D DIR");
       break;
+    case Command::kSwrk: {
+      long fd;
+      if (o.args.size() != 1 || !ParseInt(o.args[0].c_str(), fd) || fd < 0 || fd > 0x7fffffff)
+        return Error("swrk needs the fd of its socket: ckpt swrk FD");
+      break;
+    }
+    case Command::kService:
+      if (o.address.empty()) return Error("service needs --address PATH (a unix socket path)");
+      if (!o.args.empty()) return Error("unexpected argument '" + o.args[0] + "'");
+      break;
     default:
       break;
   }
+  if (o.command != Command::kService && o.daemon) return Error("--daemon is a service option");
+  if (!o.address.empty() && o.command != Command::kService && o.command != Command::kPageServer &&
+      !(o.command == Command::kDump && o.page_server))
+    return Error("--address goes with service, page-server or dump --page-server");
   if ((o.command == Command::kDump || o.command == Command::kRestore) && !o.args.empty())
     return Error("unexpected argument '" + o.args[0] + "'");
   return o;
@@ -344,7 +380,13 @@ std::string Usage(Command c) {
                  "                         while seizing the tree, which must be inside it\n"
                  "      --page-server --address ADDR --port PORT\n"
                  "                         send the memory (pagemap and pages images) to\n"
-                 "                         `ckpt page-server` at ADDR:PORT; the rest stays in DIR\n") +
+                 "                         `ckpt page-server` at ADDR:PORT; the rest stays in DIR\n"
+                 "      --empty-ns net     keep the network namespace's configuration out of\n"
+                 "                         the images (whoever restores sets it up)\n"
+                 "      --action-script PROG\n"
+                 "                         (repeatable) run PROG at pre-dump, network-lock\n"
+                 "                         and post-dump (CRTOOLS_SCRIPT_ACTION names the point);\n"
+                 "                         a non-zero exit fails the dump, the tree runs on\n") +
              common;
     case Command::kRestore:
       return std::string(
@@ -377,7 +419,12 @@ std::string Usage(Command c) {
                  "                         ckpt's cgroup\n"
                  "      --cgroup-root [CONTROLLER:]PATH\n"
                  "                         recreate the dumped cgroup subtree at the cgroup\n"
-                 "                         PATH instead of where it was\n") +
+                 "                         PATH instead of where it was\n"
+                 "      --empty-ns net     make the network namespace, restore nothing into it\n"
+                 "      --action-script PROG\n"
+                 "                         (repeatable) run PROG at each point of the restore\n"
+                 "                         (pre-restore .. post-resume, CRTOOLS_SCRIPT_ACTION);\n"
+                 "                         a non-zero exit fails the restore\n") +
              common;
     case Command::kCheck:
       return "usage: ckpt check\n"
@@ -402,6 +449,17 @@ std::string Usage(Command c) {
              "Remove the network lock a dump with --tcp-established left in place (restore\n"
              "removes it itself): for a dump that will not be restored here. The dumped\n"
              "connections' peers then see them reset.\n";
+    case Command::kSwrk:
+      return "usage: ckpt swrk FD\n"
+             "Serve CRIU's RPC protocol (criu_req/criu_resp, as runc and go-criu speak it) on\n"
+             "the SOCK_SEQPACKET socket FD handed over by the caller, until it closes.\n";
+    case Command::kService:
+      return "usage: ckpt service --address PATH [--daemon] [--pidfile FILE]\n"
+             "Listen on the unix SOCK_SEQPACKET socket PATH (made 0600) and serve CRIU's RPC\n"
+             "protocol, one connection per request, each in a child of its own.\n"
+             "  --address PATH   the socket to create\n"
+             "  --daemon         detach once listening\n"
+             "  --pidfile FILE   write the service's pid to FILE\n";
     default:
       return "usage: ckpt COMMAND [options]\n\n"
              "Commands:\n"
@@ -410,7 +468,9 @@ std::string Usage(Command c) {
              "  check     probe kernel features\n"
              "  show      print images as JSON:  ckpt show DIR\n"
              "  unlock    drop a dump's network lock: ckpt unlock -D DIR\n"
-             "  page-server  receive a dump's memory: ckpt page-server -D DIR --port P\n\n"
+             "  page-server  receive a dump's memory: ckpt page-server -D DIR --port P\n"
+             "  swrk      CRIU's RPC on a socket fd: ckpt swrk FD\n"
+             "  service   CRIU's RPC service:       ckpt service --address PATH\n\n"
              "`ckpt COMMAND --help` explains each command's options.\n";
   }
 }

@@ -11,7 +11,19 @@
 
 namespace ckpt {
 
-enum class Command { kNone, kDump, kRestore, kCheck, kShow, kUnlock, kPageServer, kHelp, kVersion };
+enum class Command {
+  kNone,
+  kDump,
+  kRestore,
+  kCheck,
+  kShow,
+  kUnlock,
+  kPageServer,  // ckpt page-server: receives a dump's memory (criu/page_xfer.h)
+  kHelp,
+  kVersion,
+  kSwrk,     // ckpt swrk FD: CRIU's RPC on an inherited socket (criu/rpc/rpc_server.h)
+  kService,  // ckpt service --address PATH: CRIU's RPC on a listening socket
+};
 
 // --manage-cgroups=MODE, as CRIU: what restore may do to the cgroups the
 // images name. kNone/kProps need them to exist (kProps writes the saved
@@ -20,6 +32,13 @@ enum class Command { kNone, kDump, kRestore, kCheck, kShow, kUnlock, kPageServer
 // needs them all absent and creates them; kIgnore leaves cgroups alone
 // (dump saves nothing, restore places no task).
 enum class CgroupMode { kNone, kProps, kSoft, kFull, kStrict, kIgnore };
+
+// --inherit-fd fd[N]:KEY / criu_opts.inherit_fd: an object the dump named
+// KEY is this fd of ckpt's (open while the restore runs; not owned here).
+struct InheritFd {
+  std::string key;
+  int fd;
+};
 
 struct Options {
   Command command = Command::kNone;
@@ -44,11 +63,23 @@ struct Options {
   std::vector<std::string> external;  // --external KEY (repeatable; CRIU's syntax)
   std::string root;             // --root DIR: source of the restored tree's root mount (mnt ns)
   bool page_server = false;     // dump --page-server: memory to a page server (criu/page_xfer.h)
-  std::string address;          // --address: the page server's IP (dump; page-server: to listen on)
+  std::string address;          // --address: the page server's IP (dump --page-server; page-server:
+                                // where to listen); service: the unix socket path
   int port = 0;                 // --port: the page server's TCP port
   int status_fd = -1;           // --status-fd FD: page-server writes a byte there once it listens
   std::vector<std::string> action_scripts;  // --action-script PATH (repeatable), criu/action_hooks.h
   ActionNotifier notify;        // set by the RPC service for its client's notifications
+  // RPC (criu/rpc/): set from a client's criu_opts, not from the command line.
+  bool rst_sibling = false;        // restore: the root becomes a sibling of ckpt (CLONE_PARENT)
+  bool orphan_pts_master = false;  // a pty master made for an orphan slave goes to the client
+  using InheritFd = ckpt::InheritFd;
+  std::vector<InheritFd> inherit_fds;  // --inherit-fd / criu_opts.inherit_fd
+  // --empty-ns net / criu_opts.empty_ns (CLONE_NEW* bits; only CLONE_NEWNET):
+  // the tree's network namespace is made, but its configuration is neither
+  // saved nor restored (runc always asks: it configures the network itself).
+  uint32_t empty_ns = 0;
+  std::string config_file;        // --config / criu_opts.config_file (CRIU's config syntax)
+  bool daemon = false;            // service --daemon
   std::vector<std::string> args;  // positional (show: paths)
   bool help = false;            // CMD --help
 };

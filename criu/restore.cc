@@ -4,6 +4,7 @@
 #include "criu/restore.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -24,6 +25,7 @@
 #include "base/log.h"
 #include "compel/infect.h"
 #include "compel/regs.h"
+#include "criu/action_hooks.h"
 #include "criu/cgroup.h"
 #include "criu/net/net_restore.h"
 #include "criu/ns/ipc_ns.h"
@@ -318,7 +320,8 @@ Status WritePidfile(const Options& o, pid_t pid) {
 
 }  // namespace
 
-Result<int> Restore(const Options& o, const KernelFeatures& kf) {
+Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid) {
+  TRY(RunAction(o, {Action::kPreRestore}));  // action hooks
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Open(o.images_dir));
   TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir), "reading images from " + o.images_dir);
   TRY(PlanHelpers(tree));
@@ -351,7 +354,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   TRY_ASSIGN(std::unique_ptr<ns::NsRestore> namespaces, ns::NsRestore::Enter(tree.namespaces));
   // (A network namespace the tree's user namespace owns comes with the
   // root: filled once it exists, below.)
-  if (tree.namespaces.net() && !namespaces->net_with_root())
+  bool fill_net = !(o.empty_ns & CLONE_NEWNET);  // --empty-ns net: made, left empty
+  if (tree.namespaces.net() && !namespaces->net_with_root() && fill_net)
     TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
 
   if (tree.namespaces.cgroup()) TRY(namespaces->EnterCgroupNamespace(cgroups->NsRootDir()));
@@ -418,11 +422,14 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   TRY_ASSIGN(pid_t child, std::move(root_clone));
   tracer.CreatedRoot(child);
   TRY(std::move(after_clone));
+  TRY(RunAction(o, {Action::kSetupNamespaces, child}));  // action hooks
   if (namespaces->net_with_root()) {
-    TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
+    if (fill_net)
+      TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
     TRY(net.Lock(tree, o));
   }
   if (tree.namespaces.user() && tree.namespaces.ipc()) TRY(FillIpcNamespaceOf(tree, *dir, child));
+  TRY(RunAction(o, {Action::kPostSetupNamespaces, child}));  // action hooks
   go_r.reset();
   close(fds.err_fd);
   close(fds.log_fd);
@@ -446,6 +453,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   TRY(cgroups->ApplyLimits());  // cgroups: every task is in place
   std::vector<pid_t> real_pids;
   for (size_t i = 0; i < tree.tasks.size(); i++) real_pids.push_back(tracer.RealPid(i));
+  TRY(RunAction(o, {Action::kNetworkUnlock, real_pids[0]}));  // action hooks
   TRY(net.Finish(tree, real_pids, *dir, o));
   // user namespaces: the IPC namespace was filled from outside the tree
   // (restore_tree.h); its shm_rmid_forced waited for the attaches.
@@ -456,6 +464,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
     });
     if (!r.ok()) return std::move(r.error());
   }
+  TRY(RunAction(o, {Action::kPostRestore, real_pids[0]}));  // action hooks
+  TRY(RunAction(o, {Action::kPreResume, real_pids[0]}));
   TRY(tracer.Release());
   cgroups->Commit();
   sysv_cleanup.armed = false;
@@ -475,8 +485,12 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   root = real_pids[0];
   LOG_INFO("Restored the tree of " + Who(tree.tasks[0].pid()) +
            (root != tree.tasks[0].pid() ? " as " + Who(root) : std::string()));
+  // action hooks: the tree runs already; as CRIU, a failure here is reported, not undone.
+  Status resumed = RunAction(o, {Action::kPostResume, root});
+  if (!resumed.ok()) LOG_WARN(resumed.error().message());
   TRY(WritePidfile(o, root));
-  if (o.restore_detached) return 0;
+  if (root_pid) *root_pid = root;
+  if (o.restore_detached || o.rst_sibling) return 0;
 
   int st;
   while (waitpid(root, &st, 0) < 0) {

@@ -10,7 +10,7 @@ PKGS=(
   libbpf-dev libnftnl-dev libmnl-dev
   libgtest-dev
   binutils
-  python3 iproute2 nftables
+  python3 python3-protobuf iproute2 nftables
   busybox-static
 )
 

@@ -379,4 +379,35 @@ TEST(Options, CgroupOptions) {
   EXPECT_NE(Usage(Command::kRestore).find("--manage-cgroups[=MODE]"), std::string::npos);
 }
 
+// RPC (criu/rpc/): the swrk and service commands, --action-script.
+TEST(Options, RpcCommandsAndActionScripts) {
+  auto r = Parse({"swrk", "3"});
+  EXPECT_PARSES(r);
+  EXPECT_EQ(r->command, Command::kSwrk);
+  ASSERT_EQ(r->args.size(), 1u);
+  EXPECT_EQ(r->args[0], "3");
+  EXPECT_ERROR_MENTIONS(Parse({"swrk"}), "swrk needs the fd");
+  EXPECT_ERROR_MENTIONS(Parse({"swrk", "x"}), "swrk needs the fd");
+  r = Parse({"service", "--address", "/run/ckpt.sock", "--daemon", "--pidfile", "/run/p"});
+  EXPECT_PARSES(r);
+  EXPECT_EQ(r->command, Command::kService);
+  EXPECT_EQ(r->address, "/run/ckpt.sock");
+  EXPECT_TRUE(r->daemon);
+  EXPECT_EQ(r->pidfile, "/run/p");
+  EXPECT_ERROR_MENTIONS(Parse({"service"}), "--address");
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "--daemon"}), "service option");
+  r = Parse({"dump", "-t", "1", "-D", "/d", "--action-script", "/a", "--action-script", "/b"});
+  EXPECT_PARSES(r);
+  ASSERT_EQ(r->action_scripts.size(), 2u);
+  EXPECT_EQ(r->action_scripts[1], "/b");
+  // Options before the command skip --action-script's value.
+  r = Parse({"--action-script", "/a", "restore", "-D", "/d"});
+  EXPECT_PARSES(r);
+  EXPECT_EQ(r->command, Command::kRestore);
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "--action-script", ""}),
+                        "needs a program");
+  EXPECT_NE(Usage(Command::kRestore).find("--action-script"), std::string::npos);
+  EXPECT_NE(Usage(Command::kNone).find("swrk"), std::string::npos);
+}
+
 }  // namespace ckpt
