@@ -45,6 +45,23 @@ struct Options {
   std::string root;             // --root DIR: source of the restored tree's root mount (mnt ns)
   std::vector<std::string> action_scripts;  // --action-script PATH (repeatable), criu/action_hooks.h
   ActionNotifier notify;        // set by the RPC service for its client's notifications
+  // --inherit-fd fd[N]:KEY (repeatable, restore): ckpt's own fd N, passed in
+  // by the caller, stands for the dumped file KEY names ("pipe:[INO]",
+  // "socket:[INO]", "tty[RDEV:DEV]", "file[MNT_ID:INO]" or a path):
+  // criu/files/inherit_fd.h. The RPC's inherit_fd fills the same list.
+  struct InheritFd {
+    std::string key;
+    int fd;
+  };
+  std::vector<InheritFd> inherit_fds;
+  // --orphan-pts-master: dump accepts a pty slave whose master is outside
+  // the tree; restore makes a new pair for it and hands the master to the
+  // orphan-pts-master action (criu/files/tty.h).
+  bool orphan_pts_master = false;
+  // --config FILE: read after the default files (criu/config_file.h); the
+  // RPC's config_file (applied after the request's options, as CRIU does).
+  std::string config_file;
+  bool no_default_config = false;  // --no-default-config
   std::vector<std::string> args;  // positional (show: paths)
   bool help = false;            // CMD --help
 };

@@ -1,0 +1,84 @@
+// Files from outside the tree that the dump was told about with CRIU's
+// --external keys (FILE_EXT):
+//
+//   tty[RDEV:DEV]      a terminal, by the st_rdev and st_dev stat(2) gives
+//                      for the fd, in hex ("tty[8800:19]")
+//   file[MNT_ID:INODE] any file, by the mnt_id of /proc/PID/fdinfo/FD and
+//                      its inode, in hex
+//
+// Nothing of such a file is saved but its key and the fd's flags: restore
+// takes it from the caller, --inherit-fd fd[N]:KEY (inherit_fd.h), and
+// refuses to start without one. This handler comes first in the registry,
+// so a key takes precedence over every other way of dumping the fd.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <cstdio>
+#include <string>
+
+#include "criu/files/fdinfo_fields.h"
+#include "criu/files/file_types.h"
+#include "criu/files/tty.h"
+
+namespace ckpt::files {
+
+std::string Hex(uint64_t v) {
+  char b[24];
+  snprintf(b, sizeof(b), "%llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+std::string TtyKey(uint64_t rdev, uint64_t dev) { return "tty[" + Hex(rdev) + ":" + Hex(dev) + "]"; }
+
+namespace {
+
+// The key of c named by an --external, or "".
+std::string ExternalKey(const FdContext& c) {
+  if (!c.externals || c.externals->empty()) return "";
+  std::string tty, file;
+  if (S_ISCHR(c.st.st_mode) && IsTtyDevice(c.st.st_rdev)) tty = TtyKey(c.st.st_rdev, c.st.st_dev);
+  if (auto mnt = FdinfoValue(c.fdinfo, "mnt_id"))
+    file = "file[" + Hex(strtoull(mnt->c_str(), nullptr, 10)) + ":" + Hex(c.st.st_ino) + "]";
+  for (const std::string& x : *c.externals) {
+    if (!tty.empty() && x == tty) return tty;
+    if (!file.empty() && x == file) return file;
+  }
+  return "";
+}
+
+bool Match(const FdContext& c) { return !ExternalKey(c).empty(); }
+
+Status Dump(const FdContext& c, DumpContext&, pb::FileEntry* e) {
+  pb::ExtFileEntry* x = e->mutable_ext();
+  x->set_key(ExternalKey(c));
+  x->set_flags(c.info.flags);
+  x->set_path(c.link);
+  return Ok();
+}
+
+Result<int> Open(const pb::FileEntry& e, const RestoreOpts&) {
+  // OpenFiles takes an inherited fd before it calls this; CheckInherited
+  // refused the restore already if there is none.
+  return Error(e.ext().key() + " (" + e.ext().path() +
+               ") was external at dump: restore needs --inherit-fd fd[N]:" + e.ext().key());
+}
+
+Status Validate(const pb::FileEntry& e) {
+  if (!e.has_ext() || e.ext().key().empty())
+    return Error("file " + std::to_string(e.id()) + ": bad external file entry");
+  return Ok();
+}
+
+}  // namespace
+
+const FileHandler kExtFileHandler = {.kind = pb::FILE_EXT,
+                                     .name = "external file",
+                                     .match = Match,
+                                     .check = nullptr,
+                                     .dump = Dump,
+                                     .open = Open,
+                                     .validate = Validate,
+                                     .deps = nullptr};
+
+}  // namespace ckpt::files
