@@ -48,8 +48,7 @@ std::string NeededFor(const pb::FileEntry& e, const Options& o) {
   }
   if (e.has_ext()) return e.ext().path() + " was external at dump (--external " + e.ext().key() + ")";
   if (e.has_pty() && e.pty().orphan() && !o.orphan_pts_master)
-    return "pty slave " + e.pty().path() +
-           " whose master was outside the dumped tree (or use --orphan-pts-master for a new pair)";
+    return "pty slave " + e.pty().path() + " whose master was outside the dumped tree";
   return "";
 }
 
@@ -107,9 +106,10 @@ Status CheckInherited(const Options& o, const TreeImages& tree) {
         std::string why = NeededFor(e, o);
         if (!why.empty())
           return Error(where + ": " + (keys.empty() ? std::string("file") : keys[0]) + ": " + why +
-                       "; restore needs --inherit-fd fd[N]:" +
-                       (keys.empty() ? std::string("KEY") : keys[0]) +
-                       " with an fd of ckpt that stands for it");
+                       ": restore needs " +
+                       (e.has_pty() ? "--orphan-pts-master (a new pair) or " : "") +
+                       "--inherit-fd fd[N]:" + (keys.empty() ? std::string("KEY") : keys[0]) +
+                       " (N: an fd of ckpt that stands for it)");
         continue;
       }
       auto flags = FlagsOf(e);

@@ -338,9 +338,9 @@ Status Check(const FdContext& c, const std::vector<FdContext>&) {
                  "(use --shell-job if it is the shell's terminal)");
   if (IsPtySlave(rdev))
     return Error(Where(c) + ": terminal " + c.link +
-                 " is outside the dumped tree (use --shell-job for a shell's terminal, "
-                 "--orphan-pts-master for a pty whose master stays outside, as a container's "
-                 "console, or --external " + TtyKey(c.st.st_rdev, c.st.st_dev) + ")");
+                 " is outside the dumped tree (use --shell-job); for a pty whose master stays "
+                 "outside (a container's console): --orphan-pts-master or --external " +
+                 TtyKey(c.st.st_rdev, c.st.st_dev));
   return Error(Where(c) + ": terminal " + c.link + " is outside the dumped tree (use --shell-job)");
 }
 
