@@ -3,12 +3,14 @@
 //
 //   stdio_echo pipe|pty
 //
+// (pty also for a terminal passed in by --external tty and --inherit-fd.)
 // Talks only through fds 0 and 1 (stderr goes to a file): prints "READY"
 // on fd 1; on each SIGUSR1 reads one line from fd 0 and writes
 // "echo:LINE\n" to fd 1; on SIGTERM checks that fds 0 and 1 are still
 // what they were (pipes with their access modes; or the same terminal, its
 // controlling terminal, with the termios set at start: no ECHO, no ONLCR)
-// and prints "PASS" or "FAIL: reason" on fd 1, exiting 0 or 1. Reads and
+// and prints "PASS" or "FAIL: reason" on fd 1, exiting 0 or 1 (pipe:
+// after "stderr:bye" on fd 2). Reads and
 // writes happen in the main loop, not in handlers (only flags there).
 #include <errno.h>
 #include <fcntl.h>
@@ -96,6 +98,8 @@ int main(int argc, char** argv) {
     if (!S_ISFIFO(now0.st_mode) || !S_ISFIFO(now1.st_mode)) Finish("stdin/stdout are not pipes");
     if ((fcntl(0, F_GETFL) & O_ACCMODE) != O_RDONLY) Finish("stdin is not a read end");
     if ((fcntl(1, F_GETFL) & O_ACCMODE) != O_WRONLY) Finish("stdout is not a write end");
+    const char bye[] = "stderr:bye\n";  // whatever file fd 2 is now
+    if (write(2, bye, sizeof(bye) - 1) != ssize_t(sizeof(bye) - 1)) Finish("write to stderr");
     Finish("");
   }
   if (!isatty(0) || !isatty(1)) Finish("stdin/stdout are not terminals");

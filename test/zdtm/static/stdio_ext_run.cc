@@ -21,6 +21,10 @@
 //   orphan-pts-master listener, as an RPC client would have, minus the
 //   SCM_RIGHTS hop the RPC tests cover) and gets the new master: a line
 //   goes both ways through it, and the victim checks its terminal.
+// tty-ext: the same pty slave, dumped with --external tty[RDEV:DEV] (no
+//   orphan master), refused without --inherit-fd, then restored with the
+//   same slave as ckpt's fd 0: it is the controlling terminal again and a
+//   line goes both ways through our master.
 // Everything is killed at the end, pass or fail; the workdir is removed
 // after a pass (unless STDIO_EXT_KEEP is set, for reading the logs).
 #include <fcntl.h>
@@ -107,8 +111,10 @@ pid_t StartVictim(const std::string& bin, const char* mode, int in, int out, con
   return pid;
 }
 
-// ckpt with its own fds 0 and 1 given (-1: /dev/null), output captured.
-CmdResult Ckpt(const std::vector<std::string>& argv, int in, int out, const std::string& capture) {
+// ckpt with its own fds 0 and 1 given (-1: /dev/null), `extra` as its fd
+// 3, output captured.
+CmdResult Ckpt(const std::vector<std::string>& argv, int in, int out, const std::string& capture,
+               int extra = -1) {
   CmdResult r;
   pid_t pid = fork();
   if (pid < 0) Die("fork");
@@ -118,7 +124,8 @@ CmdResult Ckpt(const std::vector<std::string>& argv, int in, int out, const std:
     dup2(in >= 0 ? in : nul, 0);
     dup2(out >= 0 ? out : c, 1);
     dup2(c, 2);
-    closefrom(3);
+    if (extra >= 0) dup2(extra, 3);
+    closefrom(extra >= 0 ? 4 : 3);
     std::vector<char*> av;
     for (const std::string& a : argv) av.push_back(const_cast<char*>(a.c_str()));
     av.push_back(nullptr);
@@ -213,8 +220,14 @@ int RunPipe(const std::string& ckpt, const std::string& victim) {
   }
   int in2[2], out2[2];
   if (pipe2(in2, O_CLOEXEC) < 0 || pipe2(out2, O_CLOEXEC) < 0) Die("pipe");
-  r = Ckpt({ckpt, "restore", "-D", img, "--config", conf, "-o", "restore.log", "-v4"}, in2[0],
-           out2[1], g_workdir + "/restore.out");
+  // And a file by its path: the victim's stderr goes to another file.
+  std::string err2 = g_workdir + "/victim-restored.err";
+  int e2 = open(err2.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (e2 < 0) Die("open " + err2);
+  r = Ckpt({ckpt, "restore", "-D", img, "--config", conf, "-o", "restore.log", "-v4",
+            "--inherit-fd", "fd[3]:" + g_workdir + "/victim.err"},
+           in2[0], out2[1], g_workdir + "/restore.out", e2);
+  close(e2);
   close(in2[0]);
   close(out2[1]);
   if (!r.ok()) Die("restore: " + r.describe() + "\n" + r.output + tail(img + "/restore.log"));
@@ -230,6 +243,8 @@ int RunPipe(const std::string& ckpt, const std::string& victim) {
   ReapVictim(pid);
   close(in2[1]);
   close(out2[0]);
+  if (read_text(err2) != "stderr:bye\n") Die("the inherited stderr file got \"" + read_text(err2) + "\"");
+  if (read_text(g_workdir + "/victim.err") != "") Die("the dumped stderr file was written to");
   printf("stdio_ext_run pipe: PASS\n");
   return 0;
 }
@@ -300,6 +315,54 @@ int RunPty(const std::string& ckpt, const std::string& victim) {
   return 0;
 }
 
+// tty-ext: the terminal named at dump by --external tty[RDEV:DEV] and
+// given back at restore as ckpt's fd 0 (the same pty, whose master we kept).
+int RunTtyExt(const std::string& ckpt, const std::string& victim) {
+  int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (m < 0 || grantpt(m) < 0 || unlockpt(m) < 0) Die("posix_openpt");
+  std::string slave = ptsname(m);
+  struct stat st;
+  if (stat(slave.c_str(), &st) < 0) Die("stat " + slave);
+  char key[64];
+  snprintf(key, sizeof(key), "tty[%llx:%llx]", (unsigned long long)st.st_rdev,
+           (unsigned long long)st.st_dev);
+  pid_t pid = StartVictim(victim, "pty", -1, -1, slave, "");
+  Expect(m, "READY", "start");
+  std::string img = g_workdir + "/img";
+  CmdResult d = Ckpt({ckpt, "dump", "-t", std::to_string(pid), "-D", img, "-o", "dump.log", "-v4",
+                      "--external", key},
+                     -1, -1, g_workdir + "/dump.out");
+  if (!d.ok()) Die("dump: " + d.describe() + "\n" + d.output + tail(img + "/dump.log"));
+  int wst;
+  if (!wait_exit(pid, 30, &wst)) Die("the dumped victim is still there");
+
+  CmdResult r = Ckpt({ckpt, "restore", "-D", img, "-d", "-o", "restore-refused.log"}, -1, -1,
+                     g_workdir + "/refused.out");
+  if (r.ok()) Die("a restore without --inherit-fd for the external terminal succeeded");
+  std::string why = r.output + read_text(img + "/restore-refused.log");
+  ExpectMentions(why, "pid " + std::to_string(pid) + " fd 0: " + key, "the refusal");
+  ExpectMentions(why, std::string("--inherit-fd fd[N]:") + key, "the refusal");
+  ExpectNothingLeft(pid, "the refused restore");
+
+  int s = open(slave.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (s < 0) Die("reopen " + slave);
+  r = Ckpt({ckpt, "restore", "-D", img, "-d", "-o", "restore.log", "-v4", "--inherit-fd",
+            std::string("fd[0]:") + key},
+           s, -1, g_workdir + "/restore.out");
+  close(s);
+  if (!r.ok()) Die("restore: " + r.describe() + "\n" + r.output + tail(img + "/restore.log"));
+  track_pid(pid);
+  WriteAll(m, "after\n");
+  kill(pid, SIGUSR1);
+  Expect(m, "echo:after", "through the inherited terminal");
+  kill(pid, SIGTERM);
+  Expect(m, "PASS", "the victim's own checks");
+  ReapVictim(pid);
+  close(m);
+  printf("stdio_ext_run tty-ext: PASS\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -315,8 +378,8 @@ int main(int argc, char** argv) {
     else
       mode = a;
   }
-  if (ckpt.empty() || g_workdir.empty() || victim.empty() || (mode != "pipe" && mode != "pty")) {
-    fprintf(stderr, "usage: stdio_ext_run --ckpt CKPT --workdir DIR --victim BIN pipe|pty\n");
+  if (ckpt.empty() || g_workdir.empty() || victim.empty() || (mode != "pipe" && mode != "pty" && mode != "tty-ext")) {
+    fprintf(stderr, "usage: stdio_ext_run --ckpt CKPT --workdir DIR --victim BIN pipe|pty|tty-ext\n");
     return 2;
   }
   harness_init();
@@ -324,8 +387,10 @@ int main(int argc, char** argv) {
   g_workdir = fs::absolute(g_workdir).string();
   fs::remove_all(g_workdir);
   fs::create_directories(g_workdir);
-  int rc = mode == "pipe" ? RunPipe(fs::absolute(ckpt).string(), victim)
-                          : RunPty(fs::absolute(ckpt).string(), victim);
+  ckpt = fs::absolute(ckpt).string();
+  int rc = mode == "pipe" ? RunPipe(ckpt, victim)
+           : mode == "pty" ? RunPty(ckpt, victim)
+                           : RunTtyExt(ckpt, victim);
   kill_all_children();
   if (rc == 0 && !getenv("STDIO_EXT_KEEP")) fs::remove_all(g_workdir);
   return rc;
