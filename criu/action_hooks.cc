@@ -11,17 +11,28 @@ namespace ckpt {
 
 const char* ActionName(Action a) {
   switch (a) {
-    case Action::kPreDump: return "pre-dump";
-    case Action::kNetworkLock: return "network-lock";
-    case Action::kPostDump: return "post-dump";
-    case Action::kPreRestore: return "pre-restore";
-    case Action::kSetupNamespaces: return "setup-namespaces";
-    case Action::kPostSetupNamespaces: return "post-setup-namespaces";
-    case Action::kNetworkUnlock: return "network-unlock";
-    case Action::kPostRestore: return "post-restore";
-    case Action::kPreResume: return "pre-resume";
-    case Action::kPostResume: return "post-resume";
-    case Action::kOrphanPtsMaster: return "orphan-pts-master";
+    case Action::kPreDump:
+      return "pre-dump";
+    case Action::kNetworkLock:
+      return "network-lock";
+    case Action::kPostDump:
+      return "post-dump";
+    case Action::kPreRestore:
+      return "pre-restore";
+    case Action::kSetupNamespaces:
+      return "setup-namespaces";
+    case Action::kPostSetupNamespaces:
+      return "post-setup-namespaces";
+    case Action::kNetworkUnlock:
+      return "network-unlock";
+    case Action::kPostRestore:
+      return "post-restore";
+    case Action::kPreResume:
+      return "pre-resume";
+    case Action::kPostResume:
+      return "post-resume";
+    case Action::kOrphanPtsMaster:
+      return "orphan-pts-master";
   }
   return "?";
 }

@@ -29,8 +29,8 @@ struct Options;
 
 // One option line of a file.
 struct ConfigLine {
-  int line;             // 1-based
-  std::string name;     // without "--"
+  int line;          // 1-based
+  std::string name;  // without "--"
   bool has_value = false;
   std::string value;
 };

@@ -325,8 +325,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir), "reading images from " + o.images_dir);
   TRY(PlanHelpers(tree));
   // --inherit-fd (criu/files/inherit_fd.h): checked before anything exists.
-  TRY_ASSIGN(files::InheritedFds inherited,
-             files::InheritedFds::Prepare(o, tree, tree.max_fd + 1));
+  TRY_ASSIGN(files::InheritedFds inherited, files::InheritedFds::Prepare(o, tree, tree.max_fd + 1));
   pid_t root = tree.tasks[0].pid();
   if (!kf.clone3_set_tid) return Error("this kernel cannot create a process with a chosen pid");
   if (tree.inventory.shell_job() && !o.shell_job)

@@ -30,8 +30,8 @@
 #include "base/io.h"
 #include "base/log.h"
 #include "criu/files/fdinfo_fields.h"
-#include "criu/files/pid_view.h"
 #include "criu/files/file_types.h"
+#include "criu/files/pid_view.h"
 #include "criu/files/tty.h"
 
 namespace ckpt::files {
@@ -42,7 +42,9 @@ std::string Hex(uint64_t v) {
   return b;
 }
 
-std::string TtyKey(uint64_t rdev, uint64_t dev) { return "tty[" + Hex(rdev) + ":" + Hex(dev) + "]"; }
+std::string TtyKey(uint64_t rdev, uint64_t dev) {
+  return "tty[" + Hex(rdev) + ":" + Hex(dev) + "]";
+}
 
 namespace {
 

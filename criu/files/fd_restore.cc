@@ -91,8 +91,7 @@ Result<std::map<uint32_t, int>> OpenFiles(const images::ImageDir& dir,
         }
         // --inherit-fd: the caller's fd stands for this file (inherit_fd.h).
         int inherited = o.inherited ? o.inherited->Find(fe) : -1;
-        TRY_ASSIGN(int fd,
-                   inherited >= 0 ? OpenInherited(fe, inherited, ctx) : h->open(fe, ro),
+        TRY_ASSIGN(int fd, inherited >= 0 ? OpenInherited(fe, inherited, ctx) : h->open(fe, ro),
                    what + " (" + h->name + ")");
         int high = fcntl(fd, F_DUPFD_CLOEXEC, min_fd);
         int e = errno;

@@ -21,8 +21,8 @@ std::string Canon(const std::string& key) {
     std::string k = kind;
     if (key.rfind(k + "[", 0) == 0) return k + ":" + key.substr(k.size());
   }
-  if (key.rfind("pipe:[", 0) == 0 || key.rfind("socket:[", 0) == 0 ||
-      key.rfind("tty[", 0) == 0 || key.rfind("file[", 0) == 0 || key[0] == '/')
+  if (key.rfind("pipe:[", 0) == 0 || key.rfind("socket:[", 0) == 0 || key.rfind("tty[", 0) == 0 ||
+      key.rfind("file[", 0) == 0 || key[0] == '/')
     return key;
   return "/" + key;
 }
@@ -46,7 +46,8 @@ std::string NeededFor(const pb::FileEntry& e, const Options& o) {
     return std::string("its ") + (write_end ? "read" : "write") +
            " end was held outside the dumped tree";
   }
-  if (e.has_ext()) return e.ext().path() + " was external at dump (--external " + e.ext().key() + ")";
+  if (e.has_ext())
+    return e.ext().path() + " was external at dump (--external " + e.ext().key() + ")";
   if (e.has_pty() && e.pty().orphan() && !o.orphan_pts_master)
     return "pty slave " + e.pty().path() + " whose master was outside the dumped tree";
   return "";

@@ -68,8 +68,9 @@ Status OrphanPtys::HandOut(const Options& o, pid_t root) {
     TRY(RunAction(o, ActionEvent{Action::kOrphanPtsMaster, root, fd}));
   }
   if (!masters_.empty() && !o.notify)
-    LOG_WARN("no RPC client takes the new pty master(s): ckpt holds them until it exits, then "
-             "the restored terminal hangs up");
+    LOG_WARN(
+        "no RPC client takes the new pty master(s): ckpt holds them until it exits, then "
+        "the restored terminal hangs up");
   return Ok();
 }
 

@@ -9,8 +9,8 @@
 // "echo:LINE\n" to fd 1; on SIGTERM checks that fds 0 and 1 are still
 // what they were (pipes with their access modes; or the same terminal, its
 // controlling terminal, with the termios set at start: no ECHO, no ONLCR)
-// and prints "PASS" or "FAIL: reason" on fd 1, exiting 0 or 1 (pipe:
-// after "stderr:bye" on fd 2). Reads and
+// and prints "PASS" or "FAIL: reason" on fd 1, exiting 0 or 1 (after
+// "stderr:bye" on fd 2 when that is not a terminal). Reads and
 // writes happen in the main loop, not in handlers (only flags there).
 #include <errno.h>
 #include <fcntl.h>
@@ -103,6 +103,10 @@ int main(int argc, char** argv) {
     Finish("");
   }
   if (!isatty(0) || !isatty(1)) Finish("stdin/stdout are not terminals");
+  if (!isatty(2)) {  // a file given for stderr (tty-ext)
+    const char bye[] = "stderr:bye\n";
+    if (write(2, bye, sizeof(bye) - 1) != ssize_t(sizeof(bye) - 1)) Finish("write to stderr");
+  }
   if (now0.st_rdev != now1.st_rdev) Finish("stdin and stdout are different terminals");
   if (tcgetsid(0) != getpid()) Finish("the terminal is not the controlling terminal of my session");
   struct termios t;

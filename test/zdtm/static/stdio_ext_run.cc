@@ -22,9 +22,11 @@
 //   SCM_RIGHTS hop the RPC tests cover) and gets the new master: a line
 //   goes both ways through it, and the victim checks its terminal.
 // tty-ext: the same pty slave, dumped with --external tty[RDEV:DEV] (no
-//   orphan master), refused without --inherit-fd, then restored with the
-//   same slave as ckpt's fd 0: it is the controlling terminal again and a
-//   line goes both ways through our master.
+//   orphan master), and its stderr file with --external file[MNT_ID:INODE];
+//   refused without either --inherit-fd, then restored with the same slave
+//   as ckpt's fd 0 and another file as fd 3: the slave is the controlling
+//   terminal again, a line goes both ways through our master, and the
+//   victim's last words go to the new file.
 // Everything is killed at the end, pass or fail; the workdir is removed
 // after a pass (unless STDIO_EXT_KEEP is set, for reading the logs).
 #include <fcntl.h>
@@ -83,13 +85,14 @@ std::string ReadLine(int fd, double timeout_s) {
 }
 
 void WriteAll(int fd, const std::string& s) {
-  if (write(fd, s.data(), s.size()) != ssize_t(s.size())) Die("write to the victim: " + std::string(strerror(errno)));
+  if (write(fd, s.data(), s.size()) != ssize_t(s.size()))
+    Die("write to the victim: " + std::string(strerror(errno)));
 }
 
 // Starts the victim in a session of its own with `in`/`out` as fds 0 and 1
 // (pipe mode) or the pty slave `slave` as 0, 1, 2 and controlling terminal.
-pid_t StartVictim(const std::string& bin, const char* mode, int in, int out, const std::string& slave,
-                  const std::string& errpath) {
+pid_t StartVictim(const std::string& bin, const char* mode, int in, int out,
+                  const std::string& slave, const std::string& errpath) {
   pid_t pid = fork();
   if (pid < 0) Die("fork");
   if (pid == 0) {
@@ -99,6 +102,10 @@ pid_t StartVictim(const std::string& bin, const char* mode, int in, int out, con
       if (s < 0 || ioctl(s, TIOCSCTTY, 0) < 0) _exit(120);
       dup2(s, 0), dup2(s, 1), dup2(s, 2);
       if (s > 2) close(s);
+      if (!errpath.empty()) {
+        int e = open(errpath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(e, 2);
+      }
     } else {
       int e = open(errpath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
       dup2(in, 0), dup2(out, 1), dup2(e, 2);
@@ -190,8 +197,7 @@ int RunPipe(const std::string& ckpt, const std::string& victim) {
   if (!d.ok()) Die("dump: " + d.describe() + "\n" + d.output + tail(img + "/dump.log"));
   int st;
   if (!wait_exit(pid, 30, &st)) Die("the dumped victim is still there");
-  ExpectMentions(read_text(img + "/dump.log"), in_key + " is external",
-                 "the dump log about stdin");
+  ExpectMentions(read_text(img + "/dump.log"), in_key + " is external", "the dump log about stdin");
   close(in[1]);
   close(out[0]);
 
@@ -243,7 +249,8 @@ int RunPipe(const std::string& ckpt, const std::string& victim) {
   ReapVictim(pid);
   close(in2[1]);
   close(out2[0]);
-  if (read_text(err2) != "stderr:bye\n") Die("the inherited stderr file got \"" + read_text(err2) + "\"");
+  if (read_text(err2) != "stderr:bye\n")
+    Die("the inherited stderr file got \"" + read_text(err2) + "\"");
   if (read_text(g_workdir + "/victim.err") != "") Die("the dumped stderr file was written to");
   printf("stdio_ext_run pipe: PASS\n");
   return 0;
@@ -260,10 +267,11 @@ int RunPty(const std::string& ckpt, const std::string& victim) {
   Expect(m, "echo:before", "before the dump");
 
   std::string img = g_workdir + "/img";
-  std::vector<std::string> dump = {ckpt, "dump", "-t", std::to_string(pid), "-D",
-                                   img,  "-o",   "dump.log", "-v4"};
+  std::vector<std::string> dump = {ckpt, "dump",     "-t", std::to_string(pid), "-D", img,
+                                   "-o", "dump.log", "-v4"};
   CmdResult d = Ckpt(dump, -1, -1, g_workdir + "/refused-dump.out");
-  if (d.ok()) Die("a dump of a pty slave whose master is ours succeeded without --orphan-pts-master");
+  if (d.ok())
+    Die("a dump of a pty slave whose master is ours succeeded without --orphan-pts-master");
   ExpectMentions(d.output + read_text(img + "/dump.log"), "--orphan-pts-master",
                  "the refused dump");
   WriteAll(m, "between\n");  // the victim goes on
@@ -326,11 +334,25 @@ int RunTtyExt(const std::string& ckpt, const std::string& victim) {
   char key[64];
   snprintf(key, sizeof(key), "tty[%llx:%llx]", (unsigned long long)st.st_rdev,
            (unsigned long long)st.st_dev);
-  pid_t pid = StartVictim(victim, "pty", -1, -1, slave, "");
+  // Its stderr: a file named by --external file[MNT_ID:INODE].
+  std::string err = g_workdir + "/victim.err";
+  pid_t pid = StartVictim(victim, "pty", -1, -1, slave, err);
   Expect(m, "READY", "start");
+  std::string file_key;
+  {
+    int e = open(err.c_str(), O_RDONLY | O_CLOEXEC);
+    auto mnt = read_text("/proc/self/fdinfo/" + std::to_string(e));
+    size_t at = mnt.find("mnt_id:");
+    if (e < 0 || at == std::string::npos) Die("mnt_id of " + err);
+    char k[96];
+    snprintf(k, sizeof(k), "file[%lx:%llx]", strtoul(mnt.c_str() + at + 7, nullptr, 10),
+             (unsigned long long)Ino(e));
+    file_key = k;
+    close(e);
+  }
   std::string img = g_workdir + "/img";
   CmdResult d = Ckpt({ckpt, "dump", "-t", std::to_string(pid), "-D", img, "-o", "dump.log", "-v4",
-                      "--external", key},
+                      "--external", key, "--external", file_key},
                      -1, -1, g_workdir + "/dump.out");
   if (!d.ok()) Die("dump: " + d.describe() + "\n" + d.output + tail(img + "/dump.log"));
   int wst;
@@ -346,10 +368,21 @@ int RunTtyExt(const std::string& ckpt, const std::string& victim) {
 
   int s = open(slave.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (s < 0) Die("reopen " + slave);
-  r = Ckpt({ckpt, "restore", "-D", img, "-d", "-o", "restore.log", "-v4", "--inherit-fd",
+  std::string err2 = g_workdir + "/victim-restored.err";
+  int e2 = open(err2.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (e2 < 0) Die("open " + err2);
+  // Without the file's: refused, naming it.
+  r = Ckpt({ckpt, "restore", "-D", img, "-d", "-o", "restore-refused2.log", "--inherit-fd",
             std::string("fd[0]:") + key},
-           s, -1, g_workdir + "/restore.out");
+           s, -1, g_workdir + "/refused2.out");
+  if (r.ok()) Die("a restore without --inherit-fd for the external file succeeded");
+  ExpectMentions(r.output, "pid " + std::to_string(pid) + " fd 2: " + file_key, "the refusal");
+  ExpectNothingLeft(pid, "the second refused restore");
+  r = Ckpt({ckpt, "restore", "-D", img, "-d", "-o", "restore.log", "-v4", "--inherit-fd",
+            std::string("fd[0]:") + key, "--inherit-fd", "fd[3]:" + file_key},
+           s, -1, g_workdir + "/restore.out", e2);
   close(s);
+  close(e2);
   if (!r.ok()) Die("restore: " + r.describe() + "\n" + r.output + tail(img + "/restore.log"));
   track_pid(pid);
   WriteAll(m, "after\n");
@@ -359,6 +392,9 @@ int RunTtyExt(const std::string& ckpt, const std::string& victim) {
   Expect(m, "PASS", "the victim's own checks");
   ReapVictim(pid);
   close(m);
+  if (read_text(err2) != "stderr:bye\n")
+    Die("the inherited stderr file got \"" + read_text(err2) + "\"");
+  if (read_text(err) != "") Die("the dumped stderr file was written to");
   printf("stdio_ext_run tty-ext: PASS\n");
   return 0;
 }
@@ -378,8 +414,10 @@ int main(int argc, char** argv) {
     else
       mode = a;
   }
-  if (ckpt.empty() || g_workdir.empty() || victim.empty() || (mode != "pipe" && mode != "pty" && mode != "tty-ext")) {
-    fprintf(stderr, "usage: stdio_ext_run --ckpt CKPT --workdir DIR --victim BIN pipe|pty|tty-ext\n");
+  if (ckpt.empty() || g_workdir.empty() || victim.empty() ||
+      (mode != "pipe" && mode != "pty" && mode != "tty-ext")) {
+    fprintf(stderr,
+            "usage: stdio_ext_run --ckpt CKPT --workdir DIR --victim BIN pipe|pty|tty-ext\n");
     return 2;
   }
   harness_init();
@@ -388,7 +426,7 @@ int main(int argc, char** argv) {
   fs::remove_all(g_workdir);
   fs::create_directories(g_workdir);
   ckpt = fs::absolute(ckpt).string();
-  int rc = mode == "pipe" ? RunPipe(ckpt, victim)
+  int rc = mode == "pipe"  ? RunPipe(ckpt, victim)
            : mode == "pty" ? RunPty(ckpt, victim)
                            : RunTtyExt(ckpt, victim);
   kill_all_children();
