@@ -131,7 +131,7 @@ Status DumpPipe(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
                  !(external && acc == O_WRONLY)));
   if (external) {
     e->mutable_pipe()->set_external(true);
-    LOG_INFO(Where(c) + ": " + name + " is external (its " + (acc == O_WRONLY ? "read" : "write") +
+    LOG_WARN(Where(c) + ": " + name + " is external (its " + (acc == O_WRONLY ? "read" : "write") +
              " end is held outside the dumped tree): restore needs --inherit-fd fd[N]:" + name);
   }
   return Ok();
