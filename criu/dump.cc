@@ -160,7 +160,9 @@ Result<TaskInfo> Inspect(const compel::SeizedProcess& proc, const Options& o, bo
   TRY_ASSIGN(t.fds, files::CollectFds(pid, {.shell_job = o.shell_job,
                                             .ext_unix_sk = o.ext_unix_sk,
                                             .tcp_established = o.tcp_established,
-                                            .skip_in_flight = o.skip_in_flight}));
+                                            .skip_in_flight = o.skip_in_flight,
+                                            .externals = &o.external,
+                                            .orphan_pts_master = o.orphan_pts_master}));
   if (own_mnt_ns) TRY(UseTaskPaths(pid, t));
   TRY_ASSIGN(t.timers, ReadPosixTimers(pid));
   if (t.timers.size() > abi::kMaxPosixTimers) return Error(Who(pid) + ": too many POSIX timers");

@@ -17,6 +17,7 @@
 #include "criu/restore.h"
 #include "criu/rpc/rpc_server.h"
 #include "criu/show.h"
+#include "criu/version.h"
 #include "images/image_dir.h"
 #include "proto/inventory.pb.h"
 
@@ -69,7 +70,7 @@ int Run(int argc, char** argv) {
     return 0;
   }
   if (o.command == Command::kVersion) {
-    puts("ckpt 0.1.0");
+    fputs(VersionText(), stdout);
     return 0;
   }
   log::SetLevel(o.verbosity);

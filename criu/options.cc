@@ -6,6 +6,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/io.h"
+#include "criu/config_file.h"
+
 namespace ckpt {
 namespace {
 
@@ -30,7 +33,78 @@ enum LongOnly {
   kOptActionScript,
   kOptDaemon,
   kOptEmptyNs,
+  kOptInheritFd,
+  kOptOrphanPtsMaster,
+  kOptConfig,
+  kOptNoDefaultConfig,
+  kOptNegate = 1100,  // + index into kFlags: --no-FLAG
 };
+
+// Boolean options CRIU lets a later source turn off again with --no-NAME
+// (a config file sets one, the command line unsets it).
+struct Flag {
+  const char* name;
+  bool Options::*field;
+};
+constexpr Flag kFlags[] = {
+    {"leave-running", &Options::leave_running},
+    {"restore-detached", &Options::restore_detached},
+    {"shell-job", &Options::shell_job},
+    {"file-locks", &Options::file_locks},
+    {"ext-unix-sk", &Options::ext_unix_sk},
+    {"tcp-established", &Options::tcp_established},
+    {"tcp-close", &Options::tcp_close},
+    {"skip-in-flight", &Options::skip_in_flight},
+    {"orphan-pts-master", &Options::orphan_pts_master},
+};
+constexpr size_t kNumFlags = sizeof(kFlags) / sizeof(kFlags[0]);
+
+// The long options, for getopt_long and for checking config files.
+const std::vector<struct option>& LongOptions() {
+  static const std::vector<struct option> table = [] {
+    std::vector<struct option> t = {
+        {"tree", required_argument, nullptr, 't'},
+        {"images-dir", required_argument, nullptr, 'D'},
+        {"log-file", required_argument, nullptr, 'o'},
+        {"verbosity", optional_argument, nullptr, 'v'},
+        {"leave-running", no_argument, nullptr, 'R'},
+        {"restore-detached", no_argument, nullptr, 'd'},
+        {"shell-job", no_argument, nullptr, 'j'},
+        {"pidfile", required_argument, nullptr, kOptPidfile},
+        {"file-locks", no_argument, nullptr, kOptFileLocks},
+        {"ext-unix-sk", no_argument, nullptr, kOptExtUnixSk},
+        {"tcp-established", no_argument, nullptr, kOptTcpEstablished},
+        {"tcp-close", no_argument, nullptr, kOptTcpClose},
+        {"skip-in-flight", no_argument, nullptr, kOptSkipInFlight},
+        {"network-lock", required_argument, nullptr, kOptNetworkLock},
+        {"external", required_argument, nullptr, kOptExternal},
+        {"root", required_argument, nullptr, kOptRoot},  // mnt ns
+        {"manage-cgroups", optional_argument, nullptr, kOptManageCgroups},
+        {"cgroup-root", required_argument, nullptr, kOptCgroupRoot},
+        {"freeze-cgroup", required_argument, nullptr, kOptFreezeCgroup},
+        {"inherit-fd", required_argument, nullptr, kOptInheritFd},
+        {"orphan-pts-master", no_argument, nullptr, kOptOrphanPtsMaster},
+        {"config", required_argument, nullptr, kOptConfig},
+        {"no-default-config", no_argument, nullptr, kOptNoDefaultConfig},
+        {"page-server", no_argument, nullptr, kOptPageServer},
+        {"address", required_argument, nullptr, kOptAddress},
+        {"port", required_argument, nullptr, kOptPort},
+        {"status-fd", required_argument, nullptr, kOptStatusFd},
+        {"action-script", required_argument, nullptr, kOptActionScript},
+        {"daemon", no_argument, nullptr, kOptDaemon},
+        {"empty-ns", required_argument, nullptr, kOptEmptyNs},
+        {"help", no_argument, nullptr, 'h'},
+    };
+    static std::vector<std::string> negated;
+    negated.reserve(kNumFlags);
+    for (size_t i = 0; i < kNumFlags; i++) negated.push_back(std::string("no-") + kFlags[i].name);
+    for (size_t i = 0; i < kNumFlags; i++)
+      t.push_back({negated[i].c_str(), no_argument, nullptr, int(kOptNegate + i)});
+    t.push_back({nullptr, 0, nullptr, 0});
+    return t;
+  }();
+  return table;
+}
 
 Result<Command> ParseCommand(const std::string& s) {
   if (s == "dump") return Command::kDump;
@@ -85,87 +159,30 @@ bool ParseInt(const char* s, long& out) {
   return errno == 0 && end != s && *end == 0;
 }
 
-}  // namespace
-
-Result<Options> ParseOptions(int argc, char** argv) {
-  Options o;
-  if (argc < 2) return Error("no command given (try: ckpt --help)");
-  // CRIU accepts options before the command too: find the first non-option.
-  int cmd_index = -1;
-  for (int i = 1; i < argc; i++) {
-    if (argv[i][0] != '-' || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ||
-        !strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
-      cmd_index = i;
-      break;
-    }
-    // Skip the value of options that take one as a separate word.
-    static const char* const kWithValue[] = {"-t",
-                                             "-D",
-                                             "-o",
-                                             "--tree",
-                                             "--images-dir",
-                                             "--log-file",
-                                             "--pidfile",
-                                             "--network-lock",
-                                             "--cgroup-root",
-                                             "--freeze-cgroup",
-                                             "--external",
-                                             "--root",  // mnt ns
-                                             "--address",
-                                             "--port",
-                                             "--status-fd",
-                                             "--action-script",
-                                             "--empty-ns"};
-    for (const char* w : kWithValue)
-      if (!strcmp(argv[i], w)) {
-        i++;
-        break;
-      }
-  }
-  if (cmd_index < 0) return Error("no command given (try: ckpt --help)");
-  TRY_ASSIGN(o.command, ParseCommand(argv[cmd_index]));
-  if (o.command == Command::kHelp || o.command == Command::kVersion) return o;
-
-  std::vector<char*> av;
-  for (int i = 0; i < argc; i++)
-    if (i != cmd_index) av.push_back(argv[i]);
-  av.push_back(nullptr);
-
-  static const struct option kLong[] = {
-      {"tree", required_argument, nullptr, 't'},
-      {"images-dir", required_argument, nullptr, 'D'},
-      {"log-file", required_argument, nullptr, 'o'},
-      {"verbosity", optional_argument, nullptr, 'v'},
-      {"leave-running", no_argument, nullptr, 'R'},
-      {"restore-detached", no_argument, nullptr, 'd'},
-      {"shell-job", no_argument, nullptr, 'j'},
-      {"pidfile", required_argument, nullptr, kOptPidfile},
-      {"file-locks", no_argument, nullptr, kOptFileLocks},
-      {"ext-unix-sk", no_argument, nullptr, kOptExtUnixSk},
-      {"tcp-established", no_argument, nullptr, kOptTcpEstablished},
-      {"tcp-close", no_argument, nullptr, kOptTcpClose},
-      {"skip-in-flight", no_argument, nullptr, kOptSkipInFlight},
-      {"network-lock", required_argument, nullptr, kOptNetworkLock},
-      {"external", required_argument, nullptr, kOptExternal},
-      {"root", required_argument, nullptr, kOptRoot},  // mnt ns
-      {"manage-cgroups", optional_argument, nullptr, kOptManageCgroups},
-      {"cgroup-root", required_argument, nullptr, kOptCgroupRoot},
-      {"freeze-cgroup", required_argument, nullptr, kOptFreezeCgroup},
-      {"page-server", no_argument, nullptr, kOptPageServer},
-      {"address", required_argument, nullptr, kOptAddress},
-      {"port", required_argument, nullptr, kOptPort},
-      {"status-fd", required_argument, nullptr, kOptStatusFd},
-      {"action-script", required_argument, nullptr, kOptActionScript},
-      {"daemon", no_argument, nullptr, kOptDaemon},
-      {"empty-ns", required_argument, nullptr, kOptEmptyNs},
-      {"help", no_argument, nullptr, 'h'},
-      {nullptr, 0, nullptr, 0},
+// "fd[N]:KEY", CRIU's syntax (the brackets are literal).
+Result<Options::InheritFd> ParseInheritFd(const std::string& arg) {
+  auto bad = [&](const std::string& why) {
+    return Error("bad --inherit-fd '" + arg + "': " + why +
+                 " (use fd[N]:KEY, e.g. fd[0]:pipe:[12345] or fd[3]:tty[8800:d])");
   };
+  if (arg.rfind("fd[", 0) != 0) return bad("it must start with fd[");
+  size_t close = arg.find("]:");
+  if (close == std::string::npos || close == 3) return bad("no ]: after the fd number");
+  long n;
+  std::string num = arg.substr(3, close - 3);
+  if (!ParseInt(num.c_str(), n) || n < 0 || n > 0x7fffffff) return bad("'" + num + "' is no fd");
+  std::string key = arg.substr(close + 2);
+  if (key.empty()) return bad("no KEY after ':'");
+  return Options::InheritFd{key, int(n)};
+}
+
+// Applies the options of av (getopt_long over av[0..ac), av[0] a program
+// name) onto o. Returns the index of the first positional argument.
+Result<int> ApplyArgs(int ac, char** av, Options& o, const std::string& cmd) {
   optind = 0;  // full re-initialisation of getopt
   opterr = 0;
-  int ac = int(av.size()) - 1;
   for (;;) {
-    int c = getopt_long(ac, av.data(), ":t:D:o:v::Rdjh", kLong, nullptr);
+    int c = getopt_long(ac, av, ":t:D:o:v::Rdjh", LongOptions().data(), nullptr);
     if (c == -1) break;
     long n;
     switch (c) {
@@ -274,20 +291,151 @@ Result<Options> ParseOptions(int argc, char** argv) {
           return Error("bad --status-fd '" + std::string(optarg) + "'");
         o.status_fd = int(n);
         break;
+      case kOptInheritFd: {
+        TRY_ASSIGN(Options::InheritFd f, ParseInheritFd(optarg));
+        o.inherit_fds.push_back(std::move(f));
+        break;
+      }
+      case kOptOrphanPtsMaster:
+        o.orphan_pts_master = true;
+        break;
+      case kOptConfig:
+        o.config_file = optarg;  // read before the command line (ParseOptions)
+        break;
+      case kOptNoDefaultConfig:
+        o.no_default_config = true;
+        break;
       case 'h':
         o.help = true;
         break;
       case ':':
         return Error(std::string("option '") + av[optind - 1] + "' needs a value");
       default: {
+        if (c >= kOptNegate && c < int(kOptNegate + kNumFlags)) {
+          o.*(kFlags[c - kOptNegate].field) = false;
+          break;
+        }
         std::string bad = optopt ? std::string("-") + char(optopt)
                                  : std::string(optind > 0 ? av[optind - 1] : "?");
-        return Error("unknown option '" + bad + "' (try: ckpt " + argv[cmd_index] + " --help)");
+        return Error("unknown option '" + bad + "' (try: ckpt " + cmd + " --help)");
       }
     }
   }
+  return optind;
+}
+
+}  // namespace
+
+Status ApplyConfigFile(const std::string& path, Options& o, bool missing_ok) {
+  auto text = io::ReadFile(path);
+  if (!text.ok()) {
+    if (missing_ok && text.error().err() == ENOENT) return Ok();
+    return Error("config file " + path + ": " + text.error().message());
+  }
+  TRY_ASSIGN(std::vector<ConfigLine> lines, ParseConfigText(*text, path));
+  for (const ConfigLine& l : lines) {
+    std::string where = path + ":" + std::to_string(l.line);
+    const struct option* opt = nullptr;
+    for (const struct option& x : LongOptions())
+      if (x.name && l.name == x.name) opt = &x;
+    if (!opt || l.name == "help")
+      return Error(where + ": unknown option '" + l.name + "'" +
+                   (l.name == "dump" || l.name == "restore" || l.name == "check"
+                        ? " (a command cannot be given in a config file)"
+                        : ""));
+    if (l.name == "config" || l.name == "no-default-config")
+      return Error(where + ": '" + l.name + "' is for the command line only");
+    if (opt->has_arg == no_argument && l.has_value)
+      return Error(where + ": option '" + l.name + "' takes no value");
+    if (opt->has_arg == required_argument && !l.has_value)
+      return Error(where + ": option '" + l.name + "' needs a value");
+    std::vector<std::string> words = {"ckpt"};
+    if (opt->has_arg == optional_argument && l.has_value) {
+      words.push_back("--" + l.name + "=" + l.value);
+    } else {
+      words.push_back("--" + l.name);
+      if (l.has_value) words.push_back(l.value);
+    }
+    std::vector<char*> av;
+    for (std::string& w : words) av.push_back(w.data());
+    av.push_back(nullptr);
+    auto r = ApplyArgs(int(words.size()), av.data(), o, "dump");
+    if (!r.ok()) return Error(where + ": " + r.error().message());
+  }
+  return Ok();
+}
+
+Status ApplyConfigFiles(Options& o, bool with_config_file) {
+  if (!o.no_default_config) {
+    TRY(ApplyConfigFile("/etc/criu/default.conf", o, true));
+    const char* home = getenv("HOME");
+    if (home && *home) TRY(ApplyConfigFile(std::string(home) + "/.criu/default.conf", o, true));
+  }
+  const char* env = getenv("CRIU_CONFIG_FILE");
+  if (env && *env) TRY(ApplyConfigFile(env, o, false));
+  if (with_config_file && !o.config_file.empty()) TRY(ApplyConfigFile(o.config_file, o, false));
+  return Ok();
+}
+
+Result<Options> ParseOptions(int argc, char** argv) {
+  Options o;
+  if (argc < 2) return Error("no command given (try: ckpt --help)");
+  // CRIU accepts options before the command too: find the first non-option.
+  int cmd_index = -1;
+  for (int i = 1; i < argc; i++) {
+    if (argv[i][0] != '-' || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ||
+        !strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
+      cmd_index = i;
+      break;
+    }
+    // Skip the value of options that take one as a separate word.
+    static const char* const kWithValue[] = {"-t",
+                                             "-D",
+                                             "-o",
+                                             "--tree",
+                                             "--images-dir",
+                                             "--log-file",
+                                             "--pidfile",
+                                             "--network-lock",
+                                             "--cgroup-root",
+                                             "--freeze-cgroup",
+                                             "--external",
+                                             "--inherit-fd",
+                                             "--config",
+                                             "--root",  // mnt ns
+                                             "--address",
+                                             "--port",
+                                             "--status-fd",
+                                             "--action-script",
+                                             "--empty-ns"};
+    for (const char* w : kWithValue)
+      if (!strcmp(argv[i], w)) {
+        i++;
+        break;
+      }
+  }
+  if (cmd_index < 0) return Error("no command given (try: ckpt --help)");
+  TRY_ASSIGN(o.command, ParseCommand(argv[cmd_index]));
+  if (o.command == Command::kHelp || o.command == Command::kVersion) return o;
+
+  // What CRIU reads before the command line: the default files (unless
+  // --no-default-config), $CRIU_CONFIG_FILE, then --config FILE.
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--no-default-config") o.no_default_config = true;
+    if (a == "--config" && i + 1 < argc) o.config_file = argv[i + 1];
+    if (a.rfind("--config=", 0) == 0) o.config_file = a.substr(9);
+  }
+  TRY(ApplyConfigFiles(o));
+
+  std::vector<char*> av;
+  for (int i = 0; i < argc; i++)
+    if (i != cmd_index) av.push_back(argv[i]);
+  av.push_back(nullptr);
+  int ac = int(av.size()) - 1;
+  TRY_ASSIGN(int first_arg, ApplyArgs(ac, av.data(), o, argv[cmd_index]));
   if (o.verbosity > 4) o.verbosity = 4;
-  for (int i = optind; i < ac; i++) o.args.push_back(av[i]);
+  for (int i = first_arg; i < ac; i++) o.args.push_back(av[i]);
   if (o.help) return o;
 
   switch (o.command) {
@@ -344,7 +492,12 @@ std::string LogPath(const Options& o) {
 std::string Usage(Command c) {
   const char* common =
       "  -o, --log-file FILE    log to FILE (relative to -D unless absolute)\n"
-      "  -v0 .. -v4             verbosity: 0 silent .. 4 debug (default 2)\n";
+      "  -v0 .. -v4             verbosity: 0 silent .. 4 debug (default 2)\n"
+      "      --config FILE      read options from FILE first (one long option per line,\n"
+      "                         without --; after /etc/criu/default.conf,\n"
+      "                         ~/.criu/default.conf and $CRIU_CONFIG_FILE)\n"
+      "      --no-default-config  skip the two default files\n"
+      "      --no-FLAG          unset a flag a config file set (e.g. --no-shell-job)\n";
   switch (c) {
     case Command::kDump:
       return std::string(
@@ -386,7 +539,16 @@ std::string Usage(Command c) {
                  "      --action-script PROG\n"
                  "                         (repeatable) run PROG at pre-dump, network-lock\n"
                  "                         and post-dump (CRTOOLS_SCRIPT_ACTION names the point);\n"
-                 "                         a non-zero exit fails the dump, the tree runs on\n") +
+                 "                         a non-zero exit fails the dump, the tree runs on\n"
+                 "      --orphan-pts-master\n"
+                 "                         allow a pty slave whose master is held outside the\n"
+                 "                         tree (a container's console)\n"
+                 "      --external tty[RDEV:DEV] | file[MNT_ID:INODE]\n"
+                 "                         (repeatable; hex, as stat(2) and fdinfo give them)\n"
+                 "                         a terminal or file from outside, given back at\n"
+                 "                         restore with --inherit-fd\n"
+                 "Pipes whose other end is outside the tree (a container's stdio) are saved\n"
+                 "as external: restore needs --inherit-fd fd[N]:pipe:[INODE] for each.\n") +
              common;
     case Command::kRestore:
       return std::string(
@@ -409,6 +571,14 @@ std::string Usage(Command c) {
                  "                         (repeatable) the source of a mount dumped with\n"
                  "                         --external mnt[MOUNTPOINT]:KEY\n"
                  "      --root DIR         the source of the tree's root mount (mount ns)\n"
+                 "      --inherit-fd fd[N]:KEY\n"
+                 "                         (repeatable) ckpt's own fd N replaces the dumped\n"
+                 "                         file KEY: pipe:[INODE], socket:[INODE],\n"
+                 "                         tty[RDEV:DEV], file[MNT_ID:INODE] or a path\n"
+                 "      --orphan-pts-master\n"
+                 "                         a new pty pair for a slave whose master was outside\n"
+                 "                         the tree; its master goes to the orphan-pts-master\n"
+                 "                         action (an RPC client gets it)\n"
                  "      --manage-cgroups[=MODE]\n"
                  "                         what to do to the tasks' cgroups (default soft):\n"
                  "                         none: they must exist, settings untouched; props:\n"

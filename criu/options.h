@@ -70,16 +70,26 @@ struct Options {
   std::vector<std::string> action_scripts;  // --action-script PATH (repeatable), criu/action_hooks.h
   ActionNotifier notify;        // set by the RPC service for its client's notifications
   // RPC (criu/rpc/): set from a client's criu_opts, not from the command line.
-  bool rst_sibling = false;        // restore: the root becomes a sibling of ckpt (CLONE_PARENT)
-  bool orphan_pts_master = false;  // a pty master made for an orphan slave goes to the client
+  bool rst_sibling = false;  // restore: the root becomes a sibling of ckpt (CLONE_PARENT)
+  // --inherit-fd fd[N]:KEY (repeatable, restore): ckpt's own fd N, passed in
+  // by the caller, stands for the dumped file KEY names ("pipe:[INO]",
+  // "socket:[INO]", "tty[RDEV:DEV]", "file[MNT_ID:INO]" or a path):
+  // criu/files/inherit_fd.h. The RPC's inherit_fd fills the same list.
   using InheritFd = ckpt::InheritFd;
-  std::vector<InheritFd> inherit_fds;  // --inherit-fd / criu_opts.inherit_fd
+  std::vector<InheritFd> inherit_fds;
+  // --orphan-pts-master: dump accepts a pty slave whose master is outside
+  // the tree; restore makes a new pair for it and hands the master to the
+  // orphan-pts-master action (criu/files/tty.h).
+  bool orphan_pts_master = false;
   // --empty-ns net / criu_opts.empty_ns (CLONE_NEW* bits; only CLONE_NEWNET):
   // the tree's network namespace is made, but its configuration is neither
   // saved nor restored (runc always asks: it configures the network itself).
   uint32_t empty_ns = 0;
-  std::string config_file;        // --config / criu_opts.config_file (CRIU's config syntax)
-  bool daemon = false;            // service --daemon
+  // --config FILE: read after the default files (criu/config_file.h); the
+  // RPC's config_file (applied after the request's options, as CRIU does).
+  std::string config_file;
+  bool no_default_config = false;  // --no-default-config
+  bool daemon = false;             // service --daemon
   std::vector<std::string> args;  // positional (show: paths)
   bool help = false;            // CMD --help
 };

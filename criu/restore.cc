@@ -27,6 +27,8 @@
 #include "compel/regs.h"
 #include "criu/action_hooks.h"
 #include "criu/cgroup.h"
+#include "criu/files/inherit_fd.h"
+#include "criu/files/orphan_pty.h"
 #include "criu/net/net_restore.h"
 #include "criu/ns/ipc_ns.h"
 #include "criu/ns/mnt_ns.h"  // mnt ns
@@ -325,6 +327,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Open(o.images_dir));
   TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir), "reading images from " + o.images_dir);
   TRY(PlanHelpers(tree));
+  // --inherit-fd (criu/files/inherit_fd.h): checked before anything exists.
+  TRY_ASSIGN(files::InheritedFds inherited, files::InheritedFds::Prepare(o, tree, tree.max_fd + 1));
   pid_t root = tree.tasks[0].pid();
   if (!kf.clone3_set_tid) return Error("this kernel cannot create a process with a chosen pid");
   if (tree.inventory.shell_job() && !o.shell_job)
@@ -367,6 +371,12 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   TreeFds fds;
   fds.base = tree.max_fd + 1;
   fds.entries = &tree.files;
+  fds.inherited = &inherited;
+  files::OrphanPtys orphans;  // --orphan-pts-master (criu/files/orphan_pty.h)
+  if (o.orphan_pts_master) {
+    TRY_ASSIGN(orphans, files::OrphanPtys::Create(fds.base));
+    fds.orphan_pty_sk = orphans.task_end();
+  }
   TRY_ASSIGN(fds.shmem, RestoreShmem(*dir, mms));
   // Segments recreated for a restore that fails must not stay behind.
   struct SysvCleanup {
@@ -431,6 +441,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   if (tree.namespaces.user() && tree.namespaces.ipc()) TRY(FillIpcNamespaceOf(tree, *dir, child));
   TRY(RunAction(o, {Action::kPostSetupNamespaces, child}));  // action hooks
   go_r.reset();
+  inherited.CloseCopies();
+  orphans.CloseTaskEnd();
   close(fds.err_fd);
   close(fds.log_fd);
   for (auto& kv : fds.shmem) close(kv.second);
@@ -450,6 +462,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   go_w.reset();
 
   TRY(tracer.Run());
+  TRY(orphans.HandOut(o, tracer.RealPid(0)));  // before any task runs
   TRY(cgroups->ApplyLimits());  // cgroups: every task is in place
   std::vector<pid_t> real_pids;
   for (size_t i = 0; i < tree.tasks.size(); i++) real_pids.push_back(tracer.RealPid(i));

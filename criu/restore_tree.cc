@@ -128,7 +128,9 @@ Status OpenTreeFiles(const TreeImages& tree, const images::ImageDir& dir, const 
                         .tcp_close = o.tcp_close,
                         .ctx = nullptr,
                         .shmem = &fds.shmem,
-                        .user_ns = tree.namespaces.user() ? &tree.namespaces.user_ns() : nullptr};
+                        .user_ns = tree.namespaces.user() ? &tree.namespaces.user_ns() : nullptr,
+                        .inherited = fds.inherited,
+                        .orphan_pty_sk = fds.orphan_pty_sk};
   TRY_ASSIGN(fds.files, files::OpenFiles(dir, tree.files, ro, fds.base));
   return Ok();
 }

@@ -11,6 +11,7 @@
 
 #include "base/io.h"
 #include "base/log.h"
+#include "criu/config_file.h"
 #include "criu/proc_parse.h"
 #include "criu/task_images.h"
 #include "images/image_dir.h"
@@ -159,6 +160,10 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
   o.command = type == RESTORE ? Command::kRestore : Command::kDump;
   bool root_caller = ctx.peer.uid == 0;
   TRY(RefuseUnsupported(in, type));
+  // CRIU's default config files come first; the request's own fields
+  // override them, and its config_file (runc: /etc/criu/runc.conf, usually
+  // absent) overrides the request (criu/config_file.h).
+  TRY(ApplyConfigFiles(o, /*with_config_file=*/false));
 
   // Where: the images directory (a client fd, or a path when it sends -1),
   // and the work directory for the log (the images directory by default).
@@ -297,6 +302,7 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
   if (!in.config_file().empty()) {
     if (!root_caller) return Refuse("config_file", "only root may give ckpt a config file");
     o.config_file = in.config_file();
+    TRY(ApplyConfigFile(o.config_file, o, /*missing_ok=*/true));
   }
   if (type == RESTORE) o.restore_detached = true;  // the client waits, ckpt answers
   return m;
