@@ -11,7 +11,7 @@ PKGS=(
   libgtest-dev
   binutils
   python3 iproute2 nftables
-  busybox-static
+  busybox-static runc
 )
 
 missing=()
