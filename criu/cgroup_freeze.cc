@@ -64,8 +64,9 @@ Result<std::unique_ptr<CgroupFreezer>> CgroupFreezer::FreezeV1(const std::string
   std::string what = "--freeze-cgroup " + fs_dir;
   auto state = cgroupfs::ReadSetting(fs_dir, "freezer.state");
   if (!state.ok())
-    return Error(what + ": no freezer.state (a cgroup v1 directory, but not of the freezer "
-                        "hierarchy, or its root)");
+    return Error(what +
+                 ": no freezer.state (a cgroup v1 directory, but not of the freezer "
+                 "hierarchy, or its root)");
   TRY_ASSIGN(std::vector<pid_t> procs, cgroupv1::Members(fs_dir, "cgroup.procs"), what);
   if (std::find(procs.begin(), procs.end(), getpid()) != procs.end())
     return Error(what + ": ckpt itself is in it and would freeze itself");
@@ -104,7 +105,8 @@ Result<std::unique_ptr<CgroupFreezer>> CgroupFreezer::FreezeV1(const std::string
   }
   TRY(f->WriteV1("THAWED"), "thawing cgroup " + fs_dir);
   f->frozen_ = false;
-  for (; f->waited_ < f->held_.size(); f->waited_++) TRY(WaitInterruptStop(f->held_[f->waited_]), what);
+  for (; f->waited_ < f->held_.size(); f->waited_++)
+    TRY(WaitInterruptStop(f->held_[f->waited_]), what);
   LOG_INFO("cgroup v1 " + fs_dir + " thawed, its " + std::to_string(f->held_.size()) +
            " threads held by ptrace");
   return f;

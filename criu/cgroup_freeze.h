@@ -67,8 +67,7 @@ class CgroupFreezer {
  private:
   CgroupFreezer(std::string dir, std::string cgroup)
       : dir_(std::move(dir)), cgroup_(std::move(cgroup)) {}
-  static Result<std::unique_ptr<CgroupFreezer>> FreezeV1(const std::string& fs_dir,
-                                                         int timeout_ms);
+  static Result<std::unique_ptr<CgroupFreezer>> FreezeV1(const std::string& fs_dir, int timeout_ms);
   Status WriteV1(const char* state);
   void ReleaseHeld(const std::vector<pid_t>& keep_tids);
   std::string dir_, cgroup_;

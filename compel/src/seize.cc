@@ -8,9 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cstdio>
-
 #include <algorithm>
+#include <cstdio>
 #include <set>
 #include <string>
 

@@ -31,12 +31,14 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import runc_env as rt  # noqa: E402
 
-COUNTER = ["/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done"]
+# Counts into /tmp (the rootfs) and into a volume (a bind mount).
+COUNTER = ["/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; "
+           "echo $i > /data/count; sleep 0.05; done"]
 
 
-def read_count(rootfs):
+def read_count(d, sub="tmp"):
     try:
-        with open(os.path.join(rootfs, "tmp", "count")) as f:
+        with open(os.path.join(d, sub, "count") if sub else os.path.join(d, "count")) as f:
             t = f.read().strip()
         return int(t) if t else None
     except (FileNotFoundError, ValueError):
@@ -125,12 +127,17 @@ def main():
 
 
 def run(ckpt_bin, work, cid, newid, cleanup):
-    bundle = rt.Bundle(os.path.join(work, "bundle")).make(COUNTER)
+    vol, ro_vol = os.path.join(work, "vol"), os.path.join(work, "ro-vol")
+    os.mkdir(vol)
+    os.mkdir(ro_vol)
+    bundle = rt.Bundle(os.path.join(work, "bundle")).make(
+        COUNTER, binds=[(vol, "/data", False), (ro_vol, "/ro", True)])
     c = rt.Runc(bundle, cid)
     cleanup.add("runc delete " + cid, lambda: c.delete())
     c.run()
     cleanup.add("kill the container's init", lambda: rt.kill_and_reap(c.pid))
-    rt.wait_for(lambda: (read_count(bundle.rootfs) or 0) >= 5, "counting in the container")
+    counted = rt.wait_for(lambda: (read_count(bundle.rootfs) or 0) >= 5 and read_count(bundle.rootfs),
+                          "counting in the container")
     before_mounts = rt.mounts_of(c.pid)
     before_cg = rt.task_cgroups(c.pid)
     rt.log("container %s: init %d, %d mounts" % (cid, c.pid, len(before_mounts)))
@@ -160,14 +167,15 @@ def run(ckpt_bin, work, cid, newid, cleanup):
         rt.fail("ckpt dump: %s" % r.stderr.strip())
     show_warnings(os.path.join(img, "dump.log"))
     rt.reap(c.pid)
-    at_dump = read_count(bundle.rootfs)
+    # (Empty if the dump caught the shell between truncating and writing.)
+    at_dump = read_count(bundle.rootfs) or counted
     rt.log("dumped at count %s (freezer %s)" % (at_dump, fz or "none"))
     if fz and os.path.exists(os.path.join(fz, "freezer.state")):
         with open(os.path.join(fz, "freezer.state")) as f:
             if f.read().strip() != "THAWED":
                 rt.fail("the dump left %s frozen" % fz)
     time.sleep(0.3)
-    if read_count(bundle.rootfs) != at_dump:
+    if (read_count(bundle.rootfs) or counted) != at_dump:
         rt.fail("the counter moved after the dump: the container is not dead")
     c.delete()
 
@@ -202,6 +210,8 @@ def run(ckpt_bin, work, cid, newid, cleanup):
     if low < at_dump:
         rt.fail("the counter restarted: %d after %d at dump" % (low, at_dump))
     rt.log("counting on: %d -> %d" % (at_dump, seen[-1]))
+    # ... into the volume too: /data is the same bind mount again.
+    rt.wait_for(lambda: (read_count(vol, None) or 0) >= seen[-1], "counting into the volume")
 
     # The same container, seen from inside and out.
     if nspid(pid)[-1:] != [1]:

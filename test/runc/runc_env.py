@@ -113,7 +113,8 @@ class Bundle:
         self.path = path
         self.rootfs = os.path.join(path, "rootfs")
 
-    def make(self, args):
+    def make(self, args, binds=()):
+        """`binds`: (host dir, container path, read-only) volumes."""
         os.makedirs(os.path.join(self.rootfs, "bin"))
         shutil.copy(BUSYBOX, os.path.join(self.rootfs, "bin", "busybox"))
         applets = sh([BUSYBOX, "--list"]).stdout.split()
@@ -129,6 +130,9 @@ class Bundle:
         cfg["process"]["terminal"] = False
         cfg["process"]["args"] = args
         cfg["root"]["readonly"] = False
+        for src, dest, ro in binds:
+            cfg["mounts"].append({"destination": dest, "type": "bind", "source": src,
+                                  "options": ["rbind", "ro" if ro else "rw"]})
         with open(cfg_path, "w") as f:
             json.dump(cfg, f, indent=1)
         return self
