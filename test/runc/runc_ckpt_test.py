@@ -126,6 +126,44 @@ def main():
         raise
 
 
+def tracer_of(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1])
+    return -1
+
+
+def failed_dump_leaves_it_running(ckpt_bin, work, dreq, c, bundle, fz):
+    """A dump that fails after the (v1) freezer and the seize: a mount
+    hidden under another inside the container is refused; the container
+    must run on, thawed and untraced."""
+    inside = ["nsenter", "-t", str(c.pid), "-m", "-r", "/bin/sh", "-c"]
+    rt.sh(inside + ["mkdir -p /tmp/h && mount -t tmpfs h /tmp/h && mkdir /tmp/h/in && "
+                    "mount -t tmpfs in /tmp/h/in && mount -t tmpfs over /tmp/h"])
+    try:
+        img = os.path.join(work, "img-failed")
+        r = ckpt(ckpt_bin, rt.dump_args(dreq, img), work)
+        if r.returncode == 0:
+            rt.fail("the dump of a container with a hidden mount succeeded")
+        if "/tmp/h" not in r.stderr:
+            rt.fail("the failed dump does not name the hidden mount: %s" % r.stderr.strip())
+        if os.path.exists(img) and os.listdir(img) not in ([], ["dump.log"]):
+            rt.fail("the failed dump left images: %s" % os.listdir(img))
+        if fz:
+            with open(os.path.join(fz, "freezer.state")) as f:
+                if f.read().strip() != "THAWED":
+                    rt.fail("the failed dump left %s frozen" % fz)
+        if tracer_of(c.pid) != 0:
+            rt.fail("the failed dump left the init traced")
+        n = read_count(bundle.rootfs) or 0
+        rt.wait_for(lambda: (read_count(bundle.rootfs) or 0) > n + 2, "counting after a failed dump")
+        rt.log("a failed dump (%s) left the container running" %
+               r.stderr.strip().splitlines()[-1][:120])
+    finally:
+        rt.sh(inside + ["umount -l /tmp/h; umount -l /tmp/h"])
+
+
 def run(ckpt_bin, work, cid, newid, cleanup):
     vol, ro_vol = os.path.join(work, "vol"), os.path.join(work, "ro-vol")
     os.mkdir(vol)
@@ -160,6 +198,8 @@ def run(ckpt_bin, work, cid, newid, cleanup):
     fz = dreq["opts"].get("freeze_cgroup", "")
     ext_points = {m["key"] for m in dreq["opts"].get("ext_mnt", [])}
 
+    failed_dump_leaves_it_running(ckpt_bin, work, dreq, c, bundle, fz)
+
     img = os.path.join(work, "img")
     r = ckpt(ckpt_bin, rt.dump_args(dreq, img), work)
     if r.returncode != 0:
@@ -186,6 +226,13 @@ def run(ckpt_bin, work, cid, newid, cleanup):
         rt.fail("unexpected restore request: %s" % rreq)
     setup = rt.RestoreSetup(rreq, bundle.rootfs, work, cleanup, devices_rules)
     pidfile = os.path.join(work, "restored.pid")
+    # Without runc's external mounts: refused before anything is made.
+    bare = dict(rreq, opts={k: v for k, v in rreq["opts"].items() if k != "ext_mnt"})
+    r = ckpt(ckpt_bin, rt.restore_args(bare, img, pidfile), work, preexec=setup.preexec)
+    if r.returncode == 0 or "--external mnt[" not in r.stderr or os.path.exists(pidfile):
+        rt.fail("a restore without runc's external mounts: exit %d, %s" %
+                (r.returncode, r.stderr.strip()))
+    rt.log("without the external mounts: %s" % r.stderr.strip().splitlines()[-1][:120])
     r = ckpt(ckpt_bin, rt.restore_args(rreq, img, pidfile), work, preexec=setup.preexec)
     if r.returncode != 0:
         show_log(os.path.join(img, "restore.log"))
