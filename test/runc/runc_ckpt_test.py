@@ -95,6 +95,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--workdir", required=True)
+    ap.add_argument("--cgroupns", action="store_true",
+                    help="the container has a cgroup namespace (runc then mounts cgroup "
+                         "filesystems inside it instead of binding the host's)")
     a = ap.parse_args()
     a.ckpt = os.path.abspath(a.ckpt)
     if os.geteuid() != 0:
@@ -114,7 +117,7 @@ def main():
     cleanup = rt.Cleanup()
     cleanup.add("rm " + work, lambda: shutil.rmtree(work))
     try:
-        run(a.ckpt, work, cid, newid, cleanup)
+        run(a.ckpt, work, cid, newid, cleanup, a.cgroupns)
         rt.log("PASS")
         return 0 if cleanup.run() else 1
     except rt.TestFailure as e:
@@ -164,12 +167,13 @@ def failed_dump_leaves_it_running(ckpt_bin, work, dreq, c, bundle, fz):
         rt.sh(inside + ["umount -l /tmp/h; umount -l /tmp/h"])
 
 
-def run(ckpt_bin, work, cid, newid, cleanup):
+def run(ckpt_bin, work, cid, newid, cleanup, cgroupns):
     vol, ro_vol = os.path.join(work, "vol"), os.path.join(work, "ro-vol")
     os.mkdir(vol)
     os.mkdir(ro_vol)
     bundle = rt.Bundle(os.path.join(work, "bundle")).make(
-        COUNTER, binds=[(vol, "/data", False), (ro_vol, "/ro", True)])
+        COUNTER, binds=[(vol, "/data", False), (ro_vol, "/ro", True)],
+        namespaces=["cgroup"] if cgroupns else [])
     c = rt.Runc(bundle, cid)
     cleanup.add("runc delete " + cid, lambda: c.delete())
     c.run()
@@ -276,6 +280,18 @@ def run(ckpt_bin, work, cid, newid, cleanup):
             for line in rreq["criu_process"]["cgroup"]}
     if cg != want:
         rt.fail("restored init's cgroups %s, not the new container's %s" % (cg, want))
+    if cgroupns:
+        # Inside its cgroup namespace every cgroup is its root, and its
+        # cgroup mounts show that root (/proc/1/mountinfo read inside).
+        inside = rt.sh(["nsenter", "-t", str(pid), "-C", "-m", "-p", "-r", "/bin/cat",
+                        "/proc/1/cgroup", "/proc/1/mountinfo"]).stdout.splitlines()
+        paths = {ln.split(":", 2)[2] for ln in inside if ln[:1].isdigit() and ln.count(":") >= 2
+                 and " " not in ln}
+        if paths != {"/"}:
+            rt.fail("inside its cgroup namespace the init's cgroups are %s, not /" % paths)
+        roots = {ln.split()[3] for ln in inside if " - cgroup " in ln}
+        if roots != {"/"}:
+            rt.fail("its cgroup mounts show %s inside, not the namespace's root" % roots)
     rt.log("pid 1, hostname, %d mounts and %d cgroups as they were" % (len(a), len(cg)))
 
 

@@ -113,8 +113,9 @@ class Bundle:
         self.path = path
         self.rootfs = os.path.join(path, "rootfs")
 
-    def make(self, args, binds=()):
-        """`binds`: (host dir, container path, read-only) volumes."""
+    def make(self, args, binds=(), namespaces=()):
+        """`binds`: (host dir, container path, read-only) volumes;
+        `namespaces`: more namespace types ("cgroup") than runc spec's."""
         os.makedirs(os.path.join(self.rootfs, "bin"))
         shutil.copy(BUSYBOX, os.path.join(self.rootfs, "bin", "busybox"))
         applets = sh([BUSYBOX, "--list"]).stdout.split()
@@ -130,6 +131,8 @@ class Bundle:
         cfg["process"]["terminal"] = False
         cfg["process"]["args"] = args
         cfg["root"]["readonly"] = False
+        for ns in namespaces:
+            cfg["linux"]["namespaces"].append({"type": ns})
         for src, dest, ro in binds:
             cfg["mounts"].append({"destination": dest, "type": "bind", "source": src,
                                   "options": ["rbind", "ro" if ro else "rw"]})
