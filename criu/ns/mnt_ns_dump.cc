@@ -111,8 +111,9 @@ bool OverlayPathOption(const std::string& opt, std::string* key, std::string* va
 bool SameNs(pid_t pid, const char* kind) {
   struct stat a, b;
   std::string p = "/proc/" + std::to_string(pid) + "/ns/" + kind;
-  return stat(p.c_str(), &a) == 0 && stat((std::string("/proc/self/ns/") + kind).c_str(), &b) == 0 &&
-         a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+  return stat(p.c_str(), &a) == 0 &&
+         stat((std::string("/proc/self/ns/") + kind).c_str(), &b) == 0 && a.st_ino == b.st_ino &&
+         a.st_dev == b.st_dev;
 }
 
 // Mount id -> root of pid's mounts as a task of pid's cgroup namespace
