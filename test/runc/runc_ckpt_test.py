@@ -31,18 +31,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import runc_env as rt  # noqa: E402
 
-# Counts into /tmp (the rootfs) and into a volume (a bind mount).
-COUNTER = ["/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; "
-           "echo $i > /data/count; sleep 0.05; done"]
-
-
-def read_count(d, sub="tmp"):
-    try:
-        with open(os.path.join(d, sub, "count") if sub else os.path.join(d, "count")) as f:
-            t = f.read().strip()
-        return int(t) if t else None
-    except (FileNotFoundError, ValueError):
-        return None
+COUNTER = rt.COUNTER
+read_count = rt.read_count
 
 
 def ckpt(binary, args, workdir, preexec=None):

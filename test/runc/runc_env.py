@@ -2,9 +2,13 @@
 
 Reusable pieces (the runc tests import this module):
 
-  Bundle(dir).make(args)            an OCI bundle: rootfs of busybox-static
+  Bundle(dir).make(args, binds, namespaces)
+                                    an OCI bundle: rootfs of busybox-static
                                     and its applet links, `runc spec` edited
-                                    (no terminal, writable root, `args`)
+                                    (no terminal, writable root, `args`,
+                                    volumes, more namespaces)
+  COUNTER, read_count               a container command that counts, and
+                                    its counter read from the host
   Runc(bundle, cid).run()           `runc run -d`, stdio /dev/null; .pid
   record(runc_args, record_file)    runs `runc --criu criu_recorder.py ...`:
                                     the request runc sends (criu_recorder.py)
@@ -29,8 +33,24 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 RECORDER = os.path.join(HERE, "criu_recorder.py")
 BUSYBOX = "/bin/busybox"
-CLONE_NEWNET = 0x40000000
 PR_SET_CHILD_SUBREAPER = 36
+
+
+# A container command that counts into /tmp/count (on the rootfs) and
+# into /data/count (a volume: bind-mount a host directory at /data).
+COUNTER = ["/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; "
+           "echo $i > /data/count; sleep 0.05; done"]
+
+
+def read_count(d, sub="tmp"):
+    """The counter in d/sub/count (d/count if sub is None); None while the
+    shell is between truncating the file and writing it."""
+    try:
+        with open(os.path.join(d, sub, "count") if sub else os.path.join(d, "count")) as f:
+            t = f.read().strip()
+        return int(t) if t else None
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 class TestFailure(Exception):
@@ -187,28 +207,35 @@ def record(runc_args, record_file, cwd):
         return json.load(f)
 
 
-# What ckpt's command line does not carry (yet) of runc's requests, and why
-# that is harmless for a container like the test's; the RPC service maps
-# them (docs/runc.md).
-NOT_ON_COMMAND_LINE = {
-    "images_dir_fd", "work_dir_fd", "log_level", "log_file", "pid", "root",
+# Every option runc may send, as the command line below carries it or
+# why it needs nothing there (docs/runc.md); anything else fails the test,
+# so a runc that asks for more is noticed.
+KNOWN_OPTIONS = {
+    "images_dir_fd", "work_dir_fd",  # -D (the RPC service reaches the fds)
+    "log_level", "log_file", "pid", "root", "ext_mnt", "external", "cg_root",
+    "freeze_cgroup", "manage_cgroups", "manage_cgroups_mode", "leave_running", "shell_job",
+    "tcp_established", "ext_unix_sk", "file_locks", "lazy_pages", "auto_dedup", "track_mem",
+    "link_remap", "tcp_skip_in_flight",
     "notify_scripts",      # the RPC service's notifications
     "config_file",         # /etc/criu/runc.conf, absent here
     "orphan_pts_master",   # no terminal in this container
-    "manage_cgroups",      # mapped to --manage-cgroups (soft, CRIU's default)
-    "empty_ns",            # CLONE_NEWNET: see docs/runc.md
-    "evasive_devices", "rst_sibling", "ext_mnt", "cg_root", "freeze_cgroup",
+    "empty_ns",            # CLONE_NEWNET: ckpt restores the namespace's configuration
+    "evasive_devices",     # memory devices are found by number
+    "rst_sibling",         # -d and a child subreaper
 }
 
 
 def _flags(opts):
+    unknown = set(opts) - KNOWN_OPTIONS
+    if unknown:
+        fail("runc sent options this test does not map: %s" % sorted(unknown))
     out = []
     for name, flag in (("leave_running", "--leave-running"), ("shell_job", "--shell-job"),
                        ("tcp_established", "--tcp-established"), ("ext_unix_sk", "--ext-unix-sk"),
                        ("file_locks", "--file-locks")):
         if opts.get(name):
             out.append(flag)
-    for name in ("lazy_pages", "auto_dedup", "track_mem", "link_remap"):
+    for name in ("lazy_pages", "auto_dedup", "track_mem", "link_remap", "tcp_skip_in_flight"):
         if opts.get(name):
             fail("runc asked for %s, which this test does not use" % name)
     if opts.get("manage_cgroups") or "manage_cgroups_mode" in opts:
