@@ -8,6 +8,7 @@
 
 #include "base/io.h"
 #include "criu/config_file.h"
+#include "criu/cgroup_v1.h"
 
 namespace ckpt {
 namespace {
@@ -133,11 +134,18 @@ Result<CgroupMode> ParseCgroupMode(const std::string& s) {
 
 // "[CONTROLLER:]PATH". cgroup v2 has one tree for every controller, so a
 // CONTROLLER prefix (CRIU's v1 syntax) is accepted but every --cgroup-root
-// must then name the same PATH.
-Status ParseCgroupRoot(const std::string& arg, std::string& root) {
+// must then name the same PATH. A CONTROLLER with a v1 hierarchy on this
+// host (hybrid hosts; runc sends one per hierarchy) is that hierarchy's,
+// which ckpt does not manage: kept in `v1` and ignored (criu/cgroup_v1.h).
+Status ParseCgroupRoot(const std::string& arg, std::string& root, std::vector<std::string>& v1) {
   std::string path = arg;
   size_t colon = arg.find(':');
   if (colon != std::string::npos && arg[0] != '/') path = arg.substr(colon + 1);
+  if (colon != std::string::npos && colon > 0 && arg[0] != '/' &&
+      cgroupv1::IsV1Controller(arg.substr(0, colon))) {
+    v1.push_back(arg);
+    return Ok();
+  }
   if (path.empty() || path[0] != '/')
     return Error("bad --cgroup-root '" + arg + "' (use [CONTROLLER:]/PATH, a cgroup path)");
   if (path.find("/../") != std::string::npos || path.find("/./") != std::string::npos ||
@@ -272,7 +280,7 @@ Result<int> ApplyArgs(int ac, char** av, Options& o, const std::string& cmd) {
         }
         break;
       case kOptCgroupRoot:
-        TRY(ParseCgroupRoot(optarg, o.cgroup_root));
+        TRY(ParseCgroupRoot(optarg, o.cgroup_root, o.cgroup_root_v1));
         break;
       case kOptFreezeCgroup:
         if (!optarg[0]) return Error("--freeze-cgroup needs a cgroup directory");

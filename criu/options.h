@@ -58,6 +58,7 @@ struct Options {
   bool manage_cgroups = false;   // --manage-cgroups[=MODE]: dump saves cgroup dirs + settings
   CgroupMode cgroup_mode = CgroupMode::kSoft;  // its MODE (soft when not given, as CRIU)
   std::string cgroup_root;      // --cgroup-root [CONTROLLER:]PATH: a cgroup path ("/a/b")
+  std::vector<std::string> cgroup_root_v1;  // --cgroup-root for v1 controllers: ignored
   std::string freeze_cgroup;    // --freeze-cgroup PATH: a cgroup2 directory to freeze (dump)
   std::string pidfile;          // --pidfile
   std::vector<std::string> external;  // --external KEY (repeatable; CRIU's syntax)
