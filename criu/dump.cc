@@ -37,6 +37,7 @@
 #include "criu/proc_parse.h"
 #include "criu/pstree.h"
 #include "criu/regs_pb.h"
+#include "criu/rseq_dump.h"
 #include "criu/seccomp.h"
 #include "criu/shmem.h"
 #include "images/image_dir.h"
@@ -68,6 +69,8 @@ struct TaskInfo {
   // Queued signals, peeked while every thread is stopped (before infection).
   std::map<pid_t, std::vector<std::string>> pending;
   std::vector<std::string> shared_pending;
+  // rseq registrations, read while every thread is stopped (criu/rseq_dump.h).
+  std::map<pid_t, pb::RseqEntry> rseq;
 };
 
 // /proc/PID/timers: "ID:", "signal: SIG/VALUE", "notify: KIND/pid|tid.N", "ClockID:".
@@ -147,6 +150,8 @@ Result<TaskInfo> Inspect(const compel::SeizedProcess& proc, const Options& o, bo
   TaskInfo t;
   for (pid_t tid : proc.threads()) {
     TRY_ASSIGN(t.pending[tid], compel::PeekPendingSignals(tid, false));
+    TRY_ASSIGN(std::optional<pb::RseqEntry> rseq, ReadRseqRegistration(tid));
+    if (rseq) t.rseq[tid] = *rseq;
   }
   TRY_ASSIGN(t.shared_pending, compel::PeekPendingSignals(pid, true));
   TRY_ASSIGN(t.stat, proc::ReadStat(pid));
@@ -247,19 +252,7 @@ Status FillThread(pid_t tid, compel::Infection& inf, int mem_fd, const TaskInfo&
   ss->set_sp(alt.sp);
   ss->set_size(alt.size);
   ss->set_flags(uint32_t(alt.flags));
-  struct {
-    uint64_t ptr;
-    uint32_t size, signature, flags, pad;
-  } rseq = {};
-  constexpr int kPtraceGetRseqConfiguration = 0x420f;
-  if (ptrace(__ptrace_request(kPtraceGetRseqConfiguration), tid, (void*)sizeof(rseq), &rseq) ==
-          long(sizeof(rseq)) &&
-      rseq.ptr) {
-    pb::RseqEntry* re = th->mutable_rseq();
-    re->set_ptr(rseq.ptr);
-    re->set_size(rseq.size);
-    re->set_signature(rseq.signature);
-  }
+  if (auto rs = t.rseq.find(tid); rs != t.rseq.end()) *th->mutable_rseq() = rs->second;
   for (auto& p : t.pending.at(tid)) th->add_pending(p);
   return Ok();
 }
@@ -434,6 +427,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     if (!t.proc) continue;
     TRY(seccomp.AddProcess(t.pid, t.proc->threads()));
     TRY(lsm.AddProcess(t.pid, t.proc->threads()));
+    // Before anything runs in a thread (criu/rseq_dump.h).
+    for (pid_t tid : t.proc->threads()) TRY(AbortRseqCritical(tid, t.proc->mem_fd()));
   }
 
   // Before any socket is touched: the dumped connections' packets stop

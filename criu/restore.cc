@@ -204,6 +204,15 @@ Status Tracer::OnStop(pid_t w, int st) {
     if (ptrace(PTRACE_SYSCALL, w, nullptr, nullptr) < 0) return Error::Errno("PTRACE_SYSCALL");
     return Ok();
   }
+  // A zombie-to-be ends by the signal that killed it (ExitLike): a crash
+  // signal (SIGSEGV, SIGTRAP, ...) is then the one it is meant to die of.
+  if (auto z = where_.find(w); z != where_.end() && tree_.tasks[size_t(z->second.task)].zombie()) {
+    uint32_t want = tree_.tasks[size_t(z->second.task)].pstree.exit_status();
+    if (WIFSIGNALED(want) && int(WTERMSIG(want)) == sig) {
+      if (ptrace(PTRACE_CONT, w, nullptr, (void*)(long)sig) < 0) return Error::Errno("PTRACE_CONT");
+      return Ok();
+    }
+  }
   if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP) {
     siginfo_t si = {};
     ptrace(PTRACE_GETSIGINFO, w, nullptr, &si);
@@ -241,7 +250,13 @@ Status Tracer::Run() {
     if (WIFEXITED(st) || WIFSIGNALED(st)) {
       auto it = where_.find(w);
       if (it != where_.end() && tree_.tasks[size_t(it->second.task)].zombie()) {
-        zombies_gone++;  // a zombie-to-be did its part
+        // A zombie-to-be did its part, ending as the image says (no core
+        // dump: ExitLike forbids it).
+        uint32_t want = tree_.tasks[size_t(it->second.task)].pstree.exit_status() & ~0x80u;
+        if (uint32_t(st) != want)
+          return Fail(w, "the zombie-to-be ended with status " + std::to_string(st) + ", not " +
+                             std::to_string(want));
+        zombies_gone++;
         continue;
       }
       std::string how = WIFEXITED(st) ? "exited with " + std::to_string(WEXITSTATUS(st))

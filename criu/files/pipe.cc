@@ -159,10 +159,18 @@ Status Resize(int fd, uint32_t size) {
   return Ok();
 }
 
+// O_LARGEFILE as the kernel reports it (fdinfo, F_GETFL) on x86-64. glibc
+// defines O_LARGEFILE as 0 on 64-bit targets, so `flags & O_LARGEFILE` is
+// always false: an open file made by open(2) (which adds it) must be told
+// from the one pipe(2) made by this value.
+constexpr uint32_t kKernelOLargefile = 0100000;
+// The status flags of one open file of a pipe end (F_SETFL can set them).
+constexpr int kEndFlags = O_NONBLOCK | O_APPEND | O_DIRECT;
+
 // A new open file of the pipe end `end` with this entry's flags. open(2)
 // refuses O_DIRECT on a pipe; fcntl(F_SETFL) takes it (packet mode).
 Result<int> OpenEnd(int end, uint32_t flags, const std::string& what) {
-  int f = int(flags) & (O_ACCMODE | O_NONBLOCK);
+  int f = int(flags) & (O_ACCMODE | O_NONBLOCK | O_APPEND);
   TRY_ASSIGN(int fd, Reopen(end, f | O_CLOEXEC, what));
   if ((flags & O_DIRECT) && fcntl(fd, F_SETFL, f | O_DIRECT) < 0) {
     int e = errno;
@@ -193,13 +201,13 @@ Result<int> OpenPipe(const pb::FileEntry& e, const RestoreOpts& o) {
   }
   int acc = int(d.flags()) & O_ACCMODE;
   int end = acc == O_WRONLY ? w : r;
-  if (acc == O_RDWR || (d.flags() & O_LARGEFILE)) return OpenEnd(end, d.flags(), "pipe");
+  if (acc == O_RDWR || (d.flags() & kKernelOLargefile)) return OpenEnd(end, d.flags(), "pipe");
   // The end pipe2() made (open(2) would add O_LARGEFILE, which F_GETFL
   // shows and F_SETFL cannot clear). Our kept copy is closed once all is
   // open, so this open file is the entry's alone.
   UniqueFd fd(fcntl(end, F_DUPFD_CLOEXEC, 0));
   if (!fd) return Error::Errno("dup pipe end");
-  if (fcntl(fd.get(), F_SETFL, int(d.flags()) & (O_NONBLOCK | O_DIRECT)) < 0)
+  if (fcntl(fd.get(), F_SETFL, int(d.flags()) & kEndFlags) < 0)
     return Error::Errno("pipe flags");
   return fd.release();
 }
