@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "base/log.h"
@@ -38,31 +39,102 @@ Result<uint64_t> FindExecAddr(pid_t pid, uint64_t avoid_start, uint64_t avoid_en
   std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
   if (!in) return Error("pid " + std::to_string(pid) + ": cannot read maps");
   std::string line;
+  uint64_t first = 0;
   while (std::getline(in, line)) {
     unsigned long start, end;
     char perms[8];
     if (sscanf(line.c_str(), "%lx-%lx %7s", &start, &end, perms) != 3) continue;
     if (perms[2] != 'x') continue;
-    if (line.find("[vsyscall]") != std::string::npos || line.find("[vdso]") != std::string::npos)
-      continue;
+    if (line.find("[vsyscall]") != std::string::npos) continue;
     if (end - start < 64) continue;
     if (start < avoid_end && end > avoid_start) continue;
-    return uint64_t(start);
+    // The vdso's ELF header: code written there is never run by the
+    // process itself, so a ckpt that dies mid-call leaves no broken code.
+    if (line.find("[vdso]") != std::string::npos) return uint64_t(start);
+    if (!first) first = start;
   }
+  if (first) return first;
   return Error(T(pid) + ": no executable mapping to run system calls from");
 }
 
+namespace {
+
+// What PTRACE_GETEVENTMSG says at a syscall stop (linux/ptrace.h, whose
+// header clashes with sys/ptrace.h): the stop is the call's entry or exit.
+// Without PTRACE_O_TRACESYSGOOD both are plain SIGTRAP stops.
+constexpr unsigned long kEventMsgSyscallEntry = 1;
+
+// The way home if ckpt dies while the thread runs a remote system call:
+// a signal frame of `back` (its state before the call, a syscall it sat in
+// made to restart) written below its stack pointer and red zone, and below
+// the frame the arguments of the trampoline's rt_sigtimedwait (a sigset of
+// SIGTRAP at rsp - 40, a zero timeout at rsp - 32, rsp being the frame's
+// uc). The frame leaves the sigaltstack alone (an invalid mode, which
+// rt_sigreturn's restore_altstack ignores). Returns the rsp the call must
+// run with, or 0 when the stack has no room (then a lost ckpt still kills
+// the victim with SIGTRAP, as before).
+uint64_t WriteWayHome(pid_t tid, int mem_fd, Regs back, uint64_t sigmask) {
+  PrepareSyscallRestart(back.gp);
+  size_t used = offsetof(abi::SigframeArea, xstate) + back.xstate.size() + 4;
+  if (used > sizeof(abi::SigframeArea)) return 0;
+  uint64_t addr = (back.gp.rsp - 128 - used) & ~uint64_t(63);
+  auto area = std::make_unique<abi::SigframeArea>();
+  abi::KStack leave_alone = {0, 3 /* no valid mode: ignored */, 0, 0};
+  BuildSigframe(area.get(), addr, back, sigmask, leave_alone);
+  uint64_t rsp = addr + offsetof(abi::SigframeArea, frame.uc);
+  uint64_t args[3] = {uint64_t(1) << (SIGTRAP - 1), 0, 0};  // sigset; timespec {0, 0}
+  if (pwrite(mem_fd, area.get(), used, off_t(addr)) != ssize_t(used) ||
+      pwrite(mem_fd, args, sizeof(args), off_t(rsp - 40)) != ssize_t(sizeof(args))) {
+    LOG_DBG(T(tid) + ": no room below the stack pointer for a way home");
+    return 0;
+  }
+  return rsp;
+}
+
+}  // namespace
+
 Result<long> RemoteSyscall(pid_t tid, int mem_fd, uint64_t exec_addr, const user_regs_struct& base,
                            long nr, long a1, long a2, long a3, long a4, long a5, long a6,
-                           const std::string& data) {
-  uint8_t code[kRemoteDataOffset + 48];
+                           const std::string& data, const WayHome* home) {
+  uint8_t code[kRemoteDataOffset + kRemoteDataMax];
   size_t len = kRemoteDataOffset + data.size();
-  if (data.size() > 48) return Error("remote syscall data too long");
+  if (data.size() > kRemoteDataMax) return Error("remote syscall data too long");
   uint8_t saved[sizeof(code)];
   if (pread(mem_fd, saved, len, exec_addr) != ssize_t(len))
     return Error::Errno(T(tid) + ": reading code at exec address");
+
+  // Where the thread goes back to, with ckpt (right after the call) or
+  // without it (WriteWayHome): `base` and the signal mask it has, or `home`.
+  TRY_ASSIGN(uint64_t mask_now, GetSigmask(tid));
+  uint64_t home_mask = home ? home->sigmask : mask_now;
+  uint64_t home_sp = 0;
+  if (home) {
+    home_sp = WriteWayHome(tid, mem_fd, *home->regs, home->sigmask);
+  } else {
+    auto now = GetRegs(tid);
+    if (now.ok()) {
+      now->gp = base;
+      home_sp = WriteWayHome(tid, mem_fd, std::move(*now), mask_now);
+    }
+  }
+  // syscall; then, only run if ckpt is gone:
+  //   rt_sigtimedwait({SIGTRAP}, NULL, {0, 0}, 8); rt_sigreturn()
   memset(code, 0xcc, kRemoteDataOffset);
-  code[0] = 0x0f, code[1] = 0x05;  // syscall; then int3 (0xcc) traps back to us
+  code[0] = 0x0f, code[1] = 0x05;
+  if (home_sp) {
+    const uint8_t back[] = {
+        0xb8, 0x80, 0x00, 0x00, 0x00,        // mov $128, %eax (rt_sigtimedwait)
+        0x48, 0x8d, 0x7c, 0x24, 0xd8,        // lea -40(%rsp), %rdi: the set
+        0x31, 0xf6,                          // xor %esi, %esi: no siginfo
+        0x48, 0x8d, 0x54, 0x24, 0xe0,        // lea -32(%rsp), %rdx: the timeout
+        0x41, 0xba, 0x08, 0x00, 0x00, 0x00,  // mov $8, %r10d: sigset size
+        0x0f, 0x05,                          // syscall
+        0xb8, 0x0f, 0x00, 0x00, 0x00,        // mov $15, %eax (rt_sigreturn)
+        0x0f, 0x05,                          // syscall
+    };
+    static_assert(2 + sizeof(back) <= kRemoteDataOffset);
+    memcpy(code + 2, back, sizeof(back));
+  }
   memcpy(code + kRemoteDataOffset, data.data(), data.size());
   if (pwrite(mem_fd, code, len, exec_addr) != ssize_t(len))
     return Error::Errno(T(tid) + ": writing syscall instruction");
@@ -78,9 +150,14 @@ Result<long> RemoteSyscall(pid_t tid, int mem_fd, uint64_t exec_addr, const user
   r.rax = nr;
   r.orig_rax = (unsigned long long)-1;  // not inside a syscall: no restart games
   r.rdi = a1, r.rsi = a2, r.rdx = a3, r.r10 = a4, r.r8 = a5, r.r9 = a6;
-  Status st = SetGpRegs(tid, r);
-  if (st.ok() && ptrace(PTRACE_CONT, tid, nullptr, nullptr) < 0)
-    st = Error::Errno(T(tid) + ": PTRACE_CONT");
+  if (home_sp) r.rsp = home_sp;
+  // Stepped from syscall stop to syscall stop: ckpt takes the thread back
+  // at the call's exit, before anything after the instruction runs. No
+  // signal may interrupt it meanwhile (the way home restores the mask).
+  Status st = SetSigmask(tid, ~0ull);
+  if (st.ok()) st = SetGpRegs(tid, r);
+  if (st.ok() && ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr) < 0)
+    st = Error::Errno(T(tid) + ": PTRACE_SYSCALL");
   while (st.ok()) {
     auto w = WaitStop(tid);
     if (!w.ok()) {
@@ -88,9 +165,19 @@ Result<long> RemoteSyscall(pid_t tid, int mem_fd, uint64_t exec_addr, const user
       break;
     }
     int s = *w;
-    if (WIFSTOPPED(s) && WSTOPSIG(s) == SIGTRAP && (s >> 16) == 0) break;
+    // SIGTRAP, or SIGTRAP | 0x80 where the tracer set PTRACE_O_TRACESYSGOOD.
+    if (WIFSTOPPED(s) && (WSTOPSIG(s) & 0x7f) == SIGTRAP && (s >> 16) == 0) {
+      unsigned long msg = 0;
+      if (ptrace(PTRACE_GETEVENTMSG, tid, nullptr, &msg) == 0 && msg == kEventMsgSyscallEntry) {
+        // The entry: go on to the exit.
+        if (ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr) < 0)
+          st = Error::Errno(T(tid) + ": PTRACE_SYSCALL");
+        continue;
+      }
+      break;  // the exit (or the int3 after it)
+    }
     if ((s >> 16) == PTRACE_EVENT_STOP) {  // group stop: keep going
-      if (ptrace(PTRACE_CONT, tid, nullptr, nullptr) < 0) st = Error::Errno("PTRACE_CONT");
+      if (ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr) < 0) st = Error::Errno("PTRACE_SYSCALL");
       continue;
     }
     siginfo_t si = {};
@@ -105,8 +192,13 @@ Result<long> RemoteSyscall(pid_t tid, int mem_fd, uint64_t exec_addr, const user
   user_regs_struct out;
   if (st.ok() && ptrace(PTRACE_GETREGS, tid, nullptr, &out) < 0)
     st = Error::Errno(T(tid) + ": PTRACE_GETREGS");
-  Status rs = restore_code();
+  // Home before the code goes: a ckpt that dies between two calls leaves
+  // the thread where it was, not inside the exec address.
+  Status back = SetGpRegs(tid, base);
+  if (back.ok()) back = SetSigmask(tid, home_mask);
+  Status rs = back.ok() ? restore_code() : Status(Ok());
   if (!st.ok()) return std::move(st.error());
+  if (!back.ok()) return std::move(back.error());
   if (!rs.ok()) return std::move(rs.error());
   return long(out.rax);
 }
@@ -145,8 +237,9 @@ Result<std::vector<std::string>> PeekPendingSignals(pid_t tid, bool shared) {
 
 Result<long> Infection::Syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6,
                                 const std::string& data) {
+  WayHome home = {&regs_, sigmask_};
   return RemoteSyscall(tid_, proc_.mem_fd(), exec_addr_, regs_.gp, nr, a1, a2, a3, a4, a5, a6,
-                       data);
+                       data, &home);
 }
 
 Result<std::unique_ptr<Infection>> Infection::Start(SeizedProcess& proc, const blobs::Blob& blob,
@@ -161,9 +254,6 @@ Status Infection::Setup(const blobs::Blob& blob) {
   tid_ = proc_.pid();
   TRY_ASSIGN(regs_, GetRegs(tid_));
   TRY_ASSIGN(sigmask_, GetSigmask(tid_));
-  // Nothing but our own traps may interrupt the parasite.
-  TRY(SetSigmask(tid_, ~0ull));
-  mask_changed_ = true;
   TRY_ASSIGN(exec_addr_, FindExecAddr(tid_));
 
   args_off_ = PageAlign(blob.size);
@@ -231,6 +321,9 @@ Status Infection::Setup(const blobs::Blob& blob) {
   BuildSigframe(&args_->abort, abort_area, abort_regs, sigmask_, no_stack);
   args_->abort_frame = abort_area + offsetof(abi::SigframeArea, frame.uc);
 
+  // Nothing but our own traps may interrupt the parasite.
+  TRY(SetSigmask(tid_, ~0ull));
+  mask_changed_ = true;
   user_regs_struct r = regs_.gp;
   r.rip = remote_;
   r.rsp = remote_ + size_ - 64;
@@ -309,18 +402,10 @@ Result<int64_t> Infection::Call(abi::ParasiteCmd cmd, uint32_t nr, int fd) {
 
 Status Infection::Cure() {
   if (cured_) return Ok();
-  bool finished = false;
-  if (running_) {
-    auto r = Call(abi::kCmdFini);
-    if (r.ok()) {
-      auto w = WaitStop(tid_);
-      if (w.ok() && WIFSTOPPED(*w) && WSTOPSIG(*w) == SIGTRAP) {
-        running_ = false;
-        finished = true;
-      }
-    }
-  }
-  (void)finished;
+  // The parasite waits for its next command in recvmsg: interrupted there
+  // (Teardown), not asked to end in an int3, which would kill the victim
+  // with SIGTRAP if ckpt died before catching it. Until ckpt has the thread
+  // back, a ckpt that dies leaves the parasite an EOF, and it goes home.
   return Teardown(false);
 }
 

@@ -28,14 +28,29 @@
 namespace ckpt::compel {
 
 // Executes one system call in the stopped thread `tid`, using a syscall
-// instruction written temporarily at `exec_addr` (an executable address of
-// the process; the bytes are restored before returning). `base` supplies
-// the other registers. `data` (at most 48 bytes) is written right after the
-// instruction; its victim address is exec_addr + kRemoteDataOffset.
-inline constexpr uint64_t kRemoteDataOffset = 16;
+// instruction written temporarily at `exec_addr` (FindExecAddr: a place the
+// process never executes; the bytes are restored before returning). `base`
+// supplies the other registers. `data` (at most kRemoteDataMax bytes) is
+// written after the code; its victim address is exec_addr + kRemoteDataOffset.
+//
+// If ckpt dies meanwhile (SIGKILL), the thread is not left to crash: the
+// call completes, the SIGTRAP the kernel sends a tracee whose tracer went
+// away in a syscall stop is taken off (rt_sigtimedwait, signals blocked
+// throughout), and the thread returns to `home` by itself (rt_sigreturn on
+// a frame written below its stack pointer): registers, FPU state and
+// signal mask as they were. Without `home` that is its state now with
+// `base`'s registers. What the call itself did stays (e.g. an fd it made).
+// Afterwards (ckpt alive) the thread is back in `base` with its mask.
+inline constexpr uint64_t kRemoteDataOffset = 40;
+inline constexpr size_t kRemoteDataMax = 24;  // code and data fit the vdso's 64-byte ELF header
+struct WayHome {
+  const Regs* regs;  // the thread's own state (with xstate)
+  uint64_t sigmask;
+};
 Result<long> RemoteSyscall(pid_t tid, int mem_fd, uint64_t exec_addr, const user_regs_struct& base,
                            long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0,
-                           long a6 = 0, const std::string& data = "");
+                           long a6 = 0, const std::string& data = "",
+                           const WayHome* home = nullptr);
 
 // RemoteSyscall on a thread that is not running the parasite, with its
 // registers put back afterwards.
@@ -47,7 +62,9 @@ Result<long> RemoteSyscallRestoring(pid_t tid, int mem_fd, uint64_t exec_addr, l
 // thread's own queue, or the process-wide one (shared).
 Result<std::vector<std::string>> PeekPendingSignals(pid_t tid, bool shared);
 
-// The first executable mapping of `pid` usable for remote syscalls, outside
+// Where remote syscalls run: the ELF header at the start of the [vdso]
+// (mapped executable, never executed; the first write makes the process a
+// private copy of that page), else the first executable mapping outside
 // [avoid_start, avoid_end) (e.g. a region the syscall is about to unmap).
 Result<uint64_t> FindExecAddr(pid_t pid, uint64_t avoid_start = 0, uint64_t avoid_end = 0);
 
