@@ -11,7 +11,7 @@
 
 namespace ckpt {
 
-enum class Command { kNone, kDump, kRestore, kCheck, kShow, kUnlock, kPageServer, kHelp, kVersion };
+enum class Command { kNone, kDump, kPreDump, kRestore, kCheck, kShow, kUnlock, kPageServer, kHelp, kVersion };
 
 // --manage-cgroups=MODE, as CRIU: what restore may do to the cgroups the
 // images name. kNone/kProps need them to exist (kProps writes the saved
@@ -47,6 +47,10 @@ struct Options {
   std::string address;          // --address: the page server's IP (dump; page-server: to listen on)
   int port = 0;                 // --port: the page server's TCP port
   int status_fd = -1;           // --status-fd FD: page-server writes a byte there once it listens
+  // Incremental dumps (criu/mem_track.h, criu/predump.h):
+  std::string prev_images_dir;  // --prev-images-dir: the previous step, relative to -D
+  bool track_mem = false;       // --track-mem: dump uses (and -R keeps) the write tracking
+  int track_mem_timeout = 600;  // --track-mem-timeout SEC: how long a tracker waits
   std::vector<std::string> action_scripts;  // --action-script PATH (repeatable), criu/action_hooks.h
   ActionNotifier notify;        // set by the RPC service for its client's notifications
   std::vector<std::string> args;  // positional (show: paths)
