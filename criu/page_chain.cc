@@ -1,6 +1,7 @@
 #include "criu/page_chain.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <climits>
@@ -70,8 +71,16 @@ class Chain {
       l->rel = (levels_.empty() ? "" : levels_.back()->rel) + "parent/";
       std::string link = top_.path() + "/" + l->rel;
       char real[PATH_MAX];
-      if (!realpath(link.c_str(), real))
-        return Error::Errno(top_.path() + ": parent images " + l->rel);
+      if (!realpath(link.c_str(), real)) {
+        int err = errno;
+        char to[PATH_MAX] = {};
+        ssize_t n = readlink((top_.path() + "/" + l->rel.substr(0, l->rel.size() - 1)).c_str(), to,
+                             sizeof(to) - 1);
+        return Error::Errno(top_.path() + ": the parent images " + l->rel + " (link to " +
+                                (n > 0 ? std::string(to, size_t(n)) : std::string("?")) +
+                                ") of this incremental dump are missing",
+                            err);
+      }
       l->path = real;
       if (!seen_.insert(l->path).second)
         return Error(top_.path() + ": the chain of parent images loops at " + l->path);
