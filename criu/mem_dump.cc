@@ -15,6 +15,7 @@
 #include "base/io.h"
 #include "base/log.h"
 #include "criu/mem_track.h"
+#include "criu/uffd_wp.h"
 #include "criu/ns/ipc_ns.h"
 #include "criu/ns/namespaces.h"
 #include "proto/pagemap.pb.h"
@@ -200,7 +201,9 @@ Status ScanVma(int pagemap_fd, const pb::VmaEntry& v, const KernelFeatures& kf,
     for (uint64_t i = 0; i < chunk; i++) {
       uint64_t e = pm[i];
       bool save = false;
-      if (e & kPmSwap) {
+      if (uffd::IsPteMarker(e)) {
+        // A uffd-wp marker or guard region: no page of its own.
+      } else if (e & kPmSwap) {
         save = true;
       } else if ((e & kPmPresent) && !(e & kPmFile)) {
         if (kf.zero_pfn && (e & kPfnMask) == kf.zero_pfn)

@@ -72,7 +72,8 @@ Status PlanPages(pid_t pid, const KernelFeatures& kf, const TaskTrack* track, Ta
         return Error::Errno(Who(pid) + ": read pagemap at " + std::to_string(addr));
       for (uint64_t i = 0; i < chunk; i++) {
         uint64_t e = buf[i];
-        bool keep = (e & kPmSwap) || ((e & kPmPresent) && !(e & kPmFile) &&
+        bool keep = ((e & kPmSwap) && !uffd::IsPteMarker(e)) ||
+                    ((e & kPmPresent) && !(e & kPmFile) &&
                                       !(kf.zero_pfn && (e & kPfnMask) == kf.zero_pfn));
         if (!keep) continue;
         uint64_t a = addr + i * kPage;

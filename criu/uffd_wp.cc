@@ -71,7 +71,12 @@ Status ScanWritten(int pagemap_fd, uint64_t start, uint64_t end, std::vector<Sca
     a.end = end;
     a.vec = uint64_t(uintptr_t(vec.data()));
     a.vec_len = vec.size();
-    a.category_anyof_mask = kPageIsWritten;
+    // Written pages that are there (present or swapped). Not a hole nor an
+    // empty pte: matched, they would be protected by installing uffd-wp
+    // PTE markers (WP_UNPOPULATED), which fill page tables for nothing and
+    // read as swap entries. An empty pte written later is written anyway.
+    a.category_mask = kPageIsWritten;
+    a.category_anyof_mask = kPageIsPresent | kPageIsSwapped;
     a.return_mask = kPageIsWritten | kPageIsFile | kPageIsPresent | kPageIsSwapped | kPageIsPfnZero;
     long n = ioctl(pagemap_fd, kPagemapScan, &a);
     if (n < 0) return Error::Errno("PAGEMAP_SCAN at " + std::to_string(at));

@@ -68,6 +68,15 @@ inline constexpr uint64_t kPageIsPresent = 1 << 3;
 inline constexpr uint64_t kPageIsSwapped = 1 << 4;
 inline constexpr uint64_t kPageIsPfnZero = 1 << 5;
 
+// A /proc/PID/pagemap entry that is a PTE marker, not a page: a uffd-wp
+// marker (left where a write-protected page of a file mapping was zapped)
+// or a guard region. Linux shows markers as swap entries of the last swap
+// type (SWP_PTE_MARKER = 31, bits 0-4); reading the address gives the
+// file's contents or zeros, nothing of the process's own.
+inline bool IsPteMarker(uint64_t pagemap_entry) {
+  return (pagemap_entry >> 62 & 1) && !(pagemap_entry >> 63 & 1) && (pagemap_entry & 31) == 31;
+}
+
 // PAGEMAP_SCAN of [start, end) on `pagemap_fd` (/proc/PID/pagemap): the
 // pages written since they were last protected, protecting them again
 // (PM_SCAN_WP_MATCHING) — only in VMAs registered with an async

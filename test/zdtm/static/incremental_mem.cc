@@ -7,9 +7,13 @@
 //        (a new VMA where the old one was), filled with the round's pattern.
 //   C    64 pages: round 2 drops them (MADV_DONTNEED: zeros again), round 3
 //        writes the even ones.
+//   F    16 pages of a private mapping of a file in the working directory,
+//        all written at start; round 2 drops the first 8 (MADV_DONTNEED: the
+//        file's contents again, where uffd-wp leaves PTE markers).
 //   Hot  32 pages rewritten all the time (the freeze catches one mid-write).
 // SIGUSR1 asks for the next round; "INFO: ROUND n" is printed once it is done.
 // After SIGTERM every byte is checked against what the rounds wrote.
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -20,7 +24,7 @@
 namespace {
 constexpr size_t kPage = 4096;
 constexpr size_t kWords = kPage / 8;
-constexpr size_t kA = 65536, kB = 64, kC = 64, kHot = 32;
+constexpr size_t kA = 65536, kB = 64, kC = 64, kF = 16, kHot = 32;
 uint64_t g_seed;
 volatile sig_atomic_t g_round_asked = 0;
 
@@ -51,6 +55,22 @@ int main(int argc, char** argv) {
   auto* b = static_cast<uint64_t*>(map(kB));
   auto* c = static_cast<uint64_t*>(map(kC));
   auto* hot = static_cast<uint64_t*>(map(kHot));
+  // F: the file holds generation 0, the mapping generation 1.
+  int fd = open("incremental_mem.dat", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) fail("create incremental_mem.dat: %s", strerror(errno));
+  {
+    static uint64_t page[kWords];
+    for (size_t p = 0; p < kF; p++) {
+      fill(page, 'F', p, 0);
+      if (write(fd, page, kPage) != ssize_t(kPage)) fail("write: %s", strerror(errno));
+    }
+  }
+  auto* f = static_cast<uint64_t*>(
+      mmap(nullptr, kF * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
+  if (f == MAP_FAILED) fail("mmap file: %s", strerror(errno));
+  close(fd);
+  for (size_t p = 0; p < kF; p++) fill(f + p * kWords, 'F', p, 1);
+  bool f_dropped = false;
   static uint8_t a_gen[kA];
   static uint64_t hot_count[kHot];
   uint64_t b_gen = 0;
@@ -76,6 +96,8 @@ int main(int argc, char** argv) {
       if (round == 2) {
         if (madvise(c, kC * kPage, MADV_DONTNEED) < 0) fail("madvise: %s", strerror(errno));
         c_state = 1;
+        if (madvise(f, kF / 2 * kPage, MADV_DONTNEED) < 0) fail("madvise: %s", strerror(errno));
+        f_dropped = true;
       } else if (round == 3) {
         for (size_t p = 0; p < kC; p += 2) fill(c + p * kWords, 'C', p, 3);
         c_state = 2;
@@ -105,6 +127,11 @@ int main(int argc, char** argv) {
       for (size_t w = 0; w < kWords; w++)
         if (q[w]) fail("C page %zu word %zu: %#lx, want 0 (dropped)", p, w, (unsigned long)q[w]);
     }
+  }
+  for (size_t p = 0; p < kF; p++) {
+    uint64_t gen = f_dropped && p < kF / 2 ? 0 : 1;  // dropped: the file's page again
+    if (!same(f + p * kWords, 'F', p, gen))
+      fail("file page %zu: not generation %lu", p, (unsigned long)gen);
   }
   for (size_t h = 0; h < kHot; h++) {
     const uint64_t* q = hot + h * kWords;
