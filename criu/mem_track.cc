@@ -17,8 +17,8 @@
 namespace ckpt {
 namespace {
 
-using uffd::Range;
 using images::ImageType;
+using uffd::Range;
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kVsyscall = 0xffffffffff600000ull;
 
@@ -90,10 +90,6 @@ bool TaskTrack::InParent(uint64_t addr) const {
   return Contains(clean, addr) && !Contains(written, addr);
 }
 
-bool TaskTrack::Written(uint64_t addr) const {
-  return !Contains(tracked, addr) || Contains(written, addr);
-}
-
 ChainStep::~ChainStep() {
   if (!committed_ && !link_.empty()) unlink(link_.c_str());
 }
@@ -145,14 +141,15 @@ Status ChainStep::OpenParent(const std::string& images_dir, const std::string& p
       found = true;
       if (t.start_time() != start)
         return Error(what + " (" + parent_path_ + ") is of another process that had pid " +
-                     std::to_string(root) + " (started at tick " +
-                     std::to_string(t.start_time()) + ", this one at " + std::to_string(start) +
-                     ")");
+                     std::to_string(root) + " (started at tick " + std::to_string(t.start_time()) +
+                     ", this one at " + std::to_string(start) + ")");
     }
-  if (!found) return Error(what + ": pid " + std::to_string(root) + " is not in its memtrack image");
+  if (!found)
+    return Error(what + ": pid " + std::to_string(root) + " is not in its memtrack image");
   if (parent_track_.chain_depth() + 2 > kMaxChain)
-    return Error(what + ": the chain already has " + std::to_string(parent_track_.chain_depth() + 1) +
-                 " steps (at most " + std::to_string(kMaxChain) + "): make a full dump");
+    return Error(what + ": the chain already has " +
+                 std::to_string(parent_track_.chain_depth() + 1) + " steps (at most " +
+                 std::to_string(kMaxChain) + "): make a full dump");
   has_parent_ = true;
   return Ok();
 }
@@ -213,8 +210,8 @@ Status ChainStep::TrackTask(compel::SeizedProcess& proc, std::vector<TrackedUffd
       continue;
     }
     if (rc != 0) {
-      LOG_DBG(Who(pid) + ": mapping " + std::to_string(m.start) + " cannot be write-tracked: " +
-              strerror(rc));
+      LOG_DBG(Who(pid) + ": mapping " + std::to_string(m.start) +
+              " cannot be write-tracked: " + strerror(rc));
       continue;
     }
     t->tracked.push_back({m.start, m.end});
@@ -237,15 +234,16 @@ Status ChainStep::TrackTask(compel::SeizedProcess& proc, std::vector<TrackedUffd
   UniqueFd pm(open(pm_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!pm) return Error::Errno("open " + pm_path);
   std::vector<uffd::ScanRun> runs;
-  for (const Range& r : t->tracked) TRY(uffd::ScanWritten(pm.get(), r.start, r.end, runs), Who(pid));
+  for (const Range& r : t->tracked)
+    TRY(uffd::ScanWritten(pm.get(), r.start, r.end, runs), Who(pid));
   for (const uffd::ScanRun& r : runs) t->written.push_back({r.start, r.end});
   Normalize(t->written);
   uint64_t clean_pages = 0, written_pages = 0;
   for (const Range& r : t->clean) clean_pages += (r.end - r.start) / kPage;
   for (const Range& r : t->written) written_pages += (r.end - r.start) / kPage;
   LOG_INFO(Who(pid) + ": write tracking " + (t->continued ? "continued" : "started") + ", " +
-           std::to_string(written_pages) + " pages written since, " +
-           std::to_string(clean_pages) + " pages held by the parent images");
+           std::to_string(written_pages) + " pages written since, " + std::to_string(clean_pages) +
+           " pages held by the parent images");
   tasks_[pid] = std::move(t);
   return Ok();
 }

@@ -64,8 +64,6 @@ class TaskTrack {
   bool continued = false;  // its uffd came from the previous step's tracker
   // Unchanged since the parent step and saved there.
   bool InParent(uint64_t addr) const;
-  // Written since it was last protected (or never protected).
-  bool Written(uint64_t addr) const;
 
   std::vector<uffd::Range> clean;    // sorted: continuous, same mapping, in parent's pagemap
   std::vector<uffd::Range> written;  // sorted, merged

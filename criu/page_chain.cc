@@ -145,8 +145,7 @@ class Chain {
       TRY_ASSIGN(bool got, r.Read(e), w);
       if (!got) break;
       uint64_t s = e.vaddr(), n = e.nr_pages();
-      if (s % kPage || n == 0 || n > kTaskSize / kPage || s + n * kPage > kTaskSize ||
-          s < prev_end)
+      if (s % kPage || n == 0 || n > kTaskSize / kPage || s + n * kPage > kTaskSize || s < prev_end)
         return Error(w + ": bad pagemap entry at " + std::to_string(s));
       prev_end = s + n * kPage;
       if (e.in_parent()) {

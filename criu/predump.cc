@@ -72,9 +72,9 @@ Status PlanPages(pid_t pid, const KernelFeatures& kf, const TaskTrack* track, Ta
         return Error::Errno(Who(pid) + ": read pagemap at " + std::to_string(addr));
       for (uint64_t i = 0; i < chunk; i++) {
         uint64_t e = buf[i];
-        bool keep = ((e & kPmSwap) && !uffd::IsPteMarker(e)) ||
-                    ((e & kPmPresent) && !(e & kPmFile) &&
-                                      !(kf.zero_pfn && (e & kPfnMask) == kf.zero_pfn));
+        bool keep =
+            ((e & kPmSwap) && !uffd::IsPteMarker(e)) ||
+            ((e & kPmPresent) && !(e & kPmFile) && !(kf.zero_pfn && (e & kPfnMask) == kf.zero_pfn));
         if (!keep) continue;
         uint64_t a = addr + i * kPage;
         bool parent = track && track->InParent(a);
@@ -161,8 +161,9 @@ Status PreDump(const Options& o, const KernelFeatures& kf) {
   if (kill(root, 0) < 0 && errno == ESRCH) return Error(Who(root) + ": no such process");
   if (root == getpid()) return Error("ckpt cannot dump itself");
   if (!kf.pagemap_scan || !uffd::ProbeWpAsync())
-    return Error("pre-dump needs userfaultfd write-protection in async mode and PAGEMAP_SCAN "
-                 "(Linux 6.7+), which this kernel lacks (see ckpt check)");
+    return Error(
+        "pre-dump needs userfaultfd write-protection in async mode and PAGEMAP_SCAN "
+        "(Linux 6.7+), which this kernel lacks (see ckpt check)");
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Create(o.images_dir));
 
   LOG_INFO("Pre-dump: freezing the tree of " + Who(root));

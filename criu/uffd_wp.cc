@@ -92,8 +92,9 @@ Result<UniqueFd> MakeUffdIn(compel::SeizedProcess& proc) {
   pid_t pid = proc.pid();
   std::string where = Who(pid) + ": making a userfaultfd for write tracking";
   TRY_ASSIGN(uint64_t exec, compel::FindExecAddr(pid), where);
-  TRY_ASSIGN(long r, compel::RemoteSyscallRestoring(pid, proc.mem_fd(), exec, SYS_userfaultfd,
-                                                    O_CLOEXEC | O_NONBLOCK | kUserModeOnly),
+  TRY_ASSIGN(long r,
+             compel::RemoteSyscallRestoring(pid, proc.mem_fd(), exec, SYS_userfaultfd,
+                                            O_CLOEXEC | O_NONBLOCK | kUserModeOnly),
              where);
   if (r < 0) return Error::Errno(where + ": userfaultfd() in the process", int(-r));
   int remote = int(r);
@@ -107,8 +108,8 @@ Result<UniqueFd> MakeUffdIn(compel::SeizedProcess& proc) {
     mine.reset(int(syscall(SYS_pidfd_getfd, pidfd.get(), remote, 0)));
   if (!err && !mine) err = errno;
   auto closed = compel::RemoteSyscallRestoring(pid, proc.mem_fd(), exec, SYS_close, remote);
-  if (!closed.ok()) return std::move(closed.error().Context(where + ": closing its fd " +
-                                                            std::to_string(remote)));
+  if (!closed.ok())
+    return std::move(closed.error().Context(where + ": closing its fd " + std::to_string(remote)));
   if (*closed < 0) return Error::Errno(where + ": close() in the process", int(-*closed));
   if (err) return Error::Errno(where + ": pidfd_getfd", err);
   // pidfd_getfd sets O_CLOEXEC on ckpt's copy.

@@ -1,12 +1,13 @@
 // Incremental chains at restore (criu/page_chain.h): "in parent" pages are
 // resolved through parent, parent/parent, ...; a broken, looping or foreign
 // chain is refused with a clear error. Image directories are built here.
+#include "criu/page_chain.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 
-#include "criu/page_chain.h"
 #include "images/image_dir.h"
 #include "proto/memtrack.pb.h"
 #include "test_util.h"
@@ -108,8 +109,8 @@ TEST(PageChain, ResolvesThroughTwoSteps) {
   testing::TempDir tmp;
   // d1 saved 4 pages; d2 saved the third again; the top keeps all four.
   MakeStep(tmp / "d1", {{kBase, 4, false}});
-  MakeStep(tmp / "d2", {{kBase, 2, true}, {kBase + 0x2000, 1, false}, {kBase + 0x3000, 1, true}},
-           7, "../d1");
+  MakeStep(tmp / "d2", {{kBase, 2, true}, {kBase + 0x2000, 1, false}, {kBase + 0x3000, 1, true}}, 7,
+           "../d1");
   MakeStep(tmp / "d3", {}, 7, "../d2");
   auto r = Resolve(tmp / "d3", {{kBase - 0x1000, 1, false}, {kBase, 4, true}});
   ASSERT_TRUE(r.ok()) << Err(r);

@@ -70,8 +70,8 @@ CmdResult ckpt(const std::string& name, std::vector<std::string> args) {
 
 std::vector<std::string> dump_args(const std::string& cmd, const std::string& dir,
                                    const std::string& parent) {
-  std::vector<std::string> a = {cmd, "-t", std::to_string(g_pid), "-D", g_workdir + "/" + dir,
-                                "-o", "ckpt.log", "-v4"};
+  std::vector<std::string> a = {
+      cmd, "-t", std::to_string(g_pid), "-D", g_workdir + "/" + dir, "-o", "ckpt.log", "-v4"};
   if (!parent.empty()) a.insert(a.end(), {"--prev-images-dir", "../" + parent});
   return a;
 }
@@ -224,9 +224,12 @@ void scenario_tracker_killed() {
   CmdResult r = ckpt("pre-dump-2", dump_args("pre-dump", "d2", "d1"));
   std::string log = read_text(g_workdir + "/d2/ckpt.log");
   if (log.find("write tracking of ../d1 is lost") == std::string::npos)
-    throw Fail("pre-dump 2 did not warn that the tracking was lost\n" + tail(g_workdir + "/d2/ckpt.log"));
+    throw Fail("pre-dump 2 did not warn that the tracking was lost\n" +
+               tail(g_workdir + "/d2/ckpt.log"));
   uint64_t p1 = pages_in("d1"), p2 = pages_in("d2");
-  if (p2 * 2 < p1) throw Fail("without tracking, pre-dump 2 saved only " + std::to_string(p2) + " of " + std::to_string(p1) + " pages");
+  if (p2 * 2 < p1)
+    throw Fail("without tracking, pre-dump 2 saved only " + std::to_string(p2) + " of " +
+               std::to_string(p1) + " pages");
   ok("pre-dump 2 without a tracker: a warning, every page saved again");
   round(3);
   auto a = dump_args("dump", "d3", "d2");
@@ -250,8 +253,8 @@ void scenario_ckpt_killed() {
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof(sa);
-  if (lsk < 0 || bind(lsk, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0 || listen(lsk, 1) < 0 ||
-      getsockname(lsk, reinterpret_cast<sockaddr*>(&sa), &len) < 0)
+  if (lsk < 0 || bind(lsk, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0 ||
+      listen(lsk, 1) < 0 || getsockname(lsk, reinterpret_cast<sockaddr*>(&sa), &len) < 0)
     throw Fail("setup: a listening socket");
   std::string port = std::to_string(ntohs(sa.sin_port));
   auto a = dump_args("pre-dump", "d1", "");
@@ -278,7 +281,8 @@ void scenario_ckpt_killed() {
   if (trackers().size() != 1) throw Fail("the pre-dump started no tracker\n" + tail(log));
   if (!has_uw()) throw Fail("no write tracking during the pre-dump");
   usleep(200000);
-  if (proc_state(c) == 'Z' || proc_state(c) == 0) throw Fail("the pre-dump did not block on the silent page server");
+  if (proc_state(c) == 'Z' || proc_state(c) == 0)
+    throw Fail("the pre-dump did not block on the silent page server");
   kill(c, SIGKILL);
   int st;
   wait_exit(c, 10, &st);
@@ -286,7 +290,8 @@ void scenario_ckpt_killed() {
   close(lsk);
   wait_no_tracker("after ckpt was killed during a pre-dump", 10);
   check_clean(maps, "after ckpt was killed during a pre-dump");
-  if (fs::exists(g_workdir + "/d1/inventory.img")) throw Fail("the killed pre-dump left an inventory");
+  if (fs::exists(g_workdir + "/d1/inventory.img"))
+    throw Fail("the killed pre-dump left an inventory");
   finish("after the killed pre-dump");
 }
 
@@ -307,10 +312,14 @@ int main(int argc, char** argv) {
   std::string scenario;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--ckpt") g_ckpt = v;
-    else if (k == "--workdir") g_workdir = v;
-    else if (k == "--prog") g_prog = v;
-    else if (k == "--scenario") scenario = v;
+    if (k == "--ckpt")
+      g_ckpt = v;
+    else if (k == "--workdir")
+      g_workdir = v;
+    else if (k == "--prog")
+      g_prog = v;
+    else if (k == "--scenario")
+      scenario = v;
   }
   if (g_ckpt.empty() || g_workdir.empty() || g_prog.empty() || scenario.empty()) {
     fprintf(stderr, "usage: zdtm-incremental --ckpt PATH --workdir DIR --prog PATH --scenario S\n");
@@ -321,11 +330,16 @@ int main(int argc, char** argv) {
   fs::create_directories(g_workdir);
   int rc = 0;
   try {
-    if (scenario == "chain") scenario_chain();
-    else if (scenario == "tracker-killed") scenario_tracker_killed();
-    else if (scenario == "ckpt-killed") scenario_ckpt_killed();
-    else if (scenario == "timeout") scenario_timeout();
-    else throw Fail("unknown scenario " + scenario);
+    if (scenario == "chain")
+      scenario_chain();
+    else if (scenario == "tracker-killed")
+      scenario_tracker_killed();
+    else if (scenario == "ckpt-killed")
+      scenario_ckpt_killed();
+    else if (scenario == "timeout")
+      scenario_timeout();
+    else
+      throw Fail("unknown scenario " + scenario);
   } catch (const Fail& f) {
     printf("[FAIL] %s: %s\n", scenario.c_str(), f.what());
     printf("program output:\n%s", tail(g_out, 20).c_str());

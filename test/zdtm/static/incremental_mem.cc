@@ -65,8 +65,8 @@ int main(int argc, char** argv) {
       if (write(fd, page, kPage) != ssize_t(kPage)) fail("write: %s", strerror(errno));
     }
   }
-  auto* f = static_cast<uint64_t*>(
-      mmap(nullptr, kF * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
+  auto* f =
+      static_cast<uint64_t*>(mmap(nullptr, kF * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
   if (f == MAP_FAILED) fail("mmap file: %s", strerror(errno));
   close(fd);
   for (size_t p = 0; p < kF; p++) fill(f + p * kWords, 'F', p, 1);
@@ -117,8 +117,8 @@ int main(int argc, char** argv) {
     if (!same(a + p * kWords, 'A', p, a_gen[p]))
       fail("A page %zu: not the round %u pattern", p, a_gen[p]);
   for (size_t p = 0; p < kB; p++)
-    if (!same(b + p * kWords, 'B', p, b_gen)) fail("B page %zu: not the round %lu pattern", p,
-                                                   (unsigned long)b_gen);
+    if (!same(b + p * kWords, 'B', p, b_gen))
+      fail("B page %zu: not the round %lu pattern", p, (unsigned long)b_gen);
   for (size_t p = 0; p < kC; p++) {
     const uint64_t* q = c + p * kWords;
     if (c_state == 0 || (c_state == 2 && p % 2 == 0)) {
