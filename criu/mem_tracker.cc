@@ -114,7 +114,7 @@ bool SendAll(int sk, int count, const std::vector<Entry>& entries, const std::ve
   if (null > 2 && !keep.count(null)) close(null);
 
   pid_t me = getpid();
-  if (write(ctl, &me, sizeof(me)) != ssize_t(sizeof(me))) _exit(1);
+  if (send(ctl, &me, sizeof(me), MSG_NOSIGNAL) != ssize_t(sizeof(me))) _exit(1);
   // Until the pre-dump commits, the tracking is only on loan.
   for (;;) {
     struct pollfd p[2] = {{ctl, POLLIN, 0}, {pidfd, POLLIN, 0}};
@@ -221,7 +221,9 @@ Tracker::~Tracker() = default;  // closing ctl_ before Commit makes it exit
 
 Status Tracker::Commit() {
   char c = 'C';
-  if (write(ctl_.get(), &c, 1) != 1) return Error::Errno("tracker " + std::to_string(pid_));
+  // MSG_NOSIGNAL: a tracker gone meanwhile (the root exited) is an error, not SIGPIPE.
+  if (send(ctl_.get(), &c, 1, MSG_NOSIGNAL) != 1)
+    return Error::Errno("memory tracker " + std::to_string(pid_) + " is gone");
   ctl_.reset();
   return Ok();
 }

@@ -259,7 +259,10 @@ Status PreDump(const Options& o, const KernelFeatures& kf) {
   inv.set_dump_time_ns(uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec));
   inv.set_pre_dump(true);
   TRY(dir->Commit(inv));
-  TRY(step->Commit());
+  // The images are complete; without the tracker the next step saves everything.
+  if (Status s = step->Commit(); !s.ok())
+    LOG_WARN("pre-dump saved, but the write tracking ended (" + s.error().message() +
+             "): the next step saves every page again");
   LOG_INFO("Pre-dump of the tree of " + Who(root) + " complete: " + std::to_string(saved) +
            " pages saved, " + std::to_string(in_parent) + " in the parent images");
   return Ok();
