@@ -21,7 +21,8 @@ inline pid_t ForkWithPids(const pid_t* ids, size_t n, uint64_t flags) {
   struct clone_args a;
   memset(&a, 0, sizeof(a));
   a.flags = flags;
-  a.exit_signal = SIGCHLD;
+  // clone3 takes no exit signal with CLONE_PARENT: the child gets ours.
+  a.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD;
   a.set_tid = uintptr_t(ids);
   a.set_tid_size = n;
   return pid_t(syscall(SYS_clone3, &a, sizeof(a)));

@@ -2,6 +2,7 @@
 #include "criu/dump.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -19,6 +20,7 @@
 #include "base/log.h"
 #include "compel/infect.h"
 #include "compel/seize.h"
+#include "criu/action_hooks.h"
 #include "criu/cgroup.h"
 #include "criu/cgroup_freeze.h"
 #include "criu/files/fd_dump.h"
@@ -36,6 +38,7 @@
 #include "criu/proc_parse.h"
 #include "criu/pstree.h"
 #include "criu/regs_pb.h"
+#include "criu/rseq_dump.h"
 #include "criu/seccomp.h"
 #include "criu/shmem.h"
 #include "images/image_dir.h"
@@ -67,6 +70,8 @@ struct TaskInfo {
   // Queued signals, peeked while every thread is stopped (before infection).
   std::map<pid_t, std::vector<std::string>> pending;
   std::vector<std::string> shared_pending;
+  // rseq registrations, read while every thread is stopped (criu/rseq_dump.h).
+  std::map<pid_t, pb::RseqEntry> rseq;
 };
 
 // /proc/PID/timers: "ID:", "signal: SIG/VALUE", "notify: KIND/pid|tid.N", "ClockID:".
@@ -146,6 +151,8 @@ Result<TaskInfo> Inspect(const compel::SeizedProcess& proc, const Options& o, bo
   TaskInfo t;
   for (pid_t tid : proc.threads()) {
     TRY_ASSIGN(t.pending[tid], compel::PeekPendingSignals(tid, false));
+    TRY_ASSIGN(std::optional<pb::RseqEntry> rseq, ReadRseqRegistration(tid));
+    if (rseq) t.rseq[tid] = *rseq;
   }
   TRY_ASSIGN(t.shared_pending, compel::PeekPendingSignals(pid, true));
   TRY_ASSIGN(t.stat, proc::ReadStat(pid));
@@ -159,7 +166,9 @@ Result<TaskInfo> Inspect(const compel::SeizedProcess& proc, const Options& o, bo
   TRY_ASSIGN(t.fds, files::CollectFds(pid, {.shell_job = o.shell_job,
                                             .ext_unix_sk = o.ext_unix_sk,
                                             .tcp_established = o.tcp_established,
-                                            .skip_in_flight = o.skip_in_flight}));
+                                            .skip_in_flight = o.skip_in_flight,
+                                            .externals = &o.external,
+                                            .orphan_pts_master = o.orphan_pts_master}));
   if (own_mnt_ns) TRY(UseTaskPaths(pid, t));
   TRY_ASSIGN(t.timers, ReadPosixTimers(pid));
   if (t.timers.size() > abi::kMaxPosixTimers) return Error(Who(pid) + ": too many POSIX timers");
@@ -244,19 +253,7 @@ Status FillThread(pid_t tid, compel::Infection& inf, int mem_fd, const TaskInfo&
   ss->set_sp(alt.sp);
   ss->set_size(alt.size);
   ss->set_flags(uint32_t(alt.flags));
-  struct {
-    uint64_t ptr;
-    uint32_t size, signature, flags, pad;
-  } rseq = {};
-  constexpr int kPtraceGetRseqConfiguration = 0x420f;
-  if (ptrace(__ptrace_request(kPtraceGetRseqConfiguration), tid, (void*)sizeof(rseq), &rseq) ==
-          long(sizeof(rseq)) &&
-      rseq.ptr) {
-    pb::RseqEntry* re = th->mutable_rseq();
-    re->set_ptr(rseq.ptr);
-    re->set_size(rseq.size);
-    re->set_signature(rseq.signature);
-  }
+  if (auto rs = t.rseq.find(tid); rs != t.rseq.end()) *th->mutable_rseq() = rs->second;
   for (auto& p : t.pending.at(tid)) th->add_pending(p);
   return Ok();
 }
@@ -384,6 +381,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   pid_t root = o.pid;
   if (kill(root, 0) < 0 && errno == ESRCH) return Error(Who(root) + ": no such process");
   if (root == getpid()) return Error("ckpt cannot dump itself");
+  TRY(RunAction(o, {Action::kPreDump, root}));  // action hooks: a no leaves the tree untouched
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Create(o.images_dir));
 
   LOG_INFO("Seizing the tree of " + Who(root));
@@ -411,7 +409,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   if (namespaces.net()) {
     // Read from ckpt's own namespace (veth peers are named as it sees
     // them); then ckpt works inside the tree's for the rest of the dump.
-    TRY(ns::DumpNetNamespace(root, {.externals = o.external}, *dir));
+    if (!(o.empty_ns & CLONE_NEWNET))  // --empty-ns net: not saved
+      TRY(ns::DumpNetNamespace(root, {.externals = o.external}, *dir));
     TRY(ns::JoinNetNamespaceOf(root));
   }
   // cgroups (criu/cgroup.h): every task's cgroup, with --manage-cgroups the
@@ -437,6 +436,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     if (!t.proc) continue;
     TRY(seccomp.AddProcess(t.pid, t.proc->threads()));
     TRY(lsm.AddProcess(t.pid, t.proc->threads()));
+    // Before anything runs in a thread (criu/rseq_dump.h).
+    for (pid_t tid : t.proc->threads()) TRY(AbortRseqCritical(tid, t.proc->mem_fd()));
   }
 
   // Before any socket is touched: the dumped connections' packets stop
@@ -448,6 +449,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
       if (t.proc) live.push_back(t.pid);
     TRY(net.LockConnections(live));
   }
+  TRY(RunAction(o, {Action::kNetworkLock, root}));  // action hooks
   // SysV semaphore undo lists (criu/ns/sem_undo.h), where semaphores
   // exist at all (every multi-threaded task has a list, mostly empty).
   ns::SemUndoPlan sem_undo;
@@ -544,6 +546,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   if (!o.leave_running && !net.KeptLockName().empty()) inv.set_netlock_table(net.KeptLockName());
   TRY(dir->Commit(inv));
   if (chain) TRY(chain->Commit());
+  TRY(RunAction(o, {Action::kPostDump, root}));  // action hooks: a no resumes the tree
 
   if (o.leave_running)
     TRY(net.Finish(false));  // connections go on, unlocked

@@ -16,8 +16,10 @@
 #include "criu/page_xfer.h"
 #include "criu/predump.h"
 #include "criu/restore.h"
+#include "criu/rpc/rpc_server.h"
 #include "criu/show.h"
 #include "criu/uffd_wp.h"
+#include "criu/version.h"
 #include "images/image_dir.h"
 #include "proto/inventory.pb.h"
 
@@ -77,7 +79,7 @@ int Run(int argc, char** argv) {
     return 0;
   }
   if (o.command == Command::kVersion) {
-    puts("ckpt 0.1.0");
+    fputs(VersionText(), stdout);
     return 0;
   }
   log::SetLevel(o.verbosity);
@@ -99,6 +101,10 @@ int Run(int argc, char** argv) {
   switch (o.command) {
     case Command::kCheck:
       return Check();
+    case Command::kSwrk:
+      return rpc::RunSwrk(o);
+    case Command::kService:
+      return rpc::RunService(o);
     case Command::kUnlock: {
       Status s = UnlockDump(o);
       if (!s.ok()) {

@@ -89,6 +89,20 @@ Result<pb::SysvShmEntry> ReadSysvShm(pid_t pid, int id) {
   return Error("SysV shm id " + std::to_string(id) + " is not in /proc/sysvipc/shm");
 }
 
+// The per-mapping state madvise(2) and mmap(2) set, from smaps' VmFlags
+// (bits of VmEntry.madv, proto/mm.proto). A MAP_DROPPABLE mapping ("dp")
+// has "wf" and "dd" by its type: mapping it again brings them back.
+uint32_t MadvBits(const proc::MapEntry& m) {
+  uint32_t madv = 0;
+  if (m.HasFlag("dc")) madv |= 1;
+  if (m.HasFlag("hg")) madv |= 4;
+  if (m.HasFlag("nh")) madv |= 8;
+  if (m.HasFlag("dp")) return madv | 64;
+  if (m.HasFlag("dd")) madv |= 2;
+  if (m.HasFlag("wf")) madv |= 32;
+  return madv;
+}
+
 }  // namespace
 
 Result<PagePipe> PagePipe::Create() {
@@ -114,12 +128,7 @@ Status CollectVmas(pid_t pid, const std::vector<proc::MapEntry>& maps, pb::MmEnt
     uint32_t flags = m.shared ? MAP_SHARED : MAP_PRIVATE;
     if (m.HasFlag("gd")) flags |= MAP_GROWSDOWN;
     v->set_flags(flags);
-    uint32_t madv = 0;
-    if (m.HasFlag("dc")) madv |= 1;
-    if (m.HasFlag("dd")) madv |= 2;
-    if (m.HasFlag("hg")) madv |= 4;
-    if (m.HasFlag("nh")) madv |= 8;
-    v->set_madv(madv);
+    v->set_madv(MadvBits(m));
     if (!m.path.empty()) v->set_name(m.path);
     std::string where = who + ": mapping " + Hex(m.start) + "-" + Hex(m.end) + " " + m.path;
     if (m.path == "[vdso]") {
@@ -167,7 +176,9 @@ Status CollectVmas(pid_t pid, const std::vector<proc::MapEntry>& maps, pb::MmEnt
       v->set_path(path);
       v->set_pgoff(m.pgoff);
       v->set_file_size(uint64_t(st.st_size));
-      v->set_open_rw(m.shared && m.w);
+      // VM_MAYWRITE ("mw") of a shared file mapping: its file was open for
+      // writing, so a read-only mapping may be mprotect'ed writable later.
+      v->set_open_rw(m.shared && (m.w || m.HasFlag("mw")));
     } else if (m.shared) {
       return Error(where + ": shared anonymous memory is not supported yet");
     } else if (m.path.empty() || m.path == "[heap]" || m.path == "[stack]" ||

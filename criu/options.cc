@@ -1,9 +1,14 @@
 #include "criu/options.h"
 
 #include <getopt.h>
+#include <sched.h>
 
 #include <cstdlib>
 #include <cstring>
+
+#include "base/io.h"
+#include "criu/config_file.h"
+#include "criu/cgroup_v1.h"
 
 namespace ckpt {
 namespace {
@@ -26,11 +31,89 @@ enum LongOnly {
   kOptAddress,
   kOptPort,
   kOptStatusFd,
+  kOptActionScript,
+  kOptDaemon,
+  kOptEmptyNs,
+  kOptInheritFd,
+  kOptOrphanPtsMaster,
+  kOptConfig,
+  kOptNoDefaultConfig,
   kOptPrevImagesDir,
   kOptTrackMem,
   kOptTrackMemTimeout,
-  kOptAutoDedup
+  kOptAutoDedup,
+  kOptNegate = 1100,  // + index into kFlags: --no-FLAG
 };
+
+// Boolean options CRIU lets a later source turn off again with --no-NAME
+// (a config file sets one, the command line unsets it).
+struct Flag {
+  const char* name;
+  bool Options::*field;
+};
+constexpr Flag kFlags[] = {
+    {"leave-running", &Options::leave_running},
+    {"restore-detached", &Options::restore_detached},
+    {"shell-job", &Options::shell_job},
+    {"file-locks", &Options::file_locks},
+    {"ext-unix-sk", &Options::ext_unix_sk},
+    {"tcp-established", &Options::tcp_established},
+    {"tcp-close", &Options::tcp_close},
+    {"skip-in-flight", &Options::skip_in_flight},
+    {"orphan-pts-master", &Options::orphan_pts_master},
+};
+constexpr size_t kNumFlags = sizeof(kFlags) / sizeof(kFlags[0]);
+
+// The long options, for getopt_long and for checking config files.
+const std::vector<struct option>& LongOptions() {
+  static const std::vector<struct option> table = [] {
+    std::vector<struct option> t = {
+        {"tree", required_argument, nullptr, 't'},
+        {"images-dir", required_argument, nullptr, 'D'},
+        {"log-file", required_argument, nullptr, 'o'},
+        {"verbosity", optional_argument, nullptr, 'v'},
+        {"leave-running", no_argument, nullptr, 'R'},
+        {"restore-detached", no_argument, nullptr, 'd'},
+        {"shell-job", no_argument, nullptr, 'j'},
+        {"pidfile", required_argument, nullptr, kOptPidfile},
+        {"file-locks", no_argument, nullptr, kOptFileLocks},
+        {"ext-unix-sk", no_argument, nullptr, kOptExtUnixSk},
+        {"tcp-established", no_argument, nullptr, kOptTcpEstablished},
+        {"tcp-close", no_argument, nullptr, kOptTcpClose},
+        {"skip-in-flight", no_argument, nullptr, kOptSkipInFlight},
+        {"network-lock", required_argument, nullptr, kOptNetworkLock},
+        {"external", required_argument, nullptr, kOptExternal},
+        {"root", required_argument, nullptr, kOptRoot},  // mnt ns
+        {"manage-cgroups", optional_argument, nullptr, kOptManageCgroups},
+        {"cgroup-root", required_argument, nullptr, kOptCgroupRoot},
+        {"freeze-cgroup", required_argument, nullptr, kOptFreezeCgroup},
+        {"inherit-fd", required_argument, nullptr, kOptInheritFd},
+        {"orphan-pts-master", no_argument, nullptr, kOptOrphanPtsMaster},
+        {"config", required_argument, nullptr, kOptConfig},
+        {"no-default-config", no_argument, nullptr, kOptNoDefaultConfig},
+        {"page-server", no_argument, nullptr, kOptPageServer},
+        {"address", required_argument, nullptr, kOptAddress},
+        {"port", required_argument, nullptr, kOptPort},
+        {"status-fd", required_argument, nullptr, kOptStatusFd},
+        {"action-script", required_argument, nullptr, kOptActionScript},
+        {"daemon", no_argument, nullptr, kOptDaemon},
+        {"empty-ns", required_argument, nullptr, kOptEmptyNs},
+        {"prev-images-dir", required_argument, nullptr, kOptPrevImagesDir},
+        {"track-mem", no_argument, nullptr, kOptTrackMem},
+        {"track-mem-timeout", required_argument, nullptr, kOptTrackMemTimeout},
+        {"auto-dedup", no_argument, nullptr, kOptAutoDedup},
+        {"help", no_argument, nullptr, 'h'},
+    };
+    static std::vector<std::string> negated;
+    negated.reserve(kNumFlags);
+    for (size_t i = 0; i < kNumFlags; i++) negated.push_back(std::string("no-") + kFlags[i].name);
+    for (size_t i = 0; i < kNumFlags; i++)
+      t.push_back({negated[i].c_str(), no_argument, nullptr, int(kOptNegate + i)});
+    t.push_back({nullptr, 0, nullptr, 0});
+    return t;
+  }();
+  return table;
+}
 
 Result<Command> ParseCommand(const std::string& s) {
   if (s == "dump") return Command::kDump;
@@ -40,6 +123,8 @@ Result<Command> ParseCommand(const std::string& s) {
   if (s == "show") return Command::kShow;
   if (s == "unlock") return Command::kUnlock;
   if (s == "page-server") return Command::kPageServer;
+  if (s == "swrk") return Command::kSwrk;
+  if (s == "service") return Command::kService;
   if (s == "help" || s == "--help" || s == "-h") return Command::kHelp;
   if (s == "--version" || s == "-V") return Command::kVersion;
   return Error("unknown command '" + s + "' (try: ckpt --help)");
@@ -58,11 +143,18 @@ Result<CgroupMode> ParseCgroupMode(const std::string& s) {
 
 // "[CONTROLLER:]PATH". cgroup v2 has one tree for every controller, so a
 // CONTROLLER prefix (CRIU's v1 syntax) is accepted but every --cgroup-root
-// must then name the same PATH.
-Status ParseCgroupRoot(const std::string& arg, std::string& root) {
+// must then name the same PATH. A CONTROLLER with a v1 hierarchy on this
+// host (hybrid hosts; runc sends one per hierarchy) is that hierarchy's,
+// which ckpt does not manage: kept in `v1` and ignored (criu/cgroup_v1.h).
+Status ParseCgroupRoot(const std::string& arg, std::string& root, std::vector<std::string>& v1) {
   std::string path = arg;
   size_t colon = arg.find(':');
   if (colon != std::string::npos && arg[0] != '/') path = arg.substr(colon + 1);
+  if (colon != std::string::npos && colon > 0 && arg[0] != '/' &&
+      cgroupv1::IsV1Controller(arg.substr(0, colon))) {
+    v1.push_back(arg);
+    return Ok();
+  }
   if (path.empty() || path[0] != '/')
     return Error("bad --cgroup-root '" + arg + "' (use [CONTROLLER:]/PATH, a cgroup path)");
   if (path.find("/../") != std::string::npos || path.find("/./") != std::string::npos ||
@@ -84,88 +176,30 @@ bool ParseInt(const char* s, long& out) {
   return errno == 0 && end != s && *end == 0;
 }
 
-}  // namespace
-
-Result<Options> ParseOptions(int argc, char** argv) {
-  Options o;
-  if (argc < 2) return Error("no command given (try: ckpt --help)");
-  // CRIU accepts options before the command too: find the first non-option.
-  int cmd_index = -1;
-  for (int i = 1; i < argc; i++) {
-    if (argv[i][0] != '-' || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ||
-        !strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
-      cmd_index = i;
-      break;
-    }
-    // Skip the value of options that take one as a separate word.
-    static const char* const kWithValue[] = {"-t",
-                                             "-D",
-                                             "-o",
-                                             "--tree",
-                                             "--images-dir",
-                                             "--log-file",
-                                             "--pidfile",
-                                             "--network-lock",
-                                             "--cgroup-root",
-                                             "--freeze-cgroup",
-                                             "--external",
-                                             "--root",  // mnt ns
-                                             "--address",
-                                             "--port",
-                                             "--status-fd",
-                                             "--prev-images-dir",
-                                             "--track-mem-timeout"};
-    for (const char* w : kWithValue)
-      if (!strcmp(argv[i], w)) {
-        i++;
-        break;
-      }
-  }
-  if (cmd_index < 0) return Error("no command given (try: ckpt --help)");
-  TRY_ASSIGN(o.command, ParseCommand(argv[cmd_index]));
-  if (o.command == Command::kHelp || o.command == Command::kVersion) return o;
-
-  std::vector<char*> av;
-  for (int i = 0; i < argc; i++)
-    if (i != cmd_index) av.push_back(argv[i]);
-  av.push_back(nullptr);
-
-  static const struct option kLong[] = {
-      {"tree", required_argument, nullptr, 't'},
-      {"images-dir", required_argument, nullptr, 'D'},
-      {"log-file", required_argument, nullptr, 'o'},
-      {"verbosity", optional_argument, nullptr, 'v'},
-      {"leave-running", no_argument, nullptr, 'R'},
-      {"restore-detached", no_argument, nullptr, 'd'},
-      {"shell-job", no_argument, nullptr, 'j'},
-      {"pidfile", required_argument, nullptr, kOptPidfile},
-      {"file-locks", no_argument, nullptr, kOptFileLocks},
-      {"ext-unix-sk", no_argument, nullptr, kOptExtUnixSk},
-      {"tcp-established", no_argument, nullptr, kOptTcpEstablished},
-      {"tcp-close", no_argument, nullptr, kOptTcpClose},
-      {"skip-in-flight", no_argument, nullptr, kOptSkipInFlight},
-      {"network-lock", required_argument, nullptr, kOptNetworkLock},
-      {"external", required_argument, nullptr, kOptExternal},
-      {"root", required_argument, nullptr, kOptRoot},  // mnt ns
-      {"manage-cgroups", optional_argument, nullptr, kOptManageCgroups},
-      {"cgroup-root", required_argument, nullptr, kOptCgroupRoot},
-      {"freeze-cgroup", required_argument, nullptr, kOptFreezeCgroup},
-      {"page-server", no_argument, nullptr, kOptPageServer},
-      {"address", required_argument, nullptr, kOptAddress},
-      {"port", required_argument, nullptr, kOptPort},
-      {"status-fd", required_argument, nullptr, kOptStatusFd},
-      {"prev-images-dir", required_argument, nullptr, kOptPrevImagesDir},
-      {"track-mem", no_argument, nullptr, kOptTrackMem},
-      {"track-mem-timeout", required_argument, nullptr, kOptTrackMemTimeout},
-      {"auto-dedup", no_argument, nullptr, kOptAutoDedup},
-      {"help", no_argument, nullptr, 'h'},
-      {nullptr, 0, nullptr, 0},
+// "fd[N]:KEY", CRIU's syntax (the brackets are literal).
+Result<Options::InheritFd> ParseInheritFd(const std::string& arg) {
+  auto bad = [&](const std::string& why) {
+    return Error("bad --inherit-fd '" + arg + "': " + why +
+                 " (use fd[N]:KEY, e.g. fd[0]:pipe:[12345] or fd[3]:tty[8800:d])");
   };
+  if (arg.rfind("fd[", 0) != 0) return bad("it must start with fd[");
+  size_t close = arg.find("]:");
+  if (close == std::string::npos || close == 3) return bad("no ]: after the fd number");
+  long n;
+  std::string num = arg.substr(3, close - 3);
+  if (!ParseInt(num.c_str(), n) || n < 0 || n > 0x7fffffff) return bad("'" + num + "' is no fd");
+  std::string key = arg.substr(close + 2);
+  if (key.empty()) return bad("no KEY after ':'");
+  return Options::InheritFd{key, int(n)};
+}
+
+// Applies the options of av (getopt_long over av[0..ac), av[0] a program
+// name) onto o. Returns the index of the first positional argument.
+Result<int> ApplyArgs(int ac, char** av, Options& o, const std::string& cmd) {
   optind = 0;  // full re-initialisation of getopt
   opterr = 0;
-  int ac = int(av.size()) - 1;
   for (;;) {
-    int c = getopt_long(ac, av.data(), ":t:D:o:v::Rdjh", kLong, nullptr);
+    int c = getopt_long(ac, av, ":t:D:o:v::Rdjh", LongOptions().data(), nullptr);
     if (c == -1) break;
     long n;
     switch (c) {
@@ -210,6 +244,21 @@ Result<Options> ParseOptions(int argc, char** argv) {
         if (!*optarg) return Error("--external needs a value, e.g. veth[eth0]:host-veth0");
         o.external.push_back(optarg);
         break;
+      case kOptActionScript:
+        if (!*optarg) return Error("--action-script needs a program");
+        o.action_scripts.push_back(optarg);
+        break;
+      case kOptAddress:
+        o.address = optarg;
+        break;
+      case kOptDaemon:
+        o.daemon = true;
+        break;
+      case kOptEmptyNs:
+        if (strcmp(optarg, "net") != 0)
+          return Error("bad --empty-ns '" + std::string(optarg) + "' (only net is supported)");
+        o.empty_ns |= CLONE_NEWNET;
+        break;
       case kOptFileLocks:
         o.file_locks = true;
         break;
@@ -240,7 +289,7 @@ Result<Options> ParseOptions(int argc, char** argv) {
         }
         break;
       case kOptCgroupRoot:
-        TRY(ParseCgroupRoot(optarg, o.cgroup_root));
+        TRY(ParseCgroupRoot(optarg, o.cgroup_root, o.cgroup_root_v1));
         break;
       case kOptFreezeCgroup:
         if (!optarg[0]) return Error("--freeze-cgroup needs a cgroup directory");
@@ -248,9 +297,6 @@ Result<Options> ParseOptions(int argc, char** argv) {
         break;
       case kOptPageServer:
         o.page_server = true;
-        break;
-      case kOptAddress:
-        o.address = optarg;
         break;
       case kOptPort:
         if (!ParseInt(optarg, n) || n <= 0 || n > 65535)
@@ -271,25 +317,159 @@ Result<Options> ParseOptions(int argc, char** argv) {
         break;
       case kOptTrackMemTimeout:
         if (!ParseInt(optarg, n) || n <= 0 || n > 7 * 86400)
-          return Error("bad --track-mem-timeout '" + std::string(optarg) + "' (seconds, 1..604800)");
+          return Error("bad --track-mem-timeout '" + std::string(optarg) +
+                       "' (seconds, 1..604800)");
         o.track_mem_timeout = int(n);
         break;
       case kOptAutoDedup:
         return Error("--auto-dedup is not supported: the parent images keep every page they hold");
+      case kOptInheritFd: {
+        TRY_ASSIGN(Options::InheritFd f, ParseInheritFd(optarg));
+        o.inherit_fds.push_back(std::move(f));
+        break;
+      }
+      case kOptOrphanPtsMaster:
+        o.orphan_pts_master = true;
+        break;
+      case kOptConfig:
+        o.config_file = optarg;  // read before the command line (ParseOptions)
+        break;
+      case kOptNoDefaultConfig:
+        o.no_default_config = true;
+        break;
       case 'h':
         o.help = true;
         break;
       case ':':
         return Error(std::string("option '") + av[optind - 1] + "' needs a value");
       default: {
+        if (c >= kOptNegate && c < int(kOptNegate + kNumFlags)) {
+          o.*(kFlags[c - kOptNegate].field) = false;
+          break;
+        }
         std::string bad = optopt ? std::string("-") + char(optopt)
                                  : std::string(optind > 0 ? av[optind - 1] : "?");
-        return Error("unknown option '" + bad + "' (try: ckpt " + argv[cmd_index] + " --help)");
+        return Error("unknown option '" + bad + "' (try: ckpt " + cmd + " --help)");
       }
     }
   }
+  return optind;
+}
+
+}  // namespace
+
+Status ApplyConfigFile(const std::string& path, Options& o, bool missing_ok) {
+  auto text = io::ReadFile(path);
+  if (!text.ok()) {
+    if (missing_ok && text.error().err() == ENOENT) return Ok();
+    return Error("config file " + path + ": " + text.error().message());
+  }
+  TRY_ASSIGN(std::vector<ConfigLine> lines, ParseConfigText(*text, path));
+  for (const ConfigLine& l : lines) {
+    std::string where = path + ":" + std::to_string(l.line);
+    const struct option* opt = nullptr;
+    for (const struct option& x : LongOptions())
+      if (x.name && l.name == x.name) opt = &x;
+    if (!opt || l.name == "help")
+      return Error(where + ": unknown option '" + l.name + "'" +
+                   (l.name == "dump" || l.name == "restore" || l.name == "check"
+                        ? " (a command cannot be given in a config file)"
+                        : ""));
+    if (l.name == "config" || l.name == "no-default-config")
+      return Error(where + ": '" + l.name + "' is for the command line only");
+    if (opt->has_arg == no_argument && l.has_value)
+      return Error(where + ": option '" + l.name + "' takes no value");
+    if (opt->has_arg == required_argument && !l.has_value)
+      return Error(where + ": option '" + l.name + "' needs a value");
+    std::vector<std::string> words = {"ckpt"};
+    if (opt->has_arg == optional_argument && l.has_value) {
+      words.push_back("--" + l.name + "=" + l.value);
+    } else {
+      words.push_back("--" + l.name);
+      if (l.has_value) words.push_back(l.value);
+    }
+    std::vector<char*> av;
+    for (std::string& w : words) av.push_back(w.data());
+    av.push_back(nullptr);
+    auto r = ApplyArgs(int(words.size()), av.data(), o, "dump");
+    if (!r.ok()) return Error(where + ": " + r.error().message());
+  }
+  return Ok();
+}
+
+Status ApplyConfigFiles(Options& o, bool with_config_file) {
+  if (!o.no_default_config) {
+    TRY(ApplyConfigFile("/etc/criu/default.conf", o, true));
+    const char* home = getenv("HOME");
+    if (home && *home) TRY(ApplyConfigFile(std::string(home) + "/.criu/default.conf", o, true));
+  }
+  const char* env = getenv("CRIU_CONFIG_FILE");
+  if (env && *env) TRY(ApplyConfigFile(env, o, false));
+  if (with_config_file && !o.config_file.empty()) TRY(ApplyConfigFile(o.config_file, o, false));
+  return Ok();
+}
+
+Result<Options> ParseOptions(int argc, char** argv) {
+  Options o;
+  if (argc < 2) return Error("no command given (try: ckpt --help)");
+  // CRIU accepts options before the command too: find the first non-option.
+  int cmd_index = -1;
+  for (int i = 1; i < argc; i++) {
+    if (argv[i][0] != '-' || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ||
+        !strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
+      cmd_index = i;
+      break;
+    }
+    // Skip the value of options that take one as a separate word.
+    static const char* const kWithValue[] = {"-t",
+                                             "-D",
+                                             "-o",
+                                             "--tree",
+                                             "--images-dir",
+                                             "--log-file",
+                                             "--pidfile",
+                                             "--network-lock",
+                                             "--cgroup-root",
+                                             "--freeze-cgroup",
+                                             "--external",
+                                             "--inherit-fd",
+                                             "--config",
+                                             "--root",  // mnt ns
+                                             "--address",
+                                             "--port",
+                                             "--status-fd",
+                                             "--action-script",
+                                             "--empty-ns",
+                                             "--prev-images-dir",
+                                             "--track-mem-timeout"};
+    for (const char* w : kWithValue)
+      if (!strcmp(argv[i], w)) {
+        i++;
+        break;
+      }
+  }
+  if (cmd_index < 0) return Error("no command given (try: ckpt --help)");
+  TRY_ASSIGN(o.command, ParseCommand(argv[cmd_index]));
+  if (o.command == Command::kHelp || o.command == Command::kVersion) return o;
+
+  // What CRIU reads before the command line: the default files (unless
+  // --no-default-config), $CRIU_CONFIG_FILE, then --config FILE.
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--no-default-config") o.no_default_config = true;
+    if (a == "--config" && i + 1 < argc) o.config_file = argv[i + 1];
+    if (a.rfind("--config=", 0) == 0) o.config_file = a.substr(9);
+  }
+  TRY(ApplyConfigFiles(o));
+
+  std::vector<char*> av;
+  for (int i = 0; i < argc; i++)
+    if (i != cmd_index) av.push_back(argv[i]);
+  av.push_back(nullptr);
+  int ac = int(av.size()) - 1;
+  TRY_ASSIGN(int first_arg, ApplyArgs(ac, av.data(), o, argv[cmd_index]));
   if (o.verbosity > 4) o.verbosity = 4;
-  for (int i = optind; i < ac; i++) o.args.push_back(av[i]);
+  for (int i = first_arg; i < ac; i++) o.args.push_back(av[i]);
   if (o.help) return o;
 
   switch (o.command) {
@@ -298,8 +478,7 @@ Result<Options> ParseOptions(int argc, char** argv) {
       if (o.images_dir.empty()) return Error("dump needs -D DIR");
       if (o.page_server && (o.address.empty() || o.port == 0))
         return Error("--page-server needs --address and --port of the page server");
-      if (!o.page_server && (!o.address.empty() || o.port))
-        return Error("--address and --port go with --page-server");
+      if (!o.page_server && o.port) return Error("--port goes with --page-server");
       break;
     case Command::kPreDump:
       if (o.pid == 0) return Error("pre-dump needs -t PID");
@@ -323,9 +502,23 @@ Result<Options> ParseOptions(int argc, char** argv) {
     case Command::kUnlock:
       if (o.images_dir.empty()) return Error("unlock needs -D DIR");
       break;
+    case Command::kSwrk: {
+      long fd;
+      if (o.args.size() != 1 || !ParseInt(o.args[0].c_str(), fd) || fd < 0 || fd > 0x7fffffff)
+        return Error("swrk needs the fd of its socket: ckpt swrk FD");
+      break;
+    }
+    case Command::kService:
+      if (o.address.empty()) return Error("service needs --address PATH (a unix socket path)");
+      if (!o.args.empty()) return Error("unexpected argument '" + o.args[0] + "'");
+      break;
     default:
       break;
   }
+  if (o.command != Command::kService && o.daemon) return Error("--daemon is a service option");
+  if (!o.address.empty() && o.command != Command::kService && o.command != Command::kPageServer &&
+      !((o.command == Command::kDump || o.command == Command::kPreDump) && o.page_server))
+    return Error("--address goes with service, page-server or dump --page-server");
   if (o.command != Command::kDump && o.command != Command::kPreDump &&
       (!o.prev_images_dir.empty() || o.track_mem))
     return Error("--prev-images-dir and --track-mem go with dump or pre-dump");
@@ -345,7 +538,12 @@ std::string LogPath(const Options& o) {
 std::string Usage(Command c) {
   const char* common =
       "  -o, --log-file FILE    log to FILE (relative to -D unless absolute)\n"
-      "  -v0 .. -v4             verbosity: 0 silent .. 4 debug (default 2)\n";
+      "  -v0 .. -v4             verbosity: 0 silent .. 4 debug (default 2)\n"
+      "      --config FILE      read options from FILE first (one long option per line,\n"
+      "                         without --; after /etc/criu/default.conf,\n"
+      "                         ~/.criu/default.conf and $CRIU_CONFIG_FILE)\n"
+      "      --no-default-config  skip the two default files\n"
+      "      --no-FLAG          unset a flag a config file set (e.g. --no-shell-job)\n";
   switch (c) {
     case Command::kDump:
       return std::string(
@@ -382,6 +580,19 @@ std::string Usage(Command c) {
                  "      --page-server --address ADDR --port PORT\n"
                  "                         send the memory (pagemap and pages images) to\n"
                  "                         `ckpt page-server` at ADDR:PORT; the rest stays in DIR\n"
+                 "      --empty-ns net     keep the network namespace's configuration out of\n"
+                 "                         the images (whoever restores sets it up)\n"
+                 "      --action-script PROG\n"
+                 "                         (repeatable) run PROG at pre-dump, network-lock\n"
+                 "                         and post-dump (CRTOOLS_SCRIPT_ACTION names the point);\n"
+                 "                         a non-zero exit fails the dump, the tree runs on\n"
+                 "      --orphan-pts-master\n"
+                 "                         allow a pty slave whose master is held outside the\n"
+                 "                         tree (a container's console)\n"
+                 "      --external tty[RDEV:DEV] | file[MNT_ID:INODE]\n"
+                 "                         (repeatable; hex, as stat(2) and fdinfo give them)\n"
+                 "                         a terminal or file from outside, given back at\n"
+                 "                         restore with --inherit-fd\n"
                  "      --prev-images-dir PREV\n"
                  "                         the previous step of an incremental chain (a\n"
                  "                         pre-dump), relative to DIR: pages unchanged since\n"
@@ -389,7 +600,9 @@ std::string Usage(Command c) {
                  "      --track-mem        use the write tracking PREV left; with -R keep\n"
                  "                         tracking for a next dump\n"
                  "      --track-mem-timeout SEC\n"
-                 "                         how long the tracking waits for a next step (600)\n") +
+                 "                         how long the tracking waits for a next step (600)\n"
+                 "Pipes whose other end is outside the tree (a container's stdio) are saved\n"
+                 "as external: restore needs --inherit-fd fd[N]:pipe:[INODE] for each.\n") +
              common;
     case Command::kPreDump:
       return std::string(
@@ -432,6 +645,14 @@ std::string Usage(Command c) {
                  "                         (repeatable) the source of a mount dumped with\n"
                  "                         --external mnt[MOUNTPOINT]:KEY\n"
                  "      --root DIR         the source of the tree's root mount (mount ns)\n"
+                 "      --inherit-fd fd[N]:KEY\n"
+                 "                         (repeatable) ckpt's own fd N replaces the dumped\n"
+                 "                         file KEY: pipe:[INODE], socket:[INODE],\n"
+                 "                         tty[RDEV:DEV], file[MNT_ID:INODE] or a path\n"
+                 "      --orphan-pts-master\n"
+                 "                         a new pty pair for a slave whose master was outside\n"
+                 "                         the tree; its master goes to the orphan-pts-master\n"
+                 "                         action (an RPC client gets it)\n"
                  "      --manage-cgroups[=MODE]\n"
                  "                         what to do to the tasks' cgroups (default soft):\n"
                  "                         none: they must exist, settings untouched; props:\n"
@@ -442,7 +663,12 @@ std::string Usage(Command c) {
                  "                         ckpt's cgroup\n"
                  "      --cgroup-root [CONTROLLER:]PATH\n"
                  "                         recreate the dumped cgroup subtree at the cgroup\n"
-                 "                         PATH instead of where it was\n") +
+                 "                         PATH instead of where it was\n"
+                 "      --empty-ns net     make the network namespace, restore nothing into it\n"
+                 "      --action-script PROG\n"
+                 "                         (repeatable) run PROG at each point of the restore\n"
+                 "                         (pre-restore .. post-resume, CRTOOLS_SCRIPT_ACTION);\n"
+                 "                         a non-zero exit fails the restore\n") +
              common;
     case Command::kCheck:
       return "usage: ckpt check\n"
@@ -467,6 +693,17 @@ std::string Usage(Command c) {
              "Remove the network lock a dump with --tcp-established left in place (restore\n"
              "removes it itself): for a dump that will not be restored here. The dumped\n"
              "connections' peers then see them reset.\n";
+    case Command::kSwrk:
+      return "usage: ckpt swrk FD\n"
+             "Serve CRIU's RPC protocol (criu_req/criu_resp, as runc and go-criu speak it) on\n"
+             "the SOCK_SEQPACKET socket FD handed over by the caller, until it closes.\n";
+    case Command::kService:
+      return "usage: ckpt service --address PATH [--daemon] [--pidfile FILE]\n"
+             "Listen on the unix SOCK_SEQPACKET socket PATH (made 0600) and serve CRIU's RPC\n"
+             "protocol, one connection per request, each in a child of its own.\n"
+             "  --address PATH   the socket to create\n"
+             "  --daemon         detach once listening\n"
+             "  --pidfile FILE   write the service's pid to FILE\n";
     default:
       return "usage: ckpt COMMAND [options]\n\n"
              "Commands:\n"
@@ -476,7 +713,9 @@ std::string Usage(Command c) {
              "  check     probe kernel features\n"
              "  show      print images as JSON:  ckpt show DIR\n"
              "  unlock    drop a dump's network lock: ckpt unlock -D DIR\n"
-             "  page-server  receive a dump's memory: ckpt page-server -D DIR --port P\n\n"
+             "  page-server  receive a dump's memory: ckpt page-server -D DIR --port P\n"
+             "  swrk      CRIU's RPC on a socket fd: ckpt swrk FD\n"
+             "  service   CRIU's RPC service:       ckpt service --address PATH\n\n"
              "`ckpt COMMAND --help` explains each command's options.\n";
   }
 }

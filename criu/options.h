@@ -11,7 +11,20 @@
 
 namespace ckpt {
 
-enum class Command { kNone, kDump, kPreDump, kRestore, kCheck, kShow, kUnlock, kPageServer, kHelp, kVersion };
+enum class Command {
+  kNone,
+  kDump,
+  kPreDump,  // ckpt pre-dump: memory only, the tree runs on (criu/predump.h)
+  kRestore,
+  kCheck,
+  kShow,
+  kUnlock,
+  kPageServer,  // ckpt page-server: receives a dump's memory (criu/page_xfer.h)
+  kHelp,
+  kVersion,
+  kSwrk,     // ckpt swrk FD: CRIU's RPC on an inherited socket (criu/rpc/rpc_server.h)
+  kService,  // ckpt service --address PATH: CRIU's RPC on a listening socket
+};
 
 // --manage-cgroups=MODE, as CRIU: what restore may do to the cgroups the
 // images name. kNone/kProps need them to exist (kProps writes the saved
@@ -20,6 +33,13 @@ enum class Command { kNone, kDump, kPreDump, kRestore, kCheck, kShow, kUnlock, k
 // needs them all absent and creates them; kIgnore leaves cgroups alone
 // (dump saves nothing, restore places no task).
 enum class CgroupMode { kNone, kProps, kSoft, kFull, kStrict, kIgnore };
+
+// --inherit-fd fd[N]:KEY / criu_opts.inherit_fd: an object the dump named
+// KEY is this fd of ckpt's (open while the restore runs; not owned here).
+struct InheritFd {
+  std::string key;
+  int fd;
+};
 
 struct Options {
   Command command = Command::kNone;
@@ -39,12 +59,14 @@ struct Options {
   bool manage_cgroups = false;   // --manage-cgroups[=MODE]: dump saves cgroup dirs + settings
   CgroupMode cgroup_mode = CgroupMode::kSoft;  // its MODE (soft when not given, as CRIU)
   std::string cgroup_root;      // --cgroup-root [CONTROLLER:]PATH: a cgroup path ("/a/b")
+  std::vector<std::string> cgroup_root_v1;  // --cgroup-root for v1 controllers: ignored
   std::string freeze_cgroup;    // --freeze-cgroup PATH: a cgroup2 directory to freeze (dump)
   std::string pidfile;          // --pidfile
   std::vector<std::string> external;  // --external KEY (repeatable; CRIU's syntax)
   std::string root;             // --root DIR: source of the restored tree's root mount (mnt ns)
   bool page_server = false;     // dump --page-server: memory to a page server (criu/page_xfer.h)
-  std::string address;          // --address: the page server's IP (dump; page-server: to listen on)
+  std::string address;          // --address: the page server's IP (dump --page-server; page-server:
+                                // where to listen); service: the unix socket path
   int port = 0;                 // --port: the page server's TCP port
   int status_fd = -1;           // --status-fd FD: page-server writes a byte there once it listens
   // Incremental dumps (criu/mem_track.h, criu/predump.h):
@@ -53,6 +75,27 @@ struct Options {
   int track_mem_timeout = 600;  // --track-mem-timeout SEC: how long a tracker waits
   std::vector<std::string> action_scripts;  // --action-script PATH (repeatable), criu/action_hooks.h
   ActionNotifier notify;        // set by the RPC service for its client's notifications
+  // RPC (criu/rpc/): set from a client's criu_opts, not from the command line.
+  bool rst_sibling = false;  // restore: the root becomes a sibling of ckpt (CLONE_PARENT)
+  // --inherit-fd fd[N]:KEY (repeatable, restore): ckpt's own fd N, passed in
+  // by the caller, stands for the dumped file KEY names ("pipe:[INO]",
+  // "socket:[INO]", "tty[RDEV:DEV]", "file[MNT_ID:INO]" or a path):
+  // criu/files/inherit_fd.h. The RPC's inherit_fd fills the same list.
+  using InheritFd = ckpt::InheritFd;
+  std::vector<InheritFd> inherit_fds;
+  // --orphan-pts-master: dump accepts a pty slave whose master is outside
+  // the tree; restore makes a new pair for it and hands the master to the
+  // orphan-pts-master action (criu/files/tty.h).
+  bool orphan_pts_master = false;
+  // --empty-ns net / criu_opts.empty_ns (CLONE_NEW* bits; only CLONE_NEWNET):
+  // the tree's network namespace is made, but its configuration is neither
+  // saved nor restored (runc always asks: it configures the network itself).
+  uint32_t empty_ns = 0;
+  // --config FILE: read after the default files (criu/config_file.h); the
+  // RPC's config_file (applied after the request's options, as CRIU does).
+  std::string config_file;
+  bool no_default_config = false;  // --no-default-config
+  bool daemon = false;             // service --daemon
   std::vector<std::string> args;  // positional (show: paths)
   bool help = false;            // CMD --help
 };

@@ -4,6 +4,7 @@
 #include "criu/restore.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -24,7 +25,10 @@
 #include "base/log.h"
 #include "compel/infect.h"
 #include "compel/regs.h"
+#include "criu/action_hooks.h"
 #include "criu/cgroup.h"
+#include "criu/files/inherit_fd.h"
+#include "criu/files/orphan_pty.h"
 #include "criu/net/net_restore.h"
 #include "criu/ns/ipc_ns.h"
 #include "criu/ns/mnt_ns.h"  // mnt ns
@@ -200,6 +204,15 @@ Status Tracer::OnStop(pid_t w, int st) {
     if (ptrace(PTRACE_SYSCALL, w, nullptr, nullptr) < 0) return Error::Errno("PTRACE_SYSCALL");
     return Ok();
   }
+  // A zombie-to-be ends by the signal that killed it (ExitLike): a crash
+  // signal (SIGSEGV, SIGTRAP, ...) is then the one it is meant to die of.
+  if (auto z = where_.find(w); z != where_.end() && tree_.tasks[size_t(z->second.task)].zombie()) {
+    uint32_t want = tree_.tasks[size_t(z->second.task)].pstree.exit_status();
+    if (WIFSIGNALED(want) && int(WTERMSIG(want)) == sig) {
+      if (ptrace(PTRACE_CONT, w, nullptr, (void*)(long)sig) < 0) return Error::Errno("PTRACE_CONT");
+      return Ok();
+    }
+  }
   if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP) {
     siginfo_t si = {};
     ptrace(PTRACE_GETSIGINFO, w, nullptr, &si);
@@ -237,7 +250,13 @@ Status Tracer::Run() {
     if (WIFEXITED(st) || WIFSIGNALED(st)) {
       auto it = where_.find(w);
       if (it != where_.end() && tree_.tasks[size_t(it->second.task)].zombie()) {
-        zombies_gone++;  // a zombie-to-be did its part
+        // A zombie-to-be did its part, ending as the image says (no core
+        // dump: ExitLike forbids it).
+        uint32_t want = tree_.tasks[size_t(it->second.task)].pstree.exit_status() & ~0x80u;
+        if (uint32_t(st) != want)
+          return Fail(w, "the zombie-to-be ended with status " + std::to_string(st) + ", not " +
+                             std::to_string(want));
+        zombies_gone++;
         continue;
       }
       std::string how = WIFEXITED(st) ? "exited with " + std::to_string(WEXITSTATUS(st))
@@ -318,10 +337,13 @@ Status WritePidfile(const Options& o, pid_t pid) {
 
 }  // namespace
 
-Result<int> Restore(const Options& o, const KernelFeatures& kf) {
+Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid) {
+  TRY(RunAction(o, {Action::kPreRestore}));  // action hooks
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Open(o.images_dir));
   TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir), "reading images from " + o.images_dir);
   TRY(PlanHelpers(tree));
+  // --inherit-fd (criu/files/inherit_fd.h): checked before anything exists.
+  TRY_ASSIGN(files::InheritedFds inherited, files::InheritedFds::Prepare(o, tree, tree.max_fd + 1));
   pid_t root = tree.tasks[0].pid();
   if (!kf.clone3_set_tid) return Error("this kernel cannot create a process with a chosen pid");
   if (tree.inventory.shell_job() && !o.shell_job)
@@ -351,7 +373,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   TRY_ASSIGN(std::unique_ptr<ns::NsRestore> namespaces, ns::NsRestore::Enter(tree.namespaces));
   // (A network namespace the tree's user namespace owns comes with the
   // root: filled once it exists, below.)
-  if (tree.namespaces.net() && !namespaces->net_with_root())
+  bool fill_net = !(o.empty_ns & CLONE_NEWNET);  // --empty-ns net: made, left empty
+  if (tree.namespaces.net() && !namespaces->net_with_root() && fill_net)
     TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
 
   if (tree.namespaces.cgroup()) TRY(namespaces->EnterCgroupNamespace(cgroups->NsRootDir()));
@@ -363,6 +386,12 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   TreeFds fds;
   fds.base = tree.max_fd + 1;
   fds.entries = &tree.files;
+  fds.inherited = &inherited;
+  files::OrphanPtys orphans;  // --orphan-pts-master (criu/files/orphan_pty.h)
+  if (o.orphan_pts_master) {
+    TRY_ASSIGN(orphans, files::OrphanPtys::Create(fds.base));
+    fds.orphan_pty_sk = orphans.task_end();
+  }
   TRY_ASSIGN(fds.shmem, RestoreShmem(*dir, mms));
   // Segments recreated for a restore that fails must not stay behind.
   struct SysvCleanup {
@@ -418,12 +447,17 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   TRY_ASSIGN(pid_t child, std::move(root_clone));
   tracer.CreatedRoot(child);
   TRY(std::move(after_clone));
+  TRY(RunAction(o, {Action::kSetupNamespaces, child}));  // action hooks
   if (namespaces->net_with_root()) {
-    TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
+    if (fill_net)
+      TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
     TRY(net.Lock(tree, o));
   }
   if (tree.namespaces.user() && tree.namespaces.ipc()) TRY(FillIpcNamespaceOf(tree, *dir, child));
+  TRY(RunAction(o, {Action::kPostSetupNamespaces, child}));  // action hooks
   go_r.reset();
+  inherited.CloseCopies();
+  orphans.CloseTaskEnd();
   close(fds.err_fd);
   close(fds.log_fd);
   for (auto& kv : fds.shmem) close(kv.second);
@@ -443,9 +477,11 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   go_w.reset();
 
   TRY(tracer.Run());
+  TRY(orphans.HandOut(o, tracer.RealPid(0)));  // before any task runs
   TRY(cgroups->ApplyLimits());  // cgroups: every task is in place
   std::vector<pid_t> real_pids;
   for (size_t i = 0; i < tree.tasks.size(); i++) real_pids.push_back(tracer.RealPid(i));
+  TRY(RunAction(o, {Action::kNetworkUnlock, real_pids[0]}));  // action hooks
   TRY(net.Finish(tree, real_pids, *dir, o));
   // user namespaces: the IPC namespace was filled from outside the tree
   // (restore_tree.h); its shm_rmid_forced waited for the attaches.
@@ -456,6 +492,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
     });
     if (!r.ok()) return std::move(r.error());
   }
+  TRY(RunAction(o, {Action::kPostRestore, real_pids[0]}));  // action hooks
+  TRY(RunAction(o, {Action::kPreResume, real_pids[0]}));
   TRY(tracer.Release());
   cgroups->Commit();
   sysv_cleanup.armed = false;
@@ -475,8 +513,12 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf) {
   root = real_pids[0];
   LOG_INFO("Restored the tree of " + Who(tree.tasks[0].pid()) +
            (root != tree.tasks[0].pid() ? " as " + Who(root) : std::string()));
+  // action hooks: the tree runs already; as CRIU, a failure here is reported, not undone.
+  Status resumed = RunAction(o, {Action::kPostResume, root});
+  if (!resumed.ok()) LOG_WARN(resumed.error().message());
   TRY(WritePidfile(o, root));
-  if (o.restore_detached) return 0;
+  if (root_pid) *root_pid = root;
+  if (o.restore_detached || o.rst_sibling) return 0;
 
   int st;
   while (waitpid(root, &st, 0) < 0) {

@@ -13,6 +13,10 @@
 
 namespace ckpt {
 
+namespace files {
+class InheritedFds;  // criu/files/inherit_fd.h
+}
+
 // Fds every task of the tree inherits from the root (or from ckpt).
 struct TreeFds {
   std::map<uint32_t, int> files;  // file id -> fd holding that open file
@@ -25,6 +29,10 @@ struct TreeFds {
   // task restores inside it.
   bool in_user_ns = false;
   const std::map<uint32_t, pb::FileEntry>* entries = nullptr;  // the tree's files
+  // --inherit-fd copies and the orphan pty socket (criu/files/inherit_fd.h,
+  // orphan_pty.h), for the root's OpenFiles.
+  const files::InheritedFds* inherited = nullptr;
+  int orphan_pty_sk = -1;
 };
 
 // Never returns on success. On failure returns the error; the caller

@@ -73,7 +73,7 @@ std::string InUse(pid_t pid) {
 
 // Creates task idx with its pids: every level of its chain, or, if the
 // outermost pid is taken, all but that one (the tree does not see it).
-Result<pid_t> RawClone(const TreeImages& tree, int idx) {
+Result<pid_t> RawClone(const TreeImages& tree, int idx, uint64_t extra_flags = 0) {
   const TaskImages& t = tree.tasks[idx];
   std::vector<pid_t> ids = ns::SetTidOf(t.pstree);
   // An init of a pid namespace: one level deeper than its parent (for the
@@ -83,6 +83,7 @@ Result<pid_t> RawClone(const TreeImages& tree, int idx) {
     for (const TaskImages& p : tree.tasks)
       if (p.pid() == pid_t(t.pstree.ppid())) parent_levels = std::max(1, p.pstree.ns_pid_size());
   uint64_t flags = int(ids.size()) > parent_levels ? CLONE_NEWPID : 0;
+  flags |= extra_flags;
   if (idx == 0 && tree.namespaces.ipc()) flags |= CLONE_NEWIPC;
   // user namespaces (criu/ns/user_ns.h): the root is born with the tree's
   // user namespace (which then owns its new namespaces); the others are
@@ -127,7 +128,9 @@ Status OpenTreeFiles(const TreeImages& tree, const images::ImageDir& dir, const 
                         .tcp_close = o.tcp_close,
                         .ctx = nullptr,
                         .shmem = &fds.shmem,
-                        .user_ns = tree.namespaces.user() ? &tree.namespaces.user_ns() : nullptr};
+                        .user_ns = tree.namespaces.user() ? &tree.namespaces.user_ns() : nullptr,
+                        .inherited = fds.inherited,
+                        .orphan_pty_sk = fds.orphan_pty_sk};
   TRY_ASSIGN(fds.files, files::OpenFiles(dir, tree.files, ro, fds.base));
   return Ok();
 }
@@ -382,7 +385,8 @@ Result<TreeSync*> CreateTreeSync() {
 
 Result<pid_t> CloneTask(const TreeImages& tree, int idx, const images::ImageDir& dir,
                         const Options& o, TreeFds& fds, TreeSync* sync) {
-  TRY_ASSIGN(pid_t child, RawClone(tree, idx));
+  // RPC rst_sibling: the root is a child of ckpt's parent (which reaps it).
+  TRY_ASSIGN(pid_t child, RawClone(tree, idx, idx == 0 && o.rst_sibling ? CLONE_PARENT : 0));
   if (child != 0) return child;
   Status s = RunTask(tree, idx, dir, o, fds, sync);
   __atomic_store_n(&sync->failed, 1, __ATOMIC_SEQ_CST);

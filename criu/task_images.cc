@@ -53,6 +53,11 @@ Status CheckMm(const pb::MmEntry& mm) {
     if (v.prot() & ~uint32_t(PROT_READ | PROT_WRITE | PROT_EXEC)) return Error(w + ": bad prot");
     if (v.flags() & ~uint32_t(MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN))
       return Error(w + ": bad flags");
+    // madv bits (proto/mm.proto); wipe-on-fork and droppable are for
+    // anonymous private memory only (madvise/mmap refuse the rest).
+    if (v.madv() & ~uint32_t(1 | 2 | 4 | 8 | 32 | 64)) return Error(w + ": bad madv bits");
+    if ((v.madv() & (32 | 64)) && v.kind() != pb::VMA_ANON_PRIVATE)
+      return Error(w + ": wipe-on-fork or droppable on a mapping that is not anonymous private");
     switch (v.kind()) {
       case pb::VMA_FILE_PRIVATE:
       case pb::VMA_FILE_SHARED:

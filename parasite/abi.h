@@ -186,6 +186,8 @@ enum RestoreVmaKind : uint32_t {
 };
 
 inline constexpr uint32_t kVmaKeepFd = 16;
+inline constexpr uint32_t kVmaWipeOnFork = 32;  // MADV_WIPEONFORK
+inline constexpr uint32_t kVmaDroppable = 64;   // mapped MAP_DROPPABLE (anonymous only)
 
 struct RestoreVma {
   uint64_t start, end, pgoff;
@@ -193,7 +195,8 @@ struct RestoreVma {
   int32_t fd;            // for kVmaFile, -1 otherwise
   uint32_t kind;
   uint32_t madv;  // bits: 1 DONTFORK, 2 DONTDUMP, 4 HUGEPAGE, 8 NOHUGEPAGE,
-                  // kVmaKeepFd: fd is one of the task's own: map it, don't close it
+                  // kVmaKeepFd: fd is one of the task's own: map it, don't close it,
+                  // kVmaWipeOnFork, kVmaDroppable (as in VmaEntry.madv)
   int32_t sysv_id;
 };
 static_assert(sizeof(RestoreVma) == 48);

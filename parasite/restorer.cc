@@ -116,6 +116,9 @@ void MapVmas(RestoreArgs* a) {
     if (NeedsFill(a, v[i])) prot |= PROT_READ | PROT_WRITE;
     long flags = v[i].flags | MAP_FIXED;
     if (v[i].kind == kVmaAnon) flags |= MAP_ANONYMOUS;
+    // MAP_DROPPABLE (Linux 6.11) is a mapping type of its own, like MAP_PRIVATE.
+    if (v[i].kind == kVmaAnon && (v[i].madv & kVmaDroppable))
+      flags = (flags & ~long(MAP_PRIVATE | MAP_SHARED)) | 0x08 /* MAP_DROPPABLE */;
     long r = sys(__NR_mmap, v[i].start, v[i].end - v[i].start, prot, flags,
                  v[i].kind == kVmaFile ? v[i].fd : -1, v[i].pgoff);
     Check(r, "mmap vma", v[i].start);
@@ -157,6 +160,8 @@ void FinishVmas(RestoreArgs* a) {
     if (v[i].madv & 2) Check(sys(__NR_madvise, v[i].start, len, 16 /* DONTDUMP */), "madvise");
     if (v[i].madv & 4) sys(__NR_madvise, v[i].start, len, 14 /* HUGEPAGE */);
     if (v[i].madv & 8) sys(__NR_madvise, v[i].start, len, 15 /* NOHUGEPAGE */);
+    if (v[i].madv & kVmaWipeOnFork)
+      Check(sys(__NR_madvise, v[i].start, len, 18 /* WIPEONFORK */), "madvise WIPEONFORK", v[i].start);
   }
   for (uint32_t i = 0; i < a->nr_vmas; i++)
     if (v[i].fd >= 0 && !(v[i].madv & kVmaKeepFd)) sys(__NR_close, v[i].fd);

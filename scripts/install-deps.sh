@@ -10,8 +10,8 @@ PKGS=(
   libbpf-dev libnftnl-dev libmnl-dev
   libgtest-dev
   binutils
-  python3 iproute2 nftables
-  busybox-static
+  python3 python3-protobuf iproute2 nftables
+  busybox-static runc
 )
 
 missing=()

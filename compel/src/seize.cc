@@ -6,8 +6,10 @@
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <set>
 #include <string>
 
@@ -31,6 +33,19 @@ Result<std::vector<pid_t>> ListThreads(pid_t pid) {
   closedir(d);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// /proc/TID/status says "TracerPid:\tN".
+bool TracedByUs(pid_t tid) {
+  std::string path = "/proc/" + std::to_string(tid) + "/status";
+  FILE* f = fopen(path.c_str(), "re");
+  if (!f) return false;
+  char line[256];
+  long tracer = -1;
+  while (fgets(line, sizeof(line), f))
+    if (sscanf(line, "TracerPid: %ld", &tracer) == 1) break;
+  fclose(f);
+  return tracer == getpid();
 }
 
 }  // namespace
@@ -71,6 +86,13 @@ Status SeizedProcess::SeizeAll() {
         if (errno == ESRCH && t != pid_) continue;  // a thread that just exited
         if (errno == ESRCH)
           return Error("pid " + std::to_string(pid_) + ": no such process", ESRCH);
+        if (errno == EPERM && TracedByUs(t)) {
+          // Held already (a cgroup v1 freezer's seize): in its ptrace stop.
+          seized.insert(t);
+          threads_.push_back(t);
+          fresh = true;
+          continue;
+        }
         if (errno == EPERM)
           return Error::Errno("pid " + std::to_string(t) + ": cannot trace (already traced?)");
         return Error::Errno("pid " + std::to_string(t) + ": PTRACE_SEIZE");

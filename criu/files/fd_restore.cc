@@ -6,6 +6,7 @@
 #include <set>
 
 #include "criu/files/file_context.h"
+#include "criu/files/inherit_fd.h"
 
 namespace ckpt::files {
 
@@ -88,7 +89,10 @@ Result<std::map<uint32_t, int>> OpenFiles(const images::ImageDir& dir,
           ++it;
           continue;
         }
-        TRY_ASSIGN(int fd, h->open(fe, ro), what + " (" + h->name + ")");
+        // --inherit-fd: the caller's fd stands for this file (inherit_fd.h).
+        int inherited = o.inherited ? o.inherited->Find(fe) : -1;
+        TRY_ASSIGN(int fd, inherited >= 0 ? OpenInherited(fe, inherited, ctx) : h->open(fe, ro),
+                   what + " (" + h->name + ")");
         int high = fcntl(fd, F_DUPFD_CLOEXEC, min_fd);
         int e = errno;
         close(fd);

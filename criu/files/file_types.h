@@ -45,6 +45,8 @@ struct FdContext {
   bool ext_unix_sk = false;  // --ext-unix-sk: datagram peers outside the tree allowed
   bool tcp_established = false;  // --tcp-established: live TCP connections allowed
   bool skip_in_flight = false;   // --skip-in-flight: drop connections not yet accepted
+  const std::vector<std::string>* externals = nullptr;  // --external keys (ext_file.cc)
+  bool orphan_pts_master = false;  // --orphan-pts-master: pty slaves of outside masters (tty.h)
 };
 
 // The dump options fd handlers see (copied into every FdContext).
@@ -53,7 +55,11 @@ struct FdOptions {
   bool ext_unix_sk = false;
   bool tcp_established = false;
   bool skip_in_flight = false;
+  const std::vector<std::string>* externals = nullptr;
+  bool orphan_pts_master = false;
 };
+
+class InheritedFds;  // inherit_fd.h
 
 // "pid 42 fd 7": how errors name an fd.
 std::string Where(const FdContext& c);
@@ -71,6 +77,12 @@ struct RestoreOpts {
   // The tree's own user namespace, which the restoring root is in: file
   // owners from the images are ckpt's ids, given in its (user_ns.h).
   const pb::UserNsEntry* user_ns = nullptr;
+  // --inherit-fd: fds of the caller standing for files of the dump, taken
+  // instead of opening them (OpenFiles). Null: none.
+  const InheritedFds* inherited = nullptr;
+  // --orphan-pts-master: where the root sends the master of each pty pair
+  // it makes for an orphan slave (orphan_pty.h); -1 without the option.
+  int orphan_pty_sk = -1;
 };
 
 struct FileHandler {
@@ -115,6 +127,7 @@ extern const FileHandler kGhostFileHandler;
 extern const FileHandler kNetlinkSkHandler;  // netlink_sk.cc
 extern const FileHandler kPacketSkHandler;   // packet_sk.cc
 extern const FileHandler kMqueueHandler;     // mqueue.cc
+extern const FileHandler kExtFileHandler;    // ext_file.cc
 
 // Finds the handler for an fd, or says precisely why it is not supported:
 // "pid 42 fd 7: io_uring is not supported".

@@ -3,13 +3,18 @@
 //
 // An anonymous pipe is created once at restore; each end entry takes that
 // end, or a new open file of it (through /proc/self/fd) for ends the task
-// had opened itself that way. A pipe whose other end is held only by processes outside
-// the dumped tree is refused (DumpContext::Finish); one whose other end is
-// closed everywhere is restored with that end closed.
+// had opened itself that way. A pipe whose other end is held only by
+// processes outside the dumped tree (a container's stdio, held by the
+// runtime) is saved as external (PipeEntry.external) and comes back only
+// from --inherit-fd fd[N]:pipe:[INO] (inherit_fd.h); its unread bytes are
+// saved for a read end (they are the tree's input), not for a write end
+// (they are the outside reader's, still in the old pipe). One whose other
+// end is closed everywhere is restored with that end closed.
 //
 // A FIFO is reopened by path. While its ends are being opened, the restore
 // holds it open for reading and writing, so that opening one end does not
 // block waiting for the other.
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/ioctl.h>
@@ -23,6 +28,8 @@
 #include "criu/files/file_context.h"
 #include "criu/files/file_data.h"
 #include "criu/files/file_types.h"
+#include "criu/files/flock.h"  // SeizedByUs
+#include "criu/proc_parse.h"
 
 namespace ckpt::files {
 namespace {
@@ -34,9 +41,10 @@ bool MatchFifo(const FdContext& c) {
   return S_ISFIFO(c.st.st_mode) && !c.link.empty() && c.link[0] == '/';
 }
 
-// Saves what both kinds share: size, packet mode and (once per pipe) data.
+// Saves what both kinds share: size, packet mode and (once per pipe,
+// unless !save_data) data.
 Status DumpCommon(const FdContext& c, DumpContext& ctx, const std::string& key, pb::FileEntry* e,
-                  pb::PipeEntry* d) {
+                  pb::PipeEntry* d, bool save_data = true) {
   // O_RDONLY | O_NONBLOCK never blocks, not even on a FIFO without writers.
   TRY_ASSIGN(int raw, OpenProcFd(c.pid, c.fd, O_RDONLY | O_NONBLOCK));
   UniqueFd h(raw);
@@ -47,7 +55,7 @@ Status DumpCommon(const FdContext& c, DumpContext& ctx, const std::string& key, 
     packets |=
         o.st.st_ino == c.st.st_ino && o.st.st_dev == c.st.st_dev && (o.info.flags & O_DIRECT);
   DumpContext::Object obj = ctx.Share(key, e->id());
-  if (obj.first) {
+  if (obj.first && save_data) {
     TRY_ASSIGN(*obj.has_data, DumpPipeData(ctx.dir(), obj.id, h.get()));
   }
   d->set_object_id(obj.id);
@@ -71,17 +79,62 @@ Result<bool> PeerAlive(const FdContext& c, bool write_end) {
   return !(p.revents & (write_end ? POLLERR : POLLHUP));
 }
 
+// Whether a task of the dumped tree (those ckpt traces) holds pipe `ino`
+// open on the given side.
+bool TreeHoldsSide(uint64_t ino, bool write_side) {
+  std::string link = "pipe:[" + std::to_string(ino) + "]";
+  DIR* d = opendir("/proc");
+  if (!d) return false;
+  bool found = false;
+  while (dirent* p = readdir(d)) {
+    if (found) break;
+    if (p->d_name[0] < '1' || p->d_name[0] > '9') continue;
+    pid_t pid = pid_t(atoi(p->d_name));
+    if (!SeizedByUs(pid)) continue;
+    std::string dir = std::string("/proc/") + p->d_name + "/fd";
+    DIR* fds = opendir(dir.c_str());
+    if (!fds) continue;
+    while (dirent* f = readdir(fds)) {
+      if (f->d_name[0] == '.') continue;
+      char buf[64];
+      ssize_t n = readlinkat(dirfd(fds), f->d_name, buf, sizeof(buf) - 1);
+      if (n < 0 || std::string(buf, size_t(n)) != link) continue;
+      auto info = proc::ReadFdInfo(pid, atoi(f->d_name));
+      if (!info.ok()) continue;
+      int acc = int(info->flags) & O_ACCMODE;
+      if (acc == O_RDWR || (acc == O_WRONLY) == write_side) {
+        found = true;
+        break;
+      }
+    }
+    closedir(fds);
+  }
+  closedir(d);
+  return found;
+}
+
 Status DumpPipe(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
   int acc = int(c.info.flags) & O_ACCMODE;
+  bool external = false;
   for (bool write_end : {false, true}) {
     if (acc != O_RDWR && (acc == O_WRONLY) != write_end) continue;
     bool alive = true;
     if (acc != O_RDWR) {
       TRY_ASSIGN(alive, PeerAlive(c, write_end));
+      // The other side is open, and not in the tree: held outside.
+      if (alive && !TreeHoldsSide(c.st.st_ino, !write_end)) external = true;
     }
-    ctx.SawPipeEnd(c.st.st_ino, write_end, alive, Where(c));
+    if (!external) ctx.SawPipeEnd(c.st.st_ino, write_end, alive, Where(c));
   }
-  return DumpCommon(c, ctx, "pipe:" + std::to_string(c.st.st_ino), e, e->mutable_pipe());
+  std::string name = "pipe:[" + std::to_string(c.st.st_ino) + "]";
+  TRY(DumpCommon(c, ctx, "pipe:" + std::to_string(c.st.st_ino), e, e->mutable_pipe(),
+                 !(external && acc == O_WRONLY)));
+  if (external) {
+    e->mutable_pipe()->set_external(true);
+    LOG_WARN(Where(c) + ": " + name + " is external (its " + (acc == O_WRONLY ? "read" : "write") +
+             " end is held outside the dumped tree): restore needs --inherit-fd fd[N]:" + name);
+  }
+  return Ok();
 }
 
 Status CheckFifo(const FdContext& c, const std::vector<FdContext>&) {
@@ -106,10 +159,18 @@ Status Resize(int fd, uint32_t size) {
   return Ok();
 }
 
+// O_LARGEFILE as the kernel reports it (fdinfo, F_GETFL) on x86-64. glibc
+// defines O_LARGEFILE as 0 on 64-bit targets, so `flags & O_LARGEFILE` is
+// always false: an open file made by open(2) (which adds it) must be told
+// from the one pipe(2) made by this value.
+constexpr uint32_t kKernelOLargefile = 0100000;
+// The status flags of one open file of a pipe end (F_SETFL can set them).
+constexpr int kEndFlags = O_NONBLOCK | O_APPEND | O_DIRECT;
+
 // A new open file of the pipe end `end` with this entry's flags. open(2)
 // refuses O_DIRECT on a pipe; fcntl(F_SETFL) takes it (packet mode).
 Result<int> OpenEnd(int end, uint32_t flags, const std::string& what) {
-  int f = int(flags) & (O_ACCMODE | O_NONBLOCK);
+  int f = int(flags) & (O_ACCMODE | O_NONBLOCK | O_APPEND);
   TRY_ASSIGN(int fd, Reopen(end, f | O_CLOEXEC, what));
   if ((flags & O_DIRECT) && fcntl(fd, F_SETFL, f | O_DIRECT) < 0) {
     int e = errno;
@@ -122,6 +183,10 @@ Result<int> OpenEnd(int end, uint32_t flags, const std::string& what) {
 Result<int> OpenPipe(const pb::FileEntry& e, const RestoreOpts& o) {
   if (!o.ctx) return Error("pipe needs a restore context (files::OpenFiles)");
   const pb::PipeEntry& d = e.pipe();
+  if (d.external())  // OpenFiles takes an --inherit-fd first (inherit_fd.h)
+    return Error("pipe:[" + std::to_string(d.ino()) +
+                 "] was external at dump: restore needs --inherit-fd fd[N]:pipe:[" +
+                 std::to_string(d.ino()) + "]");
   std::string key = "pipe:" + std::to_string(d.object_id());
   int r = o.ctx->Find(key + ":r"), w = o.ctx->Find(key + ":w");
   if (r < 0) {
@@ -136,13 +201,13 @@ Result<int> OpenPipe(const pb::FileEntry& e, const RestoreOpts& o) {
   }
   int acc = int(d.flags()) & O_ACCMODE;
   int end = acc == O_WRONLY ? w : r;
-  if (acc == O_RDWR || (d.flags() & O_LARGEFILE)) return OpenEnd(end, d.flags(), "pipe");
+  if (acc == O_RDWR || (d.flags() & kKernelOLargefile)) return OpenEnd(end, d.flags(), "pipe");
   // The end pipe2() made (open(2) would add O_LARGEFILE, which F_GETFL
   // shows and F_SETFL cannot clear). Our kept copy is closed once all is
   // open, so this open file is the entry's alone.
   UniqueFd fd(fcntl(end, F_DUPFD_CLOEXEC, 0));
   if (!fd) return Error::Errno("dup pipe end");
-  if (fcntl(fd.get(), F_SETFL, int(d.flags()) & (O_NONBLOCK | O_DIRECT)) < 0)
+  if (fcntl(fd.get(), F_SETFL, int(d.flags()) & kEndFlags) < 0)
     return Error::Errno("pipe flags");
   return fd.release();
 }

@@ -14,8 +14,10 @@ namespace {
 // Order matters where matches overlap: POSIX message queues, memfds and
 // unlinked files are regular files too, so they come before kRegFileHandler
 // (and a queue, told by its filesystem, before the kinds told by their link:
-// a queue may be named "memfd:x", or be unlinked).
-const FileHandler* const kHandlers[] = {&kMqueueHandler,  &kMemfdHandler,   &kGhostFileHandler,
+// a queue may be named "memfd:x", or be unlinked). A file named by
+// --external comes first: the key decides (ext_file.cc).
+const FileHandler* const kHandlers[] = {&kExtFileHandler,
+                                        &kMqueueHandler,  &kMemfdHandler,   &kGhostFileHandler,
                                         &kRegFileHandler,
                                         &kChrDevHandler,  &kTtyHandler,       &kPipeHandler,
                                         &kFifoHandler,    &kEventfdHandler,   &kSignalfdHandler,
@@ -58,6 +60,8 @@ std::string Where(const FdContext& c) {
 Result<FdContext> InspectFd(pid_t pid, int fd, const FdOptions& o) {
   FdContext c{pid, fd, {}, {}, {}, o.shell_job, {}, o.ext_unix_sk, o.tcp_established,
               o.skip_in_flight};
+  c.externals = o.externals;
+  c.orphan_pts_master = o.orphan_pts_master;
   std::string p = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
   TRY_ASSIGN(c.link, io::ReadLink(p));
   if (stat(p.c_str(), &c.st) < 0) {

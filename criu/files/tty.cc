@@ -62,6 +62,8 @@
 #include "criu/files/fdinfo_fields.h"
 #include "criu/files/file_context.h"
 #include "criu/files/flock.h"
+#include "criu/files/inherit_fd.h"  // TtyKey
+#include "criu/files/orphan_pty.h"
 
 #ifndef TIOCGPTPEER
 #define TIOCGPTPEER _IO('T', 0x41)
@@ -328,10 +330,17 @@ Status Check(const FdContext& c, const std::vector<FdContext>&) {
     return Ok();
   }
   if (IsPtySlave(rdev) && PtySlaveInTree(c)) return Ok();
+  // A container's console: its master is the runtime's (orphan_pty.h).
+  if (IsPtySlave(rdev) && c.orphan_pts_master) return Ok();
   if (major(rdev) == 5 && minor(rdev) == 0)
     return Error(Where(c) + ": " + c.link +
                  " (the controlling terminal, opened by that name) is not supported "
                  "(use --shell-job if it is the shell's terminal)");
+  if (IsPtySlave(rdev))
+    return Error(Where(c) + ": terminal " + c.link +
+                 " is outside the dumped tree (use --shell-job); for a pty whose master stays "
+                 "outside (a container's console): --orphan-pts-master or --external " +
+                 TtyKey(c.st.st_rdev, c.st.st_dev));
   return Error(Where(c) + ": terminal " + c.link + " is outside the dumped tree (use --shell-job)");
 }
 
@@ -356,6 +365,14 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
     if (pkt) p->set_packet(true);
   } else {
     p->set_index(PtsIndex(slave.st_rdev));
+    if (!PtySlaveInTree(c)) {  // --orphan-pts-master (Check)
+      p->set_orphan(true);
+      p->set_rdev(c.st.st_rdev);
+      p->set_dev(c.st.st_dev);
+      LOG_INFO(Where(c) + ": " + c.link + " is a pty slave whose master is outside the tree: " +
+               "restore makes a new pair (--orphan-pts-master) or takes --inherit-fd fd[N]:" +
+               TtyKey(c.st.st_rdev, c.st.st_dev));
+    }
   }
   TRY(ReadPairState(fd, p));
   int queued = 0;
@@ -405,8 +422,13 @@ Result<int> Open(const pb::FileEntry& e, const RestoreOpts& o) {
   std::string key = "pty:" + std::to_string(p.object_id());
   int m = o.ctx->Find(key);
   if (m < 0) {
+    if (p.orphan() && o.orphan_pty_sk < 0)
+      return Error("pty slave " + p.path() +
+                   " whose master was outside the tree needs --orphan-pts-master");
     TRY_ASSIGN(int fd, CreatePair(p));
     TRY_ASSIGN(m, o.ctx->Keep(key, fd));
+    // Its master belongs to whoever restored the tree (orphan_pty.h).
+    if (p.orphan()) TRY(SendOrphanMaster(o.orphan_pty_sk, m));
   }
   int fd;
   if (p.master()) {

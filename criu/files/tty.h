@@ -5,7 +5,12 @@
 // terminal (with its foreground process group). Terminals from outside the
 // tree are reopened by path with --shell-job (kTtyHandler, chrdev.cc) and
 // refused without it: "pid N fd M: terminal /dev/pts/K is outside the
-// dumped tree (use --shell-job)".
+// dumped tree (use --shell-job)". A pty slave whose master is outside the
+// tree (a container's console) is dumped with --orphan-pts-master (the
+// entry is marked orphan, with its rdev/dev) and comes back as the slave
+// of a new pair whose master goes to the orphan-pts-master action
+// (orphan_pty.h), or from --inherit-fd fd[N]:tty[RDEV:DEV]; --shell-job
+// takes precedence (the shell's terminal, reopened by path).
 #pragma once
 
 #include <sys/types.h>

@@ -11,7 +11,9 @@
 //     restored pid namespace), sysfs, devpts (a new instance; its ptys come
 //     back through the tty files), mqueue, cgroup2, tmpfs (every file, with
 //     contents, modes, owners, times, device numbers, hard links, xattrs)
-//     and overlay (its layers are paths of ckpt's namespace).
+//     and overlay (its layers are paths of ckpt's namespace); cgroup v1
+//     hierarchies mounted in the tree's own cgroup namespace (roots saved
+//     as that namespace shows them, made again inside the restored one).
 //   - any other mount (the container's root filesystem, volumes, a tmpfs
 //     or proc shared with ckpt's namespace, devtmpfs, ...) is a "host" bind
 //     mount: by default of the path ckpt's own namespace shows the same

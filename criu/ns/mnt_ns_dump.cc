@@ -3,9 +3,11 @@
 // tmpfs filesystems of the tree's own.
 #include <fcntl.h>
 #include <linux/mount.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -106,6 +108,56 @@ bool OverlayPathOption(const std::string& opt, std::string* key, std::string* va
          *key == "datadir+";
 }
 
+bool SameNs(pid_t pid, const char* kind) {
+  struct stat a, b;
+  std::string p = "/proc/" + std::to_string(pid) + "/ns/" + kind;
+  return stat(p.c_str(), &a) == 0 &&
+         stat((std::string("/proc/self/ns/") + kind).c_str(), &b) == 0 && a.st_ino == b.st_ino &&
+         a.st_dev == b.st_dev;
+}
+
+// Mount id -> root of pid's mounts as a task of pid's cgroup namespace
+// sees them: a cgroup filesystem shows its root relative to the reader's
+// cgroup namespace root (kernfs show_path). A child joins the namespace
+// and reads /proc/PID/mountinfo into a pipe.
+Result<std::map<uint32_t, std::string>> RootsSeenInCgroupNs(pid_t pid) {
+  std::string p = "/proc/" + std::to_string(pid);
+  UniqueFd ns(open((p + "/ns/cgroup").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns) return Error::Errno("open " + p + "/ns/cgroup");
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) return Error::Errno("pipe");
+  UniqueFd rd(fds[0]), wr(fds[1]);
+  pid_t child = fork();
+  if (child < 0) return Error::Errno("fork");
+  if (child == 0) {
+    rd.reset();
+    if (setns(ns.get(), CLONE_NEWCGROUP) < 0) _exit(2);
+    UniqueFd in(open((p + "/mountinfo").c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) _exit(3);
+    char buf[8192];
+    ssize_t n;
+    while ((n = read(in.get(), buf, sizeof(buf))) > 0)
+      if (write(wr.get(), buf, size_t(n)) != n) _exit(4);
+    _exit(n < 0 ? 5 : 0);
+  }
+  wr.reset();
+  std::string text;
+  char buf[8192];
+  ssize_t n;
+  while ((n = read(rd.get(), buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) text.append(buf, size_t(n));
+  int st = 0;
+  while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    return Error("reading " + p + "/mountinfo inside its cgroup namespace failed (step " +
+                 std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1) + ")");
+  TRY_ASSIGN(std::vector<MountInfo> seen, ParseMountInfo(text));
+  std::map<uint32_t, std::string> out;
+  for (const MountInfo& m : seen) out[m.id] = m.root;
+  return out;
+}
+
 }  // namespace
 
 Result<std::vector<MntExternal>> ParseMntExternals(const std::vector<std::string>& externals) {
@@ -158,6 +210,16 @@ Status DumpMountNamespace(pid_t pid, const MntNsOptions& o, images::ImageDir& di
   UniqueFd rootfd(open(root_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!rootfd) return Error::Errno(who + ": open " + root_dir);
 
+  // cgroup v1 mounts in a cgroup namespace of the tree's own are made
+  // again there; their roots as the namespace sees them.
+  std::map<uint32_t, std::string> cgroupns_roots;
+  bool own_cgroupns = !SameNs(pid, "cgroup");
+  for (const MountInfo* m : order)
+    if (m->fstype == "cgroup" && own_cgroupns && !key_of.count(m->mountpoint)) {
+      TRY_ASSIGN(cgroupns_roots, RootsSeenInCgroupNs(pid), who);
+      break;
+    }
+
   std::vector<pb::MountEntry> entries;
   const MountInfo* root = order[0];
   for (const MountInfo* m : order) {
@@ -196,6 +258,9 @@ Status DumpMountNamespace(pid_t pid, const MntNsOptions& o, images::ImageDir& di
     if (key != key_of.end()) {
       e.set_kind(pb::MOUNT_HOST);
       e.set_external(key->second);
+    } else if (m->fstype == "cgroup" && cgroupns_roots.count(m->id)) {
+      e.set_kind(pb::MOUNT_CGROUP1);
+      e.set_root(cgroupns_roots.at(m->id));
     } else if (own != kOwnKinds.end() && !host_devs.count(m->dev)) {
       e.set_kind(own->second);
     } else {

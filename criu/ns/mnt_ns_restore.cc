@@ -26,9 +26,9 @@ constexpr uint64_t kAttrMask = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATT
                                MOUNT_ATTR_NOSYMFOLLOW;
 
 const std::map<pb::MountKind, const char*> kFsType = {
-    {pb::MOUNT_TMPFS, "tmpfs"},   {pb::MOUNT_PROC, "proc"},     {pb::MOUNT_SYSFS, "sysfs"},
-    {pb::MOUNT_DEVPTS, "devpts"}, {pb::MOUNT_MQUEUE, "mqueue"}, {pb::MOUNT_CGROUP2, "cgroup2"},
-    {pb::MOUNT_OVERLAY, "overlay"}};
+    {pb::MOUNT_TMPFS, "tmpfs"},     {pb::MOUNT_PROC, "proc"},     {pb::MOUNT_SYSFS, "sysfs"},
+    {pb::MOUNT_DEVPTS, "devpts"},   {pb::MOUNT_MQUEUE, "mqueue"}, {pb::MOUNT_CGROUP2, "cgroup2"},
+    {pb::MOUNT_OVERLAY, "overlay"}, {pb::MOUNT_CGROUP1, "cgroup"}};
 
 std::string Name(const pb::MountEntry& e) {
   return "mount " + std::to_string(e.id()) + " at " + e.mountpoint() + " (" + e.fstype() + ")";

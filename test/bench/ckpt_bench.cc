@@ -37,16 +37,19 @@
 // ckpt leaves behind) become its descendants; on exit, normal or not, it
 // kills and reaps all of them, unmounts its tmpfs and removes its temp dirs.
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -64,6 +67,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -190,10 +194,11 @@ struct Options {
 };
 
 struct Medium {
-  const char* name;  // "tmpfs" / "disk"
-  std::string dir;   // our private temp dir on that medium
-  std::string desc;  // how it was set up, for the header
-  Timing write;      // write(2) baseline on this medium
+  const char* name;          // "tmpfs" / "disk" / "pgsrv" (memory through a page server, on tmpfs)
+  bool page_server = false;  // dump --page-server to a `ckpt page-server` on loopback
+  std::string dir;           // our private temp dir on that medium
+  std::string desc;          // how it was set up, for the header
+  Timing write;              // write(2) baseline on this medium
   Timing dump, restore;
   std::optional<Usage> images;
   std::string error;  // first failure, if any
@@ -245,6 +250,39 @@ void wait_ready(Ctx& c, pid_t pid, const std::string& out, const std::string& er
   }
 }
 
+// A `ckpt page-server` into dir on 127.0.0.1 (a free port), started and
+// listening (its --status-fd said so); returns its pid.
+pid_t start_page_server(Ctx& c, const std::string& dir, const std::string& log, int* port) {
+  int sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (sk < 0 || bind(sk, reinterpret_cast<sockaddr*>(&a), len) < 0 ||
+      getsockname(sk, reinterpret_cast<sockaddr*>(&a), &len) < 0)
+    fail_errno("finding a free port");
+  close(sk);
+  *port = ntohs(a.sin_port);
+  int st[2];
+  if (pipe2(st, O_CLOEXEC) < 0) fail_errno("pipe");
+  pid_t ps = fork();
+  if (ps < 0) fail_errno("fork");
+  if (ps == 0) {
+    if (dup2(st[1], 3) < 0) _exit(127);
+    std::string p = std::to_string(*port);
+    execl(c.opt.ckpt.c_str(), c.opt.ckpt.c_str(), "page-server", "-D", dir.c_str(), "--address",
+          "127.0.0.1", "--port", p.c_str(), "--status-fd", "3", "-o", log.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  close(st[1]);
+  struct pollfd pfd = {st[0], POLLIN, 0};
+  char ch;
+  bool up = poll(&pfd, 1, 30000) == 1 && read(st[0], &ch, 1) == 1;
+  close(st[0]);
+  if (!up) throw RunFailure(with_log("the page server did not start", {{"page server log", log}}));
+  return ps;
+}
+
 // One dump+restore round trip of a fresh victim with images on medium m.
 void ckpt_round_trip(Ctx& c, Medium& m, int run) {
   const std::string img = m.dir + "/images";
@@ -265,9 +303,19 @@ void ckpt_round_trip(Ctx& c, Medium& m, int run) {
 
   // ---- dump
   progress(fmt("run %d/%d %s: ckpt dump", run, c.opt.runs, m.name));
+  const std::string srv = m.dir + "/server", s_log = pre + "page-server.log";
+  std::vector<std::string> dump_argv = {c.opt.ckpt, "dump", "-t", std::to_string(pid),
+                                        "-D",       img,    "-o", d_log};
+  pid_t server = 0;
+  if (m.page_server) {
+    rm_rf(srv);
+    int port = 0;
+    server = start_page_server(c, srv, s_log, &port);
+    dump_argv.insert(dump_argv.end(),
+                     {"--page-server", "--address", "127.0.0.1", "--port", std::to_string(port)});
+  }
   double t0 = now(), t1 = 0;
-  pid_t d = spawn({c.opt.ckpt, "dump", "-t", std::to_string(pid), "-D", img, "-o", d_log},
-                  {"/dev/null", d_out, d_out}, false);
+  pid_t d = spawn(dump_argv, {"/dev/null", d_out, d_out}, false);
   std::optional<int> st = wait_exit(d, c.opt.timeout, &t1);
   if (!st)
     throw RunFailure(
@@ -278,6 +326,15 @@ void ckpt_round_trip(Ctx& c, Medium& m, int run) {
     throw RunFailure(with_log("ckpt dump " + describe_status(*st),
                               {{"ckpt output", d_out}, {"dump log", d_log}}));
   double dump_s = t1 - t0;
+  if (server) {  // its files join the local ones, as after a migration
+    std::optional<int> sst = wait_exit(server, 30);
+    if (!sst || !WIFEXITED(*sst) || WEXITSTATUS(*sst) != 0)
+      throw RunFailure(with_log("the page server did not end well", {{"page server log", s_log}}));
+    for (const auto& e : std::filesystem::directory_iterator(srv))
+      std::filesystem::rename(e.path(), img + "/" + e.path().filename().string());
+    rm_rf(srv);
+    unlink(s_log.c_str());
+  }
 
   std::optional<int> vst = wait_exit(pid, 30);
   if (!vst)
@@ -542,9 +599,19 @@ void scale_round_trip(Ctx& c, Section& sec, ScaleRow& row, Medium& m, int run) {
 
   // ---- dump
   progress(step + ": ckpt dump");
+  const std::string srv = m.dir + "/server", s_log = pre + "page-server.log";
+  std::vector<std::string> dump_argv = {c.opt.ckpt, "dump", "-t", std::to_string(pid),
+                                        "-D",       img,    "-o", d_log};
+  pid_t server = 0;
+  if (m.page_server) {
+    rm_rf(srv);
+    int port = 0;
+    server = start_page_server(c, srv, s_log, &port);
+    dump_argv.insert(dump_argv.end(),
+                     {"--page-server", "--address", "127.0.0.1", "--port", std::to_string(port)});
+  }
   double t0 = now(), t1 = 0;
-  pid_t d = spawn({c.opt.ckpt, "dump", "-t", std::to_string(pid), "-D", img, "-o", d_log},
-                  {"/dev/null", d_out, d_out}, false);
+  pid_t d = spawn(dump_argv, {"/dev/null", d_out, d_out}, false);
   std::optional<int> st = wait_exit(d, c.opt.timeout, &t1);
   if (!st)
     throw RunFailure(
@@ -1094,11 +1161,14 @@ int run(Ctx& c) {
   o.victim = abs_path(o.victim);
 
   // ---- media
-  std::vector<Medium> media(2);
+  std::vector<Medium> media(3);
   Medium& tm = media[0];
   Medium& dk = media[1];
+  Medium& ps = media[2];
   tm.name = "tmpfs";
   dk.name = "disk";
+  ps.name = "pgsrv";
+  ps.page_server = true;
 
   std::string disk_parent = o.disk_dir.empty() ? "/var/tmp" : abs_path(o.disk_dir);
   dk.dir = make_temp_dir(disk_parent, "ckpt-bench");
@@ -1134,6 +1204,11 @@ int run(Ctx& c) {
   std::string tfs = fs_type(tm.dir, &magic);
   if (magic != kTmpfsMagic) warn("tmpfs dir " + tm.dir + " is on " + tfs + ", not tmpfs");
   tm.desc = tfs + ", " + tm.desc;
+  // The page server's images are on the same tmpfs: the difference is the
+  // loopback TCP hop (dump --page-server, `ckpt page-server` receiving).
+  ps.dir = tm.dir + "/pgsrv";
+  if (mkdir(ps.dir.c_str(), 0700) != 0) fail_errno("mkdir " + ps.dir);
+  ps.desc = "page server on 127.0.0.1, images on " + tm.dir;
 
   c.work = dk.dir + "/work";
   if (mkdir(c.work.c_str(), 0700) != 0) fail_errno("mkdir " + c.work);
@@ -1154,6 +1229,7 @@ int run(Ctx& c) {
   printf("  ckpt   %s\n", o.ckpt.c_str());
   printf("  tmpfs  %s (%s)\n", tm.dir.c_str(), tm.desc.c_str());
   printf("  disk   %s (%s)\n", dk.dir.c_str(), dk.desc.c_str());
+  printf("  pgsrv  %s\n", ps.desc.c_str());
   fflush(stdout);
 
   bool ok = true;
@@ -1170,6 +1246,10 @@ int run(Ctx& c) {
       for (Medium& m : media) {
         try {
           bool disk = &m == &dk;
+          if (&m == &ps) {  // same medium as tmpfs: its baseline
+            m.write = tm.write;
+            continue;
+          }
           m.write =
               bench_write(src, m.dir, disk, o.runs, disk ? "write+fsync disk" : "write tmpfs");
         } catch (const Interrupted&) {

@@ -21,7 +21,10 @@ namespace ckpt::compel {
 class SeizedProcess {
  public:
   // Seizes all threads of `pid`, re-reading /proc/PID/task until no new
-  // thread appears. Fails if pid does not exist or cannot be traced.
+  // thread appears. Fails if pid does not exist or cannot be traced. A
+  // thread this process traces already must be in a ptrace stop whose
+  // report was collected (a cgroup v1 freezer seized it: criu/
+  // cgroup_freeze.h): it is taken as it is.
   static Result<std::unique_ptr<SeizedProcess>> Seize(pid_t pid);
   ~SeizedProcess();
   SeizedProcess(const SeizedProcess&) = delete;
