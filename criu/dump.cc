@@ -26,6 +26,7 @@
 #include "criu/files/fd_dump.h"
 #include "criu/lsm.h"
 #include "criu/mem_dump.h"
+#include "criu/mem_track.h"
 #include "criu/net/net_dump.h"
 #include "criu/ns/ipc_ns.h"
 #include "criu/ns/mnt_ns.h"  // mnt ns
@@ -326,7 +327,7 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
                 uint32_t pages_id,
                 const PageIndex* parent_pages, PageIndex* pages,
                 const pb::NamespacesEntry& namespaces,
-                const std::vector<pb::SemUndoEntry>& sem_undo) {
+                const std::vector<pb::SemUndoEntry>& sem_undo, const TaskTrack* prev) {
   pid_t pid = task.pid;
   compel::SeizedProcess& proc = *task.proc;
   TRY_ASSIGN(TaskInfo info, Inspect(proc, o, namespaces.mnt()));
@@ -357,12 +358,13 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
     for (const pb::SemUndoEntry& e : sem_undo) *core.add_sem_undo() = e;
     LOG_INFO("Dumping pages of " + Who(pid));
     TRY_ASSIGN(stats, DumpPages(pid, proc.mem_fd(), *inf, mm, pages_to, kf, pages_id, parent_pages,
-                                pages, pipe));
+                                pages, pipe, prev));
     TRY(inf->Cure(), "curing " + Who(pid));
   }
   LOG_INFO(Who(pid) + ": " + std::to_string(stats.pages_written) + " pages written, " +
            std::to_string(stats.zero_pages_skipped) + " zero pages skipped, " +
            std::to_string(stats.pages_in_parent) + " shared with the parent, " +
+           std::to_string(stats.pages_in_prev) + " in the previous images, " +
            std::to_string(stats.pages_scanned) + " scanned");
   TRY(WriteOne(dir, ImageType::kCore, pid, core));
   TRY(WriteOne(dir, ImageType::kMm, pid, mm));
@@ -393,6 +395,13 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     TRY_ASSIGN(frozen, CgroupFreezer::Freeze(o.freeze_cgroup));
   }
   TRY_ASSIGN(tree, SeizeTree(root));
+  // Incremental dumps (criu/mem_track.h): what changed since the previous
+  // step, read from ckpt's own namespaces (the tracker's socket is there).
+  // Destroyed before `tree`: on failure the tracking ends, then the tree runs.
+  std::unique_ptr<ChainStep> chain;
+  if (!o.prev_images_dir.empty() || o.track_mem) {
+    TRY_ASSIGN(chain, ChainStep::Begin(o.images_dir, o.prev_images_dir, tree));
+  }
   // The tree's namespaces are checked before anything is touched.
   TRY_ASSIGN(pb::NamespacesEntry namespaces,
              ns::CollectNamespaces(tree, o.cgroup_mode != CgroupMode::kIgnore));
@@ -495,7 +504,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
       }
       Status st = DumpTask(o, kf, *dir, *pages_to, fds, shmem, t, pages_id++,
                            parent == page_index.end() ? nullptr : &parent->second,
-                           &page_index[t.pid], namespaces, undo);
+                           &page_index[t.pid], namespaces, undo,
+                           chain ? chain->ForPid(t.pid) : nullptr);
       if (!st.ok()) {
         // Name the process once: most messages already start with it.
         if (st.error().message().rfind("pid ", 0) != 0) st.error().Context(Who(t.pid));
@@ -513,6 +523,10 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   if (namespaces.mnt()) TRY(ns::DumpMountNamespace(root, {.externals = o.external}, *dir));
   TRY(seccomp.Write(*dir));
   TRY(lsm.Write(*dir));
+  if (chain) {  // incremental: memtrack.img, and with -R the tracking goes on
+    if (o.leave_running && o.track_mem) TRY(chain->StartTracker(o.track_mem_timeout));
+    TRY(chain->WriteImage(*dir));
+  }
   TRY(pages_to->Commit());  // the memory is safe before the inventory says "complete"
 
   pb::InventoryEntry inv;
@@ -531,6 +545,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   // The lock stays after a dump that kills the tree; restore removes it.
   if (!o.leave_running && !net.KeptLockName().empty()) inv.set_netlock_table(net.KeptLockName());
   TRY(dir->Commit(inv));
+  if (chain) TRY(chain->Commit());
   TRY(RunAction(o, {Action::kPostDump, root}));  // action hooks: a no resumes the tree
 
   if (o.leave_running)

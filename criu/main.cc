@@ -14,9 +14,11 @@
 #include "criu/net/netlock.h"
 #include "criu/options.h"
 #include "criu/page_xfer.h"
+#include "criu/predump.h"
 #include "criu/restore.h"
 #include "criu/rpc/rpc_server.h"
 #include "criu/show.h"
+#include "criu/uffd_wp.h"
 #include "criu/version.h"
 #include "images/image_dir.h"
 #include "proto/inventory.pb.h"
@@ -35,6 +37,13 @@ int Check() {
            f.why);
     if (f.required && !f.present) missing++;
   }
+  // Incremental dumps (criu/mem_track.h): what tracks writes here.
+  bool wp_async = k.pagemap_scan && uffd::ProbeWpAsync();
+  printf("  memory tracking: %s\n",
+         wp_async ? "uffd-wp async + PAGEMAP_SCAN (pre-dump, dump --prev-images-dir)"
+                  : "none (pre-dump and incremental dumps need Linux 6.7+)");
+  if (k.soft_dirty)
+    printf("  soft-dirty bits present (not used by ckpt: uffd-wp async tracks writes)\n");
   if (missing) {
     printf("%d required feature(s) missing: ckpt will not work here\n", missing);
     return 1;
@@ -77,7 +86,8 @@ int Run(int argc, char** argv) {
   UniqueFd log_fd;
   std::string log_path = LogPath(o);
   if (!log_path.empty()) {
-    if (o.command == Command::kDump) (void)mkdir(o.images_dir.c_str(), 0700);
+    if (o.command == Command::kDump || o.command == Command::kPreDump)
+      (void)mkdir(o.images_dir.c_str(), 0700);
     log_fd.reset(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
     if (!log_fd) {
       fprintf(stderr, "ckpt: cannot open log file %s: %m\n", log_path.c_str());
@@ -127,6 +137,17 @@ int Run(int argc, char** argv) {
         LOG_ERR("dump failed: " + s.error().message());
         if (!log_path.empty() && log::GetLevel() < log::kError)
           fprintf(stderr, "ckpt: dump failed: %s\n", s.error().message().c_str());
+        return 1;
+      }
+      return 0;
+    }
+    case Command::kPreDump: {
+      KernelFeatures kf = ProbeKernel();
+      Status s = PreDump(o, kf);
+      if (!s.ok()) {
+        LOG_ERR("pre-dump failed: " + s.error().message());
+        if (!log_path.empty() && log::GetLevel() < log::kError)
+          fprintf(stderr, "ckpt: pre-dump failed: %s\n", s.error().message().c_str());
         return 1;
       }
       return 0;

@@ -14,6 +14,8 @@
 
 #include "base/io.h"
 #include "base/log.h"
+#include "criu/mem_track.h"
+#include "criu/uffd_wp.h"
 #include "criu/ns/ipc_ns.h"
 #include "criu/ns/namespaces.h"
 #include "proto/pagemap.pb.h"
@@ -46,6 +48,7 @@ struct Run {
   bool readable;              // vmsplice needs readable memory; others go via /proc/PID/mem
   uint32_t src_pages_id = 0;  // != 0: the pages are in an ancestor's file
   uint64_t src_off = 0;
+  bool in_parent = false;     // unchanged since the previous step: in the parent images
 };
 
 struct PageInfo {
@@ -192,8 +195,8 @@ namespace {
 
 // Reads pagemap for one VMA and appends runs of pages worth saving.
 Status ScanVma(int pagemap_fd, const pb::VmaEntry& v, const KernelFeatures& kf,
-               const PageIndex* parent, std::vector<Run>& runs, std::vector<uint64_t>& pfns,
-               PageDumpStats& st) {
+               const PageIndex* parent, const TaskTrack* prev, std::vector<Run>& runs,
+               std::vector<uint64_t>& pfns, PageDumpStats& st) {
   uint64_t n = (v.end() - v.start()) / kPage;
   std::vector<uint64_t> pm(std::min<uint64_t>(n, 1 << 16));
   bool readable = v.prot() & PROT_READ;
@@ -209,7 +212,9 @@ Status ScanVma(int pagemap_fd, const pb::VmaEntry& v, const KernelFeatures& kf,
     for (uint64_t i = 0; i < chunk; i++) {
       uint64_t e = pm[i];
       bool save = false;
-      if (e & kPmSwap) {
+      if (uffd::IsPteMarker(e)) {
+        // A uffd-wp marker or guard region: no page of its own.
+      } else if (e & kPmSwap) {
         save = true;
       } else if ((e & kPmPresent) && !(e & kPmFile)) {
         if (kf.zero_pfn && (e & kPfnMask) == kf.zero_pfn)
@@ -230,16 +235,20 @@ Status ScanVma(int pagemap_fd, const pb::VmaEntry& v, const KernelFeatures& kf,
           src_off = it->second.off;
         }
       }
+      bool in_prev = !src && prev && prev->InParent(a);  // incremental (criu/mem_track.h)
       // Runs never cross VMAs (restore checks each lies in one) and keep
       // one source, contiguous in it.
       Run* last = runs.empty() ? nullptr : &runs.back();
       if (last && last->start >= v.start() && last->start + last->pages * kPage == a &&
-          last->src_pages_id == src && (!src || last->src_off + last->pages * kPage == src_off))
+          last->src_pages_id == src && (!src || last->src_off + last->pages * kPage == src_off) &&
+          last->in_parent == in_prev)
         last->pages++;
       else
-        runs.push_back({a, 1, readable, src, src_off});
+        runs.push_back({a, 1, readable, src, src_off, in_prev});
       pfns.push_back(pfn);
-      if (src)
+      if (in_prev)
+        st.pages_in_prev++;
+      else if (src)
         st.pages_in_parent++;
       else
         st.pages_written++;
@@ -286,7 +295,8 @@ Status FlushBatch(std::vector<abi::PIovec>& batch, uint64_t bytes, int pipe_r, i
 Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
                                 const pb::MmEntry& mm, PageTarget& target,
                                 const KernelFeatures& kf, uint32_t pages_id,
-                                const PageIndex* parent, PageIndex* index, PagePipe& pipe) {
+                                const PageIndex* parent, PageIndex* index, PagePipe& pipe,
+                                const TaskTrack* prev) {
   PageDumpStats st;
   std::string pm_path = "/proc/" + std::to_string(pid) + "/pagemap";
   UniqueFd pagemap(open(pm_path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -295,7 +305,7 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
   std::vector<Run> runs;
   std::vector<uint64_t> pfns;  // per saved page, in run order
   for (const pb::VmaEntry& v : mm.vmas())
-    if (Private(v)) TRY(ScanVma(pagemap.get(), v, kf, parent, runs, pfns, st));
+    if (Private(v)) TRY(ScanVma(pagemap.get(), v, kf, parent, prev, runs, pfns, st));
 
   // Index this task's pages for its children.
   uint64_t own_off = 0;
@@ -303,6 +313,7 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
   for (const Run& r : runs)
     for (uint64_t k = 0; k < r.pages; k++, pi++) {
       uint64_t a = r.start + k * kPage;
+      if (r.in_parent) continue;  // in no pages file of this dump: not for children
       if (r.src_pages_id) {
         if (pfns[pi]) index->by_vaddr[a] = {pfns[pi], r.src_pages_id, r.src_off + k * kPage};
       } else {
@@ -331,6 +342,7 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
       e.set_src_pages_id(r.src_pages_id);
       e.set_src_off(r.src_off);
     }
+    if (r.in_parent) e.set_in_parent(true);
     TRY(pmw.Write(e));
   }
   TRY(pmw.Close());
@@ -351,7 +363,7 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
   uint64_t batch_bytes = 0;
   std::vector<char> buf;
   for (const Run& r : runs) {
-    if (r.src_pages_id) continue;  // an ancestor saved these
+    if (r.src_pages_id || r.in_parent) continue;  // an ancestor or the parent images hold these
     uint64_t len = r.pages * kPage;
     if (!r.readable) {
       // PROT_NONE or write-only memory: vmsplice cannot pin it, but the

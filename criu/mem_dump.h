@@ -16,6 +16,8 @@
 
 namespace ckpt {
 
+class TaskTrack;  // criu/mem_track.h
+
 // Fills mm->vmas from smaps, refusing mappings ckpt cannot restore yet
 // with "pid N: <what> at ADDR is not supported".
 Status CollectVmas(pid_t pid, const std::vector<proc::MapEntry>& maps, pb::MmEntry* mm);
@@ -25,6 +27,7 @@ struct PageDumpStats {
   uint64_t pages_written = 0;
   uint64_t zero_pages_skipped = 0;
   uint64_t pages_in_parent = 0;  // shared COW with an ancestor: not written again
+  uint64_t pages_in_prev = 0;    // unchanged since the previous step of a chain
 };
 
 // Where each saved page of a dumped task lives, by physical page: a child
@@ -51,10 +54,13 @@ struct PagePipe {
 };
 
 // `parent` (may be null) is the index of the parent's pages; `index`
-// receives this task's, for its children.
+// receives this task's, for its children. `prev` (may be null): the write
+// tracking of an incremental dump; pages it says are unchanged since the
+// previous step get an `in_parent` entry instead of being saved.
 Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
                                 const pb::MmEntry& mm, PageTarget& target,
                                 const KernelFeatures& kf, uint32_t pages_id,
-                                const PageIndex* parent, PageIndex* index, PagePipe& pipe);
+                                const PageIndex* parent, PageIndex* index, PagePipe& pipe,
+                                const TaskTrack* prev = nullptr);
 
 }  // namespace ckpt

@@ -38,6 +38,10 @@ enum LongOnly {
   kOptOrphanPtsMaster,
   kOptConfig,
   kOptNoDefaultConfig,
+  kOptPrevImagesDir,
+  kOptTrackMem,
+  kOptTrackMemTimeout,
+  kOptAutoDedup,
   kOptNegate = 1100,  // + index into kFlags: --no-FLAG
 };
 
@@ -94,6 +98,10 @@ const std::vector<struct option>& LongOptions() {
         {"action-script", required_argument, nullptr, kOptActionScript},
         {"daemon", no_argument, nullptr, kOptDaemon},
         {"empty-ns", required_argument, nullptr, kOptEmptyNs},
+        {"prev-images-dir", required_argument, nullptr, kOptPrevImagesDir},
+        {"track-mem", no_argument, nullptr, kOptTrackMem},
+        {"track-mem-timeout", required_argument, nullptr, kOptTrackMemTimeout},
+        {"auto-dedup", no_argument, nullptr, kOptAutoDedup},
         {"help", no_argument, nullptr, 'h'},
     };
     static std::vector<std::string> negated;
@@ -109,6 +117,7 @@ const std::vector<struct option>& LongOptions() {
 
 Result<Command> ParseCommand(const std::string& s) {
   if (s == "dump") return Command::kDump;
+  if (s == "pre-dump") return Command::kPreDump;
   if (s == "restore") return Command::kRestore;
   if (s == "check") return Command::kCheck;
   if (s == "show") return Command::kShow;
@@ -299,6 +308,21 @@ Result<int> ApplyArgs(int ac, char** av, Options& o, const std::string& cmd) {
           return Error("bad --status-fd '" + std::string(optarg) + "'");
         o.status_fd = int(n);
         break;
+      case kOptPrevImagesDir:
+        if (!optarg[0]) return Error("--prev-images-dir needs a directory");
+        o.prev_images_dir = optarg;
+        break;
+      case kOptTrackMem:
+        o.track_mem = true;
+        break;
+      case kOptTrackMemTimeout:
+        if (!ParseInt(optarg, n) || n <= 0 || n > 7 * 86400)
+          return Error("bad --track-mem-timeout '" + std::string(optarg) +
+                       "' (seconds, 1..604800)");
+        o.track_mem_timeout = int(n);
+        break;
+      case kOptAutoDedup:
+        return Error("--auto-dedup is not supported: the parent images keep every page they hold");
       case kOptInheritFd: {
         TRY_ASSIGN(Options::InheritFd f, ParseInheritFd(optarg));
         o.inherit_fds.push_back(std::move(f));
@@ -415,7 +439,9 @@ Result<Options> ParseOptions(int argc, char** argv) {
                                              "--port",
                                              "--status-fd",
                                              "--action-script",
-                                             "--empty-ns"};
+                                             "--empty-ns",
+                                             "--prev-images-dir",
+                                             "--track-mem-timeout"};
     for (const char* w : kWithValue)
       if (!strcmp(argv[i], w)) {
         i++;
@@ -454,6 +480,13 @@ Result<Options> ParseOptions(int argc, char** argv) {
         return Error("--page-server needs --address and --port of the page server");
       if (!o.page_server && o.port) return Error("--port goes with --page-server");
       break;
+    case Command::kPreDump:
+      if (o.pid == 0) return Error("pre-dump needs -t PID");
+      if (o.images_dir.empty()) return Error("pre-dump needs -D DIR");
+      if (o.leave_running) return Error("pre-dump always leaves the tree running: drop -R");
+      if (o.page_server && (o.address.empty() || o.port == 0))
+        return Error("--page-server needs --address and --port of the page server");
+      break;
     case Command::kPageServer:
       if (o.images_dir.empty()) return Error("page-server needs -D DIR");
       if (o.port == 0) return Error("page-server needs --port");
@@ -484,9 +517,14 @@ Result<Options> ParseOptions(int argc, char** argv) {
   }
   if (o.command != Command::kService && o.daemon) return Error("--daemon is a service option");
   if (!o.address.empty() && o.command != Command::kService && o.command != Command::kPageServer &&
-      !(o.command == Command::kDump && o.page_server))
+      !((o.command == Command::kDump || o.command == Command::kPreDump) && o.page_server))
     return Error("--address goes with service, page-server or dump --page-server");
-  if ((o.command == Command::kDump || o.command == Command::kRestore) && !o.args.empty())
+  if (o.command != Command::kDump && o.command != Command::kPreDump &&
+      (!o.prev_images_dir.empty() || o.track_mem))
+    return Error("--prev-images-dir and --track-mem go with dump or pre-dump");
+  if ((o.command == Command::kDump || o.command == Command::kPreDump ||
+       o.command == Command::kRestore) &&
+      !o.args.empty())
     return Error("unexpected argument '" + o.args[0] + "'");
   return o;
 }
@@ -555,8 +593,36 @@ std::string Usage(Command c) {
                  "                         (repeatable; hex, as stat(2) and fdinfo give them)\n"
                  "                         a terminal or file from outside, given back at\n"
                  "                         restore with --inherit-fd\n"
+                 "      --prev-images-dir PREV\n"
+                 "                         the previous step of an incremental chain (a\n"
+                 "                         pre-dump), relative to DIR: pages unchanged since\n"
+                 "                         are not saved again (DIR/parent links to PREV)\n"
+                 "      --track-mem        use the write tracking PREV left; with -R keep\n"
+                 "                         tracking for a next dump\n"
+                 "      --track-mem-timeout SEC\n"
+                 "                         how long the tracking waits for a next step (600)\n"
                  "Pipes whose other end is outside the tree (a container's stdio) are saved\n"
                  "as external: restore needs --inherit-fd fd[N]:pipe:[INODE] for each.\n") +
+             common;
+    case Command::kPreDump:
+      return std::string(
+                 "usage: ckpt pre-dump -t PID -D DIR [--prev-images-dir PREV] [options]\n"
+                 "Save the memory of process PID (and its descendants) while it keeps\n"
+                 "running, and track its writes, so the next pre-dump or the final\n"
+                 "`ckpt dump --prev-images-dir` saves only pages written since. The tree is\n"
+                 "frozen only for the scan. Write tracking uses userfaultfd write-protection\n"
+                 "(async) and PAGEMAP_SCAN, held by a small `ckpt-memtrack` process until the\n"
+                 "next step takes it, the tree's root exits, or the timeout passes; then the\n"
+                 "program is left exactly as before. A pre-dump cannot be restored alone.\n\n"
+                 "  -t, --tree PID         the process to pre-dump\n"
+                 "  -D, --images-dir DIR   where to write images (created 0700)\n"
+                 "      --prev-images-dir PREV\n"
+                 "                         the previous pre-dump, relative to DIR\n"
+                 "      --track-mem        accepted (a pre-dump always tracks)\n"
+                 "      --track-mem-timeout SEC\n"
+                 "                         how long the tracking waits for the next step (600)\n"
+                 "      --page-server --address ADDR --port PORT\n"
+                 "                         send the memory to `ckpt page-server`\n") +
              common;
     case Command::kRestore:
       return std::string(
@@ -642,6 +708,7 @@ std::string Usage(Command c) {
       return "usage: ckpt COMMAND [options]\n\n"
              "Commands:\n"
              "  dump      checkpoint a process:  ckpt dump -t PID -D DIR\n"
+             "  pre-dump  save memory, keep running: ckpt pre-dump -t PID -D DIR\n"
              "  restore   bring it back:         ckpt restore -D DIR [-d]\n"
              "  check     probe kernel features\n"
              "  show      print images as JSON:  ckpt show DIR\n"

@@ -14,6 +14,7 @@ namespace ckpt {
 enum class Command {
   kNone,
   kDump,
+  kPreDump,  // ckpt pre-dump: memory only, the tree runs on (criu/predump.h)
   kRestore,
   kCheck,
   kShow,
@@ -68,6 +69,10 @@ struct Options {
                                 // where to listen); service: the unix socket path
   int port = 0;                 // --port: the page server's TCP port
   int status_fd = -1;           // --status-fd FD: page-server writes a byte there once it listens
+  // Incremental dumps (criu/mem_track.h, criu/predump.h):
+  std::string prev_images_dir;  // --prev-images-dir: the previous step, relative to -D
+  bool track_mem = false;       // --track-mem: dump uses (and -R keeps) the write tracking
+  int track_mem_timeout = 600;  // --track-mem-timeout SEC: how long a tracker waits
   std::vector<std::string> action_scripts;  // --action-script PATH (repeatable), criu/action_hooks.h
   ActionNotifier notify;        // set by the RPC service for its client's notifications
   // RPC (criu/rpc/): set from a client's criu_opts, not from the command line.

@@ -22,6 +22,7 @@
 #include "criu/lsm.h"
 #include "criu/ns/pid_ns.h"
 #include "criu/ns/user_ns.h"
+#include "criu/page_chain.h"
 #include "criu/proc_parse.h"
 #include "criu/seccomp.h"
 #include "parasite/abi.h"
@@ -163,7 +164,7 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   std::map<uint32_t, int> src_pages;
   for (const auto& p : t.pages)
     if (p.has_src_pages_id() && !src_pages.count(p.src_pages_id())) {
-      TRY_ASSIGN(UniqueFd f, dir.OpenRaw(images::PagesFileName(p.src_pages_id())));
+      TRY_ASSIGN(UniqueFd f, dir.OpenRaw(PagesSourceName(p.src_pages_id())));
       src_pages[p.src_pages_id()] = f.release();
     }
   if (src_pages.size() + 1 > abi::kMaxCloseFds) return Error("too many pages files to read from");

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "criu/ns/namespaces.h"
+#include "criu/page_chain.h"
 #include "criu/ns/pid_ns.h"
 #include "criu/ns/sem_undo.h"
 #include "criu/files/fd_restore.h"
@@ -103,6 +104,7 @@ Status CheckPages(const pb::MmEntry& mm, const std::vector<pb::PagemapEntry>& pa
     if (vma == mm.vmas().end() || vma->start() > s || vma->end() < prev_end ||
         (vma->kind() != pb::VMA_ANON_PRIVATE && vma->kind() != pb::VMA_FILE_PRIVATE))
       return Error("pagemap image: pages at " + std::to_string(s) + " outside private memory");
+    if (p.in_parent()) continue;  // incremental: resolved in the parent images (page_chain.h)
     if (p.has_src_pages_id()) {
       if (p.src_off() % kPage) return Error("pagemap image: bad source offset");
       continue;  // checked against the source file once every task is loaded
@@ -191,6 +193,9 @@ Result<TreeImages> LoadTreeImages(const images::ImageDir& dir) {
                  "; this ckpt reads version " + std::to_string(images::kFormatVersion));
   if (inv.arch() != "x86_64") return Error("images are for " + inv.arch() + ", not x86_64");
   if (inv.page_size() != kPage) return Error("images have an unsupported page size");
+  if (inv.pre_dump())
+    return Error(dir.path() + " is a pre-dump (memory only): restore the final dump made with "
+                 "`ckpt dump --prev-images-dir` after it");
 
   {
     TRY_ASSIGN(images::ImageReader r, dir.OpenReader(ImageType::kPstree));
@@ -276,6 +281,7 @@ Result<TreeImages> LoadTreeImages(const images::ImageDir& dir) {
         return Error("pagemap image of pid " + std::to_string(t.pid()) +
                      ": shared pages outside their source file");
     }
+  TRY(ResolveParentPages(dir, &tree));  // incremental chains: pages of the parent images
   TRY(LoadSeccomp(dir, &tree));
   TRY(LoadLsm(dir, &tree));
   return tree;

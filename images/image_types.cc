@@ -8,6 +8,7 @@
 #include "proto/fs.pb.h"
 #include "proto/inventory.pb.h"
 #include "proto/lsm.pb.h"
+#include "proto/memtrack.pb.h"
 #include "proto/ipc_ns.pb.h"
 #include "proto/mm.pb.h"
 #include "proto/mnt_ns.pb.h"
@@ -59,6 +60,8 @@ const ImageTypeInfo kTypes[] = {
     {ImageType::kCgroup, "cgroup", "cgroup.img", 0x43475201, Make<pb::CgroupEntry>, nullptr},
     {ImageType::kMntNs, "mnt-ns", "mnt-ns.img", 0x4d4e5401, Make<pb::MountEntry>, nullptr},
     {ImageType::kTmpfs, "tmpfs", "tmpfs-%u.img", 0x544d5001, Make<pb::TmpfsRecord>, nullptr},
+    {ImageType::kMemTrack, "memtrack", "memtrack.img", 0x4d545201, Make<pb::MemTrackEntry>,
+     nullptr},
 };
 
 }  // namespace

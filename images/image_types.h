@@ -42,6 +42,7 @@ enum class ImageType {
   kCgroup,       // cgroup.img: the tasks' cgroups and, if managed, their settings
   kMntNs,        // mnt-ns.img: the mounts of the tree's mount namespace (criu/ns/mnt_ns.h)
   kTmpfs,        // tmpfs-<mount id>.img: the files of a tmpfs of the tree's own
+  kMemTrack,     // memtrack.img: a step of an incremental chain (criu/mem_track.h)
 };
 
 struct ImageTypeInfo {

@@ -291,6 +291,30 @@ TEST(Options, UsagePerCommand) {
     EXPECT_NE(Usage(Command::kNone).find(cmd), std::string::npos) << cmd;
 }
 
+
+// Incremental dumps (criu/predump.h, criu/mem_track.h): CRIU's options.
+TEST(Options, PreDumpAndChains) {
+  auto r = Parse({"pre-dump", "-t", "42", "-D", "d2", "--prev-images-dir", "../d1",
+                  "--track-mem-timeout", "30"});
+  EXPECT_PARSES(r);
+  EXPECT_EQ(r->command, Command::kPreDump);
+  EXPECT_EQ(r->prev_images_dir, "../d1");
+  EXPECT_EQ(r->track_mem_timeout, 30);
+  r = Parse({"--prev-images-dir", "../d2", "dump", "-t", "42", "-D", "d3", "--track-mem"});
+  EXPECT_PARSES(r);
+  EXPECT_EQ(r->command, Command::kDump);
+  EXPECT_EQ(r->prev_images_dir, "../d2");
+  EXPECT_TRUE(r->track_mem);
+  EXPECT_EQ(Parse({"pre-dump", "-t", "42", "-D", "d"})->track_mem_timeout, 600);
+  EXPECT_ERROR_MENTIONS(Parse({"pre-dump", "-D", "d"}), "-t");
+  EXPECT_ERROR_MENTIONS(Parse({"pre-dump", "-t", "42", "-D", "d", "-R"}), "-R");
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "42", "-D", "d", "--auto-dedup"}), "--auto-dedup");
+  EXPECT_ERROR_MENTIONS(Parse({"restore", "-D", "d", "--prev-images-dir", "x"}),
+                        "--prev-images-dir");
+  EXPECT_ERROR_MENTIONS(Parse({"pre-dump", "-t", "1", "-D", "d", "--track-mem-timeout", "0"}),
+                        "--track-mem-timeout");
+}
+
 }  // namespace
 TEST(Options, NetworkOptions) {
   auto r = Parse({"dump", "-t", "1", "-D", "/d", "--tcp-established", "--skip-in-flight",
