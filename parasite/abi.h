@@ -152,7 +152,9 @@ struct ParasiteArgs {
   // the parasite's own vmsplice raises (ckpt closed the pipe) must not be
   // swallowed then. Otherwise the parasite removes the one it caused.
   int32_t sigpipe_pending;
-  int32_t pad0;
+  // Set by the parasite: the fd of its socket (-1 before), which ckpt
+  // closes at cure after interrupting it in recvmsg.
+  int32_t sock_fd;
   // Command data.
   PIovec iovs[kMaxParasiteIovs];
   KSigaction sigacts[kNumSignals];  // [sig - 1]

@@ -159,6 +159,7 @@ long DumpTimers(ParasiteArgs* a, uint32_t nr) {
 extern "C" void blob_main(ParasiteArgs* a) {
   int sk = (int)sys(__NR_socket, kAfUnix, kSockSeqpacket | 0x80000 /* SOCK_CLOEXEC */, 0);
   if (sk < 0) Abort(a);
+  a->sock_fd = sk;
   struct sockaddr_un addr;
   memset(&addr, 0, sizeof(addr));
   addr.sun_family = kAfUnix;
@@ -173,6 +174,7 @@ extern "C" void blob_main(ParasiteArgs* a) {
     if (r <= 0) {
       if (r == -4) continue;
       sys(__NR_close, sk);
+      a->sock_fd = -1;
       Abort(a);
     }
     long ret;
@@ -192,6 +194,7 @@ extern "C" void blob_main(ParasiteArgs* a) {
       case kCmdFini:
         Reply(sk, m.cmd, 0);
         sys(__NR_close, sk);
+        a->sock_fd = -1;
         return;  // entry code traps: ckpt takes over
       default:
         ret = -22;

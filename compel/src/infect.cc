@@ -193,8 +193,13 @@ Result<long> RemoteSyscall(pid_t tid, int mem_fd, uint64_t exec_addr, const user
   if (st.ok() && ptrace(PTRACE_GETREGS, tid, nullptr, &out) < 0)
     st = Error::Errno(T(tid) + ": PTRACE_GETREGS");
   // Home before the code goes: a ckpt that dies between two calls leaves
-  // the thread where it was, not inside the exec address.
-  Status back = SetGpRegs(tid, base);
+  // the thread where it was, not inside the exec address. The thread now
+  // sits in a syscall-exit stop, from which the kernel does not restart a
+  // system call it was interrupted in: a plain return must (rip back onto
+  // the syscall instruction), or the program would see -ERESTARTSYS.
+  user_regs_struct home_gp = base;
+  PrepareSyscallRestart(home_gp);
+  Status back = SetGpRegs(tid, home_gp);
   if (back.ok()) back = SetSigmask(tid, home_mask);
   Status rs = back.ok() ? restore_code() : Status(Ok());
   if (!st.ok()) return std::move(st.error());
@@ -310,6 +315,7 @@ Status Infection::Setup(const blobs::Blob& blob) {
   args_->sock_name_len = n;
   args_->log_level = log::GetLevel();
   args_->sigpipe_pending = sigpipe_pending_;
+  args_->sock_fd = -1;
 
   uint64_t abort_area = remote_ + args_off_ + offsetof(abi::ParasiteArgs, abort);
   abi::KStack no_stack = {0, 2 /* SS_DISABLE */, 0, 0};
@@ -402,10 +408,13 @@ Result<int64_t> Infection::Call(abi::ParasiteCmd cmd, uint32_t nr, int fd) {
 
 Status Infection::Cure() {
   if (cured_) return Ok();
-  // The parasite waits for its next command in recvmsg: interrupted there
-  // (Teardown), not asked to end in an int3, which would kill the victim
-  // with SIGTRAP if ckpt died before catching it. Until ckpt has the thread
-  // back, a ckpt that dies leaves the parasite an EOF, and it goes home.
+  if (running_) {
+    auto r = Call(abi::kCmdFini);
+    if (r.ok()) {
+      auto w = WaitStop(tid_);
+      if (w.ok() && WIFSTOPPED(*w) && WSTOPSIG(*w) == SIGTRAP) running_ = false;
+    }
+  }
   return Teardown(false);
 }
 
@@ -422,15 +431,25 @@ Status Infection::Teardown(bool) {
     running_ = false;
   }
   Status result;
+  if (args_ && args_->sock_fd >= 0) {  // the parasite's socket goes with it
+    auto r = Syscall(SYS_close, args_->sock_fd);
+    if (!r.ok()) result = std::move(r.error());
+    args_->sock_fd = -1;
+  }
   if (remote_) {
     auto r = Syscall(SYS_munmap, long(remote_), long(size_));
-    if (!r.ok())
-      result = std::move(r.error());
-    else if (IsSyscallError(*r))
+    if (!r.ok()) {
+      if (result.ok()) result = std::move(r.error());
+    } else if (IsSyscallError(*r) && result.ok()) {
       result = Error::Errno("remote munmap", int(-*r));
+    }
     remote_ = 0;
   }
-  Status s = SetRegs(tid_, regs_, true);
+  // After remote syscalls the thread sits in a syscall-exit stop: its own
+  // interrupted system call must restart by itself (see RemoteSyscall).
+  Regs back = regs_;
+  PrepareSyscallRestart(back.gp);
+  Status s = SetRegs(tid_, back, true);
   if (result.ok() && !s.ok()) result = std::move(s);
   if (mask_changed_) {
     Status m = SetSigmask(tid_, sigmask_);
