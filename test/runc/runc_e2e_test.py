@@ -14,10 +14,12 @@
 #                         container (new id, new pipes): both count, the
 #                         second from where the checkpoint was taken.
 #   --case tty            a terminal container (`runc run -d --console-socket`,
-#                         the test receives the pty master on its socket):
-#                         a shell variable set before the checkpoint is
-#                         there after the restore, read through the new pty
-#                         master runc hands to the console socket.
+#                         the test receives the pty master on its socket;
+#                         busybox sh holds /dev/tty open): a shell variable
+#                         set before the checkpoint is there after the
+#                         restore, read through the new pty master runc
+#                         hands to the console socket (orphan-pts-master),
+#                         and /dev/console is that terminal again.
 #
 #   runc_e2e_test.py --ckpt PATH --workdir DIR --case CASE
 #
@@ -416,6 +418,13 @@ def case_tty(a, work, bundle, cleanup):
     tty2.say("echo got-$X-$((X*2))")
     tty2.expect("got-42-84", "the restored shell answering through the new pty master")
     rt.log("the restored shell kept X=42 and answers through the new pty master")
+    # /dev/console (runc binds the console's pty there) is the pty of the
+    # shell's stdio again, not another one.
+    rpid = state(cid)["pid"]
+    con = os.stat("/proc/%d/root/dev/console" % rpid).st_rdev
+    tty0 = os.stat("/proc/%d/fd/0" % rpid).st_rdev
+    if con != tty0:
+        rt.fail("/dev/console is device %x, the shell's terminal %x" % (con, tty0))
     delete_container(cid)
 
 
