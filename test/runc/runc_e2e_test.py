@@ -425,6 +425,12 @@ def case_tty(a, work, bundle, cleanup):
     tty0 = os.stat("/proc/%d/fd/0" % rpid).st_rdev
     if con != tty0:
         rt.fail("/dev/console is device %x, the shell's terminal %x" % (con, tty0))
+    # busybox sh keeps /dev/tty open (its job control fd): reopened on the
+    # restored terminal (files/ctty.cc).
+    fds = os.listdir("/proc/%d/fd" % rpid)
+    ttys = [fd for fd in fds if os.readlink("/proc/%d/fd/%s" % (rpid, fd)) == "/dev/tty"]
+    if not ttys:
+        rt.fail("the restored shell holds no /dev/tty (fds %s)" % sorted(fds))
     delete_container(cid)
 
 
