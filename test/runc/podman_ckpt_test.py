@@ -44,8 +44,12 @@ class Podman:
         os.mkdir(self.bin)
         os.symlink(ckpt, os.path.join(self.bin, "criu"))
         self.env = dict(os.environ, PATH=self.bin + ":" + os.environ.get("PATH", "/usr/bin:/bin"))
+        # podman wants a run root of at most 50 characters.
+        self.runroot = os.path.join(work, "run")
+        if len(self.runroot) > 50:
+            self.runroot = tempfile.mkdtemp(prefix="ckpt-pm-")
         self.base = ["podman", "--root", os.path.join(work, "storage"),
-                     "--runroot", os.path.join(work, "run"),
+                     "--runroot", self.runroot,
                      "--tmpdir", os.path.join(work, "tmp"),
                      "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs",
                      "--runtime", "runc", "--events-backend", "file"]
@@ -92,6 +96,8 @@ def make_image(work):
 
 def run(a, work, cleanup):
     pm = Podman(work, a.ckpt)
+    if not pm.runroot.startswith(work):
+        cleanup.add("rm " + pm.runroot, lambda: shutil.rmtree(pm.runroot))
     cleanup.add("podman rm -a, rmi -a", lambda: (pm("rm", "-f", "-t", "0", "-a", check=False),
                                                   pm("rmi", "-f", "-a", check=False)))
     pm("import", make_image(work), "localhost/ckpt-busybox:test")
