@@ -128,6 +128,7 @@ extern const FileHandler kNetlinkSkHandler;  // netlink_sk.cc
 extern const FileHandler kPacketSkHandler;   // packet_sk.cc
 extern const FileHandler kMqueueHandler;     // mqueue.cc
 extern const FileHandler kExtFileHandler;    // ext_file.cc
+extern const FileHandler kCttyHandler;       // ctty.cc: /dev/tty
 
 // Finds the handler for an fd, or says precisely why it is not supported:
 // "pid 42 fd 7: io_uring is not supported".

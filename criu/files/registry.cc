@@ -19,6 +19,7 @@ namespace {
 const FileHandler* const kHandlers[] = {&kExtFileHandler,
                                         &kMqueueHandler,  &kMemfdHandler,   &kGhostFileHandler,
                                         &kRegFileHandler,
+                                        &kCttyHandler,  // /dev/tty, before the chr/tty kinds
                                         &kChrDevHandler,  &kTtyHandler,       &kPipeHandler,
                                         &kFifoHandler,    &kEventfdHandler,   &kSignalfdHandler,
                                         &kTimerfdHandler, &kEpollHandler,     &kInotifyHandler,

@@ -397,10 +397,24 @@ void SetFlags(int fd, uint32_t flags) {
 
 // A new pair, in the state the dump saw (but unlocked, so its slave can be
 // opened).
+// Masters made early for bind mounts of devpts files (ReservePtyFile), by
+// pty index; taken by CreatePair. Root task only.
+std::map<unsigned, int>& Reserved() {
+  static std::map<unsigned, int> m;
+  return m;
+}
+
 Result<int> CreatePair(const pb::PtyEntry& p) {
   std::string path = p.master() ? p.path() : "/dev/ptmx";
   int acc = p.master() ? int(p.flags() & O_ACCMODE) : O_RDWR;
-  int fd = open(path.c_str(), acc | O_NOCTTY | O_CLOEXEC);
+  int fd;
+  if (auto r = Reserved().find(p.index()); r != Reserved().end()) {
+    fd = r->second;
+    Reserved().erase(r);
+    path = "the pty made for the mount of /dev/pts/" + std::to_string(p.index());
+  } else {
+    fd = open(path.c_str(), acc | O_NOCTTY | O_CLOEXEC);
+  }
   if (fd < 0) return Error::Errno("open " + path);
   UniqueFd guard(fd);
   struct stat st;
@@ -415,6 +429,34 @@ Result<int> CreatePair(const pb::PtyEntry& p) {
           " at dump is /dev/pts/" + std::to_string(n) + " now");
   return guard.release();
 }
+
+}  // namespace
+
+Status ReservePtyFile(int devpts_root, const std::string& name) {
+  if (name.empty() || name.size() > 6 || name.find_first_not_of("0123456789") != std::string::npos)
+    return Ok();
+  struct stat st;
+  if (fstatat(devpts_root, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return Ok();
+  unsigned want = unsigned(std::stoul(name));
+  std::vector<UniqueFd> below;  // lower indexes, freed again at the end
+  for (unsigned i = 0; i <= want; i++) {
+    UniqueFd m(openat(devpts_root, "ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!m) return Error::Errno("making pty " + name + " for its bind mount: open ptmx");
+    unsigned n = 0;
+    if (ioctl(m.get(), TIOCGPTN, &n) < 0) return Error::Errno("TIOCGPTN");
+    if (n == want) {
+      Reserved()[want] = m.release();
+      LOG_DBG("pty " + name + " made for a bind mount of it");
+      return Ok();
+    }
+    if (n > want) return Error("making pty " + name + " for its bind mount: the instance gave " +
+                               std::to_string(n));
+    below.push_back(std::move(m));
+  }
+  return Error("making pty " + name + " for its bind mount: index not reached");
+}
+
+namespace {
 
 Result<int> Open(const pb::FileEntry& e, const RestoreOpts& o) {
   if (!o.ctx) return Error("pty ends need the restore context");

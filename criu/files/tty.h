@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
 
 #include "base/result.h"
 #include "criu/files/file_types.h"
@@ -47,5 +48,15 @@ Status RestoreControllingTty(const std::map<uint32_t, pb::FileEntry>& files,
 // foreground process group the terminal's foreground group again.
 Status RestoreForegroundGroup(const std::map<uint32_t, pb::FileEntry>& files,
                               const std::map<uint32_t, int>& opened);
+
+// For criu/ns/mnt_ns_restore.cc, in the root task before OpenFiles: a
+// bind mount of a file of a devpts the restore just made (runc's
+// /dev/console is a bind of the container's /dev/pts/0) needs that pty to
+// exist. If `name` is a pty index missing below `devpts_root` (the fresh
+// instance's root), opens its ptmx until that index exists and keeps the
+// master: the pair of the images with that index then takes it
+// (kPtyHandler's open) instead of making another, so the bind and the
+// restored terminal are one pty. No-op for other names.
+Status ReservePtyFile(int devpts_root, const std::string& name);
 
 }  // namespace ckpt::files

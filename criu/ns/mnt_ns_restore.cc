@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "base/unique_fd.h"
+#include "criu/files/tty.h"  // ReservePtyFile
 #include "criu/ns/mnt_ns.h"
 #include "criu/ns/mountinfo.h"
 #include "criu/ns/tmpfs_image.h"
@@ -279,6 +280,8 @@ Status RestoreMountNamespace(const images::ImageDir& dir, const MntNsOptions& o)
         }
         it = fs_root.emplace(e.dev(), std::move(root)).first;
       }
+      // A bind of a pty (runc's /dev/console): the pty first (files/tty.h).
+      if (e.kind() == pb::MOUNT_DEVPTS) TRY(files::ReservePtyFile(it->second.get(), e.root().substr(1)), what);
       TRY_ASSIGN(fds[i], Clone(it->second.get(), e.root().substr(1), what));
     }
     struct mount_attr a = {};

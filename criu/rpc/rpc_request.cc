@@ -11,6 +11,7 @@
 
 #include "base/io.h"
 #include "base/log.h"
+#include "criu/cgroup_v1.h"
 #include "criu/config_file.h"
 #include "criu/proc_parse.h"
 #include "criu/task_images.h"
@@ -72,7 +73,10 @@ Result<CgroupMode> MapCgroupMode(criu_cg_mode m) {
 }
 
 // The same rules as --cgroup-root: cgroup v2 has one tree, so every
-// cg_root (whatever its controller) must name the same absolute path.
+// cg_root of a v2 controller (or none) must name the same absolute path. A
+// controller with a v1 hierarchy on this host (runc sends one cg_root per
+// line of /proc/self/cgroup on hybrid hosts) is that hierarchy's root: v1
+// placement is the client's (criu/cgroup_v1.h), kept aside and ignored.
 Status MapCgroupRoots(const criu_opts& in, Options& o) {
   for (const cgroup_root& r : in.cg_root()) {
     const std::string& p = r.path();
@@ -80,6 +84,12 @@ Status MapCgroupRoots(const criu_opts& in, Options& o) {
       return Refuse("cg_root", "'" + p + "' is not an absolute cgroup path");
     if (p.find("/..") != std::string::npos || p.find("/./") != std::string::npos)
       return Refuse("cg_root", "'" + p + "': '.' and '..' are not allowed");
+    if (!r.ctrl().empty() && cgroupv1::IsV1Controller(r.ctrl().substr(0, r.ctrl().find(',')))) {
+      LOG_DBG("criu_opts.cg_root " + r.ctrl() + ":" + p +
+              ": a cgroup v1 hierarchy, whose placement is the client's");
+      o.cgroup_root_v1.push_back(r.ctrl() + ":" + p);
+      continue;
+    }
     std::string path = p;
     while (path.size() > 1 && path.back() == '/') path.pop_back();
     if (!o.cgroup_root.empty() && o.cgroup_root != path)

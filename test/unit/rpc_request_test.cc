@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <set>
 #include <string>
 
+#include "criu/cgroup_v1.h"
 #include "criu/rpc/rpc_server.h"
 
 namespace ckpt::rpc {
@@ -146,6 +148,32 @@ TEST_F(RpcRequestTest, ManageCgroupsModes) {
   EXPECT_EQ(r->opts.cgroup_mode, CgroupMode::kSoft);
   o.add_cg_root()->set_path("/a");
   o.add_cg_root()->set_path("/b");
+  EXPECT_NE(Refusal(o, RESTORE).find("criu_opts.cg_root"), std::string::npos);
+}
+
+// runc on a hybrid host sends one cg_root per line of /proc/self/cgroup:
+// the v1 controllers' roots (each under runc's own cgroup there) are the
+// client's business and kept aside; the cgroup2 one ("") is ckpt's.
+TEST_F(RpcRequestTest, CgroupRootsOfV1ControllersAreKeptAside) {
+  std::set<std::string> v1 = cgroupv1::V1Controllers();
+  criu_opts o = Base();
+  o.set_manage_cgroups(true);
+  cgroup_root* r2 = o.add_cg_root();
+  r2->set_ctrl("");
+  r2->set_path("/ct");
+  for (const std::string& c : v1) {
+    cgroup_root* r = o.add_cg_root();
+    r->set_ctrl(c);
+    r->set_path("/runc-own-" + c + "/ct");
+  }
+  auto r = MapRequestOptions(o, RESTORE, Ctx());
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->opts.cgroup_root, "/ct");
+  EXPECT_EQ(r->opts.cgroup_root_v1.size(), v1.size());
+  // A controller without a v1 hierarchy here is cgroup2's: one root only.
+  cgroup_root* bad = o.add_cg_root();
+  bad->set_ctrl("no-such-controller");
+  bad->set_path("/other");
   EXPECT_NE(Refusal(o, RESTORE).find("criu_opts.cg_root"), std::string::npos);
 }
 
