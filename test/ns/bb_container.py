@@ -105,6 +105,13 @@ def run(args, wd, state):
             with open(sub, "w") as f:
                 f.write("+hugetlb")
             state["hugetlb_enabled"] = sub
+    # A run killed by ctest's timeout cannot clean up: its empty cgroup goes now.
+    for d in os.listdir(cgmnt):
+        if d.startswith("ckpt-bb-") and d[8:].isdigit() and not os.path.exists("/proc/" + d[8:]):
+            try:
+                os.rmdir(os.path.join(cgmnt, d))
+            except OSError:
+                pass
     cg = os.path.join(cgmnt, "ckpt-bb-%d" % os.getpid())
     os.mkdir(cg)
     state["cgroup"] = cg

@@ -172,7 +172,7 @@ def main():
     cleanup = rt.Cleanup()
     cleanup.add("rm " + work, lambda: shutil.rmtree(work))
     # What podman makes outside our directory, removed if it is new.
-    for path in ["/var/lib/containers"] + [os.path.join(m, "libpod_parent")
+    for path in ["/var/lib/containers", "/dev/shm/libpod_lock"] + [os.path.join(m, "libpod_parent")
                                             for m in rt.cgroup_mounts().values()]:
         if not os.path.exists(path):
             cleanup.add("remove " + path, lambda p=path: remove_new(p))
@@ -192,7 +192,9 @@ def main():
 def remove_new(path):
     if not os.path.exists(path):
         return
-    if path.startswith("/sys/fs/cgroup"):
+    if os.path.isfile(path):
+        os.unlink(path)
+    elif path.startswith("/sys/fs/cgroup"):
         for d, _, _ in sorted(os.walk(path, topdown=False), key=lambda x: -len(x[0])):
             rt.rmdir_cgroup(d)
     else:
