@@ -103,12 +103,12 @@ Status MapCgroupRoots(const criu_opts& in, Options& o) {
 // Fields ckpt has no implementation for: refused when set to anything but
 // their neutral value.
 Status RefuseUnsupported(const criu_opts& in, criu_req_type type) {
-  if (in.has_ps() && type == DUMP)
+  if (in.has_ps() && type != RESTORE)
     return Refuse("ps", "dumping to a page server is not implemented over RPC");
   if (in.has_ps() && type == RESTORE) return Refuse("ps", "not a restore option");
-  if (!in.parent_img().empty())
-    return Refuse("parent_img", "incremental dumps (pre-dump images) are not implemented");
-  if (in.track_mem()) return Refuse("track_mem", "memory tracking is not implemented");
+  if (!in.parent_img().empty() && type == RESTORE)
+    return Refuse("parent_img", "a dump option (restore follows the images' parent link)");
+  if (in.track_mem() && type == RESTORE) return Refuse("track_mem", "a dump option");
   if (in.auto_dedup()) return Refuse("auto_dedup", "not implemented");
   if (in.has_cpu_cap() && in.cpu_cap() != 0 && in.cpu_cap() != kDefaultCpuCap)
     return Refuse("cpu_cap", "ckpt does not compare CPU features; only 0 is honoured");
@@ -167,7 +167,9 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
                                         const RequestContext& ctx) {
   MappedRequest m;
   Options& o = m.opts;
-  o.command = type == RESTORE ? Command::kRestore : Command::kDump;
+  o.command = type == RESTORE    ? Command::kRestore
+              : type == PRE_DUMP ? Command::kPreDump
+                                 : Command::kDump;
   bool root_caller = ctx.peer.uid == 0;
   TRY(RefuseUnsupported(in, type));
   // CRIU's default config files come first; the request's own fields
@@ -207,7 +209,11 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
   }
 
   // What, and how.
-  if (type == DUMP) {
+  if (type == DUMP || type == PRE_DUMP) {
+    // Incremental dumps (criu/predump.h): the previous step, relative to
+    // the images directory, and write tracking kept for the next one.
+    o.prev_images_dir = in.parent_img();
+    o.track_mem = in.track_mem();
     // CRIU's rule: no pid dumps the caller itself.
     o.pid = in.has_pid() ? pid_t(in.pid()) : ctx.peer.pid;
     if (o.pid <= 0) return Refuse("pid", "bad pid " + std::to_string(o.pid));
@@ -267,7 +273,7 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
   }
   TRY(MapCgroupRoots(in, o));
   if (!in.freeze_cgroup().empty()) {
-    if (type != DUMP) return Refuse("freeze_cgroup", "a dump option");
+    if (type == RESTORE) return Refuse("freeze_cgroup", "a dump option");
     if (!root_caller) return Refuse("freeze_cgroup", "only root may freeze a cgroup");
     o.freeze_cgroup = in.freeze_cgroup();
   }

@@ -13,8 +13,10 @@
 #include "base/log.h"
 #include "criu/dump.h"
 #include "criu/kerndat.h"
+#include "criu/predump.h"
 #include "criu/restore.h"
 #include "criu/rpc/rpc_server.h"
+#include "criu/uffd_wp.h"
 
 namespace ckpt::rpc {
 namespace {
@@ -175,14 +177,16 @@ void ServeDump(int sk, const criu_req& req, const RequestContext& ctx) {
     return Answer(sk, ErrorReply(DUMP, m.error()));
   }
   KernelFeatures kf = ProbeKernel();
-  Status s = Dump(m->opts, kf);
+  criu_req_type type = req.type() == PRE_DUMP ? PRE_DUMP : DUMP;
+  Status s = type == PRE_DUMP ? PreDump(m->opts, kf) : Dump(m->opts, kf);
   if (ctx.peer.uid != 0) GiveToCaller(*m, ctx.peer);
   if (!s.ok()) {
-    LOG_ERR("dump failed: " + s.error().message());
-    return Answer(sk, ErrorReply(DUMP, s.error()));
+    LOG_ERR(std::string(type == PRE_DUMP ? "pre-dump" : "dump") +
+            " failed: " + s.error().message());
+    return Answer(sk, ErrorReply(type, s.error()));
   }
-  criu_resp r = Reply(DUMP, true);
-  r.mutable_dump()->set_restored(false);
+  criu_resp r = Reply(type, true);
+  if (type == DUMP) r.mutable_dump()->set_restored(false);
   Answer(sk, r);
 }
 
@@ -232,13 +236,14 @@ void ServeVersion(int sk) {
   Answer(sk, r);
 }
 
-// Only the features asked are answered, as CRIU does. None is implemented
-// by ckpt: memory tracking (pre-dump), lazy pages and the pidfd store.
+// Only the features asked are answered, as CRIU does: memory tracking
+// (pre-dump) where this kernel has uffd-wp async and PAGEMAP_SCAN
+// (criu/uffd_wp.h); lazy pages and the pidfd store are not implemented.
 void ServeFeatures(int sk, const criu_req& req) {
   criu_resp r = Reply(FEATURE_CHECK, true);
   criu_features* f = r.mutable_features();
   const criu_features& asked = req.features();
-  if (asked.has_mem_track()) f->set_mem_track(false);
+  if (asked.has_mem_track()) f->set_mem_track(ProbeKernel().pagemap_scan && uffd::ProbeWpAsync());
   if (asked.has_lazy_pages()) f->set_lazy_pages(false);
   if (asked.has_pidfd_store()) f->set_pidfd_store(false);
   Answer(sk, r);
@@ -305,6 +310,8 @@ void ServeSession(int sk, const RequestContext& ctx) {
         ServeWaitPid(sk, req);
         break;
       case PRE_DUMP:
+        InWorker(sk, PRE_DUMP, [&] { ServeDump(sk, req, ctx); });
+        break;
       case SINGLE_PRE_DUMP:
       case PAGE_SERVER:
       case PAGE_SERVER_CHLD:

@@ -199,7 +199,10 @@ def test_simple_requests(c):
     q.features.lazy_pages = True
     r = c.call(q)
     check(r.type == rpc.FEATURE_CHECK and r.success, "FEATURE_CHECK failed: %s" % r)
-    check(r.features.HasField("mem_track") and not r.features.mem_track, "mem_track: %s" % r)
+    tracking = "uffd-wp async" in subprocess.run([CKPT, "check"], capture_output=True,
+                                                  text=True).stdout
+    check(r.features.HasField("mem_track") and r.features.mem_track == tracking,
+          "mem_track %s, ckpt check says %s" % (r.features.mem_track, tracking))
     check(r.features.HasField("lazy_pages") and not r.features.lazy_pages, "lazy_pages: %s" % r)
     check(not r.features.HasField("pidfd_store"), "pidfd_store answered unasked: %s" % r)
     q = req(rpc.FEATURE_CHECK)
@@ -208,7 +211,7 @@ def test_simple_requests(c):
     check(r.features.HasField("pidfd_store") and not r.features.pidfd_store
           and not r.features.HasField("mem_track"), "pidfd_store alone: %s" % r)
 
-    for typ, word in ((rpc.PRE_DUMP, "PRE_DUMP"), (rpc.PAGE_SERVER, "PAGE_SERVER"),
+    for typ, word in ((rpc.SINGLE_PRE_DUMP, "SINGLE_PRE_DUMP"), (rpc.PAGE_SERVER, "PAGE_SERVER"),
                       (rpc.NOTIFY, "NOTIFY"), (rpc.EMPTY, "EMPTY")):
         r = c.call(req(typ))
         check(not r.success and word in r.cr_errmsg, "%s: %s" % (word, r))
@@ -247,8 +250,8 @@ def test_bad_packets(c):
 def test_refused_option(c):
     v = Victim("refused")
     d, fd = images_dir("refused-img")
-    for field, val in (("track_mem", True), ("lsm_profile", "apparmor:x"), ("empty_ns", 0x20000000),
-                       ("lazy_pages", True), ("parent_img", "../x")):
+    for field, val in (("lsm_profile", "apparmor:x"), ("empty_ns", 0x20000000),
+                       ("lazy_pages", True)):
         r = c.call(req(rpc.DUMP, images_dir_fd=fd, pid=v.pid, **{field: val}))
         check(r.type == rpc.DUMP and not r.success and field in r.cr_errmsg,
               "%s not refused by name: %s" % (field, r))
@@ -320,6 +323,39 @@ def test_dump_restore_swrk():
     s.finish()
     os.close(fd)
     os.close(wfd)
+
+
+def test_pre_dump_chain():
+    """PRE_DUMP, then DUMP with parent_img and track_mem (CRIU's
+    incremental dump), then RESTORE from the chain."""
+    v = Victim("chain")
+    d1, fd1 = images_dir("chain-pre")
+    d2, fd2 = images_dir("chain-final")
+    s = Swrk()
+    r = s.conn.call(req(rpc.PRE_DUMP, images_dir_fd=fd1, pid=v.pid, track_mem=True))
+    check(r.type == rpc.PRE_DUMP and r.success, "PRE_DUMP failed: %s" % r.cr_errmsg)
+    v.counts_past(v.count())  # it runs on after a pre-dump
+    r = s.conn.call(req(rpc.DUMP, images_dir_fd=fd2, pid=v.pid, parent_img="../chain-pre",
+                        track_mem=True))
+    check(r.type == rpc.DUMP and r.success, "DUMP on a pre-dump failed: %s" % r.cr_errmsg)
+    check(os.path.realpath(os.path.join(d2, "parent")) == os.path.realpath(d1),
+          "no parent link to the pre-dump")
+    at_dump = v.count()
+    s.finish()
+    v.reap_dumped()
+    s = Swrk()
+    r = s.conn.call(req(rpc.RESTORE, images_dir_fd=fd2))
+    check(r.type == rpc.RESTORE and r.success, "RESTORE of a chain failed: %s" % r.cr_errmsg)
+    KILL_AT_EXIT.add(v.pid)
+    check(v.count() >= at_dump, "restarted after a chain restore")
+    v.counts_past(v.count())
+    os.kill(v.pid, signal.SIGKILL)
+    poll_until(lambda: not os.path.exists("/proc/%d" % v.pid) or
+               v.status("State").startswith("Z"), "the restored victim ends")
+    KILL_AT_EXIT.discard(v.pid)
+    s.finish()
+    os.close(fd1)
+    os.close(fd2)
 
 
 def test_refused_at_pre_dump():
@@ -626,6 +662,8 @@ def main():
         print("ok: requests, bad packets and refused options over swrk")
         test_dump_restore_swrk()
         print("ok: DUMP/RESTORE/WAIT_PID over swrk with notifications")
+        test_pre_dump_chain()
+        print("ok: PRE_DUMP, DUMP with parent_img and track_mem, RESTORE of the chain")
         test_refused_at_pre_dump()
         print("ok: a no at pre-dump and at post-dump leaves the tree running")
         test_service_and_rst_sibling()

@@ -225,13 +225,32 @@ TEST_F(RpcRequestTest, MapsRestoreOptions) {
   rmdir(wtmpl);
 }
 
+TEST_F(RpcRequestTest, MapsIncrementalDumps) {
+  criu_opts o = Base();
+  o.set_pid(4242);
+  o.set_parent_img("../prev");
+  o.set_track_mem(true);
+  for (criu_req_type t : {PRE_DUMP, DUMP}) {
+    auto r = MapRequestOptions(o, t, Ctx(true));
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->opts.command, t == PRE_DUMP ? Command::kPreDump : Command::kDump);
+    EXPECT_EQ(r->opts.pid, 4242);
+    EXPECT_EQ(r->opts.prev_images_dir, "../prev");
+    EXPECT_TRUE(r->opts.track_mem);
+  }
+  criu_opts rst = Base();
+  rst.set_parent_img("../prev");
+  EXPECT_NE(Refusal(rst, RESTORE).find("criu_opts.parent_img"), std::string::npos);
+  rst = Base();
+  rst.set_track_mem(true);
+  EXPECT_NE(Refusal(rst, RESTORE).find("criu_opts.track_mem"), std::string::npos);
+}
+
 TEST_F(RpcRequestTest, RefusesWhatCkptCannotHonour) {
   struct {
     const char* field;
     void (*set)(criu_opts&);
   } cases[] = {
-      {"track_mem", [](criu_opts& o) { o.set_track_mem(true); }},
-      {"parent_img", [](criu_opts& o) { o.set_parent_img("../prev"); }},
       {"lazy_pages", [](criu_opts& o) { o.set_lazy_pages(true); }},
       {"lsm_profile", [](criu_opts& o) { o.set_lsm_profile("apparmor:foo"); }},
       {"empty_ns", [](criu_opts& o) { o.set_empty_ns(0x40000000 | 0x20000000); }},
