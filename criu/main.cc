@@ -114,7 +114,13 @@ int Run(int argc, char** argv) {
       return 0;
     }
     case Command::kPageServer: {
-      Status s = RunPageServer(o.images_dir, o.address, o.port, o.status_fd);
+      int status_fd = o.status_fd;
+      Status s = RunPageServer(o.images_dir, o.address, o.port, [status_fd](int) {
+        if (status_fd < 0) return;
+        char c = 0;  // CRIU's --status-fd: one byte once listening
+        if (write(status_fd, &c, 1) != 1) LOG_WARN("writing to --status-fd failed");
+        close(status_fd);
+      });
       if (!s.ok()) {
         LOG_ERR("page server: " + s.error().message());
         if (!log_path.empty()) fprintf(stderr, "ckpt: page server: %s\n", s.error().message().c_str());

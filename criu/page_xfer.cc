@@ -139,7 +139,7 @@ class RemoteTarget : public PageTarget {
 // An IPv4 or IPv6 literal ("" = any) and a port, as a socket address.
 Result<socklen_t> MakeAddr(const std::string& address, int port, sockaddr_storage* ss,
                            bool listen_any) {
-  if (port <= 0 || port > 65535) return Error("bad port " + std::to_string(port));
+  if (port < (listen_any ? 0 : 1) || port > 65535) return Error("bad port " + std::to_string(port));
   memset(ss, 0, sizeof(*ss));
   auto* in4 = reinterpret_cast<sockaddr_in*>(ss);
   auto* in6 = reinterpret_cast<sockaddr_in6*>(ss);
@@ -287,7 +287,8 @@ Result<std::unique_ptr<PageTarget>> PageTarget::Remote(const std::string& addres
   return std::unique_ptr<PageTarget>(new RemoteTarget(std::move(sk), peer));
 }
 
-Status RunPageServer(const std::string& dir, const std::string& address, int port, int status_fd) {
+Status RunPageServer(const std::string& dir, const std::string& address, int port,
+                     const std::function<void(int port)>& on_listening) {
   if (mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) return Error::Errno("mkdir " + dir);
   UniqueFd dirfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dirfd) return Error::Errno("open " + dir);
@@ -301,12 +302,15 @@ Status RunPageServer(const std::string& dir, const std::string& address, int por
   if (bind(ls.get(), reinterpret_cast<sockaddr*>(&ss), len) < 0)
     return Error::Errno("page server: bind " + where);
   if (listen(ls.get(), 1) < 0) return Error::Errno("page server: listen");
-  LOG_INFO("page server listening on " + where + ", images into " + dir);
-  if (status_fd >= 0) {
-    char c = 0;
-    if (write(status_fd, &c, 1) != 1) return Error::Errno("writing to --status-fd");
-    close(status_fd);
-  }
+  sockaddr_storage got;
+  socklen_t got_len = sizeof(got);
+  if (getsockname(ls.get(), reinterpret_cast<sockaddr*>(&got), &got_len) < 0)
+    return Error::Errno("page server: getsockname");
+  int bound = ntohs(got.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&got)->sin6_port
+                                              : reinterpret_cast<sockaddr_in*>(&got)->sin_port);
+  LOG_INFO("page server listening on " + (address.empty() ? std::string("*") : address) + ":" +
+           std::to_string(bound) + ", images into " + dir);
+  if (on_listening) on_listening(bound);
   UniqueFd sk;
   while (!sk) {
     sk.reset(accept4(ls.get(), nullptr, nullptr, SOCK_CLOEXEC));

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -58,9 +59,12 @@ class PageTarget {
 };
 
 // `ckpt page-server`: listens on address:port (address "" = every
-// address), serves one dump into `dir` (created 0700 if missing).
-// `status_fd` >= 0 gets one byte once it listens (CRIU's --status-fd).
-Status RunPageServer(const std::string& dir, const std::string& address, int port, int status_fd);
+// address; port 0 = one the kernel picks), serves one dump into `dir`
+// (created 0700 if missing). `on_listening` gets the port once it listens
+// (the command line writes one byte to --status-fd, as CRIU; the RPC
+// service answers its client with it).
+Status RunPageServer(const std::string& dir, const std::string& address, int port,
+                     const std::function<void(int port)>& on_listening);
 
 namespace page_wire {
 inline constexpr uint32_t kMagic = 0x53504b43;  // "CKPS"

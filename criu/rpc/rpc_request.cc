@@ -103,9 +103,9 @@ Status MapCgroupRoots(const criu_opts& in, Options& o) {
 // Fields ckpt has no implementation for: refused when set to anything but
 // their neutral value.
 Status RefuseUnsupported(const criu_opts& in, criu_req_type type) {
-  if (in.has_ps() && type != RESTORE)
-    return Refuse("ps", "dumping to a page server is not implemented over RPC");
   if (in.has_ps() && type == RESTORE) return Refuse("ps", "not a restore option");
+  if (in.has_ps() && in.ps().has_fd())
+    return Refuse("ps", "a connected page server socket (ps.fd) is not implemented");
   if (!in.parent_img().empty() && type == RESTORE)
     return Refuse("parent_img", "a dump option (restore follows the images' parent link)");
   if (in.track_mem() && type == RESTORE) return Refuse("track_mem", "a dump option");
@@ -167,9 +167,10 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
                                         const RequestContext& ctx) {
   MappedRequest m;
   Options& o = m.opts;
-  o.command = type == RESTORE    ? Command::kRestore
-              : type == PRE_DUMP ? Command::kPreDump
-                                 : Command::kDump;
+  o.command = type == RESTORE                                 ? Command::kRestore
+              : type == PRE_DUMP || type == SINGLE_PRE_DUMP     ? Command::kPreDump
+              : type == PAGE_SERVER || type == PAGE_SERVER_CHLD ? Command::kPageServer
+                                                                : Command::kDump;
   bool root_caller = ctx.peer.uid == 0;
   TRY(RefuseUnsupported(in, type));
   // CRIU's default config files come first; the request's own fields
@@ -209,11 +210,23 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
   }
 
   // What, and how.
-  if (type == DUMP || type == PRE_DUMP) {
+  if (o.command == Command::kPageServer) {
+    // The receiving side (criu/page_xfer.h): where to listen.
+    o.address = in.ps().address();
+    o.port = in.ps().port();
+    if (o.port < 0 || o.port > 65535) return Refuse("ps", "bad port " + std::to_string(o.port));
+  } else if (type != RESTORE) {
     // Incremental dumps (criu/predump.h): the previous step, relative to
     // the images directory, and write tracking kept for the next one.
     o.prev_images_dir = in.parent_img();
     o.track_mem = in.track_mem();
+    if (in.has_ps()) {  // memory to a page server
+      if (in.ps().address().empty() || in.ps().port() <= 0 || in.ps().port() > 65535)
+        return Refuse("ps", "a page server needs an address and a port");
+      o.page_server = true;
+      o.address = in.ps().address();
+      o.port = in.ps().port();
+    }
     // CRIU's rule: no pid dumps the caller itself.
     o.pid = in.has_pid() ? pid_t(in.pid()) : ctx.peer.pid;
     if (o.pid <= 0) return Refuse("pid", "bad pid " + std::to_string(o.pid));

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "criu/dump.h"
 #include "criu/kerndat.h"
+#include "criu/page_xfer.h"
 #include "criu/predump.h"
 #include "criu/restore.h"
 #include "criu/rpc/rpc_server.h"
@@ -153,8 +154,10 @@ Result<MappedRequest> Prepare(int sk, const criu_req& req, const RequestContext&
     return Error(
         "criu_opts.orphan_pts_master: needs notify_scripts (the master comes with a notification)");
   if (m.notify) m.opts.notify = ClientNotifier(sk);
-  if (req.type() == DUMP) {
+  if (m.opts.command == Command::kDump || m.opts.command == Command::kPreDump) {
     TRY(CheckDumpAccess(ctx.peer, m.opts.pid));
+  } else if (m.opts.command == Command::kPageServer) {
+    if (ctx.peer.uid != 0) return Error("only root may start a page server (it listens on TCP)");
   } else {
     TRY(CheckRestoreAccess(ctx.peer, m.opts.images_dir));
   }
@@ -177,16 +180,62 @@ void ServeDump(int sk, const criu_req& req, const RequestContext& ctx) {
     return Answer(sk, ErrorReply(DUMP, m.error()));
   }
   KernelFeatures kf = ProbeKernel();
-  criu_req_type type = req.type() == PRE_DUMP ? PRE_DUMP : DUMP;
-  Status s = type == PRE_DUMP ? PreDump(m->opts, kf) : Dump(m->opts, kf);
+  criu_req_type type = req.type();
+  bool pre = m->opts.command == Command::kPreDump;
+  Status s = pre ? PreDump(m->opts, kf) : Dump(m->opts, kf);
   if (ctx.peer.uid != 0) GiveToCaller(*m, ctx.peer);
   if (!s.ok()) {
-    LOG_ERR(std::string(type == PRE_DUMP ? "pre-dump" : "dump") +
-            " failed: " + s.error().message());
+    LOG_ERR(std::string(pre ? "pre-dump" : "dump") + " failed: " + s.error().message());
     return Answer(sk, ErrorReply(type, s.error()));
   }
   criu_resp r = Reply(type, true);
   if (type == DUMP) r.mutable_dump()->set_restored(false);
+  Answer(sk, r);
+}
+
+// PAGE_SERVER: a page server (criu/page_xfer.h) in a process of its own
+// that receives one dump and exits, as CRIU's; the answer carries its pid
+// and the port it listens on (the one asked for, or one the kernel picked).
+void ServePageServer(int sk, const criu_req& req, const RequestContext& ctx) {
+  UniqueFd log_fd;
+  LogReset reset;
+  auto m = Prepare(sk, req, ctx, log_fd);
+  if (!m.ok()) {
+    LogRefusal(req, ctx.peer, m.error().message());
+    return Answer(sk, ErrorReply(req.type(), m.error()));
+  }
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0)
+    return Answer(sk, ErrorReply(req.type(), Error::Errno("pipe")));
+  UniqueFd rd(p[0]), wr(p[1]);
+  pid_t child = fork();
+  if (child < 0) return Answer(sk, ErrorReply(req.type(), Error::Errno("fork")));
+  if (child == 0) {
+    rd.reset();
+    close(sk);  // the client's session is not the page server's
+    setsid();
+    int w = wr.release();
+    Status s = RunPageServer(m->opts.images_dir, m->opts.address, m->opts.port, [w](int port) {
+      (void)!write(w, &port, sizeof(port));
+      close(w);
+    });
+    if (!s.ok()) LOG_ERR("page server: " + s.error().message());
+    _exit(s.ok() ? 0 : 1);
+  }
+  wr.reset();
+  int port = 0;
+  ssize_t n;
+  while ((n = read(rd.get(), &port, sizeof(port))) < 0 && errno == EINTR) {
+  }
+  if (n != ssize_t(sizeof(port))) {
+    int st = 0;
+    waitpid(child, &st, 0);
+    return Answer(sk, ErrorReply(req.type(), Error("the page server did not start (see the log)")));
+  }
+  criu_resp r = Reply(req.type(), true);
+  r.mutable_ps()->set_pid(child);
+  r.mutable_ps()->set_port(port);
+  if (!m->opts.address.empty()) r.mutable_ps()->set_address(m->opts.address);
   Answer(sk, r);
 }
 
@@ -310,14 +359,12 @@ void ServeSession(int sk, const RequestContext& ctx) {
         ServeWaitPid(sk, req);
         break;
       case PRE_DUMP:
-        InWorker(sk, PRE_DUMP, [&] { ServeDump(sk, req, ctx); });
-        break;
       case SINGLE_PRE_DUMP:
+        InWorker(sk, req.type(), [&] { ServeDump(sk, req, ctx); });
+        break;
       case PAGE_SERVER:
       case PAGE_SERVER_CHLD:
-        Answer(sk, ErrorReply(req.type(), Error(RequestTypeName(req.type()) +
-                                                " is not implemented in ckpt yet (live "
-                                                "migration: dump with --page-server later)")));
+        ServePageServer(sk, req, ctx);
         break;
       case CPUINFO_DUMP:
       case CPUINFO_CHECK:

@@ -211,8 +211,7 @@ def test_simple_requests(c):
     check(r.features.HasField("pidfd_store") and not r.features.pidfd_store
           and not r.features.HasField("mem_track"), "pidfd_store alone: %s" % r)
 
-    for typ, word in ((rpc.SINGLE_PRE_DUMP, "SINGLE_PRE_DUMP"), (rpc.PAGE_SERVER, "PAGE_SERVER"),
-                      (rpc.NOTIFY, "NOTIFY"), (rpc.EMPTY, "EMPTY")):
+    for typ, word in ((rpc.NOTIFY, "NOTIFY"), (rpc.EMPTY, "EMPTY")):
         r = c.call(req(typ))
         check(not r.success and word in r.cr_errmsg, "%s: %s" % (word, r))
 
@@ -356,6 +355,56 @@ def test_pre_dump_chain():
     s.finish()
     os.close(fd1)
     os.close(fd2)
+
+
+def test_page_server():
+    """PAGE_SERVER starts a page server (its pid and port answered); a DUMP
+    with ps sends the memory there; the two halves restore together."""
+    v = Victim("ps")
+    srv, sfd = images_dir("ps-server")
+    loc, lfd = images_dir("ps-local")
+    s = Swrk()
+    q = req(rpc.PAGE_SERVER, images_dir_fd=sfd)
+    q.opts.ps.address = "127.0.0.1"
+    q.opts.ps.port = 0
+    r = s.conn.call(q)
+    check(r.type == rpc.PAGE_SERVER and r.success, "PAGE_SERVER failed: %s" % r.cr_errmsg)
+    check(r.ps.pid > 0 and r.ps.port > 0, "PAGE_SERVER answered %s" % r.ps)
+    server = r.ps.pid
+    KILL_AT_EXIT.add(server)
+    q = req(rpc.DUMP, images_dir_fd=lfd, pid=v.pid)
+    q.opts.ps.address = "127.0.0.1"
+    q.opts.ps.port = r.ps.port
+    r = s.conn.call(q)
+    check(r.type == rpc.DUMP and r.success, "DUMP to the page server failed: %s" % r.cr_errmsg)
+    s.finish()  # the session ends; the page server, done, goes with it
+    def server_gone():  # reparented to us (a subreaper) once the session ended
+        try:
+            if os.waitpid(server, os.WNOHANG)[0] == server:
+                return True
+        except ChildProcessError:
+            pass
+        return not os.path.exists("/proc/%d" % server)
+    poll_until(server_gone, "the page server ends")
+    KILL_AT_EXIT.discard(server)
+    at_dump = v.count()
+    v.reap_dumped()
+    pages = [f for f in os.listdir(srv) if f.startswith("pages-")]
+    check(pages and not any(f.startswith("pages-") for f in os.listdir(loc)),
+          "memory not on the page server: %s / %s" % (os.listdir(srv), os.listdir(loc)))
+    for f in os.listdir(srv):
+        os.rename(os.path.join(srv, f), os.path.join(loc, f))
+    s = Swrk()
+    r = s.conn.call(req(rpc.RESTORE, images_dir_fd=lfd))
+    check(r.type == rpc.RESTORE and r.success, "RESTORE failed: %s" % r.cr_errmsg)
+    KILL_AT_EXIT.add(v.pid)
+    check(v.count() >= at_dump, "restarted after the page-server round trip")
+    v.counts_past(v.count())
+    os.kill(v.pid, signal.SIGKILL)
+    KILL_AT_EXIT.discard(v.pid)
+    s.finish()
+    os.close(sfd)
+    os.close(lfd)
 
 
 def test_refused_at_pre_dump():
@@ -664,6 +713,8 @@ def main():
         print("ok: DUMP/RESTORE/WAIT_PID over swrk with notifications")
         test_pre_dump_chain()
         print("ok: PRE_DUMP, DUMP with parent_img and track_mem, RESTORE of the chain")
+        test_page_server()
+        print("ok: PAGE_SERVER, DUMP with ps, RESTORE of both halves")
         test_refused_at_pre_dump()
         print("ok: a no at pre-dump and at post-dump leaves the tree running")
         test_service_and_rst_sibling()
