@@ -38,6 +38,7 @@ enum LongOnly {
   kOptOrphanPtsMaster,
   kOptConfig,
   kOptNoDefaultConfig,
+  kOptJoinNs,
   kOptPrevImagesDir,
   kOptTrackMem,
   kOptTrackMemTimeout,
@@ -98,6 +99,7 @@ const std::vector<struct option>& LongOptions() {
         {"action-script", required_argument, nullptr, kOptActionScript},
         {"daemon", no_argument, nullptr, kOptDaemon},
         {"empty-ns", required_argument, nullptr, kOptEmptyNs},
+        {"join-ns", required_argument, nullptr, kOptJoinNs},
         {"prev-images-dir", required_argument, nullptr, kOptPrevImagesDir},
         {"track-mem", no_argument, nullptr, kOptTrackMem},
         {"track-mem-timeout", required_argument, nullptr, kOptTrackMemTimeout},
@@ -251,6 +253,22 @@ Result<int> ApplyArgs(int ac, char** av, Options& o, const std::string& cmd) {
       case kOptAddress:
         o.address = optarg;
         break;
+      case kOptJoinNs: {
+        // CRIU's NS:{PID|NS_FILE}[,EXTRA]; no extra options here.
+        std::string v = optarg;
+        size_t colon = v.find(':');
+        if (colon == std::string::npos || colon == 0 || colon + 1 == v.size() ||
+            v.find(',') != std::string::npos)
+          return Error("bad --join-ns '" + v + "' (use NS:PID or NS:FILE, e.g. net:/run/netns/x)");
+        JoinNs j{v.substr(0, colon), v.substr(colon + 1)};
+        if (j.ns != "net" && j.ns != "uts")
+          return Error("bad --join-ns '" + v + "': only net and uts namespaces can be joined");
+        long pid;
+        if (ParseInt(j.file.c_str(), pid) && pid > 0)
+          j.file = "/proc/" + std::to_string(pid) + "/ns/" + j.ns;
+        o.join_ns.push_back(j);
+        break;
+      }
       case kOptDaemon:
         o.daemon = true;
         break;
@@ -441,7 +459,8 @@ Result<Options> ParseOptions(int argc, char** argv) {
                                              "--action-script",
                                              "--empty-ns",
                                              "--prev-images-dir",
-                                             "--track-mem-timeout"};
+                                             "--track-mem-timeout",
+                                             "--join-ns"};
     for (const char* w : kWithValue)
       if (!strcmp(argv[i], w)) {
         i++;
@@ -516,6 +535,8 @@ Result<Options> ParseOptions(int argc, char** argv) {
       break;
   }
   if (o.command != Command::kService && o.daemon) return Error("--daemon is a service option");
+  if (o.command != Command::kRestore && !o.join_ns.empty())
+    return Error("--join-ns is a restore option");
   if (!o.address.empty() && o.command != Command::kService && o.command != Command::kPageServer &&
       !((o.command == Command::kDump || o.command == Command::kPreDump) && o.page_server))
     return Error("--address goes with service, page-server or dump --page-server");
@@ -668,7 +689,10 @@ std::string Usage(Command c) {
                  "      --action-script PROG\n"
                  "                         (repeatable) run PROG at each point of the restore\n"
                  "                         (pre-restore .. post-resume, CRTOOLS_SCRIPT_ACTION);\n"
-                 "                         a non-zero exit fails the restore\n") +
+                 "                         a non-zero exit fails the restore\n"
+                 "      --join-ns NS:{PID|FILE}\n"
+                 "                         (repeatable; net, uts) restore into that existing\n"
+                 "                         namespace instead of a new one, leaving its contents\n") +
              common;
     case Command::kCheck:
       return "usage: ckpt check\n"

@@ -41,6 +41,13 @@ struct InheritFd {
   int fd;
 };
 
+// --join-ns NS:FILE / criu_opts.join_ns: restore into an existing
+// namespace (net or uts) instead of a new one (criu/ns/namespaces.h).
+struct JoinNs {
+  std::string ns;    // "net", "uts"
+  std::string file;  // a namespace file (/proc/PID/ns/net, /run/netns/NAME)
+};
+
 struct Options {
   Command command = Command::kNone;
   pid_t pid = 0;                // -t/--tree
@@ -96,6 +103,7 @@ struct Options {
   std::string config_file;
   bool no_default_config = false;  // --no-default-config
   bool daemon = false;             // service --daemon
+  std::vector<JoinNs> join_ns;     // --join-ns NS:{PID|FILE} (restore)
   std::vector<std::string> args;  // positional (show: paths)
   bool help = false;            // CMD --help
 };

@@ -370,10 +370,12 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   // ckpt enters the tree's own namespaces (uts, net, time) and fills them
   // before anything of the tree is made: everything below happens there.
   // (The root makes and fills its own IPC namespace: restore_tree.cc.)
-  TRY_ASSIGN(std::unique_ptr<ns::NsRestore> namespaces, ns::NsRestore::Enter(tree.namespaces));
+  TRY_ASSIGN(std::unique_ptr<ns::NsRestore> namespaces,
+             ns::NsRestore::Enter(tree.namespaces, o.join_ns));
   // (A network namespace the tree's user namespace owns comes with the
   // root: filled once it exists, below.)
-  bool fill_net = !(o.empty_ns & CLONE_NEWNET);  // --empty-ns net: made, left empty
+  // --empty-ns net: made, left empty; --join-ns net: someone else's.
+  bool fill_net = !(o.empty_ns & CLONE_NEWNET) && !(namespaces->joined() & CLONE_NEWNET);
   if (tree.namespaces.net() && !namespaces->net_with_root() && fill_net)
     TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
 

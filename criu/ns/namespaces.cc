@@ -29,14 +29,22 @@ std::string Who(pid_t pid) { return "pid " + std::to_string(pid); }
 
 int CloneFlag(Kind k) {
   switch (k) {
-    case Kind::kPid: return CLONE_NEWPID;
-    case Kind::kNet: return CLONE_NEWNET;
-    case Kind::kIpc: return CLONE_NEWIPC;
-    case Kind::kUts: return CLONE_NEWUTS;
-    case Kind::kMnt: return CLONE_NEWNS;
-    case Kind::kUser: return CLONE_NEWUSER;
-    case Kind::kCgroup: return CLONE_NEWCGROUP;
-    case Kind::kTime: return CLONE_NEWTIME;
+    case Kind::kPid:
+      return CLONE_NEWPID;
+    case Kind::kNet:
+      return CLONE_NEWNET;
+    case Kind::kIpc:
+      return CLONE_NEWIPC;
+    case Kind::kUts:
+      return CLONE_NEWUTS;
+    case Kind::kMnt:
+      return CLONE_NEWNS;
+    case Kind::kUser:
+      return CLONE_NEWUSER;
+    case Kind::kCgroup:
+      return CLONE_NEWCGROUP;
+    case Kind::kTime:
+      return CLONE_NEWTIME;
   }
   return 0;
 }
@@ -78,7 +86,8 @@ Status WriteTimeOffsets(const pb::TimeNsEntry& t, const std::string& path) {
     return Error("namespaces.img: clock offset with bad nanoseconds");
   std::string text = "monotonic " + std::to_string(t.monotonic_sec()) + " " +
                      std::to_string(t.monotonic_nsec()) + "\nboottime " +
-                     std::to_string(t.boottime_sec()) + " " + std::to_string(t.boottime_nsec()) + "\n";
+                     std::to_string(t.boottime_sec()) + " " + std::to_string(t.boottime_nsec()) +
+                     "\n";
   UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd) return Error::Errno("open " + path);
   if (write(fd.get(), text.data(), text.size()) != ssize_t(text.size()))
@@ -89,7 +98,8 @@ Status WriteTimeOffsets(const pb::TimeNsEntry& t, const std::string& path) {
 // The cgroup2 mountpoint showing `cgroup` (ckpt's view).
 Result<std::string> CgroupMountFor(const std::string& cgroup) {
   TRY_ASSIGN(cgroupfs::Mount m, cgroupfs::FindMount(cgroup));
-  if (m.root != "/") return Error("the cgroup2 mount shows " + m.root + ", not the whole hierarchy");
+  if (m.root != "/")
+    return Error("the cgroup2 mount shows " + m.root + ", not the whole hierarchy");
   return m.mountpoint;
 }
 
@@ -106,14 +116,22 @@ Status MoveSelfInto(const std::string& dir) {
 
 const char* KindName(Kind k) {
   switch (k) {
-    case Kind::kPid: return "pid";
-    case Kind::kNet: return "net";
-    case Kind::kIpc: return "ipc";
-    case Kind::kUts: return "uts";
-    case Kind::kMnt: return "mnt";
-    case Kind::kUser: return "user";
-    case Kind::kCgroup: return "cgroup";
-    case Kind::kTime: return "time";
+    case Kind::kPid:
+      return "pid";
+    case Kind::kNet:
+      return "net";
+    case Kind::kIpc:
+      return "ipc";
+    case Kind::kUts:
+      return "uts";
+    case Kind::kMnt:
+      return "mnt";
+    case Kind::kUser:
+      return "user";
+    case Kind::kCgroup:
+      return "cgroup";
+    case Kind::kTime:
+      return "time";
   }
   return "?";
 }
@@ -131,7 +149,8 @@ Status InNamespaceOf(pid_t pid, Kind k, const std::function<Status()>& fn) {
   Status result = Ok();
   std::thread t([&] {
     if (setns(ns.get(), CloneFlag(k)) < 0) {
-      result = Error::Errno(std::string("joining the ") + KindName(k) + " namespace of " + Who(pid));
+      result =
+          Error::Errno(std::string("joining the ") + KindName(k) + " namespace of " + Who(pid));
       return;
     }
     result = fn();
@@ -141,10 +160,10 @@ Status InNamespaceOf(pid_t pid, Kind k, const std::function<Status()>& fn) {
 }
 
 Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree,
-                                             bool cgroups_saved) {
+                                              bool cgroups_saved) {
   pb::NamespacesEntry e;
   pid_t root = tree[0].pid;
-  const Kind kinds[] = {Kind::kNet, Kind::kIpc, Kind::kUts, Kind::kMnt,
+  const Kind kinds[] = {Kind::kNet,  Kind::kIpc,    Kind::kUts, Kind::kMnt,
                         Kind::kUser, Kind::kCgroup, Kind::kTime};
   for (Kind k : kinds) {
     TRY_ASSIGN(uint64_t mine, NsId(0, k));
@@ -153,28 +172,41 @@ Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree,
       if (t.zombie) continue;  // a zombie has no namespaces left
       TRY_ASSIGN(uint64_t id, NsId(t.pid, k));
       if (id != theirs)
-        return Error(Who(t.pid) + " is in another " + KindName(k) + " namespace than the tree's root (" +
-                     Who(root) + "): nested " + KindName(k) + " namespaces are not supported");
+        return Error(Who(t.pid) + " is in another " + KindName(k) +
+                     " namespace than the tree's root (" + Who(root) + "): nested " + KindName(k) +
+                     " namespaces are not supported");
       if (k == Kind::kTime) {
         TRY_ASSIGN(uint64_t kids, NsId(t.pid, k, true));
         if (kids != id)
-          return Error(Who(t.pid) + " made a time namespace for its future children "
+          return Error(Who(t.pid) +
+                       " made a time namespace for its future children "
                        "(unshare(CLONE_NEWTIME)): not supported");
       }
     }
     if (theirs == mine) continue;
     switch (k) {
-      case Kind::kNet: e.set_net(true); break;
-      case Kind::kIpc: e.set_ipc(true); break;
-      case Kind::kUts: e.set_uts(true); break;
-      case Kind::kTime: e.set_time(true); break;
-      case Kind::kUser: e.set_user(true); break;
+      case Kind::kNet:
+        e.set_net(true);
+        break;
+      case Kind::kIpc:
+        e.set_ipc(true);
+        break;
+      case Kind::kUts:
+        e.set_uts(true);
+        break;
+      case Kind::kTime:
+        e.set_time(true);
+        break;
+      case Kind::kUser:
+        e.set_user(true);
+        break;
       case Kind::kCgroup:
         if (cgroups_saved) {  // its root is in cgroup.img (criu/cgroup.h)
           e.set_cgroup(true);
           break;
         }
-        LOG_WARN(Who(root) + ": its cgroup namespace is not ckpt's; with --manage-cgroups=ignore "
+        LOG_WARN(Who(root) +
+                 ": its cgroup namespace is not ckpt's; with --manage-cgroups=ignore "
                  "it is not saved: the restored tree lives in restore's");
         break;
       case Kind::kMnt: {
@@ -190,13 +222,14 @@ Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree,
           e.set_mnt(true);
           break;
         }
-        LOG_WARN(Who(root) + ": its mount namespace is not ckpt's but has the same root: "
+        LOG_WARN(Who(root) +
+                 ": its mount namespace is not ckpt's but has the same root: "
                  "not saved, the restored tree lives in restore's");
         break;
       }
       default:
-        return Error(Who(root) + ": its " + KindName(k) + " namespace is not ckpt's: " + KindName(k) +
-                     " namespaces are not supported yet (run ckpt inside it)");
+        return Error(Who(root) + ": its " + KindName(k) + " namespace is not ckpt's: " +
+                     KindName(k) + " namespaces are not supported yet (run ckpt inside it)");
     }
   }
   // Pid namespaces: nesting is fine (pid_ns.h); pending ones are not.
@@ -206,7 +239,8 @@ Result<pb::NamespacesEntry> CollectNamespaces(const std::vector<TreeTask>& tree,
     // Unreadable (ENOENT) while the new namespace has no process yet.
     auto kids = NsId(t.pid, Kind::kPid, true);
     if (!kids.ok() || *kids != id)
-      return Error(Who(t.pid) + " made a pid namespace for its future children "
+      return Error(Who(t.pid) +
+                   " made a pid namespace for its future children "
                    "(unshare(CLONE_NEWPID)) without a child in it yet: not supported");
   }
   TRY_ASSIGN(proc::Status rs, proc::ReadStatus(root));
@@ -254,7 +288,8 @@ Result<pb::NamespacesEntry> ReadNamespaces(const images::ImageDir& dir) {
   return e;
 }
 
-Result<std::unique_ptr<NsRestore>> NsRestore::Enter(const pb::NamespacesEntry& e) {
+Result<std::unique_ptr<NsRestore>> NsRestore::Enter(const pb::NamespacesEntry& e,
+                                                    const std::vector<JoinNs>& join) {
   std::unique_ptr<NsRestore> r(new NsRestore());
   r->e_ = e;
   // Kinds the tree's user namespace owns come with the root (user_ns.h).
@@ -272,6 +307,21 @@ Result<std::unique_ptr<NsRestore>> NsRestore::Enter(const pb::NamespacesEntry& e
   TRY(save(e.uts(), Kind::kUts, &r->saved_uts_));
   TRY(save(e.net(), Kind::kNet, &r->saved_net_));
   TRY(save(e.time(), Kind::kTime, &r->saved_time_));
+  for (const JoinNs& j : join) {
+    int flag = j.ns == "net" ? CLONE_NEWNET : j.ns == "uts" ? CLONE_NEWUTS : 0;
+    std::string what = "--join-ns " + j.ns + ":" + j.file;
+    if (!flag) return Error(what + ": only net and uts namespaces can be joined");
+    if (!(flag == CLONE_NEWNET ? e.net() : e.uts()))
+      return Error(what + ": the dumped tree had no " + j.ns + " namespace of its own");
+    if (with_root & flag)
+      return Error(what + ": the tree's user namespace owns its " + j.ns + " namespace");
+    UniqueFd fd(open(j.file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return Error::Errno(what);
+    if (setns(fd.get(), flag) < 0) return Error::Errno(what + ": setns");
+    flags &= ~flag;
+    r->joined_ |= flag;
+    LOG_INFO("restoring inside the existing " + j.ns + " namespace " + j.file);
+  }
   if (!flags) return r;
   if (unshare(flags) < 0) return Error::Errno("creating the tree's namespaces (unshare)");
   if (flags & CLONE_NEWUTS) {
@@ -352,7 +402,8 @@ Status EnterOwnedTimeNs(const pb::NamespacesEntry& e) {
 }
 
 Status NsRestore::EnterCgroupNamespace(const std::string& ns_root_dir) {
-  if (ns_root_dir.empty()) return Error("namespaces.img: a cgroup namespace without its root cgroup");
+  if (ns_root_dir.empty())
+    return Error("namespaces.img: a cgroup namespace without its root cgroup");
   // user_ns.h: one the tree's user namespace owns comes with the root's
   // clone, made while ckpt stands in ns_root_dir (BeforeRootClone).
   if (RootUserNsCloneFlags(e_) & CLONE_NEWCGROUP) {
@@ -384,8 +435,8 @@ NsRestore::~NsRestore() {
   if (cgroup_moved_) (void)MoveSelfInto(cgroup_own_dir_);
   auto back = [](UniqueFd& fd, Kind k) {
     if (fd && setns(fd.get(), CloneFlag(k)) < 0)
-      LOG_WARN(std::string("cannot go back to ckpt's own ") + KindName(k) + " namespace: " +
-               strerror(errno));
+      LOG_WARN(std::string("cannot go back to ckpt's own ") + KindName(k) +
+               " namespace: " + strerror(errno));
   };
   back(saved_uts_, Kind::kUts);
   back(saved_net_, Kind::kNet);

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "criu/options.h"
 #include "base/unique_fd.h"
 #include "criu/ns/user_ns.h"
 #include "images/image_dir.h"
@@ -87,8 +88,13 @@ class NsRestore {
  public:
   // Unshares the uts, net and time namespaces `e` says are the tree's own
   // and sets up uts names and clock offsets. Call before any task of the
-  // tree exists.
-  static Result<std::unique_ptr<NsRestore>> Enter(const pb::NamespacesEntry& e);
+  // tree exists. `join` (--join-ns, criu_opts.join_ns): existing uts or
+  // net namespaces to enter instead of making new ones; their contents
+  // are whoever made them's (see joined()).
+  static Result<std::unique_ptr<NsRestore>> Enter(const pb::NamespacesEntry& e,
+                                                  const std::vector<JoinNs>& join = {});
+  // CLONE_NEWUTS / CLONE_NEWNET bits of the namespaces joined, not made.
+  int joined() const { return joined_; }
   // The tree's own cgroup namespace, rooted at the cgroup directory
   // ns_root_dir (criu/cgroup.h CgroupRestore::NsRootDir): ckpt moves into
   // it, unshares, and moves back. Call before the root task exists.
@@ -119,6 +125,7 @@ class NsRestore {
   UniqueFd saved_uts_, saved_net_, saved_time_, saved_cgroup_;
   pb::NamespacesEntry e_;
   bool net_with_root_ = false;
+  int joined_ = 0;
   std::vector<gid_t> saved_groups_;  // ckpt's, while BeforeRootClone holds
   bool groups_changed_ = false;
   // A cgroup namespace the tree's user namespace owns: its root, and where

@@ -131,9 +131,13 @@ Status RefuseUnsupported(const criu_opts& in, criu_req_type type) {
                   "only the network namespace (CLONE_NEWNET) can be left empty, not "
                   "flags " +
                       std::to_string(in.empty_ns() & ~uint32_t(CLONE_NEWNET)));
-  if (in.join_ns_size())
-    return Refuse("join_ns",
-                  "joining existing namespaces (" + in.join_ns(0).ns() + ") is not implemented");
+  for (const join_namespace& j : in.join_ns()) {
+    if (type != RESTORE) return Refuse("join_ns", "a restore option");
+    if (j.ns() != "net" && j.ns() != "uts")
+      return Refuse("join_ns", "only net and uts namespaces can be joined, not " + j.ns());
+    if (!j.extra_opt().empty())
+      return Refuse("join_ns", "extra options (" + j.extra_opt() + ") are not implemented");
+  }
   if (!in.cgroup_props().empty()) return Refuse("cgroup_props", "not implemented");
   if (!in.cgroup_props_file().empty()) return Refuse("cgroup_props_file", "not implemented");
   if (in.cgroup_dump_controller_size())
@@ -167,7 +171,7 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
                                         const RequestContext& ctx) {
   MappedRequest m;
   Options& o = m.opts;
-  o.command = type == RESTORE                                 ? Command::kRestore
+  o.command = type == RESTORE                                   ? Command::kRestore
               : type == PRE_DUMP || type == SINGLE_PRE_DUMP     ? Command::kPreDump
               : type == PAGE_SERVER || type == PAGE_SERVER_CHLD ? Command::kPageServer
                                                                 : Command::kDump;
@@ -299,6 +303,10 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
     return Refuse("manage_cgroups", "only root may have ckpt manage cgroups");
 
   o.empty_ns = in.empty_ns();
+  for (const join_namespace& j : in.join_ns()) {
+    if (!root_caller) return Refuse("join_ns", "only root may join namespaces");
+    o.join_ns.push_back({j.ns(), j.ns_file()});
+  }
   o.skip_in_flight = in.tcp_skip_in_flight();
   o.tcp_close = in.tcp_close();
   // The lock's purpose is honoured whatever tool CRIU would use for it:

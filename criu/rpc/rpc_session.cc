@@ -205,8 +205,7 @@ void ServePageServer(int sk, const criu_req& req, const RequestContext& ctx) {
     return Answer(sk, ErrorReply(req.type(), m.error()));
   }
   int p[2];
-  if (pipe2(p, O_CLOEXEC) < 0)
-    return Answer(sk, ErrorReply(req.type(), Error::Errno("pipe")));
+  if (pipe2(p, O_CLOEXEC) < 0) return Answer(sk, ErrorReply(req.type(), Error::Errno("pipe")));
   UniqueFd rd(p[0]), wr(p[1]);
   pid_t child = fork();
   if (child < 0) return Answer(sk, ErrorReply(req.type(), Error::Errno("fork")));
