@@ -128,19 +128,35 @@ Result<std::string> LsmRestoreText(const HostLsm& host, const std::string& image
   return label;
 }
 
-Status LoadLsm(const images::ImageDir& dir, TreeImages* tree) {
-  if (!dir.Exists(images::ImageType::kLsm)) return Ok();
+Status LoadLsm(const images::ImageDir& dir, TreeImages* tree, const std::string& profile) {
   pb::LsmEntry e;
-  {
+  if (!profile.empty()) {
+    // --lsm-profile LSM:LABEL: every thread gets it, whatever the images say.
+    size_t colon = profile.find(':');
+    if (colon == std::string::npos || colon + 1 == profile.size())
+      return Error("bad --lsm-profile '" + profile +
+                   "' (use apparmor:NAME, selinux:LABEL or smack:LABEL)");
+    e.set_lsm(profile.substr(0, colon));
+    for (const TaskImages& task : tree->tasks) {
+      if (task.zombie() || task.helper) continue;
+      for (const pb::ThreadEntry& th : task.core.threads()) {
+        pb::LsmThreadEntry* t = e.add_threads();
+        t->set_tid(th.tid());
+        t->set_label(profile.substr(colon + 1));
+      }
+    }
+  } else {
+    if (!dir.Exists(images::ImageType::kLsm)) return Ok();
     TRY_ASSIGN(images::ImageReader r, dir.OpenReader(images::ImageType::kLsm));
     TRY(r.ReadOne(e), "lsm image");
   }
-  if (!IsLabelLsm(e.lsm())) return Error("lsm image: unknown LSM '" + e.lsm() + "'");
+  std::string source = profile.empty() ? "lsm image" : "--lsm-profile " + profile;
+  if (!IsLabelLsm(e.lsm())) return Error(source + ": unknown LSM '" + e.lsm() + "'");
   std::map<uint32_t, const std::string*> labels;
   for (const auto& t : e.threads()) {
     if (t.label().empty() || t.label().size() > 4000 ||
         t.label().find_first_of(std::string("\n\0", 2)) != std::string::npos)
-      return Error("lsm image: tid " + std::to_string(t.tid()) + ": bad label");
+      return Error(source + ": tid " + std::to_string(t.tid()) + ": bad label");
     if (!labels.emplace(t.tid(), &t.label()).second)
       return Error("lsm image: tid " + std::to_string(t.tid()) + " appears twice");
   }

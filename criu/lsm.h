@@ -65,7 +65,10 @@ struct TaskLsm {
   std::string attr;                 // "/proc/thread-self/attr/..."
 };
 
-Status LoadLsm(const images::ImageDir& dir, TreeImages* tree);
+// `profile` (--lsm-profile / criu_opts.lsm_profile, "LSM:LABEL", e.g.
+// "apparmor:myprofile"): the label of every restored thread instead of the
+// dumped ones; the same checks apply (this host must have that LSM).
+Status LoadLsm(const images::ImageDir& dir, TreeImages* tree, const std::string& profile = "");
 
 // What a thread labelled `label` by `image_lsm` at dump writes to its attr
 // file on a host `host` where it starts as `current`; "" when nothing.

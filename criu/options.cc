@@ -7,8 +7,8 @@
 #include <cstring>
 
 #include "base/io.h"
-#include "criu/config_file.h"
 #include "criu/cgroup_v1.h"
+#include "criu/config_file.h"
 
 namespace ckpt {
 namespace {
@@ -39,6 +39,7 @@ enum LongOnly {
   kOptConfig,
   kOptNoDefaultConfig,
   kOptJoinNs,
+  kOptLsmProfile,
   kOptPrevImagesDir,
   kOptTrackMem,
   kOptTrackMemTimeout,
@@ -100,6 +101,7 @@ const std::vector<struct option>& LongOptions() {
         {"daemon", no_argument, nullptr, kOptDaemon},
         {"empty-ns", required_argument, nullptr, kOptEmptyNs},
         {"join-ns", required_argument, nullptr, kOptJoinNs},
+        {"lsm-profile", required_argument, nullptr, kOptLsmProfile},
         {"prev-images-dir", required_argument, nullptr, kOptPrevImagesDir},
         {"track-mem", no_argument, nullptr, kOptTrackMem},
         {"track-mem-timeout", required_argument, nullptr, kOptTrackMemTimeout},
@@ -267,6 +269,17 @@ Result<int> ApplyArgs(int ac, char** av, Options& o, const std::string& cmd) {
         if (ParseInt(j.file.c_str(), pid) && pid > 0)
           j.file = "/proc/" + std::to_string(pid) + "/ns/" + j.ns;
         o.join_ns.push_back(j);
+        break;
+      }
+      case kOptLsmProfile: {
+        std::string v = optarg;
+        size_t colon = v.find(':');
+        std::string lsm = v.substr(0, colon);
+        if (colon == std::string::npos || colon + 1 == v.size() ||
+            (lsm != "apparmor" && lsm != "selinux" && lsm != "smack"))
+          return Error("bad --lsm-profile '" + v +
+                       "' (use apparmor:NAME, selinux:LABEL or smack:LABEL)");
+        o.lsm_profile = v;
         break;
       }
       case kOptDaemon:
@@ -460,7 +473,8 @@ Result<Options> ParseOptions(int argc, char** argv) {
                                              "--empty-ns",
                                              "--prev-images-dir",
                                              "--track-mem-timeout",
-                                             "--join-ns"};
+                                             "--join-ns",
+                                             "--lsm-profile"};
     for (const char* w : kWithValue)
       if (!strcmp(argv[i], w)) {
         i++;
@@ -537,6 +551,8 @@ Result<Options> ParseOptions(int argc, char** argv) {
   if (o.command != Command::kService && o.daemon) return Error("--daemon is a service option");
   if (o.command != Command::kRestore && !o.join_ns.empty())
     return Error("--join-ns is a restore option");
+  if (o.command != Command::kRestore && !o.lsm_profile.empty())
+    return Error("--lsm-profile is a restore option");
   if (!o.address.empty() && o.command != Command::kService && o.command != Command::kPageServer &&
       !((o.command == Command::kDump || o.command == Command::kPreDump) && o.page_server))
     return Error("--address goes with service, page-server or dump --page-server");
@@ -692,7 +708,11 @@ std::string Usage(Command c) {
                  "                         a non-zero exit fails the restore\n"
                  "      --join-ns NS:{PID|FILE}\n"
                  "                         (repeatable; net, uts) restore into that existing\n"
-                 "                         namespace instead of a new one, leaving its contents\n") +
+                 "                         namespace instead of a new one, leaving its contents\n"
+                 "      --lsm-profile LSM:LABEL\n"
+                 "                         every restored thread's LSM label (apparmor:NAME,\n"
+                 "                         selinux:LABEL, smack:LABEL) instead of the dumped "
+                 "ones\n") +
              common;
     case Command::kCheck:
       return "usage: ckpt check\n"

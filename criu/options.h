@@ -104,6 +104,7 @@ struct Options {
   bool no_default_config = false;  // --no-default-config
   bool daemon = false;             // service --daemon
   std::vector<JoinNs> join_ns;     // --join-ns NS:{PID|FILE} (restore)
+  std::string lsm_profile;         // --lsm-profile LSM:LABEL (restore; criu/lsm.h)
   std::vector<std::string> args;  // positional (show: paths)
   bool help = false;            // CMD --help
 };

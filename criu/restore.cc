@@ -340,7 +340,8 @@ Status WritePidfile(const Options& o, pid_t pid) {
 Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid) {
   TRY(RunAction(o, {Action::kPreRestore}));  // action hooks
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Open(o.images_dir));
-  TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir), "reading images from " + o.images_dir);
+  TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir, o.lsm_profile),
+             "reading images from " + o.images_dir);
   TRY(PlanHelpers(tree));
   // --inherit-fd (criu/files/inherit_fd.h): checked before anything exists.
   TRY_ASSIGN(files::InheritedFds inherited, files::InheritedFds::Prepare(o, tree, tree.max_fd + 1));

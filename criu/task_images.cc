@@ -182,7 +182,7 @@ Status LoadTask(const images::ImageDir& dir, const TreeImages& tree, TaskImages&
 
 }  // namespace
 
-Result<TreeImages> LoadTreeImages(const images::ImageDir& dir) {
+Result<TreeImages> LoadTreeImages(const images::ImageDir& dir, const std::string& lsm_profile) {
   TreeImages tree;
   if (!dir.Exists(ImageType::kInventory))
     return Error(dir.path() + " holds no complete dump (no inventory image)");
@@ -283,7 +283,7 @@ Result<TreeImages> LoadTreeImages(const images::ImageDir& dir) {
     }
   TRY(ResolveParentPages(dir, &tree));  // incremental chains: pages of the parent images
   TRY(LoadSeccomp(dir, &tree));
-  TRY(LoadLsm(dir, &tree));
+  TRY(LoadLsm(dir, &tree, lsm_profile));
   return tree;
 }
 

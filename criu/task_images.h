@@ -68,6 +68,7 @@ struct TreeImages {
 
 // Reads and checks every image of the dump in `dir`. Errors name the image
 // and what is wrong with it.
-Result<TreeImages> LoadTreeImages(const images::ImageDir& dir);
+// `lsm_profile`: --lsm-profile (criu/lsm.h LoadLsm).
+Result<TreeImages> LoadTreeImages(const images::ImageDir& dir, const std::string& lsm_profile = "");
 
 }  // namespace ckpt

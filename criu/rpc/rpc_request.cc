@@ -144,9 +144,7 @@ Status RefuseUnsupported(const criu_opts& in, criu_req_type type) {
     return Refuse("cgroup_dump_controller", "not implemented (cgroup v2: one hierarchy)");
   if (in.timeout()) return Refuse("timeout", "a freezing timeout is not implemented");
   if (in.lazy_pages()) return Refuse("lazy_pages", "lazy restore is not implemented over RPC");
-  if (!in.lsm_profile().empty())
-    return Refuse("lsm_profile", "setting another LSM profile ('" + in.lsm_profile() +
-                                     "') is not implemented; the dumped labels are restored");
+  if (!in.lsm_profile().empty() && type != RESTORE) return Refuse("lsm_profile", "a restore option");
   if (!in.lsm_mount_context().empty()) return Refuse("lsm_mount_context", "not implemented");
   if (in.tls() || !in.tls_cacert().empty() || !in.tls_cacrl().empty() || !in.tls_cert().empty() ||
       !in.tls_key().empty() || in.tls_no_cn_verify())
@@ -303,6 +301,10 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
     return Refuse("manage_cgroups", "only root may have ckpt manage cgroups");
 
   o.empty_ns = in.empty_ns();
+  if (!in.lsm_profile().empty()) {
+    if (!root_caller) return Refuse("lsm_profile", "only root may choose the restored label");
+    o.lsm_profile = in.lsm_profile();  // checked against this host's LSM at restore
+  }
   for (const join_namespace& j : in.join_ns()) {
     if (!root_caller) return Refuse("join_ns", "only root may join namespaces");
     o.join_ns.push_back({j.ns(), j.ns_file()});

@@ -246,6 +246,22 @@ TEST_F(RpcRequestTest, MapsIncrementalDumps) {
   EXPECT_NE(Refusal(rst, RESTORE).find("criu_opts.track_mem"), std::string::npos);
 }
 
+TEST_F(RpcRequestTest, MapsRestoreOnlyNamespaceAndLabelOptions) {
+  criu_opts o = Base();
+  o.set_lsm_profile("apparmor:runc-default");
+  join_namespace* j = o.add_join_ns();
+  j->set_ns("net");
+  j->set_ns_file("/run/netns/x");
+  auto r = MapRequestOptions(o, RESTORE, Ctx(true));
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->opts.lsm_profile, "apparmor:runc-default");
+  ASSERT_EQ(r->opts.join_ns.size(), 1u);
+  EXPECT_EQ(r->opts.join_ns[0].ns, "net");
+  EXPECT_EQ(r->opts.join_ns[0].file, "/run/netns/x");
+  j->set_ns("mnt");
+  EXPECT_NE(Refusal(o, RESTORE).find("criu_opts.join_ns"), std::string::npos);
+}
+
 TEST_F(RpcRequestTest, RefusesWhatCkptCannotHonour) {
   struct {
     const char* field;

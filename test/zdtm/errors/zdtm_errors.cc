@@ -531,6 +531,24 @@ int main(int argc, char** argv) {
     overwrite(f, 12, std::string(fs::file_size(f) - 12, '\xff'));
   });
   // Without this the refusals above prove nothing: the same image, undamaged.
+  // --lsm-profile naming an LSM this host does not run: refused before any
+  // process exists, naming it (and the undamaged image then restores).
+  check("restore-lsm-profile-unavailable", [&](const std::string& dir) {
+    if (!good.error.empty()) throw Fail(good.error);
+    std::string active = read_text("/sys/kernel/security/lsm");
+    std::string lsm = "smack";
+    for (const char* l : {"smack", "selinux", "apparmor"})
+      if (active.find(l) == std::string::npos) lsm = l;
+    std::string img = dir + "/img";
+    fs::copy(good.dir, img, fs::copy_options::recursive);
+    Ckpt r = ckpt(dir, "restore",
+                  {"restore", "-D", img, "-d", "--lsm-profile", lsm + ":ckpt-test-label"});
+    expect_refused(r, "restore with --lsm-profile " + lsm);
+    if (r.output.find(lsm) == std::string::npos)
+      throw Fail("the error does not name " + lsm + "\n" + indent(r.output));
+    expect_no_pid(good.pid, "the refused restore");
+  });
+
   check("restore-good-image", [&](const std::string& dir) {
     if (!good.error.empty()) throw Fail(good.error);
     std::string img = dir + "/img";
