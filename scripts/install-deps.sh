@@ -11,7 +11,7 @@ PKGS=(
   libgtest-dev
   binutils
   python3 python3-protobuf iproute2 nftables
-  busybox-static runc podman
+  busybox-static runc redis-server podman
 )
 
 missing=()
