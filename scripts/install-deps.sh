@@ -11,7 +11,7 @@ PKGS=(
   libgtest-dev
   binutils
   python3 python3-protobuf iproute2 nftables
-  busybox-static runc redis-server python3-numpy podman
+  busybox-static runc redis-server python3-numpy openjdk-17-jdk-headless podman
 )
 
 missing=()
