@@ -5,33 +5,23 @@
 # goes on, and its own check passes when it is told to stop.
 #
 #   jvm_test.py --ckpt PATH --workdir DIR
-import argparse
-import ctypes
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import app_env  # noqa: E402
+from app_env import fail, log, wait_for  # noqa: E402
 
 HSPERF = "/tmp/hsperfdata_root"
 
 
-def log(msg):
-    print("jvm_test: " + msg, flush=True)
 
 
-def fail(msg):
-    log("FAIL: " + msg)
-    raise SystemExit(1)
 
 
-def wait_for(cond, what, timeout=60):
-    end = time.time() + timeout
-    while not cond():
-        if time.time() > end:
-            fail("no " + what + " within %d s" % timeout)
-        time.sleep(0.05)
 
 
 def progress(state):
@@ -90,49 +80,14 @@ def run(a, wd):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ckpt", required=True)
-    ap.add_argument("--workdir", required=True)
-    a = ap.parse_args()
-    if not shutil.which("java") or not shutil.which("javac"):
-        log("needs java and javac (openjdk-17-jdk-headless, scripts/install-deps.sh)")
-        return 1
-    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     hsperf_existed = os.path.exists(HSPERF)
-    wd = os.path.abspath(a.workdir)
-    shutil.rmtree(wd, ignore_errors=True)
-    os.makedirs(wd)
-    try:
-        run(a, wd)
-    finally:
-        for _ in range(200):
-            kids = []
-            for p in os.listdir("/proc"):
-                if p.isdigit():
-                    try:
-                        fields = open("/proc/%s/stat" % p).read().rsplit(")", 1)[1].split()
-                        if int(fields[1]) == os.getpid():
-                            kids.append(int(p))
-                    except (OSError, IndexError, ValueError):
-                        pass
-            if not kids:
-                break
-            for k in kids:
-                try:
-                    os.kill(k, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.05)
-            while True:
-                try:
-                    if os.waitpid(-1, os.WNOHANG)[0] <= 0:
-                        break
-                except ChildProcessError:
-                    break
-        if not hsperf_existed:  # the JVM's perf-data directory, if it made it
-            shutil.rmtree(HSPERF, ignore_errors=True)
-    shutil.rmtree(wd, ignore_errors=True)
-    return 0
 
+    def cleanup():  # the JVM's perf-data directory, if it made it
+        if not hsperf_existed:
+            shutil.rmtree(HSPERF, ignore_errors=True)
+    return app_env.main("jvm_test", run,
+                        lambda: None if shutil.which("java") and shutil.which("javac")
+                        else "java and javac (openjdk-17-jdk-headless, scripts/install-deps.sh)",
+                        cleanup)
 
 sys.exit(main())

@@ -5,33 +5,22 @@
 # its work goes on (py_numpy_victim.py).
 #
 #   py_numpy_test.py --ckpt PATH --workdir DIR
-import argparse
-import ctypes
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import app_env  # noqa: E402
+from app_env import fail, log, wait_for  # noqa: E402
 
 PYTHON = "/usr/bin/python3"  # Debian's, which has python3-numpy
 
 
-def log(msg):
-    print("py_numpy_test: " + msg, flush=True)
 
 
-def fail(msg):
-    log("FAIL: " + msg)
-    raise SystemExit(1)
 
 
-def wait_for(cond, what, timeout=60):
-    end = time.time() + timeout
-    while not cond():
-        if time.time() > end:
-            fail("no " + what + " within %d s" % timeout)
-        time.sleep(0.05)
 
 
 def progress(state):
@@ -91,36 +80,9 @@ def run(a, wd):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ckpt", required=True)
-    ap.add_argument("--workdir", required=True)
-    a = ap.parse_args()
-    if subprocess.run([PYTHON, "-c", "import numpy"], capture_output=True).returncode != 0:
-        log("needs %s with numpy (python3-numpy, scripts/install-deps.sh)" % PYTHON)
-        return 1
-    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    wd = os.path.abspath(a.workdir)
-    shutil.rmtree(wd, ignore_errors=True)
-    os.makedirs(wd)
-    try:
-        run(a, wd)
-    finally:
-        for p in os.listdir("/proc"):
-            if p.isdigit():
-                try:
-                    fields = open("/proc/%s/stat" % p).read().rsplit(")", 1)[1].split()
-                    if int(fields[1]) == os.getpid():
-                        os.kill(int(p), signal.SIGKILL)
-                except (OSError, IndexError, ValueError):
-                    pass
-        while True:
-            try:
-                if os.waitpid(-1, 0)[0] <= 0:
-                    break
-            except ChildProcessError:
-                break
-    shutil.rmtree(wd, ignore_errors=True)
-    return 0
-
+    return app_env.main("py_numpy_test", run,
+                        lambda: None if subprocess.run([PYTHON, "-c", "import numpy"],
+                                                       capture_output=True).returncode == 0
+                        else "%s with numpy (python3-numpy, scripts/install-deps.sh)" % PYTHON)
 
 sys.exit(main())

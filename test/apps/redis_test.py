@@ -9,35 +9,25 @@
 #   redis_test.py --ckpt PATH --workdir DIR
 # Needs root and redis-server; loopback only; a child subreaper; leaves
 # nothing behind (the server, its directory).
-import argparse
-import ctypes
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import app_env  # noqa: E402
+from app_env import fail, log, wait_for  # noqa: E402
+
 KEYS = 200000
 PIPELINE = 2000
 
 
-def log(msg):
-    print("redis_test: " + msg, flush=True)
 
 
-def fail(msg):
-    log("FAIL: " + msg)
-    raise SystemExit(1)
 
 
-def wait_for(cond, what, timeout=60):
-    end = time.time() + timeout
-    while not cond():
-        if time.time() > end:
-            fail("no " + what + " within %d s" % timeout)
-        time.sleep(0.05)
 
 
 def cmd(*args):
@@ -178,36 +168,8 @@ def run(a, wd):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ckpt", required=True)
-    ap.add_argument("--workdir", required=True)
-    a = ap.parse_args()
-    if os.geteuid() != 0 or not shutil.which("redis-server"):
-        log("needs root and redis-server (scripts/install-deps.sh)")
-        return 1
-    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: the restored server is ours
-    wd = os.path.abspath(a.workdir)
-    shutil.rmtree(wd, ignore_errors=True)
-    os.makedirs(wd)
-    try:
-        run(a, wd)
-    finally:
-        for p in os.listdir("/proc"):
-            if p.isdigit():
-                try:
-                    fields = open("/proc/%s/stat" % p).read().rsplit(")", 1)[1].split()
-                    if int(fields[1]) == os.getpid():
-                        os.kill(int(p), signal.SIGKILL)
-                except (OSError, IndexError, ValueError):
-                    pass
-        while True:
-            try:
-                if os.waitpid(-1, 0)[0] <= 0:
-                    break
-            except ChildProcessError:
-                break
-    shutil.rmtree(wd, ignore_errors=True)
-    return 0
-
+    return app_env.main("redis_test", run,
+                        lambda: None if os.geteuid() == 0 and shutil.which("redis-server")
+                        else "root and redis-server (scripts/install-deps.sh)")
 
 sys.exit(main())

@@ -8,31 +8,26 @@
 # between the two, with what was in it, comes back).
 #
 #   shell_job_test.py --ckpt PATH --workdir DIR
-import argparse
-import ctypes
 import fcntl
 import os
 import pty
 import re
 import select
-import shutil
-import signal
 import subprocess
 import sys
 import termios
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import app_env  # noqa: E402
+from app_env import fail, log  # noqa: E402
+
 PRODUCER = "i=0\nwhile [ $i -lt 1000000 ]; do i=$((i+1)); echo $i; sleep 0.01; done\n"
 CONSUMER = "while read n; do echo \"got $n\"; done\n"
 
 
-def log(msg):
-    print("shell_job_test: " + msg, flush=True)
 
 
-def fail(msg):
-    log("FAIL: " + msg)
-    raise SystemExit(1)
 
 
 class Terminal:
@@ -131,45 +126,6 @@ def run(a, wd):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ckpt", required=True)
-    ap.add_argument("--workdir", required=True)
-    a = ap.parse_args()
-    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    wd = os.path.abspath(a.workdir)
-    shutil.rmtree(wd, ignore_errors=True)
-    os.makedirs(wd)
-    try:
-        run(a, wd)
-    finally:
-        # Kill our children until none is left: the ones killed first leave
-        # theirs to us (we are the subreaper).
-        for _ in range(200):
-            kids = []
-            for p in os.listdir("/proc"):
-                if p.isdigit():
-                    try:
-                        fields = open("/proc/%s/stat" % p).read().rsplit(")", 1)[1].split()
-                        if int(fields[1]) == os.getpid():
-                            kids.append(int(p))
-                    except (OSError, IndexError, ValueError):
-                        pass
-            if not kids:
-                break
-            for k in kids:
-                try:
-                    os.kill(k, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.05)
-            while True:
-                try:
-                    if os.waitpid(-1, os.WNOHANG)[0] <= 0:
-                        break
-                except ChildProcessError:
-                    break
-    shutil.rmtree(wd, ignore_errors=True)
-    return 0
-
+    return app_env.main("shell_job_test", run)
 
 sys.exit(main())
