@@ -7,6 +7,8 @@
 //   ckpt-bench-victim tcp N                    N loopback TCP connections (bench_victim_tcp.cc)
 //   ckpt-bench-victim container N ns|bare      N processes under a namespaces' pid 1
 //                                              (bench_victim_container.cc)
+//   ckpt-bench-victim precopy MIB RATE         MIB of memory, RATE MiB/s rewritten at
+//                                              random (bench_victim_precopy.cc)
 //
 // Every mode writes "READY\n" on stdout once it is fully set up, then sleeps
 // until SIGTERM. On SIGTERM it checks that the restore gave it back what it
@@ -74,6 +76,7 @@
 #include <vector>
 
 #include "bench_victim_container.h"  // the container mode
+#include "bench_victim_precopy.h"    // the precopy mode
 #include "bench_victim_tcp.h"        // the tcp mode
 
 namespace {
@@ -654,6 +657,7 @@ int main(int argc, char** argv) {
   if (argc == 5 && strcmp(mode, "fds") == 0) return fds::main(argv);
   if (argc == 3 && strcmp(mode, "tcp") == 0) return bench_tcp_victim_main(argv);
   if (argc == 4 && strcmp(mode, "container") == 0) return bench_container_victim_main(argv);
+  if (argc == 4 && strcmp(mode, "precopy") == 0) return bench_precopy_victim_main(argv);
   put("usage: ckpt-bench-victim SIZE_MIB\n"
       "       ckpt-bench-victim tree N FANOUT\n"
       "       ckpt-bench-victim threads T\n"

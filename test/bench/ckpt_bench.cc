@@ -3,7 +3,7 @@
 // to disk), measured in the same run; and how its cost grows with the
 // number of processes, threads and fds.
 //
-//   ckpt-bench --ckpt PATH [--only memory,tree,threads,fds,tcp,container] [--size-mib 1024]
+//   ckpt-bench --ckpt PATH [--only memory,tree,threads,fds,tcp,container,precopy] [--size-mib 1024]
 //              [--disk-dir DIR] [--tmpfs-dir DIR] [--runs 3] [--timeout SEC]
 //              [--victim PATH] [--tree-sizes 1,10,100,300,1000]
 //              [--tree-fanout 8] [--thread-counts 1,10,100,300,1000]
@@ -29,6 +29,10 @@
 //
 // container (bench_container.cc): a 100-process tree whose root is pid 1 of
 // new pid, uts, ipc and net namespaces, next to the same tree without them.
+//
+// precopy (bench_precopy.cc): a SIZE MiB process rewriting --precopy-rate
+// MiB/s at random: cold full dump + restore against iterative pre-copy
+// through a page server on loopback and the final pause.
 //
 // Best of the runs is reported. Any failed or wrong restore makes the exit
 // status non-zero.
@@ -78,7 +82,9 @@
 #include <string>
 #include <vector>
 
+#include "bench_ckpt_run.h"
 #include "bench_container.h"
+#include "bench_precopy.h"
 #include "bench_tcp.h"
 #include "bench_util.h"
 
@@ -184,7 +190,9 @@ struct Options {
   int runs = 3;
   double timeout = 300;
   // Sections (--only) and their sizes.
-  bool memory = true, tree = true, threads = true, fds = true, tcp = true, container = true;
+  bool memory = true, tree = true, threads = true, fds = true, tcp = true, container = true,
+       precopy = true;
+  uint64_t precopy_rate = 64;  // MiB/s the precopy victim rewrites
   std::vector<long> tree_sizes{1, 10, 100, 300, 1000};
   long tree_fanout = 8;
   std::vector<long> thread_counts{1, 10, 100, 300, 1000};
@@ -218,71 +226,6 @@ void note_once(Ctx& c, const std::string& s) {
   }
 }
 
-std::string with_log(const std::string& msg,
-                     const std::vector<std::pair<std::string, std::string>>& files) {
-  std::string r = msg;
-  for (const auto& [label, path] : files) {
-    std::string t = tail_lines(path, 25);
-    if (t.empty()) continue;
-    r += "\n  --- " + label + " (last lines of " + path + ") ---\n";
-    std::istringstream in(t);
-    std::string line;
-    while (std::getline(in, line)) r += "  | " + line + "\n";
-  }
-  while (!r.empty() && r.back() == '\n') r.pop_back();
-  return r;
-}
-
-// Waits for the victim to write READY; throws if it dies or times out.
-void wait_ready(Ctx& c, pid_t pid, const std::string& out, const std::string& err) {
-  double deadline = now() + c.opt.timeout;
-  for (;;) {
-    check_stop();
-    if (read_file(out).find("READY") != std::string::npos) return;
-    int st;
-    pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid)
-      throw std::runtime_error(
-          with_log("victim " + describe_status(st) + " before READY", {{"victim stderr", err}}));
-    if (now() > deadline)
-      throw std::runtime_error(fmt("victim not READY after %.0f s", c.opt.timeout));
-    sleep_ms(2);
-  }
-}
-
-// A `ckpt page-server` into dir on 127.0.0.1 (a free port), started and
-// listening (its --status-fd said so); returns its pid.
-pid_t start_page_server(Ctx& c, const std::string& dir, const std::string& log, int* port) {
-  int sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (sk < 0 || bind(sk, reinterpret_cast<sockaddr*>(&a), len) < 0 ||
-      getsockname(sk, reinterpret_cast<sockaddr*>(&a), &len) < 0)
-    fail_errno("finding a free port");
-  close(sk);
-  *port = ntohs(a.sin_port);
-  int st[2];
-  if (pipe2(st, O_CLOEXEC) < 0) fail_errno("pipe");
-  pid_t ps = fork();
-  if (ps < 0) fail_errno("fork");
-  if (ps == 0) {
-    if (dup2(st[1], 3) < 0) _exit(127);
-    std::string p = std::to_string(*port);
-    execl(c.opt.ckpt.c_str(), c.opt.ckpt.c_str(), "page-server", "-D", dir.c_str(), "--address",
-          "127.0.0.1", "--port", p.c_str(), "--status-fd", "3", "-o", log.c_str(), (char*)nullptr);
-    _exit(127);
-  }
-  close(st[1]);
-  struct pollfd pfd = {st[0], POLLIN, 0};
-  char ch;
-  bool up = poll(&pfd, 1, 30000) == 1 && read(st[0], &ch, 1) == 1;
-  close(st[0]);
-  if (!up) throw RunFailure(with_log("the page server did not start", {{"page server log", log}}));
-  return ps;
-}
-
 // One dump+restore round trip of a fresh victim with images on medium m.
 void ckpt_round_trip(Ctx& c, Medium& m, int run) {
   const std::string img = m.dir + "/images";
@@ -299,7 +242,7 @@ void ckpt_round_trip(Ctx& c, Medium& m, int run) {
                c.opt.size_mib));
   pid_t pid =
       spawn({c.opt.victim, std::to_string(c.opt.size_mib)}, {v_in, v_out, v_err}, true, c.work);
-  wait_ready(c, pid, v_out, v_err);
+  wait_ready(pid, v_out, v_err, c.opt.timeout);
 
   // ---- dump
   progress(fmt("run %d/%d %s: ckpt dump", run, c.opt.runs, m.name));
@@ -310,7 +253,7 @@ void ckpt_round_trip(Ctx& c, Medium& m, int run) {
   if (m.page_server) {
     rm_rf(srv);
     int port = 0;
-    server = start_page_server(c, srv, s_log, &port);
+    server = start_page_server(c.opt.ckpt, srv, s_log, &port);
     dump_argv.insert(dump_argv.end(),
                      {"--page-server", "--address", "127.0.0.1", "--port", std::to_string(port)});
   }
@@ -584,7 +527,7 @@ void scale_round_trip(Ctx& c, Section& sec, ScaleRow& row, Medium& m, int run) {
 
   progress(step + ": starting victim");
   pid_t pid = spawn(victim_argv(c, sec.kind, n, fd_dir), {v_in, v_out, v_err}, true, c.work);
-  wait_ready(c, pid, v_out, v_err);
+  wait_ready(pid, v_out, v_err, c.opt.timeout);
 
   const Snapshot before = snapshot(sec.kind, pid);
   if (before.size() != expected_entries(sec.kind, n))
@@ -606,7 +549,7 @@ void scale_round_trip(Ctx& c, Section& sec, ScaleRow& row, Medium& m, int run) {
   if (m.page_server) {
     rm_rf(srv);
     int port = 0;
-    server = start_page_server(c, srv, s_log, &port);
+    server = start_page_server(c.opt.ckpt, srv, s_log, &port);
     dump_argv.insert(dump_argv.end(),
                      {"--page-server", "--address", "127.0.0.1", "--port", std::to_string(port)});
   }
@@ -977,6 +920,9 @@ void print_section(const Ctx& c, const Section& sec) {
       "                            --tcp-established; images on tmpfs\n"
       "                   container  100 processes under pid 1 of new pid, uts, ipc and net\n"
       "                            namespaces, and the same tree without them; images on tmpfs\n"
+      "                   precopy  a SIZE MiB process rewriting pages: cold dump+restore against\n"
+      "                            pre-dump rounds through a page server, then the final pause\n"
+      "  --precopy-rate N MiB/s the precopy victim rewrites at random (default 64)\n"
       "  --tree-sizes L   the N of the tree section (default 1,10,100,300,1000)\n"
       "  --thread-counts L  the N of the threads section (default 1,10,100,300,1000)\n"
       "  --fd-counts L    the N of the fds section (default 0,1000,10000)\n"
@@ -1015,6 +961,7 @@ Options parse_args(int argc, char** argv) {
                                            {"fd-counts", required_argument, nullptr, 'N'},
                                            {"fd-files", required_argument, nullptr, 'f'},
                                            {"tcp-counts", required_argument, nullptr, 'P'},
+                                           {"precopy-rate", required_argument, nullptr, 'W'},
                                            {nullptr, 0, nullptr, 0}};
   // "1,10,100": integers in [lo, hi], strictly increasing.
   auto parse_list = [](const char* name, const char* arg, long lo, long hi) {
@@ -1075,7 +1022,7 @@ Options parse_args(int argc, char** argv) {
         o.timeout = v;
         break;
       case 'o': {
-        o.memory = o.tree = o.threads = o.fds = o.tcp = o.container = false;
+        o.memory = o.tree = o.threads = o.fds = o.tcp = o.container = o.precopy = false;
         std::istringstream in(optarg);
         for (std::string item; std::getline(in, item, ',');) {
           if (item == "memory")
@@ -1090,17 +1037,19 @@ Options parse_args(int argc, char** argv) {
             o.tcp = true;
           else if (item == "container")
             o.container = true;
+          else if (item == "precopy")
+            o.precopy = true;
           else if (item == "all")
-            o.memory = o.tree = o.threads = o.fds = o.tcp = o.container = true;
+            o.memory = o.tree = o.threads = o.fds = o.tcp = o.container = o.precopy = true;
           else {
             fprintf(stderr,
                     "ckpt-bench: --only: unknown section '%s' (memory, tree, threads, fds, tcp, "
-                    "container)\n",
+                    "container, precopy)\n",
                     item.c_str());
             usage(2);
           }
         }
-        if (!o.memory && !o.tree && !o.threads && !o.fds && !o.tcp && !o.container) {
+        if (!o.memory && !o.tree && !o.threads && !o.fds && !o.tcp && !o.container && !o.precopy) {
           fprintf(stderr, "ckpt-bench: --only selects no section\n");
           usage(2);
         }
@@ -1131,6 +1080,13 @@ Options parse_args(int argc, char** argv) {
           usage(2);
         }
         o.fd_files = static_cast<long>(v);
+        break;
+      case 'W':
+        if (!parse_num(optarg, 0, 1 << 20, &v) || v != std::floor(v)) {
+          fprintf(stderr, "ckpt-bench: --precopy-rate wants an integer >= 0\n");
+          usage(2);
+        }
+        o.precopy_rate = static_cast<uint64_t>(v);
         break;
       case 'h':
         usage(0);
@@ -1220,7 +1176,8 @@ int run(Ctx& c) {
                           {o.threads, "threads"},
                           {o.fds, "fds"},
                           {o.tcp, "tcp"},
-                          {o.container, "container"}})
+                          {o.container, "container"},
+                          {o.precopy, "precopy"}})
     if (on) sections += std::string(sections.empty() ? "" : ",") + name;
   printf("ckpt-bench: sections %s; best of %d run%s", sections.c_str(), o.runs,
          o.runs == 1 ? "" : "s");
@@ -1324,6 +1281,14 @@ int run(Ctx& c) {
         RunContainerBench({o.ckpt, o.victim, tm.dir, c.work, o.runs, o.timeout});
     if (!ct.ok) ok = false;
     verified_str += fmt("%scontainer %d", verified_str.empty() ? "" : ", ", ct.verified);
+  }
+
+  if (o.precopy) {  // bench_precopy.cc
+    PrecopyBenchResult pc = RunPrecopyBench(
+        {o.ckpt, o.victim, tm.dir, c.work, o.size_mib, o.precopy_rate, 6, o.runs, o.timeout});
+    check_stop();
+    if (!pc.ok) ok = false;
+    verified_str += fmt("%sprecopy %d", verified_str.empty() ? "" : ", ", pc.verified);
   }
 
   bool header_done = false;
