@@ -406,6 +406,16 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   TRY_ASSIGN(pb::NamespacesEntry namespaces,
              ns::CollectNamespaces(tree, o.cgroup_mode != CgroupMode::kIgnore));
   TRY_ASSIGN(int pid_base, ns::PidNsBase(tree));
+  // Memory goes to the image directory, or to a page server
+  // (criu/page_xfer.h), reached from ckpt's own network namespace: connected
+  // before ckpt joins the tree's (a migrated tree's link is down by then).
+  std::unique_ptr<PageTarget> pages_to;
+  if (o.page_server) {
+    TRY_ASSIGN(pages_to, PageTarget::Remote(o.address, o.port));
+  } else {
+    TRY_ASSIGN(pages_to, PageTarget::Local(*dir));
+  }
+  LOG_INFO(pages_to->Describe());
   if (namespaces.net()) {
     // Read from ckpt's own namespace (veth peers are named as it sees
     // them); then ckpt works inside the tree's for the rest of the dump.
@@ -469,14 +479,6 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
                "read here (" + why + "): a restored task starts without them");
   }
   TRY_ASSIGN(files::FdDumper fds, files::FdDumper::Create(*dir, net));
-  // Memory goes to the image directory, or to a page server (criu/page_xfer.h).
-  std::unique_ptr<PageTarget> pages_to;
-  if (o.page_server) {
-    TRY_ASSIGN(pages_to, PageTarget::Remote(o.address, o.port));
-  } else {
-    TRY_ASSIGN(pages_to, PageTarget::Local(*dir));
-  }
-  LOG_INFO(pages_to->Describe());
   ShmemDumper shmem;
   TRY_ASSIGN(images::ImageWriter psw, dir->OpenWriter(ImageType::kPstree));
   uint32_t pages_id = 1;

@@ -174,7 +174,15 @@ def cleanup():
 
 
 def netns_of(pid):
-    return os.readlink("/proc/%d/ns/net" % pid)
+    return os.stat("/proc/%d/ns/net" % pid).st_ino
+
+
+def exe_of(pid):
+    """The command name (Debian's redis-server binary is redis-check-rdb)."""
+    try:
+        return open("/proc/%d/comm" % pid).read().strip()
+    except OSError:
+        return None
 
 
 def run(a, wd):
@@ -188,8 +196,8 @@ def run(a, wd):
          "--enable-debug-command", "yes"],
         stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
     pid = server.pid
-    wait_for(lambda: netns_of(pid) != os.readlink("/run/netns/" + NS_SRC) and
-             os.path.basename(os.readlink("/proc/%d/exe" % pid)) == "redis-server",
+    wait_for(lambda: exe_of(pid) == "redis-server" and
+             netns_of(pid) != os.stat("/run/netns/" + NS_SRC).st_ino,
              "redis-server in its own network namespace")
     sh("ip", "-n", NS_SRC, "link", "add", "vapp", "type", "veth", "peer", "name", "eth0",
        "netns", str(pid))
@@ -197,7 +205,6 @@ def run(a, wd):
     for c in (["ip", "link", "set", "lo", "up"], ["ip", "addr", "add", APP_IP + "/24", "dev", "eth0"],
               ["ip", "link", "set", "eth0", "up"]):
         sh("nsenter", "-t", str(pid), "-n", *c)
-    app_ns = netns_of(pid)
 
     def pong():
         try:
@@ -240,23 +247,35 @@ def run(a, wd):
     # zombie would keep the pid the restore needs.
     reaper = threading.Thread(target=server.wait, daemon=True)
     reaper.start()
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=240)
-    for line in res.stdout.splitlines():
+    out_path = os.path.join(wd, "ckpt-migrate.out")
+    with open(out_path, "w") as out_f:
+        mig = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_f,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            rc = mig.wait(timeout=240)
+        except subprocess.TimeoutExpired:
+            os.killpg(mig.pid, 9)
+            mig.wait()
+            rc = None
+    stdout = open(out_path).read()
+    for line in stdout.splitlines():
         log("  | " + line)
-    for line in res.stderr.splitlines():
-        log("  ! " + line)
-    if res.returncode != 0:
-        fail("ckpt-migrate exited %d" % res.returncode)
+    if rc is None:
+        fail("ckpt-migrate did not end within 240 s")
+    if rc != 0:
+        fail("ckpt-migrate exited %d" % rc)
     w.migrated.set()
 
     # Where redis is now: same pid, a new network namespace whose outer
     # veth end is on the destination's bridge; none left at the source.
     reaper.join(timeout=30)  # the source's redis was killed by the final dump
     wait_for(lambda: os.path.exists("/proc/%d" % pid), "the restored redis")
-    if os.path.basename(os.readlink("/proc/%d/exe" % pid)) != "redis-server":
+    if exe_of(pid) != "redis-server":
         fail("pid %d is not redis-server after the migration" % pid)
-    if netns_of(pid) == app_ns:
-        fail("redis still in its old network namespace")
+    # (The new namespace may get the old one's inode number: not compared.)
+    if netns_of(pid) in (os.stat("/run/netns/" + NS_SRC).st_ino,
+                         os.stat("/run/netns/" + NS_DST).st_ino):
+        fail("redis lost its own network namespace")
     master = sh("ip", "-n", NS_DST, "-o", "link", "show", "vapp").stdout
     if "master br0" not in master:
         fail("the re-made outer end is not on the destination's bridge: " + master)
@@ -264,13 +283,13 @@ def run(a, wd):
         fail("the old outer end is still at the source")
 
     # The round sizes: the later pre-dumps only sent what was written.
-    rounds = [int(l.split("(")[1].split()[0]) for l in res.stdout.splitlines()
+    rounds = [int(l.split("(")[1].split()[0]) for l in stdout.splitlines()
               if l.startswith("round ")]
     if len(rounds) < 2:
         fail("fewer than two pre-dump rounds: %r" % rounds)
     if not all(n < rounds[0] for n in rounds[1:]):
         fail("a later pre-dump round sent as much as the first: %r pages" % rounds)
-    if "downtime:" not in res.stdout:
+    if "downtime:" not in stdout:
         fail("no downtime reported")
 
     wait_for(lambda: w.after >= 20 or w.error or not w.is_alive(),
