@@ -129,6 +129,7 @@ class Bench {
   Round Step(const std::vector<std::string>& cmd, const std::string& step, const std::string& pre) {
     const std::string src = root_ + "/src/" + step, dst = root_ + "/dst/" + step;
     fs::create_directories(src);
+    fs::create_directories(root_ + "/dst");
     int port = 0;
     pid_t server = start_page_server(o_.ckpt, dst, pre + step + ".page-server.log", &port);
     std::vector<std::string> argv = cmd;
