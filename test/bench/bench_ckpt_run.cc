@@ -85,10 +85,10 @@ double run_ckpt(const std::vector<std::string>& argv, const std::string& out,
   pid_t pid = spawn(argv, {"/dev/null", out, out}, false);
   std::optional<int> st = wait_exit(pid, timeout_s, &t1);
   if (!st)
-    throw RunFailure(with_log(fmt("%s did not finish within %.0f s; processes:\n", what.c_str(),
-                                  timeout_s) +
-                                  describe_tree(pid),
-                              {{"ckpt output", out}, {"log", log}}));
+    throw RunFailure(
+        with_log(fmt("%s did not finish within %.0f s; processes:\n", what.c_str(), timeout_s) +
+                     describe_tree(pid),
+                 {{"ckpt output", out}, {"log", log}}));
   if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
     throw RunFailure(
         with_log(what + " " + describe_status(*st), {{"ckpt output", out}, {"log", log}}));

@@ -45,9 +45,10 @@ class Bench {
 
   PrecopyBenchResult Run() {
     PrecopyBenchResult res;
-    printf("\nprecopy: a %llu MiB process rewriting %llu MiB/s of pages at random; pre-copy "
-           "through a page server on 127.0.0.1, images on %s\n",
-           (unsigned long long)o_.size_mib, (unsigned long long)o_.rate_mib, o_.image_dir.c_str());
+    printf(
+        "\nprecopy: a %llu MiB process rewriting %llu MiB/s of pages at random; pre-copy "
+        "through a page server on 127.0.0.1, images on %s\n",
+        (unsigned long long)o_.size_mib, (unsigned long long)o_.rate_mib, o_.image_dir.c_str());
     std::vector<RunResult> runs;
     for (int run = 1; run <= o_.runs; run++) {
       RunResult r;
@@ -86,14 +87,13 @@ class Bench {
   // checks every page and must exit 0.
   void Verify(pid_t pid, const std::string& pidfile, const std::string& out) {
     pid_t restored = pid_t(std::stol(read_file(pidfile)));
-    if (restored != pid)
-      throw RunFailure(fmt("restored as pid %d, dumped as %d", restored, pid));
+    if (restored != pid) throw RunFailure(fmt("restored as pid %d, dumped as %d", restored, pid));
     kill(pid, SIGTERM);
     std::optional<int> st = wait_exit(pid, o_.timeout);
     if (!st) throw RunFailure("the restored victim did not end after SIGTERM");
     if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
-      throw RunFailure(with_log("the restored victim " + describe_status(*st),
-                                {{"victim output", out}}));
+      throw RunFailure(
+          with_log("the restored victim " + describe_status(*st), {{"victim output", out}}));
   }
 
   void WaitKilled(pid_t pid) {
@@ -103,21 +103,22 @@ class Bench {
 
   void Cold(RunResult& r, int run) {
     root_ = make_temp_dir(o_.image_dir, "precopy");
-    const std::string img = root_ + "/full", pre = fmt("%s/precopy-run%d-cold-", o_.work_dir.c_str(), run);
+    const std::string img = root_ + "/full",
+                      pre = fmt("%s/precopy-run%d-cold-", o_.work_dir.c_str(), run);
     mkdir(img.c_str(), 0700);
     progress(fmt("precopy run %d/%d: cold full dump", run, o_.runs));
     pid_t pid;
     std::string out = Victim(fmt("run%d-cold", run), &pid);
-    r.cold_dump = run_ckpt({o_.ckpt, "dump", "-t", std::to_string(pid), "-D", img, "-o",
-                            pre + "dump.log"},
-                           pre + "dump.out", pre + "dump.log", o_.timeout, "ckpt dump");
+    r.cold_dump =
+        run_ckpt({o_.ckpt, "dump", "-t", std::to_string(pid), "-D", img, "-o", pre + "dump.log"},
+                 pre + "dump.out", pre + "dump.log", o_.timeout, "ckpt dump");
     WaitKilled(pid);
     r.cold_bytes = PagesBytes(img);
     progress(fmt("precopy run %d/%d: cold restore", run, o_.runs));
     const std::string pidfile = pre + "restore.pid";
-    r.cold_restore = run_ckpt({o_.ckpt, "restore", "-D", img, "-d", "--pidfile", pidfile, "-o",
-                               pre + "restore.log"},
-                              pre + "restore.out", pre + "restore.log", o_.timeout, "ckpt restore");
+    r.cold_restore = run_ckpt(
+        {o_.ckpt, "restore", "-D", img, "-d", "--pidfile", pidfile, "-o", pre + "restore.log"},
+        pre + "restore.out", pre + "restore.log", o_.timeout, "ckpt restore");
     Verify(pid, pidfile, out);
     rm_rf(img);
   }
@@ -217,10 +218,10 @@ class Bench {
       printf("         failed: %s\n", first_line(r.error).c_str());
       return;
     }
-    printf("         final dump: %6.1f MiB in %.3f s, restore %.3f s: pause %.3f s (%.0f%% of "
-           "the cold pause)\n",
-           Mib(r.final_dump.bytes), r.final_dump.secs, r.final_restore, r.pause,
-           100 * r.pause / cold);
+    printf(
+        "         final dump: %6.1f MiB in %.3f s, restore %.3f s: pause %.3f s (%.0f%% of "
+        "the cold pause)\n",
+        Mib(r.final_dump.bytes), r.final_dump.secs, r.final_restore, r.pause, 100 * r.pause / cold);
   }
 
   static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
@@ -236,10 +237,11 @@ class Bench {
       if (!std::isnan(r.pause)) pause = std::isnan(pause) ? r.pause : std::min(pause, r.pause);
     }
     if (std::isnan(cold) || std::isnan(pause)) return;
-    printf("  best: cold full dump %.3f s, cold pause %.3f s; pre-copy pause %.3f s = %.0f%% of the "
-           "cold full dump, %.0f%% of the cold pause (issue 10's target: under 10%% of a cold "
-           "full dump)\n",
-           full, cold, pause, 100 * pause / full, 100 * pause / cold);
+    printf(
+        "  best: cold full dump %.3f s, cold pause %.3f s; pre-copy pause %.3f s = %.0f%% of the "
+        "cold full dump, %.0f%% of the cold pause (issue 10's target: under 10%% of a cold "
+        "full dump)\n",
+        full, cold, pause, 100 * pause / full, 100 * pause / cold);
   }
 
   const PrecopyBenchOptions& o_;

@@ -59,14 +59,15 @@ bool parse(const char* s, unsigned long long lo, unsigned long long hi, unsigned
 int bench_precopy_victim_main(char** argv) {
   unsigned long long mib = 0, rate = 0;
   if (!parse(argv[2], 1, 1 << 20, &mib) || !parse(argv[3], 0, 1 << 20, &rate)) {
-    fprintf(stderr, "ckpt-bench-victim precopy: SIZE_MIB in [1, 1048576], RATE_MIB_S in [0, ...]\n");
+    fprintf(stderr,
+            "ckpt-bench-victim precopy: SIZE_MIB in [1, 1048576], RATE_MIB_S in [0, ...]\n");
     return 2;
   }
   const size_t pages = size_t(mib) << 20 >> 12;
   auto* mem = static_cast<uint64_t*>(
       mmap(nullptr, pages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  auto* ver = static_cast<uint32_t*>(mmap(nullptr, pages * sizeof(uint32_t),
-                                          PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  auto* ver = static_cast<uint32_t*>(mmap(nullptr, pages * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+                                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   if (mem == MAP_FAILED || ver == MAP_FAILED) {
     fprintf(stderr, "ckpt-bench-victim precopy: mmap: %s\n", strerror(errno));
     return 2;
@@ -114,8 +115,8 @@ int bench_precopy_victim_main(char** argv) {
     fill(want, p, ver[p], seed);
     if (memcmp(want, mem + p * kWords, kPage) != 0) {
       fprintf(stderr,
-              "ckpt-bench-victim precopy: page %zu (version %" PRIu32
-              ") is wrong: word 0 %#" PRIx64 ", want %#" PRIx64 "\n",
+              "ckpt-bench-victim precopy: page %zu (version %" PRIu32 ") is wrong: word 0 %#" PRIx64
+              ", want %#" PRIx64 "\n",
               p, ver[p], mem[p * kWords], want[0]);
       return 1;
     }
