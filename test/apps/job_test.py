@@ -10,7 +10,8 @@
 #      (its progress lines go on from the step it had reached);
 #   3. `ckpt-job run --leave-running`, two signals: two checkpoints, the job
 #      goes on to the end (same RESULT); `restart` then takes the newest
-#      (ckpt-2) and the job ends with the same RESULT again.
+#      (ckpt-2) and the job ends with the same RESULT again;
+#   4. a checkpoint that fails: the job goes on to the right RESULT.
 #
 #   job_test.py --ckpt PATH --workdir DIR
 # Needs root and bash. A child subreaper; leaves nothing behind.
@@ -132,6 +133,19 @@ def run(a, wd):
         fail("results %r, want the reference twice" % result_in(out))
     log("leave-running: checkpoints at steps ~%s, restart from ckpt-2 went on from step %d; "
         "same result" % (marks, again[0]))
+
+    # 4. a checkpoint that fails (ckpt refuses an option): the job goes on
+    # and ends as it would have; no ckpt-N claims to be a checkpoint.
+    ck, out = os.path.join(wd, "ck3"), os.path.join(wd, "job3.out")
+    p = wrapper(a, "run", ck, out, "--dump-opt=--no-such-option", *job_cmd())
+    wait_for(lambda: len(steps_in(out)) >= 20 or p.poll() is not None, "20 steps")
+    p.send_signal(signal.SIGUSR1)
+    rc = finish(p, "run with a failing dump")
+    if rc != 0 or result_in(out) != want:
+        fail("after a failed checkpoint: exit %d, result %r" % (rc, result_in(out)))
+    if any(n.startswith("ckpt-") for n in os.listdir(ck)):
+        fail("a failed dump left %s" % sorted(os.listdir(ck)))
+    log("a failed checkpoint left the job running to the right result")
     log("PASS")
 
 

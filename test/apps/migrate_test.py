@@ -233,6 +233,20 @@ def run(a, wd):
 
     src = ["nsenter", "--net=/run/netns/" + NS_SRC, "sh", "-c"]
     dst = ["nsenter", "--net=/run/netns/" + NS_DST, "sh", "-c"]
+
+    # A destination address the destination does not have: its page server
+    # cannot listen there; ckpt-migrate says so and redis is left alone.
+    bad = subprocess.run([SCRIPT if not a.script else a.script, "--src", " ".join(src),
+                          "--dst", " ".join(dst), "--dst-address", "10.88.0.99",
+                          "--src-dir", os.path.join(wd, "bad-src"),
+                          "--dst-dir", os.path.join(wd, "bad-dst"), "--ckpt", a.ckpt, str(pid)],
+                         capture_output=True, text=True, timeout=120)
+    if bad.returncode != 1 or "page server at the destination did not start" not in bad.stderr:
+        fail("ckpt-migrate to an address the destination lacks: exit %d, %r" %
+             (bad.returncode, bad.stderr.strip()))
+    if server.poll() is not None or exe_of(pid) != "redis-server":
+        fail("redis did not survive a migration that could not start")
+    log("no page server at 10.88.0.99: " + bad.stderr.strip().splitlines()[-1])
     argv = [SCRIPT if not a.script else a.script,
             "--src", " ".join(src), "--dst", " ".join(dst),
             "--dst-address", "10.88.0.3", "--port", "27100",
