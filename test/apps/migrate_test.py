@@ -150,8 +150,8 @@ class Writer(threading.Thread):
                 if self.migrated.is_set():
                     self.after += 1
                 self.stop.wait(0.02)
-        except Exception as e:  # reported by the main thread
-            self.error = str(e)
+        except BaseException as e:  # fail() raises SystemExit; reported by the main thread
+            self.error = str(e) or type(e).__name__
 
 
 def setup_hosts():
@@ -312,6 +312,8 @@ def run(a, wd):
     w.join(timeout=60)
     if w.error:
         fail("the client's connection: " + w.error)
+    if w.after < 20:
+        fail("the client stopped after %d batches past the migration" % w.after)
     log("the client's connection went on: %d batches of 100 SETs, %d after the migration" %
         (w.batches, w.after))
 
