@@ -35,6 +35,8 @@
 #include "criu/ns/namespaces.h"
 #include "criu/ns/net_ns.h"
 #include "criu/proc_parse.h"
+#include "criu/fd_limit.h"
+#include "criu/files/fd_install.h"
 #include "criu/restore_tree.h"
 #include "criu/seccomp.h"
 #include "criu/shmem.h"
@@ -422,13 +424,11 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   net::NetRestore net;
   if (!namespaces->net_with_root()) TRY(net.Lock(tree, o));
 
-  // The root holds every file of the tree at once: allow as many fds as we
-  // may (each task's own limits come back in its restorer).
-  struct rlimit nofile;
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-    nofile.rlim_cur = nofile.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &nofile);
-  }
+  // The root holds every file of the tree at once, above the numbers being
+  // restored (criu/fd_limit.h; each task's own limits come back in its
+  // restorer).
+  TRY(RaiseFdLimitFor(FdNumbersNeeded(tree.max_fd, tree.files.size(),
+                                      tree.files.size() - files::HomesOf(tree.tasks[0].fds).size())));
   // Orphans of a failed restore must come back to us to be reaped.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   LOG_INFO("Creating the tree of " + Who(root) + " (" + std::to_string(tree.tasks.size()) +

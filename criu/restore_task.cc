@@ -17,6 +17,7 @@
 
 #include "base/io.h"
 #include "base/log.h"
+#include "criu/files/fd_install.h"
 #include "criu/files/fd_restore.h"
 #include "criu/files/flock.h"
 #include "criu/lsm.h"
@@ -44,9 +45,10 @@ struct ServiceFds {
   int base = 0;
 };
 
-// Moves every service fd to a number >= base (those already there stay,
-// so thousands of tree files cost no extra fds) and closes everything else.
-Status PlaceServiceFds(ServiceFds& s, int base) {
+// Moves every service fd to a number >= base (those already there stay)
+// and closes everything else but the tree's open files (`files`, left
+// where they are: criu/files/fd_install.h).
+Status PlaceServiceFds(ServiceFds& s, int base, const std::set<int>& files) {
   std::map<int, int> moved;  // old number -> new number (slots may share an fd)
   for (int* fd : s.slots) {
     if (*fd >= base) continue;
@@ -58,7 +60,7 @@ Status PlaceServiceFds(ServiceFds& s, int base) {
     }
     *fd = it->second;
   }
-  std::set<int> keep;
+  std::set<int> keep = files;
   for (int* fd : s.slots) keep.insert(*fd);
   // Everything else of ckpt goes: below base, and in the gaps above it.
   int from = 0;
@@ -172,18 +174,18 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   for (auto& kv : src_pages) svc.slots.push_back(&kv.second);
   for (auto& kv : vma_files) svc.slots.push_back(&kv.second);
   for (auto& kv : tf.shmem) svc.slots.push_back(&kv.second);
-  for (auto& kv : tf.files) svc.slots.push_back(&kv.second);
-  TRY(PlaceServiceFds(svc, tf.base));
+  std::set<int> sources;
+  for (const auto& kv : tf.files) sources.insert(kv.second);
+  TRY(PlaceServiceFds(svc, tf.base, sources));
   log::SetFd(tf.log_fd);
 
   // This task's fds, all taken from the tree's open files: a file shared by
   // several fds or tasks is one open file description again.
-  for (const pb::FdinfoEntry& f : t.fds) {
-    int from = tf.files.at(f.file_id());
-    if (dup3(from, int(f.fd()), f.cloexec() ? O_CLOEXEC : 0) < 0)
-      return Error::Errno("dup to fd " + std::to_string(f.fd()));
+  {
+    std::set<int> service;
+    for (int* fd : svc.slots) service.insert(*fd);
+    TRY(files::InstallTaskFds(t.fds, tf.files, service, tf.base));
   }
-  for (auto& kv : tf.files) close(kv.second);
   tf.files.clear();
   // Closing any fd of a file drops the POSIX locks the process holds on
   // it, and the restorer closes the fds it maps files through: a file this

@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "criu/clone_pid.h"
+#include "criu/files/fd_install.h"
 #include "criu/files/fd_restore.h"
 #include "criu/files/file_types.h"
 #include "criu/files/pid_view.h"
@@ -122,7 +123,7 @@ Result<pid_t> RawClone(const TreeImages& tree, int idx, uint64_t extra_flags = 0
 
 Status OpenTreeFiles(const TreeImages& tree, const images::ImageDir& dir, const Options& o,
                      TreeFds& fds) {
-  // Every file once, dependencies first, above the fd numbers being restored.
+  // Every file once, dependencies first.
   files::RestoreOpts ro{.shell_job = o.shell_job,
                         .tcp_established = o.tcp_established,
                         .tcp_close = o.tcp_close,
@@ -131,7 +132,9 @@ Status OpenTreeFiles(const TreeImages& tree, const images::ImageDir& dir, const 
                         .user_ns = tree.namespaces.user() ? &tree.namespaces.user_ns() : nullptr,
                         .inherited = fds.inherited,
                         .orphan_pty_sk = fds.orphan_pty_sk};
-  TRY_ASSIGN(fds.files, files::OpenFiles(dir, tree.files, ro, fds.base));
+  // Files the root holds are opened at its own numbers (fd_install.h).
+  TRY_ASSIGN(fds.files,
+             files::OpenFiles(dir, tree.files, ro, fds.base, files::HomesOf(tree.tasks[0].fds)));
   return Ok();
 }
 

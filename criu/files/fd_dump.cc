@@ -5,23 +5,27 @@
 #include <unistd.h>
 
 #include <map>
+#include <utility>
 
 #include "base/log.h"
 #include "criu/files/file_context.h"
 #include "proto/fdinfo.pb.h"
 
 namespace ckpt::files {
-namespace {
 
-// True if two fds of pid refer to the same open file description (dup'ed
-// or inherited): they must share it, offset included, after restore.
-bool SameFile(pid_t pa, const FdContext& a, pid_t pb, const FdContext& b) {
-  if (a.st.st_dev != b.st.st_dev || a.st.st_ino != b.st.st_ino) return false;
+// kcmp(KCMP_FILE) orders open file descriptions by (obfuscated) address:
+// 0 same, 1 less, 2 greater. Should it fail, fds are told apart by number,
+// as distinct files (what the kernel would not let us prove otherwise).
+bool FdDumper::FileOrder::operator()(const FileKey& a, const FileKey& b) const {
+  const struct stat& sa = a.fd->st;
+  const struct stat& sb = b.fd->st;
+  if (sa.st_dev != sb.st_dev) return sa.st_dev < sb.st_dev;
+  if (sa.st_ino != sb.st_ino) return sa.st_ino < sb.st_ino;
   constexpr int kKcmpFile = 0;
-  return syscall(SYS_kcmp, pa, pb, kKcmpFile, a.fd, b.fd) == 0;
+  long r = syscall(SYS_kcmp, a.pid, b.pid, kKcmpFile, a.fd->fd, b.fd->fd);
+  if (r == 0 || r == 1 || r == 2) return r == 1;
+  return std::make_pair(a.pid, a.fd->fd) < std::make_pair(b.pid, b.fd->fd);
 }
-
-}  // namespace
 
 Result<TaskFds> CollectFds(pid_t pid, const FdOptions& o) {
   TaskFds t;
@@ -53,15 +57,11 @@ Status FdDumper::AddTask(images::ImageDir& dir, const TaskFds& task) {
   std::map<int, uint32_t> by_fd;
   for (size_t i = 0; i < t.fds.size(); i++) {
     const FdContext& c = t.fds[i];
-    for (const Seen& s : seen_)
-      if (SameFile(s.pid, *s.fd, pid, c)) {
-        ids[i] = s.id;
-        break;
-      }
-    if (!ids[i]) {
-      ids[i] = next_id_++;
+    auto [it, added] = seen_.emplace(FileKey{pid, &c}, next_id_);
+    ids[i] = it->second;
+    if (added) {
+      next_id_++;
       fresh[i] = true;
-      seen_.push_back({pid, &c, ids[i]});
       ctx_->SawFile(pid, c.fd, ids[i]);
     }
     by_fd[c.fd] = ids[i];

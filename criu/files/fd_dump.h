@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -27,6 +28,8 @@ Result<TaskFds> CollectFds(pid_t pid, const FdOptions& o);
 // Writes fdinfo-PID.img of each task and the one files.img of the tree.
 // Fds sharing an open file description, in one task or across tasks (dup,
 // fork), share one file entry (found with kcmp), so restore shares it again.
+// Finding it costs O(log n) kcmp calls per fd: open file descriptions are
+// kept in the total order kcmp(KCMP_FILE) gives them.
 class FdDumper {
  public:
   static Result<FdDumper> Create(images::ImageDir& dir, net::NetDump& net);
@@ -39,15 +42,19 @@ class FdDumper {
  private:
   FdDumper(images::ImageWriter w, std::unique_ptr<DumpContext> ctx)
       : files_(std::move(w)), ctx_(std::move(ctx)) {}
-  struct Seen {
+  // One fd that holds an open file description; ordered by inode, then by
+  // the kernel's own order of open file descriptions (kcmp).
+  struct FileKey {
     pid_t pid;
     const FdContext* fd;
-    uint32_t id;
+  };
+  struct FileOrder {
+    bool operator()(const FileKey& a, const FileKey& b) const;
   };
   images::ImageWriter files_;
   std::unique_ptr<DumpContext> ctx_;
   uint32_t next_id_ = 1;
-  std::vector<Seen> seen_;
+  std::map<FileKey, uint32_t, FileOrder> seen_;  // -> file id
   std::vector<std::unique_ptr<TaskFds>> keep_;  // what seen_ points into
 };
 

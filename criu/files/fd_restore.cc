@@ -25,6 +25,33 @@ bool ObjectOf(const pb::FileEntry& e, uint32_t* id, bool* has_data) {
   return true;
 }
 
+// Moves a newly opened file (fd) to its home number if it has one and that
+// number is free, else to the lowest free number >= min_fd (one there
+// already stays); close-on-exec.
+Result<int> PlaceFile(int fd, const std::map<uint32_t, int>& homes, uint32_t id, int min_fd) {
+  auto home = homes.find(id);
+  // At home, or already out of the way (a handed object: RestoreContext::Hand).
+  if ((home != homes.end() && fd == home->second) || fd >= min_fd) {
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) return Error::Errno("fcntl");
+    return fd;
+  }
+  if (home != homes.end()) {
+    int h = home->second;
+    if (fcntl(h, F_GETFD) < 0 && errno == EBADF) {
+      int r = dup3(fd, h, O_CLOEXEC);
+      int e = errno;
+      close(fd);
+      if (r < 0) return Error::Errno("dup to fd " + std::to_string(h), e);
+      return h;
+    }
+  }
+  int high = fcntl(fd, F_DUPFD_CLOEXEC, min_fd);
+  int e = errno;
+  close(fd);
+  if (high < 0) return Error::Errno("dup", e);
+  return high;
+}
+
 }  // namespace
 
 Status CheckFiles(const images::ImageDir& dir, const std::map<uint32_t, pb::FileEntry>& files) {
@@ -50,7 +77,8 @@ Status CheckFiles(const images::ImageDir& dir, const std::map<uint32_t, pb::File
 
 Result<std::map<uint32_t, int>> OpenFiles(const images::ImageDir& dir,
                                           const std::map<uint32_t, pb::FileEntry>& files,
-                                          const RestoreOpts& o, int min_fd) {
+                                          const RestoreOpts& o, int min_fd,
+                                          const std::map<uint32_t, int>& homes) {
   std::map<uint32_t, int> opened;
   // Closes what is open so far if we return early.
   struct Guard {
@@ -64,6 +92,16 @@ Result<std::map<uint32_t, int>> OpenFiles(const images::ImageDir& dir,
   {
     RestoreContext ctx(dir, min_fd, opened);
     ctx.set_user_ns(o.user_ns);
+    ctx.set_homes(&homes);
+    {
+      std::map<uint32_t, std::vector<uint32_t>> sharers;
+      for (const auto& [id, e] : files) {
+        uint32_t obj;
+        bool has_data;
+        if (ObjectOf(e, &obj, &has_data)) sharers[obj].push_back(id);
+      }
+      ctx.set_files(&files, std::move(sharers));
+    }
     RestoreOpts ro = o;
     ro.ctx = &ctx;
     // Passes over what is left until everything is open; each pass opens
@@ -93,11 +131,8 @@ Result<std::map<uint32_t, int>> OpenFiles(const images::ImageDir& dir,
         int inherited = o.inherited ? o.inherited->Find(fe) : -1;
         TRY_ASSIGN(int fd, inherited >= 0 ? OpenInherited(fe, inherited, ctx) : h->open(fe, ro),
                    what + " (" + h->name + ")");
-        int high = fcntl(fd, F_DUPFD_CLOEXEC, min_fd);
-        int e = errno;
-        close(fd);
-        if (high < 0) return Error::Errno(what + ": dup", e);
-        opened[fe.id()] = high;
+        TRY_ASSIGN(int placed, PlaceFile(fd, homes, fe.id(), min_fd), what);
+        opened[fe.id()] = placed;
         it = left.erase(it);
         progress = true;
       }

@@ -27,12 +27,15 @@ Status FinishTaskFds(const std::vector<pb::FdinfoEntry>& fds,
 Status CheckFiles(const images::ImageDir& dir, const std::map<uint32_t, pb::FileEntry>& files);
 
 // Opens every entry of `files`, the ones an entry depends on (deps) first.
-// Returns file id -> fd; every returned fd is >= min_fd (which must be above
-// every fd number being restored) and close-on-exec. On error nothing stays
-// open. Must run single-threaded: epoll entries briefly borrow fd numbers
-// below min_fd (see epoll.cc).
+// Returns file id -> fd, close-on-exec. A file with an entry in `homes`
+// (fd_install.h HomesOf: the root's own numbers) is opened at that number
+// when it is free; every other is >= min_fd (which must be above every fd
+// number being restored). On error nothing stays open. Must run
+// single-threaded: epoll entries briefly borrow fd numbers below min_fd
+// (see epoll.cc).
 Result<std::map<uint32_t, int>> OpenFiles(const images::ImageDir& dir,
                                           const std::map<uint32_t, pb::FileEntry>& files,
-                                          const RestoreOpts& o, int min_fd);
+                                          const RestoreOpts& o, int min_fd,
+                                          const std::map<uint32_t, int>& homes = {});
 
 }  // namespace ckpt::files

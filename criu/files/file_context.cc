@@ -65,20 +65,57 @@ int RestoreContext::Opened(uint32_t file_id) const {
 
 int RestoreContext::Find(const std::string& key) const {
   auto it = kept_.find(key);
-  return it == kept_.end() ? -1 : it->second;
+  if (it != kept_.end()) return it->second;
+  auto h = handed_.find(key);
+  return h == handed_.end() ? -1 : h->second;
 }
 
-Result<int> RestoreContext::Keep(const std::string& key, int fd) {
-  int high = fcntl(fd, F_DUPFD_CLOEXEC, min_fd_);
-  int e = errno;
-  close(fd);
-  if (high < 0) return Error::Errno("keep " + key, e);
+Result<int> RestoreContext::Keep(const std::string& key, int fd, uint32_t for_file) {
   if (kept_.count(key)) {
-    close(high);
+    close(fd);
     return Error("restore context: " + key + " kept twice");
   }
-  kept_[key] = high;
-  return high;
+  int at = for_file ? FreeHome(for_file, fd) : -1;
+  if (at >= 0 && at != fd && dup3(fd, at, O_CLOEXEC) < 0) at = -1;
+  int e = 0;
+  if (at < 0) {
+    at = fcntl(fd, F_DUPFD_CLOEXEC, min_fd_);
+    e = errno;
+  }
+  if (at != fd) close(fd);
+  if (at < 0) return Error::Errno("keep " + key, e);
+  kept_[key] = at;
+  return at;
+}
+
+int RestoreContext::FreeHome(uint32_t file_id, int fd) const {
+  if (!homes_) return -1;
+  auto home = homes_->find(file_id);
+  if (home == homes_->end()) return -1;
+  int h = home->second;
+  if (h == fd || (fcntl(h, F_GETFD) < 0 && errno == EBADF)) return h;
+  return -1;
+}
+
+int RestoreContext::Hand(const std::string& key) {
+  auto it = kept_.find(key);
+  if (it == kept_.end()) return -1;
+  int fd = it->second;
+  kept_.erase(it);
+  handed_[key] = fd;
+  return fd;
+}
+
+const std::vector<uint32_t>& RestoreContext::SharersOf(uint32_t object_id) const {
+  static const std::vector<uint32_t> kNone;
+  auto it = sharers_.find(object_id);
+  return it == sharers_.end() ? kNone : it->second;
+}
+
+const pb::FileEntry* RestoreContext::EntryOf(uint32_t file_id) const {
+  if (!files_) return nullptr;
+  auto it = files_->find(file_id);
+  return it == files_->end() ? nullptr : &it->second;
 }
 
 Result<int> Reopen(int fd, int flags, const std::string& what) {

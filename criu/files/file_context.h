@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -64,6 +65,10 @@ class DumpContext {
   // kernel reports holders of the opposite side (writers for a read end,
   // readers for a write end).
   void SawPipeEnd(uint64_t ino, bool write_end, bool peer_alive, const std::string& where);
+  // Which sides of each pipe (by inode) the dumped tree's tasks hold: bit 0
+  // the read side, bit 1 the write side. Read from /proc once per dump, on
+  // first use (pipe.cc): the tree is frozen, so it cannot change.
+  std::optional<std::map<uint64_t, uint8_t>>& tree_pipe_sides() { return tree_pipe_sides_; }
   // After every task: refuses a pipe whose other end is held only outside
   // the dumped tree (restoring it would cut that process off).
   Status Finish() const;
@@ -87,6 +92,7 @@ class DumpContext {
   std::map<int, uint32_t> ids_;
   std::map<std::string, std::pair<uint32_t, bool>> objects_;  // key -> id, has_data
   std::map<uint64_t, PipeSeen> pipes_;
+  std::optional<std::map<uint64_t, uint8_t>> tree_pipe_sides_;
 };
 
 // One per restore: OpenFiles makes it and drops it once every file is open.
@@ -109,15 +115,41 @@ class RestoreContext {
   int Opened(uint32_t file_id) const;
   // The fd kept under key, or -1.
   int Find(const std::string& key) const;
-  // Takes fd and keeps it under key until the context dies, moved to a
-  // number >= min_fd so it never sits on an fd number being restored.
+  // Takes fd and keeps it under key until the context dies (or Take),
+  // moved to a number >= min_fd so it never sits on an fd number being
+  // restored; or, given the file entry it will be (`for_file`), at that
+  // file's home number when it has a free one (fd_install.h).
   // Returns its new number.
-  Result<int> Keep(const std::string& key, int fd);
+  Result<int> Keep(const std::string& key, int fd, uint32_t for_file = 0);
+  // Hands a kept fd over to the file entry being opened (an object only it
+  // uses as is: a socket, the end pipe2() made): the caller owns it from
+  // now on, and Find still answers its number, which stays valid while
+  // OpenFiles runs (OpenFiles leaves an fd at its home or >= min_fd where
+  // it is). -1 if nothing is kept under key.
+  int Hand(const std::string& key);
+  // The file entries that share object `object_id` (pipe ends, memfds,
+  // ghost files: fd_restore.cc ObjectOf), and one entry by id (or null).
+  const std::vector<uint32_t>& SharersOf(uint32_t object_id) const;
+  const pb::FileEntry* EntryOf(uint32_t file_id) const;
+  void set_files(const std::map<uint32_t, pb::FileEntry>* files,
+                 std::map<uint32_t, std::vector<uint32_t>> sharers) {
+    files_ = files;
+    sharers_ = std::move(sharers);
+  }
+  // The home number of file_id when it has one that is free (or is fd
+  // itself), else -1.
+  int FreeHome(uint32_t file_id, int fd) const;
+  // The root's home numbers of the files it holds (OpenFiles sets them).
+  void set_homes(const std::map<uint32_t, int>* homes) { homes_ = homes; }
 
  private:
   const images::ImageDir& dir_;
   int min_fd_;
   const std::map<uint32_t, int>& opened_;
+  const std::map<uint32_t, int>* homes_ = nullptr;
+  const std::map<uint32_t, pb::FileEntry>* files_ = nullptr;
+  std::map<uint32_t, std::vector<uint32_t>> sharers_;
+  std::map<std::string, int> handed_;  // key -> number, owned by an entry
   std::map<std::string, int> kept_;
   const pb::UserNsEntry* user_ns_ = nullptr;
 };

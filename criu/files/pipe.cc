@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <map>
 
 #include "base/log.h"
 #include "base/unique_fd.h"
@@ -79,15 +80,13 @@ Result<bool> PeerAlive(const FdContext& c, bool write_end) {
   return !(p.revents & (write_end ? POLLERR : POLLHUP));
 }
 
-// Whether a task of the dumped tree (those ckpt traces) holds pipe `ino`
-// open on the given side.
-bool TreeHoldsSide(uint64_t ino, bool write_side) {
-  std::string link = "pipe:[" + std::to_string(ino) + "]";
+// Which sides of which pipes the tasks of the dumped tree (those ckpt
+// traces) hold, in one pass over their fd tables: bit 0 read, bit 1 write.
+std::map<uint64_t, uint8_t> ScanTreePipes() {
+  std::map<uint64_t, uint8_t> sides;
   DIR* d = opendir("/proc");
-  if (!d) return false;
-  bool found = false;
+  if (!d) return sides;
   while (dirent* p = readdir(d)) {
-    if (found) break;
     if (p->d_name[0] < '1' || p->d_name[0] > '9') continue;
     pid_t pid = pid_t(atoi(p->d_name));
     if (!SeizedByUs(pid)) continue;
@@ -98,19 +97,26 @@ bool TreeHoldsSide(uint64_t ino, bool write_side) {
       if (f->d_name[0] == '.') continue;
       char buf[64];
       ssize_t n = readlinkat(dirfd(fds), f->d_name, buf, sizeof(buf) - 1);
-      if (n < 0 || std::string(buf, size_t(n)) != link) continue;
+      if (n < 7 || memcmp(buf, "pipe:[", 6) != 0) continue;
+      buf[n] = 0;
+      uint64_t ino = strtoull(buf + 6, nullptr, 10);
       auto info = proc::ReadFdInfo(pid, atoi(f->d_name));
       if (!info.ok()) continue;
       int acc = int(info->flags) & O_ACCMODE;
-      if (acc == O_RDWR || (acc == O_WRONLY) == write_side) {
-        found = true;
-        break;
-      }
+      sides[ino] |= acc == O_RDWR ? 3 : acc == O_WRONLY ? 2 : 1;
     }
     closedir(fds);
   }
   closedir(d);
-  return found;
+  return sides;
+}
+
+// Whether a task of the dumped tree holds pipe `ino` open on the given side.
+bool TreeHoldsSide(DumpContext& ctx, uint64_t ino, bool write_side) {
+  auto& sides = ctx.tree_pipe_sides();
+  if (!sides) sides = ScanTreePipes();
+  auto it = sides->find(ino);
+  return it != sides->end() && (it->second & (write_side ? 2 : 1));
 }
 
 Status DumpPipe(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
@@ -122,7 +128,7 @@ Status DumpPipe(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
     if (acc != O_RDWR) {
       TRY_ASSIGN(alive, PeerAlive(c, write_end));
       // The other side is open, and not in the tree: held outside.
-      if (alive && !TreeHoldsSide(c.st.st_ino, !write_end)) external = true;
+      if (alive && !TreeHoldsSide(ctx, c.st.st_ino, !write_end)) external = true;
     }
     if (!external) ctx.SawPipeEnd(c.st.st_ino, write_end, alive, Where(c));
   }
@@ -180,6 +186,20 @@ Result<int> OpenEnd(int end, uint32_t flags, const std::string& what) {
   return fd;
 }
 
+// The entry that takes the end pipe2() made on one side of pipe `object`:
+// the one of that side opened without open(2) (no O_LARGEFILE); 0 if none.
+uint32_t PipeEndEntry(const RestoreContext& ctx, uint32_t object, bool write_side) {
+  for (uint32_t id : ctx.SharersOf(object)) {
+    const pb::FileEntry* e = ctx.EntryOf(id);
+    if (!e || !e->has_pipe()) continue;
+    int acc = int(e->pipe().flags()) & O_ACCMODE;
+    if (acc != O_RDWR && (acc == O_WRONLY) == write_side &&
+        !(e->pipe().flags() & kKernelOLargefile))
+      return id;
+  }
+  return 0;
+}
+
 Result<int> OpenPipe(const pb::FileEntry& e, const RestoreOpts& o) {
   if (!o.ctx) return Error("pipe needs a restore context (files::OpenFiles)");
   const pb::PipeEntry& d = e.pipe();
@@ -196,16 +216,18 @@ Result<int> OpenPipe(const pb::FileEntry& e, const RestoreOpts& o) {
     UniqueFd pr(p[0]), pw(p[1]);
     TRY(Resize(pw.get(), d.size()));
     if (d.has_data()) TRY(RestorePipeData(o.ctx->dir(), d.object_id(), pw.get(), d.size()));
-    TRY_ASSIGN(r, o.ctx->Keep(key + ":r", pr.release()));
-    TRY_ASSIGN(w, o.ctx->Keep(key + ":w", pw.release()));
+    // Each end waits at the home number of the entry that will take it.
+    TRY_ASSIGN(r, o.ctx->Keep(key + ":r", pr.release(), PipeEndEntry(*o.ctx, d.object_id(), false)));
+    TRY_ASSIGN(w, o.ctx->Keep(key + ":w", pw.release(), PipeEndEntry(*o.ctx, d.object_id(), true)));
   }
   int acc = int(d.flags()) & O_ACCMODE;
   int end = acc == O_WRONLY ? w : r;
   if (acc == O_RDWR || (d.flags() & kKernelOLargefile)) return OpenEnd(end, d.flags(), "pipe");
   // The end pipe2() made (open(2) would add O_LARGEFILE, which F_GETFL
-  // shows and F_SETFL cannot clear). Our kept copy is closed once all is
-  // open, so this open file is the entry's alone.
-  UniqueFd fd(fcntl(end, F_DUPFD_CLOEXEC, 0));
+  // shows and F_SETFL cannot clear): this entry takes it over, so this
+  // open file is the entry's alone. (A second such entry shares it.)
+  int own = o.ctx->Hand(key + (acc == O_WRONLY ? ":w" : ":r"));
+  UniqueFd fd(own >= 0 ? own : fcntl(end, F_DUPFD_CLOEXEC, 0));
   if (!fd) return Error::Errno("dup pipe end");
   if (fcntl(fd.get(), F_SETFL, int(d.flags()) & kEndFlags) < 0)
     return Error::Errno("pipe flags");

@@ -638,9 +638,28 @@ Status Builder::Run() {
   TRY(ConnectDgrams());
   for (auto& [ino, s] : sks_) TRY(Refill(s));
   TRY(Finish());
-  for (auto& [ino, s] : sks_) {
+  for (auto& [ino, s] : sks_)
     if (!s.fd) return Error(s.what() + ": not made");
-    TRY(ctx_.Keep(Key(ino), s.fd.release()));
+  // Each socket goes to its home number (fd_install.h) when that is free;
+  // a socket may sit on another's home, so passes repeat while they move
+  // any, and one goes above the restored numbers when none can.
+  std::vector<uint64_t> left;
+  for (auto& [ino, s] : sks_) left.push_back(ino);
+  while (!left.empty()) {
+    std::vector<uint64_t> next;
+    for (uint64_t ino : left) {
+      Sk& s = sks_.at(ino);
+      if (ctx_.FreeHome(s.id, s.fd.get()) >= 0)
+        TRY(ctx_.Keep(Key(ino), s.fd.release(), s.id));
+      else
+        next.push_back(ino);
+    }
+    if (next.size() == left.size()) {
+      Sk& s = sks_.at(next.back());
+      TRY(ctx_.Keep(Key(next.back()), s.fd.release()));
+      next.pop_back();
+    }
+    left = std::move(next);
   }
   LOG_INFO("restored " + std::to_string(sks_.size()) + " unix sockets");
   return Ok();
@@ -651,15 +670,13 @@ Status Builder::Run() {
 Result<int> OpenUnixSk(const pb::FileEntry& e, const RestoreOpts& o) {
   if (!o.ctx) return Error("unix socket needs a restore context (files::OpenFiles)");
   const pb::UnixSkEntry& u = e.unix_sk();
-  int fd = o.ctx->Find(Key(u.ino()));
-  if (fd < 0) {
+  // One file entry per socket: it takes the socket the builder made.
+  if (o.ctx->Find(Key(u.ino())) < 0) {
     Builder b(*o.ctx);
     TRY(b.Run(), "unix sockets");
-    fd = o.ctx->Find(Key(u.ino()));
-    if (fd < 0) return Error("unix socket " + std::to_string(u.ino()) + " was not made");
   }
-  UniqueFd d(fcntl(fd, F_DUPFD_CLOEXEC, 0));
-  if (!d) return Error::Errno("dup unix socket");
+  UniqueFd d(o.ctx->Hand(Key(u.ino())));
+  if (!d) return Error("unix socket " + std::to_string(u.ino()) + " was not made, or taken twice");
   if (fcntl(d.get(), F_SETFL, int(u.flags()) & O_NONBLOCK) < 0)
     return Error::Errno("unix socket flags");
   return d.release();

@@ -20,6 +20,8 @@
 // --page-server yes: every dump sends its memory to a `ckpt page-server`
 // started for it on 127.0.0.1 (a free port); the server's files are moved
 // into the image directory before restore, as a migration would copy them.
+// --nofile N: the runner, the test and ckpt all run under RLIMIT_NOFILE N
+// (soft and hard): a restore must fit the fd numbers the process could use.
 // --occupy-pid yes: before each restore a stand-in process takes the
 // test's pid: a test in its own pid namespace must come back with another
 // pid here (and the same ones inside).
@@ -29,6 +31,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
@@ -65,7 +68,7 @@ double g_start;
 [[noreturn]] void usage() {
   fprintf(stderr,
           "usage: zdtm-run --ckpt PATH --mode plain|default|leave-running|dump-twice --workdir DIR "
-          "[--ckpt-opt OPT]... [--ns pid,uts,ipc,net,time,cgroup,mnt,user] -- TESTBIN [args]\n");
+          "[--ckpt-opt OPT]... [--ns pid,uts,ipc,net,time,cgroup,mnt,user] [--nofile N] -- TESTBIN [args]\n");
   exit(2);
 }
 
@@ -361,7 +364,10 @@ int main(int argc, char** argv) {
       g_occupy_pid = std::string(argv[i]) == "yes";
     else if (a == "--page-server" && ++i)
       g_page_server = std::string(argv[i]) == "yes";
-    else
+    else if (a == "--nofile" && ++i) {
+      struct rlimit nf = {strtoul(argv[i], nullptr, 10), strtoul(argv[i], nullptr, 10)};
+      if (nf.rlim_max < 64 || setrlimit(RLIMIT_NOFILE, &nf) < 0) die("--nofile: bad limit");
+    } else
       usage();
   }
   for (; i < argc; i++) g_test_argv.push_back(argv[i]);
