@@ -227,6 +227,19 @@ void note_once(Ctx& c, const std::string& s) {
 }
 
 // One dump+restore round trip of a fresh victim with images on medium m.
+// After a dump through a page server: waits for the server to end and moves
+// its files into the image directory, as a migration would copy them.
+void join_page_server_images(pid_t server, const std::string& srv, const std::string& img,
+                             const std::string& s_log) {
+  std::optional<int> sst = wait_exit(server, 30);
+  if (!sst || !WIFEXITED(*sst) || WEXITSTATUS(*sst) != 0)
+    throw RunFailure(with_log("the page server did not end well", {{"page server log", s_log}}));
+  for (const auto& e : std::filesystem::directory_iterator(srv))
+    std::filesystem::rename(e.path(), img + "/" + e.path().filename().string());
+  rm_rf(srv);
+  unlink(s_log.c_str());
+}
+
 void ckpt_round_trip(Ctx& c, Medium& m, int run) {
   const std::string img = m.dir + "/images";
   const std::string pre = fmt("%s/%s-run%d-", c.work.c_str(), m.name, run);
@@ -269,15 +282,7 @@ void ckpt_round_trip(Ctx& c, Medium& m, int run) {
     throw RunFailure(with_log("ckpt dump " + describe_status(*st),
                               {{"ckpt output", d_out}, {"dump log", d_log}}));
   double dump_s = t1 - t0;
-  if (server) {  // its files join the local ones, as after a migration
-    std::optional<int> sst = wait_exit(server, 30);
-    if (!sst || !WIFEXITED(*sst) || WEXITSTATUS(*sst) != 0)
-      throw RunFailure(with_log("the page server did not end well", {{"page server log", s_log}}));
-    for (const auto& e : std::filesystem::directory_iterator(srv))
-      std::filesystem::rename(e.path(), img + "/" + e.path().filename().string());
-    rm_rf(srv);
-    unlink(s_log.c_str());
-  }
+  if (server) join_page_server_images(server, srv, img, s_log);
 
   std::optional<int> vst = wait_exit(pid, 30);
   if (!vst)
@@ -565,6 +570,7 @@ void scale_round_trip(Ctx& c, Section& sec, ScaleRow& row, Medium& m, int run) {
     throw RunFailure(with_log("ckpt dump " + describe_status(*st),
                               {{"ckpt output", d_out}, {"dump log", d_log}}));
   const double dump_s = t1 - t0;
+  if (server) join_page_server_images(server, srv, img, s_log);
 
   std::optional<int> vst = wait_exit(pid, 30);
   if (!vst)
