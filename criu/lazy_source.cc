@@ -213,7 +213,8 @@ Result<UniqueFd> LazySourceListen(const std::string& address, int port) {
   return ls;
 }
 
-Status ServeLazySource(const std::string& dir_path, int listen_fd) {
+Status ServeLazySource(const std::string& dir_path, int listen_fd,
+                       const std::function<void()>& on_ready) {
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Open(dir_path));
   TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir), "reading the dump in " + dir_path);
   // Keep each pages file whole in a memfd, then punch the lazy pages out
@@ -235,9 +236,9 @@ Status ServeLazySource(const std::string& dir_path, int listen_fd) {
     h.fd.reset(memfd_create(("ckpt-lazy-" + name).c_str(), MFD_CLOEXEC));
     if (!h.fd) return Error::Errno("memfd_create");
     h.size = uint64_t(st.st_size);
-    loff_t in = 0, out = 0;
-    while (uint64_t(in) < h.size) {
-      ssize_t n = copy_file_range(f.get(), &in, h.fd.get(), &out, h.size - uint64_t(in), 0);
+    off_t in = 0;
+    while (uint64_t(in) < h.size) {  // file to memfd in the kernel
+      ssize_t n = sendfile(h.fd.get(), f.get(), &in, h.size - uint64_t(in));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return Error::Errno("copying " + path + " to memory");
     }
@@ -252,6 +253,7 @@ Status ServeLazySource(const std::string& dir_path, int listen_fd) {
   if (!m) return Error::Errno("create " + marker);
   LOG_INFO("lazy dump: " + std::to_string(held.size()) +
            " pages files held in memory; waiting for the lazy-pages daemon");
+  if (on_ready) on_ready();
   UniqueFd sk;
   while (!sk) {
     sk.reset(accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -44,8 +45,9 @@ Status RefuseHeldPages(const std::string& dir);
 
 // Dump side. Before the dump: listens on address:port (fails early, the
 // victim untouched). After a successful dump: keeps the lazy pages of DIR,
-// serves them until the daemon says done, and returns.
+// serves them until the daemon says done, and returns. `on_ready` once
+// the pages are held (a failure before leaves DIR a whole ordinary dump).
 Result<UniqueFd> LazySourceListen(const std::string& address, int port);
-Status ServeLazySource(const std::string& dir, int listen_fd);
+Status ServeLazySource(const std::string& dir, int listen_fd, const std::function<void()>& on_ready);
 
 }  // namespace ckpt

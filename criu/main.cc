@@ -167,12 +167,13 @@ int Run(int argc, char** argv) {
       }
       if (s.ok()) s = Dump(o, kf);
       if (s.ok() && o.lazy_pages) {
-        if (o.status_fd >= 0) {
-          char c = 0;
-          if (write(o.status_fd, &c, 1) != 1) LOG_WARN("writing to --status-fd failed");
-          close(o.status_fd);
-        }
-        s = ServeLazySource(o.images_dir, lazy_ls.get());
+        int status_fd = o.status_fd;
+        s = ServeLazySource(o.images_dir, lazy_ls.get(), [status_fd]() {
+          if (status_fd < 0) return;
+          char c = 0;  // the pages are held: the lazy-pages daemon may come
+          if (write(status_fd, &c, 1) != 1) LOG_WARN("writing to --status-fd failed");
+          close(status_fd);
+        });
       }
       if (!s.ok()) {
         LOG_ERR("dump failed: " + s.error().message());
