@@ -64,6 +64,7 @@ class Daemon {
     for (;;) {
       bool owed = false;
       for (auto& [k, m] : mms_) owed |= !m.gone && !m.owed.empty();
+      owed &= prefetch_;  // before the tree runs: faults only
       if (!conn_ && !owed) break;
       std::vector<pollfd> pf;
       std::vector<uint32_t> keys;
@@ -92,7 +93,10 @@ class Daemon {
     LOG_INFO("lazy-pages: every page is in after " + std::to_string(int64_t(ms)) + " ms: " +
              std::to_string(on_fault_) + " pages on faults, " + std::to_string(prefetched_) +
              " prefetched, " + std::to_string(zero_) + " zero pages, " +
-             std::to_string(mms_.size()) + " address spaces");
+             std::to_string(mms_.size()) + " address spaces; events: " +
+             std::to_string(forks_) + " fork, " + std::to_string(remaps_) + " mremap, " +
+             std::to_string(removes_) + " munmap/madvise, dropping " + std::to_string(dropped_) +
+             " owed pages");
     return Ok();
   }
 
@@ -113,7 +117,7 @@ class Daemon {
     cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&m) : nullptr;
     if (c && c->cmsg_type == SCM_RIGHTS) memcpy(&fd, CMSG_DATA(c), sizeof(int));
     UniqueFd uffd(fd);
-    if (n <= 0) return Error("the restore went away before it was done");
+    if (n <= 0) return Error("the restore failed or went away before the tree ran");
     if (n == ssize_t(sizeof(h)) && h.magic == abi::kLazyDoneMagic && !uffd) {
       if (uint32_t(h.id) != hellos_)
         return Error("the restore sent " + std::to_string(h.id) +
@@ -121,9 +125,14 @@ class Daemon {
       char a = 'A';
       if (send(conn_.get(), &a, 1, MSG_NOSIGNAL) != 1)
         return Error::Errno("answering the restore");
-      LOG_INFO("lazy-pages: the restore is done with us (" + std::to_string(hellos_) +
-               " address spaces)");
+      LOG_INFO("lazy-pages: holding the userfaultfds of " + std::to_string(hellos_) +
+               " address spaces");
+      return Ok();
+    }
+    if (n == ssize_t(sizeof(h)) && h.magic == abi::kLazyRunMagic && !uffd) {
+      LOG_INFO("lazy-pages: the tree runs; copying the rest in the background");
       conn_.reset();
+      prefetch_ = true;
       return Ok();
     }
     if (n != ssize_t(sizeof(h)) || h.magic != abi::kLazyHelloMagic || !uffd)
@@ -174,17 +183,22 @@ class Daemon {
         c.id = p.id;
         for (const auto& [a, r] : p.owed.runs()) c.owed.Add(r);
         TRY(guard_.Fork(key, child, c.uffd.get()));
+        forks_++;
         LOG_DBG("lazy-pages: a fork of pid " + std::to_string(p.id) + " is owed " +
                 std::to_string(c.owed.pages()) + " pages");
         return Ok();
       }
       case UFFD_EVENT_REMAP:
+        remaps_++;
         mm.owed.Move(msg.arg.remap.from, msg.arg.remap.to, msg.arg.remap.len);
         return guard_.Move(key, msg.arg.remap.from, msg.arg.remap.to, msg.arg.remap.len);
       case UFFD_EVENT_REMOVE:
-      case UFFD_EVENT_UNMAP:
-        mm.owed.Cut(msg.arg.remove.start, msg.arg.remove.end);
+      case UFFD_EVENT_UNMAP: {
+        removes_++;
+        for (const PageRun& r : mm.owed.Cut(msg.arg.remove.start, msg.arg.remove.end))
+          dropped_ += r.nr_pages;
         return guard_.Drop(key, msg.arg.remove.start, msg.arg.remove.end);
+      }
       default:
         return Ok();
     }
@@ -293,7 +307,9 @@ class Daemon {
   std::vector<std::pair<uint32_t, uint64_t>> retry_faults_;
   bool retry_ = false;
   uint32_t hellos_ = 0;
+  bool prefetch_ = false;
   uint64_t copied_ = 0, on_fault_ = 0, prefetched_ = 0, zero_ = 0;
+  uint64_t forks_ = 0, remaps_ = 0, removes_ = 0, dropped_ = 0;
 };
 
 }  // namespace
@@ -374,6 +390,13 @@ Status LazyRestoreDone(int conn, size_t nr_tasks) {
   if (r <= 0 || recv(conn, &a, 1, 0) != 1 || a != 'A')
     return Error("--lazy-pages: the lazy-pages daemon did not take the userfaultfds (see its log)");
   return Ok();
+}
+
+void LazyTreeRuns(int conn) {
+  abi::LazyHello h = {abi::kLazyRunMagic, 0, 0, 0};
+  if (send(conn, &h, sizeof(h), MSG_NOSIGNAL) != ssize_t(sizeof(h)))
+    LOG_WARN("--lazy-pages: telling the lazy-pages daemon the tree runs: " +
+             std::string(strerror(errno)));
 }
 
 std::string DescribeLazySupport() {

@@ -12,8 +12,9 @@
 // (criu/lazy_plan.h) with a userfaultfd of its own mm, sends the fd with a
 // LazyHello (parasite/abi.h) and closes it (the task's fd table ends as
 // dumped). The daemon then answers faults (UFFDIO_COPY from the page
-// source, UFFDIO_ZEROPAGE for pages the dump did not hold), copies the
-// rest in 1 MiB steps whenever no fault waits, follows fork (the child's
+// source, UFFDIO_ZEROPAGE for pages the dump did not hold) and, once the
+// restore says the tree runs, copies the rest in 1 MiB steps whenever no
+// fault waits; it follows fork (the child's
 // mm is owed what the parent still was), mremap, munmap and
 // MADV_DONTNEED/REMOVE (those pages are no longer owed), and exits 0 once
 // the restore's connection is closed (every task sent its fd) and no mm is
@@ -47,6 +48,10 @@ Result<UniqueFd> ConnectLazyDaemon(const std::string& images_dir, uint64_t* feat
 // the daemon `nr_tasks` fds were sent and waits until it holds them all
 // (and its guard does), so a daemon dying later cannot lose one in flight.
 Status LazyRestoreDone(int conn, size_t nr_tasks);
+
+// Restore, once the tree runs: the daemon may copy in the background (it
+// waits so as not to compete with the end of the restore).
+void LazyTreeRuns(int conn);
 
 // `ckpt check`: one line on whether lazy restore works here.
 std::string DescribeLazySupport();

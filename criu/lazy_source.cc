@@ -259,6 +259,8 @@ Status ServeLazySource(const std::string& dir_path, int listen_fd,
     sk.reset(accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
     if (!sk && errno != EINTR) return Error::Errno("dump --lazy-pages: accept");
   }
+  int one = 1;  // answers are a small frame then the pages: no Nagle delay
+  setsockopt(sk.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   TRY(Serve(sk.get(), held));
   LOG_INFO("lazy dump: the lazy-pages daemon has every page");
   return Ok();

@@ -496,7 +496,6 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
     size_t sent = 0;
     for (const TaskImages& t : tree.tasks) sent += !t.zombie() && !t.helper;
     TRY(LazyRestoreDone(lazy_conn.get(), sent));
-    lazy_conn.reset();
   }
   TRY(orphans.HandOut(o, tracer.RealPid(0)));  // before any task runs
   TRY(cgroups->ApplyLimits());  // cgroups: every task is in place
@@ -516,6 +515,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   TRY(RunAction(o, {Action::kPostRestore, real_pids[0]}));  // action hooks
   TRY(RunAction(o, {Action::kPreResume, real_pids[0]}));
   TRY(tracer.Release());
+  if (lazy_conn) LazyTreeRuns(lazy_conn.get());  // the daemon copies the rest now
+  lazy_conn.reset();
   cgroups->Commit();
   sysv_cleanup.armed = false;
   // Removed, as at dump, once attached (in the tree's IPC namespace).

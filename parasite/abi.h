@@ -368,6 +368,9 @@ inline constexpr uint32_t kLazyHelloMagic = 0x4c5a5931;  // "LZY1"
 // number of hellos, 0, 0}; the daemon answers one byte 'A' once it (and
 // its guard) hold every fd.
 inline constexpr uint32_t kLazyDoneMagic = 0x4c5a5944;  // "LZYD"
+// Last, LazyHello{kLazyRunMagic, 0, 0, 0} once the tree runs: the daemon
+// starts copying in the background (faults are served from the start).
+inline constexpr uint32_t kLazyRunMagic = 0x4c5a5952;  // "LZYR"
 struct LazyHello {
   uint32_t magic;
   int32_t id;        // the task's pid in the images

@@ -271,6 +271,20 @@ void dump(pid_t pid, const std::string& img, bool leave_running) {
                              std::to_string(g_lazy_port)});
     add_log(img + "/dump.log");
     g_lazy_dump = spawn_ckpt("dump-lazy", args);
+    // The held pages are punched out of the local pages images: what the
+    // restored test reads must come over the connection.
+    uint64_t apparent = 0, allocated = 0;
+    for (const auto& e : fs::directory_iterator(img)) {
+      if (e.path().filename().string().rfind("pages-", 0) != 0) continue;
+      struct stat st;
+      if (stat(e.path().c_str(), &st) == 0)
+        apparent += uint64_t(st.st_size), allocated += uint64_t(st.st_blocks) * 512;
+    }
+    if (apparent == 0 || allocated * 2 > apparent)
+      die("the lazy dump left " + std::to_string(allocated) + " of " + std::to_string(apparent) +
+          " bytes of pages images in place: the memory was not held back");
+    step("pages images: " + std::to_string(allocated) + " of " + std::to_string(apparent) +
+         " bytes left locally");
     return;
   }
   ckpt(leave_running ? "dump-R-" + fs::path(img).filename().string()
@@ -413,8 +427,10 @@ pid_t restore(pid_t pid, const std::string& img) {
       die("the guard did not report the pages it poisoned");
   } else if (daemon) {
     expect_exit0(daemon, "the lazy-pages daemon");
-    if (read_text(img + "/lazy-pages.log").find("every page is in") == std::string::npos)
-      die("the lazy-pages daemon did not report every page in");
+    std::string log = read_text(img + "/lazy-pages.log");
+    size_t at = log.find("every page is in");
+    if (at == std::string::npos) die("the lazy-pages daemon did not report every page in");
+    step(log.substr(at, log.find('\n', at) - at));
     if (g_lazy_dump) expect_exit0(g_lazy_dump, "the lazy dump");
     g_lazy_dump = 0;
   }

@@ -82,6 +82,19 @@ void* quarter(void* arg) {
   return nullptr;
 }
 
+// The restorer hands its userfaultfd to the daemon and closes it: none
+// may be left in the fd table.
+void check_no_uffd() {
+  for (int fd = 0; fd < 1024; fd++) {
+    char link[64], target[256];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    if (n <= 0) continue;
+    target[n] = 0;
+    if (strstr(target, "userfaultfd")) fail("fd %d is a userfaultfd (%s)", fd, target);
+  }
+}
+
 sigjmp_buf g_jump;
 void on_sigbus(int) { siglongjmp(g_jump, 1); }
 
@@ -211,6 +224,7 @@ int main(int argc, char** argv) {
   test_ready();
   // Poll for the restore (a new process: a new start time), bounded by SIGTERM.
   while (!test_stopped() && start_time() == born) usleep(1000);
+  check_no_uffd();
   do_op();
   if (!test_stopped()) test_wait();
   if (g_op == "threads")
