@@ -45,6 +45,7 @@ Status SendMsg(int sk, const Msg& m, int fd) {
 
 struct GuardMm {
   UniqueFd uffd;
+  pid_t id = 0;  // pid in the images
   uffd::PendingPages owed;
 };
 
@@ -71,6 +72,7 @@ int GuardMain(int sk, const TreeImages& tree) {
       case kAdd: {
         GuardMm& g = mms[m.key];
         g.uffd.reset(fd);
+        g.id = pid_t(m.a);
         for (const TaskImages& t : tree.tasks)
           if (!t.zombie() && t.pid() == pid_t(m.a))
             for (const PageRun& r : PlanLazy(t).lazy) g.owed.Add(r);
@@ -80,8 +82,12 @@ int GuardMain(int sk, const TreeImages& tree) {
         GuardMm& g = mms[m.key];
         g.uffd.reset(fd);
         auto p = mms.find(uint32_t(m.a));
-        if (p != mms.end())
-          for (const auto& [a, r] : p->second.owed.runs()) g.owed.Add(r);
+        if (p == mms.end()) break;
+        g.id = p->second.id;
+        for (const auto& [a, r] : p->second.owed.runs()) g.owed.Add(r);
+        for (const TaskImages& t : tree.tasks)
+          if (!t.zombie() && t.pid() == g.id)
+            for (const LazyPlan::Range& v : NotInheritedByFork(t)) g.owed.Cut(v.start, v.end);
         break;
       }
       case kDrop:

@@ -182,6 +182,9 @@ class Daemon {
         c.uffd.reset(int(msg.arg.fork.ufd));
         c.id = p.id;
         for (const auto& [a, r] : p.owed.runs()) c.owed.Add(r);
+        for (const TaskImages& t : tree_.tasks)
+          if (!t.zombie() && t.pid() == p.id)
+            for (const LazyPlan::Range& v : NotInheritedByFork(t)) c.owed.Cut(v.start, v.end);
         TRY(guard_.Fork(key, child, c.uffd.get()));
         forks_++;
         LOG_DBG("lazy-pages: a fork of pid " + std::to_string(p.id) + " is owed " +

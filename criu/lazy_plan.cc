@@ -68,4 +68,12 @@ LazyPlan PlanLazy(const TaskImages& t, bool lazy) {
   return plan;
 }
 
+std::vector<LazyPlan::Range> NotInheritedByFork(const TaskImages& t) {
+  constexpr uint32_t kDontFork = 1, kWipeOnFork = 32;  // VmaEntry.madv
+  std::vector<LazyPlan::Range> out;
+  for (const pb::VmaEntry& v : t.mm.vmas())
+    if (v.madv() & (kDontFork | kWipeOnFork)) out.push_back({v.start(), v.end()});
+  return out;
+}
+
 }  // namespace ckpt

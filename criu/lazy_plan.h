@@ -43,4 +43,8 @@ std::vector<PageRun> TaskPageRuns(const TaskImages& t);
 // `lazy` false: everything eager, nothing registered.
 LazyPlan PlanLazy(const TaskImages& t, bool lazy = true);
 
+// The dumped VMAs a fork does not copy (MADV_DONTFORK) or leaves empty
+// (MADV_WIPEONFORK): a forked child is owed nothing there.
+std::vector<LazyPlan::Range> NotInheritedByFork(const TaskImages& t);
+
 }  // namespace ckpt
