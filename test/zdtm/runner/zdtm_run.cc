@@ -26,6 +26,8 @@
 // in (the test's memory all there while it runs) before the SIGTERM.
 // remote: the dump runs with --lazy-pages on 127.0.0.1 and stays to serve
 // the pages, the daemon pulls them with --page-server; both must exit 0.
+// chain: as local, but the dump is the second step of an incremental
+// chain (a pre-dump first): the daemon reads pages from the parent images.
 // kill: as local, but once the test printed "INFO: TOUCHED" the daemon is
 // SIGKILLed and its guard must poison what was owed (the test then
 // expects SIGBUS, never zeros).
@@ -261,6 +263,12 @@ void dump(pid_t pid, const std::string& img, bool leave_running) {
   std::vector<std::string> args = {"dump", "-t", std::to_string(pid), "-D",
                                    img,    "-o", "dump.log",          "-v4"};
   if (leave_running) args.push_back("--leave-running");
+  if (g_lazy == "chain") {  // a pre-dump first: most pages end up in the parent
+    ckpt("pre-dump", {"pre-dump", "-t", std::to_string(pid), "-D", img + "-pre", "-o",
+                      "pre-dump.log", "-v4"},
+         img + "-pre/pre-dump.log");
+    args.insert(args.end(), {"--prev-images-dir", "../img-pre", "--track-mem"});
+  }
   if (page_server)
     args.insert(args.end(), {"--page-server", "--address", "127.0.0.1", "--port",
                              std::to_string(port)});
@@ -495,7 +503,8 @@ int main(int argc, char** argv) {
       g_mode != "dump-twice")
     usage();
   if (g_mode != "plain" && g_ckpt.empty()) usage();
-  if (!g_lazy.empty() && ((g_lazy != "local" && g_lazy != "remote" && g_lazy != "kill") ||
+  if (!g_lazy.empty() && ((g_lazy != "local" && g_lazy != "remote" && g_lazy != "kill" &&
+                           g_lazy != "chain") ||
                           g_mode != "default"))
     usage();
   g_test_argv[0] = fs::absolute(g_test_argv[0]).string();
@@ -558,6 +567,7 @@ int main(int argc, char** argv) {
   for (const auto& d : {img, img1, img2}) {
     fs::remove_all(d, ec);
     fs::remove_all(d + "-pages", ec);
+    fs::remove_all(d + "-pre", ec);
   }
   remove_declared_files();
   step("PASS");
