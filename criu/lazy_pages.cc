@@ -88,15 +88,14 @@ class Daemon {
         }
       }
     }
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                    .count();
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     LOG_INFO("lazy-pages: every page is in after " + std::to_string(int64_t(ms)) + " ms: " +
              std::to_string(on_fault_) + " pages on faults, " + std::to_string(prefetched_) +
              " prefetched, " + std::to_string(zero_) + " zero pages, " +
-             std::to_string(mms_.size()) + " address spaces; events: " +
-             std::to_string(forks_) + " fork, " + std::to_string(remaps_) + " mremap, " +
-             std::to_string(removes_) + " munmap/madvise, dropping " + std::to_string(dropped_) +
-             " owed pages");
+             std::to_string(mms_.size()) + " address spaces; events: " + std::to_string(forks_) +
+             " fork, " + std::to_string(remaps_) + " mremap, " + std::to_string(removes_) +
+             " munmap/madvise, dropping " + std::to_string(dropped_) + " owed pages");
     return Ok();
   }
 
@@ -120,11 +119,10 @@ class Daemon {
     if (n <= 0) return Error("the restore failed or went away before the tree ran");
     if (n == ssize_t(sizeof(h)) && h.magic == abi::kLazyDoneMagic && !uffd) {
       if (uint32_t(h.id) != hellos_)
-        return Error("the restore sent " + std::to_string(h.id) +
-                     " userfaultfds, " + std::to_string(hellos_) + " arrived");
+        return Error("the restore sent " + std::to_string(h.id) + " userfaultfds, " +
+                     std::to_string(hellos_) + " arrived");
       char a = 'A';
-      if (send(conn_.get(), &a, 1, MSG_NOSIGNAL) != 1)
-        return Error::Errno("answering the restore");
+      if (send(conn_.get(), &a, 1, MSG_NOSIGNAL) != 1) return Error::Errno("answering the restore");
       LOG_INFO("lazy-pages: holding the userfaultfds of " + std::to_string(hellos_) +
                " address spaces");
       return Ok();
@@ -260,8 +258,8 @@ class Daemon {
       if (len > buf_.size()) buf_.resize(len);
       Status s = src_.Read(r.src, r.off, buf_.data(), len);
       if (!s.ok())
-        return std::move(s.error().Context("pid " + std::to_string(mm.id) + ": pages at 0x" +
-                                           Hex(r.vaddr)));
+        return std::move(
+            s.error().Context("pid " + std::to_string(mm.id) + ": pages at 0x" + Hex(r.vaddr)));
       uint64_t at = 0;
       while (at < len) {
         uint64_t done = 0;
@@ -331,8 +329,9 @@ Status RunLazyPages(const Options& o, const std::function<void()>& on_listening)
   uint64_t features = uffd::ProbeLazyFeatures(&api_ok);
   if (!api_ok) return Error::Errno("userfaultfd is not available here");
   if (!(features & uffd::kFeaturePoison))
-    LOG_WARN("lazy-pages: no UFFD_FEATURE_POISON (Linux 6.6+): if this daemon dies, pages "
-             "not yet in read as zeros");
+    LOG_WARN(
+        "lazy-pages: no UFFD_FEATURE_POISON (Linux 6.6+): if this daemon dies, pages "
+        "not yet in read as zeros");
   // The guard first: it must hold nothing of ours but its socket.
   TRY_ASSIGN(LazyGuard guard, LazyGuard::Start(tree));
   TRY_ASSIGN(SocketPath path, MakeSocketPath(o.images_dir));
@@ -406,8 +405,8 @@ std::string DescribeLazySupport() {
   bool api_ok = false;
   uint64_t f = uffd::ProbeLazyFeatures(&api_ok);
   if (!api_ok) return "no (userfaultfd refused)";
-  uint64_t events = uffd::kFeatureEventFork | uffd::kFeatureEventRemap |
-                    uffd::kFeatureEventRemove | uffd::kFeatureEventUnmap;
+  uint64_t events = uffd::kFeatureEventFork | uffd::kFeatureEventRemap | uffd::kFeatureEventRemove |
+                    uffd::kFeatureEventUnmap;
   std::string s = (f & events) == events ? "yes (userfaultfd with fork/remap/remove/unmap events"
                                          : "partly (userfaultfd without every event";
   s += (f & uffd::kFeaturePoison) ? "; a dying daemon gives SIGBUS, UFFDIO_POISON)"

@@ -154,7 +154,8 @@ Status Serve(int sk, std::map<std::string, Held>& held) {
     auto it = held.find(name);
     uint64_t off = hdr[0], len = hdr[1];
     if (it == held.end() || off > it->second.size || len > it->second.size - off) {
-      std::string msg = "no pages " + name + " at " + std::to_string(off) + "+" + std::to_string(len);
+      std::string msg =
+          "no pages " + name + " at " + std::to_string(off) + "+" + std::to_string(len);
       TRY(SendFrame(sk, page_wire::kError, msg.size(), "answering"));
       TRY(SendAll(sk, msg.data(), msg.size(), "answering"));
       continue;

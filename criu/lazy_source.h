@@ -48,6 +48,7 @@ Status RefuseHeldPages(const std::string& dir);
 // serves them until the daemon says done, and returns. `on_ready` once
 // the pages are held (a failure before leaves DIR a whole ordinary dump).
 Result<UniqueFd> LazySourceListen(const std::string& address, int port);
-Status ServeLazySource(const std::string& dir, int listen_fd, const std::function<void()>& on_ready);
+Status ServeLazySource(const std::string& dir, int listen_fd,
+                       const std::function<void()>& on_ready);
 
 }  // namespace ckpt

@@ -206,8 +206,10 @@ int main(int argc, char** argv) {
   test_init(argc, argv);
   size_t mb = 256;
   for (int i = 1; i + 1 < argc; i++) {
-    if (!strcmp(argv[i], "--op")) g_op = argv[++i];
-    else if (!strcmp(argv[i], "--mb")) mb = size_t(atol(argv[++i]));
+    if (!strcmp(argv[i], "--op"))
+      g_op = argv[++i];
+    else if (!strcmp(argv[i], "--mb"))
+      mb = size_t(atol(argv[++i]));
   }
   g_seed = zdtm_seed();
   g_size = mb << 20;
