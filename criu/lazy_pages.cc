@@ -14,6 +14,7 @@
 #include <memory>
 #include <vector>
 
+#include "base/io.h"
 #include "base/log.h"
 #include "criu/lazy_guard.h"
 #include "criu/lazy_plan.h"
@@ -361,6 +362,16 @@ Status RunLazyPages(const Options& o, const std::function<void()>& on_listening)
   TRY(d.Run(conn.release()));
   TRY(src->Done());
   return guard.Finish();
+}
+
+Status CheckLazyTree(const TreeImages& tree) {
+  if (!tree.namespaces.user()) return Ok();
+  auto v = io::ReadFile("/proc/sys/vm/unprivileged_userfaultfd");
+  if (v.ok() && !v->empty() && (*v)[0] == '1') return Ok();
+  return Error(
+      "--lazy-pages: the tree has its own user namespace, where the restorers may not make a "
+      "userfaultfd (vm.unprivileged_userfaultfd is 0; userfaultfd needs CAP_SYS_PTRACE in the "
+      "initial user namespace): restore it without --lazy-pages");
 }
 
 Result<UniqueFd> ConnectLazyDaemon(const std::string& images_dir, uint64_t* features) {

@@ -32,6 +32,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "criu/options.h"
+#include "criu/task_images.h"
 
 namespace ckpt {
 
@@ -39,6 +40,12 @@ inline constexpr char kLazySocketName[] = "lazy-pages.sock";
 
 // `ckpt lazy-pages`. `on_listening` once restores may connect.
 Status RunLazyPages(const Options& o, const std::function<void()>& on_listening);
+
+// Restore, before anything exists: what a lazy restore cannot do here (a
+// tree with its own user namespace: its restorers may not make a
+// userfaultfd that handles kernel faults unless vm.unprivileged_userfaultfd
+// is 1).
+Status CheckLazyTree(const TreeImages& tree);
 
 // Restore, before anything exists: the daemon serving DIR, and the
 // UFFDIO_API features the restorers ask for (*features).

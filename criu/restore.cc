@@ -349,6 +349,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   UniqueFd lazy_conn;
   uint64_t lazy_features = 0;
   if (o.lazy_pages) {
+    TRY(CheckLazyTree(tree));
     TRY_ASSIGN(lazy_conn, ConnectLazyDaemon(o.images_dir, &lazy_features));
   } else {
     TRY(RefuseHeldPages(o.images_dir));
