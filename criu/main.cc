@@ -11,6 +11,8 @@
 #include "base/unique_fd.h"
 #include "criu/dump.h"
 #include "criu/kerndat.h"
+#include "criu/lazy_pages.h"
+#include "criu/lazy_source.h"
 #include "criu/net/netlock.h"
 #include "criu/options.h"
 #include "criu/page_xfer.h"
@@ -42,6 +44,7 @@ int Check() {
   printf("  memory tracking: %s\n",
          wp_async ? "uffd-wp async + PAGEMAP_SCAN (pre-dump, dump --prev-images-dir)"
                   : "none (pre-dump and incremental dumps need Linux 6.7+)");
+  printf("  lazy restore: %s\n", DescribeLazySupport().c_str());
   if (k.soft_dirty)
     printf("  soft-dirty bits present (not used by ckpt: uffd-wp async tracks writes)\n");
   if (missing) {
@@ -128,6 +131,21 @@ int Run(int argc, char** argv) {
       }
       return 0;
     }
+    case Command::kLazyPages: {
+      int status_fd = o.status_fd;
+      Status s = RunLazyPages(o, [status_fd]() {
+        if (status_fd < 0) return;
+        char c = 0;
+        if (write(status_fd, &c, 1) != 1) LOG_WARN("writing to --status-fd failed");
+        close(status_fd);
+      });
+      if (!s.ok()) {
+        LOG_ERR("lazy-pages: " + s.error().message());
+        if (!log_path.empty()) fprintf(stderr, "ckpt: lazy-pages: %s\n", s.error().message().c_str());
+        return 1;
+      }
+      return 0;
+    }
     case Command::kShow: {
       Status s = Show(o.args.empty() ? o.images_dir : o.args[0]);
       if (!s.ok()) {
@@ -138,7 +156,25 @@ int Run(int argc, char** argv) {
     }
     case Command::kDump: {
       KernelFeatures kf = ProbeKernel();
-      Status s = Dump(o, kf);
+      // --lazy-pages (criu/lazy_source.h): listening before the dump, so a
+      // taken port fails it with the tree untouched; served after it.
+      UniqueFd lazy_ls;
+      Status s = Ok();
+      if (o.lazy_pages) {
+        auto ls = LazySourceListen(o.address, o.port);
+        if (ls.ok()) lazy_ls = std::move(*ls);
+        else s = std::move(ls.error());
+      }
+      if (s.ok()) s = Dump(o, kf);
+      if (s.ok() && o.lazy_pages) {
+        int status_fd = o.status_fd;
+        s = ServeLazySource(o.images_dir, lazy_ls.get(), [status_fd]() {
+          if (status_fd < 0) return;
+          char c = 0;  // the pages are held: the lazy-pages daemon may come
+          if (write(status_fd, &c, 1) != 1) LOG_WARN("writing to --status-fd failed");
+          close(status_fd);
+        });
+      }
       if (!s.ok()) {
         LOG_ERR("dump failed: " + s.error().message());
         if (!log_path.empty() && log::GetLevel() < log::kError)

@@ -44,6 +44,7 @@ enum LongOnly {
   kOptTrackMem,
   kOptTrackMemTimeout,
   kOptAutoDedup,
+  kOptLazyPages,
   kOptNegate = 1100,  // + index into kFlags: --no-FLAG
 };
 
@@ -106,6 +107,7 @@ const std::vector<struct option>& LongOptions() {
         {"track-mem", no_argument, nullptr, kOptTrackMem},
         {"track-mem-timeout", required_argument, nullptr, kOptTrackMemTimeout},
         {"auto-dedup", no_argument, nullptr, kOptAutoDedup},
+        {"lazy-pages", no_argument, nullptr, kOptLazyPages},
         {"help", no_argument, nullptr, 'h'},
     };
     static std::vector<std::string> negated;
@@ -127,6 +129,7 @@ Result<Command> ParseCommand(const std::string& s) {
   if (s == "show") return Command::kShow;
   if (s == "unlock") return Command::kUnlock;
   if (s == "page-server") return Command::kPageServer;
+  if (s == "lazy-pages") return Command::kLazyPages;
   if (s == "swrk") return Command::kSwrk;
   if (s == "service") return Command::kService;
   if (s == "help" || s == "--help" || s == "-h") return Command::kHelp;
@@ -329,6 +332,9 @@ Result<int> ApplyArgs(int ac, char** av, Options& o, const std::string& cmd) {
       case kOptPageServer:
         o.page_server = true;
         break;
+      case kOptLazyPages:
+        o.lazy_pages = true;
+        break;
       case kOptPort:
         if (!ParseInt(optarg, n) || n <= 0 || n > 65535)
           return Error("bad --port '" + std::string(optarg) + "' (1..65535)");
@@ -511,7 +517,12 @@ Result<Options> ParseOptions(int argc, char** argv) {
       if (o.images_dir.empty()) return Error("dump needs -D DIR");
       if (o.page_server && (o.address.empty() || o.port == 0))
         return Error("--page-server needs --address and --port of the page server");
-      if (!o.page_server && o.port) return Error("--port goes with --page-server");
+      if (o.lazy_pages && o.page_server)
+        return Error("dump --lazy-pages serves the pages itself: drop --page-server");
+      if (o.lazy_pages && o.port == 0)
+        return Error("dump --lazy-pages needs --port (where the lazy-pages daemon pulls the pages)");
+      if (!o.page_server && !o.lazy_pages && o.port)
+        return Error("--port goes with --page-server or --lazy-pages");
       break;
     case Command::kPreDump:
       if (o.pid == 0) return Error("pre-dump needs -t PID");
@@ -519,6 +530,12 @@ Result<Options> ParseOptions(int argc, char** argv) {
       if (o.leave_running) return Error("pre-dump always leaves the tree running: drop -R");
       if (o.page_server && (o.address.empty() || o.port == 0))
         return Error("--page-server needs --address and --port of the page server");
+      break;
+    case Command::kLazyPages:
+      if (o.images_dir.empty()) return Error("lazy-pages needs -D DIR");
+      if (o.page_server && (o.address.empty() || o.port == 0))
+        return Error("lazy-pages --page-server needs --address and --port of the lazy dump");
+      if (!o.page_server && o.port) return Error("--port goes with --page-server");
       break;
     case Command::kPageServer:
       if (o.images_dir.empty()) return Error("page-server needs -D DIR");
@@ -554,8 +571,13 @@ Result<Options> ParseOptions(int argc, char** argv) {
   if (o.command != Command::kRestore && !o.lsm_profile.empty())
     return Error("--lsm-profile is a restore option");
   if (!o.address.empty() && o.command != Command::kService && o.command != Command::kPageServer &&
-      !((o.command == Command::kDump || o.command == Command::kPreDump) && o.page_server))
-    return Error("--address goes with service, page-server or dump --page-server");
+      !((o.command == Command::kDump || o.command == Command::kPreDump) && o.page_server) &&
+      !(o.command == Command::kDump && o.lazy_pages) &&
+      !(o.command == Command::kLazyPages && o.page_server))
+    return Error("--address goes with service, page-server, dump --page-server/--lazy-pages or "
+                 "lazy-pages --page-server");
+  if (o.lazy_pages && o.command != Command::kDump && o.command != Command::kRestore)
+    return Error("--lazy-pages is a dump or restore option");
   if (o.command != Command::kDump && o.command != Command::kPreDump &&
       (!o.prev_images_dir.empty() || o.track_mem))
     return Error("--prev-images-dir and --track-mem go with dump or pre-dump");
@@ -617,6 +639,11 @@ std::string Usage(Command c) {
                  "      --page-server --address ADDR --port PORT\n"
                  "                         send the memory (pagemap and pages images) to\n"
                  "                         `ckpt page-server` at ADDR:PORT; the rest stays in DIR\n"
+                 "      --lazy-pages --port PORT [--address ADDR]\n"
+                 "                         keep the private anonymous memory (punched out of\n"
+                 "                         DIR's pages images) and serve it on PORT until\n"
+                 "                         `ckpt lazy-pages --page-server` has pulled all of it\n"
+                 "      --status-fd FD     with --lazy-pages: a byte to FD once listening\n"
                  "      --empty-ns net     keep the network namespace's configuration out of\n"
                  "                         the images (whoever restores sets it up)\n"
                  "      --action-script PROG\n"
@@ -670,6 +697,9 @@ std::string Usage(Command c) {
                  "  -d, --restore-detached return once the process runs\n"
                  "  -j, --shell-job        attach terminal fds to ckpt's own terminal\n"
                  "      --pidfile FILE     write the restored pid to FILE\n"
+                 "      --lazy-pages       leave private anonymous memory to `ckpt lazy-pages\n"
+                 "                         -D DIR` (started first): the tree runs before its\n"
+                 "                         memory has arrived\n"
                  "      --tcp-established  restore established TCP connections (TCP repair)\n"
                  "      --tcp-close        restore established TCP connections as closed\n"
                  "      --network-lock nftables|skip\n"
@@ -732,6 +762,18 @@ std::string Usage(Command c) {
                  "      --address ADDR     IPv4 or IPv6 address to listen on (default: all)\n"
                  "      --status-fd FD     write one byte to FD once listening\n") +
              common;
+    case Command::kLazyPages:
+      return std::string(
+                 "usage: ckpt lazy-pages -D DIR [--page-server --address ADDR --port PORT]\n"
+                 "Serve the memory of one `ckpt restore -D DIR --lazy-pages` (start this\n"
+                 "first): page faults first, the rest in the background; exit once every\n"
+                 "page is in. If this daemon dies, the pages not yet in raise SIGBUS in the\n"
+                 "program (never zeros).\n\n"
+                 "  -D, --images-dir DIR   the dump (pages from its image chain)\n"
+                 "      --page-server --address ADDR --port PORT\n"
+                 "                         pull the pages from `ckpt dump --lazy-pages` there\n"
+                 "      --status-fd FD     write one byte to FD once the restore may start\n") +
+             common;
     case Command::kUnlock:
       return "usage: ckpt unlock -D DIR\n"
              "Remove the network lock a dump with --tcp-established left in place (restore\n"
@@ -758,6 +800,7 @@ std::string Usage(Command c) {
              "  show      print images as JSON:  ckpt show DIR\n"
              "  unlock    drop a dump's network lock: ckpt unlock -D DIR\n"
              "  page-server  receive a dump's memory: ckpt page-server -D DIR --port P\n"
+             "  lazy-pages   serve a lazy restore's memory: ckpt lazy-pages -D DIR\n"
              "  swrk      CRIU's RPC on a socket fd: ckpt swrk FD\n"
              "  service   CRIU's RPC service:       ckpt service --address PATH\n\n"
              "`ckpt COMMAND --help` explains each command's options.\n";

@@ -20,6 +20,7 @@ enum class Command {
   kShow,
   kUnlock,
   kPageServer,  // ckpt page-server: receives a dump's memory (criu/page_xfer.h)
+  kLazyPages,   // ckpt lazy-pages: fills a lazy restore's memory (criu/lazy_pages.h)
   kHelp,
   kVersion,
   kSwrk,     // ckpt swrk FD: CRIU's RPC on an inherited socket (criu/rpc/rpc_server.h)
@@ -75,6 +76,9 @@ struct Options {
   std::string address;          // --address: the page server's IP (dump --page-server; page-server:
                                 // where to listen); service: the unix socket path
   int port = 0;                 // --port: the page server's TCP port
+  // --lazy-pages (criu/lazy_pages.h): restore leaves private anonymous
+  // memory to `ckpt lazy-pages`; dump keeps it and serves it on --port.
+  bool lazy_pages = false;
   int status_fd = -1;           // --status-fd FD: page-server writes a byte there once it listens
   // Incremental dumps (criu/mem_track.h, criu/predump.h):
   std::string prev_images_dir;  // --prev-images-dir: the previous step, relative to -D

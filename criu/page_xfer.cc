@@ -29,6 +29,33 @@ bool NameOk(const std::string& n) {
   return (starts("pages-") || starts("pagemap-")) && n.size() > 4 &&
          n.compare(n.size() - 4, 4, ".img") == 0;
 }
+
+Result<socklen_t> MakeAddr(const std::string& address, int port, sockaddr_storage* ss,
+                           bool listen_any) {
+  if (port < (listen_any ? 0 : 1) || port > 65535) return Error("bad port " + std::to_string(port));
+  memset(ss, 0, sizeof(*ss));
+  auto* in4 = reinterpret_cast<sockaddr_in*>(ss);
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(ss);
+  if (address.empty()) {
+    if (!listen_any) return Error("the page server's --address is missing");
+    in6->sin6_family = AF_INET6;
+    in6->sin6_addr = in6addr_any;
+    in6->sin6_port = htons(uint16_t(port));
+    return socklen_t(sizeof(*in6));
+  }
+  if (inet_pton(AF_INET, address.c_str(), &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(uint16_t(port));
+    return socklen_t(sizeof(*in4));
+  }
+  if (inet_pton(AF_INET6, address.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(uint16_t(port));
+    return socklen_t(sizeof(*in6));
+  }
+  return Error("bad address '" + address + "' (an IPv4 or IPv6 literal)");
+}
+
 }  // namespace page_wire
 
 namespace {
@@ -135,33 +162,6 @@ class RemoteTarget : public PageTarget {
   std::string peer_;
   struct sigaction old_pipe_ = {};
 };
-
-// An IPv4 or IPv6 literal ("" = any) and a port, as a socket address.
-Result<socklen_t> MakeAddr(const std::string& address, int port, sockaddr_storage* ss,
-                           bool listen_any) {
-  if (port < (listen_any ? 0 : 1) || port > 65535) return Error("bad port " + std::to_string(port));
-  memset(ss, 0, sizeof(*ss));
-  auto* in4 = reinterpret_cast<sockaddr_in*>(ss);
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(ss);
-  if (address.empty()) {
-    if (!listen_any) return Error("the page server's --address is missing");
-    in6->sin6_family = AF_INET6;
-    in6->sin6_addr = in6addr_any;
-    in6->sin6_port = htons(uint16_t(port));
-    return socklen_t(sizeof(*in6));
-  }
-  if (inet_pton(AF_INET, address.c_str(), &in4->sin_addr) == 1) {
-    in4->sin_family = AF_INET;
-    in4->sin_port = htons(uint16_t(port));
-    return socklen_t(sizeof(*in4));
-  }
-  if (inet_pton(AF_INET6, address.c_str(), &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(uint16_t(port));
-    return socklen_t(sizeof(*in6));
-  }
-  return Error("bad address '" + address + "' (an IPv4 or IPv6 literal)");
-}
 
 // ---- the server ----
 
@@ -274,7 +274,7 @@ Result<std::unique_ptr<PageTarget>> PageTarget::Local(images::ImageDir& dir) {
 
 Result<std::unique_ptr<PageTarget>> PageTarget::Remote(const std::string& address, int port) {
   sockaddr_storage ss;
-  TRY_ASSIGN(socklen_t len, MakeAddr(address, port, &ss, false), "--page-server");
+  TRY_ASSIGN(socklen_t len, page_wire::MakeAddr(address, port, &ss, false), "--page-server");
   std::string peer =
       (ss.ss_family == AF_INET6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
   UniqueFd sk(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -293,7 +293,7 @@ Status RunPageServer(const std::string& dir, const std::string& address, int por
   UniqueFd dirfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dirfd) return Error::Errno("open " + dir);
   sockaddr_storage ss;
-  TRY_ASSIGN(socklen_t len, MakeAddr(address, port, &ss, true));
+  TRY_ASSIGN(socklen_t len, page_wire::MakeAddr(address, port, &ss, true));
   UniqueFd ls(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!ls) return Error::Errno("socket");
   int one = 1;

@@ -28,6 +28,8 @@
 // leaves no file that could pass for a page image: they are removed.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -68,7 +70,9 @@ Status RunPageServer(const std::string& dir, const std::string& address, int por
 
 namespace page_wire {
 inline constexpr uint32_t kMagic = 0x53504b43;  // "CKPS"
-enum Cmd : uint32_t { kOpen = 1, kData = 2, kClose = 3, kCommit = 4 };
+enum Cmd : uint32_t { kOpen = 1, kData = 2, kClose = 3, kCommit = 4,
+                      // lazy pages (criu/lazy_source.h)
+                      kRead = 5, kDone = 6, kError = 7 };
 struct Frame {
   uint32_t magic;
   uint32_t cmd;
@@ -77,6 +81,9 @@ struct Frame {
 inline constexpr uint64_t kMaxName = 255;
 // A name the server accepts: what ckpt writes, nothing that leaves DIR.
 bool NameOk(const std::string& name);
+// An IPv4 or IPv6 literal ("" = any, when listen_any) and a port.
+Result<socklen_t> MakeAddr(const std::string& address, int port, sockaddr_storage* ss,
+                           bool listen_any);
 }  // namespace page_wire
 
 }  // namespace ckpt

@@ -29,6 +29,8 @@
 #include "criu/cgroup.h"
 #include "criu/files/inherit_fd.h"
 #include "criu/files/orphan_pty.h"
+#include "criu/lazy_pages.h"
+#include "criu/lazy_source.h"
 #include "criu/net/net_restore.h"
 #include "criu/ns/ipc_ns.h"
 #include "criu/ns/mnt_ns.h"  // mnt ns
@@ -345,6 +347,15 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir, o.lsm_profile),
              "reading images from " + o.images_dir);
   TRY(PlanHelpers(tree));
+  // --lazy-pages (criu/lazy_pages.h): the daemon must be there before anything exists.
+  UniqueFd lazy_conn;
+  uint64_t lazy_features = 0;
+  if (o.lazy_pages) {
+    TRY(CheckLazyTree(tree));
+    TRY_ASSIGN(lazy_conn, ConnectLazyDaemon(o.images_dir, &lazy_features));
+  } else {
+    TRY(RefuseHeldPages(o.images_dir));
+  }
   // --inherit-fd (criu/files/inherit_fd.h): checked before anything exists.
   TRY_ASSIGN(files::InheritedFds inherited, files::InheritedFds::Prepare(o, tree, tree.max_fd + 1));
   pid_t root = tree.tasks[0].pid();
@@ -418,6 +429,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   UniqueFd err_r(errp[0]);
   fds.err_fd = errp[1];
   fds.log_fd = dup(log::Fd());
+  fds.lazy_fd = lazy_conn.get();
+  fds.lazy_features = lazy_features;
   TRY_ASSIGN(TreeSync * sync, CreateTreeSync());
   // Before any socket exists: packets of the connections being restored
   // wait until every one of them is whole.
@@ -480,6 +493,11 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   go_w.reset();
 
   TRY(tracer.Run());
+  if (lazy_conn) {  // every restorer sent its userfaultfd: the daemon must hold them all
+    size_t sent = 0;
+    for (const TaskImages& t : tree.tasks) sent += !t.zombie() && !t.helper;
+    TRY(LazyRestoreDone(lazy_conn.get(), sent));
+  }
   TRY(orphans.HandOut(o, tracer.RealPid(0)));  // before any task runs
   TRY(cgroups->ApplyLimits());  // cgroups: every task is in place
   std::vector<pid_t> real_pids;
@@ -498,6 +516,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   TRY(RunAction(o, {Action::kPostRestore, real_pids[0]}));  // action hooks
   TRY(RunAction(o, {Action::kPreResume, real_pids[0]}));
   TRY(tracer.Release());
+  if (lazy_conn) LazyTreeRuns(lazy_conn.get());  // the daemon copies the rest now
+  lazy_conn.reset();
   cgroups->Commit();
   sysv_cleanup.armed = false;
   // Removed, as at dump, once attached (in the tree's IPC namespace).

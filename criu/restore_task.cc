@@ -20,6 +20,7 @@
 #include "criu/files/fd_install.h"
 #include "criu/files/fd_restore.h"
 #include "criu/files/flock.h"
+#include "criu/lazy_plan.h"
 #include "criu/lsm.h"
 #include "criu/ns/pid_ns.h"
 #include "criu/ns/user_ns.h"
@@ -171,6 +172,7 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     }
   if (src_pages.size() + 1 > abi::kMaxCloseFds) return Error("too many pages files to read from");
   svc.slots = {&pages_fd, &exe_fd, &tf.log_fd, &tf.err_fd};
+  if (tf.lazy_fd >= 0) svc.slots.push_back(&tf.lazy_fd);
   for (auto& kv : src_pages) svc.slots.push_back(&kv.second);
   for (auto& kv : vma_files) svc.slots.push_back(&kv.second);
   for (auto& kv : tf.shmem) svc.slots.push_back(&kv.second);
@@ -238,8 +240,11 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   blobs::Blob blob = blobs::Restorer();
   uint64_t blob_len = Align(blob.size, kPage);
   uint64_t vmas_off = Align(sizeof(abi::RestoreArgs), 64);
+  // Lazy restore (criu/lazy_plan.h): pages of anonymous VMAs are left to the daemon.
+  LazyPlan plan = PlanLazy(t, tf.lazy_fd >= 0);
   uint64_t pages_off = vmas_off + sizeof(abi::RestoreVma) * t.mm.vmas_size();
-  uint64_t threads_off = Align(pages_off + sizeof(abi::RestorePages) * t.pages.size(), 64);
+  uint64_t lazy_off = pages_off + sizeof(abi::RestorePages) * plan.eager.size();
+  uint64_t threads_off = Align(lazy_off + sizeof(abi::LazyRange) * plan.vmas.size(), 64);
   uint64_t frames_off = Align(threads_off + sizeof(abi::RestoreThread) * nthreads, 64);
   uint64_t pending_off = frames_off + sizeof(abi::SigframeArea) * nthreads;
   uint64_t shared_off = pending_off + 128 * npending;
@@ -298,23 +303,23 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     }
     if (v.kind() == pb::VMA_ANON_SHARED) r.flags = (r.flags & ~uint32_t(MAP_PRIVATE)) | MAP_SHARED;
   }
-  a->nr_pages = uint32_t(t.pages.size());
+  a->nr_pages = uint32_t(plan.eager.size());
   a->pages_off = pages_off;
   auto* rp = reinterpret_cast<abi::RestorePages*>(ab + pages_off);
-  uint64_t own_off = 0;
-  for (size_t i = 0; i < t.pages.size(); i++) {
-    const pb::PagemapEntry& p = t.pages[i];
-    rp[i].vaddr = p.vaddr();
-    rp[i].nr_pages = p.nr_pages();
-    if (p.has_src_pages_id()) {
-      rp[i].fd = src_pages.at(p.src_pages_id());
-      rp[i].off = p.src_off();
-    } else {
-      rp[i].fd = pages_fd;
-      rp[i].off = own_off;
-      own_off += uint64_t(p.nr_pages()) * kPage;
-    }
+  for (size_t i = 0; i < plan.eager.size(); i++) {
+    const PageRun& p = plan.eager[i];
+    rp[i].vaddr = p.vaddr;
+    rp[i].nr_pages = p.nr_pages;
+    rp[i].fd = p.src == t.pages_id ? pages_fd : src_pages.at(p.src);
+    rp[i].off = p.off;
   }
+  a->lazy_sock = tf.lazy_fd;
+  a->lazy_id = t.pid();
+  a->nr_lazy = uint32_t(plan.vmas.size());
+  a->lazy_off = lazy_off;
+  a->lazy_features = tf.lazy_features;
+  auto* lr = reinterpret_cast<abi::LazyRange*>(ab + lazy_off);
+  for (size_t i = 0; i < plan.vmas.size(); i++) lr[i] = {plan.vmas[i].start, plan.vmas[i].end};
   a->pages_fd = pages_fd;
   a->pages_fds[a->nr_pages_fds++] = pages_fd;
   for (auto& kv : src_pages) a->pages_fds[a->nr_pages_fds++] = kv.second;

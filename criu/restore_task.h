@@ -33,6 +33,11 @@ struct TreeFds {
   // orphan_pty.h), for the root's OpenFiles.
   const files::InheritedFds* inherited = nullptr;
   int orphan_pty_sk = -1;
+  // --lazy-pages (criu/lazy_pages.h): the connection to the lazy-pages
+  // daemon each restorer sends its userfaultfd over, and the UFFDIO_API
+  // features to ask for; -1 for an ordinary restore.
+  int lazy_fd = -1;
+  uint64_t lazy_features = 0;
 };
 
 // Never returns on success. On failure returns the error; the caller

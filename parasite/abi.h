@@ -346,7 +346,37 @@ struct RestoreArgs {
   // change and writes the label after them (before, if lsm_before_creds).
   char lsm_attr[64];
   int32_t lsm_before_creds;
-  int32_t pad4;
+  // Lazy restore (criu/lazy_pages.h): lazy_sock >= 0 makes the restorer,
+  // once the VMAs exist, open a userfaultfd with lazy_features, register
+  // the ranges lazy_off[nr_lazy] (MISSING mode), send it with a LazyHello
+  // over lazy_sock (SCM_RIGHTS) and close both: the pages of those ranges
+  // are not in RestorePages, the lazy-pages daemon fills them.
+  int32_t lazy_sock;
+  uint32_t nr_lazy;
+  int32_t lazy_id;  // the task's pid in the images
+  uint64_t lazy_off;  // LazyRange[nr_lazy], from the start of RestoreArgs
+  uint64_t lazy_features;  // UFFDIO_API features
 };
+
+struct LazyRange {
+  uint64_t start, end;
+};
+
+// What a restorer sends with its userfaultfd (one SOCK_SEQPACKET message).
+inline constexpr uint32_t kLazyHelloMagic = 0x4c5a5931;  // "LZY1"
+// Then ckpt itself, once every restorer trapped: LazyHello{kLazyDoneMagic,
+// number of hellos, 0, 0}; the daemon answers one byte 'A' once it (and
+// its guard) hold every fd.
+inline constexpr uint32_t kLazyDoneMagic = 0x4c5a5944;  // "LZYD"
+// Last, LazyHello{kLazyRunMagic, 0, 0, 0} once the tree runs: the daemon
+// starts copying in the background (faults are served from the start).
+inline constexpr uint32_t kLazyRunMagic = 0x4c5a5952;  // "LZYR"
+struct LazyHello {
+  uint32_t magic;
+  int32_t id;        // the task's pid in the images
+  int32_t pid;       // getpid() in its own pid namespace
+  uint32_t nr_lazy;  // ranges registered
+};
+static_assert(sizeof(LazyHello) == 16);
 
 }  // namespace ckpt::abi

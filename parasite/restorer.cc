@@ -4,6 +4,8 @@
 #include <asm/unistd.h>
 #include <linux/mman.h>
 #include <linux/prctl.h>
+#include <linux/ioctl.h>
+#include <linux/userfaultfd.h>
 
 #include "parasite/abi.h"
 #include "parasite/blob_lib.h"
@@ -165,6 +167,63 @@ void FinishVmas(RestoreArgs* a) {
   }
   for (uint32_t i = 0; i < a->nr_vmas; i++)
     if (v[i].fd >= 0 && !(v[i].madv & kVmaKeepFd)) sys(__NR_close, v[i].fd);
+}
+
+// Lazy restore: a userfaultfd of this mm with the lazy ranges registered,
+// sent to the lazy-pages daemon over a->lazy_sock, then closed here: the
+// task's fd table ends without it. Before anything touches lazy memory.
+struct KIovec {
+  void* base;
+  uint64_t len;
+};
+struct KMsghdr {  // struct msghdr (x86_64)
+  void* name;
+  int32_t namelen, pad;
+  KIovec* iov;
+  uint64_t iovlen;
+  void* control;
+  uint64_t controllen;
+  int32_t flags, pad2;
+};
+struct KCmsgFd {  // struct cmsghdr + one int, CMSG_SPACE(sizeof(int)) == 24
+  uint64_t len;
+  int32_t level, type;
+  int32_t fd, pad;
+};
+
+void HandOverUffd(RestoreArgs* a) {
+  long uffd = sys(__NR_userfaultfd, 02000000 /* O_CLOEXEC */ | 04000 /* O_NONBLOCK */);
+  Check(uffd, "userfaultfd (lazy pages)");
+  uffdio_api api;
+  memset(&api, 0, sizeof(api));
+  api.api = UFFD_API;
+  api.features = a->lazy_features;
+  Check(sys(__NR_ioctl, uffd, UFFDIO_API, &api), "UFFDIO_API", a->lazy_features);
+  LazyRange* r = At<LazyRange>(a, a->lazy_off);
+  for (uint32_t i = 0; i < a->nr_lazy; i++) {
+    uffdio_register reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.range.start = r[i].start;
+    reg.range.len = r[i].end - r[i].start;
+    reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+    Check(sys(__NR_ioctl, uffd, UFFDIO_REGISTER, &reg), "UFFDIO_REGISTER", r[i].start);
+  }
+  LazyHello hello = {kLazyHelloMagic, a->lazy_id, (int32_t)sys(__NR_getpid), a->nr_lazy};
+  KIovec iov = {&hello, sizeof(hello)};
+  KCmsgFd c = {20 /* CMSG_LEN(sizeof(int)) */, 1 /* SOL_SOCKET */, 1 /* SCM_RIGHTS */, (int32_t)uffd,
+               0};
+  KMsghdr m;
+  memset(&m, 0, sizeof(m));
+  m.iov = &iov;
+  m.iovlen = 1;
+  m.control = &c;
+  m.controllen = sizeof(c);
+  long n;
+  while ((n = sys(__NR_sendmsg, a->lazy_sock, &m, 0x4000 /* MSG_NOSIGNAL */)) == -4) {
+  }
+  Check(n, "sending the userfaultfd to the lazy-pages daemon (is it still running?)");
+  sys(__NR_close, uffd);
+  sys(__NR_close, a->lazy_sock);
 }
 
 }  // namespace
@@ -373,6 +432,7 @@ extern "C" void blob_main(RestoreArgs* a) {
   FillPages(a);
   for (uint32_t i = 0; i < a->nr_pages_fds; i++) sys(__NR_close, a->pages_fds[i]);
   FinishVmas(a);
+  if (a->lazy_sock >= 0) HandOverUffd(a);
   for (int i = 0; i < 3; i++) {
     if (!sm[i]->len) continue;
     SpecialMapping m = *sm[i];

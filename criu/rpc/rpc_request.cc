@@ -143,7 +143,11 @@ Status RefuseUnsupported(const criu_opts& in, criu_req_type type) {
   if (in.cgroup_dump_controller_size())
     return Refuse("cgroup_dump_controller", "not implemented (cgroup v2: one hierarchy)");
   if (in.timeout()) return Refuse("timeout", "a freezing timeout is not implemented");
-  if (in.lazy_pages()) return Refuse("lazy_pages", "lazy restore is not implemented over RPC");
+  // Restore's lazy_pages is --lazy-pages (criu/lazy_pages.h: the caller
+  // runs `ckpt lazy-pages -D DIR` first); a lazy dump serves on a port
+  // until pulled, which a request-reply session cannot wait for.
+  if (in.lazy_pages() && type != RESTORE)
+    return Refuse("lazy_pages", "only restore is lazy over RPC (dump --lazy-pages: command line)");
   if (!in.lsm_profile().empty() && type != RESTORE) return Refuse("lsm_profile", "a restore option");
   if (!in.lsm_mount_context().empty()) return Refuse("lsm_mount_context", "not implemented");
   if (in.tls() || !in.tls_cacert().empty() || !in.tls_cacrl().empty() || !in.tls_cert().empty() ||
@@ -237,6 +241,7 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
     LOG_DBG("criu_opts.pid " + std::to_string(in.pid()) + " on restore: the images name the pids");
   }
   o.leave_running = in.leave_running();
+  o.lazy_pages = type == RESTORE && in.lazy_pages();
   o.ext_unix_sk = in.ext_unix_sk();
   o.tcp_established = in.tcp_established();
   // evasive_devices, link_remap, weak_sysctls, skip_file_rwx_check,

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "criu/dump.h"
 #include "criu/kerndat.h"
+#include "criu/lazy_pages.h"
 #include "criu/page_xfer.h"
 #include "criu/predump.h"
 #include "criu/restore.h"
@@ -286,13 +287,14 @@ void ServeVersion(int sk) {
 
 // Only the features asked are answered, as CRIU does: memory tracking
 // (pre-dump) where this kernel has uffd-wp async and PAGEMAP_SCAN
-// (criu/uffd_wp.h); lazy pages and the pidfd store are not implemented.
+// (criu/uffd_wp.h), lazy pages where userfaultfd has the events lazy
+// restore follows (criu/lazy_pages.h); the pidfd store is not implemented.
 void ServeFeatures(int sk, const criu_req& req) {
   criu_resp r = Reply(FEATURE_CHECK, true);
   criu_features* f = r.mutable_features();
   const criu_features& asked = req.features();
   if (asked.has_mem_track()) f->set_mem_track(ProbeKernel().pagemap_scan && uffd::ProbeWpAsync());
-  if (asked.has_lazy_pages()) f->set_lazy_pages(false);
+  if (asked.has_lazy_pages()) f->set_lazy_pages(DescribeLazySupport().rfind("yes", 0) == 0);
   if (asked.has_pidfd_store()) f->set_pidfd_store(false);
   Answer(sk, r);
 }

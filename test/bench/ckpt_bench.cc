@@ -204,6 +204,8 @@ struct Options {
 struct Medium {
   const char* name;          // "tmpfs" / "disk" / "pgsrv" (memory through a page server, on tmpfs)
   bool page_server = false;  // dump --page-server to a `ckpt page-server` on loopback
+  bool lazy = false;         // restore --lazy-pages with a `ckpt lazy-pages` (images on tmpfs)
+  Timing all_in;             // lazy: from restore start until the daemon has every page in
   std::string dir;           // our private temp dir on that medium
   std::string desc;          // how it was set up, for the header
   Timing write;              // write(2) baseline on this medium
@@ -226,7 +228,28 @@ void note_once(Ctx& c, const std::string& s) {
   }
 }
 
-// One dump+restore round trip of a fresh victim with images on medium m.
+// `ckpt lazy-pages -D img`, once it listens (criu/lazy_pages.h).
+pid_t start_lazy_daemon(Ctx& c, const std::string& img, const std::string& log) {
+  int st[2];
+  if (pipe2(st, O_CLOEXEC) < 0) fail_errno("pipe");
+  pid_t lp = fork();
+  if (lp < 0) fail_errno("fork");
+  if (lp == 0) {
+    if (dup2(st[1], 3) < 0) _exit(127);
+    execl(c.opt.ckpt.c_str(), c.opt.ckpt.c_str(), "lazy-pages", "-D", img.c_str(), "--status-fd",
+          "3", "-o", log.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  close(st[1]);
+  struct pollfd pfd = {st[0], POLLIN, 0};
+  char ch;
+  bool up = poll(&pfd, 1, 30000) == 1 && read(st[0], &ch, 1) == 1;
+  close(st[0]);
+  if (!up)
+    throw RunFailure(with_log("the lazy-pages daemon did not start", {{"lazy-pages log", log}}));
+  return lp;
+}
+
 // After a dump through a page server: waits for the server to end and moves
 // its files into the image directory, as a migration would copy them.
 void join_page_server_images(pid_t server, const std::string& srv, const std::string& img,
@@ -240,6 +263,7 @@ void join_page_server_images(pid_t server, const std::string& srv, const std::st
   unlink(s_log.c_str());
 }
 
+// One dump+restore round trip of a fresh victim with images on medium m.
 void ckpt_round_trip(Ctx& c, Medium& m, int run) {
   const std::string img = m.dir + "/images";
   const std::string pre = fmt("%s/%s-run%d-", c.work.c_str(), m.name, run);
@@ -297,9 +321,16 @@ void ckpt_round_trip(Ctx& c, Medium& m, int run) {
 
   // ---- restore
   progress(fmt("run %d/%d %s: ckpt restore", run, c.opt.runs, m.name));
+  const std::string l_log = pre + "lazy-pages.log";
+  std::vector<std::string> restore_argv = {c.opt.ckpt, "restore", "-D", img, "-d", "--pidfile",
+                                           r_pid};
+  pid_t lazy = 0;
+  if (m.lazy) {
+    lazy = start_lazy_daemon(c, img, l_log);
+    restore_argv.push_back("--lazy-pages");
+  }
   t0 = now();
-  pid_t r = spawn({c.opt.ckpt, "restore", "-D", img, "-d", "--pidfile", r_pid},
-                  {"/dev/null", r_out, r_out}, false);
+  pid_t r = spawn(restore_argv, {"/dev/null", r_out, r_out}, false);
   st = wait_exit(r, c.opt.timeout, &t1);
   if (!st)
     throw RunFailure(
@@ -309,6 +340,14 @@ void ckpt_round_trip(Ctx& c, Medium& m, int run) {
   if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
     throw RunFailure(with_log("ckpt restore " + describe_status(*st), {{"ckpt output", r_out}}));
   double restore_s = t1 - t0;
+  double all_in_s = 0;
+  if (lazy) {  // the victim runs; its memory arrives until the daemon exits
+    std::optional<int> lst = wait_exit(lazy, c.opt.timeout, &t1);
+    if (!lst || !WIFEXITED(*lst) || WEXITSTATUS(*lst) != 0)
+      throw RunFailure(with_log("the lazy-pages daemon did not end well", {{"lazy-pages log", l_log}}));
+    all_in_s = t1 - t0;
+    unlink(l_log.c_str());
+  }
 
   std::string pf = read_file(r_pid);
   if (pf.empty())
@@ -361,6 +400,7 @@ void ckpt_round_trip(Ctx& c, Medium& m, int run) {
   m.verified++;
   m.dump.runs.push_back(dump_s);
   m.restore.runs.push_back(restore_s);
+  if (m.lazy) m.all_in.runs.push_back(all_in_s);
 
   int leftover = kill_all_children();
   if (leftover > 0)
@@ -754,9 +794,18 @@ void print_report(const Ctx& c, const Timing& mc, const std::vector<Medium>& med
              m.error.empty() ? "" : " then FAILED");
     }
   }
+  for (const Medium& m : media) {
+    if (!m.lazy || m.all_in.runs.empty()) continue;
+    double g = gbps(m.all_in);
+    printf(row, "all pages in, lazy", m.all_in.best(), g);
+    printf(" %10s %9s   %s\n", ratio_str(g / gbps(mc)).c_str(),
+           ratio_str(g / gbps(m.write)).c_str(), runs_str(m.all_in).c_str());
+  }
   printf(
       "  vs X = ckpt GB/s / baseline GB/s ('write' = the write(2) baseline on the same medium); GB "
       "= 1e9 B\n"
+      "  lazy = images on tmpfs, `ckpt restore -d --lazy-pages` with `ckpt lazy-pages`: restore\n"
+      "  until the task runs again; all pages in = from restore start until the daemon exits\n"
       "  dump = `ckpt dump` until it exits (task killed); restore = `ckpt restore -d` until it "
       "returns\n"
       "  (task running); disk restores read images the dump just wrote, mostly from the page "
@@ -1123,10 +1172,13 @@ int run(Ctx& c) {
   o.victim = abs_path(o.victim);
 
   // ---- media
-  std::vector<Medium> media(3);
+  std::vector<Medium> media(4);
   Medium& tm = media[0];
   Medium& dk = media[1];
   Medium& ps = media[2];
+  Medium& lz = media[3];
+  lz.name = "lazy";
+  lz.lazy = true;
   tm.name = "tmpfs";
   dk.name = "disk";
   ps.name = "pgsrv";
@@ -1171,6 +1223,9 @@ int run(Ctx& c) {
   ps.dir = tm.dir + "/pgsrv";
   if (mkdir(ps.dir.c_str(), 0700) != 0) fail_errno("mkdir " + ps.dir);
   ps.desc = "page server on 127.0.0.1, images on " + tm.dir;
+  lz.dir = tm.dir + "/lazy";
+  if (mkdir(lz.dir.c_str(), 0700) != 0) fail_errno("mkdir " + lz.dir);
+  lz.desc = "images on " + tm.dir + ", restore --lazy-pages from `ckpt lazy-pages`";
 
   c.work = dk.dir + "/work";
   if (mkdir(c.work.c_str(), 0700) != 0) fail_errno("mkdir " + c.work);
@@ -1193,6 +1248,7 @@ int run(Ctx& c) {
   printf("  tmpfs  %s (%s)\n", tm.dir.c_str(), tm.desc.c_str());
   printf("  disk   %s (%s)\n", dk.dir.c_str(), dk.desc.c_str());
   printf("  pgsrv  %s\n", ps.desc.c_str());
+  printf("  lazy   %s\n", lz.desc.c_str());
   fflush(stdout);
 
   bool ok = true;
@@ -1209,7 +1265,7 @@ int run(Ctx& c) {
       for (Medium& m : media) {
         try {
           bool disk = &m == &dk;
-          if (&m == &ps) {  // same medium as tmpfs: its baseline
+          if (&m == &ps || &m == &lz) {  // same medium as tmpfs: its baseline
             m.write = tm.write;
             continue;
           }

@@ -262,6 +262,15 @@ TEST_F(RpcRequestTest, MapsRestoreOnlyNamespaceAndLabelOptions) {
   EXPECT_NE(Refusal(o, RESTORE).find("criu_opts.join_ns"), std::string::npos);
 }
 
+TEST_F(RpcRequestTest, RestoreLazyPagesIsTheCommandLineOption) {
+  criu_opts o = Base();
+  o.set_lazy_pages(true);
+  auto r = MapRequestOptions(o, RESTORE, Ctx(true));
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_TRUE(r->opts.lazy_pages);
+  EXPECT_NE(Refusal(o, DUMP).find("criu_opts.lazy_pages"), std::string::npos);
+}
+
 TEST_F(RpcRequestTest, RefusesWhatCkptCannotHonour) {
   struct {
     const char* field;

@@ -549,6 +549,70 @@ int main(int argc, char** argv) {
     expect_no_pid(good.pid, "the refused restore");
   });
 
+  // Lazy restore (criu/lazy_pages.h): no daemon, a lazy dump that is not
+  // there, a dump whose pages a lazy dump holds, a lazy dump's port taken.
+  check("restore-lazy-no-daemon", [&](const std::string& dir) {
+    if (!good.error.empty()) throw Fail(good.error);
+    std::string img = dir + "/img";
+    fs::copy(good.dir, img, fs::copy_options::recursive);
+    Ckpt r = ckpt(dir, "restore",
+                  {"restore", "-D", img, "-d", "-o", "restore.log", "-v4", "--lazy-pages"},
+                  {img + "/restore.log"});
+    expect_refused(r, "restore --lazy-pages without a lazy-pages daemon");
+    if (r.all().find("no lazy-pages daemon") == std::string::npos)
+      throw Fail("the error does not say the daemon is missing\n" + indent(r.all()));
+    expect_no_pid(good.pid, "the refused lazy restore");
+  });
+  check("lazy-pages-source-absent", [&](const std::string& dir) {
+    if (!good.error.empty()) throw Fail(good.error);
+    std::string img = dir + "/img";
+    fs::copy(good.dir, img, fs::copy_options::recursive);
+    int port = free_port();  // nobody listens there
+    Ckpt r = ckpt(dir, "lazy-pages",
+                  {"lazy-pages", "-D", img, "--page-server", "--address", "127.0.0.1", "--port",
+                   std::to_string(port)});
+    expect_refused(r, "lazy-pages from a lazy dump that is not there");
+    if (r.output.find("lazy dump at 127.0.0.1:" + std::to_string(port)) == std::string::npos)
+      throw Fail("the error does not name the lazy dump\n" + indent(r.output));
+    if (fs::exists(img + "/lazy-pages.sock")) throw Fail("the failed daemon left its socket");
+  });
+  check("restore-pages-held-by-lazy-dump", [&](const std::string& dir) {
+    if (!good.error.empty()) throw Fail(good.error);
+    std::string img = dir + "/img";
+    fs::copy(good.dir, img, fs::copy_options::recursive);
+    int held = open((img + "/lazy-pages.held").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (held < 0) throw Fail("setup: cannot mark the dump as held");  // as a lazy dump leaves it
+    close(held);
+    Ckpt r = ckpt(dir, "restore", {"restore", "-D", img, "-d", "-o", "restore.log", "-v4"},
+                  {img + "/restore.log"});
+    expect_refused(r, "an ordinary restore of a dump whose pages a lazy dump holds");
+    if (r.all().find("--lazy-pages") == std::string::npos)
+      throw Fail("the error does not point to --lazy-pages\n" + indent(r.all()));
+    Ckpt l = ckpt(dir, "lazy-pages-local", {"lazy-pages", "-D", img});
+    expect_refused(l, "a local lazy-pages daemon for pages a lazy dump holds");
+    expect_no_pid(good.pid, "the refused restore");
+  });
+  check("dump-lazy-port-taken", [&](const std::string& dir) {
+    Helper h = start_helper("bigmem", dir + "/run");
+    int sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (sk < 0 || bind(sk, reinterpret_cast<sockaddr*>(&a), len) < 0 || listen(sk, 1) < 0 ||
+        getsockname(sk, reinterpret_cast<sockaddr*>(&a), &len) < 0)
+      throw Fail(std::string("setup: a listener: ") + strerror(errno));
+    std::string img = dir + "/img";
+    Ckpt r = ckpt(dir, "dump",
+                  {"dump", "-t", std::to_string(h.pid), "-D", img, "--lazy-pages", "--address",
+                   "127.0.0.1", "--port", std::to_string(ntohs(a.sin_port))});
+    close(sk);
+    expect_refused(r, "dump --lazy-pages on a port that is taken");
+    if (fs::exists(img + "/inventory.img")) throw Fail("a failed dump left an inventory");
+    expect_alive(h, "after the failed dump");
+    finish_helper(h);
+  });
+
   check("restore-good-image", [&](const std::string& dir) {
     if (!good.error.empty()) throw Fail(good.error);
     std::string img = dir + "/img";

@@ -22,6 +22,17 @@
 // into the image directory before restore, as a migration would copy them.
 // --nofile N: the runner, the test and ckpt all run under RLIMIT_NOFILE N
 // (soft and hard): a restore must fit the fd numbers the process could use.
+// --lazy local|remote|kill: lazy restore (criu/lazy_pages.h). local: a
+// `ckpt lazy-pages -D IMG` is started before the restore, which gets
+// --lazy-pages; the runner waits for the daemon to exit 0 with every page
+// in (the test's memory all there while it runs) before the SIGTERM.
+// remote: the dump runs with --lazy-pages on 127.0.0.1 and stays to serve
+// the pages, the daemon pulls them with --page-server; both must exit 0.
+// chain: as local, but the dump is the second step of an incremental
+// chain (a pre-dump first): the daemon reads pages from the parent images.
+// kill: as local, but once the test printed "INFO: TOUCHED" the daemon is
+// SIGKILLed and its guard must poison what was owed (the test then
+// expects SIGBUS, never zeros).
 // --occupy-pid yes: before each restore a stand-in process takes the
 // test's pid: a test in its own pid namespace must come back with another
 // pid here (and the same ones inside).
@@ -61,6 +72,9 @@ std::vector<std::string> g_ckpt_opts;  // --ckpt-opt: appended to dump and resto
 unsigned long g_ns_flags = 0;          // --ns: namespaces the test starts in
 bool g_occupy_pid = false;             // --occupy-pid yes: restore finds the pid taken
 bool g_page_server = false;            // --page-server yes: memory through a page server
+std::string g_lazy;                    // --lazy local|remote|kill: lazy restore
+pid_t g_lazy_dump = 0;                 // --lazy remote: the dump serving the pages
+int g_lazy_port = 0;
 std::vector<pid_t> g_dumped_tids;      // the test's threads at the last dump
 std::vector<std::string> g_logs;       // files whose tails a failure report shows
 double g_start;
@@ -153,9 +167,7 @@ void ckpt(const std::string& name, std::vector<std::string> args, const std::str
   step("ckpt " + name + " ok (" + took + " s)");
 }
 
-// --page-server: a page server for one dump, listening on 127.0.0.1:port
-// with its images in dir; returns its pid once it listens.
-pid_t start_page_server(const std::string& dir, int* port) {
+int free_port() {
   int sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in a = {};
   a.sin_family = AF_INET;
@@ -165,7 +177,57 @@ pid_t start_page_server(const std::string& dir, int* port) {
       getsockname(sk, reinterpret_cast<sockaddr*>(&a), &len) < 0)
     die(std::string("finding a free port: ") + strerror(errno));
   close(sk);
-  *port = ntohs(a.sin_port);
+  return ntohs(a.sin_port);
+}
+
+// `ckpt ARGS... --status-fd 3` in the background, its output in
+// WORKDIR/NAME.out; returns its pid once it wrote its status byte.
+pid_t spawn_ckpt(const std::string& name, const std::vector<std::string>& args) {
+  int st[2];
+  if (pipe2(st, O_CLOEXEC) < 0) die(std::string("pipe: ") + strerror(errno));
+  std::string capture = g_workdir + "/" + name + ".out";
+  add_log(capture);
+  std::string cmd;
+  for (const auto& a : args) cmd += " " + a;
+  step("start: ckpt" + cmd);
+  pid_t ps = fork();
+  if (ps < 0) die(std::string("fork: ") + strerror(errno));
+  if (ps == 0) {
+    int out = open(capture.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (out < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0 || dup2(st[1], 3) < 0) _exit(127);
+    std::vector<char*> av;
+    av.push_back(const_cast<char*>(g_ckpt.c_str()));
+    for (const auto& a : args) av.push_back(const_cast<char*>(a.c_str()));
+    av.push_back(const_cast<char*>("--status-fd"));
+    av.push_back(const_cast<char*>("3"));
+    av.push_back(nullptr);
+    execv(g_ckpt.c_str(), av.data());
+    _exit(127);
+  }
+  close(st[1]);
+  track_pid(ps);
+  struct pollfd pfd = {st[0], POLLIN, 0};
+  char c;
+  if (poll(&pfd, 1, 120000) != 1 || read(st[0], &c, 1) != 1)
+    die("ckpt " + name + " did not get ready (see " + capture + ")");
+  close(st[0]);
+  step("ckpt " + name + " ready, pid " + std::to_string(ps));
+  return ps;
+}
+
+// Waits for a background ckpt; dies unless it exits 0.
+void expect_exit0(pid_t p, const std::string& what) {
+  int status;
+  if (!wait_exit(p, kExitTimeout, &status) || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    die(what + " did not end well: " + describe_status(status));
+  untrack_pid(p);
+  step(what + " exited 0");
+}
+
+// --page-server: a page server for one dump, listening on 127.0.0.1:port
+// with its images in dir; returns its pid once it listens.
+pid_t start_page_server(const std::string& dir, int* port) {
+  *port = free_port();
   int st[2];
   if (pipe2(st, O_CLOEXEC) < 0) die(std::string("pipe: ") + strerror(errno));
   std::string capture = g_workdir + "/page-server.out";
@@ -204,10 +266,38 @@ void dump(pid_t pid, const std::string& img, bool leave_running) {
   std::vector<std::string> args = {"dump", "-t", std::to_string(pid), "-D",
                                    img,    "-o", "dump.log",          "-v4"};
   if (leave_running) args.push_back("--leave-running");
+  if (g_lazy == "chain") {  // a pre-dump first: most pages end up in the parent
+    ckpt("pre-dump", {"pre-dump", "-t", std::to_string(pid), "-D", img + "-pre", "-o",
+                      "pre-dump.log", "-v4"},
+         img + "-pre/pre-dump.log");
+    args.insert(args.end(), {"--prev-images-dir", "../img-pre", "--track-mem"});
+  }
   if (page_server)
     args.insert(args.end(), {"--page-server", "--address", "127.0.0.1", "--port",
                              std::to_string(port)});
   args.insert(args.end(), g_ckpt_opts.begin(), g_ckpt_opts.end());
+  if (g_lazy == "remote") {  // the dump stays to serve the memory
+    g_lazy_port = free_port();
+    args.insert(args.end(), {"--lazy-pages", "--address", "127.0.0.1", "--port",
+                             std::to_string(g_lazy_port)});
+    add_log(img + "/dump.log");
+    g_lazy_dump = spawn_ckpt("dump-lazy", args);
+    // The held pages are punched out of the local pages images: what the
+    // restored test reads must come over the connection.
+    uint64_t apparent = 0, allocated = 0;
+    for (const auto& e : fs::directory_iterator(img)) {
+      if (e.path().filename().string().rfind("pages-", 0) != 0) continue;
+      struct stat st;
+      if (stat(e.path().c_str(), &st) == 0)
+        apparent += uint64_t(st.st_size), allocated += uint64_t(st.st_blocks) * 512;
+    }
+    if (apparent == 0 || allocated * 2 > apparent)
+      die("the lazy dump left " + std::to_string(allocated) + " of " + std::to_string(apparent) +
+          " bytes of pages images in place: the memory was not held back");
+    step("pages images: " + std::to_string(allocated) + " of " + std::to_string(apparent) +
+         " bytes left locally");
+    return;
+  }
   ckpt(leave_running ? "dump-R-" + fs::path(img).filename().string()
                      : "dump-" + fs::path(img).filename().string(),
        args, img + "/dump.log");
@@ -302,6 +392,16 @@ pid_t restore(pid_t pid, const std::string& img) {
   std::vector<std::string> args = {"restore",     "-D",  img,         "-d",   "-o",
                                    "restore.log", "-v4", "--pidfile", pidfile};
   args.insert(args.end(), g_ckpt_opts.begin(), g_ckpt_opts.end());
+  pid_t daemon = 0;
+  if (!g_lazy.empty()) {
+    std::vector<std::string> d = {"lazy-pages", "-D", img, "-o", "lazy-pages.log", "-v4"};
+    if (g_lazy == "remote")
+      d.insert(d.end(), {"--page-server", "--address", "127.0.0.1", "--port",
+                         std::to_string(g_lazy_port)});
+    add_log(img + "/lazy-pages.log");
+    daemon = spawn_ckpt("lazy-pages", d);
+    args.push_back("--lazy-pages");
+  }
   ckpt("restore-" + fs::path(img).filename().string(), args, img + "/restore.log");
   std::string text = read_text(pidfile);
   if (text.empty()) die("restore wrote no pidfile " + pidfile);
@@ -314,6 +414,37 @@ pid_t restore(pid_t pid, const std::string& img) {
   }
   track_pid(got);
   expect_running(got, "after restore");
+  if (g_lazy == "kill") {
+    // Once the test has its stack in, the daemon dies; its guard (our
+    // child once reparented: we are the subreaper) poisons what is owed.
+    double deadline = now_s() + kReadyTimeout;
+    while (read_text(g_out).find("INFO: TOUCHED") == std::string::npos) {
+      if (now_s() > deadline) die("the test did not print TOUCHED after the lazy restore");
+      usleep(2000);
+    }
+    std::string kids = read_text("/proc/" + std::to_string(daemon) + "/task/" +
+                                 std::to_string(daemon) + "/children");
+    pid_t guard = pid_t(atol(kids.c_str()));
+    if (guard <= 0) die("the lazy-pages daemon has no guard process");
+    kill(daemon, SIGKILL);
+    int status;
+    if (!wait_exit(daemon, kExitTimeout, &status)) die("the killed lazy-pages daemon lingers");
+    untrack_pid(daemon);
+    step("lazy-pages daemon SIGKILLed; waiting for its guard " + std::to_string(guard));
+    track_pid(guard);
+    if (!wait_exit(guard, kExitTimeout, &status)) die("the guard did not finish");
+    untrack_pid(guard);
+    if (read_text(img + "/lazy-pages.log").find("never arrived") == std::string::npos)
+      die("the guard did not report the pages it poisoned");
+  } else if (daemon) {
+    expect_exit0(daemon, "the lazy-pages daemon");
+    std::string log = read_text(img + "/lazy-pages.log");
+    size_t at = log.find("every page is in");
+    if (at == std::string::npos) die("the lazy-pages daemon did not report every page in");
+    step(log.substr(at, log.find('\n', at) - at));
+    if (g_lazy_dump) expect_exit0(g_lazy_dump, "the lazy dump");
+    g_lazy_dump = 0;
+  }
   return got;
 }
 
@@ -367,7 +498,9 @@ int main(int argc, char** argv) {
     else if (a == "--nofile" && ++i) {
       struct rlimit nf = {strtoul(argv[i], nullptr, 10), strtoul(argv[i], nullptr, 10)};
       if (nf.rlim_max < 64 || setrlimit(RLIMIT_NOFILE, &nf) < 0) die("--nofile: bad limit");
-    } else
+    } else if (a == "--lazy")
+      g_lazy = argv[++i];
+    else
       usage();
   }
   for (; i < argc; i++) g_test_argv.push_back(argv[i]);
@@ -376,6 +509,10 @@ int main(int argc, char** argv) {
       g_mode != "dump-twice")
     usage();
   if (g_mode != "plain" && g_ckpt.empty()) usage();
+  if (!g_lazy.empty() && ((g_lazy != "local" && g_lazy != "remote" && g_lazy != "kill" &&
+                           g_lazy != "chain") ||
+                          g_mode != "default"))
+    usage();
   g_test_argv[0] = fs::absolute(g_test_argv[0]).string();
   g_workdir = fs::absolute(g_workdir).string();
   g_out = g_workdir + "/out.txt";
@@ -436,6 +573,7 @@ int main(int argc, char** argv) {
   for (const auto& d : {img, img1, img2}) {
     fs::remove_all(d, ec);
     fs::remove_all(d + "-pages", ec);
+    fs::remove_all(d + "-pre", ec);
   }
   remove_declared_files();
   step("PASS");
