@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/io.h"
+#include "base/fault.h"
 #include "base/log.h"
 #include "criu/mem_track.h"
 #include "criu/uffd_wp.h"
@@ -266,6 +267,7 @@ Status Drain(int pipe_r, int out_fd, uint64_t total, compel::Infection& inf) {
                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (r > 0) {
       total -= uint64_t(r);
+      CKPT_FAULT("dump-pages-mid");
       continue;
     }
     if (r == 0) return Error("pipe closed early while dumping pages");

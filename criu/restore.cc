@@ -21,6 +21,7 @@
 #include <map>
 #include <set>
 
+#include "base/fault.h"
 #include "base/io.h"
 #include "base/log.h"
 #include "compel/infect.h"
@@ -381,6 +382,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
     TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
 
   if (tree.namespaces.cgroup()) TRY(namespaces->EnterCgroupNamespace(cgroups->NsRootDir()));
+  CKPT_FAULT("restore-namespaces");
 
   // Everything every task inherits: shared memory, the error pipe, the log.
   std::vector<const pb::MmEntry*> mms;
@@ -450,6 +452,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   TRY_ASSIGN(pid_t child, std::move(root_clone));
   tracer.CreatedRoot(child);
   TRY(std::move(after_clone));
+  CKPT_FAULT("restore-root-cloned");
   TRY(RunAction(o, {Action::kSetupNamespaces, child}));  // action hooks
   if (namespaces->net_with_root()) {
     if (fill_net)
@@ -464,7 +467,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   close(fds.err_fd);
   close(fds.log_fd);
   for (auto& kv : fds.shmem) close(kv.second);
-  long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACECLONE;
+  // EXITKILL: a ckpt that dies before letting the tree go takes it along.
+  long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL;
   // Restored seccomp filters must not stop the restorer, the traced
   // rt_sigreturn or our remote munmap: suspended until we detach (every
   // task and thread inherits the option from the root).
@@ -497,6 +501,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   }
   TRY(RunAction(o, {Action::kPostRestore, real_pids[0]}));  // action hooks
   TRY(RunAction(o, {Action::kPreResume, real_pids[0]}));
+  CKPT_FAULT("restore-before-resume");
   TRY(tracer.Release());
   cgroups->Commit();
   sysv_cleanup.armed = false;

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <map>
 
+#include "base/fault.h"
 #include "base/io.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
@@ -211,6 +212,7 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
     if (!r.ok()) return std::move(r.error());
   }
   TRY(Barrier(&sync->created, n, sync, "all tasks to be created"));
+  CKPT_FAULT("restore-forked");
 
   // Phase 2: join process groups, now that every leader exists.
   // A group or session of an outer pid namespace is not visible (0) in

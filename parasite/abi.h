@@ -155,6 +155,10 @@ struct ParasiteArgs {
   // Set by the parasite: the fd of its socket (-1 before), which ckpt
   // closes at cure after interrupting it in recvmsg.
   int32_t sock_fd;
+  // Set by the parasite: the fd that came with the command it is serving
+  // (-1 when none), which ckpt closes at cure if it interrupted the command.
+  int32_t cmd_fd;
+  int32_t pad_cmd;
   // Command data.
   PIovec iovs[kMaxParasiteIovs];
   KSigaction sigacts[kNumSignals];  // [sig - 1]
@@ -346,7 +350,13 @@ struct RestoreArgs {
   // change and writes the label after them (before, if lsm_before_creds).
   char lsm_attr[64];
   int32_t lsm_before_creds;
+  // Fault injection (base/fault.h, criu/fault_blob.h): kFault* bits; with
+  // kFaultKill the blob SIGKILLs fault_kill_pid (ckpt, when it is this
+  // task's parent in the same pid namespace; else 0) before failing.
+  uint32_t fault;
+  int32_t fault_kill_pid;
   int32_t pad4;
 };
+inline constexpr uint32_t kFaultBeforeUnmap = 1, kFaultAfterUnmap = 2, kFaultKill = 4;
 
 }  // namespace ckpt::abi

@@ -19,6 +19,7 @@
 #include <memory>
 #include <sstream>
 
+#include "base/fault.h"
 #include "base/log.h"
 
 namespace ckpt::compel {
@@ -277,16 +278,20 @@ Status Infection::Setup(const blobs::Blob& blob) {
   Status opened = lfd ? Ok() : Status(Error::Errno("open " + path));
   if (opened.ok() && ftruncate(lfd.get(), off_t(size_)) < 0)
     opened = Error::Errno("ftruncate memfd");
+  if (opened.ok() && fault::At("infect-memfd")) opened = fault::Injected("infect-memfd");
   long raddr = -1;
   if (opened.ok()) {
     TRY_ASSIGN(raddr, Syscall(SYS_mmap, 0, long(size_), PROT_READ | PROT_WRITE | PROT_EXEC,
                               MAP_SHARED, rfd, 0));
+    // Mapped: Teardown unmaps it from here on, whatever fails next.
+    if (!IsSyscallError(raddr)) remote_ = uint64_t(raddr);
   }
+  if (opened.ok() && fault::At("infect-mmap")) opened = fault::Injected("infect-mmap");
   TRY_ASSIGN(long cr, Syscall(SYS_close, rfd));
   (void)cr;
   if (!opened.ok()) return std::move(opened.error());
   if (IsSyscallError(raddr)) return Error::Errno("remote mmap", int(-raddr));
-  remote_ = uint64_t(raddr);
+  CKPT_FAULT("infect-close");
 
   local_ = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, lfd.get(), 0);
   if (local_ == MAP_FAILED) {
@@ -316,6 +321,7 @@ Status Infection::Setup(const blobs::Blob& blob) {
   args_->log_level = log::GetLevel();
   args_->sigpipe_pending = sigpipe_pending_;
   args_->sock_fd = -1;
+  args_->cmd_fd = -1;
 
   uint64_t abort_area = remote_ + args_off_ + offsetof(abi::ParasiteArgs, abort);
   abi::KStack no_stack = {0, 2 /* SS_DISABLE */, 0, 0};
@@ -339,7 +345,9 @@ Status Infection::Setup(const blobs::Blob& blob) {
   TRY(SetGpRegs(tid_, r));
   if (ptrace(PTRACE_CONT, tid_, nullptr, nullptr) < 0) return Error::Errno("PTRACE_CONT");
   running_ = true;
-  return Accept();
+  TRY(Accept());
+  CKPT_FAULT("infect-started");
+  return Ok();
 }
 
 Status Infection::CheckAlive() {
@@ -435,6 +443,11 @@ Status Infection::Teardown(bool) {
     auto r = Syscall(SYS_close, args_->sock_fd);
     if (!r.ok()) result = std::move(r.error());
     args_->sock_fd = -1;
+  }
+  if (args_ && args_->cmd_fd >= 0) {  // a command interrupted with its fd (the page pipe)
+    auto r = Syscall(SYS_close, args_->cmd_fd);
+    if (!r.ok() && result.ok()) result = std::move(r.error());
+    args_->cmd_fd = -1;
   }
   if (remote_) {
     auto r = Syscall(SYS_munmap, long(remote_), long(size_));
