@@ -23,10 +23,15 @@ void FillRestorerFaults(abi::RestoreArgs* a) {
     kill |= fault::KillMode("restorer-after-unmap");
   }
   if (kill) {
-    a->fault |= abi::kFaultKill;
     // Only the root is ckpt's child, and only in ckpt's pid namespace
     // does getppid() say so: elsewhere the pid would name another process.
+    // The root kills ckpt (or, as the init of its own pid namespace, where
+    // it cannot see ckpt, fails); the other tasks go on and die with ckpt
+    // (PTRACE_O_EXITKILL), so none of them fails first.
+    bool root = getppid() == g_ckpt_pid || getpid() == 1;
+    if (!root) a->fault = 0;
     if (getppid() == g_ckpt_pid) a->fault_kill_pid = g_ckpt_pid;
+    if (a->fault) a->fault |= abi::kFaultKill;
   }
 }
 

@@ -5,7 +5,8 @@
 //
 // With `restorer-before-unmap:kill` (or after-unmap) the blob of the root
 // task SIGKILLs ckpt when ckpt is its parent in the same pid namespace
-// (getppid() is ckpt's pid); in any other task the blob just fails.
+// (getppid() is ckpt's pid), and fails when it is the init of its own pid
+// namespace; the other tasks skip the point (they die with ckpt).
 #pragma once
 
 #include "parasite/abi.h"

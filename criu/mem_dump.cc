@@ -138,7 +138,8 @@ Status CollectVmas(pid_t pid, const std::vector<proc::MapEntry>& maps, pb::MmEnt
       v->set_kind(pb::VMA_VVAR);
     } else if (m.path == "[vvar_vclock]") {
       v->set_kind(pb::VMA_VVAR_VCLOCK);
-    } else if (m.inode != 0) {
+    } else if (m.inode != 0 || (m.shared && m.path.rfind("/SYSV", 0) == 0)) {
+      // (SysV segment 0, the first of an IPC namespace, has inode 0.)
       // The file behind the mapping: map_files names it even when the
       // process has no fd for it.
       std::string link =

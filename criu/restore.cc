@@ -440,6 +440,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   if (pipe2(gop, O_CLOEXEC) < 0) return Error::Errno("pipe");
   UniqueFd go_r(gop[0]), go_w(gop[1]);
   fds.go_fd = go_r.get();
+  fds.go_w = go_w.get();
   fds.in_user_ns = tree.namespaces.user();
   Tracer tracer(tree, err_r.get());
   tracer.SetCgroups(cgroups.get());

@@ -172,6 +172,7 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
     files::SetPidView(std::move(view));
   }
   if (fds.go_fd >= 0) {  // wait until ckpt traces us
+    if (fds.go_w >= 0) close(fds.go_w);
     char c;
     if (read(fds.go_fd, &c, 1) != 1) return Error("ckpt went away");
     close(fds.go_fd);

@@ -204,7 +204,16 @@ CmdResult Ckpt(Case& c, const std::string& name, std::vector<std::string> args, 
 }
 
 // ckpt must have failed at the point: an error naming it, or killed there.
+// A point reached in a restoring task (restore-forked) kills that task:
+// ckpt must then fail cleanly, naming the signal.
 void ExpectFault(Case& c, const CmdResult& r, const std::string& log) {
+  if (c.kill && c.point == "restore-forked") {
+    if (r.ok() || r.crashed() || r.timed_out)
+      c.Fail("ckpt did not fail cleanly (" + r.describe() + ")");
+    else if (r.output.find("killed by signal 9") == std::string::npos)
+      c.Fail("the error does not say the task was killed: " + r.output.substr(0, 300));
+    return;
+  }
   if (c.kill) {
     bool killed = (WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL) ||
                   (WIFEXITED(r.status) && WEXITSTATUS(r.status) == 128 + SIGKILL);
