@@ -329,11 +329,10 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
   std::string pm_name = images::FileName(images::ImageType::kPagemap, uint32_t(pid));
   UniqueFd pm_fd(memfd_create("ckpt-pagemap", MFD_CLOEXEC));
   if (!pm_fd) return Error::Errno("memfd_create");
-  uint32_t pm_hdr[2] = {images::kImageMagic, images::Info(images::ImageType::kPagemap).magic};
-  TRY(io::WriteFull(pm_fd.get(), pm_hdr, sizeof(pm_hdr)));
   UniqueFd pm_dup(dup(pm_fd.get()));
   if (!pm_dup) return Error::Errno("dup");
-  images::ImageWriter pmw(std::move(pm_dup), pm_name);
+  images::ImageWriter pmw(std::move(pm_dup), pm_name,
+                          images::Info(images::ImageType::kPagemap).magic);
   pb::PagemapHead head;
   head.set_pages_id(pages_id);
   TRY(pmw.Write(head));
