@@ -21,6 +21,7 @@
 
 #include "base/fault.h"
 #include "base/log.h"
+#include "compel/cure_guard.h"
 
 namespace ckpt::compel {
 namespace {
@@ -273,6 +274,7 @@ Status Infection::Setup(const blobs::Blob& blob) {
                             0, 0, 0, name));
   }
   if (IsSyscallError(rfd)) return Error::Errno("remote memfd_create", int(-rfd));
+  guard::Holds(tid_, int(rfd), 0, 0);  // from here until cured (compel/cure_guard.h)
   std::string path = "/proc/" + std::to_string(tid_) + "/fd/" + std::to_string(rfd);
   UniqueFd lfd(open(path.c_str(), O_RDWR | O_CLOEXEC));
   Status opened = lfd ? Ok() : Status(Error::Errno("open " + path));
@@ -285,10 +287,12 @@ Status Infection::Setup(const blobs::Blob& blob) {
                               MAP_SHARED, rfd, 0));
     // Mapped: Teardown unmaps it from here on, whatever fails next.
     if (!IsSyscallError(raddr)) remote_ = uint64_t(raddr);
+    guard::Holds(tid_, int(rfd), remote_, remote_ ? size_ : 0);
   }
   if (opened.ok() && fault::At("infect-mmap")) opened = fault::Injected("infect-mmap");
   TRY_ASSIGN(long cr, Syscall(SYS_close, rfd));
   (void)cr;
+  guard::Holds(tid_, -1, remote_, remote_ ? size_ : 0);
   if (!opened.ok()) return std::move(opened.error());
   if (IsSyscallError(raddr)) return Error::Errno("remote mmap", int(-raddr));
   CKPT_FAULT("infect-close");
@@ -472,6 +476,7 @@ Status Infection::Teardown(bool) {
   if (local_) munmap(local_, size_);
   local_ = nullptr;
   args_ = nullptr;
+  if (result.ok()) guard::Clear(tid_);
   return result;
 }
 
