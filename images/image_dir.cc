@@ -219,7 +219,21 @@ Result<UniqueFd> ImageDir::CreateRaw(const std::string& name) {
 Result<UniqueFd> ImageDir::OpenRaw(const std::string& name) const {
   UniqueFd fd(::openat(dirfd_.get(), name.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Error::Errno(path_ + "/" + name);
-  TRY(CheckRaw(fd.get(), name));
+  size_t slash = name.rfind('/');
+  if (slash == std::string::npos) {
+    TRY(CheckRaw(fd.get(), name));
+    return fd;
+  }
+  // A file of a parent dump ("parent/parent/pages-1.img"): checked against
+  // that directory's own list.
+  if (!verified_.count(name)) {
+    std::string sub = name.substr(0, slash);
+    UniqueFd sfd(::openat(dirfd_.get(), sub.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!sfd) return Error::Errno(path_ + "/" + sub);
+    ImageDir parent(path_ + "/" + sub, std::move(sfd), false, false);
+    TRY(parent.CheckRaw(fd.get(), name.substr(slash + 1)));
+    verified_.insert(name);
+  }
   return fd;
 }
 

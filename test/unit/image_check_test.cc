@@ -172,6 +172,25 @@ TEST_F(Sealed, ADamagedListIsRefused) {
   EXPECT_NE(err.find("checksums.img: damaged"), std::string::npos) << err;
 }
 
+TEST_F(Sealed, ParentPagesAreCheckedAgainstTheParentsList) {
+  // A child dump whose pagemap reads "parent/pages-1.img" (criu/page_chain.h).
+  auto d = ImageDir::Create(tmp_ / "child");
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE((*d)->Commit(Inventory()).ok());
+  ASSERT_EQ(symlink("../img", (tmp_ / "child/parent").c_str()), 0);
+  auto child = ImageDir::Open(tmp_ / "child");
+  ASSERT_TRUE(child.ok());
+  EXPECT_TRUE((*child)->OpenRaw("parent/pages-1.img").ok());
+  std::string good = Slurp(pages_);
+  WriteFileOrDie(pages_, good.substr(0, 8192));
+  auto again = ImageDir::Open(tmp_ / "child");
+  ASSERT_TRUE(again.ok());
+  auto r = (*again)->OpenRaw("parent/pages-1.img");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("child/parent/pages-1.img: damaged"), std::string::npos)
+      << r.error().message();
+}
+
 TEST(SealImage, ChecksumsImageOfAPageServerReads) {
   TempDir tmp;
   ASSERT_EQ(mkdir((tmp / "d").c_str(), 0700), 0);
