@@ -286,6 +286,17 @@ Status Tracer::Release() {
     std::string mem = "/proc/" + std::to_string(pid) + "/mem";
     UniqueFd mem_fd(open(mem.c_str(), O_RDWR | O_CLOEXEC));
     if (!mem_fd) return Error::Errno("open " + mem);
+    // The whole region, as its RestoreArgs say: parking the vdso inside it
+    // split it into several mappings (found by the soak: the tail stayed).
+    {
+      uint64_t self[2];  // self_start, self_len
+      uint64_t at = start + ((blobs::Restorer().size + 4095) & ~uint64_t(4095)) +
+                    offsetof(abi::RestoreArgs, self_start);
+      static_assert(offsetof(abi::RestoreArgs, self_len) == offsetof(abi::RestoreArgs, self_start) + 8);
+      if (pread(mem_fd.get(), self, sizeof(self), off_t(at)) == ssize_t(sizeof(self)) &&
+          self[0] == start && self[1] >= end - start)
+        end = start + self[1];
+    }
     TRY_ASSIGN(uint64_t exec, compel::FindExecAddr(pid, start, end));
     for (int i = 0; i < t.core.threads_size(); i++) {
       pid_t tid = real_tids_[ti][size_t(i)];

@@ -12,7 +12,8 @@
 //   - a POSIX timer keeps ticking (its handler counts);
 //   - a loopback TCP connection (--tcp) still holds its unread bytes
 //     both ways and carries new ones;
-//   - a child process keeps its own memory and reports it (exit status).
+//   - a child process (not with --single) keeps its own memory and reports
+//     it (exit status).
 // It maps nothing and opens nothing after READY, so its /proc/PID/maps
 // and fds are the same before and after a failed dump.
 #include <arpa/inet.h>
@@ -111,7 +112,11 @@ void* worker(void* arg) {
 
 int main(int argc, char** argv) {
   test_init(argc, argv);
-  bool tcp = argc > 1 && strcmp(argv[1], "--tcp") == 0;
+  bool tcp = false, single = false;  // --tcp: the connection; --single: no child
+  for (int i = 1; i < argc; i++) {
+    tcp |= strcmp(argv[i], "--tcp") == 0;
+    single |= strcmp(argv[i], "--single") == 0;
+  }
   g_seed = zdtm_seed();
 
   void* priv = mmap(nullptr, kPrivSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -156,18 +161,21 @@ int main(int argc, char** argv) {
       fail("tcp write: %s", strerror(errno));
   }
 
-  int cr[2];
-  if (pipe(cr) < 0) fail("pipe: %s", strerror(errno));
-  pid_t child = fork();
-  if (child < 0) fail("fork: %s", strerror(errno));
-  if (child == 0) {
+  pid_t child = 0;
+  if (!single) {
+    int cr[2];
+    if (pipe(cr) < 0) fail("pipe: %s", strerror(errno));
+    child = fork();
+    if (child < 0) fail("fork: %s", strerror(errno));
+    if (child == 0) {
+      close(cr[0]);
+      child_main(cr[1]);
+    }
+    close(cr[1]);
+    char c;
+    if (read(cr[0], &c, 1) != 1) fail("the child did not start");
     close(cr[0]);
-    child_main(cr[1]);
   }
-  close(cr[1]);
-  char c;
-  if (read(cr[0], &c, 1) != 1) fail("the child did not start");
-  close(cr[0]);
 
   // Main thread: SIGUSR1 and SIGPIPE blocked; SIGALRM ticks from a timer.
   struct sigaction act = {};
@@ -235,9 +243,12 @@ int main(int argc, char** argv) {
     if (write(cl, "ping", 4) != 4 || read(sv, in, 4) != 4 || memcmp(in, "ping", 4))
       fail("tcp: the connection carries no new bytes");
   }
-  kill(child, SIGTERM);
-  int st;
-  if (waitpid(child, &st, 0) != child) fail("waitpid child: %s", strerror(errno));
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail("the child failed its memory check (status %d)", st);
+  if (child) {
+    kill(child, SIGTERM);
+    int st;
+    if (waitpid(child, &st, 0) != child) fail("waitpid child: %s", strerror(errno));
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+      fail("the child failed its memory check (status %d)", st);
+  }
   pass();
 }
