@@ -149,7 +149,10 @@ std::string FirstDiff(const std::string& a, const std::string& b) {
   while (i < a.size() && i < b.size() && a[i] == b[i]) i++;
   size_t ls = a.rfind('\n', i == 0 ? 0 : i - 1);
   ls = ls == std::string::npos ? 0 : ls + 1;
-  return "was: " + a.substr(ls, a.find('\n', ls) - ls) + " | now: " + b.substr(ls, b.find('\n', ls) - ls);
+  size_t hdr = a.rfind("== ", ls);  // which process
+  std::string who = hdr == std::string::npos ? "" : a.substr(hdr + 3, a.find('\n', hdr) - hdr - 3);
+  return "pid " + who + ": was: " + a.substr(ls, a.find('\n', ls) - ls) +
+         " | now: " + b.substr(ls, b.find('\n', ls) - ls);
 }
 
 // One mode; "" when it passes.
