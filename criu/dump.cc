@@ -16,6 +16,7 @@
 #include <map>
 #include <sstream>
 
+#include "base/fault.h"
 #include "base/io.h"
 #include "base/log.h"
 #include "compel/infect.h"
@@ -359,6 +360,7 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
     LOG_INFO("Dumping pages of " + Who(pid));
     TRY_ASSIGN(stats, DumpPages(pid, proc.mem_fd(), *inf, mm, pages_to, kf, pages_id, parent_pages,
                                 pages, pipe, prev));
+    CKPT_FAULT("dump-before-cure");
     TRY(inf->Cure(), "curing " + Who(pid));
   }
   LOG_INFO(Who(pid) + ": " + std::to_string(stats.pages_written) + " pages written, " +
@@ -395,6 +397,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     TRY_ASSIGN(frozen, CgroupFreezer::Freeze(o.freeze_cgroup));
   }
   TRY_ASSIGN(tree, SeizeTree(root));
+  CKPT_FAULT("dump-seized");
   // Incremental dumps (criu/mem_track.h): what changed since the previous
   // step, read from ckpt's own namespaces (the tracker's socket is there).
   // Destroyed before `tree`: on failure the tracking ends, then the tree runs.
@@ -458,6 +461,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     for (const TreeTask& t : tree)
       if (t.proc) live.push_back(t.pid);
     TRY(net.LockConnections(live));
+    CKPT_FAULT("dump-netlocked");
   }
   TRY(RunAction(o, {Action::kNetworkLock, root}));  // action hooks
   // SysV semaphore undo lists (criu/ns/sem_undo.h), where semaphores
@@ -546,6 +550,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   inv.set_shell_job(o.shell_job);
   // The lock stays after a dump that kills the tree; restore removes it.
   if (!o.leave_running && !net.KeptLockName().empty()) inv.set_netlock_table(net.KeptLockName());
+  CKPT_FAULT("dump-before-inventory");
   TRY(dir->Commit(inv));
   if (chain) TRY(chain->Commit());
   TRY(RunAction(o, {Action::kPostDump, root}));  // action hooks: a no resumes the tree

@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 
+#include "base/fault.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "criu/dump.h"
@@ -71,6 +73,11 @@ Status UnlockDump(const Options& o) {
 }
 
 int Run(int argc, char** argv) {
+  if (argc == 2 && strcmp(argv[1], "fault-points") == 0) return fault::PrintPoints();
+  if (Status f = fault::CheckEnv(); !f.ok()) {  // CKPT_FAULT (base/fault.h)
+    fprintf(stderr, "ckpt: %s\n", f.error().message().c_str());
+    return 1;
+  }
   auto parsed = ParseOptions(argc, argv);
   if (!parsed.ok()) {
     fprintf(stderr, "ckpt: %s\n", parsed.error().message().c_str());

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/io.h"
+#include "base/fault.h"
 #include "base/log.h"
 #include "criu/mem_track.h"
 #include "criu/uffd_wp.h"
@@ -137,7 +138,8 @@ Status CollectVmas(pid_t pid, const std::vector<proc::MapEntry>& maps, pb::MmEnt
       v->set_kind(pb::VMA_VVAR);
     } else if (m.path == "[vvar_vclock]") {
       v->set_kind(pb::VMA_VVAR_VCLOCK);
-    } else if (m.inode != 0) {
+    } else if (m.inode != 0 || (m.shared && m.path.rfind("/SYSV", 0) == 0)) {
+      // (SysV segment 0, the first of an IPC namespace, has inode 0.)
       // The file behind the mapping: map_files names it even when the
       // process has no fd for it.
       std::string link =
@@ -266,6 +268,7 @@ Status Drain(int pipe_r, int out_fd, uint64_t total, compel::Infection& inf) {
                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (r > 0) {
       total -= uint64_t(r);
+      CKPT_FAULT("dump-pages-mid");
       continue;
     }
     if (r == 0) return Error("pipe closed early while dumping pages");
@@ -326,11 +329,10 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
   std::string pm_name = images::FileName(images::ImageType::kPagemap, uint32_t(pid));
   UniqueFd pm_fd(memfd_create("ckpt-pagemap", MFD_CLOEXEC));
   if (!pm_fd) return Error::Errno("memfd_create");
-  uint32_t pm_hdr[2] = {images::kImageMagic, images::Info(images::ImageType::kPagemap).magic};
-  TRY(io::WriteFull(pm_fd.get(), pm_hdr, sizeof(pm_hdr)));
   UniqueFd pm_dup(dup(pm_fd.get()));
   if (!pm_dup) return Error::Errno("dup");
-  images::ImageWriter pmw(std::move(pm_dup), pm_name);
+  images::ImageWriter pmw(std::move(pm_dup), pm_name,
+                          images::Info(images::ImageType::kPagemap).magic);
   pb::PagemapHead head;
   head.set_pages_id(pages_id);
   TRY(pmw.Write(head));

@@ -17,6 +17,7 @@
 #include "base/io.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
+#include "images/image_check.h"
 
 namespace ckpt {
 
@@ -220,6 +221,7 @@ class Receiver {
           break;
         case page_wire::kCommit: {
           if (file_) return Error("protocol: commit while " + name_ + " is open");
+          TRY(WriteChecksums());  // checksums1.img (images/image_check.h)
           for (const std::string& n : parts_)
             if (renameat(dirfd_, Part(n).c_str(), dirfd_, n.c_str()) < 0)
               return Error::Errno("rename " + Part(n));
@@ -238,6 +240,25 @@ class Receiver {
   }
 
  private:
+  // Lists every file received, with its size and CRC32C, in checksums1.img.
+  Status WriteChecksums() {
+    std::vector<images::FileSum> sums;
+    for (const std::string& n : parts_) {
+      UniqueFd fd(openat(dirfd_, Part(n).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+      if (!fd) return Error::Errno("reading back " + Part(n));
+      TRY_ASSIGN(images::FileSum s, images::SumFile(fd.get(), n));
+      sums.push_back(s);
+    }
+    std::string name = images::FileName(images::ImageType::kChecksums, 1);
+    std::string bytes = images::ChecksumsImage(sums);
+    UniqueFd out(openat(dirfd_, Part(name).c_str(),
+                        O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!out) return Error::Errno("create " + Part(name));
+    parts_.push_back(name);
+    TRY(io::WriteFull(out.get(), bytes.data(), bytes.size()), name);
+    if (fsync(out.get()) < 0) return Error::Errno("fsync " + name);
+    return Ok();
+  }
   static std::string Part(const std::string& n) { return "." + n + ".part"; }
 
   // len bytes from the socket into the open file, through the pipe.

@@ -97,11 +97,9 @@ Result<std::string> PagemapBytes(pid_t pid, uint32_t pages_id, const std::vector
   std::string name = images::FileName(ImageType::kPagemap, uint32_t(pid));
   UniqueFd fd(memfd_create("ckpt-pagemap", MFD_CLOEXEC));
   if (!fd) return Error::Errno("memfd_create");
-  uint32_t hdr[2] = {images::kImageMagic, images::Info(ImageType::kPagemap).magic};
-  TRY(io::WriteFull(fd.get(), hdr, sizeof(hdr)));
   UniqueFd dup_fd(dup(fd.get()));
   if (!dup_fd) return Error::Errno("dup");
-  images::ImageWriter w(std::move(dup_fd), name);
+  images::ImageWriter w(std::move(dup_fd), name, images::Info(ImageType::kPagemap).magic);
   pb::PagemapHead head;
   head.set_pages_id(pages_id);
   TRY(w.Write(head));

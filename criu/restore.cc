@@ -21,6 +21,7 @@
 #include <map>
 #include <set>
 
+#include "base/fault.h"
 #include "base/io.h"
 #include "base/log.h"
 #include "compel/infect.h"
@@ -289,6 +290,17 @@ Status Tracer::Release() {
     std::string mem = "/proc/" + std::to_string(pid) + "/mem";
     UniqueFd mem_fd(open(mem.c_str(), O_RDWR | O_CLOEXEC));
     if (!mem_fd) return Error::Errno("open " + mem);
+    // The whole region, as its RestoreArgs say: parking the vdso inside it
+    // split it into several mappings (found by the soak: the tail stayed).
+    {
+      uint64_t self[2];  // self_start, self_len
+      uint64_t at = start + ((blobs::Restorer().size + 4095) & ~uint64_t(4095)) +
+                    offsetof(abi::RestoreArgs, self_start);
+      static_assert(offsetof(abi::RestoreArgs, self_len) == offsetof(abi::RestoreArgs, self_start) + 8);
+      if (pread(mem_fd.get(), self, sizeof(self), off_t(at)) == ssize_t(sizeof(self)) &&
+          self[0] == start && self[1] >= end - start)
+        end = start + self[1];
+    }
     TRY_ASSIGN(uint64_t exec, compel::FindExecAddr(pid, start, end));
     for (int i = 0; i < t.core.threads_size(); i++) {
       pid_t tid = real_tids_[ti][size_t(i)];
@@ -394,6 +406,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
     TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
 
   if (tree.namespaces.cgroup()) TRY(namespaces->EnterCgroupNamespace(cgroups->NsRootDir()));
+  CKPT_FAULT("restore-namespaces");
 
   // Everything every task inherits: shared memory, the error pipe, the log.
   std::vector<const pb::MmEntry*> mms;
@@ -451,6 +464,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   if (pipe2(gop, O_CLOEXEC) < 0) return Error::Errno("pipe");
   UniqueFd go_r(gop[0]), go_w(gop[1]);
   fds.go_fd = go_r.get();
+  fds.go_w = go_w.get();
   fds.in_user_ns = tree.namespaces.user();
   Tracer tracer(tree, err_r.get());
   tracer.SetCgroups(cgroups.get());
@@ -463,6 +477,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   TRY_ASSIGN(pid_t child, std::move(root_clone));
   tracer.CreatedRoot(child);
   TRY(std::move(after_clone));
+  CKPT_FAULT("restore-root-cloned");
   TRY(RunAction(o, {Action::kSetupNamespaces, child}));  // action hooks
   if (namespaces->net_with_root()) {
     if (fill_net)
@@ -477,7 +492,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   close(fds.err_fd);
   close(fds.log_fd);
   for (auto& kv : fds.shmem) close(kv.second);
-  long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACECLONE;
+  // EXITKILL: a ckpt that dies before letting the tree go takes it along.
+  long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL;
   // Restored seccomp filters must not stop the restorer, the traced
   // rt_sigreturn or our remote munmap: suspended until we detach (every
   // task and thread inherits the option from the root).
@@ -515,6 +531,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   }
   TRY(RunAction(o, {Action::kPostRestore, real_pids[0]}));  // action hooks
   TRY(RunAction(o, {Action::kPreResume, real_pids[0]}));
+  CKPT_FAULT("restore-before-resume");
   TRY(tracer.Release());
   if (lazy_conn) LazyTreeRuns(lazy_conn.get());  // the daemon copies the rest now
   lazy_conn.reset();

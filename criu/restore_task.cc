@@ -18,6 +18,7 @@
 #include "base/io.h"
 #include "base/log.h"
 #include "criu/files/fd_install.h"
+#include "criu/fault_blob.h"
 #include "criu/files/fd_restore.h"
 #include "criu/files/flock.h"
 #include "criu/lazy_plan.h"
@@ -325,6 +326,7 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   for (auto& kv : src_pages) a->pages_fds[a->nr_pages_fds++] = kv.second;
   a->log_fd = tf.log_fd;
   a->log_level = log::GetLevel();
+  FillRestorerFaults(a);  // CKPT_FAULT (base/fault.h)
   a->nr_close_fds = 1;
   a->close_fds[0] = tf.err_fd;
 

@@ -25,6 +25,7 @@ struct TreeFds {
   int log_fd = -1;
   int base = 3;    // service fds live at or above: above every dumped fd
   int go_fd = -1;  // the root reads one byte here before anything else
+  int go_w = -1;   // its write end, which the root closes: ckpt gone = EOF
   // The tree has a user namespace of its own (criu/ns/user_ns.h): every
   // task restores inside it.
   bool in_user_ns = false;

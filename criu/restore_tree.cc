@@ -17,6 +17,7 @@
 #include <cstring>
 #include <map>
 
+#include "base/fault.h"
 #include "base/io.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
@@ -174,6 +175,7 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
     files::SetPidView(std::move(view));
   }
   if (fds.go_fd >= 0) {  // wait until ckpt traces us
+    if (fds.go_w >= 0) close(fds.go_w);
     char c;
     if (read(fds.go_fd, &c, 1) != 1) return Error("ckpt went away");
     close(fds.go_fd);
@@ -214,6 +216,7 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
     if (!r.ok()) return std::move(r.error());
   }
   TRY(Barrier(&sync->created, n, sync, "all tasks to be created"));
+  CKPT_FAULT("restore-forked");
 
   // Phase 2: join process groups, now that every leader exists.
   // A group or session of an outer pid namespace is not visible (0) in

@@ -184,7 +184,12 @@ Result<std::vector<int>> RestoreSysvShm(const images::ImageDir& dir,
     if (p == reinterpret_cast<void*>(-1)) return Error::Errno("shmat " + v);
     TRY_ASSIGN(UniqueFd in, dir.OpenRaw(SysvShmFileName(id)));
     auto n = io::ReadUpTo(in.get(), p, size_t(e.size()));
-    shmdt(p);
+    // A segment removed at dump stays attached here and is removed at
+    // once: the tasks inherit the attach and shmat it by id (Linux allows
+    // that for a removed segment), and a ckpt killed before they did takes
+    // it along instead of leaving it behind.
+    bool keep = (e.mode() & kShmDest) && n.ok();
+    if (!keep) shmdt(p);
     if (!n.ok()) return std::move(n.error());
     if (shmctl(id, IPC_STAT, &ds) == 0) {
       ds.shm_perm.uid = e.uid();
@@ -192,6 +197,8 @@ Result<std::vector<int>> RestoreSysvShm(const images::ImageDir& dir,
       ds.shm_perm.mode = e.mode() & 0777;
       if (shmctl(id, IPC_SET, &ds) < 0) return Error::Errno("IPC_SET for SysV shm id " + v);
     }
+    if (keep && shmctl(id, IPC_RMID, nullptr) < 0)
+      return Error::Errno("IPC_RMID for SysV shm id " + v);
     if (e.mode() & kShmDest) doomed.push_back(id);
   }
   return doomed;

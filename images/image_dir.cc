@@ -8,15 +8,24 @@
 
 #include "base/io.h"
 #include "base/log.h"
+#include "images/image_check.h"
+#include "proto/checksums.pb.h"
 
 namespace ckpt::images {
 namespace {
 constexpr size_t kFlushAt = 1 << 20;
 }
 
+ImageWriter::ImageWriter(UniqueFd fd, std::string name, uint32_t magic)
+    : fd_(std::move(fd)), name_(std::move(name)) {
+  uint32_t hdr[2] = {kImageMagic, magic};
+  buf_.append(reinterpret_cast<const char*>(hdr), sizeof(hdr));
+}
+
 Status ImageWriter::Write(const google::protobuf::Message& m) {
   // Serializing a proto2 message with unset required fields throws in
   // libprotobuf; make it an error value instead.
+  if (sealed_) return Error(name_ + ": written after its end");
   if (!m.IsInitialized())
     return Error(name_ + ": " + m.GetTypeName() + " is missing " + m.InitializationErrorString());
   size_t len = m.ByteSizeLong();
@@ -34,18 +43,29 @@ Status ImageWriter::Write(const google::protobuf::Message& m) {
 Status ImageWriter::Flush() {
   if (buf_.empty()) return Ok();
   TRY(io::WriteFull(fd_.get(), buf_.data(), buf_.size()), "writing " + name_);
+  crc_ = Crc32c(crc_, buf_.data(), buf_.size());
+  written_ += buf_.size();
   buf_.clear();
   return Ok();
 }
 
-Status ImageWriter::Sync() {
+Status ImageWriter::Seal() {
+  if (sealed_) return Ok();
   TRY(Flush());
+  std::string t = Trailer(crc_, written_);
+  TRY(io::WriteFull(fd_.get(), t.data(), t.size()), "writing " + name_);
+  sealed_ = true;
+  return Ok();
+}
+
+Status ImageWriter::Sync() {
+  TRY(Seal());
   if (::fsync(fd_.get()) < 0) return Error::Errno("fsync " + name_);
   return Ok();
 }
 
 Status ImageWriter::Close() {
-  TRY(Flush());
+  TRY(Seal());
   if (::close(fd_.release()) < 0) return Error::Errno("close " + name_);
   return Ok();
 }
@@ -54,13 +74,15 @@ Result<size_t> ImageReader::Fill(size_t want) {
   if (buf_.size() - pos_ >= want || eof_) return buf_.size() - pos_;
   buf_.erase(0, pos_);
   pos_ = 0;
-  size_t need = std::max(want, size_t(1) << 16);
+  // Never past the records: the trailer is not a record.
+  size_t need = size_t(std::min<uint64_t>(std::max(want, size_t(1) << 16), left_));
   size_t old = buf_.size();
   buf_.resize(old + need);
   auto got = io::ReadUpTo(fd_.get(), buf_.data() + old, need);
   if (!got.ok()) return std::move(got.error().Context(name_));
   buf_.resize(old + *got);
-  if (*got < need) eof_ = true;
+  left_ -= *got;
+  if (*got < need || left_ == 0) eof_ = true;
   return buf_.size();
 }
 
@@ -98,7 +120,8 @@ Result<ImageReader> OpenAnyImage(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Error::Errno("open " + path);
   TRY_ASSIGN(const ImageTypeInfo* info, CheckHeader(fd.get(), path));
-  return ImageReader(std::move(fd), path, info);
+  TRY_ASSIGN(uint64_t left, CheckTrailer(fd.get(), path));
+  return ImageReader(std::move(fd), path, info, left);
 }
 
 Result<std::unique_ptr<ImageDir>> ImageDir::Create(const std::string& path) {
@@ -137,12 +160,39 @@ Result<UniqueFd> ImageDir::CreateFile(const std::string& name) {
   return fd;
 }
 
+Status ImageDir::CheckRaw(int fd, const std::string& name) const {
+  if (verified_.count(name)) return Ok();
+  if (!sums_loaded_) {
+    for (uint32_t id : {0u, 1u}) {  // ours, and a page server's
+      if (!Exists(ImageType::kChecksums, id)) continue;
+      TRY_ASSIGN(ImageReader r, OpenReader(ImageType::kChecksums, id));
+      pb::ChecksumEntry e;
+      for (;;) {
+        TRY_ASSIGN(bool got, r.Read(e));
+        if (!got) break;
+        sums_[e.name()] = {e.size(), e.crc32c()};
+      }
+    }
+    sums_loaded_ = true;
+  }
+  auto it = sums_.find(name);
+  if (it == sums_.end())
+    return Error(path_ + "/" + name + ": not listed in checksums.img (damaged or foreign image "
+                 "directory)");
+  TRY_ASSIGN(FileSum s, SumFile(fd, name));
+  if (s.size != it->second.first)
+    return Error(path_ + "/" + name + ": damaged: " + std::to_string(s.size) + " bytes, " +
+                 std::to_string(it->second.first) + " when dumped (truncated, or bytes appended)");
+  if (s.crc != it->second.second)
+    return Error(path_ + "/" + name + ": damaged: checksum mismatch (bytes changed)");
+  verified_.insert(name);
+  return Ok();
+}
+
 Result<ImageWriter> ImageDir::OpenWriter(ImageType t, uint32_t id) {
   std::string name = FileName(t, id);
   TRY_ASSIGN(UniqueFd fd, CreateFile(name));
-  uint32_t hdr[2] = {kImageMagic, Info(t).magic};
-  TRY(io::WriteFull(fd.get(), hdr, sizeof(hdr)), "writing " + name);
-  return ImageWriter(std::move(fd), name);
+  return ImageWriter(std::move(fd), name, Info(t).magic);
 }
 
 Result<ImageReader> ImageDir::OpenReader(ImageType t, uint32_t id) const {
@@ -152,30 +202,64 @@ Result<ImageReader> ImageDir::OpenReader(ImageType t, uint32_t id) const {
   TRY_ASSIGN(const ImageTypeInfo* info, CheckHeader(fd.get(), name));
   if (info->type != t)
     return Error(name + ": holds a " + info->name + " image, not " + Info(t).name);
-  return ImageReader(std::move(fd), name, info);
+  TRY_ASSIGN(uint64_t left, CheckTrailer(fd.get(), name));
+  return ImageReader(std::move(fd), name, info, left);
 }
 
 bool ImageDir::Exists(ImageType t, uint32_t id) const {
   return ::faccessat(dirfd_.get(), FileName(t, id).c_str(), F_OK, 0) == 0;
 }
 
-Result<UniqueFd> ImageDir::CreateRaw(const std::string& name) { return CreateFile(name); }
+Result<UniqueFd> ImageDir::CreateRaw(const std::string& name) {
+  TRY_ASSIGN(UniqueFd fd, CreateFile(name));
+  raw_.push_back(name);
+  return fd;
+}
 
 Result<UniqueFd> ImageDir::OpenRaw(const std::string& name) const {
   UniqueFd fd(::openat(dirfd_.get(), name.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Error::Errno(path_ + "/" + name);
+  size_t slash = name.rfind('/');
+  if (slash == std::string::npos) {
+    TRY(CheckRaw(fd.get(), name));
+    return fd;
+  }
+  // A file of a parent dump ("parent/parent/pages-1.img"): checked against
+  // that directory's own list.
+  if (!verified_.count(name)) {
+    std::string sub = name.substr(0, slash);
+    UniqueFd sfd(::openat(dirfd_.get(), sub.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!sfd) return Error::Errno(path_ + "/" + sub);
+    ImageDir parent(path_ + "/" + sub, std::move(sfd), false, false);
+    TRY(parent.CheckRaw(fd.get(), name.substr(slash + 1)));
+    verified_.insert(name);
+  }
   return fd;
 }
 
 Status ImageDir::Commit(const google::protobuf::Message& inventory) {
+  // Raw files have no trailer: their sizes and checksums, read back from
+  // the page cache, go into checksums.img.
+  if (!raw_.empty()) {
+    TRY_ASSIGN(ImageWriter sums, OpenWriter(ImageType::kChecksums));
+    for (const std::string& n : raw_) {
+      UniqueFd fd(::openat(dirfd_.get(), n.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd) return Error::Errno("reading back " + path_ + "/" + n);
+      TRY_ASSIGN(FileSum s, SumFile(fd.get(), n));
+      pb::ChecksumEntry e;
+      e.set_name(n);
+      e.set_size(s.size);
+      e.set_crc32c(s.crc);
+      TRY(sums.Write(e));
+    }
+    TRY(sums.Close());
+  }
   // Everything else reaches the disk before the inventory says "complete";
   // the inventory itself appears atomically by rename.
   if (::syncfs(dirfd_.get()) < 0) return Error::Errno("syncfs " + path_);
   const char* tmp = ".inventory.tmp";
   TRY_ASSIGN(UniqueFd fd, CreateFile(tmp));
-  uint32_t hdr[2] = {kImageMagic, Info(ImageType::kInventory).magic};
-  TRY(io::WriteFull(fd.get(), hdr, sizeof(hdr)), "writing inventory");
-  ImageWriter w(std::move(fd), tmp);
+  ImageWriter w(std::move(fd), tmp, Info(ImageType::kInventory).magic);
   TRY(w.Write(inventory));
   TRY(w.Sync());
   TRY(w.Close());

@@ -7,12 +7,16 @@
 // (and the directory, if it made it).
 //
 // Reading: ImageDir::Open; OpenReader fails with a clear message on missing,
-// truncated or corrupt files.
+// truncated or corrupt files. Damage is detected by checksums
+// (images/image_check.h): a record image's trailer, a raw file's entry in
+// checksums.img.
 #pragma once
 
 #include <google/protobuf/message.h>
 
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,28 +28,35 @@ namespace ckpt::images {
 
 class ImageWriter {
  public:
-  ImageWriter(UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}
+  // `magic`: the type's; both magics start the file.
+  ImageWriter(UniqueFd fd, std::string name, uint32_t magic);
   ~ImageWriter() = default;
   ImageWriter(ImageWriter&&) = default;
 
   Status Write(const google::protobuf::Message& m);
-  // Flushes buffered records and makes them durable.
+  // Ends the file with its checksum trailer and makes it durable; no Write after.
   Status Sync();
-  // Flushes buffered records; must be called before destruction.
+  // Ends the file with its checksum trailer (unless Sync did) and closes
+  // it; must be called before destruction.
   Status Close();
   const std::string& name() const { return name_; }
 
  private:
   Status Flush();
+  Status Seal();
   UniqueFd fd_;
   std::string name_;
   std::string buf_;
+  uint32_t crc_ = 0;     // of every byte flushed so far
+  uint64_t written_ = 0;
+  bool sealed_ = false;
 };
 
 class ImageReader {
  public:
-  ImageReader(UniqueFd fd, std::string name, const ImageTypeInfo* info)
-      : fd_(std::move(fd)), name_(std::move(name)), info_(info) {}
+  // `left`: bytes of records after the magics (the trailer excluded).
+  ImageReader(UniqueFd fd, std::string name, const ImageTypeInfo* info, uint64_t left)
+      : fd_(std::move(fd)), name_(std::move(name)), info_(info), left_(left) {}
 
   // Reads the next record into m. Returns false at a clean end of file;
   // an error for a truncated or unparsable record.
@@ -60,6 +71,7 @@ class ImageReader {
   UniqueFd fd_;
   std::string name_;
   const ImageTypeInfo* info_;
+  uint64_t left_;  // record bytes not yet read from the file
   std::string buf_;
   size_t pos_ = 0;
   bool eof_ = false;
@@ -80,10 +92,13 @@ class ImageDir {
   Result<ImageWriter> OpenWriter(ImageType t, uint32_t id = 0);
   Result<ImageReader> OpenReader(ImageType t, uint32_t id = 0) const;
   bool Exists(ImageType t, uint32_t id = 0) const;
-  // Raw pages file: created 0600 for writing, or opened read-only.
+  // Raw pages file: created 0600 for writing, or opened read-only. A raw
+  // file read must be listed in checksums.img (or checksums1.img, a page
+  // server's) with its size and CRC32C: checked at its first open.
   Result<UniqueFd> CreateRaw(const std::string& name);
   Result<UniqueFd> OpenRaw(const std::string& name) const;
-  // Syncs every file to disk, then writes the inventory: the dump is complete.
+  // Lists every raw file created in checksums.img, syncs every file to
+  // disk, then writes the inventory: the dump is complete.
   Status Commit(const google::protobuf::Message& inventory);
 
  private:
@@ -97,6 +112,12 @@ class ImageDir {
   bool writing_;
   bool committed_ = false;
   std::vector<std::string> created_;
+  std::vector<std::string> raw_;  // created by CreateRaw
+  Status CheckRaw(int fd, const std::string& name) const;
+  // Read side: the checksum lists, loaded at the first OpenRaw.
+  mutable bool sums_loaded_ = false;
+  mutable std::map<std::string, std::pair<uint64_t, uint32_t>> sums_;
+  mutable std::set<std::string> verified_;
 };
 
 }  // namespace ckpt::images

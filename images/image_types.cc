@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "proto/cgroup.pb.h"
+#include "proto/checksums.pb.h"
 #include "proto/core.pb.h"
 #include "proto/fdinfo.pb.h"
 #include "proto/fs.pb.h"
@@ -62,6 +63,8 @@ const ImageTypeInfo kTypes[] = {
     {ImageType::kTmpfs, "tmpfs", "tmpfs-%u.img", 0x544d5001, Make<pb::TmpfsRecord>, nullptr},
     {ImageType::kMemTrack, "memtrack", "memtrack.img", 0x4d545201, Make<pb::MemTrackEntry>,
      nullptr},
+    {ImageType::kChecksums, "checksums", "checksums%.0u.img", 0x434b5301,
+     Make<pb::ChecksumEntry>, nullptr},
 };
 
 }  // namespace

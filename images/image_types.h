@@ -1,8 +1,9 @@
 // The registry of image types: one line each in image_types.cc.
 //
 // Every image file starts with two u32 magics: kImageMagic (the format) and
-// the type's own magic; then (u32 length, protobuf message) records. Pages
-// files (pages-<id>.img) are raw page contents with no header.
+// the type's own magic; then (u32 length, protobuf message) records, then
+// a checksum trailer (images/image_check.h). Pages files (pages-<id>.img)
+// are raw page contents with no header, listed in checksums.img.
 #pragma once
 
 #include <google/protobuf/message.h>
@@ -14,7 +15,9 @@
 namespace ckpt::images {
 
 inline constexpr uint32_t kImageMagic = 0x54504b43;  // "CKPT" little-endian
-inline constexpr uint32_t kFormatVersion = 1;
+// 2: every record image ends with a checksum trailer, raw files are listed
+// in checksums.img (images/image_check.h).
+inline constexpr uint32_t kFormatVersion = 2;
 // Refuse records larger than this when reading: a hostile length must not
 // make us allocate gigabytes.
 inline constexpr uint32_t kMaxRecordSize = 64u << 20;
@@ -43,6 +46,7 @@ enum class ImageType {
   kMntNs,        // mnt-ns.img: the mounts of the tree's mount namespace (criu/ns/mnt_ns.h)
   kTmpfs,        // tmpfs-<mount id>.img: the files of a tmpfs of the tree's own
   kMemTrack,     // memtrack.img: a step of an incremental chain (criu/mem_track.h)
+  kChecksums,    // checksums[1].img: sizes and CRC32C of raw files (images/image_check.h)
 };
 
 struct ImageTypeInfo {

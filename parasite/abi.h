@@ -155,6 +155,10 @@ struct ParasiteArgs {
   // Set by the parasite: the fd of its socket (-1 before), which ckpt
   // closes at cure after interrupting it in recvmsg.
   int32_t sock_fd;
+  // Set by the parasite: the fd that came with the command it is serving
+  // (-1 when none), which ckpt closes at cure if it interrupted the command.
+  int32_t cmd_fd;
+  int32_t pad_cmd;
   // Command data.
   PIovec iovs[kMaxParasiteIovs];
   KSigaction sigacts[kNumSignals];  // [sig - 1]
@@ -356,7 +360,14 @@ struct RestoreArgs {
   int32_t lazy_id;  // the task's pid in the images
   uint64_t lazy_off;  // LazyRange[nr_lazy], from the start of RestoreArgs
   uint64_t lazy_features;  // UFFDIO_API features
+  // Fault injection (base/fault.h, criu/fault_blob.h): kFault* bits; with
+  // kFaultKill the blob SIGKILLs fault_kill_pid (ckpt, when it is this
+  // task's parent in the same pid namespace; else 0) before failing.
+  uint32_t fault;
+  int32_t fault_kill_pid;
+  int32_t pad4;
 };
+inline constexpr uint32_t kFaultBeforeUnmap = 1, kFaultAfterUnmap = 2, kFaultKill = 4;
 
 struct LazyRange {
   uint64_t start, end;

@@ -177,6 +177,7 @@ extern "C" void blob_main(ParasiteArgs* a) {
       a->sock_fd = -1;
       Abort(a);
     }
+    a->cmd_fd = fd;
     long ret;
     switch (m.cmd) {
       case kCmdDumpPages:
@@ -200,6 +201,7 @@ extern "C" void blob_main(ParasiteArgs* a) {
         ret = -22;
     }
     if (fd >= 0) sys(__NR_close, fd);
+    a->cmd_fd = -1;
     if (Reply(sk, m.cmd, ret) < 0) {
       sys(__NR_close, sk);
       Abort(a);

@@ -74,6 +74,15 @@ T* At(RestoreArgs* a, uint64_t off) {
   __builtin_unreachable();
 }
 
+// An injected failure (RestoreArgs::fault): fails by the blob's own exit.
+void FaultPoint(RestoreArgs* a, uint32_t bit, const char* what) {
+  if (!(a->fault & bit)) return;
+  if ((a->fault & kFaultKill) && a->fault_kill_pid > 0 &&
+      sys(__NR_getppid) == a->fault_kill_pid)
+    sys(__NR_kill, a->fault_kill_pid, 9 /* SIGKILL */);
+  Fail(what, -5 /* EIO */);
+}
+
 void Debug(const char* what, uint64_t a = 0, uint64_t b = 0) {
   if (g_args->log_level < 4) return;
   Log l(g_args->log_fd);
@@ -423,9 +432,11 @@ extern "C" void blob_main(RestoreArgs* a) {
   }
 
   // 2. Drop everything of ckpt but this region.
+  FaultPoint(a, kFaultBeforeUnmap, "fault injected at restorer-before-unmap (CKPT_FAULT)");
   uint64_t s = a->self_start, e = a->self_start + a->self_len;
   Check(sys(__NR_munmap, 0, s), "unmap below restorer");
   Check(sys(__NR_munmap, e, kTaskSize - e), "unmap above restorer");
+  FaultPoint(a, kFaultAfterUnmap, "fault injected at restorer-after-unmap (CKPT_FAULT)");
 
   // 3. The dumped address space.
   MapVmas(a);

@@ -19,7 +19,9 @@
 #include <memory>
 #include <sstream>
 
+#include "base/fault.h"
 #include "base/log.h"
+#include "compel/cure_guard.h"
 
 namespace ckpt::compel {
 namespace {
@@ -272,21 +274,28 @@ Status Infection::Setup(const blobs::Blob& blob) {
                             0, 0, 0, name));
   }
   if (IsSyscallError(rfd)) return Error::Errno("remote memfd_create", int(-rfd));
+  guard::Holds(tid_, int(rfd), 0, 0);  // from here until cured (compel/cure_guard.h)
   std::string path = "/proc/" + std::to_string(tid_) + "/fd/" + std::to_string(rfd);
   UniqueFd lfd(open(path.c_str(), O_RDWR | O_CLOEXEC));
   Status opened = lfd ? Ok() : Status(Error::Errno("open " + path));
   if (opened.ok() && ftruncate(lfd.get(), off_t(size_)) < 0)
     opened = Error::Errno("ftruncate memfd");
+  if (opened.ok() && fault::At("infect-memfd")) opened = fault::Injected("infect-memfd");
   long raddr = -1;
   if (opened.ok()) {
     TRY_ASSIGN(raddr, Syscall(SYS_mmap, 0, long(size_), PROT_READ | PROT_WRITE | PROT_EXEC,
                               MAP_SHARED, rfd, 0));
+    // Mapped: Teardown unmaps it from here on, whatever fails next.
+    if (!IsSyscallError(raddr)) remote_ = uint64_t(raddr);
+    guard::Holds(tid_, int(rfd), remote_, remote_ ? size_ : 0);
   }
+  if (opened.ok() && fault::At("infect-mmap")) opened = fault::Injected("infect-mmap");
   TRY_ASSIGN(long cr, Syscall(SYS_close, rfd));
   (void)cr;
+  guard::Holds(tid_, -1, remote_, remote_ ? size_ : 0);
   if (!opened.ok()) return std::move(opened.error());
   if (IsSyscallError(raddr)) return Error::Errno("remote mmap", int(-raddr));
-  remote_ = uint64_t(raddr);
+  CKPT_FAULT("infect-close");
 
   local_ = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, lfd.get(), 0);
   if (local_ == MAP_FAILED) {
@@ -316,6 +325,7 @@ Status Infection::Setup(const blobs::Blob& blob) {
   args_->log_level = log::GetLevel();
   args_->sigpipe_pending = sigpipe_pending_;
   args_->sock_fd = -1;
+  args_->cmd_fd = -1;
 
   uint64_t abort_area = remote_ + args_off_ + offsetof(abi::ParasiteArgs, abort);
   abi::KStack no_stack = {0, 2 /* SS_DISABLE */, 0, 0};
@@ -339,7 +349,9 @@ Status Infection::Setup(const blobs::Blob& blob) {
   TRY(SetGpRegs(tid_, r));
   if (ptrace(PTRACE_CONT, tid_, nullptr, nullptr) < 0) return Error::Errno("PTRACE_CONT");
   running_ = true;
-  return Accept();
+  TRY(Accept());
+  CKPT_FAULT("infect-started");
+  return Ok();
 }
 
 Status Infection::CheckAlive() {
@@ -436,6 +448,11 @@ Status Infection::Teardown(bool) {
     if (!r.ok()) result = std::move(r.error());
     args_->sock_fd = -1;
   }
+  if (args_ && args_->cmd_fd >= 0) {  // a command interrupted with its fd (the page pipe)
+    auto r = Syscall(SYS_close, args_->cmd_fd);
+    if (!r.ok() && result.ok()) result = std::move(r.error());
+    args_->cmd_fd = -1;
+  }
   if (remote_) {
     auto r = Syscall(SYS_munmap, long(remote_), long(size_));
     if (!r.ok()) {
@@ -459,6 +476,7 @@ Status Infection::Teardown(bool) {
   if (local_) munmap(local_, size_);
   local_ = nullptr;
   args_ = nullptr;
+  if (result.ok()) guard::Clear(tid_);
   return result;
 }
 

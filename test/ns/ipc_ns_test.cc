@@ -34,6 +34,7 @@
 #include "criu/net/net_dump.h"
 #include "criu/shmem.h"
 #include "images/image_dir.h"
+#include "proto/inventory.pb.h"
 #include "proto/ipc_ns.pb.h"
 #include "test/unit/test_util.h"
 
@@ -43,6 +44,16 @@
 
 namespace ckpt {
 namespace {
+
+// What ImageDir::Commit needs: it lists the raw files in checksums.img.
+pb::InventoryEntry TestInventory() {
+  pb::InventoryEntry inv;
+  inv.set_format_version(images::kFormatVersion);
+  inv.set_kernel("test"), inv.set_arch("x86_64");
+  inv.set_root_pid(1), inv.set_page_size(4096);
+  return inv;
+}
+
 
 using ckpt::testing::TempDir;
 
@@ -487,6 +498,7 @@ TEST(IpcNs, DumpLeavesEverythingAndRestoreRebuildsIt) {
   ASSERT_TRUE(dir.ok()) << dir.error().message();
   Status s = ns::DumpIpcNamespace(v.pid, {attached}, **dir);
   ASSERT_TRUE(s.ok()) << s.error().message();
+  ASSERT_TRUE((*dir)->Commit(TestInventory()).ok());  // checksums.img lists the segments
   EXPECT_FALSE(testing::PathExists(tmp / SysvShmFileName(attached)));
 
   // Nothing moved: every message still there, in order.
@@ -609,7 +621,12 @@ TEST(IpcNs, BadImagesAreRefused) {
     WriteImage(**dir, {shm});  // and no sysvshm-7.img
     EXPECT_NE(CheckError(tmp.path()).find("shared memory segment 7: "), std::string::npos)
         << CheckError(tmp.path());
-    testing::WriteFileOrDie(tmp / SysvShmFileName(7), "short");
+    {  // a listed file (images/image_check.h), of the wrong size
+      auto raw = (*dir)->CreateRaw(SysvShmFileName(7));
+      ASSERT_TRUE(raw.ok());
+      ASSERT_EQ(write(raw->get(), "short", 5), 5);
+      ASSERT_TRUE((*dir)->Commit(TestInventory()).ok());
+    }
     EXPECT_NE(CheckError(tmp.path()).find("holds 5 bytes, not 4096"), std::string::npos)
         << CheckError(tmp.path());
   }

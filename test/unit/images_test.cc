@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "images/image_check.h"
 #include "images/image_dir.h"
 #include "images/image_types.h"
 #include "proto/core.pb.h"
@@ -57,11 +58,21 @@ constexpr ImageType kAllTypes[] = {
     ImageType::kFileData,  ImageType::kUnixSkQueue, ImageType::kTcpStream,
     ImageType::kNamespaces, ImageType::kSeccomp, ImageType::kLsm, ImageType::kNetNsLinks,
     ImageType::kNetNsRtnl, ImageType::kNetNsSysctl, ImageType::kNetNsNft, ImageType::kIpcNs,
-    ImageType::kCgroup, ImageType::kMntNs, ImageType::kTmpfs,
+    ImageType::kCgroup, ImageType::kMntNs, ImageType::kTmpfs, ImageType::kMemTrack,
+    ImageType::kChecksums,
 };
 
 std::string U32(uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); }
 std::string Header(ImageType t) { return U32(kImageMagic) + U32(Info(t).magic); }
+std::string Slurp(const std::string& path) {
+  std::string out;
+  FILE* f = fopen(path.c_str(), "rb");
+  if (!f) return out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof(buf), f)) > 0;) out.append(buf, n);
+  fclose(f);
+  return out;
+}
 
 std::vector<std::string> ListDir(const std::string& path) {
   std::vector<std::string> out;
@@ -338,17 +349,12 @@ TEST_F(ImageDirTest, OnDiskLayoutIsMagicsThenLengthPrefixedRecords) {
   ASSERT_TRUE(w.ok());
   ASSERT_TRUE(w->Write(fs).ok());
   ASSERT_TRUE(w->Close().ok());
-  auto bytes = std::string();
-  {
-    auto raw = dir_->OpenRaw("fs-5.img");
-    ASSERT_TRUE(raw.ok());
-    char buf[256];
-    ssize_t n = read(raw->get(), buf, sizeof(buf));
-    ASSERT_GT(n, 0);
-    bytes.assign(buf, size_t(n));
-  }
+  std::string bytes = Slurp(Path("fs-5.img"));
   std::string body = fs.SerializeAsString();
-  EXPECT_EQ(bytes, Header(ImageType::kFs) + U32(uint32_t(body.size())) + body);
+  std::string records = Header(ImageType::kFs) + U32(uint32_t(body.size())) + body;
+  // Then the trailer: mark, CRC32C of everything before, whole length.
+  EXPECT_EQ(bytes, records + U32(kTrailerMark) + U32(Crc32c(0, records.data(), records.size())) +
+                       U32(uint32_t(records.size() + 16)) + U32(0));
 }
 
 TEST_F(ImageDirTest, WriterRejectsOversizedRecord) {
@@ -540,6 +546,10 @@ TEST_F(ImageDirTest, RawFilesRoundTrip) {
     ASSERT_TRUE(w.ok());
     ASSERT_EQ(write(w->get(), "pagebytes", 9), 9);
   }
+  ASSERT_TRUE(dir_->Commit(MakeInventory()).ok());  // lists it in checksums.img
+  auto opened = ImageDir::Open(tmp_ / "img");
+  ASSERT_TRUE(opened.ok());
+  dir_ = std::move(*opened);
   auto r = dir_->OpenRaw(PagesFileName(2));
   ASSERT_TRUE(r.ok());
   char buf[16] = {};
@@ -560,9 +570,10 @@ class ImageReadErrors : public ::testing::Test {
     ASSERT_TRUE(d.ok());
     dir_ = std::move(*d);
   }
-  // Writes raw bytes as `t`'s file and returns the first Read's result.
-  Result<bool> ReadFirst(ImageType t, const std::string& bytes) {
-    WriteFileOrDie(tmp_ / FileName(t, 1), bytes);
+  // Writes raw bytes (sealed with a valid trailer, so the record reader
+  // sees them) as `t`'s file and returns the first Read's result.
+  Result<bool> ReadFirst(ImageType t, const std::string& bytes, bool seal = true) {
+    WriteFileOrDie(tmp_ / FileName(t, 1), seal ? SealImage(bytes) : bytes);
     auto r = dir_->OpenReader(t, 1);
     if (!r.ok()) return std::move(r.error());
     auto m = Info(t).factory();
@@ -606,7 +617,7 @@ TEST_F(ImageReadErrors, WrongType) {
 
 TEST_F(ImageReadErrors, TruncatedHeader) {
   for (size_t n : {0, 1, 4, 7}) {
-    auto r = ReadFirst(ImageType::kCore, Header(ImageType::kCore).substr(0, n));
+    auto r = ReadFirst(ImageType::kCore, Header(ImageType::kCore).substr(0, n), false);
     ASSERT_FALSE(r.ok()) << n << " header bytes accepted";
     EXPECT_NE(Msg(r).find("truncated"), std::string::npos) << Msg(r);
   }
@@ -630,8 +641,9 @@ TEST_F(ImageReadErrors, TruncatedRecordBody) {
 
 TEST_F(ImageReadErrors, TruncatedSecondRecordAfterAGoodOne) {
   std::string body = MakePstree(3).SerializeAsString();
-  WriteFileOrDie(tmp_ / "pstree.img", Header(ImageType::kPstree) + U32(uint32_t(body.size())) +
-                                          body + U32(1000) + "short");
+  WriteFileOrDie(tmp_ / "pstree.img", SealImage(Header(ImageType::kPstree) +
+                                                U32(uint32_t(body.size())) + body + U32(1000) +
+                                                "short"));
   auto r = dir_->OpenReader(ImageType::kPstree);
   ASSERT_TRUE(r.ok());
   pb::PstreeEntry e;
@@ -686,7 +698,7 @@ TEST_F(ImageReadErrors, FuzzedPrefixesNeverCrash) {
     good += U32(uint32_t(b.size())) + b;
   }
   auto drain = [&](const std::string& bytes) {
-    WriteFileOrDie(tmp_ / "core-1.img", bytes);
+    WriteFileOrDie(tmp_ / "core-1.img", SealImage(bytes));
     auto r = dir_->OpenReader(ImageType::kCore, 1);
     if (!r.ok()) return;
     pb::TaskCoreEntry c;
@@ -707,7 +719,7 @@ TEST_F(ImageReadErrors, FuzzedPrefixesNeverCrash) {
 TEST_F(ImageReadErrors, OpenAnyImageIdentifiesEveryType) {
   for (ImageType t : kAllTypes) {
     std::string path = tmp_ / (std::string("any-") + Info(t).name + ".img");
-    WriteFileOrDie(path, Header(t));
+    WriteFileOrDie(path, SealImage(Header(t)));
     auto r = OpenAnyImage(path);
     ASSERT_TRUE(r.ok()) << Info(t).name << ": " << r.error().message();
     ASSERT_NE(r->info(), nullptr);
@@ -724,7 +736,7 @@ TEST_F(ImageReadErrors, OpenAnyImageReadsRecords) {
   pb::FsEntry f;
   f.set_cwd("/x y"), f.set_root("/");
   std::string b = f.SerializeAsString();
-  WriteFileOrDie(tmp_ / "fs-3.img", Header(ImageType::kFs) + U32(uint32_t(b.size())) + b);
+  WriteFileOrDie(tmp_ / "fs-3.img", SealImage(Header(ImageType::kFs) + U32(uint32_t(b.size())) + b));
   auto r = OpenAnyImage(tmp_ / "fs-3.img");
   ASSERT_TRUE(r.ok());
   auto m = r->info()->factory();

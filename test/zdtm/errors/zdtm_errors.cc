@@ -222,9 +222,11 @@ void overwrite(const std::string& path, size_t off, const std::string& bytes) {
   close(fd);
 }
 
-// Copies the good image, damages the copy, restores it: must be refused.
+// Copies the good image, damages the copy, restores it: must be refused
+// (naming `file`, when given, in what the user sees).
 void check_bad_restore(const GoodImage& g, const std::string& name,
-                       const std::function<void(const std::string& img)>& damage) {
+                       const std::function<void(const std::string& img)>& damage,
+                       const std::string& file = "") {
   check(name, [&](const std::string& dir) {
     if (!g.error.empty()) throw Fail(g.error);
     std::string img = dir + "/img";
@@ -237,8 +239,17 @@ void check_bad_restore(const GoodImage& g, const std::string& name,
         {"restore", "-D", img, "-d", "-o", "restore.log", "-v4", "--pidfile", dir + "/pidfile"},
         {img + "/restore.log"});
     expect_refused(r, "restore");
+    if (!file.empty() && r.output.find(file) == std::string::npos)
+      throw Fail("the refusal does not name " + file + "\n" + indent(r.output));
     expect_no_pid(g.pid, "the failed restore");
   });
+}
+
+void append(const std::string& path, const std::string& bytes) {
+  int fd = open(path.c_str(), O_WRONLY | O_APPEND);
+  if (fd < 0 || write(fd, bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()))
+    throw Fail("setup: cannot append to " + path);
+  close(fd);
 }
 
 
@@ -530,6 +541,27 @@ int main(int argc, char** argv) {
     std::string f = image_file(good, img, "core");
     overwrite(f, 12, std::string(fs::file_size(f) - 12, '\xff'));
   });
+  // Damage a parse cannot see (images/image_check.h): refused by checksum,
+  // naming the file.
+  std::string pid_s = std::to_string(good.pid);
+  check_bad_restore(good, "restore-zeroed-range-in-core", [&](const std::string& img) {
+    overwrite(image_file(good, img, "core"), 20, std::string(24, '\0'));
+  }, "core-" + pid_s + ".img");
+  check_bad_restore(good, "restore-garbage-after-core", [&](const std::string& img) {
+    append(image_file(good, img, "core"), "garbage after the last record");
+  }, "core-" + pid_s + ".img");
+  check_bad_restore(good, "restore-garbage-after-fs", [&](const std::string& img) {
+    append(image_file(good, img, "fs"), std::string(8, '\0'));
+  }, "fs-" + pid_s + ".img");
+  check_bad_restore(good, "restore-truncated-pages", [&](const std::string& img) {
+    fs::resize_file(img + "/pages-1.img", fs::file_size(img + "/pages-1.img") - 4096);
+  }, "pages-1.img");
+  check_bad_restore(good, "restore-extended-pages", [&](const std::string& img) {
+    append(img + "/pages-1.img", std::string(4096, '\0'));
+  }, "pages-1.img");
+  check_bad_restore(good, "restore-changed-page", [&](const std::string& img) {
+    overwrite(img + "/pages-1.img", 100, "X");
+  }, "pages-1.img");
   // Without this the refusals above prove nothing: the same image, undamaged.
   // --lsm-profile naming an LSM this host does not run: refused before any
   // process exists, naming it (and the undamaged image then restores).

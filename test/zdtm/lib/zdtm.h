@@ -50,6 +50,11 @@ inline uint64_t zdtm_mix(uint64_t a, uint64_t b) {
 // A seed that differs per run (pid and time), so a stale image cannot pass.
 uint64_t zdtm_seed();
 
+// A ckpt record image made by hand (magics + records) with the checksum
+// trailer ckpt's reader wants (images/image_check.h): mark 0xffffffff,
+// CRC32C of the bytes, the whole length. Tests that forge images use it.
+std::string zdtm_seal_image(const std::string& bytes);
+
 // Whole file contents (for /proc files); fail()s if it cannot be read.
 std::string zdtm_read_file(const char* path);
 

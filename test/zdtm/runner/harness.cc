@@ -376,6 +376,14 @@ std::vector<std::string> kill_all_children(const std::vector<pid_t>& keep) {
     for (pid_t p : our_children()) {
       if (kept(p)) continue;
       any = true;
+      // A killed ckpt's cure guard (compel/cure_guard.h) reparented to
+      // us: it puts its victim back and exits by itself; not a leftover.
+      if (read_text("/proc/" + std::to_string(p) + "/comm") == "ckpt-cureguard\n") {
+        int st;
+        for (double end = now_s() + 10; waitpid(p, &st, WNOHANG) == 0 && now_s() < end;)
+          usleep(10000);
+        if (proc_state(p) == 0) continue;
+      }
       killed.push_back(describe_pid(p));
       kill(p, SIGKILL);
       waitpid(p, nullptr, 0);

@@ -74,6 +74,8 @@ std::vector<pid_t> our_children();
 std::string describe_pid(pid_t pid);
 // SIGKILLs and reaps every child (and everything reparented to us
 // meanwhile) except those in keep. Returns descriptions of what it killed.
+// A killed ckpt's cure guard ("ckpt-cureguard") is waited for (10 s at
+// most) and not reported when it exits by itself.
 std::vector<std::string> kill_all_children(const std::vector<pid_t>& keep = {});
 
 std::string read_text(const std::string& path);

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "zdtm.h"
 #include "seccomp_util.h"
 
 namespace fs = std::filesystem;
@@ -199,8 +200,8 @@ std::string field_int(int num, uint64_t v) { return varint(uint64_t(num) << 3) +
 void write_image(const std::string& path, uint32_t type_magic, const std::string& msg) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   uint32_t head[3] = {0x54504b43, type_magic, uint32_t(msg.size())};
-  f.write(reinterpret_cast<const char*>(head), sizeof(head));
-  f.write(msg.data(), std::streamsize(msg.size()));
+  std::string img = zdtm_seal_image(std::string(reinterpret_cast<const char*>(head), sizeof(head)) + msg);
+  f.write(img.data(), std::streamsize(img.size()));
   if (!f) throw Fail("cannot write " + path);
 }
 

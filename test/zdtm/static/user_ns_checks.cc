@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "zdtm.h"
 
 namespace fs = std::filesystem;
 using namespace zdtm;
@@ -96,7 +97,7 @@ std::string namespaces_image() {
   u += field_int(5, 1);
   std::string msg = field_int(1, 1) + field_int(8, 1) + field(12, u);
   uint32_t head[3] = {0x54504b43, 0x4e535001, uint32_t(msg.size())};
-  return std::string(reinterpret_cast<const char*>(head), sizeof(head)) + msg;
+  return zdtm_seal_image(std::string(reinterpret_cast<const char*>(head), sizeof(head)) + msg);
 }
 
 void expect_no_task(pid_t pid, const std::string& when) {

@@ -1,0 +1,142 @@
+#include "compel/cure_guard.h"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+
+#include "base/log.h"
+#include "compel/infect.h"
+#include "compel/regs.h"
+#include "compel/seize.h"
+
+namespace ckpt::compel::guard {
+namespace {
+
+struct Record {
+  int32_t tid;  // 0: none
+  int32_t memfd;
+  uint64_t region, len;  // len 0: cleared
+};
+
+constexpr int kSeizeTries = 400;   // x 10 ms: ckpt's ptrace link goes with its exit
+constexpr int kLeaveTries = 400;   // x 10 ms: the parasite returns on EOF at once
+
+// Puts `tid`'s process back: out of the parasite, no region, no memfd.
+void Cure(const Record& r) {
+  pid_t pid = r.tid;
+  for (int i = 0; i < kLeaveTries; i++) {
+    auto proc = SeizedProcess::Seize(pid);
+    if (!proc.ok()) {
+      if (kill(pid, 0) < 0 && errno == ESRCH) return;  // gone: nothing to cure
+      usleep(10000);
+      continue;
+    }
+    auto regs = GetRegs(pid);
+    if (!regs.ok()) return;
+    uint64_t ip = regs->gp.rip;
+    if (r.len && ip >= r.region && ip < r.region + r.len) {  // still on its way home
+      (*proc)->Detach();
+      usleep(10000);
+      continue;
+    }
+    auto exec = FindExecAddr(pid, r.region, r.region + r.len);
+    if (!exec.ok()) return;
+    int mem = (*proc)->mem_fd();
+    if (r.len) (void)RemoteSyscallRestoring(pid, mem, *exec, SYS_munmap, long(r.region), long(r.len));
+    if (r.memfd >= 0) (void)RemoteSyscallRestoring(pid, mem, *exec, SYS_close, r.memfd);
+    return;  // ~SeizedProcess resumes every thread
+  }
+}
+
+[[noreturn]] void GuardMain(int in) {
+  std::map<pid_t, Record> held;
+  for (;;) {
+    Record r;
+    ssize_t n = read(in, &r, sizeof(r));
+    if (n < 0 && errno == EINTR) continue;
+    if (n != ssize_t(sizeof(r))) break;  // EOF: ckpt is gone
+    if (r.memfd < 0 && r.len == 0)
+      held.erase(r.tid);
+    else
+      held[r.tid] = r;
+  }
+  for (const auto& [tid, r] : held) Cure(r);
+  _exit(0);
+}
+
+struct Guard {
+  pid_t pid = -1;
+  int out = -1;
+  bool failed = false;
+  ~Guard() {  // normal exit of ckpt: the guard sees EOF and ends
+    if (pid <= 0 || getpid() != owner) return;
+    close(out);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+  }
+  pid_t owner = 0;
+
+  bool Start() {
+    if (pid > 0 && owner == getpid()) return true;
+    if (failed) return false;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+      failed = true;
+      LOG_WARN("cure guard: pipe: " + std::string(strerror(errno)) + " (dumping unguarded)");
+      return false;
+    }
+    pid_t c = fork();
+    if (c < 0) {
+      failed = true;
+      close(p[0]), close(p[1]);
+      LOG_WARN("cure guard: fork: " + std::string(strerror(errno)) + " (dumping unguarded)");
+      return false;
+    }
+    if (c == 0) {
+      setsid();
+      prctl(PR_SET_NAME, "ckpt-cureguard");
+      int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+      if (dup2(p[0], 3) < 0) _exit(1);
+      for (int fd = 0; fd < 3; fd++) dup2(null, fd);
+      syscall(SYS_close_range, 4, ~0u, 0);
+      GuardMain(3);
+    }
+    close(p[0]);
+    pid = c;
+    out = p[1];
+    owner = getpid();
+    return true;
+  }
+
+  void Send(const Record& r) {
+    if (!Start()) return;
+    if (write(out, &r, sizeof(r)) != ssize_t(sizeof(r)))
+      LOG_WARN("cure guard: write failed: " + std::string(strerror(errno)));
+  }
+};
+
+Guard g_guard;  // process-wide: one guard per dumping ckpt
+
+}  // namespace
+
+void Holds(pid_t tid, int memfd, uint64_t region, uint64_t len) {
+  g_guard.Send({tid, memfd, region, len});
+}
+
+void Clear(pid_t tid) {
+  if (g_guard.pid <= 0) return;
+  g_guard.Send({tid, -1, 0, 0});
+}
+
+}  // namespace ckpt::compel::guard

@@ -1,0 +1,146 @@
+#include "images/image_check.h"
+
+#include <nmmintrin.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+
+#include "images/image_types.h"
+#include "proto/checksums.pb.h"
+
+namespace ckpt::images {
+namespace {
+
+constexpr uint32_t kPoly = 0x82f63b78;  // CRC32C, reflected
+
+struct Table {
+  uint32_t t[256];
+  Table() {
+    for (uint32_t i = 0; i < 256; i++) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ kPoly : c >> 1;
+      t[i] = c;
+    }
+  }
+};
+
+uint32_t SoftCrc(uint32_t c, const uint8_t* p, size_t n) {
+  static const Table table;
+  while (n--) c = table.t[(c ^ *p++) & 0xff] ^ (c >> 8);
+  return c;
+}
+
+__attribute__((target("sse4.2"))) uint32_t HardCrc(uint32_t c, const uint8_t* p, size_t n) {
+  uint64_t c64 = c;
+  while (n >= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    c64 = _mm_crc32_u64(c64, w);
+    p += 8;
+    n -= 8;
+  }
+  c = uint32_t(c64);
+  while (n--) c = _mm_crc32_u8(c, *p++);
+  return c;
+}
+
+const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
+
+constexpr size_t kChunk = 1 << 20;
+
+}  // namespace
+
+uint32_t Crc32c(uint32_t crc, const void* data, size_t len) {
+  auto* p = static_cast<const uint8_t*>(data);
+  uint32_t c = ~crc;
+  c = kHaveSse42 ? HardCrc(c, p, len) : SoftCrc(c, p, len);
+  return ~c;
+}
+
+std::string Trailer(uint32_t crc, uint64_t body_len) {
+  std::string t(kTrailerSize, '\0');
+  uint32_t mark = kTrailerMark;
+  uint64_t total = body_len + kTrailerSize;
+  memcpy(t.data(), &mark, 4);
+  memcpy(t.data() + 4, &crc, 4);
+  memcpy(t.data() + 8, &total, 8);
+  return t;
+}
+
+std::string SealImage(const std::string& bytes) {
+  return bytes + Trailer(Crc32c(0, bytes.data(), bytes.size()), bytes.size());
+}
+
+Result<FileSum> SumFile(int fd, const std::string& name) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) return Error::Errno("stat " + name);
+  FileSum s;
+  s.name = name;
+  s.size = uint64_t(st.st_size);
+  std::unique_ptr<char[]> buf(new char[kChunk]);
+  uint64_t off = 0;
+  while (off < s.size) {
+    ssize_t n = pread(fd, buf.get(), size_t(std::min<uint64_t>(kChunk, s.size - off)), off_t(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::Errno("reading " + name);
+    if (n == 0) return Error(name + ": shrank while being read");
+    s.crc = Crc32c(s.crc, buf.get(), size_t(n));
+    off += uint64_t(n);
+  }
+  return s;
+}
+
+Result<uint64_t> CheckTrailer(int fd, const std::string& name) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) return Error::Errno("stat " + name);
+  uint64_t size = uint64_t(st.st_size);
+  if (size < 8 + kTrailerSize)
+    return Error(name + ": damaged: truncated (" + std::to_string(size) +
+                 " bytes, no checksum trailer)");
+  char t[kTrailerSize];
+  if (pread(fd, t, kTrailerSize, off_t(size - kTrailerSize)) != ssize_t(kTrailerSize))
+    return Error::Errno("reading " + name);
+  uint32_t mark, crc;
+  uint64_t total;
+  memcpy(&mark, t, 4);
+  memcpy(&crc, t + 4, 4);
+  memcpy(&total, t + 8, 8);
+  if (mark != kTrailerMark)
+    return Error(name + ": damaged: it does not end with its checksum trailer (truncated, or "
+                 "bytes appended)");
+  if (total != size)
+    return Error(name + ": damaged: " + std::to_string(size) + " bytes, its trailer says " +
+                 std::to_string(total) + " (truncated, or bytes appended)");
+  std::unique_ptr<char[]> buf(new char[kChunk]);
+  uint64_t off = 0, body = size - kTrailerSize;
+  uint32_t c = 0;
+  while (off < body) {
+    ssize_t n = pread(fd, buf.get(), size_t(std::min<uint64_t>(kChunk, body - off)), off_t(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Error::Errno("reading " + name);
+    c = Crc32c(c, buf.get(), size_t(n));
+    off += uint64_t(n);
+  }
+  if (c != crc) return Error(name + ": damaged: checksum mismatch (bytes changed)");
+  return body - 8;
+}
+
+std::string ChecksumsImage(const std::vector<FileSum>& sums) {
+  uint32_t hdr[2] = {kImageMagic, Info(ImageType::kChecksums).magic};
+  std::string out(reinterpret_cast<const char*>(hdr), sizeof(hdr));
+  for (const FileSum& s : sums) {
+    pb::ChecksumEntry e;
+    e.set_name(s.name);
+    e.set_size(s.size);
+    e.set_crc32c(s.crc);
+    std::string b = e.SerializeAsString();
+    uint32_t len = uint32_t(b.size());
+    out.append(reinterpret_cast<const char*>(&len), 4);
+    out += b;
+  }
+  return SealImage(out);
+}
+
+}  // namespace ckpt::images
