@@ -249,6 +249,12 @@ Status ServeLazySource(const std::string& dir_path, int listen_fd,
         return Error::Errno("punching the lazy pages out of " + path);
     held.emplace(name, std::move(h));
   }
+  // DIR's pages files now differ from the dump: their checksums follow.
+  {
+    std::vector<std::string> changed;
+    for (const auto& [name, runs] : punch) changed.push_back(name);
+    if (!changed.empty()) TRY(dir->Reseal(changed));
+  }
   std::string marker = dir_path + "/" + kLazyHeldMarker;
   UniqueFd m(open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!m) return Error::Errno("create " + marker);

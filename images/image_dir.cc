@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/io.h"
@@ -235,6 +236,42 @@ Result<UniqueFd> ImageDir::OpenRaw(const std::string& name) const {
     verified_.insert(name);
   }
   return fd;
+}
+
+Status ImageDir::Reseal(const std::vector<std::string>& names) {
+  std::vector<pb::ChecksumEntry> list;
+  {
+    TRY_ASSIGN(ImageReader r, OpenReader(ImageType::kChecksums));
+    pb::ChecksumEntry e;
+    for (;;) {
+      TRY_ASSIGN(bool got, r.Read(e));
+      if (!got) break;
+      list.push_back(e);
+    }
+  }
+  for (const std::string& n : names) {
+    auto it = std::find_if(list.begin(), list.end(),
+                           [&](const pb::ChecksumEntry& e) { return e.name() == n; });
+    if (it == list.end()) return Error(path_ + "/" + n + ": not listed in checksums.img");
+    UniqueFd fd(::openat(dirfd_.get(), n.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return Error::Errno("reading back " + path_ + "/" + n);
+    TRY_ASSIGN(FileSum s, SumFile(fd.get(), n));
+    it->set_size(s.size);
+    it->set_crc32c(s.crc);
+    verified_.erase(n);
+  }
+  sums_loaded_ = false;
+  sums_.clear();
+  const char* tmp = ".checksums.tmp";
+  UniqueFd fd(::openat(dirfd_.get(), tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) return Error::Errno("create " + path_ + "/" + tmp);
+  ImageWriter w(std::move(fd), tmp, Info(ImageType::kChecksums).magic);
+  for (const pb::ChecksumEntry& e : list) TRY(w.Write(e));
+  TRY(w.Sync());
+  TRY(w.Close());
+  if (::renameat(dirfd_.get(), tmp, dirfd_.get(), FileName(ImageType::kChecksums, 0).c_str()) < 0)
+    return Error::Errno("rename " + path_ + "/" + tmp);
+  return Ok();
 }
 
 Status ImageDir::Commit(const google::protobuf::Message& inventory) {

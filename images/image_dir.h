@@ -97,6 +97,11 @@ class ImageDir {
   // server's) with its size and CRC32C: checked at its first open.
   Result<UniqueFd> CreateRaw(const std::string& name);
   Result<UniqueFd> OpenRaw(const std::string& name) const;
+  // After raw files of a complete dump were changed on purpose (a lazy
+  // dump punches out the pages it serves itself, criu/lazy_source.h):
+  // their entries in checksums.img take their new size and checksum; the
+  // list is replaced atomically (rename).
+  Status Reseal(const std::vector<std::string>& names);
   // Lists every raw file created in checksums.img, syncs every file to
   // disk, then writes the inventory: the dump is complete.
   Status Commit(const google::protobuf::Message& inventory);
