@@ -17,6 +17,7 @@
 #include "proto/pagemap.pb.h"
 #include "proto/pstree.pb.h"
 #include "proto/seccomp.pb.h"
+#include "proto/shm_file.pb.h"
 #include "proto/sk_inet.pb.h"
 
 namespace ckpt::images {
@@ -61,6 +62,8 @@ const ImageTypeInfo kTypes[] = {
     {ImageType::kMntNs, "mnt-ns", "mnt-ns.img", 0x4d4e5401, Make<pb::MountEntry>, nullptr},
     {ImageType::kTmpfs, "tmpfs", "tmpfs-%u.img", 0x544d5001, Make<pb::TmpfsRecord>, nullptr},
     {ImageType::kMemTrack, "memtrack", "memtrack.img", 0x4d545201, Make<pb::MemTrackEntry>,
+     nullptr},
+    {ImageType::kShmFiles, "shm-files", "shm-files.img", 0x53484601, Make<pb::ShmFileEntry>,
      nullptr},
 };
 

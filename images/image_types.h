@@ -43,6 +43,7 @@ enum class ImageType {
   kMntNs,        // mnt-ns.img: the mounts of the tree's mount namespace (criu/ns/mnt_ns.h)
   kTmpfs,        // tmpfs-<mount id>.img: the files of a tmpfs of the tree's own
   kMemTrack,     // memtrack.img: a step of an incremental chain (criu/mem_track.h)
+  kShmFiles,     // shm-files.img: tmpfs files the tree maps shared (criu/shm_files.h)
 };
 
 struct ImageTypeInfo {

@@ -70,7 +70,8 @@ def run(a, wd):
     status = mpi_env.wait_exit(job.pid, 120)
     got = open(out_path).read()
     if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
-        fail("the restored job ended with status %#x; its output ends %r" % (status, got[-200:]))
+        fail("the restored job ended with status %#x; its output ends %r, its stderr %r" %
+             (status, got[-100:], open(out_path + ".err").read()[-1500:]))
     if got != want:
         gl, wl = got.splitlines(), want.splitlines()
         bad = next((i for i in range(min(len(gl), len(wl))) if gl[i] != wl[i]), min(len(gl), len(wl)))
