@@ -4,7 +4,6 @@
 # mpi/ring.c against one; its uninterrupted answer; starting a job; calling
 # ckpt; and removing what an MPI job leaves behind when it is killed (Open
 # MPI's session directory under /tmp, shared-memory files in /dev/shm).
-import glob
 import os
 import shutil
 import socket
@@ -30,7 +29,8 @@ MPIS = {
 SHM_PREFIXES = ("vader_segment.", "open_mpi.", "ucx_", "mpich_", "sm_segment.")
 
 _shm_before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
-_launchers = []  # pids of launchers started, for their session directories
+_launchers = []  # pids of launchers and daemons, for their session directories
+hosts = [socket.gethostname()]  # host names jobs ran under (one per UTS namespace)
 
 
 def missing(name):
@@ -155,13 +155,12 @@ def cleanup():
     """Open MPI's session directories of our launchers
     (/tmp/ompi.HOST.UID/pid.PID) and the /dev/shm files MPI jobs made while
     we ran: a killed job leaves them."""
-    host = socket.gethostname()
-    for pid in _launchers:
-        for d in glob.glob("/tmp/ompi.%s.%d/pid.%d" % (host, os.getuid(), pid)):
-            shutil.rmtree(d, ignore_errors=True)
-    for top in glob.glob("/tmp/ompi.%s.%d" % (host, os.getuid())):
+    for host in hosts:
+        top = "/tmp/ompi.%s.%d" % (host, os.getuid())
+        for pid in _launchers:
+            shutil.rmtree("%s/pid.%d" % (top, pid), ignore_errors=True)
         try:
-            os.rmdir(top)
+            os.rmdir(top)  # only when no other job uses it
         except OSError:
             pass
     if os.path.isdir("/dev/shm"):

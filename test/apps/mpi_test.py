@@ -29,8 +29,8 @@ import mpi_env  # noqa: E402
 from app_env import fail, log, wait_for  # noqa: E402
 
 RANKS = 4
-ITERS = 400
-PAUSE_US = 20000  # per iteration: the job runs about 8 s
+ITERS = 200
+PAUSE_US = 20000  # per iteration: the job runs 4 s or more (MPICH's ranks poll)
 
 
 def run(a, wd):
@@ -52,7 +52,7 @@ def run(a, wd):
         log("dumped at iteration %d of %d, job killed" % (at, ITERS))
     else:
         imgs = []
-        for n, it in enumerate((60, 120, 180)):
+        for n, it in enumerate((40, 80, 120)):
             wait_for(lambda: mpi_env.progress(out_path) >= it, "iteration %d" % it)
             imgs.append(ck.dump(job.pid, "img%d" % (n + 1), leave_running=True))
             log("checkpoint %d at iteration %d, the job goes on" %
