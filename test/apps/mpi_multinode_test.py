@@ -33,7 +33,7 @@ import mpi_env  # noqa: E402
 from app_env import fail, log, wait_for  # noqa: E402
 
 RANKS = 4
-ITERS = 300
+ITERS = 200
 PAUSE_US = 20000
 NET = 10 + os.getpid() % 200  # 10.231.NET.0/24, per run
 NODES = {"a": "10.231.%d.1" % NET, "b": "10.231.%d.2" % NET}
@@ -198,6 +198,8 @@ def run(a, wd):
                   "--tcp-established", "--action-script", barrier] for n in NODES},
              "dump")
     at = mpi_env.progress(out_path)
+    if at >= ITERS:
+        fail("the job had finished before the dump: nothing left to restore")
     app_env.kill_children()
     log("both nodes dumped at iteration %d (each locked before either dumped) and killed" % at)
 

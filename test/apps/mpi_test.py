@@ -29,8 +29,8 @@ import mpi_env  # noqa: E402
 from app_env import fail, log, wait_for  # noqa: E402
 
 RANKS = 4
-ITERS = 200
-PAUSE_US = 20000  # per iteration: the job runs 4 s or more (MPICH's ranks poll)
+ITERS = 150
+PAUSE_US = 20000  # per iteration: the job runs 3 s or more (MPICH's ranks poll)
 
 
 def run(a, wd):
@@ -44,20 +44,24 @@ def run(a, wd):
     mpi_env.track(job.pid)
     ck = mpi_env.Ckpt(a.ckpt, wd)
     if a.case == "once":
-        wait_for(lambda: mpi_env.progress(out_path) >= 60, "the job under way")
+        wait_for(lambda: mpi_env.progress(out_path) >= 50, "the job under way")
         img = ck.dump(job.pid, "img", leave_running=False)
         job.wait(timeout=30)
         app_env.kill_children()
         at = mpi_env.progress(out_path)
+        if at >= ITERS:
+            fail("the job had finished before the dump: nothing left to restore")
         log("dumped at iteration %d of %d, job killed" % (at, ITERS))
     else:
         imgs = []
-        for n, it in enumerate((40, 80, 120)):
+        for n, it in enumerate((30, 60, 90)):
             wait_for(lambda: mpi_env.progress(out_path) >= it, "iteration %d" % it)
             imgs.append(ck.dump(job.pid, "img%d" % (n + 1), leave_running=True))
             log("checkpoint %d at iteration %d, the job goes on" %
                 (n + 1, mpi_env.progress(out_path)))
         at3 = mpi_env.progress(out_path)
+        if at3 >= ITERS - 20:
+            fail("the job was almost done at the third checkpoint (iteration %d)" % at3)
         wait_for(lambda: mpi_env.progress(out_path) >= at3 + 10, "the job going on")
         app_env.kill_children()
         log("job killed at iteration %d; restarting from checkpoint 2" %
