@@ -31,6 +31,7 @@ SHM_PREFIXES = ("vader_segment.", "open_mpi.", "ucx_", "mpich_", "sm_segment.")
 _shm_before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
 _launchers = []  # pids of launchers and daemons, for their session directories
 hosts = [socket.gethostname()]  # host names jobs ran under (one per UTS namespace)
+own_hosts = []  # host names made up for this run: their session directories go whole
 
 
 def missing(name):
@@ -155,6 +156,8 @@ def cleanup():
     """Open MPI's session directories of our launchers
     (/tmp/ompi.HOST.UID/pid.PID) and the /dev/shm files MPI jobs made while
     we ran: a killed job leaves them."""
+    for host in own_hosts:
+        shutil.rmtree("/tmp/ompi.%s.%d" % (host, os.getuid()), ignore_errors=True)
     for host in hosts:
         top = "/tmp/ompi.%s.%d" % (host, os.getuid())
         for pid in _launchers:

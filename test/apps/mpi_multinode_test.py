@@ -42,6 +42,7 @@ NS = {n: "ckpt-mpi-%s-%d" % (n, os.getpid()) for n in NODES}
 # file): Open MPI names its shared-memory files and session directory after
 # the host, and the two nodes share /dev/shm and /tmp.
 UTS = {n: "/run/ckpt-mpi-uts-%s-%d" % (n, os.getpid()) for n in NODES}
+HOSTS = {n: "node-%s-%d" % (n, os.getpid()) for n in NODES}
 _made, _uts_made = [], []
 
 
@@ -61,14 +62,14 @@ def in_ns(node, argv):
 
 
 def make_nodes():
-    mpi_env.hosts.extend("node-" + n for n in NODES)
+    mpi_env.own_hosts.extend(HOSTS.values())
     for n in NODES:
         sh("ip", "netns", "add", NS[n])
         _made.append(NS[n])
         sh("ip", "-n", NS[n], "link", "set", "lo", "up")
         open(UTS[n], "w").close()
         _uts_made.append(UTS[n])
-        sh("unshare", "--uts=" + UTS[n], "hostname", "node-" + n)
+        sh("unshare", "--uts=" + UTS[n], "hostname", HOSTS[n])
     sh("ip", "-n", NS["a"], "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
        "netns", NS["b"])
     for n, addr in NODES.items():
