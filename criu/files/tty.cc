@@ -134,8 +134,12 @@ Status QueueAsSlaveOutput(int master, const std::string& bytes) {
   int err = 0;
   for (int tries = 0; done < bytes.size() && tries < 1000; tries++) {
     ssize_t w = write(slave.get(), bytes.data() + done, bytes.size() - done);
-    if (w > 0) done += size_t(w);
-    else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+    if (w > 0) {
+      done += size_t(w);
+    } else if (w < 0 && errno == EAGAIN) {  // the flip buffers drain into the master's queue
+      pollfd p = {slave.get(), POLLOUT, 0};
+      poll(&p, 1, 10);
+    } else if (w < 0 && errno != EINTR) {
       err = errno;
       break;
     }
