@@ -114,6 +114,11 @@ Status PutBack(const images::ImageDir& dir, const pb::ShmFileEntry& e) {
   TRY(CopyExtents(in.get(), fd.get(), e.size(), what));
   if (fchown(fd.get(), e.uid(), e.gid()) < 0 || fchmod(fd.get(), e.mode() & 07777) < 0)
     return Error::Errno(what + ": owner and mode");
+  if (e.has_mtime_ns()) {  // as the dump saw it: an fd of the file finds it unchanged
+    timespec times[2] = {{0, UTIME_OMIT},
+                         {time_t(e.mtime_ns() / 1000000000), long(e.mtime_ns() % 1000000000)}};
+    futimens(fd.get(), times);
+  }
   LOG_INFO(what + ": " + std::to_string(e.size()) + " bytes put back" +
            (made ? " (the file was gone: made again)" : ""));
   return Ok();
@@ -168,6 +173,7 @@ Status DumpShmFiles(const std::vector<pid_t>& pids, images::ImageDir& dir) {
     e.set_uid(st.st_uid);
     e.set_gid(st.st_gid);
     e.set_holder(holder);
+    e.set_mtime_ns(int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
     TRY_ASSIGN(UniqueFd out, dir.CreateRaw(DataName(id)));
     TRY(CopyExtents(in.get(), out.get(), e.size(), what));
     TRY(w.Write(e));
@@ -187,7 +193,7 @@ Status RestoreShmFiles(const images::ImageDir& dir) {
     TRY_ASSIGN(bool more, r.Read(e));
     if (!more) break;
     if (e.id() == 0 || !ids.insert(e.id()).second || !CleanPath(e.path()) ||
-        !paths.insert(e.path()).second || e.mode() > 07777)
+        !paths.insert(e.path()).second || e.mode() > 07777 || e.mtime_ns() < 0)
       return Error(r.name() + ": bad entry for " + e.path());
     all.push_back(std::move(e));
   }
