@@ -95,7 +95,8 @@ Status PutBack(const images::ImageDir& dir, const pb::ShmFileEntry& e) {
   struct statfs sf;
   if (fstatfs(pdir.get(), &sf) < 0) return Error::Errno(what + ": statfs " + parent);
   if (sf.f_type != TMPFS_MAGIC)
-    return Error(what + ": " + parent + " is no longer on a tmpfs: not writing the dumped "
+    return Error(what + ": " + parent +
+                 " is no longer on a tmpfs: not writing the dumped "
                  "contents there");
   bool made = false;
   UniqueFd fd(openat(pdir.get(), base.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));

@@ -1,9 +1,9 @@
 #include "criu/shmem.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -58,8 +58,8 @@ UniqueFd RecreateDeletedTmpfsFile(const std::string& name) {
   struct statfs sf;
   if (!dir || fstatfs(dir.get(), &sf) < 0 || sf.f_type != TMPFS_MAGIC) return UniqueFd();
   std::string base = name.substr(slash + 1);
-  UniqueFd fd(openat(dir.get(), base.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                     0600));
+  UniqueFd fd(
+      openat(dir.get(), base.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (fd && unlinkat(dir.get(), base.c_str(), 0) < 0) return UniqueFd();
   return fd;
 }

@@ -42,8 +42,8 @@
 #include "criu/files/pid_view.h"
 
 #include <dirent.h>
-#include <poll.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -147,7 +147,8 @@ Status QueueAsSlaveOutput(int master, const std::string& bytes) {
   tcsetattr(slave.get(), TCSANOW, &t);
   if (done < bytes.size())
     return Error::Errno("queue " + std::to_string(bytes.size() - done) + " of " +
-                        std::to_string(bytes.size()) + " bytes of pty output", err ? err : EAGAIN);
+                            std::to_string(bytes.size()) + " bytes of pty output",
+                        err ? err : EAGAIN);
   return Ok();
 }
 

@@ -174,9 +174,8 @@ Result<int> EndTimeWait(int family, const std::string& addr, uint16_t port) {
     Status s =
         SockDiagRequest(SOCK_DESTROY, false, &r, sizeof(r), [](const nlmsghdr*) { return Ok(); });
     if (!s.ok() && s.error().err() != ENOENT)  // gone by itself meanwhile: fine
-      return std::move(
-          s.error().Context("ending " + FormatEndpoint(family, d.src, d.sport) + " in " +
-                            TcpStateName(d.state)));
+      return std::move(s.error().Context("ending " + FormatEndpoint(family, d.src, d.sport) +
+                                         " in " + TcpStateName(d.state)));
     ended++;
   }
   return ended;

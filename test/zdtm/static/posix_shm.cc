@@ -69,8 +69,10 @@ void check_vma(const void* base, const std::string& want, const char* what) {
   snprintf(line, sizeof(line), "%lx-", reinterpret_cast<unsigned long>(base));
   std::string maps = zdtm_read_file("/proc/self/maps");
   size_t at = maps.find(std::string("\n") + line);
-  if (maps.compare(0, strlen(line), line) == 0) at = 0;
-  else if (at != std::string::npos) at++;
+  if (maps.compare(0, strlen(line), line) == 0)
+    at = 0;
+  else if (at != std::string::npos)
+    at++;
   if (at == std::string::npos) fail("%s: no mapping at %p", what, base);
   std::string l = maps.substr(at, maps.find('\n', at) - at);
   if (l.size() < want.size() || l.compare(l.size() - want.size(), want.size(), want) != 0 ||
@@ -133,22 +135,27 @@ int main(int argc, char** argv) {
     for (size_t w = 0; w < kPage / 8; w++) {
       size_t i = p * kPage / 8 + w;
       uint64_t want = a_has_data(p) ? word('a', i) : 0;
-      if (a[i] != want) fail("A: word %zu is %#lx, want %#lx", i, (unsigned long)a[i], (unsigned long)want);
+      if (a[i] != want)
+        fail("A: word %zu is %#lx, want %#lx", i, (unsigned long)a[i], (unsigned long)want);
     }
   // B
   check_vma(b, path[1] + " (deleted)", "B");
-  if (link_of(kBFd) != blink) fail("B: fd %d is %s, want %s", kBFd, link_of(kBFd).c_str(), blink.c_str());
+  if (link_of(kBFd) != blink)
+    fail("B: fd %d is %s, want %s", kBFd, link_of(kBFd).c_str(), blink.c_str());
   if (fstat(kBFd, &st) || st.st_nlink != 0 || st.st_size != off_t(kBSize))
     fail("B: fd %d: nlink %lu size %ld", kBFd, (unsigned long)st.st_nlink, (long)st.st_size);
   for (size_t i = 0; i < kBSize / 8; i++)
     if (b[i] != word('b', i)) fail("B: word %zu changed", i);
   uint64_t v = ~word('b', 7), got = 0;
   b[7] = v;
-  if (pread(kBFd, &got, 8, 7 * 8) != 8 || got != v) fail("B: a write to the mapping is not in the fd's file");
+  if (pread(kBFd, &got, 8, 7 * 8) != 8 || got != v)
+    fail("B: a write to the mapping is not in the fd's file");
   v = word('B', 9);
-  if (pwrite(kBFd, &v, 8, 9 * 8) != 8 || b[9] != v) fail("B: a write to the fd is not in the mapping");
+  if (pwrite(kBFd, &v, 8, 9 * 8) != 8 || b[9] != v)
+    fail("B: a write to the fd is not in the mapping");
   // C
-  if (link_of(kCFd) != clink) fail("C: fd %d is %s, want %s", kCFd, link_of(kCFd).c_str(), clink.c_str());
+  if (link_of(kCFd) != clink)
+    fail("C: fd %d is %s, want %s", kCFd, link_of(kCFd).c_str(), clink.c_str());
   // O_NOFOLLOW acted at the open only; a reopened description lacks it.
   if ((fcntl(kCFd, F_GETFL) | O_NOFOLLOW) != cfl)
     fail("C: flags %#o, want %#o", fcntl(kCFd, F_GETFL), cfl);

@@ -40,7 +40,8 @@ std::string read_all(int fd, size_t want) {
 
 std::string printable(const std::string& s) {
   std::string o;
-  for (char c : s) o += c == '\r' ? std::string("\\r") : c == '\n' ? std::string("\\n") : std::string(1, c);
+  for (char c : s)
+    o += c == '\r' ? std::string("\\r") : c == '\n' ? std::string("\\n") : std::string(1, c);
   return o.size() > 120 ? o.substr(0, 120) + "..." : o;
 }
 }  // namespace
@@ -64,7 +65,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < kLines; i++) {
     char line[80];
     snprintf(line, sizeof(line), "line %02d %016llx %016llx\n", i,
-             (unsigned long long)zdtm_mix(seed, 2 * i), (unsigned long long)zdtm_mix(seed, 2 * i + 1));
+             (unsigned long long)zdtm_mix(seed, 2 * i),
+             (unsigned long long)zdtm_mix(seed, 2 * i + 1));
     if (write(kSlave, line, strlen(line)) != ssize_t(strlen(line))) fail("write slave");
     std::string l(line);
     want += l.substr(0, l.size() - 1) + "\r\n";
@@ -82,7 +84,8 @@ int main(int argc, char** argv) {
   struct termios now;
   if (tcgetattr(kSlave, &now)) fail("tcgetattr after restore");
   if (now.c_oflag != t.c_oflag || now.c_lflag != t.c_lflag)
-    fail("termios: oflag %#x lflag %#x, want %#x %#x", now.c_oflag, now.c_lflag, t.c_oflag, t.c_lflag);
+    fail("termios: oflag %#x lflag %#x, want %#x %#x", now.c_oflag, now.c_lflag, t.c_oflag,
+         t.c_lflag);
   const char* after = "after\n";
   if (write(kSlave, after, strlen(after)) != ssize_t(strlen(after))) fail("write after restore");
   want += "after\r\n";
