@@ -85,13 +85,36 @@ Result<UniqueFd> OpenNoSymlinks(const std::string& path, uint64_t flags, uint64_
   return UniqueFd(int(fd));
 }
 
+// The directory `path`, made (0700, owned by uid:gid) with any missing
+// directories above it when it is gone, but only inside a tmpfs (an MPI
+// session directory under a tmpfs /tmp, removed when the job ended).
+Result<UniqueFd> OpenOrMakeDir(const std::string& path, uint32_t uid, uint32_t gid, int depth = 0) {
+  auto fd = OpenNoSymlinks(path, O_PATH | O_DIRECTORY);
+  if (fd.ok() || fd.error().err() != ENOENT || path == "/" || depth > 64) return fd;
+  size_t slash = path.rfind('/');
+  TRY_ASSIGN(UniqueFd up, OpenOrMakeDir(slash ? path.substr(0, slash) : "/", uid, gid, depth + 1));
+  struct statfs sf;
+  if (fstatfs(up.get(), &sf) < 0) return Error::Errno("statfs above " + path);
+  if (sf.f_type != TMPFS_MAGIC)
+    return Error("directory " + path + " is gone, and what holds it is not a tmpfs");
+  std::string name = path.substr(slash + 1);
+  if (mkdirat(up.get(), name.c_str(), 0700) < 0 && errno != EEXIST)
+    return Error::Errno("make directory " + path);
+  if (fchownat(up.get(), name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+    return Error::Errno("owner of directory " + path);
+  LOG_INFO("directory " + path + " was gone: made again");
+  UniqueFd made(openat(up.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!made) return Error::Errno("open directory " + path);
+  return made;
+}
+
 Status PutBack(const images::ImageDir& dir, const pb::ShmFileEntry& e) {
   const std::string& p = e.path();
   std::string what = "shm file " + p + (e.has_holder() ? " (" + e.holder() + ")" : "");
   TRY_ASSIGN(UniqueFd in, dir.OpenRaw(DataName(e.id())));
   std::string parent = p.substr(0, std::max<size_t>(p.rfind('/'), 1));
   std::string base = p.substr(p.rfind('/') + 1);
-  TRY_ASSIGN(UniqueFd pdir, OpenNoSymlinks(parent, O_PATH | O_DIRECTORY), what);
+  TRY_ASSIGN(UniqueFd pdir, OpenOrMakeDir(parent, e.uid(), e.gid()), what);
   struct statfs sf;
   if (fstatfs(pdir.get(), &sf) < 0) return Error::Errno(what + ": statfs " + parent);
   if (sf.f_type != TMPFS_MAGIC)

@@ -17,7 +17,8 @@
 // Restore: before any task exists, each file gets its dumped contents
 // back: an existing file at the path is emptied and refilled (it must be a
 // regular file on a tmpfs, reached without symlinks); a missing one is
-// made with its mode and owner. Every task then maps the file by path, as
+// made with its mode and owner (and missing directories above it inside
+// the tmpfs, 0700, with its owner). Every task then maps the file by path, as
 // before.
 #pragma once
 

@@ -16,6 +16,10 @@
 //      mapped; fd 121 with the flags shm_open gives (O_RDWR | O_NOFOLLOW |
 //      O_CLOEXEC) at an offset. (Restoring it failed with ELOOP: the
 //      reopen through /proc/self/fd took O_NOFOLLOW along.)
+//   D  /dev/shm/zdtm-posix_shm.<h>.d/seg: 64 KiB in a directory of its own
+//      (0750), only mapped (an MPI session directory on a tmpfs); removed
+//      with its directory at the end like A: a leave-running restore makes
+//      both again.
 // Every byte is a pattern of a per-run seed. <h> is a hash of the workdir.
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -33,7 +37,7 @@ namespace {
 
 constexpr size_t kPage = 4096;
 constexpr size_t kASize = 256 * kPage, kBSize = 64 * kPage, kCSize = 3 * kPage + 100;
-constexpr size_t kCPos = 5000;
+constexpr size_t kCPos = 5000, kDSize = 16 * kPage;
 constexpr int kBFd = 120, kCFd = 121;
 uint64_t g_seed;
 
@@ -97,6 +101,19 @@ int main(int argc, char** argv) {
     shm_unlink(name[i]);  // a stale one of an earlier failed run
     test_cleanup_path(path[i].c_str());
   }
+
+  // D: mapped, in a directory of its own, fd closed.
+  std::string ddir = path[0].substr(0, path[0].size() - 1) + "d", dpath = ddir + "/seg";
+  unlink(dpath.c_str());
+  rmdir(ddir.c_str());
+  test_cleanup_path(dpath.c_str());
+  test_cleanup_path(ddir.c_str());
+  if (mkdir(ddir.c_str(), 0750)) fail("mkdir %s: %s", ddir.c_str(), strerror(errno));
+  int dfd = open(dpath.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (dfd < 0) fail("open %s: %s", dpath.c_str(), strerror(errno));
+  uint64_t* d = map_shared(dfd, kDSize, "D");
+  close(dfd);
+  for (size_t i = 0; i < kDSize / 8; i++) d[i] = word('d', i);
 
   // A: mapped, named, fd closed.
   int afd = open_shm(name[0], -1);
@@ -163,7 +180,13 @@ int main(int argc, char** argv) {
   std::string back(kCSize, '\0');
   if (pread(kCFd, &back[0], kCSize, 0) != ssize_t(kCSize) || back != c) fail("C: contents changed");
 
+  // D
+  check_vma(d, dpath, "D");
+  for (size_t i = 0; i < kDSize / 8; i++)
+    if (d[i] != word('d', i)) fail("D: word %zu changed", i);
   // A finishing job's cleanup: its memory scribbled over and its name gone.
+  memset(d, 0x5a, kDSize);
+  if (unlink(dpath.c_str()) || rmdir(ddir.c_str())) fail("remove D: %s", strerror(errno));
   memset(a, 0x5a, kASize);
   if (shm_unlink(name[0])) fail("shm_unlink A: %s", strerror(errno));
   pass();
