@@ -41,6 +41,7 @@
 #include "criu/regs_pb.h"
 #include "criu/rseq_dump.h"
 #include "criu/seccomp.h"
+#include "criu/shm_files.h"
 #include "criu/shmem.h"
 #include "images/image_dir.h"
 #include "parasite/blobs.h"
@@ -523,6 +524,12 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   TRY(psw.Close());
   TRY(fds.Close());
   TRY(shmem.Write(*dir));
+  {  // tmpfs files mapped shared (POSIX shm): criu/shm_files.h
+    std::vector<pid_t> live;
+    for (const TreeTask& t : tree)
+      if (!t.zombie) live.push_back(t.pid);
+    TRY(DumpShmFiles(live, *dir));
+  }
   TRY(WriteOne(*dir, ImageType::kNamespaces, 0, namespaces));
   // The tree's own namespaces' contents (it is still frozen).
   if (namespaces.ipc()) TRY(ns::DumpIpcNamespace(root, shmem.SysvIds(), *dir));

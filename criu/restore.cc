@@ -42,6 +42,7 @@
 #include "criu/files/fd_install.h"
 #include "criu/restore_tree.h"
 #include "criu/seccomp.h"
+#include "criu/shm_files.h"
 #include "criu/shmem.h"
 #include "criu/task_images.h"
 
@@ -422,6 +423,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
     fds.orphan_pty_sk = orphans.task_end();
   }
   TRY_ASSIGN(fds.shmem, RestoreShmem(*dir, mms));
+  TRY(RestoreShmFiles(*dir));  // tmpfs files mapped shared get their contents back
   // Segments recreated for a restore that fails must not stay behind.
   struct SysvCleanup {
     std::vector<int> ids;

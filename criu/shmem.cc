@@ -1,9 +1,11 @@
 #include "criu/shmem.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cinttypes>
@@ -45,6 +47,23 @@ Status SparseCopy(int in, int out, uint64_t size, const std::string& what) {
   return Ok();
 }
 
+// A new file at `name`, unlinked at once, when its directory is on a tmpfs
+// and the name is free; otherwise nothing (the caller makes a memfd).
+UniqueFd RecreateDeletedTmpfsFile(const std::string& name) {
+  size_t slash = name.rfind('/');
+  if (name.empty() || name[0] != '/' || slash == std::string::npos || slash + 1 >= name.size())
+    return UniqueFd();
+  UniqueFd dir(open(slash ? name.substr(0, slash).c_str() : "/",
+                    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  struct statfs sf;
+  if (!dir || fstatfs(dir.get(), &sf) < 0 || sf.f_type != TMPFS_MAGIC) return UniqueFd();
+  std::string base = name.substr(slash + 1);
+  UniqueFd fd(
+      openat(dir.get(), base.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (fd && unlinkat(dir.get(), base.c_str(), 0) < 0) return UniqueFd();
+  return fd;
+}
+
 }  // namespace
 
 std::string ShmemFileName(uint64_t shmid) { return "shmem-" + std::to_string(shmid) + ".img"; }
@@ -84,7 +103,9 @@ namespace {
 // A new object of `size` bytes that looks like the dumped one in
 // /proc/PID/maps: shared anonymous memory ("/dev/zero (deleted)") comes
 // from a shared anonymous mapping reopened through map_files; a memfd
-// gets its name back; anything else becomes a memfd named after it.
+// gets its name back; a deleted file of a tmpfs (POSIX shm unlinked while
+// in use) is made and unlinked again in its directory, so /proc shows the
+// same name; anything else becomes a memfd named after it.
 Result<UniqueFd> NewObject(const std::string& path, uint64_t id, uint64_t size) {
   const std::string del = " (deleted)";
   std::string name = path;
@@ -101,6 +122,13 @@ Result<UniqueFd> NewObject(const std::string& path, uint64_t id, uint64_t size) 
     munmap(p, size);
     if (!fd) return Error::Errno("reopen shared memory", e);
     return fd;
+  }
+  if (name.rfind("/memfd:", 0) != 0) {
+    UniqueFd fd = RecreateDeletedTmpfsFile(name);
+    if (fd) {
+      if (ftruncate(fd.get(), off_t(size)) < 0) return Error::Errno("truncate " + path);
+      return fd;
+    }
   }
   std::string mname =
       name.rfind("/memfd:", 0) == 0 ? name.substr(7) : "ckpt-shmem-" + std::to_string(id);

@@ -18,6 +18,7 @@
 #include "proto/pagemap.pb.h"
 #include "proto/pstree.pb.h"
 #include "proto/seccomp.pb.h"
+#include "proto/shm_file.pb.h"
 #include "proto/sk_inet.pb.h"
 
 namespace ckpt::images {
@@ -65,6 +66,8 @@ const ImageTypeInfo kTypes[] = {
      nullptr},
     {ImageType::kChecksums, "checksums", "checksums%.0u.img", 0x434b5301,
      Make<pb::ChecksumEntry>, nullptr},
+    {ImageType::kShmFiles, "shm-files", "shm-files.img", 0x53484601, Make<pb::ShmFileEntry>,
+     nullptr},
 };
 
 }  // namespace

@@ -47,6 +47,7 @@ enum class ImageType {
   kTmpfs,        // tmpfs-<mount id>.img: the files of a tmpfs of the tree's own
   kMemTrack,     // memtrack.img: a step of an incremental chain (criu/mem_track.h)
   kChecksums,    // checksums[1].img: sizes and CRC32C of raw files (images/image_check.h)
+  kShmFiles,     // shm-files.img: tmpfs files the tree maps shared (criu/shm_files.h)
 };
 
 struct ImageTypeInfo {

@@ -12,6 +12,7 @@ PKGS=(
   binutils
   python3 python3-protobuf iproute2 nftables
   busybox-static runc redis-server python3-numpy openjdk-17-jdk-headless podman
+  openmpi-bin libopenmpi-dev mpich libmpich-dev
 )
 
 missing=()

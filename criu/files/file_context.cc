@@ -120,7 +120,11 @@ const pb::FileEntry* RestoreContext::EntryOf(uint32_t file_id) const {
 
 Result<int> Reopen(int fd, int flags, const std::string& what) {
   std::string p = "/proc/self/fd/" + std::to_string(fd);
-  int r = open(p.c_str(), flags);
+  // The /proc link must be followed: O_NOFOLLOW, which stays in an fd's
+  // flags (shm_open(3) always adds it), would make the open fail with ELOOP.
+  // It is dropped (it acted only when the file was opened; F_GETFL of the
+  // new description no longer shows it).
+  int r = open(p.c_str(), flags & ~O_NOFOLLOW);
   if (r < 0) return Error::Errno("reopen " + what);
   return r;
 }

@@ -163,8 +163,8 @@ Result<int> ReopenAt(int fd, uint32_t flags, uint64_t pos, const std::string& wh
 
 // Whether pid maps the file `st` describes with MAP_SHARED. Such memory is
 // restored by shmem.cc as an object of its own, so an fd of the same file
-// (memfd, unlinked file) would come back as a different file: those fds
-// are refused until the two share one object.
+// (memfd, unlinked file) is opened on that object (its entry names it by
+// shmid), or it would come back as a different file.
 Result<bool> MappedShared(pid_t pid, const struct stat& st);
 
 // Opens /proc/PID/fd/FD: a new open file description of a seized task's

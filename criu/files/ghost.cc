@@ -2,7 +2,10 @@
 // O_TMPFILE files included): their contents are saved, and restore
 // recreates the file under its old name in its old directory and unlinks it
 // at once, so the link reads the same. Files that still have another name
-// (st_nlink > 0) are refused: the other name cannot be found.
+// (st_nlink > 0) are refused: the other name cannot be found. A deleted
+// file that the tree also maps shared (POSIX shm unlinked at once, as UCX
+// and Open MPI do) is one object with the mapping: criu/shmem.cc saves and
+// makes it, and the fd is opened on that object.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,11 +36,6 @@ Status Check(const FdContext& c, const std::vector<FdContext>&) {
   if (c.st.st_nlink > 0)
     return Error(Where(c) + ": deleted file " + c.link + " that still has " +
                  std::to_string(c.st.st_nlink) + " other name(s) is not supported");
-  TRY_ASSIGN(bool mapped, MappedShared(c.pid, c.st), Where(c));
-  if (mapped)
-    return Error(Where(c) + ": deleted file " + c.link +
-                 " that is also mapped shared is not supported (the fd and the mapping would "
-                 "come back as two files)");
   return Ok();
 }
 
@@ -51,9 +49,13 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
   d->set_uid(c.st.st_uid);
   d->set_gid(c.st.st_gid);
   d->set_mtime_ns(int64_t(c.st.st_mtim.tv_sec) * 1000000000 + c.st.st_mtim.tv_nsec);
+  TRY_ASSIGN(bool mapped, MappedShared(c.pid, c.st), Where(c));
+  if (mapped) d->set_shmid(c.st.st_ino);  // the mapping's object: restored with it
   DumpContext::Object o = ctx.Share(
       "ghost:" + std::to_string(c.st.st_dev) + ":" + std::to_string(c.st.st_ino), e->id());
-  if (o.first) {
+  if (o.first && mapped) {
+    *o.has_data = false;  // shmem-<shmid>.img has the contents
+  } else if (o.first) {
     TRY_ASSIGN(int raw, OpenProcFd(c.pid, c.fd, O_RDONLY));
     UniqueFd fd(raw);
     TRY_ASSIGN(*o.has_data, DumpFileData(ctx.dir(), o.id, fd.get(), d->size()));
@@ -121,6 +123,20 @@ Result<int> Open(const pb::FileEntry& e, const RestoreOpts& o) {
   const pb::GhostFileEntry& d = e.ghost();
   std::string key = "ghost:" + std::to_string(d.object_id());
   int base = o.ctx->Find(key);
+  if (base < 0 && d.has_shmid()) {
+    // Mapped shared too: the mapping's object (criu/shmem.h) is this
+    // file, with its contents.
+    auto it = o.shmem ? o.shmem->find(d.shmid()) : decltype(o.shmem->end()){};
+    if (!o.shmem || it == o.shmem->end())
+      return Error("deleted file " + d.path() + ": its shared memory object is missing");
+    UniqueFd fd(fcntl(it->second, F_DUPFD_CLOEXEC, 3));
+    if (!fd) return Error::Errno("dup deleted file " + d.path());
+    if (fchown(fd.get(), ns::UidInside(o.user_ns, d.uid()), ns::GidInside(o.user_ns, d.gid())) <
+            0 ||
+        fchmod(fd.get(), d.mode()) < 0)
+      return Error::Errno("owner and mode of " + d.path());
+    TRY_ASSIGN(base, o.ctx->Keep(key, fd.release()));
+  }
   if (base < 0) {
     TRY_ASSIGN(int fd, Create(d, o));
     TRY_ASSIGN(base, o.ctx->Keep(key, fd));

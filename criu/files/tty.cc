@@ -11,11 +11,15 @@
 // (/proc/PID/stat tty_nr), the entry records that session and its
 // foreground process group (tpgid).
 //
-// Unread data cannot be saved: reading a tty consumes its input, and the
-// line discipline holds partial canonical lines that no ioctl shows. Bytes
-// still queued at dump time (FIONREAD of either end: what the slave wrote
-// and the master did not read yet, complete input lines the slave did not
-// read yet) are lost; the dump log says how many, per fd, as a warning.
+// Output the slave wrote that the master has not read yet (a program's
+// stdout on a pty its parent reads: Open MPI's ranks and mpirun) is saved:
+// ckpt reads it out through its copy of the master and writes it back at
+// once through the slave with output processing (OPOST) off, so the queue
+// is as it was (the tree is frozen: nobody else reads or writes the pair);
+// restore queues it again the same way on the new pair. Not for a locked
+// pair or a master in packet mode. Input the slave has not read cannot be
+// saved: the line discipline holds partial canonical lines that no ioctl
+// shows. Bytes lost that way (FIONREAD) are a warning in the dump log.
 //
 // Restore. The first entry of a pair opened (OpenFiles, in the root task)
 // makes a new pair from /dev/ptmx (its index may differ), unlocks it, sets
@@ -39,6 +43,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -110,6 +115,59 @@ Result<struct stat> SlaveOf(int master) {
   close(s);
   if (r < 0) return Error::Errno("fstat pty slave", e);
   return st;
+}
+
+constexpr size_t kMaxQueued = 1 << 20;  // far above what a pty queues (64 KiB)
+
+// Writes bytes into the pair of `master` as the slave's output, with the
+// slave's output processing off meanwhile: they reach the master's queue
+// unchanged.
+Status QueueAsSlaveOutput(int master, const std::string& bytes) {
+  UniqueFd slave(ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
+  if (!slave) return Error::Errno("open the pty slave to queue its output");
+  struct termios t, raw;
+  if (tcgetattr(slave.get(), &t) < 0) return Error::Errno("tcgetattr");
+  raw = t;
+  raw.c_oflag &= ~OPOST;
+  if (tcsetattr(slave.get(), TCSANOW, &raw) < 0) return Error::Errno("tcsetattr");
+  size_t done = 0;
+  int err = 0;
+  for (int tries = 0; done < bytes.size() && tries < 1000; tries++) {
+    ssize_t w = write(slave.get(), bytes.data() + done, bytes.size() - done);
+    if (w > 0) {
+      done += size_t(w);
+    } else if (w < 0 && errno == EAGAIN) {  // the flip buffers drain into the master's queue
+      pollfd p = {slave.get(), POLLOUT, 0};
+      poll(&p, 1, 10);
+    } else if (w < 0 && errno != EINTR) {
+      err = errno;
+      break;
+    }
+  }
+  tcsetattr(slave.get(), TCSANOW, &t);
+  if (done < bytes.size())
+    return Error::Errno("queue " + std::to_string(bytes.size() - done) + " of " +
+                            std::to_string(bytes.size()) + " bytes of pty output",
+                        err ? err : EAGAIN);
+  return Ok();
+}
+
+// The master's unread input (the slave's output), left queued as it was.
+// poll() first pushes what is still in the pty's flip buffers into the
+// queue, so nothing written earlier can land behind what is put back.
+Result<std::string> PeekSlaveOutput(int master) {
+  std::string out;
+  char buf[4096];
+  while (out.size() < kMaxQueued) {
+    pollfd p = {master, POLLIN, 0};
+    if (poll(&p, 1, 0) != 1 || !(p.revents & POLLIN)) break;
+    ssize_t r = read(master, buf, sizeof(buf));
+    if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (r <= 0) break;
+    out.append(buf, size_t(r));
+  }
+  if (!out.empty()) TRY(QueueAsSlaveOutput(master, out), "putting back what was read");
+  return out;
 }
 
 std::vector<pid_t> AllPids() {
@@ -375,8 +433,16 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
     }
   }
   TRY(ReadPairState(fd, p));
+  if (master && !p->locked() && !p->packet()) {
+    TRY_ASSIGN(std::string out, PeekSlaveOutput(fd), Where(c) + ": pty output");
+    if (!out.empty()) {
+      LOG_DBG(Where(c) + ": " + std::to_string(out.size()) + " bytes of " +
+              SlavePath(slave.st_rdev) + "'s output not read yet: saved");
+      p->set_output(out);
+    }
+  }
   int queued = 0;
-  if (ioctl(fd, FIONREAD, &queued) == 0 && queued > 0)
+  if ((!master || !p->has_output()) && ioctl(fd, FIONREAD, &queued) == 0 && queued > 0)
     LOG_WARN(Where(c) + ": " + std::to_string(queued) + " unread bytes in " +
              (master ? "the pty master of " : "the pty ") + SlavePath(slave.st_rdev) +
              " are lost (tty data cannot be saved)");
@@ -474,6 +540,8 @@ Result<int> Open(const pb::FileEntry& e, const RestoreOpts& o) {
   }
   int fd;
   if (p.master()) {
+    // The slave's output the master had not read (see the top).
+    if (p.has_output()) TRY(QueueAsSlaveOutput(m, p.output()), "pty " + p.path());
     // A pair has one master open file: every master entry is it.
     fd = fcntl(m, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) return Error::Errno("dup pty master");
@@ -559,7 +627,8 @@ Status Validate(const pb::FileEntry& e) {
   if (!e.has_pty()) return Error(what + ": bad pty entry");
   const pb::PtyEntry& p = e.pty();
   if (p.object_id() == 0 || p.cc().size() > NCCS || p.path().empty() || p.rows() > 0xffff ||
-      p.cols() > 0xffff || p.xpixel() > 0xffff || p.ypixel() > 0xffff)
+      p.cols() > 0xffff || p.xpixel() > 0xffff || p.ypixel() > 0xffff ||
+      p.output().size() > kMaxQueued || (p.has_output() && !p.master()))
     return Error(what + ": bad pty entry");
   if (p.master()) {
     const std::string& s = p.path();

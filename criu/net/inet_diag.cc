@@ -45,7 +45,7 @@ void Parse(const nlmsghdr* h, int protocol, InetDiag* d) {
 
 }  // namespace
 
-Result<std::map<uint32_t, InetDiag>> InetDiagDump(int family, int protocol) {
+Result<std::vector<InetDiag>> InetDiagList(int family, int protocol) {
   std::string what = std::string("inet_diag (") + (family == AF_INET6 ? "IPv6" : "IPv4") + " " +
                      (protocol == IPPROTO_TCP   ? "TCP"
                       : protocol == IPPROTO_UDP ? "UDP"
@@ -55,17 +55,25 @@ Result<std::map<uint32_t, InetDiag>> InetDiagDump(int family, int protocol) {
   r.sdiag_family = uint8_t(family);
   r.sdiag_protocol = uint8_t(protocol);
   r.idiag_states = ~0u;  // every state; INET_DIAG_SHUTDOWN comes with each answer
-  std::map<uint32_t, InetDiag> out;
+  std::vector<InetDiag> out;
   TRY(SockDiagDump(&r, sizeof(r),
                    [&](const nlmsghdr* h) -> Status {
                      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg)))
                        return Error("short answer");
                      InetDiag d;
                      Parse(h, protocol, &d);
-                     out[d.ino] = d;
+                     out.push_back(d);
                      return Ok();
                    }),
       what);
+  return out;
+}
+
+Result<std::map<uint32_t, InetDiag>> InetDiagDump(int family, int protocol) {
+  TRY_ASSIGN(std::vector<InetDiag> all, InetDiagList(family, protocol));
+  std::map<uint32_t, InetDiag> out;
+  for (const InetDiag& d : all)
+    if (d.ino) out[d.ino] = d;
   return out;
 }
 
@@ -120,10 +128,11 @@ std::string ProcessWithSocket(uint32_t ino) {
 }  // namespace
 
 std::string DescribePortHolders(int family, int protocol, uint16_t port, uint32_t self_ino) {
-  auto all = InetDiagDump(family, protocol);
+  auto all = InetDiagList(family, protocol);
   if (!all.ok()) return "";
   int timewait = 0;
-  for (const auto& [ino, d] : *all) {
+  for (const InetDiag& d : *all) {
+    uint32_t ino = d.ino;
     if (d.sport != port || (ino && ino == self_ino)) continue;
     if (d.state == TCP_TIME_WAIT) {
       timewait++;
@@ -140,17 +149,21 @@ std::string DescribePortHolders(int family, int protocol, uint16_t port, uint32_
 }
 
 Result<int> EndTimeWait(int family, const std::string& addr, uint16_t port) {
-  TRY_ASSIGN(auto all, InetDiagDump(family, IPPROTO_TCP));
+  TRY_ASSIGN(auto all, InetDiagList(family, IPPROTO_TCP));
   size_t alen = family == AF_INET6 ? 16 : 4;
   bool any = addr.find_first_not_of('\0') == std::string::npos;
   int ended = 0;
-  for (const auto& [ino, d] : all) {
-    if (d.state != TCP_TIME_WAIT || d.sport != port) continue;
+  for (const InetDiag& d : all) {
+    // TIME_WAIT, or an orphan still closing (FIN_WAIT1/2, CLOSING,
+    // LAST_ACK with no file: inode 0) after its process was killed.
+    bool orphan = d.ino == 0 && d.state != TCP_LISTEN && d.state != TCP_CLOSE &&
+                  d.state != TCP_SYN_SENT && d.state != TCP_SYN_RECV;
+    if ((d.state != TCP_TIME_WAIT && !orphan) || d.sport != port) continue;
     if (!any && (addr.size() != alen || memcmp(addr.data(), d.src, alen) != 0)) continue;
     inet_diag_req_v2 r = {};
     r.sdiag_family = uint8_t(family);
     r.sdiag_protocol = IPPROTO_TCP;
-    r.idiag_states = 1u << TCP_TIME_WAIT;
+    r.idiag_states = 1u << d.state;
     r.id.idiag_sport = htons(d.sport);
     r.id.idiag_dport = htons(d.dport);
     memcpy(r.id.idiag_src, d.src, alen);
@@ -161,8 +174,8 @@ Result<int> EndTimeWait(int family, const std::string& addr, uint16_t port) {
     Status s =
         SockDiagRequest(SOCK_DESTROY, false, &r, sizeof(r), [](const nlmsghdr*) { return Ok(); });
     if (!s.ok() && s.error().err() != ENOENT)  // gone by itself meanwhile: fine
-      return std::move(
-          s.error().Context("ending " + FormatEndpoint(family, d.src, d.sport) + " in TIME_WAIT"));
+      return std::move(s.error().Context("ending " + FormatEndpoint(family, d.src, d.sport) +
+                                         " in " + TcpStateName(d.state)));
     ended++;
   }
   return ended;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 
@@ -26,7 +27,11 @@ struct InetDiag {
   uint32_t cookie[2] = {};  // the kernel's id of the socket (SOCK_DESTROY needs it)
 };
 
-// Every socket of this family and protocol in our network namespace.
+// Every socket of this family and protocol in our network namespace,
+// including those no file holds (TIME_WAIT, orphans still closing: inode
+// 0, so there may be many of them).
+Result<std::vector<InetDiag>> InetDiagList(int family, int protocol);
+// The same, keyed by inode: sockets with a file only.
 Result<std::map<uint32_t, InetDiag>> InetDiagDump(int family, int protocol);
 
 // Caches one dump per (family, protocol) for the life of one ckpt dump:
@@ -48,9 +53,11 @@ class InetDiagCache {
 // The socket with inode self_ino (the one that failed) is not counted.
 std::string DescribePortHolders(int family, int protocol, uint16_t port, uint32_t self_ino);
 
-// Ends (SOCK_DESTROY) the TIME_WAIT remnants of TCP connections whose
-// local end is addr:port (addr all zeros: any), which keep a restored
-// listener from taking its port back. Returns how many were ended.
+// Ends (SOCK_DESTROY) the remnants of TCP connections whose local end is
+// addr:port (addr all zeros: any) and that no process holds any more:
+// TIME_WAIT, and orphans still closing (FIN_WAIT1/2, CLOSING, LAST_ACK)
+// after their process was killed. They keep a restored listener from
+// taking its port back. Returns how many were ended.
 Result<int> EndTimeWait(int family, const std::string& addr, uint16_t port);
 
 // Whether a 16-byte address is an IPv4-mapped one (::ffff:a.b.c.d): an

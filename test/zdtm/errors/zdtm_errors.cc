@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -32,6 +33,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "zdtm.h"
 
 namespace fs = std::filesystem;
 using namespace zdtm;
@@ -562,6 +564,26 @@ int main(int argc, char** argv) {
   check_bad_restore(good, "restore-changed-page", [&](const std::string& img) {
     overwrite(img + "/pages-1.img", 100, "X");
   }, "pages-1.img");
+  // shm-files.img (criu/shm_files.h) naming a file outside a tmpfs, or a
+  // path that climbs: refused before anything is written or created.
+  auto shm_files_entry = [](const std::string& img, const std::string& path) {
+    auto u32 = [](uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); };
+    std::string m = std::string("\x08\x01\x12", 3) + char(path.size()) + path +
+                    std::string("\x18\x05\x20\x80\x03\x28\x00\x30\x00", 9);
+    std::string file = zdtm_seal_image(u32(0x54504b43) + u32(0x53484601) + u32(uint32_t(m.size())) + m);
+    std::ofstream(img + "/shm-files.img", std::ios::binary) << file;
+    std::ofstream(img + "/shm-file-1.img", std::ios::binary) << "ckpt!";
+  };
+  const std::string victim = g_workdir + "/shm-victim";
+  check_bad_restore(good, "restore-shm-file-not-tmpfs", [&](const std::string& img) {
+    shm_files_entry(img, victim);
+  }, "is no longer on a tmpfs");
+  check("restore-shm-file-not-tmpfs-untouched", [&](const std::string&) {
+    if (fs::exists(victim)) throw Fail("the refused restore made " + victim);
+  });
+  check_bad_restore(good, "restore-shm-file-dotdot", [&](const std::string& img) {
+    shm_files_entry(img, "/dev/shm/../" + victim.substr(1));
+  }, "bad entry for");
   // Without this the refusals above prove nothing: the same image, undamaged.
   // --lsm-profile naming an LSM this host does not run: refused before any
   // process exists, naming it (and the undamaged image then restores).

@@ -30,7 +30,8 @@ inline bool test_stopped() { return zdtm_sigterm_received != 0; }
 
 [[noreturn]] void pass();
 [[noreturn]] void fail(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-// Declares a file the test creates outside its workdir (e.g. in /dev/shm)
+// Declares a file (or a directory, removed once empty; declare it after
+// its files) the test creates outside its workdir (e.g. in /dev/shm)
 // that must outlive the test process (a leave-running restore needs it):
 // the runner removes it when the whole round trip ends, passed or failed.
 // The list is the file "zdtm-cleanup" in the test's working directory.

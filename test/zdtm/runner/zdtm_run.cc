@@ -122,7 +122,7 @@ void remove_declared_files() {
     size_t nl = list.find('\n', at);
     if (nl == std::string::npos) nl = list.size();
     std::string path = list.substr(at, nl - at);
-    if (!path.empty()) unlink(path.c_str());
+    if (!path.empty()) remove(path.c_str());  // a file, or an emptied directory
     at = nl + 1;
   }
 }
