@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "base/io.h"
@@ -39,7 +40,10 @@
 #include "criu/pstree.h"
 #include "criu/regs_pb.h"
 #include "criu/rseq_dump.h"
+#include "criu/sched_state.h"
 #include "criu/seccomp.h"
+#include "criu/shared_tables.h"
+#include "criu/fown.h"
 #include "criu/shmem.h"
 #include "images/image_dir.h"
 #include "parasite/blobs.h"
@@ -327,11 +331,22 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
                 uint32_t pages_id,
                 const PageIndex* parent_pages, PageIndex* pages,
                 const pb::NamespacesEntry& namespaces,
-                const std::vector<pb::SemUndoEntry>& sem_undo, const TaskTrack* prev) {
+                const std::vector<pb::SemUndoEntry>& sem_undo, const TaskTrack* prev,
+                const std::set<pid_t>& tree_ids) {
   pid_t pid = task.pid;
   compel::SeizedProcess& proc = *task.proc;
   TRY_ASSIGN(TaskInfo info, Inspect(proc, o, namespaces.mnt()));
   pb::TaskCoreEntry core;
+  // Issue 14: scheduling (criu/sched_state.h), a job-control stop
+  // (criu/task_stop.h), SIGIO owners (criu/fown.h); before the parasite.
+  TRY_ASSIGN(*core.mutable_sched(), DumpSchedState(pid, proc.threads(), proc.mem_fd()));
+  if (proc.stop_signal()) core.set_stop_signal(uint32_t(proc.stop_signal()));
+  {
+    std::vector<int> fd_numbers;
+    for (const files::FdContext& f : info.fds.fds) fd_numbers.push_back(f.fd);
+    TRY_ASSIGN(std::vector<pb::FownEntry> fown, DumpFowns(pid, fd_numbers, tree_ids));
+    for (pb::FownEntry& e : fown) *core.add_fown() = std::move(e);
+  }
   pb::MmEntry mm;
   PageDumpStats stats;
   {
@@ -395,6 +410,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     TRY_ASSIGN(frozen, CgroupFreezer::Freeze(o.freeze_cgroup));
   }
   TRY_ASSIGN(tree, SeizeTree(root));
+  TRY(CheckSharedTables(tree));  // CLONE_FILES / CLONE_FS across processes: refused
+  const std::set<pid_t> tree_ids = FownTreeIds(tree);
   // Incremental dumps (criu/mem_track.h): what changed since the previous
   // step, read from ckpt's own namespaces (the tracker's socket is there).
   // Destroyed before `tree`: on failure the tracking ends, then the tree runs.
@@ -505,7 +522,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
       Status st = DumpTask(o, kf, *dir, *pages_to, fds, shmem, t, pages_id++,
                            parent == page_index.end() ? nullptr : &parent->second,
                            &page_index[t.pid], namespaces, undo,
-                           chain ? chain->ForPid(t.pid) : nullptr);
+                           chain ? chain->ForPid(t.pid) : nullptr, tree_ids);
       if (!st.ok()) {
         // Name the process once: most messages already start with it.
         if (st.error().message().rfind("pid ", 0) != 0) st.error().Context(Who(t.pid));

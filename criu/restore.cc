@@ -36,6 +36,9 @@
 #include "criu/ns/net_ns.h"
 #include "criu/proc_parse.h"
 #include "criu/restore_tree.h"
+#include "criu/sched_state.h"
+#include "criu/fown.h"
+#include "criu/task_stop.h"
 #include "criu/seccomp.h"
 #include "criu/shmem.h"
 #include "criu/task_images.h"
@@ -305,6 +308,19 @@ Status Tracer::Release() {
       fin.gp = now.gp;
       TRY(compel::SetRegs(tid, fin, true));
     }
+  }
+  // Issue 14: scheduling (criu/sched_state.h), SIGIO owners (criu/fown.h),
+  // job-control stops (criu/task_stop.h): every task and fd is in place.
+  std::map<pid_t, pid_t> real_tid_of;  // the dump's tids -> these
+  for (size_t ti = 0; ti < tree_.tasks.size(); ti++)
+    for (int k = 0; k < tree_.tasks[ti].pstree.threads_size(); k++)
+      real_tid_of[pid_t(tree_.tasks[ti].pstree.threads(k))] = real_tids_[ti][size_t(k)];
+  for (size_t ti = 0; ti < tree_.tasks.size(); ti++) {
+    const TaskImages& t = tree_.tasks[ti];
+    if (t.zombie()) continue;
+    if (t.core.has_sched()) TRY(RestoreSchedOutside(RealPid(ti), real_tids_[ti], t.core.sched()));
+    TRY(RestoreFowns(RealPid(ti), t.core, real_tid_of));
+    TRY(StopRestoredTask(RealPid(ti), t.core));
   }
   for (size_t ti = 0; ti < tree_.tasks.size(); ti++) {
     if (tree_.tasks[ti].zombie()) continue;

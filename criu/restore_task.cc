@@ -24,6 +24,8 @@
 #include "criu/ns/user_ns.h"
 #include "criu/page_chain.h"
 #include "criu/proc_parse.h"
+#include "criu/sched_state.h"
+#include "criu/fown.h"
 #include "criu/seccomp.h"
 #include "parasite/abi.h"
 #include "parasite/blobs.h"
@@ -200,6 +202,7 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     own_fd[key] = own;
   }
   TRY(files::FinishTaskFds(t.fds, *tf.entries));
+  TRY(RestoreFownAsync(t.core));  // criu/fown.h: si_fd names the task's fd
   if (t.fs.root() != "/" && chroot(t.fs.root().c_str()) < 0)
     return Error::Errno("chroot " + t.fs.root());
   if (chdir(t.fs.cwd().c_str()) < 0) return Error::Errno("chdir " + t.fs.cwd());
@@ -443,6 +446,9 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   FillSeccompArgs(t.seccomp, c, a, seccomp_off);
   FillLsmArgs(t.lsm, a, lsm_off);
 
+  // Audit login uid and membarrier registrations: only the task itself
+  // can set them (criu/sched_state.h).
+  if (t.core.has_sched()) TRY(RestoreSchedInside(t.core.sched()));
   // glibc registered rseq for ckpt's thread in memory the restorer is about
   // to unmap: the kernel would fault writing it. Unregister it first.
   if (__rseq_size > 0) {

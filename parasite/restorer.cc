@@ -265,7 +265,12 @@ void WriteLsmLabel(RestoreArgs* a, RestoreThread* t, int fd) {
     __atomic_add_fetch(&a->threads_done, 1, __ATOMIC_RELEASE);
     Wake(&a->threads_done);
   }
-  // Stop for ckpt (it traces us), then become the dumped thread.
+  // Stop for ckpt (it traces us), then become the dumped thread. SIGTRAP
+  // is unblocked first: the kernel resets the handler of a forced signal
+  // that is blocked (the int3's SIGTRAP) to SIG_DFL, which would lose the
+  // program's own SIGTRAP handler; unblocked, it only stops for ckpt.
+  uint64_t trap_bit = 1ull << (5 /* SIGTRAP */ - 1);
+  sys(__NR_rt_sigprocmask, 1 /* SIG_UNBLOCK */, &trap_bit, 0, 8);
   trap();
   SigframeArea* f = At<SigframeArea>(a, t->frame_off);
   rt_sigreturn_on((uint64_t)&f->frame.uc);

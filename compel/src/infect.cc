@@ -327,8 +327,11 @@ Status Infection::Setup(const blobs::Blob& blob) {
   BuildSigframe(&args_->abort, abort_area, abort_regs, sigmask_, no_stack);
   args_->abort_frame = abort_area + offsetof(abi::SigframeArea, frame.uc);
 
-  // Nothing but our own traps may interrupt the parasite.
-  TRY(SetSigmask(tid_, ~0ull));
+  // Nothing but our own traps may interrupt the parasite. SIGTRAP stays
+  // unblocked: the int3 the parasite ends with would otherwise reset the
+  // victim's SIGTRAP handler to SIG_DFL (a forced signal that is blocked
+  // gets its default action); unblocked it only stops for us.
+  TRY(SetSigmask(tid_, ~0ull & ~(1ull << (SIGTRAP - 1))));
   mask_changed_ = true;
   user_regs_struct r = regs_.gp;
   r.rip = remote_;

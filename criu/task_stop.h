@@ -1,0 +1,38 @@
+// Job-control stops (issue 14 item 5): a process stopped by SIGSTOP,
+// SIGTSTP, SIGTTIN or SIGTTOU when it is dumped comes back stopped, and
+// SIGCONT resumes it.
+//
+// Dump: compel::SeizedProcess::stop_signal() says which signal stopped
+// the process (PTRACE_SEIZE of a task in group stop reports a
+// PTRACE_EVENT_STOP carrying that signal); dump.cc stores it as
+// TaskCoreEntry.stop_signal. Leave-running needs nothing: PTRACE_DETACH
+// puts a task whose group stop is in effect back into it.
+//
+// Restore: StopRestoredTask(real_pid, core) in ckpt, right before it
+// detaches the task's threads (each sits stopped after its rt_sigreturn):
+// SIGSTOP is queued, so the first thread to return to the dumped code
+// takes it and the whole process enters a group stop before running any
+// instruction of its own. The parent then sees the stop as a new one
+// (waitpid WUNTRACED reports it, with SIGSTOP as the signal, even if it
+// had collected the dumped stop already). SIGSTOP and not the dumped
+// signal: the kernel drops SIGTSTP/SIGTTIN/SIGTTOU in an orphaned process
+// group, and a handler or mask installed since would divert them.
+//
+// Ptrace: a process traced by another process (inside the tree or not)
+// cannot be dumped, and the seize says so naming the tracer
+// (compel/src/seize.cc): ptrace admits one tracer and ckpt must be it, and
+// the other tracer's hold (its options, which stop the tracee sits in and
+// what the tracer expects next) has no kernel interface to be read back or
+// set up again.
+#pragma once
+
+#include <sys/types.h>
+
+#include "base/result.h"
+#include "proto/core.pb.h"
+
+namespace ckpt {
+
+Status StopRestoredTask(pid_t real_pid, const pb::TaskCoreEntry& core);
+
+}  // namespace ckpt
