@@ -36,7 +36,7 @@ Status CheckSharedTables(const std::vector<TreeTask>& tree) {
         if (r < 0) return Error::Errno("pid " + std::to_string(t.pid) + ": kcmp");
         if (r != 0)
           return Error("pid " + std::to_string(t.pid) + " thread " + std::to_string(tid) +
-                       " has a " + k.what + " of its own (unshare " + k.flag +
+                       " has its own " + k.what + " (unshare " + k.flag +
                        "): not supported (restored threads share their process's)");
       }
     }
