@@ -332,7 +332,7 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
                 const PageIndex* parent_pages, PageIndex* pages,
                 const pb::NamespacesEntry& namespaces,
                 const std::vector<pb::SemUndoEntry>& sem_undo, const TaskTrack* prev,
-                const std::set<pid_t>& tree_ids) {
+                const std::set<pid_t>& tree_ids, const TreeSharing& sharing) {
   pid_t pid = task.pid;
   compel::SeizedProcess& proc = *task.proc;
   TRY_ASSIGN(TaskInfo info, Inspect(proc, o, namespaces.mnt()));
@@ -341,6 +341,7 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
   // (criu/task_stop.h), SIGIO owners (criu/fown.h); before the parasite.
   TRY_ASSIGN(*core.mutable_sched(), DumpSchedState(pid, proc.threads(), proc.mem_fd()));
   if (proc.stop_signal()) core.set_stop_signal(uint32_t(proc.stop_signal()));
+  if (sharing.fs_with_parent.count(pid)) core.set_fs_shared_with_parent(true);
   {
     std::vector<int> fd_numbers;
     for (const files::FdContext& f : info.fds.fds) fd_numbers.push_back(f.fd);
@@ -410,7 +411,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     TRY_ASSIGN(frozen, CgroupFreezer::Freeze(o.freeze_cgroup));
   }
   TRY_ASSIGN(tree, SeizeTree(root));
-  TRY(CheckSharedTables(tree));  // CLONE_FILES / CLONE_FS across processes: refused
+  // CLONE_FILES across processes refused, CLONE_FS kept (criu/shared_tables.h).
+  TRY_ASSIGN(const TreeSharing sharing, CheckSharedTables(tree));
   const std::set<pid_t> tree_ids = FownTreeIds(tree);
   // Incremental dumps (criu/mem_track.h): what changed since the previous
   // step, read from ckpt's own namespaces (the tracker's socket is there).
@@ -522,7 +524,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
       Status st = DumpTask(o, kf, *dir, *pages_to, fds, shmem, t, pages_id++,
                            parent == page_index.end() ? nullptr : &parent->second,
                            &page_index[t.pid], namespaces, undo,
-                           chain ? chain->ForPid(t.pid) : nullptr, tree_ids);
+                           chain ? chain->ForPid(t.pid) : nullptr, tree_ids, sharing);
       if (!st.ok()) {
         // Name the process once: most messages already start with it.
         if (st.error().message().rfind("pid ", 0) != 0) st.error().Context(Who(t.pid));

@@ -11,6 +11,8 @@
 //   W and the main thread share their fd table and fs struct: after
 //   restore kcmp(KCMP_FILES/KCMP_FS) says so, an fd W opens is the main
 //   thread's, W's chdir and umask are the main thread's.
+//   child F, cloned with CLONE_FS, shares R's fs struct: after restore
+//   kcmp(KCMP_FS) says so, and F's chdir and umask are R's.
 // Before READY and after SIGTERM R checks F_GETOWN_EX, F_GETSIG and
 // O_ASYNC of each; after SIGTERM it checks every signal arrives.
 #include <fcntl.h>
@@ -41,6 +43,7 @@ int g_a[2], g_b[2], g_p[2];
 std::atomic<pid_t> g_w_tid{0};
 std::atomic<int> g_w_fd{-1};
 int g_go[2];  // W reads a byte: check, then one more: wait for A's signal
+int g_fcmd[2], g_fack[2];  // F: one byte: chdir /sys, umask 055, ack; EOF: exit
 
 __attribute__((format(printf, 1, 2))) void bad(const char* fmt, ...) {
   char buf[512];
@@ -114,6 +117,18 @@ void* w_main(void*) {
   return nullptr;
 }
 
+int f_main(void*) {
+  close(g_fcmd[1]);  // its own copy: R's close is then the EOF
+  char c;
+  if (read(g_fcmd[0], &c, 1) != 1) _exit(2);
+  if (chdir("/sys")) _exit(3);
+  umask(0055);
+  if (write(g_fack[1], "k", 1) != 1) _exit(4);
+  while (read(g_fcmd[0], &c, 1) > 0) {
+  }
+  _exit(0);
+}
+
 [[noreturn]] void c_main() {
   set_owner(g_p[0], F_OWNER_PID, getpid(), SIGUSR1);
   siginfo_t si = {};
@@ -152,6 +167,11 @@ int main(int argc, char** argv) {
   pid_t c = fork();
   if (c < 0) fail("fork: %s", strerror(errno));
   if (c == 0) c_main();
+  if (pipe(g_fcmd) || pipe(g_fack)) fail("pipe: %s", strerror(errno));
+  static char f_stack[64 * 1024] __attribute__((aligned(16)));
+  pid_t f = clone(f_main, f_stack + sizeof(f_stack), CLONE_FS | SIGCHLD, nullptr);
+  if (f < 0) fail("clone CLONE_FS: %s", strerror(errno));
+  if (syscall(SYS_kcmp, getpid(), f, KCMP_FS, 0, 0) != 0) fail("F does not share our fs struct");
   const double deadline = mono() + 20;
   for (;;) {  // C sets the owner of the shared pipe end: we see it here
     f_owner_ex o = {};
@@ -162,7 +182,7 @@ int main(int argc, char** argv) {
   }
   check_all(c);
   if (!g_ok) fail("owners not as designed before the dump");
-  test_msg("W=%d C=%d", int(g_w_tid), c);
+  test_msg("W=%d C=%d F=%d", int(g_w_tid), c, f);
   test_ready();
   test_wait();
 
@@ -180,6 +200,31 @@ int main(int argc, char** argv) {
   if (!getcwd(cwd, sizeof(cwd)) || strcmp(cwd, "/proc") != 0) bad("cwd '%s' after W's chdir /proc", cwd);
   mode_t now = umask(old_umask);
   if (now != 0077) bad("umask %#o after W's umask 077", now);
+  // F's fs struct is ours.
+  if (syscall(SYS_kcmp, getpid(), f, KCMP_FS, 0, 0) != 0) bad("kcmp KCMP_FS: F does not share it with us");
+  char ack = 0;
+  if (write(g_fcmd[1], "c", 1) != 1 || read(g_fack[0], &ack, 1) != 1) bad("F does not answer");
+  memset(cwd, 0, sizeof(cwd));
+  if (!getcwd(cwd, sizeof(cwd)) || strcmp(cwd, "/sys") != 0) bad("cwd '%s' after F's chdir /sys", cwd);
+  now = umask(old_umask);
+  if (now != 0055) bad("umask %#o after F's umask 055", now);
+  close(g_fcmd[1]);
+  {
+    int fst = 0;
+    const double fend = mono() + 30;
+    for (;;) {
+      pid_t r = waitpid(f, &fst, WNOHANG);
+      if (r == f) break;
+      if (r < 0 || mono() > fend) {
+        bad("F (pid %d) did not exit", f);
+        kill(f, SIGKILL);
+        waitpid(f, &fst, 0);
+        break;
+      }
+      usleep(2000);
+    }
+    if (!WIFEXITED(fst) || WEXITSTATUS(fst) != 0) bad("F ended with status %#x", fst);
+  }
   // SIGIO deliveries.
   if (write(g_go[1], "g", 1) != 1) bad("go");
   if (write(g_a[1], "a", 1) != 1) bad("write A");

@@ -5,7 +5,10 @@
 //                    traced by pid R (pstate_unsuppo)"
 //   --clone-files    child C was cloned with CLONE_FILES (no CLONE_VM):
 //                    "share one fd table"
-//   --clone-fs       child C was cloned with CLONE_FS: "share one fs struct"
+//   --clone-fs       child C (forked) clones sibling D with CLONE_FS |
+//                    CLONE_PARENT: C and D share an fs struct their parent
+//                    does not: "share one fs struct ... not through their
+//                    parents" (a child sharing its parent's restores)
 //   --thread-files   a thread unshare(CLONE_FILES)d: "has its own fd table"
 // On SIGTERM it checks C (or the thread) still answers through a pipe.
 #include <pthread.h>
@@ -40,6 +43,16 @@ int child_fn(void*) {
   _exit(0);
 }
 
+char g_stack2[64 * 1024] __attribute__((aligned(16)));
+
+// C of --clone-fs: makes its sibling D sharing its fs struct, then serves.
+int c_clone_fs(void*) {
+  if (clone(child_fn, g_stack2 + sizeof(g_stack2), CLONE_FS | CLONE_PARENT | SIGCHLD, nullptr) < 0)
+    _exit(5);
+  serve();
+  _exit(0);
+}
+
 void* thread_fn(void*) {
   if (unshare(CLONE_FILES)) fail("unshare CLONE_FILES: %s", strerror(errno));
   serve();
@@ -65,9 +78,10 @@ int main(int argc, char** argv) {
   if (thread) {
     if (pthread_create(&t, nullptr, thread_fn, nullptr)) fail("pthread_create");
   } else {
-    int flags = !strcmp(mode, "--clone-files") ? CLONE_FILES : !strcmp(mode, "--clone-fs") ? CLONE_FS : 0;
+    int flags = !strcmp(mode, "--clone-files") ? CLONE_FILES : 0;
     static char stack[64 * 1024] __attribute__((aligned(16)));
-    c = clone(child_fn, stack + sizeof(stack), flags | SIGCHLD, nullptr);
+    bool clone_fs = !strcmp(mode, "--clone-fs");
+    c = clone(clone_fs ? c_clone_fs : child_fn, stack + sizeof(stack), flags | SIGCHLD, nullptr);
     if (c < 0) fail("clone: %s", strerror(errno));
     if (!strcmp(mode, "--traced") && ptrace(PTRACE_SEIZE, c, nullptr, nullptr))
       fail("PTRACE_SEIZE: %s", strerror(errno));
@@ -83,6 +97,9 @@ int main(int argc, char** argv) {
     if (!strcmp(mode, "--traced")) ptrace(PTRACE_DETACH, c, nullptr, nullptr);
     int st = 0;
     if (waitpid(c, &st, 0) != c || !WIFEXITED(st)) ok = false;
+    while (waitpid(-1, &st, 0) > 0) {  // D of --clone-fs
+      if (!WIFEXITED(st)) ok = false;
+    }
   }
   if (!ok) fail("the child or thread no longer answers after the refused dump");
   pass();
