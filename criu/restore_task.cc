@@ -448,7 +448,7 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
 
   // Audit login uid and membarrier registrations: only the task itself
   // can set them (criu/sched_state.h).
-  if (t.core.has_sched()) TRY(RestoreSchedInside(t.core.sched()));
+  if (t.core.has_sched()) TRY(RestoreSchedInside(t.core.sched(), tf.in_user_ns));
   // glibc registered rseq for ckpt's thread in memory the restorer is about
   // to unmap: the kernel would fault writing it. Unregister it first.
   if (__rseq_size > 0) {

@@ -192,11 +192,15 @@ Result<pb::ProcSchedEntry> DumpSchedState(pid_t pid, const std::vector<pid_t>& t
   return e;
 }
 
-Status RestoreSchedInside(const pb::ProcSchedEntry& e) {
+Status RestoreSchedInside(const pb::ProcSchedEntry& e, bool in_user_ns) {
   pid_t self = getpid();
   if (e.has_loginuid()) {
     TRY_ASSIGN(int64_t now, ReadNumber("/proc/self/loginuid"));
-    if (uint32_t(now) != e.loginuid()) {
+    if (uint32_t(now) != e.loginuid() && in_user_ns) {
+      LOG_WARN(Who(self) + ": audit login uid " + std::to_string(e.loginuid()) +
+               " not restored (it would be read in the tree's user namespace); it is " +
+               std::to_string(now));
+    } else if (uint32_t(now) != e.loginuid()) {
       Status st = WriteNumber("/proc/self/loginuid", int64_t(e.loginuid()));
       if (!st.ok())
         return std::move(st.error().Context(

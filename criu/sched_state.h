@@ -38,7 +38,10 @@ namespace ckpt {
 
 Result<pb::ProcSchedEntry> DumpSchedState(pid_t pid, const std::vector<pid_t>& tids, int mem_fd);
 
-Status RestoreSchedInside(const pb::ProcSchedEntry& e);
+// in_user_ns: the task restores inside the tree's own user namespace,
+// where a login uid written means that namespace's uid: not set there (a
+// warning says so).
+Status RestoreSchedInside(const pb::ProcSchedEntry& e, bool in_user_ns);
 
 Status RestoreSchedOutside(pid_t pid, const std::vector<pid_t>& tids, const pb::ProcSchedEntry& e);
 
