@@ -1,5 +1,6 @@
 #include "criu/fown.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -51,8 +52,10 @@ Result<std::vector<pb::FownEntry>> DumpFowns(pid_t pid, const std::vector<int>& 
   for (int fd : fds) {
     TRY_ASSIGN(UniqueFd copy, CopyOf(pidfd.get(), pid, fd));
     f_owner_ex owner = {};
-    if (fcntl(copy.get(), F_GETOWN_EX, &owner) < 0)
+    if (fcntl(copy.get(), F_GETOWN_EX, &owner) < 0) {
+      if (errno == EBADF) continue;  // an O_PATH fd: no owner, no signals
       return Error::Errno(Who(pid, fd) + ": F_GETOWN_EX");
+    }
     int sig = fcntl(copy.get(), F_GETSIG);
     int fl = fcntl(copy.get(), F_GETFL);
     if (sig < 0 || fl < 0) return Error::Errno(Who(pid, fd) + ": F_GETSIG/F_GETFL");
