@@ -298,6 +298,12 @@ Status Tracer::Release() {
         // Signals stay pending (not delivered to us) while we borrow the task.
         TRY_ASSIGN(uint64_t mask, compel::GetSigmask(tid));
         TRY(compel::SetSigmask(tid, ~0ull));
+        // An ignored SIGTRAP, reset by the restorer's int3 (criu/task_stop.h).
+        if (uint64_t act = IgnoredSigtrapAction(t.core, start)) {
+          TRY_ASSIGN(long ra, compel::RemoteSyscall(tid, mem_fd.get(), exec, now.gp,
+                                                    SYS_rt_sigaction, SIGTRAP, long(act), 0, 8));
+          if (ra != 0) return Error::Errno(Who(pid) + ": SIGTRAP back to SIG_IGN", int(-ra));
+        }
         TRY_ASSIGN(long r, compel::RemoteSyscall(tid, mem_fd.get(), exec, now.gp, SYS_munmap,
                                                  long(start), long(end - start)));
         TRY(compel::SetSigmask(tid, mask));

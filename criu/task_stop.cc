@@ -2,7 +2,11 @@
 
 #include <signal.h>
 
+#include <cstddef>
+
 #include "base/log.h"
+#include "parasite/abi.h"
+#include "parasite/blobs.h"
 
 namespace ckpt {
 
@@ -13,6 +17,18 @@ Status StopRestoredTask(pid_t real_pid, const pb::TaskCoreEntry& core) {
   if (kill(real_pid, SIGSTOP) < 0)
     return Error::Errno("pid " + std::to_string(real_pid) + ": SIGSTOP (it was stopped at dump)");
   return Ok();
+}
+
+uint64_t IgnoredSigtrapAction(const pb::TaskCoreEntry& core, uint64_t region_start) {
+  constexpr uint64_t kSigIgn = 1;
+  bool ignored = false;
+  for (const pb::SigactionEntry& s : core.sigactions())
+    if (s.sig() == SIGTRAP) ignored = s.handler() == kSigIgn;
+  if (!ignored) return 0;
+  // Laid out by EnterRestorer: the blob, page aligned, then RestoreArgs.
+  uint64_t blob_len = (blobs::Restorer().size + abi::kPageSize - 1) & ~(abi::kPageSize - 1);
+  return region_start + blob_len + offsetof(abi::RestoreArgs, sigacts) +
+         sizeof(abi::KSigaction) * (SIGTRAP - 1);
 }
 
 }  // namespace ckpt

@@ -35,4 +35,12 @@ namespace ckpt {
 
 Status StopRestoredTask(pid_t real_pid, const pb::TaskCoreEntry& core);
 
+// SIGTRAP set to SIG_IGN: the restorer's int3 resets it to SIG_DFL (the
+// kernel does that for a forced signal the task ignores). Returns the
+// victim address of the dumped SIGTRAP action inside the restorer region
+// that starts at region_start (RestoreArgs::sigacts), for ckpt's remote
+// rt_sigaction(SIGTRAP, addr, NULL, 8) in the leader before it unmaps the
+// region; 0 when SIGTRAP is not ignored.
+uint64_t IgnoredSigtrapAction(const pb::TaskCoreEntry& core, uint64_t region_start);
+
 }  // namespace ckpt

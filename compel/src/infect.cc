@@ -434,6 +434,21 @@ Status Infection::Teardown(bool) {
     running_ = false;
   }
   Status result;
+  // The parasite's final int3 resets an ignored SIGTRAP to SIG_DFL (the
+  // kernel does that for a forced signal the task ignores): put SIG_IGN
+  // back, from the sigactions the parasite read (zero if it read none).
+  constexpr uint64_t kSigIgn = 1;
+  if (args_ && remote_ && args_->sigacts[SIGTRAP - 1].handler == kSigIgn) {
+    auto r = Syscall(SYS_rt_sigaction, SIGTRAP,
+                     long(remote_ + args_off_ + offsetof(abi::ParasiteArgs, sigacts) +
+                          sizeof(abi::KSigaction) * (SIGTRAP - 1)),
+                     0, 8);
+    if (!r.ok()) {
+      if (result.ok()) result = std::move(r.error());
+    } else if (IsSyscallError(*r) && result.ok()) {
+      result = Error::Errno("remote rt_sigaction SIGTRAP", int(-*r));
+    }
+  }
   if (args_ && args_->sock_fd >= 0) {  // the parasite's socket goes with it
     auto r = Syscall(SYS_close, args_->sock_fd);
     if (!r.ok()) result = std::move(r.error());

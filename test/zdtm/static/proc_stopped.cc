@@ -6,7 +6,8 @@
 //   S2  child stopped by SIGSTOP; R leaves the stop report uncollected:
 //       after restore waitpid(WUNTRACED) must still report S2 stopped.
 //   S3  child in a process group of its own, with a second thread, stopped
-//       by SIGTSTP (default action); every thread must be stopped.
+//       by SIGTSTP (default action); every thread must be stopped. S3
+//       ignores SIGTRAP (SIG_IGN must stay, and raise(SIGTRAP) do nothing).
 // After SIGTERM, R checks every thread of S1..S3 is in state T
 // (/proc/PID/task/TID/stat; a bounded wait for the restored tasks to
 // take their stop), S2's report, raises SIGTRAP in itself (its handler
@@ -133,6 +134,7 @@ void* sleeper(void*) {
 [[noreturn]] void child_main(bool trap_handler, bool own_group, bool thread) {
   if (own_group && setpgid(0, 0)) fail("setpgid: %s", strerror(errno));
   if (trap_handler) install_trap_handler();
+  if (!trap_handler) signal(SIGTRAP, SIG_IGN);
   // SIGCONT blocked but for sigsuspend: no wakeup lost between the check
   // and the wait (blocking it does not keep SIGCONT from continuing us).
   sigset_t cont, none;
@@ -147,6 +149,12 @@ void* sleeper(void*) {
   }
   while (!g_cont) sigsuspend(&none);
   if (trap_handler) check_trap_handler();
+  if (!trap_handler) {
+    struct sigaction sa = {};
+    sigaction(SIGTRAP, nullptr, &sa);
+    if (sa.sa_handler != SIG_IGN) bad("SIGTRAP is no longer ignored (handler %p)", (void*)sa.sa_handler);
+    else raise(SIGTRAP);  // ignored: nothing happens
+  }
   _exit(g_ok ? 0 : 1);
 }
 
