@@ -43,6 +43,7 @@
 #include "criu/sched_state.h"
 #include "criu/seccomp.h"
 #include "criu/shared_tables.h"
+#include "criu/task_stop.h"
 #include "criu/fown.h"
 #include "criu/shmem.h"
 #include "images/image_dir.h"
@@ -332,7 +333,8 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
                 const PageIndex* parent_pages, PageIndex* pages,
                 const pb::NamespacesEntry& namespaces,
                 const std::vector<pb::SemUndoEntry>& sem_undo, const TaskTrack* prev,
-                const std::set<pid_t>& tree_ids, const TreeSharing& sharing) {
+                const std::set<pid_t>& tree_ids, const TreeSharing& sharing,
+                const std::map<pid_t, bool>& stop_collected) {
   pid_t pid = task.pid;
   compel::SeizedProcess& proc = *task.proc;
   TRY_ASSIGN(TaskInfo info, Inspect(proc, o, namespaces.mnt()));
@@ -342,6 +344,8 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
   TRY_ASSIGN(*core.mutable_sched(), DumpSchedState(pid, proc.threads(), proc.mem_fd()));
   if (proc.stop_signal()) core.set_stop_signal(uint32_t(proc.stop_signal()));
   if (sharing.fs_with_parent.count(pid)) core.set_fs_shared_with_parent(true);
+  if (auto c = stop_collected.find(pid); c != stop_collected.end() && c->second)
+    core.set_stop_collected(true);
   {
     std::vector<int> fd_numbers;
     for (const files::FdContext& f : info.fds.fds) fd_numbers.push_back(f.fd);
@@ -414,6 +418,15 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   // CLONE_FILES across processes refused, CLONE_FS kept (criu/shared_tables.h).
   TRY_ASSIGN(const TreeSharing sharing, CheckSharedTables(tree));
   const std::set<pid_t> tree_ids = FownTreeIds(tree);
+  // Stopped tasks: did the parent collect the stop (criu/task_stop.h)?
+  std::map<pid_t, bool> stop_collected;
+  for (const TreeTask& t : tree) {
+    if (!t.proc || !t.proc->stop_signal()) continue;
+    for (const TreeTask& p : tree)
+      if (p.pid == t.ppid && p.proc) {
+        TRY_ASSIGN(stop_collected[t.pid], StopCollected(p.pid, p.proc->mem_fd(), t.pid));
+      }
+  }
   // Incremental dumps (criu/mem_track.h): what changed since the previous
   // step, read from ckpt's own namespaces (the tracker's socket is there).
   // Destroyed before `tree`: on failure the tracking ends, then the tree runs.
@@ -524,7 +537,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
       Status st = DumpTask(o, kf, *dir, *pages_to, fds, shmem, t, pages_id++,
                            parent == page_index.end() ? nullptr : &parent->second,
                            &page_index[t.pid], namespaces, undo,
-                           chain ? chain->ForPid(t.pid) : nullptr, tree_ids, sharing);
+                           chain ? chain->ForPid(t.pid) : nullptr, tree_ids, sharing,
+                           stop_collected);
       if (!st.ok()) {
         // Name the process once: most messages already start with it.
         if (st.error().message().rfind("pid ", 0) != 0) st.error().Context(Who(t.pid));

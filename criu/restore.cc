@@ -328,12 +328,9 @@ Status Tracer::Release() {
     TRY(RestoreFowns(RealPid(ti), t.core, real_tid_of));
     TRY(StopRestoredTask(RealPid(ti), t.core));
   }
-  for (size_t ti = 0; ti < tree_.tasks.size(); ti++) {
-    if (tree_.tasks[ti].zombie()) continue;
-    for (pid_t tid : real_tids_[ti])
-      if (ptrace(PTRACE_DETACH, tid, nullptr, nullptr) < 0)
-        return Error::Errno("PTRACE_DETACH " + Who(tid));
-  }
+  // Detaches every task; parents collect stops they had collected at dump
+  // (criu/task_stop.h).
+  TRY(DetachTree(tree_, real_tids_));
   armed_ = false;
   return Ok();
 }

@@ -28,12 +28,31 @@
 
 #include <sys/types.h>
 
+#include <vector>
+
 #include "base/result.h"
+#include "criu/task_images.h"
 #include "proto/core.pb.h"
 
 namespace ckpt {
 
 Status StopRestoredTask(pid_t real_pid, const pb::TaskCoreEntry& core);
+
+// Dump: whether the parent (live in the tree, every thread seized and not
+// infected) has already collected the stop report of its stopped child:
+// a remote waitid(P_PID, child, WSTOPPED | WNOWAIT | WNOHANG) in the
+// parent, its siginfo on the parent's stack far below the stack pointer
+// (the bytes are put back). Only the parent can ask.
+Result<bool> StopCollected(pid_t parent, int parent_mem_fd, pid_t child);
+
+// Restore: detaches every live task of the tree (real_tids[i]: the real
+// tids of tree.tasks[i]). A stopped task whose parent had collected its
+// stop (stop_collected) stops first while its parent is still held, and
+// the parent collects the new report by a remote wait4(WUNTRACED |
+// WNOHANG), and loses the SIGCHLD the stop sent it unless one was pending
+// at dump: the parent sees no stop it had not seen. Call after
+// StopRestoredTask for every task.
+Status DetachTree(const TreeImages& tree, const std::vector<std::vector<pid_t>>& real_tids);
 
 // SIGTRAP set to SIG_IGN: the restorer's int3 resets it to SIG_DFL (the
 // kernel does that for a forced signal the task ignores). Returns the

@@ -2,7 +2,9 @@
 //
 //   R   the root: a SIGTRAP handler (SA_SIGINFO); not stopped itself.
 //   S1  child stopped by SIGSTOP; R collected the stop with waitpid
-//       WUNTRACED before READY. S1 has a SIGTRAP handler too.
+//       WUNTRACED before READY: after restore waitpid(WUNTRACED | WNOHANG)
+//       must find no new report. S1 has a SIGTRAP handler too.
+// R has a SIGCHLD handler (stops raise SIGCHLD in it).
 //   S2  child stopped by SIGSTOP; R leaves the stop report uncollected:
 //       after restore waitpid(WUNTRACED) must still report S2 stopped.
 //   S3  child in a process group of its own, with a second thread, stopped
@@ -53,6 +55,8 @@ void on_trap(int, siginfo_t* si, void*) {
   if (si->si_signo == SIGTRAP) g_traps = g_traps + 1;
 }
 void on_cont(int) { g_cont = 1; }
+volatile sig_atomic_t g_chld = 0;
+void on_chld(int) { g_chld = g_chld + 1; }
 
 void install_trap_handler() {
   struct sigaction sa = {};
@@ -171,6 +175,7 @@ struct Child {
 int main(int argc, char** argv) {
   test_init(argc, argv);
   install_trap_handler();
+  signal(SIGCHLD, on_chld);
   Child kids[] = {{"S1", SIGSTOP, true, 1}, {"S2", SIGSTOP, false, 1}, {"S3", SIGTSTP, false, 2}};
   for (Child& c : kids) {
     bool s3 = c.threads == 2;
@@ -212,6 +217,12 @@ int main(int argc, char** argv) {
     std::string states;
     if (!wait_all_stopped(c.pid, c.threads, &states))
       bad("%s (pid %d): not stopped after restore: thread states %s", c.name, c.pid, states.c_str());
+  }
+  // S1's stop was collected before the dump: no report again.
+  {
+    int st = 0;
+    pid_t r = waitpid(kids[0].pid, &st, WUNTRACED | WNOHANG);
+    if (r != 0) bad("S1: waitpid WUNTRACED reports status %#x again (returned %d)", st, r);
   }
   // S2's stop was never collected: it must be reported now.
   {
