@@ -12,9 +12,9 @@
 // detaches the task's threads (each sits stopped after its rt_sigreturn):
 // SIGSTOP is queued, so the first thread to return to the dumped code
 // takes it and the whole process enters a group stop before running any
-// instruction of its own. The parent then sees the stop as a new one
-// (waitpid WUNTRACED reports it, with SIGSTOP as the signal, even if it
-// had collected the dumped stop already). SIGSTOP and not the dumped
+// instruction of its own. DetachTree (below) then makes the parent's view
+// match the dump: a stop it had collected is collected again for it; one
+// it had not is reported (with SIGSTOP as the signal). SIGSTOP and not the dumped
 // signal: the kernel drops SIGTSTP/SIGTTIN/SIGTTOU in an orphaned process
 // group, and a handler or mask installed since would divert them.
 //
