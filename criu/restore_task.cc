@@ -25,6 +25,7 @@
 #include "criu/page_chain.h"
 #include "criu/proc_parse.h"
 #include "criu/sched_state.h"
+#include "criu/cow_premap.h"
 #include "criu/fown.h"
 #include "criu/seccomp.h"
 #include "parasite/abi.h"
@@ -274,6 +275,7 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     r.start = v.start(), r.end = v.end(), r.pgoff = v.pgoff();
     r.prot = v.prot(), r.flags = v.flags(), r.fd = vma_fd[i], r.madv = v.madv();
     if (keep_fd[i]) r.madv |= abi::kVmaKeepFd;
+    if (IsPremapped(v)) r.madv |= abi::kVmaPremapped;  // criu/cow_premap.h
     switch (v.kind()) {
       case pb::VMA_ANON_PRIVATE:
         r.kind = abi::kVmaAnon;
@@ -299,23 +301,25 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     }
     if (v.kind() == pb::VMA_ANON_SHARED) r.flags = (r.flags & ~uint32_t(MAP_PRIVATE)) | MAP_SHARED;
   }
-  a->nr_pages = uint32_t(t.pages.size());
   a->pages_off = pages_off;
   auto* rp = reinterpret_cast<abi::RestorePages*>(ab + pages_off);
   uint64_t own_off = 0;
+  size_t np = 0;
   for (size_t i = 0; i < t.pages.size(); i++) {
     const pb::PagemapEntry& p = t.pages[i];
-    rp[i].vaddr = p.vaddr();
-    rp[i].nr_pages = p.nr_pages();
-    if (p.has_src_pages_id()) {
-      rp[i].fd = src_pages.at(p.src_pages_id());
-      rp[i].off = p.src_off();
-    } else {
-      rp[i].fd = pages_fd;
-      rp[i].off = own_off;
-      own_off += uint64_t(p.nr_pages()) * kPage;
-    }
+    uint64_t off = p.has_src_pages_id() ? p.src_off() : own_off;
+    if (!p.has_src_pages_id()) own_off += uint64_t(p.nr_pages()) * kPage;
+    bool premapped = false;  // its VMA was filled before the fork (criu/cow_premap.h)
+    for (const pb::VmaEntry& v : t.mm.vmas())
+      if (p.vaddr() >= v.start() && p.vaddr() < v.end()) premapped = IsPremapped(v);
+    if (premapped) continue;
+    rp[np].vaddr = p.vaddr();
+    rp[np].nr_pages = p.nr_pages();
+    rp[np].fd = p.has_src_pages_id() ? src_pages.at(p.src_pages_id()) : pages_fd;
+    rp[np].off = off;
+    np++;
   }
+  a->nr_pages = uint32_t(np);
   a->pages_fd = pages_fd;
   a->pages_fds[a->nr_pages_fds++] = pages_fd;
   for (auto& kv : src_pages) a->pages_fds[a->nr_pages_fds++] = kv.second;

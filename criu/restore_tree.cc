@@ -32,6 +32,7 @@
 #include "criu/ns/sem_undo.h"
 #include "criu/ns/user_ns.h"
 #include "criu/shared_tables.h"
+#include "criu/cow_premap.h"
 #include "criu/shmem.h"
 
 namespace ckpt {
@@ -209,6 +210,9 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   if (leads_session && !t.zombie()) TRY(files::RestoreControllingTty(tree.files, fds.files));
   Bump(&sync->created, n);
 
+  // Private anonymous memory in place before the children are forked:
+  // what they shared at dump they share again (criu/cow_premap.h).
+  if (!t.helper) TRY(PremapCow(t, dir));
   for (int c : t.children) {
     auto r = CloneTask(tree, c, dir, o, fds, sync);
     if (!r.ok()) return std::move(r.error());

@@ -112,6 +112,7 @@ void MapVmas(RestoreArgs* a) {
       continue;
     }
     if (v[i].kind != kVmaAnon && v[i].kind != kVmaFile) continue;
+    if (v[i].madv & kVmaPremapped) continue;  // in place with its pages
     uint32_t prot = v[i].prot;
     if (NeedsFill(a, v[i])) prot |= PROT_READ | PROT_WRITE;
     long flags = v[i].flags | MAP_FIXED;
@@ -152,7 +153,7 @@ void FinishVmas(RestoreArgs* a) {
       continue;
     }
     if (v[i].kind != kVmaAnon && v[i].kind != kVmaFile) continue;
-    if (NeedsFill(a, v[i]))
+    if (NeedsFill(a, v[i]) || (v[i].madv & kVmaPremapped))
       Check(sys(__NR_mprotect, v[i].start, v[i].end - v[i].start, v[i].prot), "mprotect",
             v[i].start);
     uint64_t len = v[i].end - v[i].start;
@@ -368,10 +369,27 @@ extern "C" void blob_main(RestoreArgs* a) {
     park += sm[i]->len;
   }
 
-  // 2. Drop everything of ckpt but this region.
-  uint64_t s = a->self_start, e = a->self_start + a->self_len;
-  Check(sys(__NR_munmap, 0, s), "unmap below restorer");
-  Check(sys(__NR_munmap, e, kTaskSize - e), "unmap above restorer");
+  // 2. Drop everything of ckpt but this region and the VMAs premapped
+  //    before the fork (criu/cow_premap.h; sorted, as all VMAs are).
+  {
+    uint64_t cur = 0;
+    bool region_done = false;
+    RestoreVma* v = At<RestoreVma>(a, a->vmas_off);
+    auto keep = [&](uint64_t ks, uint64_t ke) {
+      if (ks > cur) Check(sys(__NR_munmap, cur, ks - cur), "unmap around kept ranges", cur);
+      if (ke > cur) cur = ke;
+    };
+    for (uint32_t i = 0; i <= a->nr_vmas; i++) {
+      bool last = i == a->nr_vmas;
+      if (!last && !(v[i].madv & kVmaPremapped)) continue;
+      if (!region_done && (last || a->self_start < v[i].start)) {
+        keep(a->self_start, a->self_start + a->self_len);
+        region_done = true;
+      }
+      if (!last) keep(v[i].start, v[i].end);
+    }
+    if (kTaskSize > cur) Check(sys(__NR_munmap, cur, kTaskSize - cur), "unmap above kept ranges", cur);
+  }
 
   // 3. The dumped address space.
   MapVmas(a);
