@@ -97,6 +97,11 @@ Status PremapCow(const TaskImages& t, const images::ImageDir& dir) {
     if (!Eligible(v)) continue;
     uint64_t len = v.end() - v.start();
     bool from_parent = inherited.ranges.count({v.start(), v.end()}) != 0;
+    bool has_pages = false;
+    for (const Run& r : runs) has_pages |= r.vaddr < v.end() && r.vaddr + r.len > v.start();
+    // Nothing to share (e.g. a PROT_NONE reservation): restored as before,
+    // without charging a writable mapping of its size here.
+    if (!from_parent && !has_pages) continue;
     if (!from_parent) {
       void* m = mmap(reinterpret_cast<void*>(v.start()), len, PROT_READ | PROT_WRITE,
                      (v.flags() & ~uint32_t(MAP_FIXED)) | MAP_PRIVATE | MAP_ANONYMOUS |

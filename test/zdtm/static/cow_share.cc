@@ -154,16 +154,18 @@ int main(int argc, char** argv) {
   pid_t c1 = fork();
   if (c1 < 0) fail("fork: %s", strerror(errno));
   if (c1 == 0) {
+    int g_go[2];  // G's own go pipe: R's two bytes are for C1 and C2
+    if (pipe(g_go)) _exit(3);
     pid_t g = fork();
     if (g < 0) _exit(3);
-    if (g == 0) child_wait_check(ready[1], go[0], kC1, 4, "G");
+    if (g == 0) child_wait_check(ready[1], g_go[0], kC1, 2, "G");
     if (write(g_pid_pipe[1], &g, sizeof(g)) != sizeof(g)) _exit(3);
     if (write(ready[1], "r", 1) != 1) _exit(2);
     char c;
     while (read(go[0], &c, 1) < 0 && errno == EINTR) {
     }
     bool ok = check_all(kC1, 2, "C1");
-    if (write(go[1], "g", 1) != 1) ok = false;  // G's turn
+    if (write(g_go[1], "g", 1) != 1) ok = false;  // G's turn
     int st = 0;
     waitpid(g, &st, 0);
     _exit(ok && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1);
