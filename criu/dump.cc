@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "base/fault.h"
@@ -40,8 +41,12 @@
 #include "criu/pstree.h"
 #include "criu/regs_pb.h"
 #include "criu/rseq_dump.h"
+#include "criu/sched_state.h"
 #include "criu/seccomp.h"
 #include "criu/shm_files.h"
+#include "criu/shared_tables.h"
+#include "criu/task_stop.h"
+#include "criu/fown.h"
 #include "criu/shmem.h"
 #include "images/image_dir.h"
 #include "parasite/blobs.h"
@@ -329,11 +334,26 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
                 uint32_t pages_id,
                 const PageIndex* parent_pages, PageIndex* pages,
                 const pb::NamespacesEntry& namespaces,
-                const std::vector<pb::SemUndoEntry>& sem_undo, const TaskTrack* prev) {
+                const std::vector<pb::SemUndoEntry>& sem_undo, const TaskTrack* prev,
+                const std::set<pid_t>& tree_ids, const TreeSharing& sharing,
+                const std::map<pid_t, bool>& stop_collected) {
   pid_t pid = task.pid;
   compel::SeizedProcess& proc = *task.proc;
   TRY_ASSIGN(TaskInfo info, Inspect(proc, o, namespaces.mnt()));
   pb::TaskCoreEntry core;
+  // Issue 14: scheduling (criu/sched_state.h), a job-control stop
+  // (criu/task_stop.h), SIGIO owners (criu/fown.h); before the parasite.
+  TRY_ASSIGN(*core.mutable_sched(), DumpSchedState(pid, proc.threads(), proc.mem_fd()));
+  if (proc.stop_signal()) core.set_stop_signal(uint32_t(proc.stop_signal()));
+  if (sharing.fs_with_parent.count(pid)) core.set_fs_shared_with_parent(true);
+  if (auto c = stop_collected.find(pid); c != stop_collected.end() && c->second)
+    core.set_stop_collected(true);
+  {
+    std::vector<int> fd_numbers;
+    for (const files::FdContext& f : info.fds.fds) fd_numbers.push_back(f.fd);
+    TRY_ASSIGN(std::vector<pb::FownEntry> fown, DumpFowns(pid, fd_numbers, tree_ids));
+    for (pb::FownEntry& e : fown) *core.add_fown() = std::move(e);
+  }
   pb::MmEntry mm;
   PageDumpStats stats;
   {
@@ -399,6 +419,18 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   }
   TRY_ASSIGN(tree, SeizeTree(root));
   CKPT_FAULT("dump-seized");
+  // CLONE_FILES across processes refused, CLONE_FS kept (criu/shared_tables.h).
+  TRY_ASSIGN(const TreeSharing sharing, CheckSharedTables(tree));
+  const std::set<pid_t> tree_ids = FownTreeIds(tree);
+  // Stopped tasks: did the parent collect the stop (criu/task_stop.h)?
+  std::map<pid_t, bool> stop_collected;
+  for (const TreeTask& t : tree) {
+    if (!t.proc || !t.proc->stop_signal()) continue;
+    for (const TreeTask& p : tree)
+      if (p.pid == t.ppid && p.proc) {
+        TRY_ASSIGN(stop_collected[t.pid], StopCollected(p.pid, p.proc->mem_fd(), t.pid));
+      }
+  }
   // Incremental dumps (criu/mem_track.h): what changed since the previous
   // step, read from ckpt's own namespaces (the tracker's socket is there).
   // Destroyed before `tree`: on failure the tracking ends, then the tree runs.
@@ -512,7 +544,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
       Status st = DumpTask(o, kf, *dir, *pages_to, fds, shmem, t, pages_id++,
                            parent == page_index.end() ? nullptr : &parent->second,
                            &page_index[t.pid], namespaces, undo,
-                           chain ? chain->ForPid(t.pid) : nullptr);
+                           chain ? chain->ForPid(t.pid) : nullptr, tree_ids, sharing,
+                           stop_collected);
       if (!st.ok()) {
         // Name the process once: most messages already start with it.
         if (st.error().message().rfind("pid ", 0) != 0) st.error().Context(Who(t.pid));

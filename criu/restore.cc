@@ -41,6 +41,9 @@
 #include "criu/fd_limit.h"
 #include "criu/files/fd_install.h"
 #include "criu/restore_tree.h"
+#include "criu/sched_state.h"
+#include "criu/fown.h"
+#include "criu/task_stop.h"
 #include "criu/seccomp.h"
 #include "criu/shm_files.h"
 #include "criu/shmem.h"
@@ -312,6 +315,12 @@ Status Tracer::Release() {
         // Signals stay pending (not delivered to us) while we borrow the task.
         TRY_ASSIGN(uint64_t mask, compel::GetSigmask(tid));
         TRY(compel::SetSigmask(tid, ~0ull));
+        // An ignored SIGTRAP, reset by the restorer's int3 (criu/task_stop.h).
+        if (uint64_t act = IgnoredSigtrapAction(t.core, start)) {
+          TRY_ASSIGN(long ra, compel::RemoteSyscall(tid, mem_fd.get(), exec, now.gp,
+                                                    SYS_rt_sigaction, SIGTRAP, long(act), 0, 8));
+          if (ra != 0) return Error::Errno(Who(pid) + ": SIGTRAP back to SIG_IGN", int(-ra));
+        }
         TRY_ASSIGN(long r, compel::RemoteSyscall(tid, mem_fd.get(), exec, now.gp, SYS_munmap,
                                                  long(start), long(end - start)));
         TRY(compel::SetSigmask(tid, mask));
@@ -323,12 +332,22 @@ Status Tracer::Release() {
       TRY(compel::SetRegs(tid, fin, true));
     }
   }
+  // Issue 14: scheduling (criu/sched_state.h), SIGIO owners (criu/fown.h),
+  // job-control stops (criu/task_stop.h): every task and fd is in place.
+  std::map<pid_t, pid_t> real_tid_of;  // the dump's tids -> these
+  for (size_t ti = 0; ti < tree_.tasks.size(); ti++)
+    for (int k = 0; k < tree_.tasks[ti].pstree.threads_size(); k++)
+      real_tid_of[pid_t(tree_.tasks[ti].pstree.threads(k))] = real_tids_[ti][size_t(k)];
   for (size_t ti = 0; ti < tree_.tasks.size(); ti++) {
-    if (tree_.tasks[ti].zombie()) continue;
-    for (pid_t tid : real_tids_[ti])
-      if (ptrace(PTRACE_DETACH, tid, nullptr, nullptr) < 0)
-        return Error::Errno("PTRACE_DETACH " + Who(tid));
+    const TaskImages& t = tree_.tasks[ti];
+    if (t.zombie()) continue;
+    if (t.core.has_sched()) TRY(RestoreSchedOutside(RealPid(ti), real_tids_[ti], t.core.sched()));
+    TRY(RestoreFowns(RealPid(ti), t.core, real_tid_of));
+    TRY(StopRestoredTask(RealPid(ti), t.core));
   }
+  // Detaches every task; parents collect stops they had collected at dump
+  // (criu/task_stop.h).
+  TRY(DetachTree(tree_, real_tids_));
   armed_ = false;
   return Ok();
 }

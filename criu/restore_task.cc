@@ -27,6 +27,9 @@
 #include "criu/ns/user_ns.h"
 #include "criu/page_chain.h"
 #include "criu/proc_parse.h"
+#include "criu/sched_state.h"
+#include "criu/cow_premap.h"
+#include "criu/fown.h"
 #include "criu/seccomp.h"
 #include "parasite/abi.h"
 #include "parasite/blobs.h"
@@ -205,6 +208,7 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     own_fd[key] = own;
   }
   TRY(files::FinishTaskFds(t.fds, *tf.entries));
+  TRY(RestoreFownAsync(t.core));  // criu/fown.h: si_fd names the task's fd
   if (t.fs.root() != "/" && chroot(t.fs.root().c_str()) < 0)
     return Error::Errno("chroot " + t.fs.root());
   if (chdir(t.fs.cwd().c_str()) < 0) return Error::Errno("chdir " + t.fs.cwd());
@@ -279,6 +283,7 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     r.start = v.start(), r.end = v.end(), r.pgoff = v.pgoff();
     r.prot = v.prot(), r.flags = v.flags(), r.fd = vma_fd[i], r.madv = v.madv();
     if (keep_fd[i]) r.madv |= abi::kVmaKeepFd;
+    if (IsPremapped(v)) r.madv |= abi::kVmaPremapped;  // criu/cow_premap.h
     switch (v.kind()) {
       case pb::VMA_ANON_PRIVATE:
         r.kind = abi::kVmaAnon;
@@ -304,16 +309,21 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     }
     if (v.kind() == pb::VMA_ANON_SHARED) r.flags = (r.flags & ~uint32_t(MAP_PRIVATE)) | MAP_SHARED;
   }
-  a->nr_pages = uint32_t(plan.eager.size());
   a->pages_off = pages_off;
   auto* rp = reinterpret_cast<abi::RestorePages*>(ab + pages_off);
-  for (size_t i = 0; i < plan.eager.size(); i++) {
-    const PageRun& p = plan.eager[i];
-    rp[i].vaddr = p.vaddr;
-    rp[i].nr_pages = p.nr_pages;
-    rp[i].fd = p.src == t.pages_id ? pages_fd : src_pages.at(p.src);
-    rp[i].off = p.off;
+  size_t np = 0;
+  for (const PageRun& p : plan.eager) {
+    bool premapped = false;  // its VMA was filled before the fork (criu/cow_premap.h)
+    for (const pb::VmaEntry& v : t.mm.vmas())
+      if (p.vaddr >= v.start() && p.vaddr < v.end()) premapped = IsPremapped(v);
+    if (premapped) continue;
+    rp[np].vaddr = p.vaddr;
+    rp[np].nr_pages = p.nr_pages;
+    rp[np].fd = p.src == t.pages_id ? pages_fd : src_pages.at(p.src);
+    rp[np].off = p.off;
+    np++;
   }
+  a->nr_pages = uint32_t(np);
   a->lazy_sock = tf.lazy_fd;
   a->lazy_id = t.pid();
   a->nr_lazy = uint32_t(plan.vmas.size());
@@ -452,6 +462,9 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   FillSeccompArgs(t.seccomp, c, a, seccomp_off);
   FillLsmArgs(t.lsm, a, lsm_off);
 
+  // Audit login uid and membarrier registrations: only the task itself
+  // can set them (criu/sched_state.h).
+  if (t.core.has_sched()) TRY(RestoreSchedInside(t.core.sched(), tf.in_user_ns));
   // glibc registered rseq for ckpt's thread in memory the restorer is about
   // to unmap: the kernel would fault writing it. Unregister it first.
   if (__rseq_size > 0) {

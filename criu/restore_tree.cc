@@ -33,6 +33,8 @@
 #include "criu/ns/pid_ns.h"
 #include "criu/ns/sem_undo.h"
 #include "criu/ns/user_ns.h"
+#include "criu/shared_tables.h"
+#include "criu/cow_premap.h"
 #include "criu/shmem.h"
 
 namespace ckpt {
@@ -86,6 +88,8 @@ Result<pid_t> RawClone(const TreeImages& tree, int idx, uint64_t extra_flags = 0
       if (p.pid() == pid_t(t.pstree.ppid())) parent_levels = std::max(1, p.pstree.ns_pid_size());
   uint64_t flags = int(ids.size()) > parent_levels ? CLONE_NEWPID : 0;
   flags |= extra_flags;
+  TRY_ASSIGN(uint64_t fs_flag, FsCloneFlag(tree, idx));  // criu/shared_tables.h
+  flags |= fs_flag;
   if (idx == 0 && tree.namespaces.ipc()) flags |= CLONE_NEWIPC;
   // user namespaces (criu/ns/user_ns.h): the root is born with the tree's
   // user namespace (which then owns its new namespaces); the others are
@@ -211,6 +215,10 @@ Status RunTask(const TreeImages& tree, int idx, const images::ImageDir& dir, con
   if (leads_session && !t.zombie()) TRY(files::RestoreControllingTty(tree.files, fds.files));
   Bump(&sync->created, n);
 
+  // Private anonymous memory in place before the children are forked:
+  // what they shared at dump they share again (criu/cow_premap.h).
+  // Not under lazy restore: its memory is not read before the tree runs.
+  if (!t.helper && fds.lazy_fd < 0) TRY(PremapCow(t, dir));
   for (int c : t.children) {
     auto r = CloneTask(tree, c, dir, o, fds, sync);
     if (!r.ok()) return std::move(r.error());

@@ -194,6 +194,9 @@ enum RestoreVmaKind : uint32_t {
 inline constexpr uint32_t kVmaKeepFd = 16;
 inline constexpr uint32_t kVmaWipeOnFork = 32;  // MADV_WIPEONFORK
 inline constexpr uint32_t kVmaDroppable = 64;   // mapped MAP_DROPPABLE (anonymous only)
+// Mapped and filled already, before the task forked its children
+// (criu/cow_premap.h): kept through the unmapping, not mapped or filled.
+inline constexpr uint32_t kVmaPremapped = 128;
 
 struct RestoreVma {
   uint64_t start, end, pgoff;

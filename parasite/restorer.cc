@@ -123,6 +123,7 @@ void MapVmas(RestoreArgs* a) {
       continue;
     }
     if (v[i].kind != kVmaAnon && v[i].kind != kVmaFile) continue;
+    if (v[i].madv & kVmaPremapped) continue;  // in place with its pages
     uint32_t prot = v[i].prot;
     if (NeedsFill(a, v[i])) prot |= PROT_READ | PROT_WRITE;
     long flags = v[i].flags | MAP_FIXED;
@@ -163,7 +164,7 @@ void FinishVmas(RestoreArgs* a) {
       continue;
     }
     if (v[i].kind != kVmaAnon && v[i].kind != kVmaFile) continue;
-    if (NeedsFill(a, v[i]))
+    if (NeedsFill(a, v[i]) || (v[i].madv & kVmaPremapped))
       Check(sys(__NR_mprotect, v[i].start, v[i].end - v[i].start, v[i].prot), "mprotect",
             v[i].start);
     uint64_t len = v[i].end - v[i].start;
@@ -333,7 +334,12 @@ void WriteLsmLabel(RestoreArgs* a, RestoreThread* t, int fd) {
     __atomic_add_fetch(&a->threads_done, 1, __ATOMIC_RELEASE);
     Wake(&a->threads_done);
   }
-  // Stop for ckpt (it traces us), then become the dumped thread.
+  // Stop for ckpt (it traces us), then become the dumped thread. SIGTRAP
+  // is unblocked first: the kernel resets the handler of a forced signal
+  // that is blocked (the int3's SIGTRAP) to SIG_DFL, which would lose the
+  // program's own SIGTRAP handler; unblocked, it only stops for ckpt.
+  uint64_t trap_bit = 1ull << (5 /* SIGTRAP */ - 1);
+  sys(__NR_rt_sigprocmask, 1 /* SIG_UNBLOCK */, &trap_bit, 0, 8);
   trap();
   SigframeArea* f = At<SigframeArea>(a, t->frame_off);
   rt_sigreturn_on((uint64_t)&f->frame.uc);
@@ -431,11 +437,28 @@ extern "C" void blob_main(RestoreArgs* a) {
     park += sm[i]->len;
   }
 
-  // 2. Drop everything of ckpt but this region.
+  // 2. Drop everything of ckpt but this region and the VMAs premapped
+  //    before the fork (criu/cow_premap.h; sorted, as all VMAs are).
   FaultPoint(a, kFaultBeforeUnmap, "fault injected at restorer-before-unmap (CKPT_FAULT)");
-  uint64_t s = a->self_start, e = a->self_start + a->self_len;
-  Check(sys(__NR_munmap, 0, s), "unmap below restorer");
-  Check(sys(__NR_munmap, e, kTaskSize - e), "unmap above restorer");
+  {
+    uint64_t cur = 0;
+    bool region_done = false;
+    RestoreVma* v = At<RestoreVma>(a, a->vmas_off);
+    auto keep = [&](uint64_t ks, uint64_t ke) {
+      if (ks > cur) Check(sys(__NR_munmap, cur, ks - cur), "unmap around kept ranges", cur);
+      if (ke > cur) cur = ke;
+    };
+    for (uint32_t i = 0; i <= a->nr_vmas; i++) {
+      bool last = i == a->nr_vmas;
+      if (!last && !(v[i].madv & kVmaPremapped)) continue;
+      if (!region_done && (last || a->self_start < v[i].start)) {
+        keep(a->self_start, a->self_start + a->self_len);
+        region_done = true;
+      }
+      if (!last) keep(v[i].start, v[i].end);
+    }
+    if (kTaskSize > cur) Check(sys(__NR_munmap, cur, kTaskSize - cur), "unmap above kept ranges", cur);
+  }
   FaultPoint(a, kFaultAfterUnmap, "fault injected at restorer-after-unmap (CKPT_FAULT)");
 
   // 3. The dumped address space.

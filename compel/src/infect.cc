@@ -337,8 +337,11 @@ Status Infection::Setup(const blobs::Blob& blob) {
   BuildSigframe(&args_->abort, abort_area, abort_regs, sigmask_, no_stack);
   args_->abort_frame = abort_area + offsetof(abi::SigframeArea, frame.uc);
 
-  // Nothing but our own traps may interrupt the parasite.
-  TRY(SetSigmask(tid_, ~0ull));
+  // Nothing but our own traps may interrupt the parasite. SIGTRAP stays
+  // unblocked: the int3 the parasite ends with would otherwise reset the
+  // victim's SIGTRAP handler to SIG_DFL (a forced signal that is blocked
+  // gets its default action); unblocked it only stops for us.
+  TRY(SetSigmask(tid_, ~0ull & ~(1ull << (SIGTRAP - 1))));
   mask_changed_ = true;
   user_regs_struct r = regs_.gp;
   r.rip = remote_;
@@ -443,6 +446,21 @@ Status Infection::Teardown(bool) {
     running_ = false;
   }
   Status result;
+  // The parasite's final int3 resets an ignored SIGTRAP to SIG_DFL (the
+  // kernel does that for a forced signal the task ignores): put SIG_IGN
+  // back, from the sigactions the parasite read (zero if it read none).
+  constexpr uint64_t kSigIgn = 1;
+  if (args_ && remote_ && args_->sigacts[SIGTRAP - 1].handler == kSigIgn) {
+    auto r = Syscall(SYS_rt_sigaction, SIGTRAP,
+                     long(remote_ + args_off_ + offsetof(abi::ParasiteArgs, sigacts) +
+                          sizeof(abi::KSigaction) * (SIGTRAP - 1)),
+                     0, 8);
+    if (!r.ok()) {
+      if (result.ok()) result = std::move(r.error());
+    } else if (IsSyscallError(*r) && result.ok()) {
+      result = Error::Errno("remote rt_sigaction SIGTRAP", int(-*r));
+    }
+  }
   if (args_ && args_->sock_fd >= 0) {  // the parasite's socket goes with it
     auto r = Syscall(SYS_close, args_->sock_fd);
     if (!r.ok()) result = std::move(r.error());

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <set>
 #include <string>
 
@@ -35,17 +36,33 @@ Result<std::vector<pid_t>> ListThreads(pid_t pid) {
   return out;
 }
 
-// /proc/TID/status says "TracerPid:\tN".
-bool TracedByUs(pid_t tid) {
+// /proc/TID/status says "TracerPid:\tN" (0: not traced, -1: unreadable).
+long TracerOf(pid_t tid) {
   std::string path = "/proc/" + std::to_string(tid) + "/status";
   FILE* f = fopen(path.c_str(), "re");
-  if (!f) return false;
+  if (!f) return -1;
   char line[256];
   long tracer = -1;
   while (fgets(line, sizeof(line), f))
     if (sscanf(line, "TracerPid: %ld", &tracer) == 1) break;
   fclose(f);
-  return tracer == getpid();
+  return tracer;
+}
+
+bool TracedByUs(pid_t tid) { return TracerOf(tid) == getpid(); }
+
+// "pid N (comm)" of the tracer of tid, or "" if there is none.
+std::string Tracer(pid_t tid) {
+  long tracer = TracerOf(tid);
+  if (tracer <= 0) return "";
+  std::string comm = "?";
+  std::string path = "/proc/" + std::to_string(tracer) + "/comm";
+  if (FILE* f = fopen(path.c_str(), "re")) {
+    char buf[64] = {};
+    if (fgets(buf, sizeof(buf), f)) comm = std::string(buf, strcspn(buf, "\n"));
+    fclose(f);
+  }
+  return "pid " + std::to_string(tracer) + " (" + comm + ")";
 }
 
 }  // namespace
@@ -93,6 +110,12 @@ Status SeizedProcess::SeizeAll() {
           fresh = true;
           continue;
         }
+        if (errno == EPERM && !Tracer(t).empty())
+          return Error("pid " + std::to_string(t) + ": traced by " + Tracer(t) +
+                           ": a traced process cannot be dumped (ptrace allows one tracer, "
+                           "which must be ckpt, and the other tracer's hold on it cannot be "
+                           "read back or set up again)",
+                       EPERM);
         if (errno == EPERM)
           return Error::Errno("pid " + std::to_string(t) + ": cannot trace (already traced?)");
         return Error::Errno("pid " + std::to_string(t) + ": PTRACE_SEIZE");
@@ -108,7 +131,11 @@ Status SeizedProcess::SeizeAll() {
       for (;;) {
         TRY_ASSIGN(int st, WaitStop(t));
         if (!WIFSTOPPED(st)) return Error("tid " + std::to_string(t) + ": not stopped");
-        if ((st >> 16) == PTRACE_EVENT_STOP) break;
+        if ((st >> 16) == PTRACE_EVENT_STOP) {
+          // In a group stop (job control) the event carries its signal.
+          if (WSTOPSIG(st) != SIGTRAP) stop_signal_ = WSTOPSIG(st);
+          break;
+        }
         int sig = WSTOPSIG(st);
         LOG_DBG("tid " + std::to_string(t) + ": passing signal " + std::to_string(sig) +
                 " through while seizing");

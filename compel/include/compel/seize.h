@@ -33,6 +33,9 @@ class SeizedProcess {
   const std::vector<pid_t>& threads() const { return threads_; }
   // /proc/PID/mem, open read-write (the tracer may write text pages).
   int mem_fd() const { return mem_.get(); }
+  // The signal of the job-control stop (SIGSTOP, SIGTSTP, ...) the process
+  // was in when seized; 0 if it was running. Detach() puts it back in it.
+  int stop_signal() const { return stop_signal_; }
 
   // Kills the whole process (SIGKILL) and waits until every thread is gone.
   Status Kill();
@@ -46,6 +49,7 @@ class SeizedProcess {
   std::vector<pid_t> threads_;
   UniqueFd mem_;
   bool done_ = false;
+  int stop_signal_ = 0;
 };
 
 // Waits for a ptrace stop of `tid`. Returns the raw waitpid status.

@@ -369,6 +369,35 @@ int main(int argc, char** argv) {
     });
   }
 
+  // Process state ckpt refuses (issue 14; criu/task_stop.h,
+  // criu/shared_tables.h): refused before anything is touched, naming the
+  // task and the reason.
+  for (auto [arg, want] : {std::pair<const char*, const char*>{"--traced", "traced by pid "},
+                           {"--clone-files", "share one fd table"},
+                           {"--clone-fs", "but not through their parents"},
+                           {"--thread-files", "has its own fd table"}}) {
+    check(std::string("dump-pstate") + (arg + 1), [&](const std::string& dir) {
+      fs::create_directories(dir + "/run");
+      Helper h{0, dir + "/run/out.txt"};
+      h.pid = start_test({g_testbin + "/pstate_unsupported", arg}, dir + "/run", h.out);
+      if (h.pid < 0) throw Fail("setup: fork failed");
+      std::string err = wait_ready(h.pid, h.out, 60);
+      if (!err.empty()) throw Fail("setup: pstate_unsupported: " + err);
+      std::string img = dir + "/img";
+      Ckpt r = ckpt(dir, "dump",
+                    {"dump", "-t", std::to_string(h.pid), "-D", img, "-o", "dump.log", "-v4"});
+      expect_refused(r, std::string("dump of a tree with ") + arg);
+      // --clone-fs names the two children (the root's pid is not in it).
+      bool named = std::string(arg) == "--clone-fs" ? r.output.find(" and pid ") != std::string::npos
+                                                    : mentions_number(r.output, h.pid);
+      if (r.output.find(want) == std::string::npos || !named)
+        throw Fail(std::string("the error does not say \"") + want + "\" with a pid\n" +
+                   indent(r.output));
+      expect_alive(h, "after the refused dump");
+      finish_helper(h);
+    });
+  }
+
   // ckpt SIGKILLed at various points of a dump (seizing, infecting, pages,
   // writing images): the victim must go on exactly as before. With
   // --leave-running a dump that completes before the kill is fine too.
