@@ -17,6 +17,7 @@
 
 #include "base/io.h"
 #include "base/log.h"
+#include "criu/files/deleted_node.h"
 #include "criu/files/fd_restore.h"
 #include "criu/files/flock.h"
 #include "criu/lsm.h"
@@ -202,7 +203,15 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   TRY(files::FinishTaskFds(t.fds, *tf.entries));
   if (t.fs.root() != "/" && chroot(t.fs.root().c_str()) < 0)
     return Error::Errno("chroot " + t.fs.root());
-  if (chdir(t.fs.cwd().c_str()) < 0) return Error::Errno("chdir " + t.fs.cwd());
+  // A chroot'ed task's cwd was read from outside its root: made relative to it.
+  std::string cwd = t.fs.cwd();
+  const std::string& fsroot = t.fs.root();
+  if (fsroot != "/" && (cwd == fsroot || cwd.rfind(fsroot + "/", 0) == 0))
+    cwd = cwd.size() == fsroot.size() ? "/" : cwd.substr(fsroot.size());
+  if (t.fs.cwd_deleted())
+    TRY(files::EnterDeletedDir(cwd, t.fs.cwd_mode()));  // criu/files/deleted_node.h
+  else if (chdir(cwd.c_str()) < 0)
+    return Error::Errno("chdir " + cwd);
 
   std::vector<int> vma_fd(t.mm.vmas_size(), -1);
   std::vector<bool> keep_fd(t.mm.vmas_size(), false);

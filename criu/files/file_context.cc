@@ -11,6 +11,10 @@
 
 namespace ckpt::files {
 
+DumpContext::~DumpContext() {
+  for (const std::string& l : links_) unlink(l.c_str());
+}
+
 uint32_t DumpContext::FileIdOf(int fd) const {
   auto it = ids_.find(fd);
   return it == ids_.end() ? 0 : it->second;

@@ -22,10 +22,24 @@ class NetDump;  // criu/net/net_dump.h
 
 namespace ckpt::files {
 
+// The dump options the handlers act on (criu/options.h says what each means).
+struct FileDumpOptions {
+  bool link_remap = false;       // --link-remap (ghost.cc)
+  uint64_t ghost_limit = 0;      // --ghost-limit, 0: none (ghost.cc)
+  bool evasive_devices = false;  // --evasive-devices (chrdev.cc)
+};
+
 // One per dump (the whole tree), owned by FdDumper.
 class DumpContext {
  public:
   DumpContext(images::ImageDir& dir, net::NetDump& net) : dir_(dir), net_(net) {}
+  ~DumpContext();  // removes the --link-remap links unless KeepLinks()
+  const FileDumpOptions& options() const { return options_; }
+  void set_options(const FileDumpOptions& o) { options_ = o; }
+  // --link-remap: a name made for a deleted file during this dump; removed
+  // again unless the dump completes (KeepLinks), then by the restore.
+  void AddLink(const std::string& path) { links_.push_back(path); }
+  void KeepLinks() { links_.clear(); }
   images::ImageDir& dir() { return dir_; }
   // The network side of this dump: inet_diag answers, sockets in repair mode.
   net::NetDump& net() { return net_; }
@@ -82,6 +96,8 @@ class DumpContext {
   };
   images::ImageDir& dir_;
   net::NetDump& net_;
+  FileDumpOptions options_;
+  std::vector<std::string> links_;
   InetOptDefaults inet_defaults_;
   const std::vector<FdContext>* fds_ = nullptr;
   std::map<int, uint32_t> ids_;
