@@ -670,7 +670,11 @@ std::string Usage(Command c) {
       "                         without --; after /etc/criu/default.conf,\n"
       "                         ~/.criu/default.conf and $CRIU_CONFIG_FILE)\n"
       "      --no-default-config  skip the two default files\n"
-      "      --no-FLAG          unset a flag a config file set (e.g. --no-shell-job)\n";
+      "      --no-FLAG          unset a flag a config file set (e.g. --no-shell-job)\n"
+      "      --display-stats    print timings and page counts at the end\n"
+      "      --log-pid          append ckpt's pid to the log file's name\n"
+      "CRIU options ckpt does not implement are refused by name before anything is\n"
+      "touched (\"--NAME is not supported yet\").\n";
   switch (c) {
     case Command::kDump:
       return std::string(
@@ -728,6 +732,18 @@ std::string Usage(Command c) {
                  "                         tracking for a next dump\n"
                  "      --track-mem-timeout SEC\n"
                  "                         how long the tracking waits for a next step (600)\n"
+                 "      --timeout SEC      give up (the tree runs on) if a task does not stop\n"
+                 "                         within SEC while the tree is seized or frozen\n"
+                 "      --link-remap       keep a deleted file that still has a name, or an\n"
+                 "                         O_TMPFILE file, by a hard link link_remap.INO.PID\n"
+                 "                         next to it instead of copying it (restore removes it)\n"
+                 "      --ghost-limit SIZE refuse copying deleted files larger than SIZE\n"
+                 "                         (bytes, K, M, G; default: no limit)\n"
+                 "      --evasive-devices  save a deleted /dev/null-like node by its /dev name\n"
+                 "      --skip-mnt PATH    (repeatable; mount namespace) leave the mount at\n"
+                 "                         PATH and those below it out of the images\n"
+                 "      --force-irmap      accepted: inotify watches are saved by file handle,\n"
+                 "                         ckpt never needs an inode-to-path map\n"
                  "Pipes whose other end is outside the tree (a container's stdio) are saved\n"
                  "as external: restore needs --inherit-fd fd[N]:pipe:[INODE] for each.\n") +
              common;
@@ -802,7 +818,13 @@ std::string Usage(Command c) {
                  "      --lsm-profile LSM:LABEL\n"
                  "                         every restored thread's LSM label (apparmor:NAME,\n"
                  "                         selinux:LABEL, smack:LABEL) instead of the dumped "
-                 "ones\n") +
+                 "ones\n"
+                 "      --status-fd FD     write one byte to FD once the tree runs\n"
+                 "      --exec-cmd -- PROG [ARGS...]\n"
+                 "                         once the tree runs, ckpt execs PROG, which becomes\n"
+                 "                         the restored root's parent (implies -d)\n"
+                 "      --weak-sysctls     skip (with a warning) network sysctls this kernel\n"
+                 "                         lacks instead of failing\n") +
              common;
     case Command::kCheck:
       return "usage: ckpt check\n"

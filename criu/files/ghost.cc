@@ -64,10 +64,10 @@ Result<std::string> LinkRemap(const FdContext& c, const std::string& path, DumpC
     struct stat st;
     if (stat(link.c_str(), &st) == 0 && st.st_ino == c.st.st_ino && st.st_dev == c.st.st_dev)
       return link;
-    return Error(Where(c) + ": --link-remap: " + link + " is not the deleted file");
+    return Error("--link-remap: " + link + " is not the deleted file");
   }
   if (c.st.st_nlink > 0)
-    return Error::Errno(Where(c) + ": deleted file " + c.link + " (" +
+    return Error::Errno("deleted file " + c.link + " (" +
                         std::to_string(c.st.st_nlink) + " other name(s)): --link-remap: linkat " +
                         link);
   LOG_DBG(Where(c) + ": deleted file " + path + " cannot be linked (" + strerror(errno) +
@@ -78,8 +78,7 @@ Result<std::string> LinkRemap(const FdContext& c, const std::string& path, DumpC
 Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
   pb::GhostFileEntry* d = e->mutable_ghost();
   if (c.st.st_nlink > 0 && !ctx.options().link_remap)
-    return Error(Where(c) + ": deleted file " + c.link + " that still has " +
-                 std::to_string(c.st.st_nlink) +
+    return Error("deleted file " + c.link + " that still has " + std::to_string(c.st.st_nlink) +
                  " other name(s) is not supported (use --link-remap)");
   d->set_path(c.link.substr(0, c.link.size() - strlen(kSuffix)));
   d->set_flags(c.info.flags);
@@ -109,7 +108,7 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
   if (o.first && d->link_path().empty()) {
     uint64_t limit = ctx.options().ghost_limit;
     if (limit && uint64_t(c.st.st_size) > limit)
-      return Error(Where(c) + ": deleted file " + d->path() + " is " +
+      return Error("deleted file " + d->path() + " is " +
                    std::to_string(c.st.st_size) + " bytes, more than --ghost-limit " +
                    std::to_string(limit) + " (raise it, or keep the file linked: --link-remap)");
     TRY_ASSIGN(int raw, OpenProcFd(c.pid, c.fd, O_RDONLY));

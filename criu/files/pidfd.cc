@@ -12,7 +12,9 @@
 // of that file (in_task_fds). Each task then has an open file of its own
 // for it (flags and target are the same; pidfds have no other state).
 //
-// Refused, naming the target: a pidfd of a process outside the dumped tree
+// Refused, naming the target: a pidfd of a thread other than a leader
+// (PIDFD_THREAD: threads are made after the fds are in place); a pidfd of
+// a process outside the dumped tree
 // (it is not restored; a pidfd can only be made for a live pid), of a
 // process already reaped ("Pid: -1": the kernel has no interface that makes
 // a pidfd of a reaped process), or of one the holder's pid namespace does
@@ -67,6 +69,13 @@ Result<pid_t> TargetOf(const FdContext& c) {
     return Error(Where(c) + ": pidfd of pid " + std::to_string(p) +
                  ", which is outside the dumped tree: not supported (only processes of the "
                  "tree are restored)");
+  // Threads other than a leader are made by the restorer blob, after every
+  // file is in place: no pidfd of one can be made then.
+  auto target_status = proc::ReadStatus(pid_t(p));
+  if (target_status.ok() && target_status->tgid != pid_t(p))
+    return Error(Where(c) + ": pidfd of thread " + std::to_string(p) + " of pid " +
+                 std::to_string(target_status->tgid) +
+                 " (PIDFD_THREAD): not supported (ckpt restores the fds before the threads)");
   std::vector<long> target = Numbers(FdinfoValue(c.fdinfo, "NSpid").value_or(*pid));
   TRY_ASSIGN(proc::Status holder, proc::ReadStatus(c.pid), Where(c));
   size_t level = holder.ns_pid.empty() ? 0 : holder.ns_pid.size() - 1;

@@ -1,6 +1,7 @@
 // pidfd: pidfds of processes and threads of the tree (issue 14 item 10).
 // The root holds fd 140 (its child, PIDFD_NONBLOCK), fd 141 (itself) and
-// fd 143 (one of its threads, PIDFD_THREAD); the child holds fd 142 (its
+// fd 143 (its leader thread, PIDFD_THREAD; it also runs a second thread);
+// the child holds fd 142 (its
 // parent, the root). After restore each must name the same task (fdinfo
 // "Pid:") with the same flags; the root signals its child through fd 140
 // (pidfd_send_signal), the child checks fd 142 and exits, and the root
@@ -99,7 +100,7 @@ int main(int argc, char** argv) {
   if (!g_tid) fail("thread did not start");
   place(pidfd_open(child, PIDFD_NONBLOCK), 140);
   place(pidfd_open(getpid(), 0), 141);
-  place(pidfd_open(g_tid, PIDFD_THREAD), 143);
+  place(pidfd_open(getpid(), PIDFD_THREAD), 143);  // the leader as a thread
   int fl140 = fcntl(140, F_GETFL), fl141 = fcntl(141, F_GETFL), fl143 = fcntl(143, F_GETFL);
 
   test_ready();
@@ -107,7 +108,7 @@ int main(int argc, char** argv) {
 
   if (fdinfo_pid(140) != child) fail("fd 140 names pid %ld, want the child %d", fdinfo_pid(140), child);
   if (fdinfo_pid(141) != getpid()) fail("fd 141 names pid %ld, want us (%d)", fdinfo_pid(141), getpid());
-  if (fdinfo_pid(143) != g_tid) fail("fd 143 names pid %ld, want the thread %d", fdinfo_pid(143), int(g_tid));
+  if (fdinfo_pid(143) != getpid()) fail("fd 143 names pid %ld, want the leader %d", fdinfo_pid(143), getpid());
   if (fcntl(140, F_GETFL) != fl140 || fcntl(141, F_GETFL) != fl141 || fcntl(143, F_GETFL) != fl143)
     fail("flags %#x %#x %#x, want %#x %#x %#x", fcntl(140, F_GETFL), fcntl(141, F_GETFL),
          fcntl(143, F_GETFL), fl140, fl141, fl143);
