@@ -25,6 +25,7 @@
 #include "criu/files/deleted_node.h"
 #include "criu/files/file_types.h"
 #include "criu/files/flock.h"
+#include "criu/files/proc_file.h"
 
 namespace ckpt::files {
 namespace {
@@ -64,6 +65,7 @@ Status Dump(const FdContext& c, DumpContext&, pb::FileEntry* e) {
     r->set_deleted(true);
   }
   r->set_flags(c.info.flags);
+  if (pid_t p = TreeProcPid(c.link)) r->set_proc_pid(uint32_t(p));
   r->set_pos((c.info.flags & O_PATH) ? 0 : c.info.pos);
   r->set_size(uint64_t(c.st.st_size));
   r->set_mode(c.st.st_mode);
@@ -99,6 +101,7 @@ Result<int> Open(const pb::FileEntry& e, const RestoreOpts&) {
   int flags = int(r.flags()) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
   // An O_PATH fd of a symlink is the link itself.
   if ((flags & O_PATH) && r.has_mode() && S_ISLNK(r.mode())) flags |= O_NOFOLLOW;
+  if (r.proc_pid()) return ProcFileStandIn(r);  // opened by its holders later (proc_file.h)
   int fd;
   if (r.deleted()) {
     TRY_ASSIGN(fd, OpenDeletedNode(r.path(), S_IFDIR | (r.mode() & 07777), 0, flags),
@@ -145,6 +148,12 @@ const FileHandler kRegFileHandler = {.kind = pb::FILE_REG,
                                      .open = Open,
                                      .validate = Validate,
                                      .deps = nullptr,
-                                     .in_task = InTask};
+                                     .in_task = InTask,
+                                     .check_images = nullptr,
+                                     .in_task_fds = [](const pb::FileEntry& e,
+                                                       const std::vector<int>& fds) -> Status {
+                                       if (!e.reg().proc_pid()) return Ok();
+                                       return ReopenProcFile(e.reg(), fds);
+                                     }};
 
 }  // namespace ckpt::files
