@@ -201,6 +201,9 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     own_fd[key] = own;
   }
   TRY(files::FinishTaskFds(t.fds, *tf.entries));
+  // A chroot hides /proc: our maps are read through a file opened before.
+  UniqueFd maps_fd(open("/proc/self/maps", O_RDONLY | O_CLOEXEC));
+  if (!maps_fd) return Error::Errno("open /proc/self/maps");
   if (t.fs.root() != "/" && chroot(t.fs.root().c_str()) < 0)
     return Error::Errno("chroot " + t.fs.root());
   // A chroot'ed task's cwd was read from outside its root: made relative to it.
@@ -232,7 +235,14 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
 
   // The restorer region: blob, args with their arrays, parked specials,
   // thread stacks, the leader's stack.
-  TRY_ASSIGN(std::string maps_text, io::ReadFile("/proc/self/maps"));
+  std::string maps_text;
+  {
+    char buf[16384];
+    ssize_t n;
+    while ((n = read(maps_fd.get(), buf, sizeof(buf))) > 0) maps_text.append(buf, size_t(n));
+    if (n < 0) return Error::Errno("read /proc/self/maps");
+    maps_fd.reset();
+  }
   TRY_ASSIGN(std::vector<proc::MapEntry> self, proc::ParseMaps(maps_text));
   TRY_ASSIGN(abi::SpecialMapping vvar, Special(t, self, pb::VMA_VVAR, "[vvar]"));
   TRY_ASSIGN(abi::SpecialMapping vclock, Special(t, self, pb::VMA_VVAR_VCLOCK, "[vvar_vclock]"));
