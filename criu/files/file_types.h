@@ -127,6 +127,7 @@ extern const FileHandler kEpollHandler;
 extern const FileHandler kInotifyHandler;
 extern const FileHandler kMemfdHandler;
 extern const FileHandler kPidfdHandler;  // pidfd.cc
+extern const FileHandler kFanotifyHandler;  // fanotify.cc
 extern const FileHandler kGhostFileHandler;
 extern const FileHandler kNetlinkSkHandler;  // netlink_sk.cc
 extern const FileHandler kPacketSkHandler;   // packet_sk.cc

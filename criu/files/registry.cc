@@ -28,7 +28,7 @@ const FileHandler* const kHandlers[] = {&kExtFileHandler,
                                         &kUnixSkHandler,  // unix_sk.h
                                         &kInetSkHandler,  // inet_sk.h
                                         &kNetlinkSkHandler, &kPacketSkHandler,
-                                        &kPidfdHandler};
+                                        &kPidfdHandler, &kFanotifyHandler};
 
 // A human name for an fd no handler takes, from its /proc link.
 std::string KindName(const FdContext& c) {
