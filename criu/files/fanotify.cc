@@ -136,9 +136,13 @@ Status Dump(const FdContext& c, DumpContext&, pb::FileEntry* e) {
 
 Result<int> Open(const pb::FileEntry& e, const RestoreOpts&) {
   const pb::FanotifyEntry& d = e.fanotify();
-  unsigned flags = d.init_flags() | FAN_CLOEXEC | ((d.flags() & O_NONBLOCK) ? FAN_NONBLOCK : 0);
-  int fd = fanotify_init(flags, d.event_flags());
+  // The init flags as they were (fdinfo shows FAN_CLOEXEC and
+  // FAN_NONBLOCK among them); the file's O_NONBLOCK as it is now.
+  int fd = fanotify_init(d.init_flags(), d.event_flags());
   if (fd < 0) return Error::Errno("fanotify_init");
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, (fl & ~O_NONBLOCK) | (int(d.flags()) & O_NONBLOCK));
   for (const pb::FanotifyMark& m : d.marks()) {
     unsigned type = m.type() == pb::FAN_MOUNT_MARK ? FAN_MARK_MOUNT
                     : m.type() == pb::FAN_FS_MARK  ? FAN_MARK_FILESYSTEM
