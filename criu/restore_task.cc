@@ -149,6 +149,7 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   std::map<std::pair<std::string, bool>, int> vma_files;
   for (const pb::VmaEntry& v : t.mm.vmas()) {
     if (v.kind() != pb::VMA_FILE_PRIVATE && v.kind() != pb::VMA_FILE_SHARED) continue;
+    if (v.has_shmid()) continue;  // a deleted file: its shared memory object (below)
     auto key = std::make_pair(v.path(), v.open_rw());
     if (vma_files.count(key)) continue;
     int fd = open(v.path().c_str(), (v.open_rw() ? O_RDWR : O_RDONLY) | O_CLOEXEC);
@@ -221,7 +222,10 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   std::set<int> used_shmem;
   for (int i = 0; i < t.mm.vmas_size(); i++) {
     const pb::VmaEntry& v = t.mm.vmas(i);
-    if (v.kind() == pb::VMA_FILE_PRIVATE || v.kind() == pb::VMA_FILE_SHARED) {
+    if (v.kind() == pb::VMA_FILE_PRIVATE && v.has_shmid()) {  // deleted file, mapped private
+      vma_fd[i] = tf.shmem.at(v.shmid());
+      used_shmem.insert(vma_fd[i]);
+    } else if (v.kind() == pb::VMA_FILE_PRIVATE || v.kind() == pb::VMA_FILE_SHARED) {
       vma_fd[i] = vma_files.at({v.path(), v.open_rw()});
       keep_fd[i] = own_fd.count({v.path(), v.open_rw()}) != 0;
     }
