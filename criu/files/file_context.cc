@@ -113,6 +113,15 @@ Result<bool> MappedShared(pid_t pid, const struct stat& st) {
   return false;
 }
 
+Result<bool> Mapped(pid_t pid, const struct stat& st) {
+  TRY_ASSIGN(std::string text, io::ReadFile("/proc/" + std::to_string(pid) + "/maps"));
+  TRY_ASSIGN(std::vector<proc::MapEntry> maps, proc::ParseMaps(text));
+  for (const proc::MapEntry& m : maps)
+    if (m.inode == st.st_ino && m.dev_major == major(st.st_dev) && m.dev_minor == minor(st.st_dev))
+      return true;
+  return false;
+}
+
 Result<int> OpenProcFd(pid_t pid, int fd, int flags) {
   std::string p = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
   int r = open(p.c_str(), flags | O_CLOEXEC);

@@ -150,6 +150,9 @@ Result<int> ReopenAt(int fd, uint32_t flags, uint64_t pos, const std::string& wh
 // (memfd, unlinked file) would come back as a different file: those fds
 // are refused until the two share one object.
 Result<bool> MappedShared(pid_t pid, const struct stat& st);
+// Whether pid maps that file at all (shared, or private: a deleted file or
+// memfd mapped private is restored from a shared memory object too).
+Result<bool> Mapped(pid_t pid, const struct stat& st);
 
 // Opens /proc/PID/fd/FD: a new open file description of a seized task's
 // file, so reading it never moves the task's own offset.
