@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -25,6 +26,7 @@
 #include "criu/action_hooks.h"
 #include "criu/cgroup.h"
 #include "criu/cgroup_freeze.h"
+#include "criu/files/deleted_node.h"
 #include "criu/files/fd_dump.h"
 #include "criu/lsm.h"
 #include "criu/mem_dump.h"
@@ -48,6 +50,7 @@
 #include "criu/task_stop.h"
 #include "criu/fown.h"
 #include "criu/shmem.h"
+#include "criu/stats.h"
 #include "images/image_dir.h"
 #include "parasite/blobs.h"
 #include "proto/core.pb.h"
@@ -179,9 +182,12 @@ Result<TaskInfo> Inspect(const compel::SeizedProcess& proc, const Options& o, bo
   if (own_mnt_ns) TRY(UseTaskPaths(pid, t));
   TRY_ASSIGN(t.timers, ReadPosixTimers(pid));
   if (t.timers.size() > abi::kMaxPosixTimers) return Error(Who(pid) + ": too many POSIX timers");
-  const std::string del = " (deleted)";
-  if (t.cwd.size() > del.size() && t.cwd.compare(t.cwd.size() - del.size(), del.size(), del) == 0)
-    return Error(Who(pid) + ": working directory " + t.cwd + " was deleted");
+  // A removed working directory is made again at restore (deleted_node.h);
+  // a name it still has elsewhere (a bind mount) could not be found.
+  struct stat cwd_st;
+  if (files::IsDeletedLink(t.cwd) &&
+      (stat((base + "cwd").c_str(), &cwd_st) < 0 || cwd_st.st_nlink != 0))
+    return Error(Who(pid) + ": working directory " + t.cwd + " was deleted but is still reachable");
   return t;
 }
 
@@ -336,7 +342,7 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
                 const pb::NamespacesEntry& namespaces,
                 const std::vector<pb::SemUndoEntry>& sem_undo, const TaskTrack* prev,
                 const std::set<pid_t>& tree_ids, const TreeSharing& sharing,
-                const std::map<pid_t, bool>& stop_collected) {
+                const std::map<pid_t, bool>& stop_collected, DumpStats& total) {
   pid_t pid = task.pid;
   compel::SeizedProcess& proc = *task.proc;
   TRY_ASSIGN(TaskInfo info, Inspect(proc, o, namespaces.mnt()));
@@ -379,11 +385,19 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
       TRY(ns::CredsIntoUserNs(namespaces.user_ns(), pid, core.mutable_creds()));
     for (const pb::SemUndoEntry& e : sem_undo) *core.add_sem_undo() = e;
     LOG_INFO("Dumping pages of " + Who(pid));
+    int64_t mem_start = NowUs();
     TRY_ASSIGN(stats, DumpPages(pid, proc.mem_fd(), *inf, mm, pages_to, kf, pages_id, parent_pages,
                                 pages, pipe, prev));
+    total.memdump_us += NowUs() - mem_start;
     CKPT_FAULT("dump-before-cure");
     TRY(inf->Cure(), "curing " + Who(pid));
   }
+  total.pages_scanned += stats.pages_scanned;
+  total.pages_written += stats.pages_written;
+  total.pages_zero += stats.zero_pages_skipped;
+  total.pages_in_parent += stats.pages_in_parent;
+  total.pages_in_prev += stats.pages_in_prev;
+  total.tasks++;
   LOG_INFO(Who(pid) + ": " + std::to_string(stats.pages_written) + " pages written, " +
            std::to_string(stats.zero_pages_skipped) + " zero pages skipped, " +
            std::to_string(stats.pages_in_parent) + " shared with the parent, " +
@@ -392,8 +406,14 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
   TRY(WriteOne(dir, ImageType::kCore, pid, core));
   TRY(WriteOne(dir, ImageType::kMm, pid, mm));
   pb::FsEntry fs;
-  fs.set_cwd(info.cwd);
+  fs.set_cwd(files::StripDeleted(info.cwd));
   fs.set_root(info.root);
+  struct stat cwd_st;
+  if (files::IsDeletedLink(info.cwd) &&
+      stat(("/proc/" + std::to_string(pid) + "/cwd").c_str(), &cwd_st) == 0) {
+    fs.set_cwd_deleted(true);
+    fs.set_cwd_mode(cwd_st.st_mode & 07777);
+  }
   TRY(WriteOne(dir, ImageType::kFs, pid, fs));
   return fds.AddTask(dir, info.fds);
 }
@@ -408,6 +428,10 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Create(o.images_dir));
 
   LOG_INFO("Seizing the tree of " + Who(root));
+  DumpStats stats;  // --display-stats (criu/stats.h)
+  int64_t freeze_start = NowUs();
+  // --timeout: freezing and seizing give up past it, naming the task.
+  auto deadline = std::make_unique<compel::SeizeDeadline>(o.timeout * 1000);
   // Destroying `tree` on any error resumes every task as it was.
   std::vector<TreeTask> tree;
   // cgroups (criu/cgroup_freeze.h): frozen before the seize; destroyed
@@ -415,9 +439,13 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   // still held.
   std::unique_ptr<CgroupFreezer> frozen;
   if (!o.freeze_cgroup.empty()) {
-    TRY_ASSIGN(frozen, CgroupFreezer::Freeze(o.freeze_cgroup));
+    TRY_ASSIGN(frozen, o.timeout ? CgroupFreezer::Freeze(o.freeze_cgroup, o.timeout * 1000)
+                                 : CgroupFreezer::Freeze(o.freeze_cgroup));
   }
   TRY_ASSIGN(tree, SeizeTree(root));
+  deadline.reset();
+  int64_t frozen_start = NowUs();
+  stats.freezing_us = frozen_start - freeze_start;
   CKPT_FAULT("dump-seized");
   // CLONE_FILES across processes refused, CLONE_FS kept (criu/shared_tables.h).
   TRY_ASSIGN(const TreeSharing sharing, CheckSharedTables(tree));
@@ -516,6 +544,9 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
                "read here (" + why + "): a restored task starts without them");
   }
   TRY_ASSIGN(files::FdDumper fds, files::FdDumper::Create(*dir, net));
+  fds.SetOptions({.link_remap = o.link_remap,
+                  .ghost_limit = o.ghost_limit,
+                  .evasive_devices = o.evasive_devices});
   ShmemDumper shmem;
   TRY_ASSIGN(images::ImageWriter psw, dir->OpenWriter(ImageType::kPstree));
   uint32_t pages_id = 1;
@@ -545,7 +576,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
                            parent == page_index.end() ? nullptr : &parent->second,
                            &page_index[t.pid], namespaces, undo,
                            chain ? chain->ForPid(t.pid) : nullptr, tree_ids, sharing,
-                           stop_collected);
+                           stop_collected, stats);
       if (!st.ok()) {
         // Name the process once: most messages already start with it.
         if (st.error().message().rfind("pid ", 0) != 0) st.error().Context(Who(t.pid));
@@ -566,7 +597,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   TRY(WriteOne(*dir, ImageType::kNamespaces, 0, namespaces));
   // The tree's own namespaces' contents (it is still frozen).
   if (namespaces.ipc()) TRY(ns::DumpIpcNamespace(root, shmem.SysvIds(), *dir));
-  if (namespaces.mnt()) TRY(ns::DumpMountNamespace(root, {.externals = o.external}, *dir));
+  if (namespaces.mnt()) TRY(ns::DumpMountNamespace(root, {.externals = o.external, .skip = o.skip_mnt}, *dir));
   TRY(seccomp.Write(*dir));
   TRY(lsm.Write(*dir));
   if (chain) {  // incremental: memtrack.img, and with -R the tracking goes on
@@ -592,6 +623,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   if (!o.leave_running && !net.KeptLockName().empty()) inv.set_netlock_table(net.KeptLockName());
   CKPT_FAULT("dump-before-inventory");
   TRY(dir->Commit(inv));
+  fds.KeepLinks();  // --link-remap: the names stay for the restore
   if (chain) TRY(chain->Commit());
   TRY(RunAction(o, {Action::kPostDump, root}));  // action hooks: a no resumes the tree
 
@@ -611,6 +643,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
       TRY(it->proc->Kill());
   }
   if (!o.leave_running) TRY(net.Finish(true));
+  stats.frozen_us = NowUs() - frozen_start;
+  if (o.display_stats) fputs(FormatDumpStats(stats).c_str(), stdout);
   LOG_INFO("Dump of the tree of " + Who(root) + " complete (" + std::to_string(tree.size()) +
            " processes); " + (o.leave_running ? "left running" : "killed"));
   return Ok();

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <vector>
 
 #include "base/fault.h"
 #include "base/log.h"
@@ -95,6 +96,7 @@ int Run(int argc, char** argv) {
   log::SetLevel(o.verbosity);
   UniqueFd log_fd;
   std::string log_path = LogPath(o);
+  if (o.log_pid && !log_path.empty()) log_path += "." + std::to_string(getpid());  // --log-pid
   if (!log_path.empty()) {
     if (o.command == Command::kDump || o.command == Command::kPreDump)
       (void)mkdir(o.images_dir.c_str(), 0700);
@@ -206,6 +208,17 @@ int Run(int argc, char** argv) {
       auto r = Restore(o, kf);
       if (!r.ok()) {
         LOG_ERR("restore failed: " + r.error().message());
+        return 1;
+      }
+      if (!o.exec_cmd.empty()) {
+        // --exec-cmd: ckpt becomes the command; the restored root stays its child.
+        std::vector<char*> argv2;
+        for (const std::string& a : o.exec_cmd) argv2.push_back(const_cast<char*>(a.c_str()));
+        argv2.push_back(nullptr);
+        fflush(stdout);  // --display-stats
+        log_fd.reset();
+        execvp(argv2[0], argv2.data());
+        fprintf(stderr, "ckpt: --exec-cmd %s: %m (the tree was restored and runs)\n", argv2[0]);
         return 1;
       }
       return *r;

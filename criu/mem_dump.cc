@@ -170,8 +170,17 @@ Status CollectVmas(pid_t pid, const std::vector<proc::MapEntry>& maps, pb::MmEnt
         v->set_path(path);
         continue;
       }
-      if (path.size() > 10 && path.compare(path.size() - 10, 10, " (deleted)") == 0)
-        return Error(where + ": private mappings of deleted files are not supported yet");
+      if (path.size() > 10 && path.compare(path.size() - 10, 10, " (deleted)") == 0) {
+        // A deleted file or memfd mapped private: the file is saved as a
+        // shared memory object (shmem.h, by inode) and mapped privately
+        // again; the pages the task changed are its own, saved below.
+        v->set_kind(pb::VMA_FILE_PRIVATE);
+        v->set_shmid(st.st_ino);
+        v->set_pgoff(m.pgoff);
+        v->set_path(path);
+        v->set_file_size(uint64_t(st.st_size));
+        continue;
+      }
       if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
         return Error(where + ": mapping of a non-regular file is not supported");
       v->set_kind(m.shared ? pb::VMA_FILE_SHARED : pb::VMA_FILE_PRIVATE);

@@ -9,6 +9,7 @@
 #include "base/io.h"
 #include "criu/cgroup_v1.h"
 #include "criu/config_file.h"
+#include "criu/options_refused.h"
 
 namespace ckpt {
 namespace {
@@ -45,7 +46,13 @@ enum LongOnly {
   kOptTrackMemTimeout,
   kOptAutoDedup,
   kOptLazyPages,
-  kOptNegate = 1100,  // + index into kFlags: --no-FLAG
+  kOptExecCmd,
+  kOptTimeout,
+  kOptGhostLimit,
+  kOptSkipMnt,
+  kOptNegate = 1100,   // + index into kFlags: --no-FLAG
+  kOptFlagOn = 1150,   // + index into kFlags: --FLAG, for flags without a case of their own
+  kOptRefused = 1200,  // + index into RefusedOptions(): refused by name
 };
 
 // Boolean options CRIU lets a later source turn off again with --no-NAME
@@ -64,6 +71,12 @@ constexpr Flag kFlags[] = {
     {"tcp-close", &Options::tcp_close},
     {"skip-in-flight", &Options::skip_in_flight},
     {"orphan-pts-master", &Options::orphan_pts_master},
+    {"display-stats", &Options::display_stats},
+    {"log-pid", &Options::log_pid},
+    {"link-remap", &Options::link_remap},
+    {"weak-sysctls", &Options::weak_sysctls},
+    {"evasive-devices", &Options::evasive_devices},
+    {"force-irmap", &Options::force_irmap},
 };
 constexpr size_t kNumFlags = sizeof(kFlags) / sizeof(kFlags[0]);
 
@@ -108,8 +121,23 @@ const std::vector<struct option>& LongOptions() {
         {"track-mem-timeout", required_argument, nullptr, kOptTrackMemTimeout},
         {"auto-dedup", no_argument, nullptr, kOptAutoDedup},
         {"lazy-pages", no_argument, nullptr, kOptLazyPages},
+        {"exec-cmd", no_argument, nullptr, kOptExecCmd},
+        {"timeout", required_argument, nullptr, kOptTimeout},
+        {"ghost-limit", required_argument, nullptr, kOptGhostLimit},
+        {"skip-mnt", required_argument, nullptr, kOptSkipMnt},
+        {"tcp-skip-in-flight", no_argument, nullptr, kOptSkipInFlight},  // CRIU's other name
         {"help", no_argument, nullptr, 'h'},
     };
+    // Flags with no entry above: set through kOptFlagOn.
+    for (size_t i = 0; i < kNumFlags; i++) {
+      bool listed = false;
+      for (const struct option& x : t) listed |= !strcmp(x.name, kFlags[i].name);
+      if (!listed) t.push_back({kFlags[i].name, no_argument, nullptr, int(kOptFlagOn + i)});
+    }
+    for (size_t i = 0; i < NumRefusedOptions(); i++)
+      t.push_back({RefusedOptions()[i].name,
+                   RefusedOptions()[i].has_arg ? required_argument : no_argument, nullptr,
+                   int(kOptRefused + i)});
     static std::vector<std::string> negated;
     negated.reserve(kNumFlags);
     for (size_t i = 0; i < kNumFlags; i++) negated.push_back(std::string("no-") + kFlags[i].name);
@@ -183,6 +211,21 @@ bool ParseInt(const char* s, long& out) {
   return errno == 0 && end != s && *end == 0;
 }
 
+// A size: digits with an optional K, M or G suffix (CRIU's --ghost-limit).
+Result<uint64_t> ParseSize(const char* s, const char* what) {
+  char* end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  uint64_t mul = 1;
+  if (*end == 'K' || *end == 'k') mul = 1ull << 10;
+  if (*end == 'M' || *end == 'm') mul = 1ull << 20;
+  if (*end == 'G' || *end == 'g') mul = 1ull << 30;
+  if (mul != 1) end++;
+  if (errno || end == s || *end || s[0] == '-' || v > (~0ull) / mul)
+    return Error(std::string("bad ") + what + " '" + s + "' (bytes, or with K, M or G)");
+  return uint64_t(v) * mul;
+}
+
 // "fd[N]:KEY", CRIU's syntax (the brackets are literal).
 Result<Options::InheritFd> ParseInheritFd(const std::string& arg) {
   auto bad = [&](const std::string& why) {
@@ -206,7 +249,7 @@ Result<int> ApplyArgs(int ac, char** av, Options& o, const std::string& cmd) {
   optind = 0;  // full re-initialisation of getopt
   opterr = 0;
   for (;;) {
-    int c = getopt_long(ac, av, ":t:D:o:v::Rdjh", LongOptions().data(), nullptr);
+    int c = getopt_long(ac, av, ":t:D:o:v::Rdjhxr:J:sW:M:", LongOptions().data(), nullptr);
     if (c == -1) break;
     long n;
     switch (c) {
@@ -244,6 +287,7 @@ Result<int> ApplyArgs(int ac, char** av, Options& o, const std::string& cmd) {
       case kOptPidfile:
         o.pidfile = optarg;
         break;
+      case 'r':
       case kOptRoot:  // mnt ns
         o.root = optarg;
         break;
@@ -258,6 +302,7 @@ Result<int> ApplyArgs(int ac, char** av, Options& o, const std::string& cmd) {
       case kOptAddress:
         o.address = optarg;
         break;
+      case 'J':
       case kOptJoinNs: {
         // CRIU's NS:{PID|NS_FILE}[,EXTRA]; no extra options here.
         std::string v = optarg;
@@ -296,6 +341,7 @@ Result<int> ApplyArgs(int ac, char** av, Options& o, const std::string& cmd) {
       case kOptFileLocks:
         o.file_locks = true;
         break;
+      case 'x':
       case kOptExtUnixSk:
         o.ext_unix_sk = true;
         break;
@@ -358,6 +404,22 @@ Result<int> ApplyArgs(int ac, char** av, Options& o, const std::string& cmd) {
                        "' (seconds, 1..604800)");
         o.track_mem_timeout = int(n);
         break;
+      case kOptExecCmd:
+        o.exec_cmd.push_back("");  // marker: the words after "--" (ParseOptions)
+        break;
+      case kOptTimeout:
+        if (!ParseInt(optarg, n) || n <= 0 || n > 86400)
+          return Error("bad --timeout '" + std::string(optarg) + "' (seconds, 1..86400)");
+        o.timeout = int(n);
+        break;
+      case kOptGhostLimit: {
+        TRY_ASSIGN(o.ghost_limit, ParseSize(optarg, "--ghost-limit"));
+        break;
+      }
+      case kOptSkipMnt:
+        if (optarg[0] != '/') return Error("bad --skip-mnt '" + std::string(optarg) + "' (a mount point)");
+        o.skip_mnt.push_back(optarg);
+        break;
       case kOptAutoDedup:
         return Error("--auto-dedup is not supported: the parent images keep every page they hold");
       case kOptInheritFd: {
@@ -384,6 +446,18 @@ Result<int> ApplyArgs(int ac, char** av, Options& o, const std::string& cmd) {
           o.*(kFlags[c - kOptNegate].field) = false;
           break;
         }
+        if (c >= kOptFlagOn && c < int(kOptFlagOn + kNumFlags)) {
+          o.*(kFlags[c - kOptFlagOn].field) = true;
+          break;
+        }
+        if (c >= kOptRefused && c < int(kOptRefused + NumRefusedOptions())) {
+          const RefusedOption& r = RefusedOptions()[c - kOptRefused];
+          return Error(std::string("--") + r.name + " is not supported yet (" + r.why + ")");
+        }
+        for (size_t i = 0; c > 0 && c < 128 && i < NumRefusedOptions(); i++)
+          if (RefusedOptions()[i].short_name == c)
+            return Error(std::string("-") + char(c) + " (--" + RefusedOptions()[i].name +
+                         ") is not supported yet (" + RefusedOptions()[i].why + ")");
         std::string bad = optopt ? std::string("-") + char(optopt)
                                  : std::string(optind > 0 ? av[optind - 1] : "?");
         return Error("unknown option '" + bad + "' (try: ckpt " + cmd + " --help)");
@@ -480,12 +554,18 @@ Result<Options> ParseOptions(int argc, char** argv) {
                                              "--prev-images-dir",
                                              "--track-mem-timeout",
                                              "--join-ns",
-                                             "--lsm-profile"};
-    for (const char* w : kWithValue)
-      if (!strcmp(argv[i], w)) {
-        i++;
-        break;
-      }
+                                             "--lsm-profile",
+                                             "--timeout",
+                                             "--ghost-limit",
+                                             "--skip-mnt",
+                                             "-r",
+                                             "-J"};
+    bool valued = false;
+    for (const char* w : kWithValue) valued |= !strcmp(argv[i], w);
+    for (size_t k = 0; k < NumRefusedOptions(); k++)
+      valued |= RefusedOptions()[k].has_arg && argv[i][0] == '-' && argv[i][1] == '-' &&
+                !strcmp(argv[i] + 2, RefusedOptions()[k].name);
+    if (valued) i++;
   }
   if (cmd_index < 0) return Error("no command given (try: ckpt --help)");
   TRY_ASSIGN(o.command, ParseCommand(argv[cmd_index]));
@@ -565,6 +645,16 @@ Result<Options> ParseOptions(int argc, char** argv) {
     default:
       break;
   }
+  if (!o.exec_cmd.empty()) {
+    if (o.command != Command::kRestore) return Error("--exec-cmd is a restore option");
+    if (o.args.empty()) return Error("--exec-cmd needs a command after --: --exec-cmd -- PROG ARGS");
+    o.exec_cmd = o.args;
+    o.args.clear();
+    o.restore_detached = true;  // as CRIU: the command waits for the tree, not ckpt
+  }
+  // --timeout, --link-remap, --ghost-limit, --skip-mnt (dump) and
+  // --status-fd (restore, page-server) are ignored elsewhere, as CRIU does
+  // (a shared config file may set them).
   if (o.command != Command::kService && o.daemon) return Error("--daemon is a service option");
   if (o.command != Command::kRestore && !o.join_ns.empty())
     return Error("--join-ns is a restore option");
@@ -602,7 +692,11 @@ std::string Usage(Command c) {
       "                         without --; after /etc/criu/default.conf,\n"
       "                         ~/.criu/default.conf and $CRIU_CONFIG_FILE)\n"
       "      --no-default-config  skip the two default files\n"
-      "      --no-FLAG          unset a flag a config file set (e.g. --no-shell-job)\n";
+      "      --no-FLAG          unset a flag a config file set (e.g. --no-shell-job)\n"
+      "      --display-stats    print timings and page counts at the end\n"
+      "      --log-pid          append ckpt's pid to the log file's name\n"
+      "CRIU options ckpt does not implement are refused by name before anything is\n"
+      "touched (\"--NAME is not supported yet\").\n";
   switch (c) {
     case Command::kDump:
       return std::string(
@@ -665,6 +759,18 @@ std::string Usage(Command c) {
                  "                         tracking for a next dump\n"
                  "      --track-mem-timeout SEC\n"
                  "                         how long the tracking waits for a next step (600)\n"
+                 "      --timeout SEC      give up (the tree runs on) if a task does not stop\n"
+                 "                         within SEC while the tree is seized or frozen\n"
+                 "      --link-remap       keep a deleted file that still has a name, or an\n"
+                 "                         O_TMPFILE file, by a hard link link_remap.INO.PID\n"
+                 "                         next to it instead of copying it (restore removes it)\n"
+                 "      --ghost-limit SIZE refuse copying deleted files larger than SIZE\n"
+                 "                         (bytes, K, M, G; default: no limit)\n"
+                 "      --evasive-devices  save a deleted /dev/null-like node by its /dev name\n"
+                 "      --skip-mnt PATH    (repeatable; mount namespace) leave the mount at\n"
+                 "                         PATH and those below it out of the images\n"
+                 "      --force-irmap      accepted: inotify watches are saved by file handle,\n"
+                 "                         ckpt never needs an inode-to-path map\n"
                  "Pipes whose other end is outside the tree (a container's stdio) are saved\n"
                  "as external: restore needs --inherit-fd fd[N]:pipe:[INODE] for each.\n") +
              common;
@@ -742,7 +848,13 @@ std::string Usage(Command c) {
                  "      --lsm-profile LSM:LABEL\n"
                  "                         every restored thread's LSM label (apparmor:NAME,\n"
                  "                         selinux:LABEL, smack:LABEL) instead of the dumped "
-                 "ones\n") +
+                 "ones\n"
+                 "      --status-fd FD     write one byte to FD once the tree runs\n"
+                 "      --exec-cmd -- PROG [ARGS...]\n"
+                 "                         once the tree runs, ckpt execs PROG, which becomes\n"
+                 "                         the restored root's parent (implies -d)\n"
+                 "      --weak-sysctls     skip (with a warning) network sysctls this kernel\n"
+                 "                         lacks instead of failing\n") +
              common;
     case Command::kCheck:
       return "usage: ckpt check\n"

@@ -109,6 +109,22 @@ struct Options {
   bool daemon = false;             // service --daemon
   std::vector<JoinNs> join_ns;     // --join-ns NS:{PID|FILE} (restore)
   std::string lsm_profile;         // --lsm-profile LSM:LABEL (restore; criu/lsm.h)
+  // restore --exec-cmd -- PROG ARGS...: once the tree runs, ckpt execs PROG
+  // (which becomes the restored root's parent); implies -d.
+  std::vector<std::string> exec_cmd;
+  bool display_stats = false;      // --display-stats: timings and page counts on stdout
+  int timeout = 0;                 // --timeout SEC (dump): bound on freezing/seizing; 0: none
+  bool log_pid = false;            // --log-pid: the log file name gets ".PID" (ckpt's pid)
+  // Deleted files (criu/files/ghost.cc): --link-remap keeps a deleted
+  // file by a hard link (linkat of the open file) next to where it was
+  // instead of copying its contents; --ghost-limit SIZE refuses copying
+  // deleted files larger than SIZE (0: no limit).
+  bool link_remap = false;
+  uint64_t ghost_limit = 0;
+  bool weak_sysctls = false;       // --weak-sysctls: sysctls missing here are skipped (warned)
+  std::vector<std::string> skip_mnt;  // --skip-mnt PATH (dump, repeatable): mount not saved
+  bool evasive_devices = false;    // --evasive-devices: a device node gone is reached by another
+  bool force_irmap = false;        // --force-irmap: accepted; ckpt needs no inotify path map
   std::vector<std::string> args;  // positional (show: paths)
   bool help = false;            // CMD --help
 };

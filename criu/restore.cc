@@ -44,6 +44,7 @@
 #include "criu/sched_state.h"
 #include "criu/fown.h"
 #include "criu/task_stop.h"
+#include "criu/stats.h"
 #include "criu/seccomp.h"
 #include "criu/shm_files.h"
 #include "criu/shmem.h"
@@ -374,6 +375,8 @@ Status WritePidfile(const Options& o, pid_t pid) {
 }  // namespace
 
 Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid) {
+  RestoreStats stats;  // --display-stats (criu/stats.h)
+  int64_t restore_start = NowUs();
   TRY(RunAction(o, {Action::kPreRestore}));  // action hooks
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Open(o.images_dir));
   TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir, o.lsm_profile),
@@ -423,7 +426,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   // --empty-ns net: made, left empty; --join-ns net: someone else's.
   bool fill_net = !(o.empty_ns & CLONE_NEWNET) && !(namespaces->joined() & CLONE_NEWNET);
   if (tree.namespaces.net() && !namespaces->net_with_root() && fill_net)
-    TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
+    TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external, .weak_sysctls = o.weak_sysctls},
+                                 namespaces->host_netns()));
 
   if (tree.namespaces.cgroup()) TRY(namespaces->EnterCgroupNamespace(cgroups->NsRootDir()));
   CKPT_FAULT("restore-namespaces");
@@ -493,6 +497,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   // user namespace, inheriting the groups ckpt takes for it; once it
   // exists ckpt writes its maps and joins its uts and network namespaces.
   TRY(namespaces->BeforeRootClone());
+  int64_t fork_start = NowUs();
   auto root_clone = CloneTask(tree, 0, *dir, o, fds, sync);
   Status after_clone = namespaces->AfterRootClone(root_clone.ok() ? *root_clone : -1);
   TRY_ASSIGN(pid_t child, std::move(root_clone));
@@ -502,7 +507,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   TRY(RunAction(o, {Action::kSetupNamespaces, child}));  // action hooks
   if (namespaces->net_with_root()) {
     if (fill_net)
-      TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external}, namespaces->host_netns()));
+      TRY(ns::RestoreNetNamespace(*dir, {.externals = o.external, .weak_sysctls = o.weak_sysctls},
+                                 namespaces->host_netns()));
     TRY(net.Lock(tree, o));
   }
   if (tree.namespaces.user() && tree.namespaces.ipc()) TRY(FillIpcNamespaceOf(tree, *dir, child));
@@ -535,6 +541,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
     for (const TaskImages& t : tree.tasks) sent += !t.zombie() && !t.helper;
     TRY(LazyRestoreDone(lazy_conn.get(), sent));
   }
+  stats.forking_us = NowUs() - fork_start;
   TRY(orphans.HandOut(o, tracer.RealPid(0)));  // before any task runs
   TRY(cgroups->ApplyLimits());  // cgroups: every task is in place
   std::vector<pid_t> real_pids;
@@ -578,7 +585,14 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   Status resumed = RunAction(o, {Action::kPostResume, root});
   if (!resumed.ok()) LOG_WARN(resumed.error().message());
   TRY(WritePidfile(o, root));
+  if (o.status_fd >= 0) {  // --status-fd, as CRIU: one byte once the tree runs
+    if (write(o.status_fd, "", 1) != 1) LOG_WARN("writing to --status-fd failed");
+    close(o.status_fd);
+  }
   if (root_pid) *root_pid = root;
+  stats.restore_us = NowUs() - restore_start;
+  stats.tasks = tree.tasks.size();
+  if (o.display_stats) fputs(FormatRestoreStats(stats).c_str(), stdout);
   if (o.restore_detached || o.rst_sibling) return 0;
 
   int st;

@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "criu/files/fd_install.h"
 #include "criu/fault_blob.h"
+#include "criu/files/deleted_node.h"
 #include "criu/files/fd_restore.h"
 #include "criu/files/flock.h"
 #include "criu/lazy_plan.h"
@@ -155,6 +156,7 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   std::map<std::pair<std::string, bool>, int> vma_files;
   for (const pb::VmaEntry& v : t.mm.vmas()) {
     if (v.kind() != pb::VMA_FILE_PRIVATE && v.kind() != pb::VMA_FILE_SHARED) continue;
+    if (v.has_shmid()) continue;  // a deleted file: its shared memory object (below)
     auto key = std::make_pair(v.path(), v.open_rw());
     if (vma_files.count(key)) continue;
     int fd = open(v.path().c_str(), (v.open_rw() ? O_RDWR : O_RDONLY) | O_CLOEXEC);
@@ -209,16 +211,30 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   }
   TRY(files::FinishTaskFds(t.fds, *tf.entries));
   TRY(RestoreFownAsync(t.core));  // criu/fown.h: si_fd names the task's fd
+  // A chroot hides /proc: our maps are read through a file opened before.
+  UniqueFd maps_fd(open("/proc/self/maps", O_RDONLY | O_CLOEXEC));
+  if (!maps_fd) return Error::Errno("open /proc/self/maps");
   if (t.fs.root() != "/" && chroot(t.fs.root().c_str()) < 0)
     return Error::Errno("chroot " + t.fs.root());
-  if (chdir(t.fs.cwd().c_str()) < 0) return Error::Errno("chdir " + t.fs.cwd());
+  // A chroot'ed task's cwd was read from outside its root: made relative to it.
+  std::string cwd = t.fs.cwd();
+  const std::string& fsroot = t.fs.root();
+  if (fsroot != "/" && (cwd == fsroot || cwd.rfind(fsroot + "/", 0) == 0))
+    cwd = cwd.size() == fsroot.size() ? "/" : cwd.substr(fsroot.size());
+  if (t.fs.cwd_deleted())
+    TRY(files::EnterDeletedDir(cwd, t.fs.cwd_mode()));  // criu/files/deleted_node.h
+  else if (chdir(cwd.c_str()) < 0)
+    return Error::Errno("chdir " + cwd);
 
   std::vector<int> vma_fd(t.mm.vmas_size(), -1);
   std::vector<bool> keep_fd(t.mm.vmas_size(), false);
   std::set<int> used_shmem;
   for (int i = 0; i < t.mm.vmas_size(); i++) {
     const pb::VmaEntry& v = t.mm.vmas(i);
-    if (v.kind() == pb::VMA_FILE_PRIVATE || v.kind() == pb::VMA_FILE_SHARED) {
+    if (v.kind() == pb::VMA_FILE_PRIVATE && v.has_shmid()) {  // deleted file, mapped private
+      vma_fd[i] = tf.shmem.at(v.shmid());
+      used_shmem.insert(vma_fd[i]);
+    } else if (v.kind() == pb::VMA_FILE_PRIVATE || v.kind() == pb::VMA_FILE_SHARED) {
       vma_fd[i] = vma_files.at({v.path(), v.open_rw()});
       keep_fd[i] = own_fd.count({v.path(), v.open_rw()}) != 0;
     }
@@ -232,7 +248,14 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
 
   // The restorer region: blob, args with their arrays, parked specials,
   // thread stacks, the leader's stack.
-  TRY_ASSIGN(std::string maps_text, io::ReadFile("/proc/self/maps"));
+  std::string maps_text;
+  {
+    char buf[16384];
+    ssize_t n;
+    while ((n = read(maps_fd.get(), buf, sizeof(buf))) > 0) maps_text.append(buf, size_t(n));
+    if (n < 0) return Error::Errno("read /proc/self/maps");
+    maps_fd.reset();
+  }
   TRY_ASSIGN(std::vector<proc::MapEntry> self, proc::ParseMaps(maps_text));
   TRY_ASSIGN(abi::SpecialMapping vvar, Special(t, self, pb::VMA_VVAR, "[vvar]"));
   TRY_ASSIGN(abi::SpecialMapping vclock, Special(t, self, pb::VMA_VVAR_VCLOCK, "[vvar_vclock]"));

@@ -72,7 +72,9 @@ std::string SysvShmFileName(int id) { return "sysvshm-" + std::to_string(id) + "
 
 Status ShmemDumper::Add(pid_t pid, const pb::MmEntry& mm) {
   for (const pb::VmaEntry& v : mm.vmas()) {
-    if (v.kind() == pb::VMA_ANON_SHARED && !objects_.count(v.shmid()))
+    bool object = v.kind() == pb::VMA_ANON_SHARED ||
+                  (v.kind() == pb::VMA_FILE_PRIVATE && v.has_shmid());  // a deleted file
+    if (object && !objects_.count(v.shmid()))
       objects_[v.shmid()] = {pid, v.start(), v.end(), ShmemFileName(v.shmid())};
     if (v.kind() == pb::VMA_SYSV_SHM && v.pgoff() == 0 && !sysv_.count(v.sysv().id()))
       sysv_[v.sysv().id()] = {pid, v.start(), v.end(), SysvShmFileName(v.sysv().id())};
@@ -148,7 +150,8 @@ Result<std::map<uint64_t, int>> RestoreShmem(const images::ImageDir& dir,
   std::map<uint64_t, std::string> names;
   for (const pb::MmEntry* mm : mms)
     for (const pb::VmaEntry& v : mm->vmas())
-      if (v.kind() == pb::VMA_ANON_SHARED) {
+      if (v.kind() == pb::VMA_ANON_SHARED ||
+          (v.kind() == pb::VMA_FILE_PRIVATE && v.has_shmid())) {  // mem_dump.cc
         need[v.shmid()] = std::max(need[v.shmid()], v.pgoff() + v.end() - v.start());
         names[v.shmid()] = v.path();
       }

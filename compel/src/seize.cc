@@ -65,15 +65,55 @@ std::string Tracer(pid_t tid) {
   return "pid " + std::to_string(tracer) + " (" + comm + ")";
 }
 
+int64_t g_deadline_ms = 0;  // SeizeDeadline: CLOCK_MONOTONIC ms, 0 = none
+int g_timeout_ms = 0;
+
+int64_t NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// "D (disk sleep)", from /proc/TID/stat's third field.
+std::string StateOf(pid_t tid) {
+  std::string path = "/proc/" + std::to_string(tid) + "/stat";
+  FILE* f = fopen(path.c_str(), "re");
+  if (!f) return "?";
+  char buf[512] = {};
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  std::string s(buf, n);
+  size_t p = s.rfind(')');
+  return p == std::string::npos || p + 2 >= s.size() ? "?" : s.substr(p + 2, 1);
+}
+
 }  // namespace
+
+SeizeDeadline::SeizeDeadline(int ms) {
+  g_timeout_ms = ms;
+  g_deadline_ms = ms > 0 ? NowMs() + ms : 0;
+}
+SeizeDeadline::~SeizeDeadline() { g_deadline_ms = 0; }
 
 Result<int> WaitStop(pid_t tid) {
   int status = 0;
   for (;;) {
-    pid_t r = waitpid(tid, &status, __WALL);
+    pid_t r = waitpid(tid, &status, __WALL | (g_deadline_ms ? WNOHANG : 0));
     if (r < 0) {
       if (errno == EINTR) continue;
       return Error::Errno("waitpid " + std::to_string(tid));
+    }
+    if (r == 0) {  // WNOHANG: not stopped yet
+      if (NowMs() >= g_deadline_ms) {
+        std::string st = StateOf(tid);
+        return Error("tid " + std::to_string(tid) + " did not stop within the --timeout of " +
+                         std::to_string(g_timeout_ms / 1000) + " s (state " + st +
+                         (st == "D" ? ": uninterruptible sleep" : "") + ")",
+                     ETIMEDOUT);
+      }
+      struct timespec ts = {0, 1000000};  // 1 ms
+      nanosleep(&ts, nullptr);
+      continue;
     }
     break;
   }

@@ -4,11 +4,19 @@
 // (the shell's) with --shell-job. Pseudo-terminals of the tree are
 // kPtyHandler's (tty.cc), which also refuses outside terminals without
 // --shell-job.
+//
+// A memory device node unlinked while open (mknod'ed somewhere, opened,
+// removed) is made again at its old path with mknod, opened, and removed,
+// so the fd's /proc link reads "PATH (deleted)" again. With
+// --evasive-devices (CRIU's: use another name of the device when its own
+// is gone) the dump saves it by its /dev name instead.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "criu/files/deleted_node.h"
+#include "criu/files/file_context.h"
 #include "criu/files/file_types.h"
 #include "criu/files/flock.h"
 #include "criu/files/tty.h"
@@ -54,12 +62,36 @@ Status CheckMem(const FdContext& c, const std::vector<FdContext>&) { return Chec
 
 Status DumpMem(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
   TRY(DumpChr(c, ctx, e));
+  if (IsDeletedLink(c.link)) {
+    pb::ChrFileEntry* d = e->mutable_chr();
+    if (ctx.options().evasive_devices) {
+      d->set_path(MemDevName(c.st.st_rdev));
+    } else {
+      d->set_path(StripDeleted(c.link));
+      d->set_deleted(true);
+      d->set_mode(c.st.st_mode & 07777);
+    }
+  }
   return DumpLocks(c, e->mutable_chr()->mutable_locks());
 }
 
 Result<int> OpenChr(const pb::FileEntry& e, const RestoreOpts&) {
   const pb::ChrFileEntry& d = e.chr();
   int flags = int(d.flags()) & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC);
+  if (d.deleted()) {
+    // The unlinked node: made, opened and removed again (deleted_node.h).
+    auto made = OpenDeletedNode(d.path(), S_IFCHR | (d.mode() & 07777), dev_t(d.rdev()), flags);
+    if (!made.ok())
+      return Error(made.error().message() + " (dump with --evasive-devices to restore it as " +
+                   MemDevName(dev_t(d.rdev())) + ")");
+    int fd = *made;
+    Status s = RestoreFileLocks(fd, d.locks(), d.path());
+    if (!s.ok()) {
+      close(fd);
+      return std::move(s.error());
+    }
+    return fd;
+  }
   int fd = open(d.path().c_str(), flags | O_NOCTTY);
   if (fd < 0 && errno == ENOENT) {
     // Opened on a /dev the restored tree's mounts do not show (before its
@@ -104,7 +136,8 @@ Result<int> OpenTty(const pb::FileEntry& e, const RestoreOpts& o) {
 }
 
 Status ValidateChr(const pb::FileEntry& e) {
-  if (!e.has_chr() || e.chr().path().empty())
+  if (!e.has_chr() || e.chr().path().empty() ||
+      (e.chr().deleted() && (e.chr().path()[0] != '/' || !MemDevName(dev_t(e.chr().rdev())))))
     return Error("file " + std::to_string(e.id()) + ": bad device entry");
   return ValidateLocks(e.chr().locks(), "file " + std::to_string(e.id()));
 }

@@ -33,6 +33,11 @@ Result<TaskFds> CollectFds(pid_t pid, const FdOptions& o);
 class FdDumper {
  public:
   static Result<FdDumper> Create(images::ImageDir& dir, net::NetDump& net);
+  // Before AddTask: the options handlers act on (file_context.h).
+  void SetOptions(const FileDumpOptions& o) { ctx_->set_options(o); }
+  // Once the dump is complete (its inventory written): names made for
+  // --link-remap stay for the restore. Without it they go with the FdDumper.
+  void KeepLinks() { ctx_->KeepLinks(); }
   // Call while the task is still stopped: handlers read its pipes.
   Status AddTask(images::ImageDir& dir, const TaskFds& t);
   // After the last task: refuses what only the whole tree shows (a pipe

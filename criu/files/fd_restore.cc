@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <map>
 #include <set>
+#include <vector>
 
 #include "criu/files/file_context.h"
 #include "criu/files/inherit_fd.h"
@@ -147,11 +149,18 @@ Result<std::map<uint32_t, int>> OpenFiles(const images::ImageDir& dir,
 Status FinishTaskFds(const std::vector<pb::FdinfoEntry>& fds,
                      const std::map<uint32_t, pb::FileEntry>& files) {
   std::set<uint32_t> done;
+  std::map<uint32_t, std::vector<int>> numbers;  // for in_task_fds
   for (const pb::FdinfoEntry& f : fds) {
+    numbers[f.file_id()].push_back(int(f.fd()));
     if (!done.insert(f.file_id()).second) continue;
     const pb::FileEntry& e = files.at(f.file_id());
     const FileHandler* h = HandlerFor(e.kind());
     if (h && h->in_task) TRY(h->in_task(e, int(f.fd())), "fd " + std::to_string(f.fd()));
+  }
+  for (const auto& [id, nums] : numbers) {
+    const pb::FileEntry& e = files.at(id);
+    const FileHandler* h = HandlerFor(e.kind());
+    if (h && h->in_task_fds) TRY(h->in_task_fds(e, nums), "fd " + std::to_string(nums[0]));
   }
   return Ok();
 }

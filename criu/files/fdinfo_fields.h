@@ -3,6 +3,8 @@
 // pos:0 ino:40e sdev:10", "inotify wd:1 ino:3c51a sdev:fe00000 mask:300 ...".
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -26,5 +28,12 @@ Result<uint64_t> ParseNumber(const std::string& s, int base, const std::string& 
 // Looks key up in tokens and parses it.
 Result<uint64_t> TokenNumber(const std::map<std::string, std::string>& tokens,
                              const std::string& key, int base, const std::string& what);
+
+// The path (as ckpt sees it) of inode `ino` on device `dev`, from the file
+// handle an inotify or fanotify mark shows (struct file_handle, header
+// included), opened through each mount of that device in pid's mount
+// namespace (inotify.cc). `what` names the mark in errors.
+Result<std::string> ResolveFileHandle(pid_t pid, dev_t dev, uint64_t ino,
+                                      const std::string& handle, const std::string& what);
 
 }  // namespace ckpt::files

@@ -11,6 +11,10 @@
 
 namespace ckpt::files {
 
+DumpContext::~DumpContext() {
+  for (const std::string& l : links_) unlink(l.c_str());
+}
+
 uint32_t DumpContext::FileIdOf(int fd) const {
   auto it = ids_.find(fd);
   return it == ids_.end() ? 0 : it->second;
@@ -146,6 +150,15 @@ Result<bool> MappedShared(pid_t pid, const struct stat& st) {
   for (const proc::MapEntry& m : maps)
     if (m.shared && m.inode == st.st_ino && m.dev_major == major(st.st_dev) &&
         m.dev_minor == minor(st.st_dev))
+      return true;
+  return false;
+}
+
+Result<bool> Mapped(pid_t pid, const struct stat& st) {
+  TRY_ASSIGN(std::string text, io::ReadFile("/proc/" + std::to_string(pid) + "/maps"));
+  TRY_ASSIGN(std::vector<proc::MapEntry> maps, proc::ParseMaps(text));
+  for (const proc::MapEntry& m : maps)
+    if (m.inode == st.st_ino && m.dev_major == major(st.st_dev) && m.dev_minor == minor(st.st_dev))
       return true;
   return false;
 }

@@ -23,10 +23,24 @@ class NetDump;  // criu/net/net_dump.h
 
 namespace ckpt::files {
 
+// The dump options the handlers act on (criu/options.h says what each means).
+struct FileDumpOptions {
+  bool link_remap = false;       // --link-remap (ghost.cc)
+  uint64_t ghost_limit = 0;      // --ghost-limit, 0: none (ghost.cc)
+  bool evasive_devices = false;  // --evasive-devices (chrdev.cc)
+};
+
 // One per dump (the whole tree), owned by FdDumper.
 class DumpContext {
  public:
   DumpContext(images::ImageDir& dir, net::NetDump& net) : dir_(dir), net_(net) {}
+  ~DumpContext();  // removes the --link-remap links unless KeepLinks()
+  const FileDumpOptions& options() const { return options_; }
+  void set_options(const FileDumpOptions& o) { options_ = o; }
+  // --link-remap: a name made for a deleted file during this dump; removed
+  // again unless the dump completes (KeepLinks), then by the restore.
+  void AddLink(const std::string& path) { links_.push_back(path); }
+  void KeepLinks() { links_.clear(); }
   images::ImageDir& dir() { return dir_; }
   // The network side of this dump: inet_diag answers, sockets in repair mode.
   net::NetDump& net() { return net_; }
@@ -87,6 +101,8 @@ class DumpContext {
   };
   images::ImageDir& dir_;
   net::NetDump& net_;
+  FileDumpOptions options_;
+  std::vector<std::string> links_;
   InetOptDefaults inet_defaults_;
   const std::vector<FdContext>* fds_ = nullptr;
   std::map<int, uint32_t> ids_;
@@ -166,6 +182,9 @@ Result<int> ReopenAt(int fd, uint32_t flags, uint64_t pos, const std::string& wh
 // (memfd, unlinked file) is opened on that object (its entry names it by
 // shmid), or it would come back as a different file.
 Result<bool> MappedShared(pid_t pid, const struct stat& st);
+// Whether pid maps that file at all (shared, or private: a deleted file or
+// memfd mapped private is restored from a shared memory object too).
+Result<bool> Mapped(pid_t pid, const struct stat& st);
 
 // Opens /proc/PID/fd/FD: a new open file description of a seized task's
 // file, so reading it never moves the task's own offset.

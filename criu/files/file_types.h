@@ -109,6 +109,9 @@ struct FileHandler {
   // Optional. Checks the data images an entry names (e.g. a TCP stream),
   // with every image read before any process exists (CheckFiles).
   Status (*check_images)(const pb::FileEntry& e, const images::ImageDir& dir);
+  // Optional. Like in_task, with every fd number the task holds the file
+  // at (a kind that replaces the stand-in its open made: pidfd.cc).
+  Status (*in_task_fds)(const pb::FileEntry& e, const std::vector<int>& fds);
 };
 
 extern const FileHandler kRegFileHandler;
@@ -123,6 +126,8 @@ extern const FileHandler kTimerfdHandler;
 extern const FileHandler kEpollHandler;
 extern const FileHandler kInotifyHandler;
 extern const FileHandler kMemfdHandler;
+extern const FileHandler kPidfdHandler;  // pidfd.cc
+extern const FileHandler kFanotifyHandler;  // fanotify.cc
 extern const FileHandler kGhostFileHandler;
 extern const FileHandler kNetlinkSkHandler;  // netlink_sk.cc
 extern const FileHandler kPacketSkHandler;   // packet_sk.cc

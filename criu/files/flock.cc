@@ -75,6 +75,8 @@ Result<std::vector<LockLine>> FdLocks(const std::string& fdinfo) {
 }
 
 bool Supported(const LockLine& l) {
+  if (l.kind == "LEASE")  // one not being broken (a break in progress cannot be made again)
+    return l.mode == "ACTIVE" && (l.type == "READ" || l.type == "WRITE");
   return (l.kind == "POSIX" || l.kind == "OFDLCK" || l.kind == "FLOCK") && l.mode == "ADVISORY" &&
          (l.type == "READ" || l.type == "WRITE");
 }
@@ -83,7 +85,7 @@ pb::FileLock ToProto(const LockLine& l, pb::FileLockKind kind, pid_t owner) {
   pb::FileLock p;
   p.set_kind(kind);
   p.set_write(l.type == "WRITE");
-  if (kind == pb::LK_FLOCK) {
+  if (kind == pb::LK_FLOCK || kind == pb::LK_LEASE) {
     p.set_start(0);
     return p;
   }
@@ -157,6 +159,14 @@ std::string Holder(int fd, const pb::FileLock& l) {
 
 Status Take(int fd, const pb::FileLock& l, const std::string& what) {
   int r;
+  if (l.kind() == pb::LK_LEASE) {
+    // Right after the open, before anything else opens the file (which a
+    // write lease would not allow).
+    if (fcntl(fd, F_SETLEASE, l.write() ? F_WRLCK : F_RDLCK) == 0) return Ok();
+    return Error::Errno(what + ": " + (l.write() ? "write" : "read") +
+                        " lease (F_SETLEASE): the file is open elsewhere" +
+                        (l.write() ? "" : " for writing"));
+  }
   if (l.kind() == pb::LK_FLOCK) {
     r = flock(fd, (l.write() ? LOCK_EX : LOCK_SH) | LOCK_NB);
   } else {
@@ -193,7 +203,7 @@ Status CheckLocks(const FdContext& c) {
   TRY_ASSIGN(std::vector<LockLine> locks, FdLocks(c.fdinfo), Where(c));
   for (const LockLine& l : locks)
     if (!Supported(l)) {
-      std::string kind = l.kind == "LEASE"   ? "lease"
+      std::string kind = l.kind == "LEASE"   ? "lease being broken (" + l.mode + " " + l.type + ")"
                          : l.kind == "DELEG" ? "delegation"
                                              : l.mode + " " + l.kind + " lock";
       return Error(Where(c) + ": " + kind + " on " + c.link + " is not supported");
@@ -207,6 +217,8 @@ Status DumpLocks(const FdContext& c, LockList* out) {
     if (!Supported(l)) return Error(l.kind + " lock on " + c.link + " is not supported");
     if (l.kind == "FLOCK")
       Add(out, ToProto(l, pb::LK_FLOCK, 0));
+    else if (l.kind == "LEASE")
+      Add(out, ToProto(l, pb::LK_LEASE, 0));
     else if (l.kind == "OFDLCK")
       Add(out, ToProto(l, pb::LK_OFD, 0));
     else
@@ -269,9 +281,13 @@ int LockedFdFor(const std::vector<pb::FdinfoEntry>& fds,
 }
 
 Status ValidateLocks(const LockList& locks, const std::string& what) {
-  int flocks = 0;
+  int flocks = 0, leases = 0;
   for (const pb::FileLock& l : locks) {
     if (!pb::FileLockKind_IsValid(l.kind())) return Error(what + ": lock of unknown kind");
+    if (l.kind() == pb::LK_LEASE) {
+      if (++leases > 1) return Error(what + ": more than one lease");
+      continue;
+    }
     if (l.kind() == pb::LK_FLOCK) {
       if (++flocks > 1) return Error(what + ": more than one flock lock");
       continue;

@@ -1,6 +1,7 @@
-// File locks held on open files: flock(2) locks and OFD locks (fcntl
-// F_OFD_SETLK), which belong to an open file description, and POSIX locks
-// (fcntl F_SETLK), which belong to a process.
+// File locks held on open files: flock(2) locks, OFD locks (fcntl
+// F_OFD_SETLK) and leases (fcntl F_SETLEASE, read or write), which belong
+// to an open file description, and POSIX locks (fcntl F_SETLK), which
+// belong to a process.
 //
 // Dump: /proc/PID/fdinfo/FD shows, as "lock:" lines, the flock and OFD
 // locks of the fd's open file description and the POSIX locks that PID set
@@ -9,7 +10,7 @@
 // found through /proc/locks (owner pid and inode), then read from that
 // process's fdinfo.
 //
-// Restore: flock and OFD locks are taken again right after the file is
+// Restore: flock and OFD locks and leases are taken again right after the file is
 // opened (in the one process that opens every file, before it forks: the
 // lock follows the description, as it did); POSIX locks are taken again by
 // their owner, in the file's in_task hook, once its fds are in place (fork
@@ -37,9 +38,10 @@ namespace ckpt::files {
 
 using LockList = google::protobuf::RepeatedPtrField<pb::FileLock>;
 
-// Refuses locks that cannot be restored (leases, delegations, mandatory
-// locks), before the task is infected: "pid 4 fd 3: lease on /f is not
-// supported".
+// Refuses locks that cannot be restored (a lease being broken, NFS
+// delegations, mandatory locks), before the task is infected: "pid 4 fd 3:
+// lease being broken (BREAKING READ) on /f is not supported". A lease
+// break in progress has no interface to start again; the breaker waits.
 Status CheckLocks(const FdContext& c);
 
 // Appends the locks of c's open file description: its flock and OFD locks,

@@ -2,10 +2,21 @@
 // O_TMPFILE files included): their contents are saved, and restore
 // recreates the file under its old name in its old directory and unlinks it
 // at once, so the link reads the same. Files that still have another name
-// (st_nlink > 0) are refused: the other name cannot be found. A deleted
-// file that the tree also maps shared (POSIX shm unlinked at once, as UCX
-// and Open MPI do) is one object with the mapping: criu/shmem.cc saves and
-// makes it, and the fd is opened on that object.
+// (st_nlink > 0) are refused without --link-remap: the other name cannot be
+// found. A deleted file that the tree also maps shared (POSIX shm unlinked
+// at once, as UCX and Open MPI do) is one object with the mapping:
+// criu/shmem.cc saves and makes it, and the fd is opened on that object.
+//
+// --link-remap (CRIU's): the dump gives the file a name again, a hard link
+// "link_remap.INODE.CKPTPID" in its old directory (linkat of
+// /proc/PID/fd/N), and saves no contents; restore links it back under its
+// old name if that is free, opens it, and removes both names, so the
+// restored fd is the same inode (shared with its other names). The kernel
+// lets linkat give a name back only to a file that still has one or to an
+// O_TMPFILE file made without O_EXCL (a file whose last name was removed
+// has i_nlink 0 and linkat fails with ENOENT): other deleted files are
+// copied as without the option. --ghost-limit SIZE: copying a file larger
+// than SIZE is refused.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,14 +44,40 @@ bool Match(const FdContext& c) {
 }
 
 Status Check(const FdContext& c, const std::vector<FdContext>&) {
-  if (c.st.st_nlink > 0)
-    return Error(Where(c) + ": deleted file " + c.link + " that still has " +
-                 std::to_string(c.st.st_nlink) + " other name(s) is not supported");
+  // (A file with other names needs --link-remap: refused in Dump, which sees
+  // the options. One the tree also maps shared is the mapping's object.)
   return Ok();
+}
+
+// --link-remap: a new name for the file next to its old one, or "" if the
+// kernel gives none (ENOENT: no name left and not linkable; EXDEV, ...).
+Result<std::string> LinkRemap(const FdContext& c, const std::string& path, DumpContext& ctx) {
+  std::string dir = path.substr(0, std::max<size_t>(path.rfind('/'), 1));
+  std::string link = (dir == "/" ? "" : dir) + "/link_remap." + std::to_string(c.st.st_ino) + "." +
+                     std::to_string(getpid());
+  std::string proc = "/proc/" + std::to_string(c.pid) + "/fd/" + std::to_string(c.fd);
+  if (linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, link.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+    ctx.AddLink(link);
+    // The same inode? (Another mount namespace's path could lead elsewhere.)
+    struct stat st;
+    if (stat(link.c_str(), &st) == 0 && st.st_ino == c.st.st_ino && st.st_dev == c.st.st_dev)
+      return link;
+    return Error("--link-remap: " + link + " is not the deleted file");
+  }
+  if (c.st.st_nlink > 0)
+    return Error::Errno("deleted file " + c.link + " (" +
+                        std::to_string(c.st.st_nlink) + " other name(s)): --link-remap: linkat " +
+                        link);
+  LOG_DBG(Where(c) + ": deleted file " + path + " cannot be linked (" + strerror(errno) +
+          "): its contents are saved");
+  return std::string();
 }
 
 Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
   pb::GhostFileEntry* d = e->mutable_ghost();
+  if (c.st.st_nlink > 0 && !ctx.options().link_remap)
+    return Error("deleted file " + c.link + " that still has " + std::to_string(c.st.st_nlink) +
+                 " other name(s) is not supported (use --link-remap)");
   d->set_path(c.link.substr(0, c.link.size() - strlen(kSuffix)));
   d->set_flags(c.info.flags);
   d->set_pos(c.info.pos);
@@ -53,9 +90,28 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
   if (mapped) d->set_shmid(c.st.st_ino);  // the mapping's object: restored with it
   DumpContext::Object o = ctx.Share(
       "ghost:" + std::to_string(c.st.st_dev) + ":" + std::to_string(c.st.st_ino), e->id());
-  if (o.first && mapped) {
-    *o.has_data = false;  // shmem-<shmid>.img has the contents
-  } else if (o.first) {
+  if (o.first && mapped) *o.has_data = false;  // shmem-<shmid>.img has the contents
+  // The first entry of the file decides; later ones find the link it made.
+  if (o.first && !mapped && ctx.options().link_remap) {
+    TRY_ASSIGN(std::string link, LinkRemap(c, d->path(), ctx));
+    if (!link.empty()) {
+      d->set_link_path(link);
+      *o.has_data = false;
+    }
+  }
+  if (!o.first && !mapped && ctx.options().link_remap) {
+    std::string probe = "/link_remap." + std::to_string(c.st.st_ino) + "." + std::to_string(getpid());
+    std::string dir = d->path().substr(0, std::max<size_t>(d->path().rfind('/'), 1));
+    std::string link = (dir == "/" ? "" : dir) + probe;
+    struct stat st;
+    if (lstat(link.c_str(), &st) == 0 && st.st_ino == c.st.st_ino) d->set_link_path(link);
+  }
+  if (o.first && !mapped && d->link_path().empty()) {
+    uint64_t limit = ctx.options().ghost_limit;
+    if (limit && uint64_t(c.st.st_size) > limit)
+      return Error("deleted file " + d->path() + " is " +
+                   std::to_string(c.st.st_size) + " bytes, more than --ghost-limit " +
+                   std::to_string(limit) + " (raise it, or keep the file linked: --link-remap)");
     TRY_ASSIGN(int raw, OpenProcFd(c.pid, c.fd, O_RDONLY));
     UniqueFd fd(raw);
     TRY_ASSIGN(*o.has_data, DumpFileData(ctx.dir(), o.id, fd.get(), d->size()));
@@ -118,6 +174,25 @@ Result<int> TakeTmpfile(int base, const pb::GhostFileEntry& d) {
   return fd.release();
 }
 
+// --link-remap: the file by the name the dump gave it, back under its old
+// name for the open if that is free (so the /proc link reads the same),
+// then both names removed.
+Result<int> OpenLinked(const pb::GhostFileEntry& d) {
+  const std::string& p = d.path();
+  const std::string& l = d.link_path();
+  bool at_old = link(l.c_str(), p.c_str()) == 0;
+  if (!at_old) LOG_WARN("deleted file " + p + ": the name exists again; opened as " + l);
+  UniqueFd fd(open(at_old ? p.c_str() : l.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  int err = errno;
+  if (at_old) unlink(p.c_str());
+  if (!fd) {
+    errno = err;
+    return Error::Errno("deleted file " + p + ": open its --link-remap name " + l);
+  }
+  if (unlink(l.c_str()) < 0) return Error::Errno("deleted file " + p + ": unlink " + l);
+  return fd.release();
+}
+
 Result<int> Open(const pb::FileEntry& e, const RestoreOpts& o) {
   if (!o.ctx) return Error("deleted file needs a restore context (files::OpenFiles)");
   const pb::GhostFileEntry& d = e.ghost();
@@ -136,6 +211,9 @@ Result<int> Open(const pb::FileEntry& e, const RestoreOpts& o) {
         fchmod(fd.get(), d.mode()) < 0)
       return Error::Errno("owner and mode of " + d.path());
     TRY_ASSIGN(base, o.ctx->Keep(key, fd.release()));
+  } else if (base < 0 && !d.link_path().empty()) {
+    TRY_ASSIGN(int fd, OpenLinked(d));
+    TRY_ASSIGN(base, o.ctx->Keep(key, fd));
   }
   if (base < 0) {
     TRY_ASSIGN(int fd, Create(d, o));
@@ -149,7 +227,9 @@ Result<int> Open(const pb::FileEntry& e, const RestoreOpts& o) {
 Status Validate(const pb::FileEntry& e) {
   const pb::GhostFileEntry& d = e.ghost();
   if (!e.has_ghost() || d.object_id() == 0 || d.path().size() < 2 || d.path()[0] != '/' ||
-      d.path().back() == '/' || d.mode() > 07777 || d.mtime_ns() < 0)
+      d.path().back() == '/' || d.mode() > 07777 || d.mtime_ns() < 0 ||
+      (d.has_link_path() && (d.link_path().size() < 2 || d.link_path()[0] != '/' ||
+                             d.link_path().find("/link_remap.") == std::string::npos)))
     return Error("file " + std::to_string(e.id()) + ": bad deleted file entry");
   return Ok();
 }

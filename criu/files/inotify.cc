@@ -30,6 +30,7 @@ struct Watch {
   uint64_t ino;
   dev_t dev;
   std::string handle;  // struct file_handle, header included
+  std::string what = {};  // for messages; "" = "inotify watch wd N"
 };
 
 Result<std::vector<Watch>> Watches(const FdContext& c) {
@@ -107,9 +108,18 @@ Result<std::string> Resolve(pid_t pid, const Watch& w) {
     why = "the handle leads to " + (path.ok() ? *path : std::string("?")) +
           ", which is not the watched inode";
   }
-  return Error("inotify watch wd " + std::to_string(w.wd) + " (inode " + std::to_string(w.ino) +
-               ") cannot be resolved to a path: " + why);
+  return Error((w.what.empty() ? "inotify watch wd " + std::to_string(w.wd) : w.what) +
+               " (inode " + std::to_string(w.ino) + ") cannot be resolved to a path: " + why);
 }
+
+}  // namespace
+
+Result<std::string> ResolveFileHandle(pid_t pid, dev_t dev, uint64_t ino,
+                                      const std::string& handle, const std::string& what) {
+  return Resolve(pid, Watch{0, 0, ino, dev, handle, what});
+}
+
+namespace {
 
 Status Check(const FdContext& c, const std::vector<FdContext>&) {
   TRY_ASSIGN(std::vector<Watch> ws, Watches(c), Where(c));

@@ -53,7 +53,7 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
   int seals = fcntl(fd.get(), F_GET_SEALS);
   if (seals < 0) return Error::Errno("F_GET_SEALS");
   d->set_seals(uint32_t(seals));
-  TRY_ASSIGN(bool mapped, MappedShared(c.pid, c.st), Where(c));
+  TRY_ASSIGN(bool mapped, Mapped(c.pid, c.st), Where(c));
   if (mapped) d->set_shmid(c.st.st_ino);  // the mapping's object: restored with it
   DumpContext::Object o = ctx.Share(
       "memfd:" + std::to_string(c.st.st_dev) + ":" + std::to_string(c.st.st_ino), e->id());
@@ -96,6 +96,13 @@ Result<int> Open(const pb::FileEntry& e, const RestoreOpts& o) {
       return Error("memfd " + d.name() + ": its shared memory object is missing");
     int fd = fcntl(it->second, F_DUPFD_CLOEXEC, 3);
     if (fd < 0) return Error::Errno("dup memfd " + d.name());
+    // The object was sized to the pages its mappings reach: the file's own size.
+    struct stat now;
+    if (fstat(fd, &now) == 0 && uint64_t(now.st_size) != d.size() &&
+        ftruncate(fd, off_t(d.size())) < 0) {
+      close(fd);
+      return Error::Errno("size of memfd " + d.name());
+    }
     if (fchmod(fd, d.mode()) < 0 ||
         (d.seals() && fcntl(fd, F_ADD_SEALS, d.seals()) < 0)) {
       close(fd);

@@ -26,6 +26,7 @@
 
 #include "base/log.h"
 #include "base/unique_fd.h"
+#include "criu/files/deleted_node.h"
 #include "criu/files/file_context.h"
 #include "criu/files/file_data.h"
 #include "criu/files/file_types.h"
@@ -144,14 +145,21 @@ Status DumpPipe(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
 }
 
 Status CheckFifo(const FdContext& c, const std::vector<FdContext>&) {
-  if (c.link.size() > 10 && c.link.compare(c.link.size() - 10, 10, " (deleted)") == 0)
-    return Error(Where(c) + ": deleted FIFO " + c.link + " is not supported");
+  // A deleted FIFO is made again (deleted_node.h), unless another name of
+  // it is left: that one cannot be found.
+  if (IsDeletedLink(c.link) && c.st.st_nlink > 0)
+    return Error(Where(c) + ": deleted FIFO " + c.link + " that still has " +
+                 std::to_string(c.st.st_nlink) + " other name(s) is not supported");
   return Ok();
 }
 
 Status DumpFifo(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
   pb::PipeEntry* d = e->mutable_pipe();
-  d->set_path(c.link);
+  d->set_path(StripDeleted(c.link));
+  if (IsDeletedLink(c.link)) {
+    d->set_deleted(true);
+    d->set_mode(c.st.st_mode & 07777);
+  }
   return DumpCommon(
       c, ctx, "fifo:" + std::to_string(c.st.st_dev) + ":" + std::to_string(c.st.st_ino), e, d);
 }
@@ -241,7 +249,14 @@ Result<int> OpenFifo(const pb::FileEntry& e, const RestoreOpts& o) {
   int base = o.ctx->Find(key);
   if (base < 0) {
     // O_RDWR on a FIFO never waits for a partner (fifo(7), Linux).
-    UniqueFd fd(open(d.path().c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
+    UniqueFd fd;
+    if (d.deleted()) {
+      TRY_ASSIGN(int made, OpenDeletedNode(d.path(), S_IFIFO | (d.mode() & 07777), 0,
+                                           O_RDWR | O_NONBLOCK));
+      fd.reset(made);
+    } else {
+      fd.reset(open(d.path().c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
+    }
     if (!fd) return Error::Errno("open FIFO " + d.path());
     struct stat st;
     if (fstat(fd.get(), &st) < 0 || !S_ISFIFO(st.st_mode))

@@ -22,8 +22,10 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "criu/files/deleted_node.h"
 #include "criu/files/file_types.h"
 #include "criu/files/flock.h"
+#include "criu/files/proc_file.h"
 
 namespace ckpt::files {
 namespace {
@@ -43,9 +45,11 @@ int64_t MtimeNs(const struct stat& st) {
 std::string HolderOf(const pb::RegFileEntry& r) { return r.has_holder() ? r.holder() + ": " : ""; }
 
 // Unlinked regular files are kGhostFileHandler's; what is left here is an
-// unlinked directory, which cannot be recreated with its contents.
+// unlinked directory (always empty: made again, deleted_node.h) or an
+// O_PATH fd of another unlinked file.
 Status Check(const FdContext& c, const std::vector<FdContext>&) {
   const std::string& l = c.link;
+  if (IsDeletedLink(l) && S_ISDIR(c.st.st_mode) && c.st.st_nlink == 0) return CheckLocks(c);
   if (l.size() > strlen(kDeleted) &&
       l.compare(l.size() - strlen(kDeleted), std::string::npos, kDeleted) == 0)
     return Error(Where(c) + ": deleted " + (S_ISDIR(c.st.st_mode) ? "directory " : "file ") + l +
@@ -56,7 +60,12 @@ Status Check(const FdContext& c, const std::vector<FdContext>&) {
 Status Dump(const FdContext& c, DumpContext&, pb::FileEntry* e) {
   pb::RegFileEntry* r = e->mutable_reg();
   r->set_path(c.link);
+  if (IsDeletedLink(c.link) && S_ISDIR(c.st.st_mode)) {
+    r->set_path(StripDeleted(c.link));
+    r->set_deleted(true);
+  }
   r->set_flags(c.info.flags);
+  if (pid_t p = TreeProcPid(c.link)) r->set_proc_pid(uint32_t(p));
   r->set_pos((c.info.flags & O_PATH) ? 0 : c.info.pos);
   r->set_size(uint64_t(c.st.st_size));
   r->set_mode(c.st.st_mode);
@@ -92,7 +101,14 @@ Result<int> Open(const pb::FileEntry& e, const RestoreOpts&) {
   int flags = int(r.flags()) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
   // An O_PATH fd of a symlink is the link itself.
   if ((flags & O_PATH) && r.has_mode() && S_ISLNK(r.mode())) flags |= O_NOFOLLOW;
-  int fd = open(r.path().c_str(), flags);
+  if (r.proc_pid()) return ProcFileStandIn(r);  // opened by its holders later (proc_file.h)
+  int fd;
+  if (r.deleted()) {
+    TRY_ASSIGN(fd, OpenDeletedNode(r.path(), S_IFDIR | (r.mode() & 07777), 0, flags),
+               HolderOf(r).empty() ? "" : r.holder());
+  } else {
+    fd = open(r.path().c_str(), flags);
+  }
   if (fd < 0) return Error::Errno(HolderOf(r) + "open " + r.path());
   struct stat st;
   Status s;
@@ -116,7 +132,8 @@ Status InTask(const pb::FileEntry& e, int fd) {
 }
 
 Status Validate(const pb::FileEntry& e) {
-  if (!e.has_reg() || e.reg().path().empty() || e.reg().path()[0] != '/')
+  if (!e.has_reg() || e.reg().path().empty() || e.reg().path()[0] != '/' ||
+      (e.reg().deleted() && !S_ISDIR(e.reg().mode())))
     return Error("file " + std::to_string(e.id()) + ": bad regular file entry");
   return ValidateLocks(e.reg().locks(), "file " + std::to_string(e.id()));
 }
@@ -131,6 +148,12 @@ const FileHandler kRegFileHandler = {.kind = pb::FILE_REG,
                                      .open = Open,
                                      .validate = Validate,
                                      .deps = nullptr,
-                                     .in_task = InTask};
+                                     .in_task = InTask,
+                                     .check_images = nullptr,
+                                     .in_task_fds = [](const pb::FileEntry& e,
+                                                       const std::vector<int>& fds) -> Status {
+                                       if (!e.reg().proc_pid()) return Ok();
+                                       return ReopenProcFile(e.reg(), fds);
+                                     }};
 
 }  // namespace ckpt::files

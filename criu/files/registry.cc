@@ -27,7 +27,8 @@ const FileHandler* const kHandlers[] = {&kExtFileHandler,
                                         &kPtyHandler,
                                         &kUnixSkHandler,  // unix_sk.h
                                         &kInetSkHandler,  // inet_sk.h
-                                        &kNetlinkSkHandler, &kPacketSkHandler};
+                                        &kNetlinkSkHandler, &kPacketSkHandler,
+                                        &kPidfdHandler, &kFanotifyHandler};
 
 // A human name for an fd no handler takes, from its /proc link.
 std::string KindName(const FdContext& c) {

@@ -27,7 +27,12 @@
 // entry opens its own description of the new slave with TIOCGPTPEER
 // (O_NOCTTY: nothing becomes a controlling terminal by accident), so the
 // slave follows its own master whatever its number. The master's lock is
-// put back in the master's in_task, once every slave is open.
+// put back in the master's in_task, once every slave is open. The slave
+// node's owner, group and permissions (grantpt, chown, chmod) are saved
+// and set on the new node. A slave whose master was closed (hung up: its
+// /dev/pts node is gone, the link reads "(deleted)", its ioctls fail with
+// EIO) needs no master in the tree: a new pair is made, the slave opened,
+// and the master closed again once every file is open, which hangs it up.
 //
 // Controlling terminal: the session leader takes it with TIOCSCTTY and
 // sets the foreground group with tcsetpgrp (SIGTTOU blocked). The kernel
@@ -64,11 +69,13 @@
 #include "base/io.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
+#include "criu/files/deleted_node.h"
 #include "criu/files/fdinfo_fields.h"
 #include "criu/files/file_context.h"
 #include "criu/files/flock.h"
 #include "criu/files/inherit_fd.h"  // TtyKey
 #include "criu/files/orphan_pty.h"
+#include "criu/ns/user_ns.h"
 
 #ifndef TIOCGPTPEER
 #define TIOCGPTPEER _IO('T', 0x41)
@@ -369,9 +376,12 @@ Status ApplyPairState(int fd, const pb::PtyEntry& p) {
   return Ok();
 }
 
+// A slave whose master was closed: devpts removed its node.
+bool HungUp(const FdContext& c) { return IsPtySlave(c.st.st_rdev) && IsDeletedLink(c.link); }
+
 bool Match(const FdContext& c) {
   if (!S_ISCHR(c.st.st_mode) || !IsTtyDevice(c.st.st_rdev)) return false;
-  if (IsPtyMaster(c.st.st_rdev) || !c.shell_job) return true;
+  if (IsPtyMaster(c.st.st_rdev) || !c.shell_job || HungUp(c)) return true;
   // With --shell-job, terminals from outside are kTtyHandler's.
   return IsPtySlave(c.st.st_rdev) && PtySlaveInTree(c);
 }
@@ -388,6 +398,7 @@ Status Check(const FdContext& c, const std::vector<FdContext>&) {
     return Ok();
   }
   if (IsPtySlave(rdev) && PtySlaveInTree(c)) return Ok();
+  if (HungUp(c)) return Ok();  // no master anywhere: made again hung up
   // A container's console: its master is the runtime's (orphan_pty.h).
   if (IsPtySlave(rdev) && c.orphan_pts_master) return Ok();
   if (major(rdev) == 5 && minor(rdev) == 0)
@@ -421,6 +432,10 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
     p->set_index(n);
     if (locked) p->set_locked(true);
     if (pkt) p->set_packet(true);
+  } else if (HungUp(c)) {
+    p->set_index(PtsIndex(slave.st_rdev));
+    p->set_path(StripDeleted(c.link));
+    p->set_hung_up(true);
   } else {
     p->set_index(PtsIndex(slave.st_rdev));
     if (!PtySlaveInTree(c)) {  // --orphan-pts-master (Check)
@@ -431,6 +446,21 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
                "restore makes a new pair (--orphan-pts-master) or takes --inherit-fd fd[N]:" +
                TtyKey(c.st.st_rdev, c.st.st_dev));
     }
+  }
+  p->set_slave_uid(slave.st_uid);
+  p->set_slave_gid(slave.st_gid);
+  p->set_slave_mode(slave.st_mode & 07777);
+  if (p->hung_up()) {  // its ioctls fail with EIO: nothing more to read
+    DumpContext::Object obj = ctx.Share(
+        "pty:" + std::to_string(slave.st_dev) + ":" + std::to_string(slave.st_rdev), e->id());
+    p->set_object_id(obj.id);
+    p->set_cc(std::string());
+    for (auto set : {&pb::PtyEntry::set_iflag, &pb::PtyEntry::set_oflag, &pb::PtyEntry::set_cflag,
+                     &pb::PtyEntry::set_lflag, &pb::PtyEntry::set_line, &pb::PtyEntry::set_ispeed,
+                     &pb::PtyEntry::set_ospeed, &pb::PtyEntry::set_rows, &pb::PtyEntry::set_cols,
+                     &pb::PtyEntry::set_xpixel, &pb::PtyEntry::set_ypixel})
+      (p->*set)(0);
+    return Ok();
   }
   TRY(ReadPairState(fd, p));
   if (master && !p->locked() && !p->packet()) {
@@ -470,6 +500,22 @@ std::map<unsigned, int>& Reserved() {
   return m;
 }
 
+// The slave node's owner and permissions as they were (the new node has
+// the opener's and devpts' defaults).
+Status ApplySlaveOwner(int master, const pb::PtyEntry& p, const pb::UserNsEntry* user_ns) {
+  if (!p.has_slave_mode()) return Ok();
+  UniqueFd node(ioctl(master, TIOCGPTPEER, O_PATH | O_NOCTTY | O_CLOEXEC));
+  if (!node) return Error::Errno("TIOCGPTPEER (O_PATH)");
+  std::string path = "/proc/self/fd/" + std::to_string(node.get());
+  if (chown(path.c_str(), ns::UidInside(user_ns, p.slave_uid()),
+            ns::GidInside(user_ns, p.slave_gid())) < 0)
+    return Error::Errno("owner " + std::to_string(p.slave_uid()) + ":" +
+                        std::to_string(p.slave_gid()) + " of the new pty slave");
+  if (chmod(path.c_str(), p.slave_mode() & 07777) < 0)
+    return Error::Errno("mode of the new pty slave");
+  return Ok();
+}
+
 Result<int> CreatePair(const pb::PtyEntry& p) {
   std::string path = p.master() ? p.path() : "/dev/ptmx";
   int acc = p.master() ? int(p.flags() & O_ACCMODE) : O_RDWR;
@@ -488,7 +534,7 @@ Result<int> CreatePair(const pb::PtyEntry& p) {
     return Error(path + " is not the pty multiplexer");
   int unlock = 0;
   if (ioctl(fd, TIOCSPTLCK, &unlock) < 0) return Error::Errno("TIOCSPTLCK");
-  TRY(ApplyPairState(fd, p), "pty " + path);
+  if (!p.hung_up()) TRY(ApplyPairState(fd, p), "pty " + path);
   unsigned n = 0;
   ioctl(fd, TIOCGPTN, &n);
   LOG_DBG("pty pair " + std::to_string(p.object_id()) + ": /dev/pts/" + std::to_string(p.index()) +
@@ -535,6 +581,9 @@ Result<int> Open(const pb::FileEntry& e, const RestoreOpts& o) {
                    " whose master was outside the tree needs --orphan-pts-master");
     TRY_ASSIGN(int fd, CreatePair(p));
     TRY_ASSIGN(m, o.ctx->Keep(key, fd));
+    TRY(ApplySlaveOwner(m, p, o.user_ns), "pty " + p.path());
+    // Hung up: the master is closed with the restore context, after the
+    // slave entries took theirs (OpenFiles).
     // Its master belongs to whoever restored the tree (orphan_pty.h).
     if (p.orphan()) TRY(SendOrphanMaster(o.orphan_pty_sk, m));
   }
@@ -627,6 +676,7 @@ Status Validate(const pb::FileEntry& e) {
   if (!e.has_pty()) return Error(what + ": bad pty entry");
   const pb::PtyEntry& p = e.pty();
   if (p.object_id() == 0 || p.cc().size() > NCCS || p.path().empty() || p.rows() > 0xffff ||
+      (p.hung_up() && p.master()) || p.slave_mode() > 07777 ||
       p.cols() > 0xffff || p.xpixel() > 0xffff || p.ypixel() > 0xffff ||
       p.output().size() > kMaxQueued || (p.has_output() && !p.master()))
     return Error(what + ": bad pty entry");

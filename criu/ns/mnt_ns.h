@@ -95,6 +95,10 @@ struct MntNsOptions {
   // (restore) The tree's own user namespace, which the restoring root is
   // in: owners and uid=/gid= options are given in its ids (user_ns.h).
   const pb::UserNsEntry* user_ns = nullptr;
+  // --skip-mnt PATH (dump): the mount at PATH, and every mount below it,
+  // is left out of the image (the restored tree sees the directory under
+  // it); a file the tree holds open on it is reopened by its path there.
+  std::vector<std::string> skip;
 };
 
 // Saves the mount namespace `pid` lives in (not ckpt's): mnt-ns.img and a

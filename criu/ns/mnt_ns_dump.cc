@@ -179,6 +179,18 @@ Status DumpMountNamespace(pid_t pid, const MntNsOptions& o, images::ImageDir& di
   for (const MntExternal& x : externals) key_of[x.inside] = x.outside;
   TRY_ASSIGN(std::vector<MountInfo> mounts, ReadMountInfo(pid), who);
   TRY_ASSIGN(std::vector<MountInfo> host, ReadMountInfo(0), who);
+  // --skip-mnt: gone with everything mounted below it.
+  for (const std::string& skip : o.skip) {
+    if (skip == "/") return Error(who + ": --skip-mnt /: the root mount cannot be skipped");
+    size_t before = mounts.size();
+    std::erase_if(mounts, [&](const MountInfo& m) {
+      return m.mountpoint == skip || m.mountpoint.rfind(skip + "/", 0) == 0;
+    });
+    if (mounts.size() == before)
+      return Error(who + ": --skip-mnt " + skip + ": no mount there");
+    LOG_INFO(who + ": " + std::to_string(before - mounts.size()) + " mount(s) at and below " +
+             skip + " not saved (--skip-mnt)");
+  }
   // A mount with another stacked right on its root and nothing else on
   // it is out of the tree's reach (a copy of ckpt's namespace has such
   // pairs): dropped, the upper one takes its place.

@@ -149,9 +149,9 @@ Status RestoreNetNamespace(const images::ImageDir& dir, const NetNsOptions& o, i
 
   OuterDevices made(host.get());  // declared after `host`: goes first
   LinkRestoreCtx c{inner.get(), host.get(), self_ns.get(), host_netns_fd, externals};
-  TRY(RestoreSysctls(sysctls, false), who);
+  TRY(RestoreSysctls(sysctls, false, o.weak_sysctls), who);
   TRY(CreateLinks(c, links, made), who);
-  TRY(RestoreSysctls(sysctls, true), who);
+  TRY(RestoreSysctls(sysctls, true, o.weak_sysctls), who);
   TRY(ConnectAndRaiseLinks(c, links), who);
   TRY(RestoreRtnl(inner.get(), rtnl), who);
   TRY(RestoreNftRuleset(nft), who);

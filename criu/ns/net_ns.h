@@ -58,6 +58,7 @@ struct NetNsOptions {
   // namespace gets its outer end named OUTNAME in ckpt's namespace (made a
   // port of BRIDGE there). Other --external forms are ignored here.
   std::vector<std::string> externals;
+  bool weak_sysctls = false;  // --weak-sysctls (restore): see RestoreSysctls
 };
 
 // One parsed veth external.

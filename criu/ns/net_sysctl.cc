@@ -170,7 +170,7 @@ Status CheckSysctls(const std::vector<pb::NetSysctlEntry>& entries) {
   return Ok();
 }
 
-Status RestoreSysctls(const std::vector<pb::NetSysctlEntry>& entries, bool devices) {
+Status RestoreSysctls(const std::vector<pb::NetSysctlEntry>& entries, bool devices, bool weak) {
   std::vector<const pb::NetSysctlEntry*> todo;
   for (const auto& e : entries)
     if (IsDeviceSysctl(e.path()) == devices) todo.push_back(&e);
@@ -184,7 +184,12 @@ Status RestoreSysctls(const std::vector<pb::NetSysctlEntry>& entries, bool devic
       auto cur = ReadValue(e->path());
       if (!cur.ok()) {
         if (cur.error().err() == ENOENT) {
-          if (!e->changed()) {
+          if (!e->changed() || weak) {
+            if (weak && e->changed()) {
+              LOG_WARN("sysctl " + Name(e->path()) + " (changed to '" + e->value() +
+                       "') does not exist here: skipped (--weak-sysctls)");
+              continue;
+            }
             LOG_WARN("sysctl " + Name(e->path()) + " does not exist here; it held its default");
             continue;
           }

@@ -36,6 +36,9 @@ bool IsDeviceSysctl(const std::string& path);
 // e.g. ipfrag low/high thresholds); what is still refused fails, naming it.
 // A sysctl this kernel lacks fails if the dumped namespace had changed it,
 // and is skipped (LOG_WARN) if it held a fresh namespace's value.
-Status RestoreSysctls(const std::vector<pb::NetSysctlEntry>& entries, bool devices);
+// `weak` (--weak-sysctls): a changed sysctl this kernel lacks is skipped
+// with a warning instead of failing the restore.
+Status RestoreSysctls(const std::vector<pb::NetSysctlEntry>& entries, bool devices,
+                      bool weak = false);
 
 }  // namespace ckpt::ns

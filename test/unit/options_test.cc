@@ -173,7 +173,7 @@ TEST(Options, BugLongOptionValuesBeforeTheCommand) {
 
 TEST(Options, UnknownOptionIsNamed) {
   EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "--bogus"}), "--bogus");
-  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "-x"}), "-x");
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "-Q"}), "-Q");
   EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "--tcp-frobnicate"}),
                         "--tcp-frobnicate");
   EXPECT_ERROR_MENTIONS(Parse({"--bogus", "dump", "-t", "1", "-D", "/d"}), "--bogus");
@@ -182,10 +182,10 @@ TEST(Options, UnknownOptionIsNamed) {
 }
 
 // Regression (fixed): an unknown letter that is not the last of a cluster
-// ("-xR") is reported as the previous argv word, because getopt has not yet
+// ("-QR") is reported as the previous argv word, because getopt has not yet
 // advanced optind; the message should use optopt.
 TEST(Options, BugUnknownLetterInsideACluster) {
-  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "-xR"}), "-x");
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "-QR"}), "-Q");
 }
 
 TEST(Options, MissingValue) {
@@ -246,7 +246,7 @@ TEST(Options, Help) {
 
 TEST(Options, ParsingTwiceGivesTheSameResult) {
   // getopt keeps global state; a failed parse must not poison the next.
-  EXPECT_FALSE(Parse({"dump", "-t", "1", "-D", "/d", "-Rx"}).ok());
+  EXPECT_FALSE(Parse({"dump", "-t", "1", "-D", "/d", "-RQ"}).ok());
   for (int i = 0; i < 3; i++) {
     auto r = Parse({"dump", "-R", "-t", "3", "-D", "/d"});
     EXPECT_PARSES(r);
@@ -313,6 +313,56 @@ TEST(Options, PreDumpAndChains) {
                         "--prev-images-dir");
   EXPECT_ERROR_MENTIONS(Parse({"pre-dump", "-t", "1", "-D", "d", "--track-mem-timeout", "0"}),
                         "--track-mem-timeout");
+}
+
+// Issue 14 item 12: CRIU's options, implemented or refused by name.
+TEST(Options, CriuShortForms) {
+  auto r = Parse({"dump", "-t", "1", "-D", "/d", "-x"});
+  EXPECT_PARSES(r);
+  EXPECT_TRUE(r->ext_unix_sk);
+  r = Parse({"restore", "-D", "/d", "-r", "/new/root", "-J", "net:/run/netns/x"});
+  EXPECT_PARSES(r);
+  EXPECT_EQ(r->root, "/new/root");
+  ASSERT_EQ(r->join_ns.size(), 1u);
+}
+
+TEST(Options, RefusedByName) {
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "--lsm-mount-context", "x"}),
+                        "--lsm-mount-context is not supported yet");
+  EXPECT_ERROR_MENTIONS(Parse({"restore", "-D", "/d", "--tls"}), "--tls is not supported yet");
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "-s"}),
+                        "-s (--leave-stopped) is not supported yet");
+  // A refused option with a value, before the command: the value is skipped.
+  EXPECT_ERROR_MENTIONS(Parse({"--cpu-cap", "fpu", "dump", "-t", "1", "-D", "/d"}),
+                        "--cpu-cap is not supported yet");
+}
+
+TEST(Options, ImplementedCriuOptions) {
+  auto r = Parse({"dump", "-t", "1", "-D", "/d", "--timeout", "7", "--display-stats", "--log-pid",
+                  "--link-remap", "--ghost-limit", "2M", "--skip-mnt", "/mnt/x",
+                  "--evasive-devices", "--force-irmap", "--tcp-skip-in-flight"});
+  EXPECT_PARSES(r);
+  EXPECT_EQ(r->timeout, 7);
+  EXPECT_TRUE(r->display_stats && r->log_pid && r->link_remap && r->evasive_devices &&
+              r->force_irmap && r->skip_in_flight);
+  EXPECT_EQ(r->ghost_limit, 2u << 20);
+  ASSERT_EQ(r->skip_mnt.size(), 1u);
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "--ghost-limit", "lots"}),
+                        "--ghost-limit");
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "--timeout", "0"}), "--timeout");
+  r = Parse({"restore", "-D", "/d", "--weak-sysctls", "--status-fd", "5", "--exec-cmd", "--",
+             "prog", "--its-option", "arg"});
+  EXPECT_PARSES(r);
+  EXPECT_TRUE(r->weak_sysctls);
+  EXPECT_EQ(r->status_fd, 5);
+  EXPECT_TRUE(r->restore_detached);  // implied
+  ASSERT_EQ(r->exec_cmd.size(), 3u);
+  EXPECT_EQ(r->exec_cmd[0], "prog");
+  EXPECT_EQ(r->exec_cmd[1], "--its-option");
+  EXPECT_TRUE(r->args.empty());
+  EXPECT_ERROR_MENTIONS(Parse({"restore", "-D", "/d", "--exec-cmd"}), "--exec-cmd needs a command");
+  EXPECT_ERROR_MENTIONS(Parse({"dump", "-t", "1", "-D", "/d", "--exec-cmd", "--", "x"}),
+                        "--exec-cmd is a restore option");
 }
 
 }  // namespace
@@ -437,3 +487,4 @@ TEST(Options, RpcCommandsAndActionScripts) {
 }
 
 }  // namespace ckpt
+

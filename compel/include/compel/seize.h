@@ -52,7 +52,19 @@ class SeizedProcess {
   int stop_signal_ = 0;
 };
 
-// Waits for a ptrace stop of `tid`. Returns the raw waitpid status.
+// Waits for a ptrace stop of `tid`. Returns the raw waitpid status. While
+// a SeizeDeadline lives and has passed, fails with ETIMEDOUT naming the
+// thread and its state (a task in uninterruptible sleep does not stop).
 Result<int> WaitStop(pid_t tid);
+
+// `ckpt dump --timeout SEC`: bounds every WaitStop made while it lives to
+// `ms` milliseconds after it was made (0: no bound). One at a time; the
+// caller destroys it once the tree is seized.
+class SeizeDeadline {
+ public:
+  explicit SeizeDeadline(int ms);
+  ~SeizeDeadline();
+  SeizeDeadline(const SeizeDeadline&) = delete;
+};
 
 }  // namespace ckpt::compel

@@ -337,9 +337,11 @@ int main(int argc, char** argv) {
     Ckpt r =
         ckpt(dir, "dump", {"dump", "-t", std::to_string(h.pid), "-D", img, "-o", "dump.log", "-v4"},
              {img + "/dump.log"});
-    expect_refused(r, "dump of a process holding a pidfd");
-    if (r.all().find("pidfd is not supported") == std::string::npos)
-      throw Fail("the error does not say \"pidfd is not supported\"\n" + indent(r.all()));
+    expect_refused(r, "dump of a process holding a pidfd of a process outside the tree");
+    if (r.all().find("outside the dumped tree: not supported") == std::string::npos ||
+        !mentions_number(r.output, getpid()))
+      throw Fail("the error does not say \"outside the dumped tree: not supported\" naming pid " +
+                 std::to_string(getpid()) + "\n" + indent(r.all()));
     expect_alive(h, "after the refused dump");
     finish_helper(h);
   });
