@@ -88,7 +88,7 @@ int Run(int argc, char** argv) {
   if (!log_path.empty()) {
     if (o.command == Command::kDump || o.command == Command::kPreDump)
       (void)mkdir(o.images_dir.c_str(), 0700);
-    log_fd.reset(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    log_fd.reset(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (!log_fd) {
       fprintf(stderr, "ckpt: cannot open log file %s: %m\n", log_path.c_str());
       return 1;
@@ -96,7 +96,8 @@ int Run(int argc, char** argv) {
     log::SetFd(log_fd.get());
   }
   if (geteuid() != 0 && (o.command == Command::kDump || o.command == Command::kRestore))
-    LOG_WARN("not running as root: most dumps and restores need root");
+    LOG_INFO("not running as root: only your own processes and images, with "
+             "CAP_CHECKPOINT_RESTORE (criu/security.h)");
 
   switch (o.command) {
     case Command::kCheck:

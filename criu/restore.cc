@@ -39,6 +39,7 @@
 #include "criu/files/fd_install.h"
 #include "criu/restore_tree.h"
 #include "criu/seccomp.h"
+#include "criu/security.h"
 #include "criu/shmem.h"
 #include "criu/task_images.h"
 
@@ -331,7 +332,7 @@ Status WritePidfile(const Options& o, pid_t pid) {
   if (o.pidfile.empty()) return Ok();
   std::string path = o.pidfile;
   if (path[0] != '/') path = o.images_dir + "/" + path;
-  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd) return Error::Errno("open pidfile " + path);
   std::string s = std::to_string(pid);
   return io::WriteFull(fd.get(), s.data(), s.size());
@@ -345,6 +346,10 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir, o.lsm_profile),
              "reading images from " + o.images_dir);
   TRY(PlanHelpers(tree));
+  {  // criu/security.h: only credentials the caller could give itself
+    TRY_ASSIGN(security::Caller caller, security::Caller::Current());
+    TRY(security::CheckMayRestore(caller, tree));
+  }
   // --inherit-fd (criu/files/inherit_fd.h): checked before anything exists.
   TRY_ASSIGN(files::InheritedFds inherited, files::InheritedFds::Prepare(o, tree, tree.max_fd + 1));
   pid_t root = tree.tasks[0].pid();
