@@ -18,10 +18,9 @@ namespace ckpt::security {
 namespace {
 
 const char* const kIdField[4] = {"real", "effective", "saved", "fs"};
-const char* const kRlimitName[16] = {"CPU",     "FSIZE",  "DATA",       "STACK",
-                                     "CORE",    "RSS",    "NPROC",      "NOFILE",
-                                     "MEMLOCK", "AS",     "LOCKS",      "SIGPENDING",
-                                     "MSGQUEUE", "NICE",  "RTPRIO",     "RTTIME"};
+const char* const kRlimitName[16] = {
+    "CPU",     "FSIZE", "DATA",  "STACK",      "CORE",     "RSS",  "NPROC",  "NOFILE",
+    "MEMLOCK", "AS",    "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"};
 
 std::string Hex(uint64_t v) {
   std::ostringstream s;
@@ -111,12 +110,12 @@ Status CheckTaskCreds(const Caller& c, const TaskImages& t) {
       if (r.resource() >= c.rlim_max.size()) continue;  // bounded by LoadTreeImages
       uint64_t own_max = c.rlim_max[r.resource()];
       if (own_max != RLIM_INFINITY && (r.max() == RLIM_INFINITY || r.max() > own_max))
-        return Error(who + ": its hard RLIMIT_" + kRlimitName[r.resource()] + " (" +
-                         (r.max() == RLIM_INFINITY ? std::string("unlimited")
-                                                   : std::to_string(r.max())) +
-                         ") is above yours (" + std::to_string(own_max) +
-                         "): raising a hard limit needs CAP_SYS_RESOURCE",
-                     EPERM);
+        return Error(
+            who + ": its hard RLIMIT_" + kRlimitName[r.resource()] + " (" +
+                (r.max() == RLIM_INFINITY ? std::string("unlimited") : std::to_string(r.max())) +
+                ") is above yours (" + std::to_string(own_max) +
+                "): raising a hard limit needs CAP_SYS_RESOURCE",
+            EPERM);
     }
   return Ok();
 }
@@ -187,8 +186,9 @@ Status CheckMayTrace(const Caller& c, const Target& t) {
                        ": the kernel lets only CAP_SYS_PTRACE trace it",
                    EPERM);
   if (!t.dumpable)
-    return Error(who + " is not dumpable (it changed credentials or set PR_SET_DUMPABLE 0): "
-                       "tracing it needs CAP_SYS_PTRACE",
+    return Error(who +
+                     " is not dumpable (it changed credentials or set PR_SET_DUMPABLE 0): "
+                     "tracing it needs CAP_SYS_PTRACE",
                  EPERM);
   uint64_t extra = s.cap_prm & ~c.cap_prm;
   if (extra)
@@ -240,13 +240,17 @@ Status CheckMayRestore(const Caller& c, const TreeImages& tree) {
         EPERM);
   const pb::NamespacesEntry& ns = tree.namespaces;
   std::string own;
-  for (auto [on, name] : {std::pair{ns.pid(), "pid"}, {ns.net(), "net"}, {ns.ipc(), "ipc"},
-                          {ns.uts(), "uts"}, {ns.mnt(), "mnt"}, {ns.user(), "user"},
-                          {ns.time(), "time"}, {ns.cgroup(), "cgroup"}})
+  for (auto [on, name] : {std::pair{ns.pid(), "pid"},
+                          {ns.net(), "net"},
+                          {ns.ipc(), "ipc"},
+                          {ns.uts(), "uts"},
+                          {ns.mnt(), "mnt"},
+                          {ns.user(), "user"},
+                          {ns.time(), "time"},
+                          {ns.cgroup(), "cgroup"}})
     if (on) own += (own.empty() ? "" : ", ") + std::string(name);
   if (!own.empty())
-    return Error("the images have namespaces of their own (" + own +
-                     "): restoring them needs root",
+    return Error("the images have namespaces of their own (" + own + "): restoring them needs root",
                  EPERM);
   for (const TaskImages& t : tree.tasks) {
     if (t.helper || t.zombie()) continue;

@@ -42,8 +42,9 @@ struct TreeImages;
 namespace security {
 
 // Capability numbers (linux/capability.h), as bits of the 64-bit sets.
-constexpr int kCapSetgid = 6, kCapNetAdmin = 12, kCapSetuid = 7, kCapSetpcap = 8, kCapSysPtrace = 19,
-              kCapSysAdmin = 21, kCapSysResource = 24, kCapCheckpointRestore = 40;
+constexpr int kCapSetgid = 6, kCapNetAdmin = 12, kCapSetuid = 7, kCapSetpcap = 8,
+              kCapSysPtrace = 19, kCapSysAdmin = 21, kCapSysResource = 24,
+              kCapCheckpointRestore = 40;
 constexpr bool HasCap(uint64_t set, int cap) { return (set >> cap) & 1; }
 
 struct Caller {
