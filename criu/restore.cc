@@ -348,7 +348,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   TRY(PlanHelpers(tree));
   {  // criu/security.h: only credentials the caller could give itself
     TRY_ASSIGN(security::Caller caller, security::Caller::Current());
-    TRY(security::CheckMayRestore(caller, tree));
+    TRY(security::CheckMayRestore(caller, tree, o.tcp_established));
   }
   // --inherit-fd (criu/files/inherit_fd.h): checked before anything exists.
   TRY_ASSIGN(files::InheritedFds inherited, files::InheritedFds::Prepare(o, tree, tree.max_fd + 1));

@@ -229,7 +229,7 @@ Status CheckMayDump(const Caller& c, pid_t root, bool tcp_established) {
   return Ok();
 }
 
-Status CheckMayRestore(const Caller& c, const TreeImages& tree) {
+Status CheckMayRestore(const Caller& c, const TreeImages& tree, bool tcp_established) {
   if (c.Privileged()) return Ok();
   // clone3 set_tid: CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) in the user
   // namespace owning ckpt's pid namespace.
@@ -237,6 +237,11 @@ Status CheckMayRestore(const Caller& c, const TreeImages& tree) {
     return Error(
         "restore needs CAP_CHECKPOINT_RESTORE to choose pids (clone3 set_tid); give it with "
         "setcap cap_checkpoint_restore+eip ckpt or run as root",
+        EPERM);
+  if (tcp_established && !HasCap(c.cap_eff, kCapNetAdmin))
+    return Error(
+        "--tcp-established needs CAP_NET_ADMIN (TCP_REPAIR and the nftables network lock); "
+        "run as root",
         EPERM);
   const pb::NamespacesEntry& ns = tree.namespaces;
   std::string own;

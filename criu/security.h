@@ -79,9 +79,9 @@ Status CheckMayTrace(const Caller& c, const Target& t);
 Status CheckMayDump(const Caller& c, pid_t root, bool tcp_established);
 
 // Pure: may `c` restore `tree` (every task's creds, caps, securebits,
-// rlimits; pids; namespaces)? Call after LoadTreeImages, before anything
-// is created.
-Status CheckMayRestore(const Caller& c, const TreeImages& tree);
+// rlimits; pids; namespaces; `tcp_established` needs CAP_NET_ADMIN)? Call
+// after LoadTreeImages, before anything is created.
+Status CheckMayRestore(const Caller& c, const TreeImages& tree, bool tcp_established = false);
 
 }  // namespace security
 }  // namespace ckpt

@@ -157,6 +157,15 @@ TEST(CheckMayRestore, SecurebitsAndHardLimits) {
   EXPECT_TRUE(CheckMayRestore(c, tree).ok());
 }
 
+TEST(CheckMayRestore, TcpEstablishedNeedsNetAdmin) {
+  EXPECT_NE(
+      Msg(CheckMayRestore(User(), Tree(), true)).find("--tcp-established needs CAP_NET_ADMIN"),
+      std::string::npos);
+  Caller c = User();
+  c.cap_eff |= 1ull << kCapNetAdmin;
+  EXPECT_TRUE(CheckMayRestore(c, Tree(), true).ok());
+}
+
 TEST(CheckMayRestore, NamespacesNeedRoot) {
   TreeImages tree = Tree();
   tree.namespaces.set_pid(true);
