@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <set>
 #include <sstream>
 
 #include "base/io.h"
+#include "base/log.h"
 #include "criu/task_images.h"
 
 namespace ckpt::security {
@@ -158,6 +160,8 @@ Result<Caller> Caller::Current() {
   c.groups = s.groups;
   c.cap_prm = s.cap_prm;
   c.cap_eff = s.cap_eff;
+  auto yama = io::ReadFile("/proc/sys/kernel/yama/ptrace_scope");
+  if (yama.ok()) c.yama_scope = atoi(yama->c_str());
   int sb = prctl(PR_GET_SECUREBITS);
   c.securebits = sb < 0 ? 0 : uint64_t(sb);
   for (int r = 0; r < RLIM_NLIMITS; r++) {
@@ -169,8 +173,12 @@ Result<Caller> Caller::Current() {
 }
 
 Status CheckMayTrace(const Caller& c, const Target& t) {
+  if (c.yama_scope >= 3)
+    return Error("kernel.yama.ptrace_scope is 3: no process may be traced, so none dumped", EPERM);
   if (HasCap(c.cap_eff, kCapSysPtrace)) return Ok();
   std::string who = "pid " + std::to_string(t.pid) + (t.comm.empty() ? "" : " ('" + t.comm + "')");
+  if (c.yama_scope == 2)
+    return Error(who + ": kernel.yama.ptrace_scope is 2: only CAP_SYS_PTRACE may trace it", EPERM);
   const proc::Status& s = t.status;
   for (int i = 0; i < 3; i++)
     if (s.uid[i] != c.uid[0])
@@ -212,6 +220,11 @@ Status CheckMayDump(const Caller& c, pid_t root, bool tcp_established) {
         "--tcp-established needs CAP_NET_ADMIN (TCP_REPAIR and the nftables network lock); "
         "run as root, or dump without it",
         EPERM);
+  if (c.yama_scope == 1 && !HasCap(c.cap_eff, kCapSysPtrace))
+    LOG_WARN(
+        "kernel.yama.ptrace_scope is 1: a plain user may trace only descendants and "
+        "processes that allowed it (PR_SET_PTRACER); if the seize fails, set it to 0 or "
+        "give ckpt CAP_SYS_PTRACE");
   for (pid_t p : TreeNow(root)) {
     std::string dir = "/proc/" + std::to_string(p);
     Target t;
@@ -220,10 +233,11 @@ Status CheckMayDump(const Caller& c, pid_t root, bool tcp_established) {
     if (!st.ok()) continue;  // gone (or a zombie's leftovers): the seize decides
     t.status = *st;
     t.comm = st->name;
+    // Not dumpable: the kernel gives the files under /proc/PID to root (or
+    // its user namespace's root) instead of the task's euid
+    // (task_dump_owner); /proc/PID itself keeps the euid.
     struct stat sb;
-    // Not dumpable: the kernel makes /proc/PID root's (or its user
-    // namespace's root's), not the task's euid's.
-    if (stat(dir.c_str(), &sb) == 0) t.dumpable = sb.st_uid == st->uid[1];
+    if (stat((dir + "/status").c_str(), &sb) == 0) t.dumpable = sb.st_uid == st->uid[1];
     TRY(CheckMayTrace(c, t));
   }
   return Ok();

@@ -53,6 +53,10 @@ struct Caller {
   uint64_t cap_prm = 0, cap_eff = 0;
   uint64_t securebits = 0;
   std::vector<uint64_t> rlim_max;  // hard limits by resource number
+  // kernel.yama.ptrace_scope (0 without Yama): 1 = only descendants or
+  // processes that allowed it (PR_SET_PTRACER, not visible in /proc), 2 =
+  // only CAP_SYS_PTRACE, 3 = nobody.
+  int yama_scope = 0;
   // Full privileges: every credential check below passes. Root with the
   // capabilities that matter here (this machine's root lacks
   // CAP_SYS_RESOURCE: not every capability is required).
@@ -65,7 +69,7 @@ struct Target {
   pid_t pid = 0;
   std::string comm;
   proc::Status status;
-  bool dumpable = true;  // /proc/PID is owned by its euid only when dumpable
+  bool dumpable = true;  // /proc/PID/* is owned by its euid only when dumpable
 };
 
 // Pure: may `c` PTRACE_ATTACH `t`? The error names the task and the reason.

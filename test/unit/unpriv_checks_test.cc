@@ -74,6 +74,18 @@ TEST(CheckMayTrace, SysPtraceReachesAnyone) {
   EXPECT_TRUE(CheckMayTrace(c, t).ok());
 }
 
+TEST(CheckMayTrace, YamaScopes) {
+  Caller c = User();
+  c.yama_scope = 1;  // descendants: not visible here, the seize decides
+  EXPECT_TRUE(CheckMayTrace(c, Task()).ok());
+  c.yama_scope = 2;
+  EXPECT_NE(Msg(CheckMayTrace(c, Task())).find("ptrace_scope is 2"), std::string::npos);
+  c.cap_eff |= 1ull << kCapSysPtrace;
+  EXPECT_TRUE(CheckMayTrace(c, Task()).ok());
+  c.yama_scope = 3;
+  EXPECT_NE(Msg(CheckMayTrace(c, Task())).find("ptrace_scope is 3"), std::string::npos);
+}
+
 TreeImages Tree(uint32_t uid = 1000, uint32_t gid = 1000) {
   TreeImages tree;
   tree.tasks.emplace_back();

@@ -10,7 +10,8 @@ CAP_CHECKPOINT_RESTORE, the victims nothing). It checks that:
      then verifies its state (PASS); the image directory is 0700, its
      files 0600, and the restored tasks are the user's, without caps;
   2. the user's dump of a root-owned process is refused with "belongs to
-     uid 0", before touching it (not traced, not stopped; it still PASSes);
+     uid 0", before touching it (not traced, not stopped; it still PASSes),
+     and so is a process of the user's that is not dumpable;
   3. the user's restore of images whose core says uid 0 is refused;
   4. without the capability, dump and restore say exactly what is missing;
   5. a symlink planted in an image directory (core-N.img -> /etc/shadow)
@@ -86,10 +87,11 @@ def run(cmd):
 
 
 def start_victim(prefix, prog, workdir, out):
+    argv = prog if isinstance(prog, list) else [os.path.join(STATIC, prog)]
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     st = os.stat(workdir)
     os.fchown(fd, st.st_uid, st.st_gid)
-    p = subprocess.Popen(prefix + [os.path.join(STATIC, prog)], cwd=workdir,
+    p = subprocess.Popen(prefix + argv, cwd=workdir,
                          stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True)
     os.close(fd)
     started.append(p.pid)
@@ -255,6 +257,18 @@ def body(uid, user, user_cap, workdir):
         check(rc != 0 and "core-%d.img: is a symbolic link; images are never read through one"
               % v.pid in text, "%s: a planted symlink is refused: %s" % (who, text.strip()))
         check(not os.path.exists("/proc/%d" % v.pid), "%s: nothing was restored" % who)
+
+    # 2a. The user's own process that made itself not dumpable: refused.
+    nd = start_victim(user, [sys.executable, "-c",
+                             "import ctypes, signal; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); "
+                             "print('READY', flush=True); signal.pause()"],
+                      workdir, os.path.join(workdir, "nd-out.txt"))
+    rc, text = run(user_cap + [CKPT, "dump", "-t", str(nd.pid), "-D", img + "-nd"])
+    check(rc != 0 and "pid %d ('python3') is not dumpable" % nd.pid in text,
+          "the user's dump of a non-dumpable process is refused: " + text.strip())
+    check(status_field(nd.pid, "TracerPid") == "0", "the non-dumpable process is not traced")
+    nd.kill()
+    nd.wait()
 
     # 2. A root-owned process: refused before anything touches it.
     rout = os.path.join(workdir, "root-out.txt")
