@@ -228,9 +228,20 @@ def body(uid, user, user_cap, workdir):
     check(rc == 0, "the user restores their own tree: " + text.strip())
     if rc == 0:
         started.append(v.pid)
-        check(status_field(v.pid, "Uid").split() == [str(uid)] * 4, "the restored root is the user's")
-        check(status_field(v.pid, "CapEff") == "0" * 16 and status_field(v.pid, "CapAmb") == "0" * 16,
-              "the restored root has no capabilities")
+        # Credentials are per thread: every thread of every restored task.
+        bad = []
+        for p in tree_pids(v.pid):
+            for tid in os.listdir("/proc/%d/task" % p):
+                st = {}
+                with open("/proc/%d/task/%s/status" % (p, tid)) as f:
+                    for line in f:
+                        k, _, val = line.partition(":")
+                        st[k] = val.strip()
+                if (st["Uid"].split() != [str(uid)] * 4 or st["Gid"].split() != [str(uid)] * 4 or
+                        st["Groups"] != "" or
+                        any(st[c] != "0" * 16 for c in ("CapInh", "CapPrm", "CapEff", "CapAmb"))):
+                    bad.append("%d/%s" % (p, tid))
+        check(not bad, "every restored thread is the user's, without capabilities: %s" % bad)
         check(len(tree_pids(v.pid)) == len(pids), "the restored tree has its %d processes" % len(pids))
         ok, text = term_and_wait(v.pid, out)
         check(ok, "the restored tree verified its state: " + text.strip())
