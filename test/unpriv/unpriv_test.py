@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 
-CKPT, STATIC = sys.argv[1], sys.argv[2]
+CKPT, STATIC = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 PR_SET_CHILD_SUBREAPER = 36
 POLL_S, POLL_MAX = 0.01, 3000  # READY and reaping: at most 30 s
 
@@ -159,21 +159,43 @@ def term_and_wait(pid, out):
     return os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0 and "PASS" in text, text
 
 
-def cleanup(uid, workdir):
-    for pid in started:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    # The uid was unused when we began: whatever runs as it now is ours.
+def uid_pids(uid):
+    out = []
     for p in os.listdir("/proc"):
-        if p.isdigit() and os.path.exists("/proc/" + p):
+        if p.isdigit():
             try:
                 if status_field(int(p), "Uid").split()[0] == str(uid):
-                    os.kill(int(p), signal.SIGKILL)
+                    out.append(int(p))
             except (OSError, AttributeError):
                 pass
-    reap_until_gone(started)
+    return out
+
+
+def cleanup(uid, workdir):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    # The uid was unused when we began: whatever runs as it now is ours. As
+    # a child subreaper we reap all of it (orphans included) before leaving.
+    for _ in range(POLL_MAX):
+        left = [p for p in started if os.path.exists("/proc/%d" % p)] + uid_pids(uid)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                pid = 0
+            if pid == 0:
+                break
+        if not left:
+            break
+        time.sleep(POLL_S)
+    else:
+        print("FAIL could not remove every process of uid %d" % uid, flush=True)
+        failures.append("cleanup")
     shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -183,6 +205,9 @@ def main():
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         sys.exit("prctl(PR_SET_CHILD_SUBREAPER) failed")
+    # ctest's timeout or ^C: leave through `finally`, which cleans up.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit("interrupted"))
     uid = pick_uid()
     user, user_cap = as_user(uid, False), as_user(uid, True)
     workdir = tempfile.mkdtemp(prefix="ckpt-unpriv-")
