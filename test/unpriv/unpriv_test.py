@@ -7,7 +7,8 @@ process), and runs ckpt and the victims as that uid with setpriv
 CAP_CHECKPOINT_RESTORE, the victims nothing). It checks that:
   1. the user dumps and restores a tree of their own (zdtm tree_mixed:
      threads, children, shared memory, pipes with data, a timer), which
-     then verifies its state (PASS); the image directory is 0700, its
+     then verifies its state (PASS), and so do programs with sockets,
+     memfds, pipe data and signals; the image directory is 0700, its
      files 0600, and the restored tasks are the user's, without caps;
   2. the user's dump of a root-owned process is refused with "belongs to
      uid 0", before touching it (not traced, not stopped; it still PASSes),
@@ -271,6 +272,34 @@ def body(uid, user, user_cap, workdir):
         ok, text = term_and_wait(v.pid, out)
         check(ok, "the restored tree verified its state: " + text.strip())
         check(reap_until_gone(pids), "the restored tree exited")
+
+    # 1b. More of what a user's program holds: sockets (their namespace
+    # is compared without CAP_NET_ADMIN), memfd, pipe data, signals.
+    # memfd goes through a copy of ckpt with a file capability instead
+    # (setcap cap_checkpoint_restore+eip), run with no capability at all.
+    fcap = os.path.join(workdir, "ckpt-fcap")
+    shutil.copy(CKPT, fcap)
+    os.chmod(fcap, 0o755)
+    rc, text = run(["setcap", "cap_checkpoint_restore+eip", fcap])
+    check(rc == 0, "setcap on a copy of ckpt: " + text.strip())
+    for prog in ("sk_udp", "sk_unix_stream", "memfd", "pipe_data", "signals"):
+        how, ckpt = (user, fcap) if prog == "memfd" else (user_cap, CKPT)
+        pout = os.path.join(workdir, prog + "-out.txt")
+        pimg = os.path.join(workdir, "img-" + prog)
+        pv = start_victim(user, prog, workdir, pout)
+        ppids = tree_pids(pv.pid)
+        rc, text = run(how + [ckpt, "dump", "-t", str(pv.pid), "-D", pimg])
+        if not check(rc == 0, "%s: the user dumps it: %s" % (prog, text.strip())):
+            continue
+        pv.wait()
+        reap_until_gone(ppids)
+        rc, text = run(how + [ckpt, "restore", "-d", "-D", pimg])
+        if not check(rc == 0, "%s: the user restores it: %s" % (prog, text.strip())):
+            continue
+        started.append(pv.pid)
+        ok, text = term_and_wait(pv.pid, pout)
+        check(ok, "%s: it verified its state after the restore: %s" % (prog, text.strip()))
+        reap_until_gone(ppids)
 
     # 4b. Without the capability, restore says what is missing.
     rc, text = run(user + [CKPT, "restore", "-d", "-D", img])
