@@ -49,6 +49,7 @@
 #include "criu/shared_tables.h"
 #include "criu/task_stop.h"
 #include "criu/fown.h"
+#include "criu/security.h"
 #include "criu/shmem.h"
 #include "criu/stats.h"
 #include "images/image_dir.h"
@@ -424,6 +425,10 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   pid_t root = o.pid;
   if (kill(root, 0) < 0 && errno == ESRCH) return Error(Who(root) + ": no such process");
   if (root == getpid()) return Error("ckpt cannot dump itself");
+  {  // criu/security.h: a tree the caller could not trace is refused untouched
+    TRY_ASSIGN(security::Caller caller, security::Caller::Current());
+    TRY(security::CheckMayDump(caller, root, o.tcp_established));
+  }
   TRY(RunAction(o, {Action::kPreDump, root}));  // action hooks: a no leaves the tree untouched
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Create(o.images_dir));
 

@@ -22,6 +22,7 @@
 #include "criu/predump.h"
 #include "criu/restore.h"
 #include "criu/rpc/rpc_server.h"
+#include "criu/security.h"
 #include "criu/show.h"
 #include "criu/uffd_wp.h"
 #include "criu/version.h"
@@ -48,6 +49,19 @@ int Check() {
          wp_async ? "uffd-wp async + PAGEMAP_SCAN (pre-dump, dump --prev-images-dir)"
                   : "none (pre-dump and incremental dumps need Linux 6.7+)");
   printf("  lazy restore: %s\n", DescribeLazySupport().c_str());
+  // Who may be dumped and restored from here (criu/security.h).
+  if (auto c = security::Caller::Current(); c.ok()) {
+    bool cr = security::HasCap(c->cap_eff, security::kCapCheckpointRestore) ||
+              security::HasCap(c->cap_eff, security::kCapSysAdmin);
+    const char* what =
+        "no CAP_CHECKPOINT_RESTORE: cannot dump or restore (setcap "
+        "cap_checkpoint_restore+eip ckpt, or run as root)";
+    if (c->Privileged())
+      what = "fully privileged";
+    else if (cr)
+      what = "CAP_CHECKPOINT_RESTORE: own processes and images only";
+    printf("  caller: uid %u, %s\n", c->uid[0], what);
+  }
   if (k.soft_dirty)
     printf("  soft-dirty bits present (not used by ckpt: uffd-wp async tracks writes)\n");
   if (missing) {
@@ -100,7 +114,8 @@ int Run(int argc, char** argv) {
   if (!log_path.empty()) {
     if (o.command == Command::kDump || o.command == Command::kPreDump)
       (void)mkdir(o.images_dir.c_str(), 0700);
-    log_fd.reset(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    log_fd.reset(
+        open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (!log_fd) {
       fprintf(stderr, "ckpt: cannot open log file %s: %m\n", log_path.c_str());
       return 1;
@@ -108,7 +123,9 @@ int Run(int argc, char** argv) {
     log::SetFd(log_fd.get());
   }
   if (geteuid() != 0 && (o.command == Command::kDump || o.command == Command::kRestore))
-    LOG_WARN("not running as root: most dumps and restores need root");
+    LOG_INFO(
+        "not running as root: only your own processes and images, with "
+        "CAP_CHECKPOINT_RESTORE (criu/security.h)");
 
   switch (o.command) {
     case Command::kCheck:

@@ -472,7 +472,9 @@ Result<int> ApplyArgs(int ac, char** av, Options& o, const std::string& cmd) {
 Status ApplyConfigFile(const std::string& path, Options& o, bool missing_ok) {
   auto text = io::ReadFile(path);
   if (!text.ok()) {
-    if (missing_ok && text.error().err() == ENOENT) return Ok();
+    // A default file may be missing, or in a HOME the caller cannot enter
+    // (another user's, inherited through setpriv or sudo).
+    if (missing_ok && (text.error().err() == ENOENT || text.error().err() == EACCES)) return Ok();
     return Error("config file " + path + ": " + text.error().message());
   }
   TRY_ASSIGN(std::vector<ConfigLine> lines, ParseConfigText(*text, path));

@@ -19,6 +19,7 @@
 #include "criu/page_xfer.h"
 #include "criu/proc_parse.h"
 #include "criu/pstree.h"
+#include "criu/security.h"
 #include "criu/uffd_wp.h"
 #include "images/image_dir.h"
 #include "proto/inventory.pb.h"
@@ -162,6 +163,10 @@ Status PreDump(const Options& o, const KernelFeatures& kf) {
     return Error(
         "pre-dump needs userfaultfd write-protection in async mode and PAGEMAP_SCAN "
         "(Linux 6.7+), which this kernel lacks (see ckpt check)");
+  {  // criu/security.h: a tree the caller could not trace is refused untouched
+    TRY_ASSIGN(security::Caller caller, security::Caller::Current());
+    TRY(security::CheckMayDump(caller, root, false));
+  }
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Create(o.images_dir));
 
   LOG_INFO("Pre-dump: freezing the tree of " + Who(root));

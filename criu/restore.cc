@@ -47,6 +47,7 @@
 #include "criu/stats.h"
 #include "criu/seccomp.h"
 #include "criu/shm_files.h"
+#include "criu/security.h"
 #include "criu/shmem.h"
 #include "criu/task_images.h"
 
@@ -366,7 +367,7 @@ Status WritePidfile(const Options& o, pid_t pid) {
   if (o.pidfile.empty()) return Ok();
   std::string path = o.pidfile;
   if (path[0] != '/') path = o.images_dir + "/" + path;
-  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd) return Error::Errno("open pidfile " + path);
   std::string s = std::to_string(pid);
   return io::WriteFull(fd.get(), s.data(), s.size());
@@ -382,6 +383,10 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir, o.lsm_profile),
              "reading images from " + o.images_dir);
   TRY(PlanHelpers(tree));
+  {  // criu/security.h: only credentials the caller could give itself
+    TRY_ASSIGN(security::Caller caller, security::Caller::Current());
+    TRY(security::CheckMayRestore(caller, tree, o.tcp_established));
+  }
   // --lazy-pages (criu/lazy_pages.h): the daemon must be there before anything exists.
   UniqueFd lazy_conn;
   uint64_t lazy_features = 0;

@@ -403,7 +403,8 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   for (int i = 0; i < cr.groups_size(); i++) a->groups[i] = cr.groups(i);
   // Inside the tree's user namespace setgroups may be denied and cannot
   // name an unmapped group: inherited groups that match stay (user_ns.h).
-  if (tf.in_user_ns && ns::KeepInheritedGroups(cr.groups())) a->nr_groups = abi::kKeepGroups;
+  // Elsewhere too: setgroups needs CAP_SETGID even for the same groups.
+  if (ns::KeepInheritedGroups(cr.groups())) a->nr_groups = abi::kKeepGroups;
   if (cr.has_cap_eff()) {
     a->has_caps = 1;
     a->cap_eff = cr.cap_eff(), a->cap_prm = cr.cap_prm(), a->cap_inh = cr.cap_inh();

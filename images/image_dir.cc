@@ -154,7 +154,10 @@ ImageDir::~ImageDir() {
 }
 
 Result<UniqueFd> ImageDir::CreateFile(const std::string& name) {
-  UniqueFd fd(::openat(dirfd_.get(), name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  // O_NOFOLLOW: a symlink planted in the directory must not redirect the
+  // write (ckpt may run as root in a directory another user can write to).
+  UniqueFd fd(::openat(dirfd_.get(), name.c_str(),
+                       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd) return Error::Errno("create " + path_ + "/" + name);
   if (::fchmod(fd.get(), 0600) < 0) return Error::Errno("chmod " + name);
   created_.push_back(name);
@@ -198,8 +201,7 @@ Result<ImageWriter> ImageDir::OpenWriter(ImageType t, uint32_t id) {
 
 Result<ImageReader> ImageDir::OpenReader(ImageType t, uint32_t id) const {
   std::string name = FileName(t, id);
-  UniqueFd fd(::openat(dirfd_.get(), name.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error::Errno(path_ + "/" + name);
+  TRY_ASSIGN(UniqueFd fd, OpenRaw(name));
   TRY_ASSIGN(const ImageTypeInfo* info, CheckHeader(fd.get(), name));
   if (info->type != t)
     return Error(name + ": holds a " + info->name + " image, not " + Info(t).name);
@@ -218,8 +220,21 @@ Result<UniqueFd> ImageDir::CreateRaw(const std::string& name) {
 }
 
 Result<UniqueFd> ImageDir::OpenRaw(const std::string& name) const {
-  UniqueFd fd(::openat(dirfd_.get(), name.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error::Errno(path_ + "/" + name);
+  // Images are plain files of this directory: never read through a symlink
+  // (core-1.img -> /etc/shadow) nor from a fifo or device planted here.
+  // O_NONBLOCK keeps a planted fifo from blocking the open; cleared below.
+  UniqueFd fd(::openat(dirfd_.get(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd) {
+    if (errno == ELOOP)
+      return Error(path_ + "/" + name + ": is a symbolic link; images are never read through one",
+                   ELOOP);
+    return Error::Errno(path_ + "/" + name);
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) < 0) return Error::Errno("fstat " + path_ + "/" + name);
+  if (!S_ISREG(st.st_mode))
+    return Error(path_ + "/" + name + ": not a regular file; refused as an image", EINVAL);
+  if (::fcntl(fd.get(), F_SETFL, 0) < 0) return Error::Errno("fcntl " + path_ + "/" + name);
   size_t slash = name.rfind('/');
   if (slash == std::string::npos) {
     TRY(CheckRaw(fd.get(), name));

@@ -249,7 +249,9 @@ void RestoreCreds(RestoreArgs* a) {
   if (a->has_caps) {
     // Keep every capability across the uid changes (so setfsuid and the
     // securebits still work), then set the dumped sets exactly.
-    Check(sys(__NR_prctl, PR_SET_SECUREBITS, kSecbitNoSetuidFixup), "securebits");
+    // Needs CAP_SETPCAP; without it (ckpt run by a plain user,
+    // criu/security.h) the uids do not change and no fixup happens.
+    sys(__NR_prctl, PR_SET_SECUREBITS, kSecbitNoSetuidFixup);
     for (int cap = 0; cap < 64; cap++)
       if (!(a->cap_bnd >> cap & 1)) sys(__NR_prctl, PR_CAPBSET_DROP, cap);
   }
@@ -259,7 +261,8 @@ void RestoreCreds(RestoreArgs* a) {
   sys(__NR_setfsgid, a->gids[3]);
   sys(__NR_setfsuid, a->uids[3]);
   if (!a->has_caps) return;
-  Check(sys(__NR_prctl, PR_SET_SECUREBITS, a->securebits), "securebits", a->securebits);
+  if (sys(__NR_prctl, PR_GET_SECUREBITS) != (long)a->securebits)
+    Check(sys(__NR_prctl, PR_SET_SECUREBITS, a->securebits), "securebits", a->securebits);
   KCapHeader h = {0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
   KCapData d[2] = {
       {uint32_t(a->cap_eff), uint32_t(a->cap_prm), uint32_t(a->cap_inh)},

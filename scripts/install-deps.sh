@@ -10,7 +10,7 @@ PKGS=(
   libbpf-dev libnftnl-dev libmnl-dev
   libgtest-dev
   binutils
-  python3 python3-protobuf iproute2 nftables
+  python3 python3-protobuf iproute2 nftables util-linux libcap2-bin
   busybox-static runc redis-server python3-numpy openjdk-17-jdk-headless podman
   openmpi-bin libopenmpi-dev mpich libmpich-dev
 )

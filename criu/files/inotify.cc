@@ -97,7 +97,8 @@ Result<std::string> Resolve(pid_t pid, const Watch& w) {
     UniqueFd fd(
         open_by_handle_at(mnt.get(), reinterpret_cast<file_handle*>(h.data()), O_PATH | O_CLOEXEC));
     if (!fd) {
-      why = "open_by_handle_at: " + std::string(strerror(errno));
+      why = "open_by_handle_at: " + std::string(strerror(errno)) +
+            (errno == EPERM ? " (it needs CAP_DAC_READ_SEARCH: run ckpt as root)" : "");
       continue;
     }
     auto path = io::ReadLink("/proc/self/fd/" + std::to_string(fd.get()));

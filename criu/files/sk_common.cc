@@ -80,8 +80,34 @@ Result<UniqueFd> GrabTaskSocket(pid_t pid, int fd) {
   return copy;
 }
 
+// The cookie of a socket's network namespace (SO_NETNS_COOKIE, Linux
+// 5.14; no privilege needed), 0 if unknown.
+static uint64_t NetnsCookie(int sk) {
+  constexpr int kSoNetnsCookie = 71;  // asm-generic/socket.h
+  uint64_t cookie = 0;
+  socklen_t len = sizeof(cookie);
+  if (getsockopt(sk, SOL_SOCKET, kSoNetnsCookie, &cookie, &len) < 0) return 0;
+  return cookie;
+}
+
 Status CheckSameNetns(int sk, const std::string& what) {
   UniqueFd ns(ioctl(sk, SIOCGSKNS));
+  // SIOCGSKNS needs CAP_NET_ADMIN (ckpt run by a plain user,
+  // criu/security.h): then the namespaces' cookies are compared, ckpt's
+  // read from a socket of its own.
+  if (!ns && errno == EPERM) {
+    UniqueFd own(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    uint64_t theirs = NetnsCookie(sk), ours = own ? NetnsCookie(own.get()) : 0;
+    if (!theirs || !ours)
+      return Error(what +
+                       ": cannot tell its network namespace (SIOCGSKNS needs CAP_NET_ADMIN, "
+                       "SO_NETNS_COOKIE Linux 5.14)",
+                   EPERM);
+    if (theirs == ours) return Ok();
+    return Error(what +
+                 " belongs to another network namespace than ckpt's: sockets of other "
+                 "network namespaces are not supported");
+  }
   if (!ns) return Error::Errno(what + ": SIOCGSKNS");
   struct stat a, b;
   if (fstat(ns.get(), &a) < 0) return Error::Errno(what + ": fstat of its network namespace");

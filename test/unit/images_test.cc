@@ -560,6 +560,47 @@ TEST_F(ImageDirTest, RawFilesRoundTrip) {
   EXPECT_EQ(missing.error().err(), ENOENT);
 }
 
+// Planted entries (criu/security.h, ckpt run as root on a user's directory):
+// images are never read or written through a symlink, nor read from a fifo.
+TEST(ImageDirPlanted, SymlinkIsNeverFollowed) {
+  TempDir tmp;
+  WriteFileOrDie(tmp / "secret", "do not touch");
+  ASSERT_EQ(::mkdir((tmp / "img").c_str(), 0700), 0);
+  ASSERT_EQ(::symlink((tmp / "secret").c_str(), (tmp / "img/core-1.img").c_str()), 0);
+  ASSERT_EQ(::symlink((tmp / "secret").c_str(), (tmp / "img/pages-1.img").c_str()), 0);
+  {
+    auto d = ImageDir::Open(tmp / "img");
+    ASSERT_TRUE(d.ok());
+    auto r = (*d)->OpenReader(ImageType::kCore, 1);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message().find("core-1.img: is a symbolic link"), std::string::npos)
+        << r.error().message();
+    EXPECT_FALSE((*d)->OpenRaw(PagesFileName(1)).ok());
+  }
+  {
+    auto d = ImageDir::Create(tmp / "img");
+    ASSERT_TRUE(d.ok());
+    auto w = (*d)->OpenWriter(ImageType::kCore, 1);
+    ASSERT_FALSE(w.ok());
+    EXPECT_EQ(w.error().err(), ELOOP) << w.error().message();
+    EXPECT_FALSE((*d)->CreateRaw(PagesFileName(1)).ok());
+  }
+  struct stat st;
+  ASSERT_EQ(::stat((tmp / "secret").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 12);  // not truncated through the link
+}
+
+TEST(ImageDirPlanted, FifoIsRefusedWithoutBlocking) {
+  TempDir tmp;
+  ASSERT_EQ(::mkfifo((tmp / "pages-1.img").c_str(), 0600), 0);
+  auto d = ImageDir::Open(tmp.path());
+  ASSERT_TRUE(d.ok());
+  auto r = (*d)->OpenRaw(PagesFileName(1));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("not a regular file"), std::string::npos)
+      << r.error().message();
+}
+
 // ---------------------------------------------------------------------------
 // Reading bad input: every case is an error with a message, never a crash.
 
