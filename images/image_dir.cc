@@ -201,7 +201,7 @@ Result<ImageWriter> ImageDir::OpenWriter(ImageType t, uint32_t id) {
 
 Result<ImageReader> ImageDir::OpenReader(ImageType t, uint32_t id) const {
   std::string name = FileName(t, id);
-  TRY_ASSIGN(UniqueFd fd, OpenRaw(name));
+  TRY_ASSIGN(UniqueFd fd, OpenPlain(name));
   TRY_ASSIGN(const ImageTypeInfo* info, CheckHeader(fd.get(), name));
   if (info->type != t)
     return Error(name + ": holds a " + info->name + " image, not " + Info(t).name);
@@ -219,7 +219,7 @@ Result<UniqueFd> ImageDir::CreateRaw(const std::string& name) {
   return fd;
 }
 
-Result<UniqueFd> ImageDir::OpenRaw(const std::string& name) const {
+Result<UniqueFd> ImageDir::OpenPlain(const std::string& name) const {
   // Images are plain files of this directory: never read through a symlink
   // (core-1.img -> /etc/shadow) nor from a fifo or device planted here.
   // O_NONBLOCK keeps a planted fifo from blocking the open; cleared below.
@@ -235,6 +235,11 @@ Result<UniqueFd> ImageDir::OpenRaw(const std::string& name) const {
   if (!S_ISREG(st.st_mode))
     return Error(path_ + "/" + name + ": not a regular file; refused as an image", EINVAL);
   if (::fcntl(fd.get(), F_SETFL, 0) < 0) return Error::Errno("fcntl " + path_ + "/" + name);
+  return fd;
+}
+
+Result<UniqueFd> ImageDir::OpenRaw(const std::string& name) const {
+  TRY_ASSIGN(UniqueFd fd, OpenPlain(name));
   size_t slash = name.rfind('/');
   if (slash == std::string::npos) {
     TRY(CheckRaw(fd.get(), name));

@@ -110,6 +110,8 @@ class ImageDir {
   ImageDir(std::string path, UniqueFd fd, bool created, bool writing)
       : path_(std::move(path)), dirfd_(std::move(fd)), created_dir_(created), writing_(writing) {}
   Result<UniqueFd> CreateFile(const std::string& name);
+  // A regular file of this directory, never through a symlink (no checks).
+  Result<UniqueFd> OpenPlain(const std::string& name) const;
 
   std::string path_;
   UniqueFd dirfd_;
