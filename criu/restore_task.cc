@@ -134,11 +134,12 @@ uint64_t CpuTimerTickUs() {
 }
 
 [[noreturn]] void Jump(uint64_t entry, uint64_t args, uint64_t stack_top) {
+  // args goes in rdi by constraint: written by the asm, it could share a
+  // register with entry (clang did so, and jumped into the args).
   asm volatile(
-      "movq %2, %%rsp\n"
-      "movq %1, %%rdi\n"
+      "movq %1, %%rsp\n"
       "jmp *%0\n" ::"r"(entry),
-      "r"(args), "r"(stack_top)
+      "r"(stack_top), "D"(args)
       : "memory");
   __builtin_unreachable();
 }

@@ -262,7 +262,8 @@ void FillSeccompArgs(const TaskSeccomp& s, const pb::TaskCoreEntry& core, abi::R
     r.clone_at = plan[i].second;
     r.chain_off = cur;
     r.nr_chain = uint32_t(chains[i].size());
-    memcpy(base + cur, chains[i].data(), sizeof(uint32_t) * chains[i].size());
+    if (!chains[i].empty())  // data() of an empty vector may be null: memcpy's UB
+      memcpy(base + cur, chains[i].data(), sizeof(uint32_t) * chains[i].size());
     cur += sizeof(uint32_t) * chains[i].size();
     if (i < s.threads.size()) {
       r.seccomp_mode = s.threads[i].mode;

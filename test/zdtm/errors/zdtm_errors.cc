@@ -348,10 +348,12 @@ int main(int argc, char** argv) {
 
   // Namespace layouts ckpt cannot restore: refused before anything is
   // touched, naming the task and the kind.
-  for (auto [arg, want] : {std::pair<const char*, const char*>{"--nested-uts",
-                                                                "in another uts namespace"},
-                           {"--pending-pid", "made a pid namespace for its future children"},
-                           {"--outside-file", "is on a mount outside its mount namespace"}}) {
+  for (auto [arg_, want_] : {std::pair<const char*, const char*>{"--nested-uts",
+                                                                  "in another uts namespace"},
+                             {"--pending-pid", "made a pid namespace for its future children"},
+                             {"--outside-file", "is on a mount outside its mount namespace"}}) {
+    const char* arg = arg_;  // plain copies: clang 14 cannot capture structured bindings
+    const char* want = want_;
     check(std::string("dump-ns") + (arg + 1), [&](const std::string& dir) {
       fs::create_directories(dir + "/run");
       Helper h{0, dir + "/run/out.txt"};

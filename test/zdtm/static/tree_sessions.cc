@@ -336,7 +336,7 @@ void send_ready(int value) {
   }
 }
 
-__attribute__((format(printf, 1, 2))) [[noreturn]] void setup_fail(const char* fmt, ...) {
+[[noreturn]] __attribute__((format(printf, 1, 2))) void setup_fail(const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   say("FAIL: ", fmt, ap);

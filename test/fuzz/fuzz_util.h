@@ -1,0 +1,59 @@
+// Shared by the libFuzzer targets in test/fuzz (one target per file).
+//
+// MemFile: the input as a memfd, reachable by path (/proc/self/fd/N), for
+// readers that open a path. ScratchDir: a private directory under $TMPDIR
+// (default /tmp; mkdtemp), emptied and refilled with the files of one input, removed when
+// the fuzzer exits. Quiet(): logs off, stdout to /dev/null, so a run prints
+// only libFuzzer's own lines.
+//
+// The input format of a directory (UnpackInto, scripts/fuzz-corpus packs
+// real dumps this way): records of
+//   u8 name length (1..64), plus 0x80 for a hole file,
+//   name ([A-Za-z0-9._-], not "." or ".."),
+//   u32 little-endian length, then that many bytes of data (clipped to what
+//   is left); a hole file has no data: it is `length` zero bytes (sparse,
+//   at most kMaxHole), as pages files are packed (only their size matters
+//   before restore).
+// A record with a bad name is skipped; at most kMaxFiles files.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace ckpt::fuzz {
+
+constexpr int kMaxFiles = 64;
+constexpr uint32_t kMaxHole = 256u << 20;
+
+void Quiet();
+
+class MemFile {
+ public:
+  MemFile(const uint8_t* data, size_t size);
+  ~MemFile();
+  MemFile(const MemFile&) = delete;
+  MemFile& operator=(const MemFile&) = delete;
+  int fd() const { return fd_; }
+  std::string path() const { return "/proc/self/fd/" + std::to_string(fd_); }
+
+ private:
+  int fd_;
+};
+
+class ScratchDir {
+ public:
+  // The process's one scratch directory, made on first use.
+  static ScratchDir& Get();
+  const std::string& path() const { return path_; }
+  // Empties the directory, then writes the files packed in data.
+  void UnpackInto(const uint8_t* data, size_t size);
+
+ private:
+  ScratchDir();
+  void Clear();
+  std::string path_;
+  int dirfd_ = -1;
+};
+
+}  // namespace ckpt::fuzz
