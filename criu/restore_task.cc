@@ -215,6 +215,9 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   // A chroot hides /proc: our maps are read through a file opened before.
   UniqueFd maps_fd(open("/proc/self/maps", O_RDONLY | O_CLOEXEC));
   if (!maps_fd) return Error::Errno("open /proc/self/maps");
+  // Audit login uid and membarrier registrations: only the task itself
+  // can set them (criu/sched_state.h), through its /proc: before a chroot.
+  if (t.core.has_sched()) TRY(RestoreSchedInside(t.core.sched(), tf.in_user_ns));
   if (t.fs.root() != "/" && chroot(t.fs.root().c_str()) < 0)
     return Error::Errno("chroot " + t.fs.root());
   // A chroot'ed task's cwd was read from outside its root: made relative to it.
@@ -487,9 +490,6 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   FillSeccompArgs(t.seccomp, c, a, seccomp_off);
   FillLsmArgs(t.lsm, a, lsm_off);
 
-  // Audit login uid and membarrier registrations: only the task itself
-  // can set them (criu/sched_state.h).
-  if (t.core.has_sched()) TRY(RestoreSchedInside(t.core.sched(), tf.in_user_ns));
   // glibc registered rseq for ckpt's thread in memory the restorer is about
   // to unmap: the kernel would fault writing it. Unregister it first.
   if (__rseq_size > 0) {

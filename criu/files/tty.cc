@@ -507,10 +507,20 @@ Status ApplySlaveOwner(int master, const pb::PtyEntry& p, const pb::UserNsEntry*
   UniqueFd node(ioctl(master, TIOCGPTPEER, O_PATH | O_NOCTTY | O_CLOEXEC));
   if (!node) return Error::Errno("TIOCGPTPEER (O_PATH)");
   std::string path = "/proc/self/fd/" + std::to_string(node.get());
-  if (chown(path.c_str(), ns::UidInside(user_ns, p.slave_uid()),
-            ns::GidInside(user_ns, p.slave_gid())) < 0)
-    return Error::Errno("owner " + std::to_string(p.slave_uid()) + ":" +
-                        std::to_string(p.slave_gid()) + " of the new pty slave");
+  uid_t uid = ns::UidInside(user_ns, p.slave_uid());
+  gid_t gid = ns::GidInside(user_ns, p.slave_gid());
+  struct stat st;
+  if (fstat(node.get(), &st) < 0) return Error::Errno("stat the new pty slave");
+  if ((st.st_uid != uid || st.st_gid != gid) && chown(path.c_str(), uid, gid) < 0) {
+    // In a user namespace, a devpts whose group (tty) is not mapped there
+    // lets nobody inside change the node's owner.
+    if (!(user_ns && errno == EPERM))
+      return Error::Errno("owner " + std::to_string(p.slave_uid()) + ":" +
+                          std::to_string(p.slave_gid()) + " of the new pty slave");
+    LOG_WARN("pty slave: owner " + std::to_string(uid) + ":" + std::to_string(gid) +
+             " cannot be set inside the tree's user namespace (devpts ids not mapped there); it "
+             "stays " + std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid));
+  }
   if (chmod(path.c_str(), p.slave_mode() & 07777) < 0)
     return Error::Errno("mode of the new pty slave");
   return Ok();

@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "cgroup_test_util.h"
+#include "images/image_check.h"
 #include "proto/cgroup.pb.h"
 
 namespace ckpt {
@@ -170,7 +171,9 @@ bool RewriteImage(const std::string& file, void (*mangle)(pb::CgroupEntry&)) {
   mangle(e);
   std::string msg = e.SerializeAsString();
   len = uint32_t(msg.size());
-  std::string out = raw.substr(0, 8) + std::string(reinterpret_cast<char*>(&len), 4) + msg;
+  // Sealed again (images/image_check.h): a changed image is otherwise refused as damaged.
+  std::string out =
+      images::SealImage(raw.substr(0, 8) + std::string(reinterpret_cast<char*>(&len), 4) + msg);
   std::ofstream o(file, std::ios::binary | std::ios::trunc);
   o << out;
   return bool(o);
