@@ -64,15 +64,18 @@ def kill_children():
                 break
 
 
-def main(name, run, missing=None, cleanup=None):
+def main(name, run, missing=None, cleanup=None, add_args=None):
     """argv: --ckpt PATH --workdir DIR. `missing()` names what the machine
     lacks (the test fails saying so), `run(args, workdir)` is the test,
-    `cleanup()` removes what it made outside the work directory."""
+    `cleanup()` removes what it made outside the work directory,
+    `add_args(parser)` adds the test's own options."""
     global _name
     _name = name
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--workdir", required=True)
+    if add_args:
+        add_args(ap)
     a = ap.parse_args()
     lack = missing() if missing else None
     if lack:
