@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "isolate.h"
 
 namespace fs = std::filesystem;
 using namespace zdtm;
@@ -59,24 +60,6 @@ std::string Join(const std::vector<std::string>& v, const char* sep = ", ") {
   return out;
 }
 
-// Own mount, network and IPC namespaces; fresh /dev/shm and /tmp.
-std::string Isolate() {
-  if (unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC) < 0)
-    return std::string("unshare: ") + strerror(errno);
-  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0)
-    return std::string("making / private: ") + strerror(errno);
-  for (const char* d : {"/dev/shm", "/tmp"})
-    if (mount("fault-matrix", d, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
-      return std::string("tmpfs on ") + d + ": " + strerror(errno);
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  struct ifreq ifr = {};
-  strcpy(ifr.ifr_name, "lo");
-  if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0) return "reading lo's flags";
-  ifr.ifr_flags = short(ifr.ifr_flags | IFF_UP);
-  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) return "bringing lo up";
-  close(s);
-  return "";
-}
 
 // What a dump must leave as it found it, per process of the tree.
 struct ProcState {
@@ -345,7 +328,7 @@ int main(int argc, char** argv) {
   g_victim = fs::absolute(g_victim).string();
   g_workdir = fs::absolute(g_workdir).string();
   harness_init();
-  if (std::string e = Isolate(); !e.empty()) {
+  if (std::string e = faulttest::Isolate("fault-matrix", {g_ckpt, g_victim, g_workdir}); !e.empty()) {
     fprintf(stderr, "fault-matrix: %s\n", e.c_str());
     return 1;
   }

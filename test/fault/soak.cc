@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "isolate.h"
 
 namespace fs = std::filesystem;
 using namespace zdtm;
@@ -44,22 +45,6 @@ namespace {
 
 std::string g_ckpt, g_victim, g_workdir;
 
-std::string Isolate() {
-  if (unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC) < 0)
-    return std::string("unshare: ") + strerror(errno);
-  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) return "making / private";
-  for (const char* d : {"/dev/shm", "/tmp"})
-    if (mount("soak", d, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
-      return std::string("tmpfs on ") + d;
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  struct ifreq ifr = {};
-  strcpy(ifr.ifr_name, "lo");
-  if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0) return "reading lo's flags";
-  ifr.ifr_flags = short(ifr.ifr_flags | IFF_UP);
-  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) return "bringing lo up";
-  close(s);
-  return "";
-}
 
 // ckpt with its peak RSS (KiB) from wait4.
 struct Run {
@@ -231,7 +216,7 @@ int main(int argc, char** argv) {
   g_victim = fs::absolute(g_victim).string();
   g_workdir = fs::absolute(g_workdir).string();
   harness_init();
-  if (std::string e = Isolate(); !e.empty()) {
+  if (std::string e = faulttest::Isolate("soak", {g_ckpt, g_victim, g_workdir}); !e.empty()) {
     fprintf(stderr, "soak: %s\n", e.c_str());
     return 1;
   }
