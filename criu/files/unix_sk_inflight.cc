@@ -1,0 +1,59 @@
+// Pipes in flight in the unix socket queues of the dumped tree (unix_sk.h):
+// a pipe end held by the tree whose other end is in flight is not "held
+// outside the tree" (pipe.cc asks before it calls a pipe external).
+#include <dirent.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+
+#include "criu/files/flock.h"
+#include "criu/files/sk_common.h"
+#include "criu/files/unix_sk.h"
+
+namespace ckpt::files {
+
+bool PipeSideInFlight(uint64_t ino, bool write_side) {
+  DIR* d = opendir("/proc");
+  if (!d) return false;
+  bool found = false;
+  while (dirent* p = readdir(d)) {
+    if (found) break;
+    if (p->d_name[0] < '1' || p->d_name[0] > '9') continue;
+    pid_t pid = pid_t(atoi(p->d_name));
+    if (!SeizedByUs(pid)) continue;
+    std::string dir = std::string("/proc/") + p->d_name + "/fd";
+    DIR* fds = opendir(dir.c_str());
+    if (!fds) continue;
+    while (dirent* f = readdir(fds)) {
+      if (found) break;
+      if (f->d_name[0] == '.') continue;
+      char buf[64];
+      ssize_t n = readlinkat(dirfd(fds), f->d_name, buf, sizeof(buf) - 1);
+      if (n < 8 || memcmp(buf, "socket:[", 8) != 0) continue;
+      auto sk = GrabTaskSocket(pid, atoi(f->d_name));
+      if (!sk.ok()) continue;
+      int dom = 0, type = 0;
+      socklen_t l = sizeof(int);
+      if (getsockopt(sk->get(), SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0 || dom != AF_UNIX) continue;
+      l = sizeof(int);
+      if (getsockopt(sk->get(), SOL_SOCKET, SO_TYPE, &type, &l) < 0) continue;
+      auto q = PeekUnixQueue(sk->get(), type, false);
+      if (!q.ok()) continue;  // a listener, or a queue the dump refuses itself
+      for (const QueuedMessage& m : *q)
+        for (const UniqueFd& h : m.fds) {
+          struct stat st;
+          if (fstat(h.get(), &st) < 0 || !S_ISFIFO(st.st_mode) || st.st_ino != ino) continue;
+          int acc = fcntl(h.get(), F_GETFL) & O_ACCMODE;
+          if (acc == O_RDWR || (acc == O_WRONLY) == write_side) found = true;
+        }
+    }
+    closedir(fds);
+  }
+  closedir(d);
+  return found;
+}
+
+}  // namespace ckpt::files
