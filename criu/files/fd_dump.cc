@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "criu/files/file_context.h"
+#include "criu/files/unix_sk.h"
 #include "proto/fdinfo.pb.h"
 
 namespace ckpt::files {
@@ -90,41 +91,24 @@ Status FdDumper::AddTask(images::ImageDir& dir, const TaskFds& task) {
   return fdw.Close();
 }
 
-// Files in flight: only kinds whose entry says all there is to say about
-// the open file when ckpt is the one holding it.
-static bool KindInFlightOk(pb::FileKind k) {
-  return k == pb::FILE_REG || k == pb::FILE_GHOST || k == pb::FILE_PIPE ||
-         k == pb::FILE_UNIX_SK || k == pb::FILE_EVENTFD || k == pb::FILE_MEMFD;
-}
-
 Result<uint32_t> FdDumper::AddHeld(UniqueFd fd, const std::string& what) {
   pid_t self = getpid();
   auto c = InspectFd(self, fd.get(), FdOptions{});
   if (!c.ok()) return Error(what + ": " + c.error().message());
-  auto h = Classify(*c);
-  if (!h.ok()) {  // "pid <ckpt> fd N: <kind> is not supported": ckpt's own fd means nothing
-    std::string m = h.error().message();
-    size_t p = m.find(": ");
-    return Error(what + ": a file in flight (" + c->link + "): " +
-                 (p == std::string::npos ? m : m.substr(p + 2)));
-  }
-  if (!KindInFlightOk((*h)->kind))
-    return Error(what + ": a " + (*h)->name + " (" + c->link +
-                 ") in flight is not supported (only regular files, pipes, unix sockets, "
-                 "eventfds and memfds are)");
+  TRY_ASSIGN(const FileHandler* h, ClassifyInFlight(*c, what));
   held_.push_back(std::make_unique<FdContext>(std::move(*c)));
   held_fds_.push_back(std::move(fd));
   const FdContext& hc = *held_.back();
   auto [it, added] = seen_.emplace(FileKey{self, &hc}, next_id_);
   if (!added) return it->second;  // the same open file as one seen before
   uint32_t id = next_id_++;
-  if ((*h)->check) TRY((*h)->check(hc, ctx_->task_fds()), what);
+  if (h->check) TRY(h->check(hc, ctx_->task_fds()), what);
   pb::FileEntry fe;
   fe.set_id(id);
-  fe.set_kind((*h)->kind);
-  TRY((*h)->dump(hc, *ctx_, &fe), what + ": " + (*h)->name + " " + hc.link);
+  fe.set_kind(h->kind);
+  TRY(h->dump(hc, *ctx_, &fe), what + ": " + h->name + " " + hc.link);
   TRY(files_.Write(fe));
-  LOG_DBG(what + ": " + (*h)->name + " " + hc.link + " in flight (file " + std::to_string(id) +
+  LOG_DBG(what + ": " + h->name + " " + hc.link + " in flight (file " + std::to_string(id) +
           ")");
   return id;
 }

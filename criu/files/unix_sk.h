@@ -66,6 +66,13 @@ Result<std::vector<QueuedMessage>> PeekUnixQueue(int fd, int type, bool rcv_shut
 // unix_sk_inflight.cc: whether a unix socket queue of the seized tree holds
 // pipe `ino` in flight, on its write side or its read side.
 bool PipeSideInFlight(uint64_t ino, bool write_side);
+// The handler of a file in flight (c: ckpt's own copy), or why it is
+// refused: only regular files, pipes, unix sockets, eventfds and memfds
+// are dumped in flight. `what` names it in errors.
+Result<const FileHandler*> ClassifyInFlight(const FdContext& c, const std::string& what);
+// Refuses early (before infection) a queue of socket sk (ckpt's copy fd)
+// carrying files in flight of other kinds.
+Status CheckQueueInFlight(const FdContext& sk, int fd, int type, bool rcv_shut);
 Status CheckUnixSk(const FdContext& c, const std::vector<FdContext>& all);
 Status DumpUnixSk(const FdContext& c, DumpContext& ctx, pb::FileEntry* e);
 

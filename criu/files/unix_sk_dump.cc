@@ -192,6 +192,11 @@ Status Check(const FdContext& c, const std::vector<FdContext>& all) {
     return Error(
         "unix socket waiting in the accept queue of a listener has sent data that "
         "cannot be read without accepting the connection: not supported");
+  bool readable = d.state != TCP_LISTEN && (d.type == SOCK_DGRAM || d.state == TCP_ESTABLISHED);
+  if (readable && (d.rqueue > 0 || d.type == SOCK_DGRAM)) {
+    TRY_ASSIGN(UniqueFd fd, GrabTaskSocket(c.pid, c.fd));
+    TRY(CheckQueueInFlight(c, fd.get(), d.type, d.shutdown & 1));
+  }
   if (d.state == TCP_LISTEN && !c.ext_unix_sk)
     for (uint32_t i : d.icons) {
       if (i == 0) continue;

@@ -8,12 +8,43 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <unistd.h>
 
 #include "criu/files/flock.h"
 #include "criu/files/sk_common.h"
 #include "criu/files/unix_sk.h"
 
 namespace ckpt::files {
+
+Result<const FileHandler*> ClassifyInFlight(const FdContext& c, const std::string& what) {
+  auto h = Classify(c);
+  if (!h.ok()) {  // "pid <ckpt> fd N: <kind> is not supported": ckpt's own fd means nothing
+    std::string m = h.error().message();
+    size_t p = m.find(": ");
+    return Error(what + ": a file in flight (" + c.link +
+                 "): " + (p == std::string::npos ? m : m.substr(p + 2)));
+  }
+  pb::FileKind k = (*h)->kind;
+  if (k != pb::FILE_REG && k != pb::FILE_GHOST && k != pb::FILE_PIPE && k != pb::FILE_UNIX_SK &&
+      k != pb::FILE_EVENTFD && k != pb::FILE_MEMFD)
+    return Error(what + ": a " + (*h)->name + " (" + c.link +
+                 ") in flight is not supported (only regular files, pipes, unix sockets, "
+                 "eventfds and memfds are)");
+  return *h;
+}
+
+Status CheckQueueInFlight(const FdContext& sk, int fd, int type, bool rcv_shut) {
+  TRY_ASSIGN(std::vector<QueuedMessage> q, PeekUnixQueue(fd, type, rcv_shut));
+  for (size_t i = 0; i < q.size(); i++)
+    for (size_t k = 0; k < q[i].fds.size(); k++) {
+      std::string what = Where(sk) + ": unix socket queue message " + std::to_string(i + 1) +
+                         ", file in flight " + std::to_string(k + 1);
+      auto c = InspectFd(getpid(), q[i].fds[k].get(), FdOptions{});
+      if (!c.ok()) return Error(what + ": " + c.error().message());
+      TRY(ClassifyInFlight(*c, what));
+    }
+  return Ok();
+}
 
 bool PipeSideInFlight(uint64_t ino, bool write_side) {
   DIR* d = opendir("/proc");
