@@ -107,6 +107,7 @@ Result<uint32_t> FdDumper::AddHeld(UniqueFd fd, const std::string& what) {
   fe.set_id(id);
   fe.set_kind(h->kind);
   TRY(h->dump(hc, *ctx_, &fe), what + ": " + h->name + " " + hc.link);
+  if (fe.has_reg()) fe.mutable_reg()->set_holder(what);  // not ckpt's own pid and fd
   TRY(files_.Write(fe));
   LOG_DBG(what + ": " + h->name + " " + hc.link + " in flight (file " + std::to_string(id) +
           ")");
