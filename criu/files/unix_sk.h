@@ -70,9 +70,9 @@ bool PipeSideInFlight(uint64_t ino, bool write_side);
 // refused: only regular files, pipes, unix sockets, eventfds and memfds
 // are dumped in flight. `what` names it in errors.
 Result<const FileHandler*> ClassifyInFlight(const FdContext& c, const std::string& what);
-// Refuses early (before infection) a queue of socket sk (ckpt's copy fd)
+// Refuses early (before infection) a unix socket queue (ckpt's copy fd)
 // carrying files in flight of other kinds.
-Status CheckQueueInFlight(const FdContext& sk, int fd, int type, bool rcv_shut);
+Status CheckQueueInFlight(int fd, int type, bool rcv_shut);
 Status CheckUnixSk(const FdContext& c, const std::vector<FdContext>& all);
 Status DumpUnixSk(const FdContext& c, DumpContext& ctx, pb::FileEntry* e);
 

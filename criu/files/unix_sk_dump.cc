@@ -195,7 +195,7 @@ Status Check(const FdContext& c, const std::vector<FdContext>& all) {
   bool readable = d.state != TCP_LISTEN && (d.type == SOCK_DGRAM || d.state == TCP_ESTABLISHED);
   if (readable && (d.rqueue > 0 || d.type == SOCK_DGRAM)) {
     TRY_ASSIGN(UniqueFd fd, GrabTaskSocket(c.pid, c.fd));
-    TRY(CheckQueueInFlight(c, fd.get(), d.type, d.shutdown & 1));
+    TRY(CheckQueueInFlight(fd.get(), d.type, d.shutdown & 1));
   }
   if (d.state == TCP_LISTEN && !c.ext_unix_sk)
     for (uint32_t i : d.icons) {
@@ -507,7 +507,7 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
   for (size_t i = 0; i < q.size(); i++) {
     QueuedMessage& m = q[i];
     for (size_t k = 0; k < m.fds.size(); k++) {
-      std::string what = Where(c) + ": unix socket queue message " + std::to_string(i + 1) +
+      std::string what = "unix socket queue message " + std::to_string(i + 1) +
                          ", file in flight " + std::to_string(k + 1);
       TRY_ASSIGN(uint32_t id, ctx.DumpHeldFile(std::move(m.fds[k]), what));
       recs[i].add_fds(id);

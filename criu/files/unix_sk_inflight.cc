@@ -33,11 +33,11 @@ Result<const FileHandler*> ClassifyInFlight(const FdContext& c, const std::strin
   return *h;
 }
 
-Status CheckQueueInFlight(const FdContext& sk, int fd, int type, bool rcv_shut) {
+Status CheckQueueInFlight(int fd, int type, bool rcv_shut) {
   TRY_ASSIGN(std::vector<QueuedMessage> q, PeekUnixQueue(fd, type, rcv_shut));
   for (size_t i = 0; i < q.size(); i++)
     for (size_t k = 0; k < q[i].fds.size(); k++) {
-      std::string what = Where(sk) + ": unix socket queue message " + std::to_string(i + 1) +
+      std::string what = "unix socket queue message " + std::to_string(i + 1) +
                          ", file in flight " + std::to_string(k + 1);
       auto c = InspectFd(getpid(), q[i].fds[k].get(), FdOptions{});
       if (!c.ok()) return Error(what + ": " + c.error().message());
