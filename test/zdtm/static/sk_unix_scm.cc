@@ -7,11 +7,15 @@
 //                   both closed by the test: only the message holds them
 //          "sock"   the test's own socket q0 of socketpair q0/q1
 //          "last"   no files
+//   t0/t1  a stream socketpair: "abc" with a memfd (holding "memfd data",
+//          closed by the test), then "def" without files
 // After restore: each message with its data and exactly its files; the
 // pipe carries what is written to the kept write end; f's offset is shared
 // with the test's own fd (one open file); g and the eventfd kept their
-// offset, contents and count; q0 in flight is the test's q0.
+// offset, contents and count; q0 in flight is the test's q0; the stream
+// gives "abc" with the memfd, then "def" alone.
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <vector>
@@ -115,8 +119,14 @@ int main(int argc, char** argv) {
   close(p[0]);
   close(g);
   close(ev);
-  struct stat q0st;
-  if (fstat(q[0], &q0st)) fail("fstat: %s", strerror(errno));
+  int t[2];
+  sk::pair(SOCK_STREAM, t);
+  int mfd = memfd_create("sk_unix_scm", MFD_CLOEXEC);
+  if (mfd < 0) fail("memfd_create: %s", strerror(errno));
+  if (write(mfd, "memfd data", 10) != 10) fail("memfd write: %s", strerror(errno));
+  send_with_fds(t[0], "abc", {mfd}, "abc");
+  close(mfd);
+  sk::send_all(t[0], "def", "def");
 
   test_ready();
   test_wait();
@@ -149,12 +159,21 @@ int main(int argc, char** argv) {
   expect(s[1], &fds, "sock", 1);
   struct stat st;
   if (fstat(fds[0], &st) || !S_ISSOCK(st.st_mode)) fail("sock: not a socket");
+  struct stat q0st;
+  if (fstat(q[0], &q0st) || q0st.st_ino != st.st_ino) fail("sock: the socket in flight is not q0");
   sk::send_msg(fds[0], "via", "sock");
   if (sk::recv_msg(q[1], "q1") != "via") fail("sock: the socket in flight is not q0's peer's");
   sk::send_msg(q[1], "back", "q1");
   if (sk::recv_msg(q[0], "q0") != "back") fail("q0 no longer carries packets");
 
   expect(s[1], &fds, "last", 0);
+
+  // A stream read stops after the bytes that carry files.
+  expect(t[1], &fds, "abc", 1);
+  if (read_at(fds[0], 10, 0, "memfd") != "memfd data") fail("memfd: wrong contents");
+  if (pos_of(fds[0]) != 10) fail("memfd: offset %ld, want 10", long(pos_of(fds[0])));
+  expect(t[1], &fds, "def", 0);
+  sk::expect_eagain(t[1], "t1");
   sk::expect_eagain(s[1], "s1");
   sk::send_msg(s[0], "again", "s0");
   if (sk::recv_msg(s[1], "s1") != "again") fail("s0/s1 no longer carry packets");
