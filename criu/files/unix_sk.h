@@ -66,6 +66,8 @@ Result<std::vector<QueuedMessage>> PeekUnixQueue(int fd, int type, bool rcv_shut
 // unix_sk_inflight.cc: whether a unix socket queue of the seized tree holds
 // pipe `ino` in flight, on its write side or its read side.
 bool PipeSideInFlight(uint64_t ino, bool write_side);
+// ... holds unix socket `ino` in flight.
+bool SocketInFlight(uint64_t ino);
 // The handler of a file in flight (c: ckpt's own copy), or why it is
 // refused: only regular files, pipes, unix sockets, eventfds and memfds
 // are dumped in flight. `what` names it in errors.

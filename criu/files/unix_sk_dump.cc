@@ -187,6 +187,11 @@ Status Check(const FdContext& c, const std::vector<FdContext>& all) {
   TRY_ASSIGN(UnixDiag d, Diag(c));
   TreeSockets tree(c, all);
   TRY_ASSIGN(Peer p, PeerOf(d, tree));
+  if (p.kind == Peer::kOutside && p.ino && SocketInFlight(p.ino))
+    return Error("unix " + std::string(UnixTypeName(d.type)) + " socket whose peer (socket:[" +
+                 std::to_string(p.ino) +
+                 "]) is held only by a message in flight in a unix socket queue (SCM_RIGHTS): "
+                 "not supported");
   if (p.kind == Peer::kOutside) TRY(RefuseOutside(d, p, c.ext_unix_sk));
   if (p.kind == Peer::kWaiting && d.wqueue > 0)
     return Error(

@@ -1,12 +1,15 @@
-// Pipes in flight in the unix socket queues of the dumped tree (unix_sk.h):
-// a pipe end held by the tree whose other end is in flight is not "held
-// outside the tree" (pipe.cc asks before it calls a pipe external).
+// Files in flight in the unix socket queues of the dumped tree (unix_sk.h):
+// which kinds are dumped in flight; a pipe end held by the tree whose other
+// end is in flight is not "held outside the tree" (pipe.cc asks before it
+// calls a pipe external); a socket whose peer is only in flight is refused
+// as such rather than as connected outside.
 #include <dirent.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -46,7 +49,11 @@ Status CheckQueueInFlight(int fd, int type, bool rcv_shut) {
   return Ok();
 }
 
-bool PipeSideInFlight(uint64_t ino, bool write_side) {
+namespace {
+
+// Whether match() says yes to one of the files in flight in the unix
+// socket queues of the seized tree (ckpt's own copies, closed again).
+bool AnyInFlight(const std::function<bool(int fd, const struct stat& st)>& match) {
   DIR* d = opendir("/proc");
   if (!d) return false;
   bool found = false;
@@ -76,15 +83,28 @@ bool PipeSideInFlight(uint64_t ino, bool write_side) {
       for (const QueuedMessage& m : *q)
         for (const UniqueFd& h : m.fds) {
           struct stat st;
-          if (fstat(h.get(), &st) < 0 || !S_ISFIFO(st.st_mode) || st.st_ino != ino) continue;
-          int acc = fcntl(h.get(), F_GETFL) & O_ACCMODE;
-          if (acc == O_RDWR || (acc == O_WRONLY) == write_side) found = true;
+          if (fstat(h.get(), &st) == 0 && match(h.get(), st)) found = true;
         }
     }
     closedir(fds);
   }
   closedir(d);
   return found;
+}
+
+}  // namespace
+
+bool PipeSideInFlight(uint64_t ino, bool write_side) {
+  return AnyInFlight([&](int fd, const struct stat& st) {
+    if (!S_ISFIFO(st.st_mode) || st.st_ino != ino) return false;
+    int acc = fcntl(fd, F_GETFL) & O_ACCMODE;
+    return acc == O_RDWR || (acc == O_WRONLY) == write_side;
+  });
+}
+
+bool SocketInFlight(uint64_t ino) {
+  return AnyInFlight(
+      [&](int, const struct stat& st) { return S_ISSOCK(st.st_mode) && st.st_ino == ino; });
 }
 
 }  // namespace ckpt::files

@@ -1,8 +1,11 @@
 // scm_unsupported: a helper for zdtm-errors, not a round-trip test. Holds
 // a seqpacket socketpair whose queue holds a message carrying a timerfd in
-// flight (a kind ckpt does not dump in flight), and closed its own copy. A
-// refused dump must leave it untouched: on SIGTERM it checks that the
-// message is still queued with its timerfd, still armed as it was.
+// flight (a kind ckpt does not dump in flight), and closed its own copy.
+// With --peer-in-flight the file in flight is instead one end of another
+// socketpair, whose other end the helper keeps. A refused dump must leave
+// it untouched: on SIGTERM it checks that the message is still queued with
+// its file (the timerfd still armed as it was; the socket still the kept
+// one's peer).
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -14,7 +17,9 @@
 
 int main(int argc, char** argv) {
   test_init(argc, argv);
-  int sv[2];
+  bool peer = argc > 1 && strcmp(argv[1], "--peer-in-flight") == 0;
+  int sv[2], z[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, z)) fail("socketpair: %s", strerror(errno));
   if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv)) fail("socketpair: %s", strerror(errno));
   int t = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
   if (t < 0) fail("timerfd_create: %s", strerror(errno));
@@ -33,9 +38,10 @@ int main(int argc, char** argv) {
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &t, sizeof(int));
+  memcpy(CMSG_DATA(c), peer ? &z[0] : &t, sizeof(int));
   if (sendmsg(sv[0], &m, 0) != 5) fail("sendmsg: %s", strerror(errno));
   close(t);
+  close(z[0]);
 
   test_ready();
   test_wait();
@@ -55,9 +61,14 @@ int main(int argc, char** argv) {
     fail("the message no longer carries exactly one file");
   int got;
   memcpy(&got, CMSG_DATA(rc), sizeof(int));
-  itimerspec cur;
-  if (timerfd_gettime(got, &cur)) fail("the file in flight is no timerfd: %s", strerror(errno));
-  if (cur.it_value.tv_sec < 90000) fail("the timerfd in flight was disarmed or changed");
+  if (peer) {
+    if (send(got, "z", 1, 0) != 1 || recv(z[1], buf, 1, MSG_DONTWAIT) != 1 || buf[0] != 'z')
+      fail("the socket in flight is no longer the kept socket's peer");
+  } else {
+    itimerspec cur;
+    if (timerfd_gettime(got, &cur)) fail("the file in flight is no timerfd: %s", strerror(errno));
+    if (cur.it_value.tv_sec < 90000) fail("the timerfd in flight was disarmed or changed");
+  }
   char more;
   if (recv(sv[1], &more, 1, MSG_DONTWAIT) != -1) fail("more was queued than the test sent");
   pass();
