@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "criu/files/file_context.h"
+#include "criu/files/unix_sk.h"
 #include "proto/fdinfo.pb.h"
 
 namespace ckpt::files {
@@ -67,6 +68,8 @@ Status FdDumper::AddTask(images::ImageDir& dir, const TaskFds& task) {
     by_fd[c.fd] = ids[i];
   }
   ctx_->SetTask(&t.fds, std::move(by_fd));
+  ctx_->set_held_file_dumper(
+      [this](UniqueFd fd, const std::string& what) { return AddHeld(std::move(fd), what); });
   TRY_ASSIGN(images::ImageWriter fdw, dir.OpenWriter(images::ImageType::kFdinfo, pid));
   for (size_t i = 0; i < t.fds.size(); i++) {
     const FdContext& c = t.fds[i];
@@ -86,6 +89,29 @@ Status FdDumper::AddTask(images::ImageDir& dir, const TaskFds& task) {
             std::to_string(ids[i]) + ")");
   }
   return fdw.Close();
+}
+
+Result<uint32_t> FdDumper::AddHeld(UniqueFd fd, const std::string& what) {
+  pid_t self = getpid();
+  auto c = InspectFd(self, fd.get(), FdOptions{});
+  if (!c.ok()) return Error(what + ": " + c.error().message());
+  TRY_ASSIGN(const FileHandler* h, ClassifyInFlight(*c, what));
+  held_.push_back(std::make_unique<FdContext>(std::move(*c)));
+  held_fds_.push_back(std::move(fd));
+  const FdContext& hc = *held_.back();
+  auto [it, added] = seen_.emplace(FileKey{self, &hc}, next_id_);
+  if (!added) return it->second;  // the same open file as one seen before
+  uint32_t id = next_id_++;
+  if (h->check) TRY(h->check(hc, ctx_->task_fds()), what);
+  pb::FileEntry fe;
+  fe.set_id(id);
+  fe.set_kind(h->kind);
+  TRY(h->dump(hc, *ctx_, &fe), what + ": " + h->name + " " + hc.link);
+  if (fe.has_reg()) fe.mutable_reg()->set_holder(what);  // not ckpt's own pid and fd
+  TRY(files_.Write(fe));
+  LOG_DBG(what + ": " + h->name + " " + hc.link + " in flight (file " + std::to_string(id) +
+          ")");
+  return id;
 }
 
 Status FdDumper::Close() {

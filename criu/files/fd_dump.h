@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "criu/files/file_context.h"
 #include "criu/files/file_types.h"
 #include "images/image_dir.h"
@@ -56,11 +57,15 @@ class FdDumper {
   struct FileOrder {
     bool operator()(const FileKey& a, const FileKey& b) const;
   };
+  // A file ckpt holds (in flight in a unix socket queue): DumpContext::DumpHeldFile.
+  Result<uint32_t> AddHeld(UniqueFd fd, const std::string& what);
   images::ImageWriter files_;
   std::unique_ptr<DumpContext> ctx_;
   uint32_t next_id_ = 1;
   std::map<FileKey, uint32_t, FileOrder> seen_;  // -> file id
   std::vector<std::unique_ptr<TaskFds>> keep_;  // what seen_ points into
+  std::vector<std::unique_ptr<FdContext>> held_;  // held files, also in seen_
+  std::vector<UniqueFd> held_fds_;  // open while the dump runs (kcmp needs them)
 };
 
 }  // namespace ckpt::files

@@ -106,6 +106,31 @@ Result<std::map<uint32_t, int>> OpenFiles(const images::ImageDir& dir,
     }
     RestoreOpts ro = o;
     ro.ctx = &ctx;
+    // Opens one entry whose dependencies are open, at its place.
+    auto open_one = [&](const pb::FileEntry& fe) -> Result<int> {
+      std::string what = "file " + std::to_string(fe.id());
+      const FileHandler* h = HandlerFor(fe.kind());
+      if (!h) return Error(what + ": unknown kind");
+      // --inherit-fd: the caller's fd stands for this file (inherit_fd.h).
+      int inherited = o.inherited ? o.inherited->Find(fe) : -1;
+      TRY_ASSIGN(int fd, inherited >= 0 ? OpenInherited(fe, inherited, ctx) : h->open(fe, ro),
+                 what + " (" + h->name + ")");
+      TRY_ASSIGN(int placed, PlaceFile(fd, homes, fe.id(), min_fd), what);
+      opened[fe.id()] = placed;
+      return placed;
+    };
+    // A file in flight in a unix socket queue, wanted before its turn.
+    ctx.set_opener([&](uint32_t id) -> Result<int> {
+      auto f = files.find(id);
+      if (f == files.end()) return Error("file " + std::to_string(id) + " is not in the image");
+      const FileHandler* h = HandlerFor(f->second.kind());
+      if (h && h->deps)
+        for (uint32_t d : h->deps(f->second))
+          if (!opened.count(d))
+            return Error("file " + std::to_string(id) + ": wanted before file " +
+                         std::to_string(d) + " it depends on is open");
+      return open_one(f->second);
+    });
     // Passes over what is left until everything is open; each pass opens
     // at least one entry whose dependencies are all open, or we are stuck.
     std::set<uint32_t> left;
@@ -113,6 +138,11 @@ Result<std::map<uint32_t, int>> OpenFiles(const images::ImageDir& dir,
     while (!left.empty()) {
       bool progress = false;
       for (auto it = left.begin(); it != left.end();) {
+        if (opened.count(*it)) {  // opened early (RestoreContext::OpenNow)
+          it = left.erase(it);
+          progress = true;
+          continue;
+        }
         const pb::FileEntry& fe = files.at(*it);
         std::string what = "file " + std::to_string(fe.id());
         const FileHandler* h = HandlerFor(fe.kind());
@@ -129,18 +159,14 @@ Result<std::map<uint32_t, int>> OpenFiles(const images::ImageDir& dir,
           ++it;
           continue;
         }
-        // --inherit-fd: the caller's fd stands for this file (inherit_fd.h).
-        int inherited = o.inherited ? o.inherited->Find(fe) : -1;
-        TRY_ASSIGN(int fd, inherited >= 0 ? OpenInherited(fe, inherited, ctx) : h->open(fe, ro),
-                   what + " (" + h->name + ")");
-        TRY_ASSIGN(int placed, PlaceFile(fd, homes, fe.id(), min_fd), what);
-        opened[fe.id()] = placed;
+        TRY(open_one(fe));
         it = left.erase(it);
         progress = true;
       }
       if (!progress)
         return Error("file " + std::to_string(*left.begin()) + ": its dependencies form a cycle");
     }
+    ctx.set_opener(nullptr);
   }  // the context closes what it kept (e.g. pipe ends nobody had)
   guard.done = true;
   return opened;

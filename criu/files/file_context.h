@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "criu/files/file_types.h"
 #include "criu/files/inet_sk.h"  // InetOptDefaults
 #include "images/image_dir.h"
@@ -87,6 +89,18 @@ class DumpContext {
   // the dumped tree (restoring it would cut that process off).
   Status Finish() const;
 
+  // A file ckpt itself holds (one in flight in a unix socket queue, got by
+  // peeking it: unix_sk_scm.h), dumped like a file of the tree: its entry is
+  // shared with any fd of the tree that is the same open file. Keeps fd
+  // open until the dump ends; returns its file id. `what` names it in
+  // errors. Set by FdDumper while it writes a task.
+  using HeldFileDumper = std::function<Result<uint32_t>(UniqueFd fd, const std::string& what)>;
+  void set_held_file_dumper(HeldFileDumper f) { held_ = std::move(f); }
+  Result<uint32_t> DumpHeldFile(UniqueFd fd, const std::string& what) {
+    if (!held_) return Error(what + ": files in flight cannot be dumped here");
+    return held_(std::move(fd), what);
+  }
+
  private:
   struct SeenFile {
     pid_t pid;
@@ -109,6 +123,7 @@ class DumpContext {
   std::map<std::string, std::pair<uint32_t, bool>> objects_;  // key -> id, has_data
   std::map<uint64_t, PipeSeen> pipes_;
   std::optional<std::map<uint64_t, uint8_t>> tree_pipe_sides_;
+  HeldFileDumper held_;
 };
 
 // One per restore: OpenFiles makes it and drops it once every file is open.
@@ -152,6 +167,18 @@ class RestoreContext {
     files_ = files;
     sharers_ = std::move(sharers);
   }
+  // Opens file entry file_id now, if OpenFiles has not yet (a file in
+  // flight that a unix socket queue sends again: unix_sk_restore.cc), and
+  // returns its fd, which OpenFiles then owns. Its dependencies must be
+  // open already.
+  using Opener = std::function<Result<int>(uint32_t file_id)>;
+  void set_opener(Opener f) { opener_ = std::move(f); }
+  Result<int> OpenNow(uint32_t file_id) {
+    int fd = Opened(file_id);
+    if (fd >= 0) return fd;
+    if (!opener_) return Error("file " + std::to_string(file_id) + " is not open");
+    return opener_(file_id);
+  }
   // The home number of file_id when it has one that is free (or is fd
   // itself), else -1.
   int FreeHome(uint32_t file_id, int fd) const;
@@ -168,6 +195,7 @@ class RestoreContext {
   std::map<std::string, int> handed_;  // key -> number, owned by an entry
   std::map<std::string, int> kept_;
   const pb::UserNsEntry* user_ns_ = nullptr;
+  Opener opener_;
 };
 
 // A new open file description of the file behind our own fd, through

@@ -28,6 +28,7 @@
 #include "base/unique_fd.h"
 #include "criu/files/deleted_node.h"
 #include "criu/files/file_context.h"
+#include "criu/files/unix_sk.h"
 #include "criu/files/file_data.h"
 #include "criu/files/file_types.h"
 #include "criu/files/flock.h"  // SeizedByUs
@@ -129,7 +130,10 @@ Status DumpPipe(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
     if (acc != O_RDWR) {
       TRY_ASSIGN(alive, PeerAlive(c, write_end));
       // The other side is open, and not in the tree: held outside.
-      if (alive && !TreeHoldsSide(ctx, c.st.st_ino, !write_end)) external = true;
+      // (An end in flight in a queue of the tree is in the tree: unix_sk.h.)
+      if (alive && !TreeHoldsSide(ctx, c.st.st_ino, !write_end) &&
+          !PipeSideInFlight(c.st.st_ino, !write_end))
+        external = true;
     }
     if (!external) ctx.SawPipeEnd(c.st.st_ino, write_end, alive, Where(c));
   }

@@ -99,7 +99,10 @@ class TreeSockets {
     for (const FdContext& f : all_)
       if (S_ISSOCK(f.st.st_mode) && f.st.st_ino == ino) return true;
     if (!scanned_) {
-      TRY_ASSIGN(std::vector<pid_t> tree, DumpedTree(c_.pid));
+      // A socket in flight is ckpt's own fd: the tree is around the task
+      // being dumped (whose fds are all_).
+      pid_t member = all_.empty() ? c_.pid : all_[0].pid;
+      TRY_ASSIGN(std::vector<pid_t> tree, DumpedTree(member));
       for (pid_t p : tree) {
         if (p == c_.pid) continue;
         std::string dir = "/proc/" + std::to_string(p) + "/fd";
@@ -184,11 +187,21 @@ Status Check(const FdContext& c, const std::vector<FdContext>& all) {
   TRY_ASSIGN(UnixDiag d, Diag(c));
   TreeSockets tree(c, all);
   TRY_ASSIGN(Peer p, PeerOf(d, tree));
+  if (p.kind == Peer::kOutside && p.ino && SocketInFlight(p.ino))
+    return Error("unix " + std::string(UnixTypeName(d.type)) + " socket whose peer (socket:[" +
+                 std::to_string(p.ino) +
+                 "]) is held only by a message in flight in a unix socket queue (SCM_RIGHTS): "
+                 "not supported");
   if (p.kind == Peer::kOutside) TRY(RefuseOutside(d, p, c.ext_unix_sk));
   if (p.kind == Peer::kWaiting && d.wqueue > 0)
     return Error(
         "unix socket waiting in the accept queue of a listener has sent data that "
         "cannot be read without accepting the connection: not supported");
+  bool readable = d.state != TCP_LISTEN && (d.type == SOCK_DGRAM || d.state == TCP_ESTABLISHED);
+  if (readable && (d.rqueue > 0 || d.type == SOCK_DGRAM)) {
+    TRY_ASSIGN(UniqueFd fd, GrabTaskSocket(c.pid, c.fd));
+    TRY(CheckQueueInFlight(fd.get(), d.type, d.shutdown & 1));
+  }
   if (d.state == TCP_LISTEN && !c.ext_unix_sk)
     for (uint32_t i : d.icons) {
       if (i == 0) continue;
@@ -231,10 +244,11 @@ Status DumpOpts(int fd, pb::UnixSkOpts* o) {
   return Ok();
 }
 
-// Closes the fds a peek received (SCM_RIGHTS, SCM_PIDFD) and refuses
-// queues that carry files: those are not restored.
-Status CheckControl(msghdr& m) {
-  bool files = false;
+// Takes the files a peek received in flight (SCM_RIGHTS: the kernel gave
+// us our own copies) into *fds, and closes pidfds (SCM_PIDFD: made again
+// by the kernel for the receiver).
+Status TakeControl(msghdr& m, std::vector<UniqueFd>* fds) {
+  Status st = Ok();
   for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
     if (c->cmsg_level != SOL_SOCKET) continue;
     if (c->cmsg_type != SCM_RIGHTS && c->cmsg_type != SCM_PIDFD) continue;
@@ -242,26 +256,20 @@ Status CheckControl(msghdr& m) {
     for (size_t i = 0; i < n; i++) {
       int fd;
       memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      close(fd);
+      if (c->cmsg_type == SCM_RIGHTS)
+        fds->emplace_back(fd);
+      else
+        close(fd);
     }
-    files |= c->cmsg_type == SCM_RIGHTS;
   }
-  if (files)
-    return Error(
-        "unix socket has file descriptors in flight in its queue (SCM_RIGHTS): not "
-        "supported");
   if (m.msg_flags & MSG_CTRUNC) return Error("unix socket queue: control data truncated");
-  return Ok();
+  return st;
 }
-
-struct Message {
-  std::string data, from;
-};
 
 // One datagram or packet at the peek position, without data: its length
 // (MSG_TRUNC with no buffer, which does not move the peek offset) and
 // sender.
-Result<ssize_t> PeekLength(int fd, std::string* from) {
+Result<ssize_t> PeekLength(int fd, std::string* from, bool* ctrunc = nullptr) {
   sockaddr_un sa;
   iovec iov0 = {nullptr, 0};
   msghdr m0 = {};
@@ -273,6 +281,7 @@ Result<ssize_t> PeekLength(int fd, std::string* from) {
     ssize_t len = recvmsg(fd, &m0, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC);
     if (len >= 0) {
       *from = UnixNameOf(sa, m0.msg_namelen);
+      if (ctrunc) *ctrunc = m0.msg_flags & MSG_CTRUNC;
       return len;
     }
     if (errno == EINTR) continue;
@@ -291,20 +300,42 @@ Result<ssize_t> PeekLength(int fd, std::string* from) {
 // So one at the head of the queue is looked for first with the peek offset
 // off (that always shows the head); further in, one that was peeked before
 // (by an earlier dump with --leave-running, or by the task) is not seen.
-Result<std::vector<Message>> PeekQueue(int fd, int type, bool rcv_shut) {
+// A zero-length message cannot be peeked twice, so one carrying files in
+// flight (its length peek reports control data cut off, on a socket that
+// asks for no credentials) is refused.
+}  // namespace
+
+Result<std::vector<QueuedMessage>> PeekUnixQueue(int fd, int type, bool rcv_shut) {
   TRY_ASSIGN(int orig, GetOpt<int>(fd, SO_PEEK_OFF, "SO_PEEK_OFF"));
   struct PutBack {
     int fd, v;
     ~PutBack() { setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &v, sizeof(v)); }
   } put_back{fd, orig};
-  std::vector<Message> out;
+  std::vector<QueuedMessage> out;
+  bool asks_creds = false;
+  for (int opt : {SO_PASSCRED, SO_PASSSEC, SO_PASSPIDFD}) {
+    auto v = GetOpt<int>(fd, opt, "SO_PASS*");
+    asks_creds |= !v.ok() || *v;
+  }
+  auto empty_with_files = [&](ssize_t len, bool ctrunc) -> Status {
+    if (len == 0 && ctrunc && !asks_creds)
+      return Error(
+          "unix socket queue holds a zero-length message carrying files in flight: not "
+          "supported");
+    return Ok();
+  };
   if (type != SOCK_STREAM) {
     int off = -1;
     if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)) < 0)
       return Error::Errno("set SO_PEEK_OFF");
     std::string from;
-    TRY_ASSIGN(ssize_t head, PeekLength(fd, &from));
-    if (head == 0 && !(type == SOCK_SEQPACKET && rcv_shut)) out.push_back({"", from});
+    bool ctrunc = false;
+    TRY_ASSIGN(ssize_t head, PeekLength(fd, &from, &ctrunc));
+    if (!(type == SOCK_SEQPACKET && rcv_shut)) TRY(empty_with_files(head, ctrunc));
+    if (head == 0 && !(type == SOCK_SEQPACKET && rcv_shut)) {
+      out.emplace_back();
+      out.back().from = from;
+    }
   }
   int zero = 0;
   if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) < 0)
@@ -328,20 +359,25 @@ Result<std::vector<Message>> PeekQueue(int fd, int type, bool rcv_shut) {
         if (errno == EAGAIN) break;
         return Error::Errno("peek unix socket queue");
       }
-      TRY(CheckControl(m));
+      std::vector<UniqueFd> fds;
+      TRY(TakeControl(m, &fds));
       if (n == 0) break;  // end of stream: the peer shut down or closed
-      out.push_back({buf.substr(0, size_t(n)), ""});
+      out.emplace_back();
+      out.back().data = buf.substr(0, size_t(n));
+      out.back().fds = std::move(fds);
     }
     return out;
   }
   for (;;) {
     if (out.size() >= kMaxMessages) return Error("unix socket queue: too many messages");
-    Message msg;
-    TRY_ASSIGN(ssize_t len, PeekLength(fd, &msg.from));
+    QueuedMessage msg;
+    bool ctrunc = false;
+    TRY_ASSIGN(ssize_t len, PeekLength(fd, &msg.from, &ctrunc));
     if (len < 0) break;
     // A seqpacket socket shut down for reading reads 0 at its end, which
     // looks like an empty packet: take it as the end there.
     if (len == 0 && type == SOCK_SEQPACKET && rcv_shut) break;
+    TRY(empty_with_files(len, ctrunc));
     if (len > 0) {
       msg.data.resize(size_t(len));
       iovec iov = {msg.data.data(), msg.data.size()};
@@ -355,7 +391,7 @@ Result<std::vector<Message>> PeekQueue(int fd, int type, bool rcv_shut) {
         n = recvmsg(fd, &m, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
       } while (n < 0 && errno == EINTR);
       if (n < 0) return Error::Errno("peek unix socket message");
-      TRY(CheckControl(m));
+      TRY(TakeControl(m, &msg.fds));
       if (n != len)
         return Error("unix socket queue changed while it was read (" + std::to_string(n) +
                      " bytes, want " + std::to_string(len) + ")");
@@ -364,6 +400,8 @@ Result<std::vector<Message>> PeekQueue(int fd, int type, bool rcv_shut) {
   }
   return out;
 }
+
+namespace {
 
 // Kernel dev_t (as sock_diag gives it) against a stat st_dev.
 bool SameDev(uint32_t kdev, dev_t d) {
@@ -459,7 +497,7 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
   // Unread data: connected sockets, and datagram sockets in any state.
   bool readable = d.state != TCP_LISTEN && (d.type == SOCK_DGRAM || d.state == TCP_ESTABLISHED);
   if (!readable) return Ok();
-  TRY_ASSIGN(std::vector<Message> q, PeekQueue(fd.get(), d.type, d.shutdown & 1));
+  TRY_ASSIGN(std::vector<QueuedMessage> q, PeekUnixQueue(fd.get(), d.type, d.shutdown & 1));
   if (q.empty()) return Ok();
   if (p.kind == Peer::kOutside)
     return Error("unix datagram socket connected outside the dumped tree holds " +
@@ -467,13 +505,27 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
                  " unread messages; only its peer could queue them again at restore: not "
                  "supported");
   uint64_t bytes = 0;
+  size_t in_flight = 0;
+  // Files in flight first: each is a file entry of its own (written as
+  // it is dumped), which the message names.
+  std::vector<pb::UnixSkMessage> recs(q.size());
+  for (size_t i = 0; i < q.size(); i++) {
+    QueuedMessage& m = q[i];
+    for (size_t k = 0; k < m.fds.size(); k++) {
+      std::string what = "unix socket queue message " + std::to_string(i + 1) +
+                         ", file in flight " + std::to_string(k + 1);
+      TRY_ASSIGN(uint32_t id, ctx.DumpHeldFile(std::move(m.fds[k]), what));
+      recs[i].add_fds(id);
+      in_flight++;
+    }
+  }
   TRY_ASSIGN(images::ImageWriter w, ctx.dir().OpenWriter(images::ImageType::kUnixSkQueue, e->id()));
-  for (const Message& m : q) {
-    pb::UnixSkMessage r;
-    r.set_data(m.data);
-    if (!m.from.empty()) r.set_from(m.from);
+  for (size_t i = 0; i < q.size(); i++) {
+    pb::UnixSkMessage& r = recs[i];
+    r.set_data(q[i].data);
+    if (!q[i].from.empty()) r.set_from(q[i].from);
     TRY(w.Write(r));
-    bytes += m.data.size();
+    bytes += q[i].data.size();
   }
   TRY(w.Close());
   // Stream and seqpacket: sock_diag counts the bytes of the whole queue.
@@ -482,7 +534,7 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
                  std::to_string(bytes));
   u->set_has_queue(true);
   LOG_DBG(Where(c) + ": " + std::to_string(q.size()) + " queued messages, " +
-          std::to_string(bytes) + " bytes");
+          std::to_string(bytes) + " bytes, " + std::to_string(in_flight) + " files in flight");
   return Ok();
 }
 

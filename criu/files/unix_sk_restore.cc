@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -106,15 +107,37 @@ Status RoomToSend(int fd, uint64_t bytes, size_t count) {
   return SetBufForce(fd, SO_SNDBUFFORCE, half, "SO_SNDBUFFORCE");
 }
 
-Status SendAll(int fd, const std::string& data, const UnixAddr* to, bool one_message) {
+// Sends data as one message (or, on a stream, as many sends as it takes),
+// with `files` attached to the first send (SCM_RIGHTS) when there are any.
+Status SendAll(int fd, const std::string& data, const UnixAddr* to, bool one_message,
+               const std::vector<int>& files = {}) {
   size_t off = 0;
+  bool attach = !files.empty();
+  alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int) * 253)];
+  if (files.size() > 253) return Error("more than 253 files in flight with one message");
   do {
-    ssize_t n = sendto(fd, data.data() + off, data.size() - off, MSG_DONTWAIT | MSG_NOSIGNAL,
-                       to ? reinterpret_cast<const sockaddr*>(&to->sa) : nullptr, to ? to->len : 0);
+    iovec iov = {const_cast<char*>(data.data()) + off, data.size() - off};
+    msghdr m = {};
+    m.msg_name = to ? const_cast<sockaddr_un*>(&to->sa) : nullptr;
+    m.msg_namelen = to ? to->len : 0;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    if (attach) {
+      memset(ctl, 0, sizeof(ctl));
+      m.msg_control = ctl;
+      m.msg_controllen = CMSG_SPACE(sizeof(int) * files.size());
+      cmsghdr* c = CMSG_FIRSTHDR(&m);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * files.size());
+      memcpy(CMSG_DATA(c), files.data(), sizeof(int) * files.size());
+    }
+    ssize_t n = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Error::Errno("send");
+      return Error::Errno(attach ? "send with files in flight" : "send");
     }
+    attach = false;
     if (one_message && size_t(n) != data.size()) return Error("message sent in part");
     off += size_t(n);
   } while (off < data.size());
@@ -141,6 +164,7 @@ class Builder {
   Status MakeRest();
   Status ConnectDgrams();
   Status Refill(Sk& s);
+  Result<std::vector<int>> FilesOf(const Sk& s, const pb::UnixSkMessage& m);
   Status Finish();
   Status ApplyOpts(Sk& s);
   Sk& Get(uint64_t ino) { return sks_.at(ino); }
@@ -477,6 +501,26 @@ Status Builder::ConnectDgrams() {
   return Ok();
 }
 
+// The fds of the files in flight with m: a unix socket of the dump is the
+// one made here; any other file is opened now if it is not yet.
+Result<std::vector<int>> Builder::FilesOf(const Sk& s, const pb::UnixSkMessage& m) {
+  std::vector<int> out;
+  for (uint32_t id : m.fds()) {
+    std::string what = s.what() + ": file " + std::to_string(id) + " in flight";
+    const pb::FileEntry* e = ctx_.EntryOf(id);
+    if (!e) return Error(what + " is not in the image");
+    if (e->kind() == pb::FILE_UNIX_SK) {
+      auto it = sks_.find(e->unix_sk().ino());
+      if (it == sks_.end() || !it->second.fd) return Error(what + ": its socket was not made");
+      out.push_back(it->second.fd.get());
+      continue;
+    }
+    TRY_ASSIGN(int fd, ctx_.OpenNow(id), what);
+    out.push_back(fd);
+  }
+  return out;
+}
+
 // Sends the dumped queue of s again, from the socket the kernel lets send
 // to it: its peer (or stand-in) when connected, otherwise the original
 // sender when it is a socket of the dump, or a temporary socket bound to
@@ -509,7 +553,10 @@ Status Builder::Refill(Sk& s) {
       IsPathName(s.e.name()) && s.e.name()[0] != '/' ? s.e.path_dir() : "", [&]() -> Status {
         if (via >= 0) {
           TRY(RoomToSend(via, bytes, q.size()));
-          for (const auto& m : q) TRY(SendAll(via, m.data(), to, packets), s.what() + ": refill");
+          for (const auto& m : q) {
+            TRY_ASSIGN(std::vector<int> files, FilesOf(s, m));
+            TRY(SendAll(via, m.data(), to, packets, files), s.what() + ": refill");
+          }
           return Ok();
         }
         // An unconnected datagram socket: message by message, from its sender.
@@ -540,7 +587,8 @@ Status Builder::Refill(Sk& s) {
             from = temp.get();
           }
           TRY(RoomToSend(from, m.data().size(), 1));
-          Status st = SendAll(from, m.data(), &self, true);
+          TRY_ASSIGN(std::vector<int> files, FilesOf(s, m));
+          Status st = SendAll(from, m.data(), &self, true, files);
           if (!tmp_path.empty()) unlink(tmp_path.c_str());
           if (!st.ok()) {
             if (st.error().err() == EAGAIN)

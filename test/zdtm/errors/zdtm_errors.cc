@@ -4,7 +4,7 @@
 //
 // --only PREFIX runs only the sub-checks whose names start with PREFIX.
 // --testbin is the directory holding the test programs (same_pid,
-// unsupported_fd); default: ../static next to this binary. Every sub-check
+// unsupported_fd, scm_unsupported); default: ../static next to this binary. Every sub-check
 // prints "[ OK ] name" or "[FAIL] name: reason" and leaves no process
 // behind. Exit 0 when all pass. "Failing cleanly" means: exit code non-zero
 // and < 128 (no crash), a message naming the problem, no process left with
@@ -91,10 +91,13 @@ struct Helper {
   std::string out;
 };
 
-Helper start_helper(const std::string& test, const std::string& dir) {
+Helper start_helper(const std::string& test, const std::string& dir,
+                    const std::vector<std::string>& args = {}) {
   fs::create_directories(dir);
   Helper h{0, dir + "/out.txt"};
-  h.pid = start_test({g_testbin + "/" + test}, dir, h.out);
+  std::vector<std::string> argv = {g_testbin + "/" + test};
+  argv.insert(argv.end(), args.begin(), args.end());
+  h.pid = start_test(argv, dir, h.out);
   if (h.pid < 0) throw Fail("setup: fork failed");
   std::string err = wait_ready(h.pid, h.out, 60);
   if (!err.empty())
@@ -342,6 +345,42 @@ int main(int argc, char** argv) {
         !mentions_number(r.output, getpid()))
       throw Fail("the error does not say \"outside the dumped tree: not supported\" naming pid " +
                  std::to_string(getpid()) + "\n" + indent(r.all()));
+    expect_alive(h, "after the refused dump");
+    finish_helper(h);
+  });
+
+  // A file in flight of a kind ckpt does not dump in flight: refused naming
+  // the kind, the queue left as it was (the helper checks it).
+  check("dump-scm-unsupported", [](const std::string& dir) {
+    Helper h = start_helper("scm_unsupported", dir + "/run");
+    std::string img = dir + "/img";
+    fs::create_directories(img);
+    Ckpt r =
+        ckpt(dir, "dump", {"dump", "-t", std::to_string(h.pid), "-D", img, "-o", "dump.log", "-v4"},
+             {img + "/dump.log"});
+    expect_refused(r, "dump of a process with a timerfd in flight in a unix socket queue");
+    if (r.all().find("a timerfd (anon_inode:[timerfd]) in flight is not supported") ==
+            std::string::npos ||
+        !mentions_number(r.output, h.pid))
+      throw Fail("the error does not say \"a timerfd ... in flight is not supported\" naming pid " +
+                 std::to_string(h.pid) + "\n" + indent(r.all()));
+    expect_alive(h, "after the refused dump");
+    finish_helper(h);
+  });
+  // A socket whose peer only a message in flight holds (the garbage
+  // collector's case): refused as such, the queue left as it was.
+  check("dump-scm-peer-in-flight", [](const std::string& dir) {
+    Helper h = start_helper("scm_unsupported", dir + "/run", {"--peer-in-flight"});
+    std::string img = dir + "/img";
+    fs::create_directories(img);
+    Ckpt r =
+        ckpt(dir, "dump", {"dump", "-t", std::to_string(h.pid), "-D", img, "-o", "dump.log", "-v4"},
+             {img + "/dump.log"});
+    expect_refused(r, "dump of a process whose socket's peer is only in flight");
+    if (r.all().find("is held only by a message in flight") == std::string::npos ||
+        !mentions_number(r.output, h.pid))
+      throw Fail("the error does not say \"is held only by a message in flight\" naming pid " +
+                 std::to_string(h.pid) + "\n" + indent(r.all()));
     expect_alive(h, "after the refused dump");
     finish_helper(h);
   });
