@@ -179,16 +179,8 @@ Result<std::unique_ptr<PageSource>> PageSource::Local(const std::string& dir) {
 
 Result<std::unique_ptr<PageSource>> PageSource::Remote(const std::string& dir,
                                                        const std::string& address, int port) {
-  sockaddr_storage ss;
-  TRY_ASSIGN(socklen_t len, page_wire::MakeAddr(address, port, &ss, false), "--page-server");
-  std::string peer =
-      (ss.ss_family == AF_INET6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
-  UniqueFd sk(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!sk) return Error::Errno("socket");
-  if (connect(sk.get(), reinterpret_cast<sockaddr*>(&ss), len) < 0)
-    return Error::Errno("cannot reach the lazy dump at " + peer);
-  int one = 1;
-  setsockopt(sk.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  std::string peer;
+  TRY_ASSIGN(UniqueFd sk, page_wire::Connect(address, port, "the lazy dump", &peer));
   return std::unique_ptr<PageSource>(new RemoteSource(dir, std::move(sk), peer));
 }
 

@@ -293,17 +293,23 @@ Result<std::unique_ptr<PageTarget>> PageTarget::Local(images::ImageDir& dir) {
   return std::unique_ptr<PageTarget>(new LocalTarget(dir));
 }
 
-Result<std::unique_ptr<PageTarget>> PageTarget::Remote(const std::string& address, int port) {
+Result<UniqueFd> page_wire::Connect(const std::string& address, int port,
+                                    const std::string& what, std::string* peer) {
   sockaddr_storage ss;
-  TRY_ASSIGN(socklen_t len, page_wire::MakeAddr(address, port, &ss, false), "--page-server");
-  std::string peer =
-      (ss.ss_family == AF_INET6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
+  TRY_ASSIGN(socklen_t len, MakeAddr(address, port, &ss, false), "--page-server");
+  *peer = (ss.ss_family == AF_INET6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
   UniqueFd sk(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!sk) return Error::Errno("socket");
   if (connect(sk.get(), reinterpret_cast<sockaddr*>(&ss), len) < 0)
-    return Error::Errno("cannot reach the page server at " + peer);
+    return Error::Errno("cannot reach " + what + " at " + *peer);
   int one = 1;
   setsockopt(sk.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return sk;
+}
+
+Result<std::unique_ptr<PageTarget>> PageTarget::Remote(const std::string& address, int port) {
+  std::string peer;
+  TRY_ASSIGN(UniqueFd sk, page_wire::Connect(address, port, "the page server", &peer));
   LOG_INFO("connected to the page server at " + peer);
   return std::unique_ptr<PageTarget>(new RemoteTarget(std::move(sk), peer));
 }

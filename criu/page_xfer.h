@@ -36,6 +36,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "images/image_dir.h"
 
 namespace ckpt {
@@ -84,6 +85,11 @@ bool NameOk(const std::string& name);
 // An IPv4 or IPv6 literal ("" = any, when listen_any) and a port.
 Result<socklen_t> MakeAddr(const std::string& address, int port, sockaddr_storage* ss,
                            bool listen_any);
+// A TCP connection (TCP_NODELAY: frames are small) to address:port; *peer
+// gets "A:P" ("[A]:P" for IPv6). `what` names the other side in errors
+// ("the page server").
+Result<UniqueFd> Connect(const std::string& address, int port, const std::string& what,
+                         std::string* peer);
 }  // namespace page_wire
 
 }  // namespace ckpt
