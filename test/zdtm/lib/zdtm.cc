@@ -1,6 +1,8 @@
 #include "zdtm.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,7 +16,22 @@ volatile sig_atomic_t zdtm_sigterm_received = 0;
 
 namespace {
 
-void on_sigterm(int) { zdtm_sigterm_received = 1; }
+// The thread sleeping in test_wait(), 0 while none is. SIGTERM goes to any
+// thread that does not block it; when the waiter has it blocked for a moment
+// (before its sigsuspend, or right after a restore that restarts it), another
+// thread runs the handler, which then passes the signal on to the waiter so
+// that its sigsuspend returns.
+volatile pid_t g_waiter_tid = 0;
+
+void on_sigterm(int) {
+  zdtm_sigterm_received = 1;
+  pid_t waiter = g_waiter_tid;
+  if (waiter != 0 && waiter != pid_t(syscall(SYS_gettid))) {
+    int saved = errno;
+    syscall(SYS_tgkill, getpid(), waiter, SIGTERM);
+    errno = saved;
+  }
+}
 
 // Writes all of buf to stdout, retrying on EINTR and short writes.
 void write_out(const char* buf, size_t len) {
@@ -94,11 +111,13 @@ void test_wait() {
   sigemptyset(&term);
   sigaddset(&term, SIGTERM);
   sigprocmask(SIG_BLOCK, &term, &old);
+  g_waiter_tid = pid_t(syscall(SYS_gettid));
   while (!zdtm_sigterm_received) {
     sigset_t wait_mask = old;
     sigdelset(&wait_mask, SIGTERM);
     sigsuspend(&wait_mask);
   }
+  g_waiter_tid = 0;
   sigprocmask(SIG_SETMASK, &old, nullptr);
 }
 
