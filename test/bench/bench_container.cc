@@ -54,6 +54,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_report.h"
 #include "bench_util.h"
 #include "bench_victim_container.h"
 
@@ -661,6 +662,13 @@ void Print(const ContainerBenchOptions& o, const std::vector<Row>& rows) {
       std::string vs = b && r.ns ? fmt("%.2fx", Best(t) / Best(*b)) : std::string("-");
       printf("   %8.3f %8.3f %8.2f %8s", Best(t), Median(t), Best(t) * 1e3 / double(n), vs.c_str());
     }
+    report().Add("container", {{"row", r.key},
+                               {"processes", double(n)},
+                               {"dump_best_s", Best(r.dump)},
+                               {"dump_runs_s", r.dump},
+                               {"restore_best_s", Best(r.restore)},
+                               {"restore_runs_s", r.restore},
+                               {"image_bytes", r.images ? double(r.images->allocated) : NAN}});
     printf("   %8.1f %6llu%s\n", r.images ? double(r.images->allocated) / 1024 : NAN,
            r.images ? (unsigned long long)r.images->files : 0ULL,
            r.error.empty() ? "" : "   then FAILED");

@@ -33,6 +33,8 @@
 #include <string>
 #include <vector>
 
+#include "bench_report.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -295,6 +297,10 @@ TcpBenchResult RunTcpBench(const TcpBenchOptions& o) {
     double d = r.best_dump(), s = r.best_restore();
     printf("  %7ld  %10.1f  %9.1f  %11.1f  %9.1f  %10.1f\n", r.n, d * 1e3, d * 1e6 / double(r.n),
            s * 1e3, s * 1e6 / double(r.n), double(r.image_bytes) / 1024);
+    bench::report().Add("tcp", {{"conns", double(r.n)},
+                         {"dump_best_s", d},
+                         {"restore_best_s", s},
+                         {"image_bytes", double(r.image_bytes)}});
     if (prev)
       printf("  %7s  marginal between N=%ld and N=%ld: dump %.1f us/conn, restore %.1f us/conn\n",
              "", prev->n, r.n, (d - prev->best_dump()) * 1e6 / double(r.n - prev->n),
