@@ -1,6 +1,7 @@
 // Running ckpt and the victims from ckpt-bench's sections: error messages
 // with the tails of logs, waiting for a victim's READY, a `ckpt page-server`
-// on loopback, and one timed ckpt command. All throw RunFailure (ckpt
+// on loopback or a `ckpt lazy-pages`, waiting for dumped processes to be
+// gone, and one timed ckpt command. All throw RunFailure (ckpt
 // misbehaved) or std::runtime_error (setup), and Interrupted on SIGINT.
 #pragma once
 
@@ -25,11 +26,27 @@ void wait_ready(pid_t pid, const std::string& out, const std::string& err, doubl
 pid_t start_page_server(const std::string& ckpt, const std::string& dir, const std::string& log,
                         int* port);
 
+// `ckpt lazy-pages -D img` (criu/lazy_pages.h), started and listening.
+pid_t start_lazy_daemon(const std::string& ckpt, const std::string& img, const std::string& log);
+
+// Starts argv (a ckpt daemon command; "--status-fd 3" is appended) and
+// returns its pid once it says it is ready; throws RunFailure naming
+// `what`, with the tail of `log`, if it does not within 30 s.
+pid_t start_ckpt_daemon(std::vector<std::string> argv, const std::string& log,
+                        const std::string& what);
+
+// Reaps children until none of `pids` exists any more (zombies included:
+// they still hold their pids, which a restore needs); throws RunFailure
+// after timeout_s.
+void reap_until_gone(const std::vector<pid_t>& pids, double timeout_s);
+
 // Runs argv (a ckpt command) with stdout+stderr into `out` and waits at
 // most timeout_s; returns its wall time in seconds. A failure or a
 // timeout throws RunFailure naming `what`, with the tails of `out` and
-// `log` (the -o log of the command).
+// `log` (the -o log of the command), and on a timeout what the processes
+// of the command and of `victim` (if > 0) are blocked in.
 double run_ckpt(const std::vector<std::string>& argv, const std::string& out,
-                const std::string& log, double timeout_s, const std::string& what);
+                const std::string& log, double timeout_s, const std::string& what,
+                pid_t victim = 0);
 
 }  // namespace bench

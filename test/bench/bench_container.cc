@@ -54,6 +54,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_ckpt_run.h"
 #include "bench_report.h"
 #include "bench_util.h"
 #include "bench_victim_container.h"
@@ -85,20 +86,6 @@ double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   size_t m = v.size() / 2;
   return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-std::string WithLogs(const std::string& msg,
-                     const std::vector<std::pair<std::string, std::string>>& files) {
-  std::string r = msg;
-  for (const auto& [label, path] : files) {
-    std::string t = tail_lines(path, 25);
-    if (t.empty()) continue;
-    r += "\n  --- " + label + " (last lines of " + path + ") ---\n";
-    std::istringstream in(t);
-    for (std::string line; std::getline(in, line);) r += "  | " + line + "\n";
-  }
-  while (!r.empty() && r.back() == '\n') r.pop_back();
-  return r;
 }
 
 // The victim: argv with stdio redirected and every other fd closed, in a new
@@ -141,7 +128,7 @@ void WaitReady(pid_t pid, const std::string& out, const std::string& err, double
     int st;
     if (waitpid(pid, &st, WNOHANG) == pid)
       throw RunFailure(
-          WithLogs("victim " + describe_status(st) + " before READY", {{"victim stderr", err}}));
+          with_log("victim " + describe_status(st) + " before READY", {{"victim stderr", err}}));
     if (now() > deadline) throw RunFailure(fmt("victim not READY after %.0f s", timeout));
     sleep_ms(2);
   }
@@ -413,33 +400,6 @@ std::string ExpectedNsContents(const std::string& got) {
              id.c_str(), shape::kMessages, bytes);
 }
 
-// Reaps children until none of pids exists any more (zombies included:
-// they still hold their pids, which the restore needs).
-void ReapUntilGone(const std::vector<pid_t>& pids, double timeout_s) {
-  double deadline = now() + timeout_s;
-  for (;;) {
-    int st;
-    while (waitpid(-1, &st, WNOHANG) > 0) {
-    }
-    size_t alive = 0;
-    pid_t example = 0;
-    for (pid_t p : pids)
-      if ((kill(p, 0) == 0 || errno != ESRCH) && alive++ == 0) example = p;
-    if (alive == 0) return;
-    check_stop();
-    if (now() > deadline) {
-      char state = '?';
-      pid_t ppid = 0;
-      proc_stat(example, &state, &ppid);
-      throw RunFailure(fmt(
-          "ckpt dump exited 0 but %zu of the %zu dumped processes still exist %.0f s later (e.g. "
-          "pid %d, state %c, parent %d)",
-          alive, pids.size(), timeout_s, example, state, ppid));
-    }
-    sleep_ms(2);
-  }
-}
-
 // Processes anywhere on the machine that are still in one of the pid
 // namespaces our runs made.
 std::vector<pid_t> StillInNamespaces(const std::set<std::string>& pid_ns) {
@@ -475,7 +435,7 @@ class ContainerBench {
     const View before = TakeView(root, row.ns, 2 * n);
     if (!before.pid_ns.empty() && row.ns) made_pid_ns_.insert(before.pid_ns);
     std::string bad = CheckShape(before, n, row.ns);
-    if (!bad.empty()) throw RunFailure(WithLogs(bad, {{"victim stderr", v_err}}));
+    if (!bad.empty()) throw RunFailure(with_log(bad, {{"victim stderr", v_err}}));
     std::string ns_before;
     if (row.ns) {
       ns_before = NsContents(root);
@@ -493,11 +453,11 @@ class ContainerBench {
     std::optional<int> st = wait_exit(d, o_.timeout, &t1);
     if (!st)
       throw RunFailure(
-          WithLogs(fmt("ckpt dump did not finish within %.0f s; processes:\n", o_.timeout) +
+          with_log(fmt("ckpt dump did not finish within %.0f s; processes:\n", o_.timeout) +
                        describe_tree(d) + describe_tree(root),
                    {{"ckpt output", d_out}, {"dump log", d_log}}));
     if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
-      throw RunFailure(WithLogs("ckpt dump " + describe_status(*st),
+      throw RunFailure(with_log("ckpt dump " + describe_status(*st),
                                 {{"ckpt output", d_out}, {"dump log", d_log}}));
     const double dump_s = t1 - t0;
     std::optional<int> vst = wait_exit(root, 30);
@@ -505,10 +465,10 @@ class ContainerBench {
       throw RunFailure(
           fmt("ckpt dump exited 0 but the dumped root %d is still alive 30 s later", root));
     if (!WIFSIGNALED(*vst) || WTERMSIG(*vst) != SIGKILL)
-      throw RunFailure(WithLogs("after ckpt dump the victim's root " + describe_status(*vst) +
+      throw RunFailure(with_log("after ckpt dump the victim's root " + describe_status(*vst) +
                                     " (expected: killed by SIGKILL)",
                                 {{"victim stderr", v_err}}));
-    ReapUntilGone(before.pids, 30);
+    reap_until_gone(before.pids, 30);
     Usage images = dir_usage(img_);
     if (images.files == 0)
       throw RunFailure("ckpt dump exited 0 but wrote no image files into " + img_);
@@ -521,11 +481,11 @@ class ContainerBench {
     st = wait_exit(r, o_.timeout, &t1);
     if (!st)
       throw RunFailure(
-          WithLogs(fmt("ckpt restore -d did not return within %.0f s; processes:\n", o_.timeout) +
+          with_log(fmt("ckpt restore -d did not return within %.0f s; processes:\n", o_.timeout) +
                        describe_tree(r),
                    {{"ckpt output", r_out}, {"restore log", r_log}}));
     if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
-      throw RunFailure(WithLogs("ckpt restore " + describe_status(*st),
+      throw RunFailure(with_log("ckpt restore " + describe_status(*st),
                                 {{"ckpt output", r_out}, {"restore log", r_log}}));
     const double restore_s = t1 - t0;
 
@@ -536,7 +496,7 @@ class ContainerBench {
     char state = 0;
     pid_t ppid = 0;
     if (!proc_stat(root, &state, &ppid))
-      throw RunFailure(WithLogs(fmt("ckpt restore exited 0 but there is no process %d", root),
+      throw RunFailure(with_log(fmt("ckpt restore exited 0 but there is no process %d", root),
                                 {{"ckpt output", r_out}}));
     if (ppid != getpid())
       throw RunFailure(
@@ -545,10 +505,10 @@ class ContainerBench {
     const View after = TakeView(root, row.ns, 2 * n);
     if (!after.pid_ns.empty() && row.ns) made_pid_ns_.insert(after.pid_ns);
     std::string diff = DiffViews(before, after);
-    if (!diff.empty()) throw RunFailure(WithLogs(diff, {{"victim stderr", v_err}}));
+    if (!diff.empty()) throw RunFailure(with_log(diff, {{"victim stderr", v_err}}));
     for (pid_t p : after.pids)
       if (proc_stat(p, &state, &ppid) && (state == 'Z' || state == 'X'))
-        throw RunFailure(WithLogs(fmt("restored process %d is a zombie", p),
+        throw RunFailure(with_log(fmt("restored process %d is a zombie", p),
                                   {{"victim stderr", v_err}, {"restore log", r_log}}));
     if (row.ns) {
       std::string ns_after = NsContents(root);
@@ -563,12 +523,12 @@ class ContainerBench {
     vst = wait_exit(root, o_.timeout);
     if (!vst)
       throw RunFailure(
-          WithLogs(fmt("restored root %d did not exit within %.0f s of SIGTERM; processes:\n", root,
+          with_log(fmt("restored root %d did not exit within %.0f s of SIGTERM; processes:\n", root,
                        o_.timeout) +
                        describe_tree(root),
                    {{"victim stderr", v_err}}));
     if (!WIFEXITED(*vst) || WEXITSTATUS(*vst) != 0)
-      throw RunFailure(WithLogs("restored root " + describe_status(*vst) +
+      throw RunFailure(with_log("restored root " + describe_status(*vst) +
                                     (WIFEXITED(*vst) && WEXITSTATUS(*vst) == 1
                                          ? " (the container found its restored state wrong)"
                                          : ""),

@@ -101,28 +101,14 @@ std::string Report::Json() const {
 }
 
 void Report::WriteTo(const std::string& path) const {
-  std::string text = Json();
+  // Whole or not at all: a reader never sees half a report.
   std::string tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) fail_errno("--json: open " + tmp);
-  size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = write(fd, text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int e = errno;
-      close(fd);
-      unlink(tmp.c_str());
-      errno = e;
-      fail_errno("--json: write " + tmp);
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (close(fd) != 0 || rename(tmp.c_str(), path.c_str()) != 0) {
+  write_file(tmp, Json());
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
     unlink(tmp.c_str());
     errno = e;
-    fail_errno("--json: write " + path);
+    fail_errno("--json: rename " + tmp + " to " + path);
   }
 }
 

@@ -18,28 +18,6 @@
 namespace bench {
 namespace {
 
-// `ckpt lazy-pages -D img`, once it listens (criu/lazy_pages.h).
-pid_t start_lazy_daemon(const std::string& ckpt, const std::string& img, const std::string& log) {
-  int st[2];
-  if (pipe2(st, O_CLOEXEC) < 0) fail_errno("pipe");
-  pid_t lp = fork();
-  if (lp < 0) fail_errno("fork");
-  if (lp == 0) {
-    if (dup2(st[1], 3) < 0) _exit(127);
-    execl(ckpt.c_str(), ckpt.c_str(), "lazy-pages", "-D", img.c_str(), "--status-fd", "3", "-o",
-          log.c_str(), (char*)nullptr);
-    _exit(127);
-  }
-  close(st[1]);
-  struct pollfd pfd = {st[0], POLLIN, 0};
-  char ch;
-  bool up = poll(&pfd, 1, 30000) == 1 && read(st[0], &ch, 1) == 1;
-  close(st[0]);
-  if (!up)
-    throw RunFailure(with_log("the lazy-pages daemon did not start", {{"lazy-pages log", log}}));
-  return lp;
-}
-
 // After a dump through a page server: waits for the server to end and moves
 // its files into the image directory, as a migration would copy them.
 void join_page_server_images(pid_t server, const std::string& srv, const std::string& img,
@@ -51,55 +29,6 @@ void join_page_server_images(pid_t server, const std::string& srv, const std::st
     std::filesystem::rename(e.path(), img + "/" + e.path().filename().string());
   rm_rf(srv);
   unlink(s_log.c_str());
-}
-
-// Reaps children until none of `pids` exists any more (zombies included:
-// they still hold their pid, and the restore needs it).
-void reap_until_gone(const std::vector<pid_t>& pids, double timeout_s) {
-  double deadline = now() + timeout_s;
-  for (;;) {
-    int st;
-    while (waitpid(-1, &st, WNOHANG) > 0) {
-    }
-    size_t alive = 0;
-    pid_t example = 0;
-    for (pid_t p : pids) {
-      if (kill(p, 0) == 0 || errno != ESRCH) {
-        if (alive++ == 0) example = p;
-      }
-    }
-    if (alive == 0) return;
-    check_stop();
-    if (now() > deadline) {
-      char state = '?';
-      pid_t ppid = 0;
-      proc_stat(example, &state, &ppid);
-      throw RunFailure(
-          fmt("ckpt dump exited 0 but %zu of the %zu dumped processes still exist %.0f s later "
-              "(e.g. pid %d, state %c, parent %d)",
-              alive, pids.size(), timeout_s, example, state, ppid));
-    }
-    sleep_ms(2);
-  }
-}
-
-// Runs a ckpt command, waits for it and returns its wall time; throws
-// RunFailure with the logs if it fails or hangs.
-double timed_ckpt(const std::vector<std::string>& argv, const std::string& out,
-                  const std::string& log, pid_t victim, double timeout, const char* what) {
-  double t0 = now(), t1 = 0;
-  pid_t p = spawn(argv, {"/dev/null", out, out}, false);
-  std::optional<int> st = wait_exit(p, timeout, &t1);
-  std::vector<std::pair<std::string, std::string>> logs = {{"ckpt output", out}};
-  if (!log.empty()) logs.emplace_back("ckpt log", log);
-  if (!st)
-    throw RunFailure(with_log(fmt("ckpt %s did not finish within %.0f s; processes:\n", what,
-                                  timeout) +
-                                  describe_tree(p) + (victim ? describe_tree(victim) : ""),
-                              logs));
-  if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
-    throw RunFailure(with_log(fmt("ckpt %s ", what) + describe_status(*st), logs));
-  return t1 - t0;
 }
 
 }  // namespace
@@ -137,7 +66,7 @@ RoundTripResult RoundTrip(const RoundTripSpec& s) {
     dump_argv.insert(dump_argv.end(),
                      {"--page-server", "--address", "127.0.0.1", "--port", std::to_string(port)});
   }
-  res.dump_s = timed_ckpt(dump_argv, d_out, d_log, pid, s.timeout, "dump");
+  res.dump_s = run_ckpt(dump_argv, d_out, d_log, s.timeout, "ckpt dump", pid);
   if (server) join_page_server_images(server, srv, img, s_log);
 
   std::optional<int> vst = wait_exit(pid, 30);
@@ -161,7 +90,7 @@ RoundTripResult RoundTrip(const RoundTripSpec& s) {
     restore_argv.push_back("--lazy-pages");
   }
   const double t_restore = now();
-  res.restore_s = timed_ckpt(restore_argv, r_out, "", 0, s.timeout, "restore -d");
+  res.restore_s = run_ckpt(restore_argv, r_out, "", s.timeout, "ckpt restore -d");
   if (lazy) {  // the victim runs; its memory arrives until the daemon exits
     double t1 = 0;
     std::optional<int> lst = wait_exit(lazy, s.timeout, &t1);
