@@ -3,7 +3,9 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -184,6 +186,38 @@ static std::string P(pid_t pid, const char* what) {
   return "/proc/" + std::to_string(pid) + "/" + what;
 }
 
+Result<std::vector<uint64_t>> ParseHardLimits(const std::string& text) {
+  // "Limit(25) Soft Limit(20) Hard Limit(20) Units", columns separated by
+  // one space (fs/proc/base.c proc_pid_limits): the hard limit starts at 47.
+  constexpr size_t kHardCol = 47;
+  std::vector<uint64_t> hard;
+  size_t pos = text.find('\n');  // the header
+  if (pos == std::string::npos || text.compare(0, 5, "Limit") != 0)
+    return Error("limits: no header line");
+  while (++pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(pos, end - pos);
+    pos = end;
+    if (line.empty()) continue;
+    if (line.size() <= kHardCol || line[kHardCol - 1] != ' ')
+      return Error("limits: malformed row '" + line + "'");
+    size_t f = kHardCol, e = line.find(' ', f);
+    std::string v = line.substr(f, e == std::string::npos ? std::string::npos : e - f);
+    if (v == "unlimited") {
+      hard.push_back(UINT64_MAX);
+      continue;
+    }
+    char* stop = nullptr;
+    errno = 0;
+    unsigned long long n = strtoull(v.c_str(), &stop, 10);
+    if (v.empty() || errno || *stop) return Error("limits: bad hard limit '" + v + "'");
+    hard.push_back(n);
+  }
+  if (hard.empty()) return Error("limits: no rows");
+  return hard;
+}
+
 Result<std::vector<MapEntry>> ReadSmaps(pid_t pid) {
   TRY_ASSIGN(std::string t, io::ReadFile(P(pid, "smaps")));
   return ParseMaps(t);
@@ -191,6 +225,10 @@ Result<std::vector<MapEntry>> ReadSmaps(pid_t pid) {
 Result<Status> ReadStatus(pid_t pid) {
   TRY_ASSIGN(std::string t, io::ReadFile(P(pid, "status")));
   return ParseStatus(t);
+}
+Result<std::vector<uint64_t>> ReadHardLimits(pid_t pid) {
+  TRY_ASSIGN(std::string t, io::ReadFile(P(pid, "limits")));
+  return ParseHardLimits(t);
 }
 Result<Stat> ReadStat(pid_t pid) {
   TRY_ASSIGN(std::string t, io::ReadFile(P(pid, "stat")));

@@ -63,8 +63,14 @@ struct FdInfo {
 };
 Result<FdInfo> ParseFdInfo(const std::string& text);
 
+// /proc/PID/limits: the hard limit of every resource, by resource number
+// (RLIMIT_CPU = 0, ...; the rows are in that order), UINT64_MAX for
+// "unlimited".
+Result<std::vector<uint64_t>> ParseHardLimits(const std::string& text);
+
 Result<std::vector<MapEntry>> ReadSmaps(pid_t pid);
 Result<Status> ReadStatus(pid_t pid);
+Result<std::vector<uint64_t>> ReadHardLimits(pid_t pid);
 Result<Stat> ReadStat(pid_t pid);
 Result<FdInfo> ReadFdInfo(pid_t pid, int fd);
 // Open fd numbers of pid, sorted.

@@ -172,6 +172,22 @@ Result<Caller> Caller::Current() {
   return c;
 }
 
+Result<Caller> Caller::OfProcess(pid_t pid) {
+  std::string who = "pid " + std::to_string(pid);
+  TRY_ASSIGN(proc::Status s, proc::ReadStatus(pid), who);
+  TRY_ASSIGN(std::vector<uint64_t> hard, proc::ReadHardLimits(pid), who);
+  Caller c;
+  std::copy(std::begin(s.uid), std::end(s.uid), c.uid);
+  std::copy(std::begin(s.gid), std::end(s.gid), c.gid);
+  c.groups = s.groups;
+  c.cap_prm = s.cap_prm;
+  c.cap_eff = s.cap_eff;
+  auto yama = io::ReadFile("/proc/sys/kernel/yama/ptrace_scope");
+  if (yama.ok()) c.yama_scope = atoi(yama->c_str());
+  c.rlim_max = std::move(hard);
+  return c;
+}
+
 Status CheckMayTrace(const Caller& c, const Target& t) {
   if (c.yama_scope >= 3)
     return Error("kernel.yama.ptrace_scope is 3: no process may be traced, so none dumped", EPERM);
@@ -225,6 +241,10 @@ Status CheckMayDump(const Caller& c, pid_t root, bool tcp_established) {
         "kernel.yama.ptrace_scope is 1: a plain user may trace only descendants and "
         "processes that allowed it (PR_SET_PTRACER); if the seize fails, set it to 0 or "
         "give ckpt CAP_SYS_PTRACE");
+  return CheckMayTraceTree(c, root);
+}
+
+Status CheckMayTraceTree(const Caller& c, pid_t root) {
   for (pid_t p : TreeNow(root)) {
     std::string dir = "/proc/" + std::to_string(p);
     Target t;
@@ -257,6 +277,10 @@ Status CheckMayRestore(const Caller& c, const TreeImages& tree, bool tcp_establi
         "--tcp-established needs CAP_NET_ADMIN (TCP_REPAIR and the nftables network lock); "
         "run as root",
         EPERM);
+  return CheckMayOwn(c, tree);
+}
+
+Status CheckMayOwn(const Caller& c, const TreeImages& tree) {
   const pb::NamespacesEntry& ns = tree.namespaces;
   std::string own;
   for (auto [on, name] : {std::pair{ns.pid(), "pid"},

@@ -23,7 +23,10 @@
 //
 // Both read the caller's credentials once (Caller::Current); the checks
 // themselves are pure functions of the caller and the target, so unit
-// tests give them any credentials.
+// tests give them any credentials. The RPC service (criu/rpc) asks the
+// same questions about its client (Caller::OfProcess of the peer): the
+// service does the work, so only the parts about whose processes and
+// credentials these are apply (CheckMayTraceTree, CheckMayOwn).
 #pragma once
 
 #include <sys/types.h>
@@ -62,6 +65,10 @@ struct Caller {
   // CAP_SYS_RESOURCE: not every capability is required).
   bool Privileged() const;
   static Result<Caller> Current();
+  // Another process's credentials as /proc shows them (an RPC client). Its
+  // securebits are not visible there: taken as 0, so images with any
+  // securebits set are refused to it.
+  static Result<Caller> OfProcess(pid_t pid);
 };
 
 // The facts about one task the kernel's ptrace check looks at.
@@ -75,16 +82,24 @@ struct Target {
 // Pure: may `c` PTRACE_ATTACH `t`? The error names the task and the reason.
 Status CheckMayTrace(const Caller& c, const Target& t);
 
+// Every task of the tree under `root` (children as /proc shows them now)
+// by CheckMayTrace.
+Status CheckMayTraceTree(const Caller& c, pid_t root);
+
 // Call before the seize (dump, pre-dump): the capabilities a dump needs
 // (CAP_CHECKPOINT_RESTORE for /proc/PID/map_files; CAP_NET_ADMIN for
-// `tcp_established`: TCP_REPAIR and the nftables lock), then every task of
-// the tree under `root` (children as /proc shows them now) by
-// CheckMayTrace. Ok for a privileged caller without looking.
+// `tcp_established`: TCP_REPAIR and the nftables lock), then
+// CheckMayTraceTree. Ok for a privileged caller without looking.
 Status CheckMayDump(const Caller& c, pid_t root, bool tcp_established);
 
-// Pure: may `c` restore `tree` (every task's creds, caps, securebits,
-// rlimits; pids; namespaces; `tcp_established` needs CAP_NET_ADMIN)? Call
-// after LoadTreeImages, before anything is created.
+// Pure: could `c` have given itself what `tree` holds (no namespaces of
+// its own; every live task's ids, groups, capabilities, securebits and
+// hard rlimits within the caller's)?
+Status CheckMayOwn(const Caller& c, const TreeImages& tree);
+
+// Pure: may `c` restore `tree` (choosing pids needs CAP_CHECKPOINT_RESTORE;
+// `tcp_established` needs CAP_NET_ADMIN; then CheckMayOwn)? Call after
+// LoadTreeImages, before anything is created. Ok for a privileged caller.
 Status CheckMayRestore(const Caller& c, const TreeImages& tree, bool tcp_established = false);
 
 }  // namespace security

@@ -14,6 +14,7 @@
 #include "criu/cgroup_v1.h"
 #include "criu/config_file.h"
 #include "criu/proc_parse.h"
+#include "criu/security.h"
 #include "criu/task_images.h"
 #include "images/image_dir.h"
 
@@ -355,55 +356,28 @@ Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
 namespace {
 
 // Every process of the tree of `pid`, parents first (from /proc's children).
-Result<std::vector<pid_t>> TreeOf(pid_t pid) {
-  std::vector<pid_t> out = {pid};
-  std::set<pid_t> seen = {pid};
-  for (size_t i = 0; i < out.size() && out.size() < 100000; i++) {
-    std::string base = "/proc/" + std::to_string(out[i]) + "/task";
-    DIR* d = opendir(base.c_str());
-    if (!d) {
-      if (i == 0) return Error::Errno("pid " + std::to_string(pid));
-      continue;
-    }
-    while (struct dirent* e = readdir(d)) {
-      if (e->d_name[0] == '.') continue;
-      auto kids = io::ReadFile(base + "/" + e->d_name + "/children");
-      if (!kids.ok()) continue;
-      size_t p = 0;
-      while (p < kids->size()) {
-        char* end;
-        long k = strtol(kids->c_str() + p, &end, 10);
-        if (end == kids->c_str() + p) break;
-        p = size_t(end - kids->c_str());
-        if (k > 0 && seen.insert(pid_t(k)).second) out.push_back(pid_t(k));
-      }
-    }
-    closedir(d);
-  }
-  return out;
+// The client as criu/security.h sees it: SO_PEERCRED's uid and gid; its
+// groups, capabilities and hard limits from /proc/PID only while that
+// process still runs with that uid and gid (else none: it may have
+// changed credentials, or its pid may name another process by now).
+security::Caller PeerCaller(const Peer& peer) {
+  auto c = security::Caller::OfProcess(peer.pid);
+  if (c.ok() && c->uid[0] == peer.uid && c->uid[1] == peer.uid && c->gid[0] == peer.gid &&
+      c->gid[1] == peer.gid)
+    return *c;
+  security::Caller bare;
+  std::fill(std::begin(bare.uid), std::end(bare.uid), peer.uid);
+  std::fill(std::begin(bare.gid), std::end(bare.gid), peer.gid);
+  bare.groups = {peer.gid};
+  return bare;
 }
 
 }  // namespace
 
 Status CheckDumpAccess(const Peer& peer, pid_t pid) {
   if (peer.uid == 0) return Ok();
-  TRY_ASSIGN(std::vector<pid_t> tree, TreeOf(pid));
-  for (pid_t p : tree) {
-    std::string who = "pid " + std::to_string(p);
-    auto st = proc::ReadStatus(p);
-    if (!st.ok()) return Error(who + ": cannot be read: " + st.error().message());
-    for (int i = 0; i < 4; i++)
-      if (st->uid[i] != peer.uid || st->gid[i] != peer.gid)
-        return Error("access denied: " + who +
-                         " runs with other credentials than the caller (uid " +
-                         std::to_string(peer.uid) + ")",
-                     EPERM);
-    // A process that is not dumpable has a /proc directory owned by root.
-    struct stat s;
-    if (stat(("/proc/" + std::to_string(p)).c_str(), &s) < 0 || s.st_uid != peer.uid)
-      return Error("access denied: " + who + " is not dumpable by uid " + std::to_string(peer.uid),
-                   EPERM);
-  }
+  Status s = security::CheckMayTraceTree(PeerCaller(peer), pid);
+  if (!s.ok()) return Error("access denied: " + s.error().message(), EPERM);
   return Ok();
 }
 
@@ -411,33 +385,8 @@ Status CheckRestoreAccess(const Peer& peer, const std::string& images_dir) {
   if (peer.uid == 0) return Ok();
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Open(images_dir));
   TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir));
-  const pb::NamespacesEntry& ns = tree.namespaces;
-  if (ns.pid() || ns.uts() || ns.ipc() || ns.net() || ns.time() || ns.cgroup() || ns.mnt() ||
-      ns.user())
-    return Error(
-        "access denied: the images have namespaces of their own; only root may restore them",
-        EPERM);
-  TRY_ASSIGN(proc::Status caller, proc::ReadStatus(peer.pid), "the caller");
-  std::set<uint32_t> groups(caller.groups.begin(), caller.groups.end());
-  groups.insert(peer.gid);
-  for (const TaskImages& t : tree.tasks) {
-    if (t.helper || t.zombie()) continue;
-    const pb::CredsEntry& c = t.core.creds();
-    std::string who = "pid " + std::to_string(t.pid()) + " of the images";
-    if (c.uid() != peer.uid || c.euid() != peer.uid || c.suid() != peer.uid ||
-        c.fsuid() != peer.uid || c.gid() != peer.gid || c.egid() != peer.gid ||
-        c.sgid() != peer.gid || c.fsgid() != peer.gid)
-      return Error("access denied: " + who + " has credentials (uid " + std::to_string(c.uid()) +
-                       ") other than the caller's (uid " + std::to_string(peer.uid) + ")",
-                   EPERM);
-    for (uint32_t g : c.groups())
-      if (!groups.count(g))
-        return Error("access denied: " + who + " is in group " + std::to_string(g) +
-                         ", which the caller is not",
-                     EPERM);
-    if (c.cap_prm() || c.cap_eff() || c.cap_amb() || c.cap_inh())
-      return Error("access denied: " + who + " has capabilities", EPERM);
-  }
+  Status s = security::CheckMayOwn(PeerCaller(peer), tree);
+  if (!s.ok()) return Error("access denied: " + s.error().message(), EPERM);
   return Ok();
 }
 

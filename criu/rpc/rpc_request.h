@@ -15,7 +15,9 @@
 //
 // Access (SO_PEERCRED): a caller that is not root may dump only processes
 // it could ptrace (CheckDumpAccess) and restore only images whose
-// credentials are its own (CheckRestoreAccess); root may do anything.
+// credentials it could have given itself (CheckRestoreAccess), by the
+// same rules as ckpt run by that user (criu/security.h); root may do
+// anything.
 #pragma once
 
 #include <sys/types.h>
@@ -58,12 +60,13 @@ struct MappedRequest {
 Result<MappedRequest> MapRequestOptions(const criu_opts& in, criu_req_type type,
                                         const RequestContext& ctx);
 
-// A non-root caller may dump the tree of `pid` only if every process of it
-// has the caller's uids and gids in all four slots and is dumpable.
+// A non-root caller may dump the tree of `pid` only if it could trace
+// every process of it (security::CheckMayTraceTree).
 Status CheckDumpAccess(const Peer& peer, pid_t pid);
 
-// A non-root caller may restore only images whose every task has its uid
-// and gid in all four slots, no capabilities and no namespaces of its own.
+// A non-root caller may restore only images it could have made itself
+// (security::CheckMayOwn: ids, groups, capabilities within its own, no
+// namespaces of their own).
 Status CheckRestoreAccess(const Peer& peer, const std::string& images_dir);
 
 // The name of a request type as CRIU's schema spells it ("DUMP", ...), or

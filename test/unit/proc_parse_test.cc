@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -519,6 +520,40 @@ TEST(ProcSelf, MissingPidIsAnError) {
   auto l = ListFds(nopid);
   ASSERT_FALSE(l.ok());
   EXPECT_EQ(l.error().err(), ENOENT);
+}
+
+// ParseHardLimits / ReadHardLimits: the Hard Limit column of /proc/PID/limits.
+TEST(ParseHardLimits, NumbersAndUnlimited) {
+  const char* text =
+      "Limit                     Soft Limit           Hard Limit           Units     \n"
+      "Max cpu time              unlimited            unlimited            seconds   \n"
+      "Max open files            1024                 524288               files     \n"
+      "Max realtime timeout      unlimited            200000               us        \n";
+  auto r = ParseHardLimits(text);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(*r, (std::vector<uint64_t>{UINT64_MAX, 524288, 200000}));
+}
+
+TEST(ParseHardLimits, Malformed) {
+  EXPECT_FALSE(ParseHardLimits("").ok());
+  EXPECT_FALSE(ParseHardLimits("Max cpu time unlimited\n").ok());  // no header
+  EXPECT_FALSE(ParseHardLimits("Limit  Soft Limit  Hard Limit  Units\n").ok());  // no rows
+  EXPECT_FALSE(ParseHardLimits("Limit   Soft Limit   Hard Limit   Units\nMax cpu time 1 2\n").ok());
+  EXPECT_FALSE(ParseHardLimits(
+                   "Limit                     Soft Limit           Hard Limit           Units\n"
+                   "Max cpu time              unlimited            12x                  seconds\n")
+                   .ok());
+}
+
+TEST(ProcSelf, HardLimitsMatchGetrlimit) {
+  auto r = ReadHardLimits(getpid());
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  ASSERT_GE(r->size(), size_t(RLIMIT_NOFILE) + 1);
+  struct rlimit l;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &l), 0);
+  EXPECT_EQ((*r)[RLIMIT_NOFILE], l.rlim_max == RLIM_INFINITY ? UINT64_MAX : uint64_t(l.rlim_max));
+  ASSERT_EQ(getrlimit(RLIMIT_STACK, &l), 0);
+  EXPECT_EQ((*r)[RLIMIT_STACK], l.rlim_max == RLIM_INFINITY ? UINT64_MAX : uint64_t(l.rlim_max));
 }
 
 }  // namespace
