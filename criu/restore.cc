@@ -483,8 +483,9 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   // The root holds every file of the tree at once, above the numbers being
   // restored (criu/fd_limit.h; each task's own limits come back in its
   // restorer).
-  TRY(RaiseFdLimitFor(FdNumbersNeeded(tree.max_fd, tree.files.size(),
-                                      tree.files.size() - files::HomesOf(tree.tasks[0].fds).size())));
+  fds.homes = files::HomesOf(tree.tasks[0].fds);
+  TRY(RaiseFdLimitFor(
+      FdNumbersNeeded(tree.max_fd, tree.files.size(), tree.files.size() - fds.homes.size())));
   // Orphans of a failed restore must come back to us to be reaped.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   LOG_INFO("Creating the tree of " + Who(root) + " (" + std::to_string(tree.tasks.size()) +

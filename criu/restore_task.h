@@ -20,6 +20,9 @@ class InheritedFds;  // criu/files/inherit_fd.h
 // Fds every task of the tree inherits from the root (or from ckpt).
 struct TreeFds {
   std::map<uint32_t, int> files;  // file id -> fd holding that open file
+  // File id -> the root's own fd number for it (files::HomesOf): where the
+  // root opens that file, so it needs no move later.
+  std::map<uint32_t, int> homes;
   std::map<uint64_t, int> shmem;  // shmid -> memfd with the saved contents
   int err_fd = -1;                // errors go to ckpt here
   int log_fd = -1;

@@ -139,7 +139,7 @@ Status OpenTreeFiles(const TreeImages& tree, const images::ImageDir& dir, const 
                         .orphan_pty_sk = fds.orphan_pty_sk};
   // Files the root holds are opened at its own numbers (fd_install.h).
   TRY_ASSIGN(fds.files,
-             files::OpenFiles(dir, tree.files, ro, fds.base, files::HomesOf(tree.tasks[0].fds)));
+             files::OpenFiles(dir, tree.files, ro, fds.base, fds.homes));
   return Ok();
 }
 
