@@ -31,19 +31,16 @@
 #include <string>
 #include <vector>
 
+#include "errors_lib.h"
 #include "harness.h"
 
 namespace fs = std::filesystem;
-using namespace zdtm;
+using namespace zdtm;          // NOLINT(google-build-using-namespace): the harness
+using namespace zdtm::errors;  // NOLINT(google-build-using-namespace)
 
 namespace {
 
-struct Fail : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-std::string g_ckpt, g_workdir, g_testbin, g_only, g_self;
-int g_failed = 0;
+std::string g_self;  // this binary, for --exec-cmd
 
 // The options ckpt refuses by name (criu/options_refused.cc): name, takes a value.
 const std::vector<std::pair<const char*, bool>> kRefused = {
@@ -67,85 +64,6 @@ const std::vector<std::pair<const char*, bool>> kRefused = {
 // Short forms: letter, the long name the message gives, takes a value.
 const std::vector<std::tuple<char, const char*, bool>> kRefusedShort = {
     {'s', "leave-stopped", false}, {'W', "work-dir", true}, {'M', "ext-mount-map", true}};
-
-std::string indent(const std::string& text) {
-  std::string out;
-  size_t pos = 0;
-  for (int lines = 0; pos < text.size() && lines < 25; lines++) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    out += "    | " + text.substr(pos, nl - pos) + "\n";
-    pos = nl + 1;
-  }
-  return out.empty() ? "    (no output)\n" : out;
-}
-
-CmdResult ckpt(const std::string& dir, const std::string& name, std::vector<std::string> args) {
-  args.insert(args.begin(), g_ckpt);
-  return run_cmd(args, dir + "/ckpt-" + name + ".out", 120);
-}
-
-void expect_refused(const CmdResult& r, const std::string& what) {
-  if (r.ok()) throw Fail(what + " succeeded, want a failure\n" + indent(r.output));
-  if (r.crashed() || r.timed_out) throw Fail(what + ": " + r.describe() + "\n" + indent(r.output));
-}
-
-struct Helper {
-  pid_t pid;
-  std::string out;
-};
-
-Helper start_helper(const std::string& test, const std::string& dir) {
-  fs::create_directories(dir);
-  Helper h{0, dir + "/out.txt"};
-  h.pid = start_test({g_testbin + "/" + test}, dir, h.out);
-  if (h.pid < 0) throw Fail("setup: fork failed");
-  std::string err = wait_ready(h.pid, h.out, 60);
-  if (!err.empty()) throw Fail("setup: helper " + test + ": " + err + "\n" + indent(read_text(h.out)));
-  return h;
-}
-
-void expect_alive(const Helper& h, const std::string& when) {
-  char st = proc_state(h.pid);
-  if (st != 'R' && st != 'S' && st != 'D')
-    throw Fail("victim not running " + when + ": " + describe_pid(h.pid));
-  if (proc_ppid(h.pid) != getpid())
-    throw Fail("victim pid " + std::to_string(h.pid) + " is no longer our child " + when);
-}
-
-void finish_helper(const Helper& h) {
-  kill(h.pid, SIGTERM);
-  int status;
-  if (!wait_exit(h.pid, 60, &status))
-    throw Fail("victim did not exit after SIGTERM: " + describe_pid(h.pid));
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || count_lines(h.out, "PASS") != 1)
-    throw Fail("victim failed its own verification (" + describe_status(status) + ")\n" +
-               indent(read_text(h.out)));
-}
-
-void check(const std::string& name, const std::function<void(const std::string&)>& fn) {
-  if (name.rfind(g_only, 0) != 0) return;
-  std::string dir = g_workdir + "/" + name;
-  fs::create_directories(dir);
-  std::string err;
-  try {
-    fn(dir);
-  } catch (const std::exception& e) {
-    err = e.what();
-  }
-  auto left = kill_all_children();
-  if (err.empty() && !left.empty()) {
-    err = "processes left behind:";
-    for (const auto& l : left) err += " [" + l + "]";
-  }
-  if (err.empty()) {
-    printf("[ OK ] %s\n", name.c_str());
-  } else {
-    printf("[FAIL] %s: %s\n", name.c_str(), err.c_str());
-    g_failed++;
-  }
-  fflush(stdout);
-}
 
 // --exec-cmd-helper PIDFILE: run by ckpt restore --exec-cmd in its place.
 // The restored root must be our child: stop it with SIGTERM and reap it.
@@ -175,24 +93,8 @@ int ExecCmdHelper(const char* pidfile) {
 int main(int argc, char** argv) {
   if (argc == 3 && !strcmp(argv[1], "--exec-cmd-helper")) return ExecCmdHelper(argv[2]);
   harness_init();
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string a = argv[i];
-    if (a == "--ckpt") g_ckpt = argv[i + 1];
-    else if (a == "--workdir") g_workdir = argv[i + 1];
-    else if (a == "--testbin") g_testbin = argv[i + 1];
-    else if (a == "--only") g_only = argv[i + 1];
-  }
-  if (g_ckpt.empty() || g_workdir.empty()) {
-    fprintf(stderr, "usage: zdtm-options --ckpt PATH --workdir DIR [--testbin DIR]\n");
-    return 2;
-  }
+  if (!ParseArgs(argc, argv, "zdtm-options")) return 2;
   g_self = fs::read_symlink("/proc/self/exe").string();
-  if (g_testbin.empty()) g_testbin = fs::path(g_self).parent_path().string() + "/../static";
-  g_ckpt = fs::absolute(g_ckpt).string();
-  g_testbin = fs::absolute(g_testbin).string();
-  g_workdir = fs::absolute(g_workdir).string();
-  fs::remove_all(g_workdir);
-  fs::create_directories(g_workdir);
 
   check("refused", [](const std::string& dir) {
     Helper h = start_helper("same_pid", dir + "/run");
@@ -203,7 +105,7 @@ int main(int argc, char** argv) {
       args.insert(args.end(), opt.begin(), opt.end());
       if (cmd == "dump") args.insert(args.end(), {"-t", std::to_string(h.pid)});
       args.insert(args.end(), {"-D", img});
-      CmdResult r = ckpt(dir, cmd + "-" + name, args);
+      Ckpt r = ckpt(dir, cmd + "-" + name, args);
       expect_refused(r, cmd + " " + opt[0]);
       if (r.output.find("--" + name + ") is not supported yet") == std::string::npos &&
           r.output.find("--" + name + " is not supported yet") == std::string::npos)
@@ -229,7 +131,7 @@ int main(int argc, char** argv) {
   check("ghost-limit", [](const std::string& dir) {
     Helper h = start_helper("deleted_file", dir + "/run");
     std::string img = dir + "/img";
-    CmdResult r = ckpt(dir, "dump", {"dump", "-t", std::to_string(h.pid), "-D", img,
+    Ckpt r = ckpt(dir, "dump", {"dump", "-t", std::to_string(h.pid), "-D", img,
                                      "--ghost-limit", "64K"});
     expect_refused(r, "dump --ghost-limit 64K");
     if (r.output.find("--ghost-limit 65536") == std::string::npos ||
@@ -242,7 +144,7 @@ int main(int argc, char** argv) {
   check("timeout", [](const std::string& dir) {
     Helper h = start_helper("vfork_wait", dir + "/run");
     std::string img = dir + "/img";
-    CmdResult r = ckpt(dir, "dump", {"dump", "-t", std::to_string(h.pid), "-D", img,
+    Ckpt r = ckpt(dir, "dump", {"dump", "-t", std::to_string(h.pid), "-D", img,
                                      "--timeout", "2"});
     expect_refused(r, "dump --timeout 2 of a task in vfork");
     if (r.output.find("--timeout") == std::string::npos || !mentions_number(r.output, h.pid))
@@ -260,7 +162,7 @@ int main(int argc, char** argv) {
   check("implemented", [](const std::string& dir) {
     Helper h = start_helper("same_pid", dir + "/run");
     std::string img = dir + "/img";
-    CmdResult d = ckpt(dir, "dump", {"dump", "-t", std::to_string(h.pid), "-D", img,
+    Ckpt d = ckpt(dir, "dump", {"dump", "-t", std::to_string(h.pid), "-D", img,
                                      "--display-stats", "--log-pid", "-o", "dump.log",
                                      "--timeout", "30"});
     if (!d.ok()) throw Fail("dump: " + d.describe() + "\n" + indent(d.output));
@@ -290,6 +192,5 @@ int main(int argc, char** argv) {
       throw Fail("the restored process did not pass\n" + indent(read_text(h.out)));
   });
 
-  printf("%s\n", g_failed ? "FAILED" : "ALL PASSED");
-  return g_failed ? 1 : 0;
+  return Summary("zdtm-options");
 }
