@@ -1,4 +1,5 @@
-// What zdtm-errors and zdtm-options share: running ckpt and the test
+// What the checks that are not round trips share (zdtm-errors,
+// zdtm-options and static/*_checks, sk_tcp_inflight): running ckpt and the test
 // programs they use as victims, the checks that a refusal was clean (a
 // non-zero exit below 128, a message, the victim alive and untouched, no
 // process left behind), and the named sub-check runner that prints

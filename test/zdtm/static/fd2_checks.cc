@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "errors_lib.h"
 #include "harness.h"
 #include "zdtm.h"
 
@@ -111,28 +112,11 @@ constexpr off_t kFileSize = 10000, kOffset = 8000;
 
 // ---- the driver ----
 
-using namespace zdtm;
+using namespace zdtm;          // NOLINT(google-build-using-namespace): the harness
+using namespace zdtm::errors;  // NOLINT(google-build-using-namespace)
 
 constexpr double kCkptTimeout = 120;
-std::string g_ckpt, g_workdir, g_self;
-int g_failed;
-
-struct Fail : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-std::string indent(const std::string& text) {
-  std::string out;
-  size_t pos = 0;
-  int lines = 0;
-  while (pos < text.size() && lines++ < 25) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    out += "    | " + text.substr(pos, nl - pos) + "\n";
-    pos = nl + 1;
-  }
-  return out;
-}
+std::string g_self;  // this binary: the victims are its --victim modes
 
 struct Run {
   CmdResult r;
@@ -179,29 +163,6 @@ void finish(const Victim& v, int passes) {
 
 void expect(bool cond, const std::string& what, const Run& r) {
   if (!cond) throw Fail(what + "\n" + indent(r.text));
-}
-
-void check(const std::string& name, const std::function<void(const std::string&)>& fn) {
-  std::string dir = g_workdir + "/" + name;
-  fs::create_directories(dir);
-  std::string err;
-  try {
-    fn(dir);
-  } catch (const std::exception& e) {
-    err = e.what();
-  }
-  auto left = kill_all_children();
-  if (err.empty() && !left.empty()) {
-    err = "processes left behind:";
-    for (const auto& l : left) err += " [" + l + "]";
-  }
-  if (err.empty()) {
-    printf("[ OK ] %s\n", name.c_str());
-  } else {
-    printf("[FAIL] %s: %s\n", name.c_str(), err.c_str());
-    g_failed++;
-  }
-  fflush(stdout);
 }
 
 void check_tty_outside(const std::string& dir) {
@@ -293,20 +254,10 @@ int main(int argc, char** argv) {
     if (mode == "hold-file") victim_hold_file();
     fail("unknown victim %s", argv[2]);
   }
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--ckpt")) g_ckpt = argv[i + 1];
-    if (!strcmp(argv[i], "--workdir")) g_workdir = argv[i + 1];
-  }
-  if (g_ckpt.empty() || g_workdir.empty()) {
-    fprintf(stderr, "usage: fd2_checks --ckpt PATH --workdir DIR\n");
-    return 2;
-  }
+  if (!ParseArgs(argc, argv, "fd2_checks")) return 2;
   harness_init();
   g_self = fs::canonical("/proc/self/exe").string();
-  g_workdir = fs::absolute(g_workdir).string();
   std::error_code ec;
-  fs::remove_all(g_workdir, ec);
-  fs::create_directories(g_workdir);
   check("tty-outside", check_tty_outside);
   check("pty-slave-outside", check_slave_outside);
   check("file-shrank", check_file_shrank);

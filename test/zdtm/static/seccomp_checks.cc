@@ -32,12 +32,14 @@
 #include <string>
 #include <vector>
 
+#include "errors_lib.h"
 #include "harness.h"
 #include "zdtm.h"
 #include "seccomp_util.h"
 
 namespace fs = std::filesystem;
-using namespace zdtm;
+using namespace zdtm;          // NOLINT(google-build-using-namespace): the harness
+using namespace zdtm::errors;  // NOLINT(google-build-using-namespace)
 
 namespace {
 
@@ -77,25 +79,7 @@ namespace {
 }
 
 constexpr double kCkptTimeout = 120;
-std::string g_ckpt, g_workdir, g_self;
-int g_failed;
-
-struct Fail : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-std::string indent(const std::string& text) {
-  std::string out;
-  size_t pos = 0;
-  int lines = 0;
-  while (pos < text.size() && lines++ < 25) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    out += "    | " + text.substr(pos, nl - pos) + "\n";
-    pos = nl + 1;
-  }
-  return out;
-}
+std::string g_self;  // this binary: the victims are its --victim modes
 
 CmdResult ckpt(const std::string& dir, const std::string& name, std::vector<std::string> args,
                bool under = false) {
@@ -131,29 +115,6 @@ void finish(const Victim& v) {
   if (!wait_exit(v.pid, 60, &st)) throw Fail("victim did not exit: " + describe_pid(v.pid));
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || count_lines(v.out, "PASS") != 1)
     throw Fail("victim failed (" + describe_status(st) + ")\n" + indent(read_text(v.out)));
-}
-
-void check(const std::string& name, const std::function<void(const std::string&)>& fn) {
-  std::string dir = g_workdir + "/" + name;
-  fs::create_directories(dir);
-  std::string err;
-  try {
-    fn(dir);
-  } catch (const std::exception& e) {
-    err = e.what();
-  }
-  auto left = kill_all_children();
-  if (err.empty() && !left.empty()) {
-    err = "processes left behind:";
-    for (const auto& l : left) err += " [" + l + "]";
-  }
-  if (err.empty()) {
-    printf("[ OK ] %s\n", name.c_str());
-  } else {
-    printf("[FAIL] %s: %s\n", name.c_str(), err.c_str());
-    g_failed++;
-  }
-  fflush(stdout);
 }
 
 void check_under_seccomp(const std::string& dir) {
@@ -262,20 +223,10 @@ int main(int argc, char** argv) {
     victim(!strcmp(argv[1], "--victim-notif"));
   }
   if (argc >= 3 && !strcmp(argv[1], "--under-seccomp")) under_seccomp(argv + 2);
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--ckpt")) g_ckpt = argv[i + 1];
-    if (!strcmp(argv[i], "--workdir")) g_workdir = argv[i + 1];
-  }
-  if (g_ckpt.empty() || g_workdir.empty()) {
-    fprintf(stderr, "usage: seccomp_checks --ckpt PATH --workdir DIR\n");
-    return 2;
-  }
+  if (!ParseArgs(argc, argv, "seccomp_checks")) return 2;
   harness_init();
   g_self = fs::canonical("/proc/self/exe").string();
-  g_workdir = fs::absolute(g_workdir).string();
   std::error_code ec;
-  fs::remove_all(g_workdir, ec);
-  fs::create_directories(g_workdir);
   check("ckpt-under-seccomp", check_under_seccomp);
   check("user-notif", check_user_notif);
   check("bad-images", check_bad_images);

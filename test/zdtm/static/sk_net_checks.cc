@@ -42,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "errors_lib.h"
 #include "harness.h"
 #include "zdtm.h"
 
@@ -138,15 +139,11 @@ int at(int fd, int want) {
 
 // ---- the driver ----
 
-using namespace zdtm;
+using namespace zdtm;          // NOLINT(google-build-using-namespace): the harness
+using namespace zdtm::errors;  // NOLINT(google-build-using-namespace)
 
 constexpr double kCkptTimeout = 120;
-std::string g_ckpt, g_workdir, g_self;
-int g_failed;
-
-struct Fail : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+std::string g_self;  // this binary: the victims are its --victim modes
 
 struct Victim {
   pid_t pid;
@@ -180,29 +177,6 @@ void expect_refused(const Victim& v, const std::string& dir, const std::vector<s
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || count_lines(v.out, "PASS") != 1)
     throw Fail("victim failed after the refused dump (" + describe_status(st) + ")\n" +
                tail(v.out));
-}
-
-void check(const std::string& name, const std::function<void(const std::string&)>& fn) {
-  std::string dir = g_workdir + "/" + name;
-  fs::create_directories(dir);
-  std::string err;
-  try {
-    fn(dir);
-  } catch (const std::exception& e) {
-    err = e.what();
-  }
-  auto left = kill_all_children();
-  if (err.empty() && !left.empty()) {
-    err = "processes left behind:";
-    for (const auto& l : left) err += " [" + l + "]";
-  }
-  if (err.empty()) {
-    printf("[ OK ] %s\n", name.c_str());
-  } else {
-    printf("[FAIL] %s: %s\n", name.c_str(), err.c_str());
-    g_failed++;
-  }
-  fflush(stdout);
 }
 
 std::string where(const Victim& v, int fd) {
@@ -259,20 +233,10 @@ int main(int argc, char** argv) {
     if (mode == "netlink-port") victim_netlink_port();
     fail("unknown victim %s", argv[2]);
   }
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--ckpt")) g_ckpt = argv[i + 1];
-    if (!strcmp(argv[i], "--workdir")) g_workdir = argv[i + 1];
-  }
-  if (g_ckpt.empty() || g_workdir.empty()) {
-    fprintf(stderr, "usage: sk_net_checks --ckpt PATH --workdir DIR\n");
-    return 2;
-  }
+  if (!ParseArgs(argc, argv, "sk_net_checks")) return 2;
   harness_init();
   g_self = fs::canonical("/proc/self/exe").string();
-  g_workdir = fs::absolute(g_workdir).string();
   std::error_code ec;
-  fs::remove_all(g_workdir, ec);
-  fs::create_directories(g_workdir);
   check("netlink-queued", [](const std::string& dir) {
     Victim v = start_victim("netlink-queued", dir + "/run");
     std::string port = std::to_string(0x50000000u | uint32_t(v.pid));

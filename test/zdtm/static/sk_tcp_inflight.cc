@@ -35,6 +35,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "errors_lib.h"
 #include "harness.h"
 #include "sk_inet.h"
 
@@ -94,29 +95,12 @@ constexpr int kBacklog = 5;
 
 // ---- the driver ----
 
-using namespace zdtm;
+using namespace zdtm;          // NOLINT(google-build-using-namespace): the harness
+using namespace zdtm::errors;  // NOLINT(google-build-using-namespace)
 
 constexpr double kCkptTimeout = 120;
 
-struct Fail : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-std::string g_ckpt, g_workdir, g_self;
-int g_failed = 0;
-
-std::string indent(const std::string& text) {
-  std::string out;
-  size_t pos = 0;
-  int lines = 0;
-  while (pos < text.size() && lines++ < 30) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    out += "    | " + text.substr(pos, nl - pos) + "\n";
-    pos = nl + 1;
-  }
-  return out;
-}
+std::string g_self;  // this binary: the victims are its --victim modes
 
 struct Run {
   CmdResult r;
@@ -189,29 +173,6 @@ struct Client {
   Client& operator=(const Client&) = delete;
 };
 
-void check(const std::string& name, const std::function<void(const std::string&)>& fn) {
-  std::string dir = g_workdir + "/" + name;
-  fs::create_directories(dir);
-  std::string err;
-  try {
-    fn(dir);
-  } catch (const std::exception& e) {
-    err = e.what();
-  }
-  auto left = kill_all_children();
-  if (err.empty() && !left.empty()) {
-    err = "processes left behind:";
-    for (const auto& l : left) err += " [" + l + "]";
-  }
-  if (err.empty()) {
-    printf("[ OK ] %s\n", name.c_str());
-  } else {
-    printf("[FAIL] %s: %s\n", name.c_str(), err.c_str());
-    g_failed++;
-  }
-  fflush(stdout);
-}
-
 void check_visible(const std::string& dir) {
   Victim v = start_victim(dir + "/run");
   Client a(AF_INET, v.port4), b(AF_INET, v.port4), c(AF_INET6, v.port6);
@@ -278,21 +239,10 @@ int main(int argc, char** argv) {
     test_init(argc, argv);
     victim();
   }
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--ckpt")) g_ckpt = argv[i + 1];
-    if (!strcmp(argv[i], "--workdir")) g_workdir = argv[i + 1];
-  }
-  if (g_ckpt.empty() || g_workdir.empty()) {
-    fprintf(stderr, "usage: sk_tcp_inflight --ckpt PATH --workdir DIR | --victim\n");
-    return 2;
-  }
+  if (!ParseArgs(argc, argv, "sk_tcp_inflight")) return 2;
   harness_init();
   g_self = fs::canonical("/proc/self/exe").string();
-  g_ckpt = fs::absolute(g_ckpt).string();
-  g_workdir = fs::absolute(g_workdir).string();
   std::error_code ec;
-  fs::remove_all(g_workdir, ec);
-  fs::create_directories(g_workdir);
   check("queued-visible", check_visible);
   check("refused", check_refused);
   check("skip-in-flight", [](const std::string&) {
