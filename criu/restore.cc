@@ -450,7 +450,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
     TRY_ASSIGN(orphans, files::OrphanPtys::Create(fds.base));
     fds.orphan_pty_sk = orphans.task_end();
   }
-  TRY_ASSIGN(fds.shmem, RestoreShmem(*dir, mms));
+  TRY_ASSIGN(fds.shmem, RestoreShmem(*dir, mms, !tree.namespaces.mnt()));
   TRY(RestoreShmFiles(*dir));  // tmpfs files mapped shared get their contents back
   // Segments recreated for a restore that fails must not stay behind.
   struct SysvCleanup {
