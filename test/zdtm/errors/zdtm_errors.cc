@@ -416,7 +416,7 @@ int main(int argc, char** argv) {
   // criu/shared_tables.h): refused before anything is touched, naming the
   // task and the reason.
   for (auto [arg, want] : {std::pair<const char*, const char*>{"--traced", "traced by pid "},
-                           {"--clone-files", "share one fd table"},
+                           {"--clone-files", "share one fd table"},  // (siblings)
                            {"--clone-fs", "but not through their parents"},
                            {"--thread-files", "has its own fd table"}}) {
     check(std::string("dump-pstate") + (arg + 1), [&](const std::string& dir) {
@@ -430,9 +430,12 @@ int main(int argc, char** argv) {
       Ckpt r = ckpt(dir, "dump",
                     {"dump", "-t", std::to_string(h.pid), "-D", img, "-o", "dump.log", "-v4"});
       expect_refused(r, std::string("dump of a tree with ") + arg);
-      // --clone-fs names the two children (the root's pid is not in it).
-      bool named = std::string(arg) == "--clone-fs" ? r.output.find(" and pid ") != std::string::npos
-                                                    : mentions_number(r.output, h.pid);
+      // --clone-fs and --clone-files name the two children (the root's
+      // pid is not in it).
+      bool siblings = std::string(arg) == "--clone-fs" || std::string(arg) == "--clone-files";
+      bool named = siblings ? r.output.find(" and pid ") != std::string::npos &&
+                                  r.output.find("not through their parents") != std::string::npos
+                            : mentions_number(r.output, h.pid);
       if (r.output.find(want) == std::string::npos || !named)
         throw Fail(std::string("the error does not say \"") + want + "\" with a pid\n" +
                    indent(r.output));
