@@ -552,7 +552,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   TRY_ASSIGN(files::FdDumper fds, files::FdDumper::Create(*dir, net));
   fds.SetOptions({.link_remap = o.link_remap,
                   .ghost_limit = o.ghost_limit,
-                  .evasive_devices = o.evasive_devices});
+                  .evasive_devices = o.evasive_devices,
+                  .task_paths = bool(namespaces.mnt())});
   ShmemDumper shmem;
   TRY_ASSIGN(images::ImageWriter psw, dir->OpenWriter(ImageType::kPstree));
   uint32_t pages_id = 1;

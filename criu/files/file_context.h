@@ -30,6 +30,10 @@ struct FileDumpOptions {
   bool link_remap = false;       // --link-remap (ghost.cc)
   uint64_t ghost_limit = 0;      // --ghost-limit, 0: none (ghost.cc)
   bool evasive_devices = false;  // --evasive-devices (chrdev.cc)
+  // The tree has a mount namespace of its own: a regular file in flight
+  // (fd_dump.h AddHeld) is saved by the path its holder's namespace gives
+  // it, as the tree's own fds are (criu/dump.cc UseTaskPaths).
+  bool task_paths = false;
 };
 
 // One per dump (the whole tree), owned by FdDumper.

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -92,12 +93,12 @@ struct Helper {
 };
 
 Helper start_helper(const std::string& test, const std::string& dir,
-                    const std::vector<std::string>& args = {}) {
+                    const std::vector<std::string>& args = {}, unsigned long ns_flags = 0) {
   fs::create_directories(dir);
   Helper h{0, dir + "/out.txt"};
   std::vector<std::string> argv = {g_testbin + "/" + test};
   argv.insert(argv.end(), args.begin(), args.end());
-  h.pid = start_test(argv, dir, h.out);
+  h.pid = start_test(argv, dir, h.out, ns_flags);
   if (h.pid < 0) throw Fail("setup: fork failed");
   std::string err = wait_ready(h.pid, h.out, 60);
   if (!err.empty())
@@ -363,6 +364,27 @@ int main(int argc, char** argv) {
             std::string::npos ||
         !mentions_number(r.output, h.pid))
       throw Fail("the error does not say \"a timerfd ... in flight is not supported\" naming pid " +
+                 std::to_string(h.pid) + "\n" + indent(r.all()));
+    expect_alive(h, "after the refused dump");
+    finish_helper(h);
+  });
+  // A tree with a mount namespace of its own: a regular file in flight is
+  // saved by the path the tree sees; one on a mount outside its namespace
+  // (here a tmpfs mounted nowhere, whose file readlink names
+  // "/work/out.txt", a path of the tree's own) is refused, not restored as
+  // the tree's /work/out.txt.
+  check("dump-scm-outside-mntns", [](const std::string& dir) {
+    Helper h = start_helper("scm_unsupported", dir + "/run", {"--outside-ns"},
+                            CLONE_NEWPID | CLONE_NEWNS);
+    std::string img = dir + "/img";
+    fs::create_directories(img);
+    Ckpt r =
+        ckpt(dir, "dump", {"dump", "-t", std::to_string(h.pid), "-D", img, "-o", "dump.log", "-v4"},
+             {img + "/dump.log"});
+    expect_refused(r, "dump of a tree holding a file from outside its mount namespace in flight");
+    if (r.all().find("is on a mount outside the mount namespace of pid") == std::string::npos ||
+        !mentions_number(r.output, h.pid))
+      throw Fail("the error does not say \"is on a mount outside the mount namespace\" naming pid " +
                  std::to_string(h.pid) + "\n" + indent(r.all()));
     expect_alive(h, "after the refused dump");
     finish_helper(h);
