@@ -3,9 +3,10 @@
 // recreates the file under its old name in its old directory and unlinks it
 // at once, so the link reads the same. Files that still have another name
 // (st_nlink > 0) are refused without --link-remap: the other name cannot be
-// found. A deleted file that its holder also maps, shared (POSIX shm
-// unlinked at once, as UCX and Open MPI do) or private (a program that
-// maps its scratch file and keeps the fd), is one object with the mapping:
+// found. A deleted file that a task of the tree also maps, shared (POSIX
+// shm unlinked at once, as UCX and Open MPI do) or private (a program that
+// maps its scratch file and keeps the fd, or a child that maps it), is one
+// object with the mapping:
 // criu/shmem.cc saves and makes it (again at its old path, unlinked), and
 // the fd is opened on that object, given back the file's size, owner, mode
 // and mtime. A private mapping's own (copied-on-write) pages are the task's
@@ -90,8 +91,9 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
   d->set_uid(c.st.st_uid);
   d->set_gid(c.st.st_gid);
   d->set_mtime_ns(int64_t(c.st.st_mtim.tv_sec) * 1000000000 + c.st.st_mtim.tv_nsec);
-  // Mapped shared or private: mem_dump.cc saves either as an object by inode.
-  TRY_ASSIGN(bool mapped, Mapped(c.pid, c.st), Where(c));
+  // Mapped shared or private, by the holder or another task of the tree:
+  // mem_dump.cc saves either as an object by inode.
+  TRY_ASSIGN(bool mapped, ctx.TreeMaps(c.pid, c.st), Where(c));
   if (mapped) d->set_shmid(c.st.st_ino);  // the mapping's object: restored with it
   DumpContext::Object o = ctx.Share(
       "ghost:" + std::to_string(c.st.st_dev) + ":" + std::to_string(c.st.st_ino), e->id());
