@@ -145,7 +145,8 @@ Result<uint64_t> FilesCloneFlag(const TreeImages& tree, int idx) {
   if (!SharesFiles(t)) return uint64_t(0);
   std::string who = Who(t.pid()) + " shared its parent's fd table (CLONE_FILES)";
   int p = ParentOf(tree, idx);
-  if (p < 0 || !CreatedByParent(tree, idx))
+  if (p < 0) return Error(who + ", but it has no parent in the tree: bad image");
+  if (!CreatedByParent(tree, idx))
     return Error(who + ", but a helper task (for an exited session or group leader) must create "
                  "it here: not supported");
   const TaskImages& parent = tree.tasks[size_t(p)];
