@@ -49,11 +49,13 @@ Status SparseCopy(int in, int out, uint64_t size, const std::string& what) {
 
 // A new file at `name`, unlinked at once, when its directory exists (on a
 // tmpfs only, unless `any_fs`) and the name is free; otherwise nothing (the
-// caller makes a memfd).
+// caller makes a memfd). Not directly in "/" unless on a tmpfs: the kernel
+// names its own objects there ("/anon_hugepage", "/[aio]", "/i915").
 UniqueFd RecreateDeletedFile(const std::string& name, bool any_fs) {
   size_t slash = name.rfind('/');
   if (name.empty() || name[0] != '/' || slash == std::string::npos || slash + 1 >= name.size())
     return UniqueFd();
+  if (slash == 0) any_fs = false;
   UniqueFd dir(open(slash ? name.substr(0, slash).c_str() : "/",
                     O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   struct statfs sf;
