@@ -135,7 +135,8 @@ Result<uint64_t> FsCloneFlag(const TreeImages& tree, int idx) {
   for (const TaskImages& c : tree.tasks)
     for (int k : c.children)
       if (k == idx && c.pid() != pid_t(t.pstree.ppid()))
-        return Error(Who(t.pid()) + " shared its parent's fs struct (CLONE_FS), but a helper task "
+        return Error(Who(t.pid()) +
+                     " shared its parent's fs struct (CLONE_FS), but a helper task "
                      "(for an exited session or group leader) must create it here: not supported");
   return uint64_t(CLONE_FS);
 }
@@ -147,7 +148,8 @@ Result<uint64_t> FilesCloneFlag(const TreeImages& tree, int idx) {
   int p = ParentOf(tree, idx);
   if (p < 0) return Error(who + ", but it has no parent in the tree: bad image");
   if (!CreatedByParent(tree, idx))
-    return Error(who + ", but a helper task (for an exited session or group leader) must create "
+    return Error(who +
+                 ", but a helper task (for an exited session or group leader) must create "
                  "it here: not supported");
   const TaskImages& parent = tree.tasks[size_t(p)];
   if (parent.zombie())
@@ -170,7 +172,8 @@ Result<uint64_t> FilesCloneFlag(const TreeImages& tree, int idx) {
     if (TableOwner(tree, int(i)) != owner || tree.tasks[i].zombie()) continue;
     group.insert(tree.tasks[i].pid());
     for (const pb::VmaEntry& v : tree.tasks[i].mm.vmas())
-      if (v.kind() == pb::VMA_FILE_PRIVATE || v.kind() == pb::VMA_FILE_SHARED) mapped.insert(v.path());
+      if (v.kind() == pb::VMA_FILE_PRIVATE || v.kind() == pb::VMA_FILE_SHARED)
+        mapped.insert(v.path());
   }
   for (const pb::FdinfoEntry& f : t.fds) {
     auto e = tree.files.find(f.file_id());
@@ -178,7 +181,7 @@ Result<uint64_t> FilesCloneFlag(const TreeImages& tree, int idx) {
     const files::LockList* locks = e->second.has_reg()   ? &e->second.reg().locks()
                                    : e->second.has_chr() ? &e->second.chr().locks()
                                                          : nullptr;
-    const std::string& path = e->second.has_reg() ? e->second.reg().path()
+    const std::string& path = e->second.has_reg()   ? e->second.reg().path()
                               : e->second.has_chr() ? e->second.chr().path()
                                                     : std::string();
     if (!locks || !mapped.count(path)) continue;

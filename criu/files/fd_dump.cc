@@ -69,10 +69,9 @@ Status FdDumper::AddTask(images::ImageDir& dir, const TaskFds& task) {
     by_fd[c.fd] = ids[i];
   }
   ctx_->SetTask(&t.fds, std::move(by_fd));
-  ctx_->set_held_file_dumper(
-      [this, pid](UniqueFd fd, const std::string& what) {
-        return AddHeld(pid, std::move(fd), what);
-      });
+  ctx_->set_held_file_dumper([this, pid](UniqueFd fd, const std::string& what) {
+    return AddHeld(pid, std::move(fd), what);
+  });
   TRY_ASSIGN(images::ImageWriter fdw, dir.OpenWriter(images::ImageType::kFdinfo, pid));
   for (size_t i = 0; i < t.fds.size(); i++) {
     const FdContext& c = t.fds[i];

@@ -195,8 +195,9 @@ Result<std::vector<TaskPath>> TaskPaths(pid_t pid, const std::vector<std::string
 
 Result<TaskPath> HeldFilePath(pid_t pid, int fd, const std::string& what) {
   TRY_ASSIGN(std::vector<TaskPath> p, PathsInTaskNs(pid, {fd}, {what}));
-  if (p.size() != 1) return Error(what + ": its path in the mount namespace of pid " +
-                                  std::to_string(pid) + " was not found");
+  if (p.size() != 1)
+    return Error(what + ": its path in the mount namespace of pid " + std::to_string(pid) +
+                 " was not found");
   return p[0];
 }
 

@@ -44,8 +44,8 @@ struct Report {
 // C: maps fd kFd private, writes its page 1, closes the fd; on each byte
 // from `ask` reports its mapping to `ans`; exits on EOF.
 [[noreturn]] void child(int ask, int ans) {
-  auto* map = static_cast<char*>(
-      mmap(nullptr, 3 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE, kFd, 0));
+  auto* map =
+      static_cast<char*>(mmap(nullptr, 3 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE, kFd, 0));
   if (map == MAP_FAILED) _exit(2);
   memset(map + kPage, 'C', kPage);
   close(kFd);
@@ -94,9 +94,11 @@ Report ask_child(int ask, int ans) {
   if (fstat(kFd, &fst) < 0) fail("fstat fd %d", kFd);
   r = ask_child(a[1], b[0]);
   if (r.dev != fst.st_dev || r.ino != fst.st_ino)
-    fail("fd %d (inode %lu dev %lu) and the child's mapping (inode %lu dev %lu) are different "
-         "files", kFd, (unsigned long)fst.st_ino, (unsigned long)fst.st_dev, (unsigned long)r.ino,
-         (unsigned long)r.dev);
+    fail(
+        "fd %d (inode %lu dev %lu) and the child's mapping (inode %lu dev %lu) are different "
+        "files",
+        kFd, (unsigned long)fst.st_ino, (unsigned long)fst.st_dev, (unsigned long)r.ino,
+        (unsigned long)r.dev);
   if (r.page0 != data[10] || r.page1 != 'C' || r.page2 != data[2 * kPage + 10])
     fail("the child's mapping reads differently after restore");
   if (pwrite(kFd, "WW", 2, 2 * kPage + 10) != 2 || pwrite(kFd, "VV", 2, kPage + 10) != 2)
@@ -127,8 +129,8 @@ int main(int argc, char** argv) {
   if (fchmod(kFd, 0640) < 0) fail("fchmod");
   if (lseek(kFd, 1234, SEEK_SET) != 1234) fail("lseek");
   if (argc > 1 && strcmp(argv[1], "--child") == 0) other_task(path, data);
-  auto* map = static_cast<char*>(
-      mmap(nullptr, 4 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE, kFd, 0));
+  auto* map =
+      static_cast<char*>(mmap(nullptr, 4 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE, kFd, 0));
   if (map == MAP_FAILED) fail("mmap");
   memset(map + kPage, 'P', kPage);
   if (unlink(path.c_str())) fail("unlink");
@@ -153,7 +155,8 @@ int main(int argc, char** argv) {
   char link[PATH_MAX] = {};
   std::string fdlink = "/proc/self/fd/" + std::to_string(kFd);
   if (readlink(fdlink.c_str(), link, sizeof(link) - 1) < 0) fail("readlink");
-  if (std::string(link) != path + " (deleted)") fail("fd %d is %s, want %s (deleted)", kFd, link, path.c_str());
+  if (std::string(link) != path + " (deleted)")
+    fail("fd %d is %s, want %s (deleted)", kFd, link, path.c_str());
   if (fcntl(kFd, F_GETFL) < 0 || (fcntl(kFd, F_GETFL) & O_ACCMODE) != O_RDWR) fail("not O_RDWR");
 
   for (size_t i = 0; i < 4 * kPage; i++) {
@@ -162,8 +165,7 @@ int main(int argc, char** argv) {
   }
   if (pwrite(kFd, "WW", 2, 2 * kPage + 10) != 2 || pwrite(kFd, "VV", 2, kPage + 10) != 2)
     fail("pwrite fd %d", kFd);
-  auto* shared =
-      static_cast<char*>(mmap(nullptr, 3 * kPage, PROT_READ, MAP_SHARED, kFd, 0));
+  auto* shared = static_cast<char*>(mmap(nullptr, 3 * kPage, PROT_READ, MAP_SHARED, kFd, 0));
   if (shared == MAP_FAILED) fail("mmap shared");
   if (shared[2 * kPage + 10] != 'W' || shared[kPage + 10] != 'V')
     fail("a write through fd %d does not show in a new shared mapping of it", kFd);

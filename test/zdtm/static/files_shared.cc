@@ -200,7 +200,8 @@ int main(int argc, char** argv) {
   if (ask(g_g, 'v', 70, "G") < 0) fail("fd 70 R opened is not in G's table");
   if (ask(g_k, 'v', 70, "K") != -EBADF) fail("fd 70 R opened is in K's table");
   if (ask(g_c, 'c', c2, "C") != 0) fail("C cannot close fd %d", c2);
-  if (fcntl(c2, F_GETFD) >= 0 || errno != EBADF) fail("C's close of fd %d did not close it for R", c2);
+  if (fcntl(c2, F_GETFD) >= 0 || errno != EBADF)
+    fail("C's close of fd %d did not close it for R", c2);
   if (ask(g_g, 'v', c2, "G") != -EBADF) fail("C's close of fd %d did not close it for G", c2);
   close(70);
   if (ask(g_g, 'v', 70, "G") != -EBADF) fail("R's close of fd 70 did not close it for G");
