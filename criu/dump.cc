@@ -353,6 +353,7 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
   TRY_ASSIGN(*core.mutable_sched(), DumpSchedState(pid, proc.threads(), proc.mem_fd()));
   if (proc.stop_signal()) core.set_stop_signal(uint32_t(proc.stop_signal()));
   if (sharing.fs_with_parent.count(pid)) core.set_fs_shared_with_parent(true);
+  if (sharing.files_with_parent.count(pid)) core.set_files_shared_with_parent(true);
   if (auto c = stop_collected.find(pid); c != stop_collected.end() && c->second)
     core.set_stop_collected(true);
   {
@@ -452,7 +453,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   int64_t frozen_start = NowUs();
   stats.freezing_us = frozen_start - freeze_start;
   CKPT_FAULT("dump-seized");
-  // CLONE_FILES across processes refused, CLONE_FS kept (criu/shared_tables.h).
+  // CLONE_FILES and CLONE_FS along parent links kept (criu/shared_tables.h).
   TRY_ASSIGN(const TreeSharing sharing, CheckSharedTables(tree));
   const std::set<pid_t> tree_ids = FownTreeIds(tree);
   // Stopped tasks: did the parent collect the stop (criu/task_stop.h)?
@@ -551,7 +552,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   TRY_ASSIGN(files::FdDumper fds, files::FdDumper::Create(*dir, net));
   fds.SetOptions({.link_remap = o.link_remap,
                   .ghost_limit = o.ghost_limit,
-                  .evasive_devices = o.evasive_devices});
+                  .evasive_devices = o.evasive_devices,
+                  .task_paths = bool(namespaces.mnt())});
   ShmemDumper shmem;
   TRY_ASSIGN(images::ImageWriter psw, dir->OpenWriter(ImageType::kPstree));
   uint32_t pages_id = 1;

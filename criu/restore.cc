@@ -48,6 +48,7 @@
 #include "criu/seccomp.h"
 #include "criu/shm_files.h"
 #include "criu/security.h"
+#include "criu/shared_tables.h"
 #include "criu/shmem.h"
 #include "criu/task_images.h"
 
@@ -383,6 +384,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir, o.lsm_profile),
              "reading images from " + o.images_dir);
   TRY(PlanHelpers(tree));
+  // Processes sharing one fd table (criu/shared_tables.h): checked, ordered.
+  TRY_ASSIGN(FdTableSync fd_tables, FdTableSync::Plan(tree));
   {  // criu/security.h: only credentials the caller could give itself
     TRY_ASSIGN(security::Caller caller, security::Caller::Current());
     TRY(security::CheckMayRestore(caller, tree, o.tcp_established));
@@ -450,7 +453,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
     TRY_ASSIGN(orphans, files::OrphanPtys::Create(fds.base));
     fds.orphan_pty_sk = orphans.task_end();
   }
-  TRY_ASSIGN(fds.shmem, RestoreShmem(*dir, mms));
+  TRY_ASSIGN(fds.shmem, RestoreShmem(*dir, mms, !tree.namespaces.mnt()));
   TRY(RestoreShmFiles(*dir));  // tmpfs files mapped shared get their contents back
   // Segments recreated for a restore that fails must not stay behind.
   struct SysvCleanup {
@@ -475,6 +478,8 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   fds.lazy_fd = lazy_conn.get();
   fds.lazy_features = lazy_features;
   TRY_ASSIGN(TreeSync * sync, CreateTreeSync());
+  fd_tables.set_failed_flag(&sync->failed);
+  fds.fd_tables = &fd_tables;
   // Before any socket exists: packets of the connections being restored
   // wait until every one of them is whole.
   net::NetRestore net;

@@ -32,6 +32,7 @@
 #include "criu/cow_premap.h"
 #include "criu/fown.h"
 #include "criu/seccomp.h"
+#include "criu/shared_tables.h"
 #include "parasite/abi.h"
 #include "parasite/blobs.h"
 
@@ -53,8 +54,10 @@ struct ServiceFds {
 
 // Moves every service fd to a number >= base (those already there stay)
 // and closes everything else but the tree's open files (`files`, left
-// where they are: criu/files/fd_install.h).
-Status PlaceServiceFds(ServiceFds& s, int base, const std::set<int>& files) {
+// where they are: criu/files/fd_install.h). In a shared fd table (its
+// owner: criu/shared_tables.h) only what `only` lists may be closed.
+Status PlaceServiceFds(ServiceFds& s, int base, const std::set<int>& files,
+                       const std::set<int>* only = nullptr) {
   std::map<int, int> moved;  // old number -> new number (slots may share an fd)
   for (int* fd : s.slots) {
     if (*fd >= base) continue;
@@ -68,6 +71,14 @@ Status PlaceServiceFds(ServiceFds& s, int base, const std::set<int>& files) {
   }
   std::set<int> keep = files;
   for (int* fd : s.slots) keep.insert(*fd);
+  s.base = base;
+  if (only) {  // (and the numbers the slots were moved from)
+    std::set<int> doomed = *only;
+    for (const auto& kv : moved) doomed.insert(kv.first);
+    for (int fd : doomed)
+      if (!keep.count(fd)) close(fd);
+    return Ok();
+  }
   // Everything else of ckpt goes: below base, and in the gaps above it.
   int from = 0;
   for (int k : keep) {
@@ -148,6 +159,16 @@ uint64_t CpuTimerTickUs() {
 
 Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Options& o,
                      TreeFds& tf) {
+  // A shared fd table (criu/shared_tables.h): its owner lays it out, once,
+  // after its sharers have taken their own service fds.
+  using Role = FdTableSync::Role;
+  Role role = tf.fd_tables ? tf.fd_tables->RoleOf(t.pid()) : Role::kAlone;
+  std::set<int> table_fds;  // an owner's: the numbers it may close
+  if (role == Role::kSharer) TRY(tf.fd_tables->SharerArrive(t.pid()));
+  if (role == Role::kOwner) {
+    TRY_ASSIGN(table_fds, tf.fd_tables->OwnerStart(t.pid()));
+    TRY(tf.fd_tables->OwnerWaitPlaced(t.pid()));
+  }
   // Service fds: pages, exe, one per mapped file, shared memory, the tree's
   // open files, log, error pipe. All go above every dumped fd number.
   TRY_ASSIGN(UniqueFd pages, dir.OpenRaw(images::PagesFileName(t.pages_id)));
@@ -185,12 +206,21 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   for (auto& kv : tf.shmem) svc.slots.push_back(&kv.second);
   std::set<int> sources;
   for (const auto& kv : tf.files) sources.insert(kv.second);
-  TRY(PlaceServiceFds(svc, tf.base, sources));
+  if (role == Role::kSharer) {
+    std::set<int> own = {pages_fd, exe_fd};
+    for (auto& kv : src_pages) own.insert(kv.second);
+    for (auto& kv : vma_files) own.insert(kv.second);
+    TRY(PlaceSharerServiceFds(svc.slots, own, tf.base));
+    svc.base = tf.base;
+  } else {
+    TRY(PlaceServiceFds(svc, tf.base, sources, role == Role::kOwner ? &table_fds : nullptr));
+  }
   log::SetFd(tf.log_fd);
 
   // This task's fds, all taken from the tree's open files: a file shared by
-  // several fds or tasks is one open file description again.
-  {
+  // several fds or tasks is one open file description again. A sharer's
+  // are its table owner's (who closes the sources).
+  if (role != Role::kSharer) {
     std::set<int> service;
     for (int* fd : svc.slots) service.insert(*fd);
     TRY(files::InstallTaskFds(t.fds, tf.files, service, tf.base));
@@ -202,6 +232,7 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
   // Decided (and our own open of it closed) before the locks are taken.
   std::map<std::pair<std::string, bool>, int> own_fd;
   for (auto& [key, fd] : vma_files) {
+    if (role == Role::kSharer) break;  // (refused: criu/shared_tables.h FilesCloneFlag)
     struct stat st;
     if (fstat(fd, &st) < 0) continue;
     int own = files::LockedFdFor(t.fds, *tf.entries, st, key.second);
@@ -210,8 +241,15 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     fd = own;
     own_fd[key] = own;
   }
-  TRY(files::FinishTaskFds(t.fds, *tf.entries));
-  TRY(RestoreFownAsync(t.core));  // criu/fown.h: si_fd names the task's fd
+  if (role == Role::kSharer) {
+    tf.fd_tables->SharerPlaced(t.pid());
+    TRY(tf.fd_tables->SharerWaitInstalled(t.pid()));
+    TRY(TakeOwnPosixLocks(t.fds, *tf.entries));  // its owner took its own
+  } else {
+    TRY(files::FinishTaskFds(t.fds, *tf.entries));
+    TRY(RestoreFownAsync(t.core));  // criu/fown.h: si_fd names the task's fd
+    if (role == Role::kOwner) tf.fd_tables->OwnerInstalled(t.pid());
+  }
   // A chroot hides /proc: our maps are read through a file opened before.
   UniqueFd maps_fd(open("/proc/self/maps", O_RDONLY | O_CLOEXEC));
   if (!maps_fd) return Error::Errno("open /proc/self/maps");

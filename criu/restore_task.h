@@ -16,6 +16,7 @@ namespace ckpt {
 namespace files {
 class InheritedFds;  // criu/files/inherit_fd.h
 }
+class FdTableSync;  // criu/shared_tables.h
 
 // Fds every task of the tree inherits from the root (or from ckpt).
 struct TreeFds {
@@ -42,6 +43,9 @@ struct TreeFds {
   // features to ask for; -1 for an ordinary restore.
   int lazy_fd = -1;
   uint64_t lazy_features = 0;
+  // Processes sharing one fd table (criu/shared_tables.h): the order they
+  // act in; null when no table is shared.
+  const FdTableSync* fd_tables = nullptr;
 };
 
 // Never returns on success. On failure returns the error; the caller

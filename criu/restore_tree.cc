@@ -90,6 +90,8 @@ Result<pid_t> RawClone(const TreeImages& tree, int idx, uint64_t extra_flags = 0
   flags |= extra_flags;
   TRY_ASSIGN(uint64_t fs_flag, FsCloneFlag(tree, idx));  // criu/shared_tables.h
   flags |= fs_flag;
+  TRY_ASSIGN(uint64_t files_flag, FilesCloneFlag(tree, idx));  // criu/shared_tables.h
+  flags |= files_flag;
   if (idx == 0 && tree.namespaces.ipc()) flags |= CLONE_NEWIPC;
   // user namespaces (criu/ns/user_ns.h): the root is born with the tree's
   // user namespace (which then owns its new namespaces); the others are

@@ -47,16 +47,20 @@ Status SparseCopy(int in, int out, uint64_t size, const std::string& what) {
   return Ok();
 }
 
-// A new file at `name`, unlinked at once, when its directory is on a tmpfs
-// and the name is free; otherwise nothing (the caller makes a memfd).
-UniqueFd RecreateDeletedTmpfsFile(const std::string& name) {
+// A new file at `name`, unlinked at once, when its directory exists (on a
+// tmpfs only, unless `any_fs`) and the name is free; otherwise nothing (the
+// caller makes a memfd). Not directly in "/" unless on a tmpfs: the kernel
+// names its own objects there ("/anon_hugepage", "/[aio]", "/i915").
+UniqueFd RecreateDeletedFile(const std::string& name, bool any_fs) {
   size_t slash = name.rfind('/');
   if (name.empty() || name[0] != '/' || slash == std::string::npos || slash + 1 >= name.size())
     return UniqueFd();
+  if (slash == 0) any_fs = false;
   UniqueFd dir(open(slash ? name.substr(0, slash).c_str() : "/",
                     O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   struct statfs sf;
-  if (!dir || fstatfs(dir.get(), &sf) < 0 || sf.f_type != TMPFS_MAGIC) return UniqueFd();
+  if (!dir || fstatfs(dir.get(), &sf) < 0 || (!any_fs && sf.f_type != TMPFS_MAGIC))
+    return UniqueFd();
   std::string base = name.substr(slash + 1);
   UniqueFd fd(
       openat(dir.get(), base.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
@@ -105,10 +109,12 @@ namespace {
 // A new object of `size` bytes that looks like the dumped one in
 // /proc/PID/maps: shared anonymous memory ("/dev/zero (deleted)") comes
 // from a shared anonymous mapping reopened through map_files; a memfd
-// gets its name back; a deleted file of a tmpfs (POSIX shm unlinked while
-// in use) is made and unlinked again in its directory, so /proc shows the
-// same name; anything else becomes a memfd named after it.
-Result<UniqueFd> NewObject(const std::string& path, uint64_t id, uint64_t size) {
+// gets its name back; a deleted file (POSIX shm unlinked while in use, a
+// scratch file mapped private) is made and unlinked again in its
+// directory, so /proc shows the same name (only on a tmpfs when the paths
+// are not ckpt's: `any_fs` false); anything else becomes a memfd named
+// after it.
+Result<UniqueFd> NewObject(const std::string& path, uint64_t id, uint64_t size, bool any_fs) {
   const std::string del = " (deleted)";
   std::string name = path;
   if (name.size() > del.size() && name.compare(name.size() - del.size(), del.size(), del) == 0)
@@ -126,7 +132,7 @@ Result<UniqueFd> NewObject(const std::string& path, uint64_t id, uint64_t size) 
     return fd;
   }
   if (name.rfind("/memfd:", 0) != 0) {
-    UniqueFd fd = RecreateDeletedTmpfsFile(name);
+    UniqueFd fd = RecreateDeletedFile(name, any_fs);
     if (fd) {
       if (ftruncate(fd.get(), off_t(size)) < 0) return Error::Errno("truncate " + path);
       return fd;
@@ -144,7 +150,8 @@ Result<UniqueFd> NewObject(const std::string& path, uint64_t id, uint64_t size) 
 }  // namespace
 
 Result<std::map<uint64_t, int>> RestoreShmem(const images::ImageDir& dir,
-                                             const std::vector<const pb::MmEntry*>& mms) {
+                                             const std::vector<const pb::MmEntry*>& mms,
+                                             bool own_paths) {
   std::map<uint64_t, int> out;
   std::map<uint64_t, uint64_t> need;  // shmid -> bytes the mappings reach
   std::map<uint64_t, std::string> names;
@@ -161,7 +168,7 @@ Result<std::map<uint64_t, int>> RestoreShmem(const images::ImageDir& dir,
     if (fstat(in.get(), &st) < 0) return Error::Errno("stat " + ShmemFileName(id));
     uint64_t size = std::max<uint64_t>(uint64_t(st.st_size), reach);
     size = (size + kPage - 1) / kPage * kPage;
-    TRY_ASSIGN(UniqueFd obj, NewObject(names[id], id, size));
+    TRY_ASSIGN(UniqueFd obj, NewObject(names[id], id, size, own_paths));
     TRY(SparseCopy(in.get(), obj.get(), uint64_t(st.st_size), ShmemFileName(id)));
     if (uint64_t(st.st_size) < size && ftruncate(obj.get(), off_t(size)) < 0 && errno != EPERM)
       return Error::Errno("truncate shared memory");

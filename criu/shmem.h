@@ -60,9 +60,14 @@ std::vector<int> DoomedSysvShm(const std::vector<const pb::MmEntry*>& mms);
 
 std::string ShmemFileName(uint64_t shmid);
 
-// Recreates every shared object of `mms` as a memfd holding its saved
-// contents. Returns shmid -> fd.
+// Recreates every shared object of `mms` holding its saved contents: a
+// memfd, or a deleted file made again at its path and unlinked (so an fd
+// of it reads the same link: criu/files/ghost.cc). `own_paths`: the tree
+// sees ckpt's paths (no mount namespace of its own), so a deleted file is
+// made again on any filesystem; otherwise only on a tmpfs. Returns
+// shmid -> fd.
 Result<std::map<uint64_t, int>> RestoreShmem(const images::ImageDir& dir,
-                                             const std::vector<const pb::MmEntry*>& mms);
+                                             const std::vector<const pb::MmEntry*>& mms,
+                                             bool own_paths = true);
 
 }  // namespace ckpt

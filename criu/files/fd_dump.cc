@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "criu/files/file_context.h"
 #include "criu/files/unix_sk.h"
+#include "criu/ns/mnt_ns.h"
 #include "proto/fdinfo.pb.h"
 
 namespace ckpt::files {
@@ -68,8 +69,9 @@ Status FdDumper::AddTask(images::ImageDir& dir, const TaskFds& task) {
     by_fd[c.fd] = ids[i];
   }
   ctx_->SetTask(&t.fds, std::move(by_fd));
-  ctx_->set_held_file_dumper(
-      [this](UniqueFd fd, const std::string& what) { return AddHeld(std::move(fd), what); });
+  ctx_->set_held_file_dumper([this, pid](UniqueFd fd, const std::string& what) {
+    return AddHeld(pid, std::move(fd), what);
+  });
   TRY_ASSIGN(images::ImageWriter fdw, dir.OpenWriter(images::ImageType::kFdinfo, pid));
   for (size_t i = 0; i < t.fds.size(); i++) {
     const FdContext& c = t.fds[i];
@@ -91,11 +93,21 @@ Status FdDumper::AddTask(images::ImageDir& dir, const TaskFds& task) {
   return fdw.Close();
 }
 
-Result<uint32_t> FdDumper::AddHeld(UniqueFd fd, const std::string& what) {
+Result<uint32_t> FdDumper::AddHeld(pid_t pid, UniqueFd fd, const std::string& what) {
   pid_t self = getpid();
   auto c = InspectFd(self, fd.get(), FdOptions{});
   if (!c.ok()) return Error(what + ": " + c.error().message());
   TRY_ASSIGN(const FileHandler* h, ClassifyInFlight(*c, what));
+  if (ctx_->options().task_paths && h->kind == pb::FILE_REG) {
+    // ckpt's readlink of a file on a mount of another namespace reads the
+    // path from that namespace's root, right for a tree that pivot_rooted,
+    // not for one chrooted inside it or for a file from outside it.
+    TRY_ASSIGN(ns::TaskPath p, ns::HeldFilePath(pid, fd.get(), what));
+    if (!p.in_ns)
+      return Error(what + ": " + c->link + " is on a mount outside the mount namespace of pid " +
+                   std::to_string(pid) + " (passed in from outside it): not supported");
+    c->link = p.path;
+  }
   held_.push_back(std::make_unique<FdContext>(std::move(*c)));
   held_fds_.push_back(std::move(fd));
   const FdContext& hc = *held_.back();

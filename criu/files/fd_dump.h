@@ -58,7 +58,8 @@ class FdDumper {
     bool operator()(const FileKey& a, const FileKey& b) const;
   };
   // A file ckpt holds (in flight in a unix socket queue): DumpContext::DumpHeldFile.
-  Result<uint32_t> AddHeld(UniqueFd fd, const std::string& what);
+  // `pid` is the task whose queue holds it (its mount namespace names it).
+  Result<uint32_t> AddHeld(pid_t pid, UniqueFd fd, const std::string& what);
   images::ImageWriter files_;
   std::unique_ptr<DumpContext> ctx_;
   uint32_t next_id_ = 1;

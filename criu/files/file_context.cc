@@ -1,5 +1,6 @@
 #include "criu/files/file_context.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
 #include <sys/syscall.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include "base/io.h"
+#include "criu/files/flock.h"  // SeizedByUs
 #include "criu/proc_parse.h"
 
 namespace ckpt::files {
@@ -25,6 +27,27 @@ uint32_t DumpContext::EpollTargetId(pid_t pid, int efd, int tfd) const {
   for (const SeenFile& f : files_)
     if (syscall(SYS_kcmp, f.pid, pid, KCMP_EPOLL_TFD, f.fd, &slot) == 0) return f.id;
   return 0;
+}
+
+Result<bool> DumpContext::TreeMaps(pid_t pid, const struct stat& st) {
+  TRY_ASSIGN(bool mapped, Mapped(pid, st));
+  if (mapped) return true;
+  if (!tree_pids_) {
+    tree_pids_.emplace();
+    DIR* d = opendir("/proc");
+    if (!d) return Error::Errno("open /proc");
+    while (dirent* e = readdir(d)) {
+      pid_t p = pid_t(atoi(e->d_name));
+      if (p > 0 && SeizedByUs(p)) tree_pids_->push_back(p);
+    }
+    closedir(d);
+  }
+  for (pid_t p : *tree_pids_) {
+    if (p == pid) continue;
+    auto m = Mapped(p, st);  // (a task whose maps cannot be read maps nothing we keep)
+    if (m.ok() && *m) return true;
+  }
+  return false;
 }
 
 DumpContext::Object DumpContext::Share(const std::string& key, uint32_t file_id) {

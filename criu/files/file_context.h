@@ -30,6 +30,10 @@ struct FileDumpOptions {
   bool link_remap = false;       // --link-remap (ghost.cc)
   uint64_t ghost_limit = 0;      // --ghost-limit, 0: none (ghost.cc)
   bool evasive_devices = false;  // --evasive-devices (chrdev.cc)
+  // The tree has a mount namespace of its own: a regular file in flight
+  // (fd_dump.h AddHeld) is saved by the path its holder's namespace gives
+  // it, as the tree's own fds are (criu/dump.cc UseTaskPaths).
+  bool task_paths = false;
 };
 
 // One per dump (the whole tree), owned by FdDumper.
@@ -85,6 +89,11 @@ class DumpContext {
   // the read side, bit 1 the write side. Read from /proc once per dump, on
   // first use (pipe.cc): the tree is frozen, so it cannot change.
   std::optional<std::map<uint64_t, uint8_t>>& tree_pipe_sides() { return tree_pipe_sides_; }
+  // Whether a live task of the dumped tree maps the file `st` names
+  // (shared or private: mem_dump.cc saves such a file as an object of its
+  // own). The holder `pid` is asked first; the tree's tasks (ckpt's
+  // tracees, found in /proc once per dump) only if it does not.
+  Result<bool> TreeMaps(pid_t pid, const struct stat& st);
   // After every task: refuses a pipe whose other end is held only outside
   // the dumped tree (restoring it would cut that process off).
   Status Finish() const;
@@ -123,6 +132,7 @@ class DumpContext {
   std::map<std::string, std::pair<uint32_t, bool>> objects_;  // key -> id, has_data
   std::map<uint64_t, PipeSeen> pipes_;
   std::optional<std::map<uint64_t, uint8_t>> tree_pipe_sides_;
+  std::optional<std::vector<pid_t>> tree_pids_;  // TreeMaps
   HeldFileDumper held_;
 };
 

@@ -95,6 +95,13 @@ pb::FileLock ToProto(const LockLine& l, pb::FileLockKind kind, pid_t owner) {
   return p;
 }
 
+// The owner of a POSIX lock line read from the fdinfo of an fd of `pid`:
+// the line names the process that took it, which is another one when
+// processes share one fd table (criu/shared_tables.h: the lock belongs to
+// the table, and the fdinfo of each of them shows it); `pid` when the
+// line names no process of the dumped tree.
+pid_t PosixOwner(const LockLine& l, pid_t pid);
+
 bool SameLock(const pb::FileLock& a, const pb::FileLock& b) {
   return a.kind() == b.kind() && a.write() == b.write() && a.start() == b.start() &&
          a.has_end() == b.has_end() && a.end() == b.end() && a.owner() == b.owner();
@@ -131,7 +138,7 @@ Status AddPosixLocksOf(pid_t pid, const FdContext& c, LockList* out) {
         if (!Supported(l))
           return Error("pid " + std::to_string(pid) + " fd " + std::to_string(fd) + ": " + l.mode +
                        " " + l.kind + " lock on " + c.link + " is not supported");
-        Add(out, ToProto(l, pb::LK_POSIX, pid));
+        Add(out, ToProto(l, pb::LK_POSIX, PosixOwner(l, pid)));
       }
     return Ok();  // every fd sharing the description shows the same locks
   }
@@ -192,6 +199,12 @@ std::string DescribeLock(const pb::FileLock& l) {
   return s;
 }
 
+namespace {
+pid_t PosixOwner(const LockLine& l, pid_t pid) {
+  return l.pid > 0 && pid_t(l.pid) != pid && SeizedByUs(pid_t(l.pid)) ? pid_t(l.pid) : pid;
+}
+}  // namespace
+
 bool SeizedByUs(pid_t pid) {
   auto text = io::ReadFile("/proc/" + std::to_string(pid) + "/status");
   if (!text.ok()) return false;
@@ -222,7 +235,7 @@ Status DumpLocks(const FdContext& c, LockList* out) {
     else if (l.kind == "OFDLCK")
       Add(out, ToProto(l, pb::LK_OFD, 0));
     else
-      Add(out, ToProto(l, pb::LK_POSIX, c.pid));  // the kernel shows only c.pid's here
+      Add(out, ToProto(l, pb::LK_POSIX, PosixOwner(l, c.pid)));  // c.pid's table's
   }
   // POSIX locks other processes set through this description show only in
   // their own fdinfo. /proc/locks names their owners.

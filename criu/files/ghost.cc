@@ -3,9 +3,14 @@
 // recreates the file under its old name in its old directory and unlinks it
 // at once, so the link reads the same. Files that still have another name
 // (st_nlink > 0) are refused without --link-remap: the other name cannot be
-// found. A deleted file that the tree also maps shared (POSIX shm unlinked
-// at once, as UCX and Open MPI do) is one object with the mapping:
-// criu/shmem.cc saves and makes it, and the fd is opened on that object.
+// found. A deleted file that a task of the tree also maps, shared (POSIX
+// shm unlinked at once, as UCX and Open MPI do) or private (a program that
+// maps its scratch file and keeps the fd, or a child that maps it), is one
+// object with the mapping:
+// criu/shmem.cc saves and makes it (again at its old path, unlinked), and
+// the fd is opened on that object, given back the file's size, owner, mode
+// and mtime. A private mapping's own (copied-on-write) pages are the task's
+// memory, saved with it; the others show the object, as they showed the file.
 //
 // --link-remap (CRIU's): the dump gives the file a name again, a hard link
 // "link_remap.INODE.CKPTPID" in its old directory (linkat of
@@ -86,7 +91,9 @@ Status Dump(const FdContext& c, DumpContext& ctx, pb::FileEntry* e) {
   d->set_uid(c.st.st_uid);
   d->set_gid(c.st.st_gid);
   d->set_mtime_ns(int64_t(c.st.st_mtim.tv_sec) * 1000000000 + c.st.st_mtim.tv_nsec);
-  TRY_ASSIGN(bool mapped, MappedShared(c.pid, c.st), Where(c));
+  // Mapped shared or private, by the holder or another task of the tree:
+  // mem_dump.cc saves either as an object by inode.
+  TRY_ASSIGN(bool mapped, ctx.TreeMaps(c.pid, c.st), Where(c));
   if (mapped) d->set_shmid(c.st.st_ino);  // the mapping's object: restored with it
   DumpContext::Object o = ctx.Share(
       "ghost:" + std::to_string(c.st.st_dev) + ":" + std::to_string(c.st.st_ino), e->id());
@@ -193,23 +200,38 @@ Result<int> OpenLinked(const pb::GhostFileEntry& d) {
   return fd.release();
 }
 
+// The mapping's object made this file: RestoreShmem sized it to whole
+// pages its mappings reach, and gave it ckpt's owner. The file's own size
+// (a mapping's page past the end faults again, as it did), owner, mode and
+// mtime. Before any task maps it.
+Status FromObject(int fd, const pb::GhostFileEntry& d, const RestoreOpts& o) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) return Error::Errno("deleted file " + d.path() + ": stat its object");
+  if (uint64_t(st.st_size) != d.size() && ftruncate(fd, off_t(d.size())) < 0)
+    return Error::Errno("deleted file " + d.path() + ": size " + std::to_string(d.size()));
+  if (fchown(fd, ns::UidInside(o.user_ns, d.uid()), ns::GidInside(o.user_ns, d.gid())) < 0 ||
+      fchmod(fd, d.mode()) < 0)
+    return Error::Errno("owner and mode of " + d.path());
+  timespec times[2] = {{0, UTIME_OMIT},
+                       {time_t(d.mtime_ns() / 1000000000), long(d.mtime_ns() % 1000000000)}};
+  futimens(fd, times);
+  return Ok();
+}
+
 Result<int> Open(const pb::FileEntry& e, const RestoreOpts& o) {
   if (!o.ctx) return Error("deleted file needs a restore context (files::OpenFiles)");
   const pb::GhostFileEntry& d = e.ghost();
   std::string key = "ghost:" + std::to_string(d.object_id());
   int base = o.ctx->Find(key);
   if (base < 0 && d.has_shmid()) {
-    // Mapped shared too: the mapping's object (criu/shmem.h) is this
-    // file, with its contents.
+    // Mapped too: the mapping's object (criu/shmem.h) is this file, with
+    // its contents.
     auto it = o.shmem ? o.shmem->find(d.shmid()) : decltype(o.shmem->end()){};
     if (!o.shmem || it == o.shmem->end())
       return Error("deleted file " + d.path() + ": its shared memory object is missing");
     UniqueFd fd(fcntl(it->second, F_DUPFD_CLOEXEC, 3));
     if (!fd) return Error::Errno("dup deleted file " + d.path());
-    if (fchown(fd.get(), ns::UidInside(o.user_ns, d.uid()), ns::GidInside(o.user_ns, d.gid())) <
-            0 ||
-        fchmod(fd.get(), d.mode()) < 0)
-      return Error::Errno("owner and mode of " + d.path());
+    TRY(FromObject(fd.get(), d, o));
     TRY_ASSIGN(base, o.ctx->Keep(key, fd.release()));
   } else if (base < 0 && !d.link_path().empty()) {
     TRY_ASSIGN(int fd, OpenLinked(d));

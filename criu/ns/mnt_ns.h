@@ -128,6 +128,10 @@ struct TaskPath {
   bool in_ns = false;  // that mount is one of the task's namespace (else the path is not its own)
 };
 Result<std::vector<TaskPath>> TaskPaths(pid_t pid, const std::vector<std::string>& links);
+// The same for a file ckpt itself holds as `fd` (one in flight in a unix
+// socket queue of the tree), as task `pid` would see it; `what` names it
+// in errors.
+Result<TaskPath> HeldFilePath(pid_t pid, int fd, const std::string& what);
 
 // Parses the mnt[...]:... entries of `externals`: for dump, mount point ->
 // key; for restore, key -> path. A malformed mnt entry is an error.

@@ -132,26 +132,22 @@ Result<std::vector<UniqueFd>> CloneMountsOf(pid_t pid, const std::vector<std::st
   return out;
 }
 
-Result<std::vector<TaskPath>> TaskPaths(pid_t pid, const std::vector<std::string>& links) {
+namespace {
+
+// The paths of our own fds `fds` (named `links` in errors) as task pid
+// sees them, and whether their mounts are of its namespace.
+Result<std::vector<TaskPath>> PathsInTaskNs(pid_t pid, const std::vector<int>& fds,
+                                            const std::vector<std::string>& links) {
   TRY_ASSIGN(std::vector<MountInfo> mounts, ReadMountInfo(pid));
   std::set<int> ids;
   for (const MountInfo& m : mounts) ids.insert(int(m.id));
-  // Opened here (O_PATH: no open of the file itself, a FIFO or device is
-  // not touched), before the child changes its root.
-  std::vector<UniqueFd> fds;
-  for (const std::string& l : links) {
-    std::string p = "/proc/" + std::to_string(pid) + "/" + l;
-    UniqueFd fd(open(p.c_str(), O_PATH | O_CLOEXEC));
-    if (!fd) return Error::Errno("open " + p);
-    fds.push_back(std::move(fd));
-  }
   UniqueFd proc(open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!proc) return Error::Errno("open /proc");
   std::vector<TaskPath> out;
   auto work = [&](int sock) {
     for (size_t i = 0; i < links.size(); i++) {
       char buf[PATH_MAX + 1];
-      std::string self = "self/fd/" + std::to_string(fds[i].get());
+      std::string self = "self/fd/" + std::to_string(fds[i]);
       ssize_t n = readlinkat(proc.get(), self.c_str(), buf, sizeof(buf) - 1);
       if (n < 0) {
         SendMsg(sock, "e" + links[i] + ": readlink: " + strerror(errno), -1);
@@ -168,7 +164,7 @@ Result<std::vector<TaskPath>> TaskPaths(pid_t pid, const std::vector<std::string
       TaskPath tp;
       tp.path = m.first.substr(1);
       struct statx sx;
-      if (statx(fds[i].get(), "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) < 0)
+      if (statx(fds[i], "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) < 0)
         return Error::Errno(links[i] + ": statx");
       if (sx.stx_mask & STATX_MNT_ID) tp.mnt_id = int(sx.stx_mnt_id);
       tp.in_ns = ids.count(tp.mnt_id) > 0;
@@ -178,6 +174,31 @@ Result<std::vector<TaskPath>> TaskPaths(pid_t pid, const std::vector<std::string
   };
   TRY(InTaskMountNs(pid, work, collect), "pid " + std::to_string(pid));
   return out;
+}
+
+}  // namespace
+
+Result<std::vector<TaskPath>> TaskPaths(pid_t pid, const std::vector<std::string>& links) {
+  // Opened here (O_PATH: no open of the file itself, a FIFO or device is
+  // not touched), before the child changes its root.
+  std::vector<UniqueFd> fds;
+  std::vector<int> raw;
+  for (const std::string& l : links) {
+    std::string p = "/proc/" + std::to_string(pid) + "/" + l;
+    UniqueFd fd(open(p.c_str(), O_PATH | O_CLOEXEC));
+    if (!fd) return Error::Errno("open " + p);
+    raw.push_back(fd.get());
+    fds.push_back(std::move(fd));
+  }
+  return PathsInTaskNs(pid, raw, links);
+}
+
+Result<TaskPath> HeldFilePath(pid_t pid, int fd, const std::string& what) {
+  TRY_ASSIGN(std::vector<TaskPath> p, PathsInTaskNs(pid, {fd}, {what}));
+  if (p.size() != 1)
+    return Error(what + ": its path in the mount namespace of pid " + std::to_string(pid) +
+                 " was not found");
+  return p[0];
 }
 
 }  // namespace ckpt::ns

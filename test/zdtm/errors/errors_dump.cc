@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -82,6 +83,27 @@ void RunDumpChecks() {
     expect_alive(h, "after the refused dump");
     finish_helper(h);
   });
+  // A tree with a mount namespace of its own: a regular file in flight is
+  // saved by the path the tree sees; one on a mount outside its namespace
+  // (here a tmpfs mounted nowhere, whose file readlink names
+  // "/work/out.txt", a path of the tree's own) is refused, not restored as
+  // the tree's /work/out.txt.
+  check("dump-scm-outside-mntns", [](const std::string& dir) {
+    Helper h = start_helper("scm_unsupported", dir + "/run", {"--outside-ns"},
+                            CLONE_NEWPID | CLONE_NEWNS);
+    std::string img = dir + "/img";
+    fs::create_directories(img);
+    Ckpt r =
+        ckpt(dir, "dump", {"dump", "-t", std::to_string(h.pid), "-D", img, "-o", "dump.log", "-v4"},
+             {img + "/dump.log"});
+    expect_refused(r, "dump of a tree holding a file from outside its mount namespace in flight");
+    if (r.all().find("is on a mount outside the mount namespace of pid") == std::string::npos ||
+        !mentions_number(r.output, h.pid))
+      throw Fail("the error does not say \"is on a mount outside the mount namespace\" naming pid " +
+                 std::to_string(h.pid) + "\n" + indent(r.all()));
+    expect_alive(h, "after the refused dump");
+    finish_helper(h);
+  });
   // A socket whose peer only a message in flight holds (the garbage
   // collector's case): refused as such, the queue left as it was.
   check("dump-scm-peer-in-flight", [](const std::string& dir) {
@@ -131,7 +153,7 @@ void RunDumpChecks() {
   // criu/shared_tables.h): refused before anything is touched, naming the
   // task and the reason.
   for (auto [arg, want] : {std::pair<const char*, const char*>{"--traced", "traced by pid "},
-                           {"--clone-files", "share one fd table"},
+                           {"--clone-files", "share one fd table"},  // (siblings)
                            {"--clone-fs", "but not through their parents"},
                            {"--thread-files", "has its own fd table"}}) {
     check(std::string("dump-pstate") + (arg + 1), [&](const std::string& dir) {
@@ -145,9 +167,12 @@ void RunDumpChecks() {
       Ckpt r = ckpt(dir, "dump",
                     {"dump", "-t", std::to_string(h.pid), "-D", img, "-o", "dump.log", "-v4"});
       expect_refused(r, std::string("dump of a tree with ") + arg);
-      // --clone-fs names the two children (the root's pid is not in it).
-      bool named = std::string(arg) == "--clone-fs" ? r.output.find(" and pid ") != std::string::npos
-                                                    : mentions_number(r.output, h.pid);
+      // --clone-fs and --clone-files name the two children (the root's
+      // pid is not in it).
+      bool siblings = std::string(arg) == "--clone-fs" || std::string(arg) == "--clone-files";
+      bool named = siblings ? r.output.find(" and pid ") != std::string::npos &&
+                                  r.output.find("not through their parents") != std::string::npos
+                            : mentions_number(r.output, h.pid);
       if (r.output.find(want) == std::string::npos || !named)
         throw Fail(std::string("the error does not say \"") + want + "\" with a pid\n" +
                    indent(r.output));

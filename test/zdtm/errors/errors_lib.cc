@@ -87,12 +87,12 @@ void expect_refused(const Ckpt& r, const std::string& what) {
 
 
 Helper start_helper(const std::string& test, const std::string& dir,
-                    const std::vector<std::string>& args) {
+                    const std::vector<std::string>& args, unsigned long ns_flags) {
   fs::create_directories(dir);
   Helper h{0, dir + "/out.txt"};
   std::vector<std::string> argv = {g_testbin + "/" + test};
   argv.insert(argv.end(), args.begin(), args.end());
-  h.pid = start_test(argv, dir, h.out);
+  h.pid = start_test(argv, dir, h.out, ns_flags);
   if (h.pid < 0) throw Fail("setup: fork failed");
   std::string err = wait_ready(h.pid, h.out, 60);
   if (!err.empty())

@@ -55,8 +55,9 @@ struct Helper {
   pid_t pid;
   std::string out;
 };
+// ns_flags: CLONE_NEW* namespaces the helper starts in (start_test).
 Helper start_helper(const std::string& test, const std::string& dir,
-                    const std::vector<std::string>& args = {});
+                    const std::vector<std::string>& args = {}, unsigned long ns_flags = 0);
 // Still running and still our child.
 void expect_alive(const Helper& h, const std::string& when);
 // SIGTERM; the helper must verify its state and pass.

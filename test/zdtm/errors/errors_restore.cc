@@ -182,6 +182,22 @@ void RunRestoreChecks() {
   check_bad_restore(good, "restore-shm-file-dotdot", [&](const std::string& img) {
     shm_files_entry(img, "/dev/shm/../" + victim.substr(1));
   }, "bad entry for");
+  // A task claiming to share its parent's fd table (criu/shared_tables.h)
+  // with no parent in the tree (the root): refused before anything exists.
+  check_bad_restore(good, "restore-files-shared-root", [&](const std::string& img) {
+    std::string f = image_file(good, img, "core");
+    std::string bytes = read_text(f);
+    if (bytes.size() < 12 + 16) throw Fail("setup: core image too short");
+    bytes.resize(bytes.size() - 16);  // the checksum trailer, made again below
+    uint32_t len;
+    memcpy(&len, &bytes[8], 4);
+    if (12 + size_t(len) > bytes.size()) throw Fail("setup: core image record too long");
+    // TaskCoreEntry.files_shared_with_parent = true: field 25, varint.
+    bytes.insert(12 + len, std::string("\xc8\x01\x01", 3));
+    len += 3;
+    memcpy(&bytes[8], &len, 4);
+    std::ofstream(f, std::ios::binary | std::ios::trunc) << zdtm_seal_image(bytes);
+  }, "shared its parent's fd table (CLONE_FILES), but it has no parent in the tree");
   // Without this the refusals above prove nothing: the same image, undamaged.
   // --lsm-profile naming an LSM this host does not run: refused before any
   // process exists, naming it (and the undamaged image then restores).

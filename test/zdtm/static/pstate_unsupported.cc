@@ -3,8 +3,11 @@
 // must keep running untouched:
 //   --traced         child C is traced by the root (PTRACE_SEIZE): "pid C:
 //                    traced by pid R (pstate_unsuppo)"
-//   --clone-files    child C was cloned with CLONE_FILES (no CLONE_VM):
-//                    "share one fd table"
+//   --clone-files    child C (forked) clones sibling D with CLONE_FILES |
+//                    CLONE_PARENT (no CLONE_VM): C and D share an fd table
+//                    their parent does not: "share one fd table ... but not
+//                    through their parents" (a child sharing its parent's
+//                    restores: zdtm/files_shared)
 //   --clone-fs       child C (forked) clones sibling D with CLONE_FS |
 //                    CLONE_PARENT: C and D share an fs struct their parent
 //                    does not: "share one fs struct ... not through their
@@ -27,7 +30,7 @@
 namespace {
 
 int g_req[2], g_ans[2];
-bool g_own_table;  // the child or thread has its own fd table: it closes its write end
+bool g_own_table = true;  // the child or thread has its own fd table: it closes its write end
 
 
 // Answers one byte per request until the request pipe closes.
@@ -45,9 +48,11 @@ int child_fn(void*) {
 
 char g_stack2[64 * 1024] __attribute__((aligned(16)));
 
-// C of --clone-fs: makes its sibling D sharing its fs struct, then serves.
-int c_clone_fs(void*) {
-  if (clone(child_fn, g_stack2 + sizeof(g_stack2), CLONE_FS | CLONE_PARENT | SIGCHLD, nullptr) < 0)
+// C of --clone-fs (--clone-files): makes its sibling D sharing its fs
+// struct (fd table), then serves.
+int c_clone_fs(void* flag) {
+  if (clone(child_fn, g_stack2 + sizeof(g_stack2), int(long(flag)) | CLONE_PARENT | SIGCHLD,
+            nullptr) < 0)
     _exit(5);
   serve();
   _exit(0);
@@ -74,14 +79,13 @@ int main(int argc, char** argv) {
   pid_t c = -1;
   pthread_t t;
   bool thread = !strcmp(mode, "--thread-files");
-  g_own_table = strcmp(mode, "--clone-files") != 0;
   if (thread) {
     if (pthread_create(&t, nullptr, thread_fn, nullptr)) fail("pthread_create");
   } else {
-    int flags = !strcmp(mode, "--clone-files") ? CLONE_FILES : 0;
     static char stack[64 * 1024] __attribute__((aligned(16)));
-    bool clone_fs = !strcmp(mode, "--clone-fs");
-    c = clone(clone_fs ? c_clone_fs : child_fn, stack + sizeof(stack), flags | SIGCHLD, nullptr);
+    long sibling = !strcmp(mode, "--clone-fs") ? CLONE_FS : !strcmp(mode, "--clone-files") ? CLONE_FILES : 0;
+    c = clone(sibling ? c_clone_fs : child_fn, stack + sizeof(stack), SIGCHLD,
+              reinterpret_cast<void*>(sibling));
     if (c < 0) fail("clone: %s", strerror(errno));
     if (!strcmp(mode, "--traced") && ptrace(PTRACE_SEIZE, c, nullptr, nullptr))
       fail("PTRACE_SEIZE: %s", strerror(errno));
@@ -97,7 +101,7 @@ int main(int argc, char** argv) {
     if (!strcmp(mode, "--traced")) ptrace(PTRACE_DETACH, c, nullptr, nullptr);
     int st = 0;
     if (waitpid(c, &st, 0) != c || !WIFEXITED(st)) ok = false;
-    while (waitpid(-1, &st, 0) > 0) {  // D of --clone-fs
+    while (waitpid(-1, &st, 0) > 0) {  // D of --clone-fs and --clone-files
       if (!WIFEXITED(st)) ok = false;
     }
   }
