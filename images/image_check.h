@@ -50,6 +50,7 @@ struct FileSum {
   std::string name;
   uint64_t size = 0;
   uint32_t crc = 0;
+  bool zpages = false;  // compressed (images/zpages.h); not set by SumFile
 };
 // Size and CRC32C of a whole file (read with pread; the offset stays).
 Result<FileSum> SumFile(int fd, const std::string& name);
