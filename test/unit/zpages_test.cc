@@ -166,7 +166,9 @@ TEST(ZPagesHostile, ForgedHeadersAndIndexes) {
   auto refused = [&](std::string bad, const char* what) {
     auto back = Decompress(bad);
     EXPECT_FALSE(back.ok()) << what;
-    if (!back.ok()) EXPECT_NE(back.error().message().find("pages-1.img"), std::string::npos);
+    if (!back.ok()) {
+      EXPECT_NE(back.error().message().find("pages-1.img"), std::string::npos);
+    }
   };
   std::string b;
   b = z, Put32(b, 16, 1u << 31);
