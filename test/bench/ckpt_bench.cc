@@ -3,7 +3,7 @@
 // to disk), measured in the same run; and how its cost grows with the
 // number of processes, threads and fds.
 //
-//   ckpt-bench --ckpt PATH [--only memory,tree,threads,fds,tcp,container,precopy] [--size-mib 1024]
+//   ckpt-bench --ckpt PATH [--only memory,tree,threads,fds,tcp,container,precopy,compress] [--size-mib 1024]
 //              [--disk-dir DIR] [--tmpfs-dir DIR] [--runs 3] [--timeout SEC]
 //              [--victim PATH] [--tree-sizes 1,10,100,300,1000]
 //              [--tree-fanout 8] [--thread-counts 1,10,100,300,1000]
@@ -84,6 +84,7 @@
 
 #include "bench_ckpt_run.h"
 #include "bench_container.h"
+#include "bench_compress.h"
 #include "bench_precopy.h"
 #include "bench_tcp.h"
 #include "bench_util.h"
@@ -191,7 +192,8 @@ struct Options {
   double timeout = 300;
   // Sections (--only) and their sizes.
   bool memory = true, tree = true, threads = true, fds = true, tcp = true, container = true,
-       precopy = true;
+       precopy = true, compress = true;
+  std::vector<long> compress_levels{1, 3};  // zstd levels the compress section tries
   uint64_t precopy_rate = 64;  // MiB/s the precopy victim rewrites
   std::vector<long> tree_sizes{1, 10, 100, 300, 1000};
   long tree_fanout = 8;
@@ -977,7 +979,10 @@ void print_section(const Ctx& c, const Section& sec) {
       "                            namespaces, and the same tree without them; images on tmpfs\n"
       "                   precopy  a SIZE MiB process rewriting pages: cold dump+restore against\n"
       "                            pre-dump rounds through a page server, then the final pause\n"
+      "                   compress  a SIZE MiB half-text heap dumped with --compress zstd\n"
+      "                            per level against no compression: ratio and throughput\n"
       "  --precopy-rate N MiB/s the precopy victim rewrites at random (default 64)\n"
+      "  --compress-levels L  zstd levels of the compress section (default 1,3)\n"
       "  --tree-sizes L   the N of the tree section (default 1,10,100,300,1000)\n"
       "  --thread-counts L  the N of the threads section (default 1,10,100,300,1000)\n"
       "  --fd-counts L    the N of the fds section (default 0,1000,10000)\n"
@@ -1017,6 +1022,7 @@ Options parse_args(int argc, char** argv) {
                                            {"fd-files", required_argument, nullptr, 'f'},
                                            {"tcp-counts", required_argument, nullptr, 'P'},
                                            {"precopy-rate", required_argument, nullptr, 'W'},
+                                           {"compress-levels", required_argument, nullptr, 'Z'},
                                            {nullptr, 0, nullptr, 0}};
   // "1,10,100": integers in [lo, hi], strictly increasing.
   auto parse_list = [](const char* name, const char* arg, long lo, long hi) {
@@ -1077,7 +1083,7 @@ Options parse_args(int argc, char** argv) {
         o.timeout = v;
         break;
       case 'o': {
-        o.memory = o.tree = o.threads = o.fds = o.tcp = o.container = o.precopy = false;
+        o.memory = o.tree = o.threads = o.fds = o.tcp = o.container = o.precopy = o.compress = false;
         std::istringstream in(optarg);
         for (std::string item; std::getline(in, item, ',');) {
           if (item == "memory")
@@ -1094,17 +1100,20 @@ Options parse_args(int argc, char** argv) {
             o.container = true;
           else if (item == "precopy")
             o.precopy = true;
+          else if (item == "compress")
+            o.compress = true;
           else if (item == "all")
-            o.memory = o.tree = o.threads = o.fds = o.tcp = o.container = o.precopy = true;
+            o.memory = o.tree = o.threads = o.fds = o.tcp = o.container = o.precopy = o.compress = true;
           else {
             fprintf(stderr,
                     "ckpt-bench: --only: unknown section '%s' (memory, tree, threads, fds, tcp, "
-                    "container, precopy)\n",
+                    "container, precopy, compress)\n",
                     item.c_str());
             usage(2);
           }
         }
-        if (!o.memory && !o.tree && !o.threads && !o.fds && !o.tcp && !o.container && !o.precopy) {
+        if (!o.memory && !o.tree && !o.threads && !o.fds && !o.tcp && !o.container && !o.precopy &&
+            !o.compress) {
           fprintf(stderr, "ckpt-bench: --only selects no section\n");
           usage(2);
         }
@@ -1142,6 +1151,9 @@ Options parse_args(int argc, char** argv) {
           usage(2);
         }
         o.precopy_rate = static_cast<uint64_t>(v);
+        break;
+      case 'Z':
+        o.compress_levels = parse_list("compress-levels", optarg, -7, 19);
         break;
       case 'h':
         usage(0);
@@ -1238,7 +1250,8 @@ int run(Ctx& c) {
                           {o.fds, "fds"},
                           {o.tcp, "tcp"},
                           {o.container, "container"},
-                          {o.precopy, "precopy"}})
+                          {o.precopy, "precopy"},
+                          {o.compress, "compress"}})
     if (on) sections += std::string(sections.empty() ? "" : ",") + name;
   printf("ckpt-bench: sections %s; best of %d run%s", sections.c_str(), o.runs,
          o.runs == 1 ? "" : "s");
@@ -1351,6 +1364,13 @@ int run(Ctx& c) {
     check_stop();
     if (!pc.ok) ok = false;
     verified_str += fmt("%sprecopy %d", verified_str.empty() ? "" : ", ", pc.verified);
+  }
+
+  if (o.compress) {  // bench_compress.cc
+    CompressBenchResult cb = RunCompressBench(
+        {o.ckpt, o.victim, tm.dir, c.work, o.size_mib, o.compress_levels, o.runs, o.timeout});
+    if (!cb.ok) ok = false;
+    verified_str += fmt("%scompress %d", verified_str.empty() ? "" : ", ", cb.verified);
   }
 
   bool header_done = false;
