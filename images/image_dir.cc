@@ -292,7 +292,7 @@ Result<UniqueFd> ImageDir::OpenRaw(const std::string& name) const {
   TRY_ASSIGN(ZReader r, ZReader::Open(std::move(fd), what));
   UniqueFd mem(::memfd_create("ckpt-pages", MFD_CLOEXEC));
   if (!mem) return Error::Errno("memfd_create for " + what);
-  TRY(r.CopyTo(mem.get()));
+  TRY(r.CopyTo(mem.get(), 2));  // 2 threads: this machine kind's cores
   LOG_DBG(what + ": decompressed, " + std::to_string(r.raw_size()) + " bytes");
   UniqueFd out(::fcntl(mem.get(), F_DUPFD_CLOEXEC, 0));
   if (!out) return Error::Errno("dup " + name);

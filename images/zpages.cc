@@ -3,7 +3,9 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "base/io.h"
 
@@ -228,26 +230,37 @@ Result<ZReader> ZReader::Open(UniqueFd fd, std::string name) {
   return r;
 }
 
+namespace {
+// Frame i of a checked layout into raw (frame_size bytes), through comp
+// (grown as needed).
+Status DecodeFrame(ZSTD_DCtx* dctx, const ZLayout& l, const ZPread& pread,
+                   const std::string& name, size_t i, std::unique_ptr<char[]>& comp,
+                   size_t& comp_cap, char* raw) {
+  uint64_t clen = l.offsets[i + 1] - l.offsets[i];
+  uint64_t rlen = l.RawLen(i);
+  if (clen > comp_cap) {
+    comp.reset(new char[size_t(clen)]);
+    comp_cap = size_t(clen);
+  }
+  TRY(pread(l.offsets[i], comp.get(), size_t(clen)), name);
+  std::string where = name + ": damaged compressed pages: frame " + std::to_string(i) + " at " +
+                      std::to_string(l.offsets[i]);
+  size_t fl = ZSTD_findFrameCompressedSize(comp.get(), size_t(clen));
+  if (ZSTD_isError(fl) || fl != clen) return Error(where + ": not one whole zstd frame");
+  unsigned long long cs = ZSTD_getFrameContentSize(comp.get(), size_t(clen));
+  if (cs != rlen) return Error(where + ": wrong content size");
+  size_t got = ZSTD_decompressDCtx(dctx, raw, size_t(rlen), comp.get(), size_t(clen));
+  if (ZSTD_isError(got)) return Error(where + ": " + ZSTD_getErrorName(got));
+  if (got != rlen) return Error(where + ": short frame");
+  return Ok();
+}
+}  // namespace
+
 Status ZReader::Load(size_t i) {
   if (cached_ == i) return Ok();
   cached_ = SIZE_MAX;
-  uint64_t clen = layout_.offsets[i + 1] - layout_.offsets[i];
-  uint64_t rlen = layout_.RawLen(i);
   if (!raw_) raw_.reset(new char[layout_.frame_size]);
-  if (clen > comp_cap_) {
-    comp_.reset(new char[size_t(clen)]);
-    comp_cap_ = size_t(clen);
-  }
-  TRY(pread_(layout_.offsets[i], comp_.get(), size_t(clen)), name_);
-  std::string where = name_ + ": damaged compressed pages: frame " + std::to_string(i) + " at " +
-                      std::to_string(layout_.offsets[i]);
-  size_t fl = ZSTD_findFrameCompressedSize(comp_.get(), size_t(clen));
-  if (ZSTD_isError(fl) || fl != clen) return Error(where + ": not one whole zstd frame");
-  unsigned long long cs = ZSTD_getFrameContentSize(comp_.get(), size_t(clen));
-  if (cs != rlen) return Error(where + ": wrong content size");
-  size_t got = ZSTD_decompressDCtx(D(dctx_), raw_.get(), size_t(rlen), comp_.get(), size_t(clen));
-  if (ZSTD_isError(got)) return Error(where + ": " + ZSTD_getErrorName(got));
-  if (got != rlen) return Error(where + ": short frame");
+  TRY(DecodeFrame(D(dctx_), layout_, pread_, name_, i, comp_, comp_cap_, raw_.get()));
   cached_ = i;
   return Ok();
 }
@@ -268,11 +281,49 @@ Status ZReader::ReadAt(uint64_t off, void* buf, size_t len) {
   return Ok();
 }
 
-Status ZReader::CopyTo(int out_fd) {
-  for (size_t i = 0; i < layout_.frames(); i++) {
-    TRY(Load(i));
-    TRY(io::WriteFull(out_fd, raw_.get(), size_t(layout_.RawLen(i))), "writing " + name_);
-  }
+Status ZReader::CopyTo(int out_fd, int threads) {
+  // Frames are independent: each thread decodes every threads-th one and
+  // writes it at its place (pwrite), with its own context and buffers.
+  size_t n = layout_.frames();
+  if (threads < 1) threads = 1;
+  if (size_t(threads) > n) threads = int(std::max<size_t>(n, 1));
+  std::vector<Status> st(size_t(threads), Ok());
+  auto work = [&](int t) {
+    ZSTD_DCtx* d = ZSTD_createDCtx();
+    if (!d) {
+      st[size_t(t)] = Error("zstd: cannot create a decompression context", ENOMEM);
+      return;
+    }
+    std::unique_ptr<char[]> comp, raw(new char[layout_.frame_size]);
+    size_t cap = 0;
+    for (size_t i = size_t(t); i < n; i += size_t(threads)) {
+      Status s = DecodeFrame(d, layout_, pread_, name_, i, comp, cap, raw.get());
+      if (s.ok()) {
+        uint64_t off = uint64_t(i) * layout_.frame_size;
+        size_t len = size_t(layout_.RawLen(i)), done = 0;
+        while (done < len) {
+          ssize_t w = pwrite(out_fd, raw.get() + done, len - done, off_t(off + done));
+          if (w < 0 && errno == EINTR) continue;
+          if (w <= 0) {
+            s = Error::Errno("writing " + name_ + " decompressed");
+            break;
+          }
+          done += size_t(w);
+        }
+      }
+      if (!s.ok()) {
+        st[size_t(t)] = std::move(s);
+        break;
+      }
+    }
+    ZSTD_freeDCtx(d);
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; t++) pool.emplace_back(work, t);
+  work(0);
+  for (std::thread& th : pool) th.join();
+  for (Status& s : st)
+    if (!s.ok()) return std::move(s);
   return Ok();
 }
 

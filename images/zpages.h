@@ -128,8 +128,10 @@ class ZReader {
   uint64_t raw_size() const { return layout_.raw_size; }
   const ZLayout& layout() const { return layout_; }
   Status ReadAt(uint64_t off, void* buf, size_t len);
-  // Every raw byte, in order, to `out` (a memfd being filled).
-  Status CopyTo(int out_fd);
+  // Every raw byte to `out` at its offset (pwrite: a memfd or file being
+  // filled), decoded by `threads` threads. The reader's pread must be
+  // safe to call from several threads (a file's is).
+  Status CopyTo(int out_fd, int threads = 1);
 
  private:
   ZReader() = default;
