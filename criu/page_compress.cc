@@ -4,12 +4,15 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <set>
 #include <cstring>
 #include <thread>
 
 #include "base/io.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
+#include "criu/page_chain.h"
+#include "criu/task_images.h"
 #include "images/zpages.h"
 
 namespace ckpt {
@@ -151,6 +154,22 @@ Result<std::unique_ptr<PageTarget>> CompressPages(std::unique_ptr<PageTarget> in
   LOG_INFO("pages compressed with " + images::ZstdDescribe() + ", level " +
            std::to_string(level));
   return std::unique_ptr<PageTarget>(new CompressTarget(std::move(inner), level));
+}
+
+Status UnpackPages(const images::ImageDir& dir, const TreeImages& tree) {
+  std::set<std::string> names;
+  for (const TaskImages& t : tree.tasks) {
+    if (t.zombie()) continue;
+    names.insert(images::PagesFileName(t.pages_id));
+    for (const auto& p : t.pages)
+      if (p.has_src_pages_id()) names.insert(PagesSourceName(p.src_pages_id()));
+  }
+  for (const std::string& n : names) {
+    TRY_ASSIGN(bool z, dir.IsZPages(n));
+    if (!z) continue;
+    TRY(dir.OpenRaw(n));  // kept by dir; the fd returned is closed here
+  }
+  return Ok();
 }
 
 }  // namespace ckpt

@@ -17,8 +17,10 @@
 // Dump:  TRY_ASSIGN(pages_to, PageTarget::Local(*dir));
 //        if (o.compress) TRY_ASSIGN(pages_to, CompressPages(std::move(pages_to),
 //                                                           o.compress_level));
-// Restore, show, lazy pages, incremental chains: nothing to do, the image
-// directory reads zpages files by itself (images/image_dir.h).
+// Restore, show, lazy pages, incremental chains: the image directory
+// reads zpages files by itself (images/image_dir.h). Restore calls
+// UnpackPages once, so the decompression happens in ckpt, in parallel,
+// once per file, before any task exists.
 #pragma once
 
 #include <memory>
@@ -29,6 +31,8 @@
 
 namespace ckpt {
 
+struct TreeImages;  // criu/task_images.h
+
 // Level 1: on this machine kind (2 cores) the fastest level that still
 // halves text-like memory; see docs/design.md "Compression" for numbers.
 inline constexpr int kDefaultCompressLevel = 1;
@@ -38,5 +42,12 @@ Status ParseCompress(const std::string& arg, bool* on, int* level);
 
 // `level` 0 = kDefaultCompressLevel. Logs the ratio of each file at End.
 Result<std::unique_ptr<PageTarget>> CompressPages(std::unique_ptr<PageTarget> inner, int level);
+
+// Restore, in ckpt right after LoadTreeImages (before any task exists):
+// every compressed pages file the tree reads (its own, an ancestor's,
+// a parent image's) is decompressed into `dir`'s memfds now, with 2
+// threads; the restoring tasks (traced by ckpt: no threads there) and
+// their children then only get fds of them. Nothing for raw files.
+Status UnpackPages(const images::ImageDir& dir, const TreeImages& tree);
 
 }  // namespace ckpt

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "base/io.h"
@@ -17,6 +18,13 @@
 namespace ckpt::images {
 namespace {
 constexpr size_t kFlushAt = 1 << 20;
+
+bool Traced() {
+  auto st = io::ReadFile("/proc/self/status");
+  if (!st.ok()) return true;  // unknown: the safe answer
+  size_t at = st->find("TracerPid:");
+  return at == std::string::npos || atoi(st->c_str() + at + 10) != 0;
+}
 }
 
 ImageWriter::ImageWriter(UniqueFd fd, std::string name, uint32_t magic)
@@ -292,7 +300,11 @@ Result<UniqueFd> ImageDir::OpenRaw(const std::string& name) const {
   TRY_ASSIGN(ZReader r, ZReader::Open(std::move(fd), what));
   UniqueFd mem(::memfd_create("ckpt-pages", MFD_CLOEXEC));
   if (!mem) return Error::Errno("memfd_create for " + what);
-  TRY(r.CopyTo(mem.get(), 2));  // 2 threads: this machine kind's cores
+  // 2 threads (this machine kind's cores), but none in a traced process:
+  // a restoring task is traced by ckpt, and its new thread would be a
+  // clone event ckpt does not expect (criu/page_compress.h UnpackPages
+  // decompresses before the tasks exist).
+  TRY(r.CopyTo(mem.get(), Traced() ? 1 : 2));
   LOG_DBG(what + ": decompressed, " + std::to_string(r.raw_size()) + " bytes");
   UniqueFd out(::fcntl(mem.get(), F_DUPFD_CLOEXEC, 0));
   if (!out) return Error::Errno("dup " + name);
