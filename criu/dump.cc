@@ -31,6 +31,7 @@
 #include "criu/lsm.h"
 #include "criu/mem_dump.h"
 #include "criu/mem_track.h"
+#include "criu/page_compress.h"
 #include "criu/net/net_dump.h"
 #include "criu/ns/ipc_ns.h"
 #include "criu/ns/mnt_ns.h"  // mnt ns
@@ -484,6 +485,9 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     TRY_ASSIGN(pages_to, PageTarget::Remote(o.address, o.port));
   } else {
     TRY_ASSIGN(pages_to, PageTarget::Local(*dir));
+  }
+  if (o.compress) {
+    TRY_ASSIGN(pages_to, CompressPages(std::move(pages_to), o.compress_level));
   }
   LOG_INFO(pages_to->Describe());
   if (namespaces.net()) {

@@ -56,32 +56,28 @@ Status SendFrame(int sk, uint32_t cmd, uint64_t len, const std::string& what) {
   return SendAll(sk, &f, sizeof(f), what);
 }
 
-// Pages files of the chain, opened on first use.
+// Pages files of the chain, opened on first use, checked against their
+// checksums and read by offset (compressed ones frame by frame:
+// images/zpages.h).
 class LocalFiles {
  public:
   explicit LocalFiles(std::string dir) : dir_(std::move(dir)) {}
   Status Read(uint32_t src, uint64_t off, void* buf, uint64_t len) {
-    auto it = fds_.find(src);
-    if (it == fds_.end()) {
-      std::string path = dir_ + "/" + PagesSourceName(src);
-      int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) return Error::Errno("open " + path);
-      it = fds_.emplace(src, UniqueFd(fd)).first;
+    auto it = files_.find(src);
+    if (it == files_.end()) {
+      if (!images_) {
+        TRY_ASSIGN(images_, images::ImageDir::Open(dir_));
+      }
+      TRY_ASSIGN(std::unique_ptr<images::PagesFile> f, images_->OpenPages(PagesSourceName(src)));
+      it = files_.emplace(src, std::move(f)).first;
     }
-    char* p = static_cast<char*>(buf);
-    while (len > 0) {
-      ssize_t n = pread(it->second.get(), p, len, off_t(off));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Error::Errno("read " + PagesSourceName(src));
-      if (n == 0) return Error(PagesSourceName(src) + " is truncated");
-      p += n, off += uint64_t(n), len -= uint64_t(n);
-    }
-    return Ok();
+    return it->second->ReadAt(off, buf, size_t(len));
   }
 
  private:
   std::string dir_;
-  std::map<uint32_t, UniqueFd> fds_;
+  std::unique_ptr<images::ImageDir> images_;
+  std::map<uint32_t, std::unique_ptr<images::PagesFile>> files_;
 };
 
 class LocalSource : public PageSource {

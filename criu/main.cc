@@ -27,6 +27,7 @@
 #include "criu/uffd_wp.h"
 #include "criu/version.h"
 #include "images/image_dir.h"
+#include "images/zpages.h"
 #include "proto/inventory.pb.h"
 
 namespace ckpt {
@@ -49,6 +50,8 @@ int Check() {
          wp_async ? "uffd-wp async + PAGEMAP_SCAN (pre-dump, dump --prev-images-dir)"
                   : "none (pre-dump and incremental dumps need Linux 6.7+)");
   printf("  lazy restore: %s\n", DescribeLazySupport().c_str());
+  // --compress (criu/page_compress.h): libzstd is linked in.
+  printf("  compression: %s (dump --compress zstd[:LEVEL])\n", images::ZstdDescribe().c_str());
   // Who may be dumped and restored from here (criu/security.h).
   if (auto c = security::Caller::Current(); c.ok()) {
     bool cr = security::HasCap(c->cap_eff, security::kCapCheckpointRestore) ||

@@ -283,8 +283,14 @@ Status Drain(int pipe_r, int out_fd, uint64_t total, compel::Infection& inf) {
     if (r == 0) return Error("pipe closed early while dumping pages");
     if (errno == EINTR) continue;
     if (errno != EAGAIN) return Error::Errno("splice pages to image");
-    struct pollfd p = {pipe_r, POLLIN, 0};
-    if (poll(&p, 1, 100) == 0) TRY(inf.CheckAlive());
+    // EAGAIN from a full output pipe (--compress, criu/page_compress.h)
+    // too: wait for the side that is not ready.
+    struct pollfd p[2] = {{pipe_r, POLLIN, 0}, {out_fd, POLLOUT, 0}};
+    if (poll(p, 2, 0) > 0 && (p[0].revents & POLLIN) && !(p[1].revents & POLLOUT)) {
+      poll(&p[1], 1, 100);
+      continue;
+    }
+    if (poll(&p[0], 1, 100) == 0) TRY(inf.CheckAlive());
   }
   return Ok();
 }

@@ -1,4 +1,5 @@
 #include "criu/options.h"
+#include "criu/page_compress.h"
 
 #include <getopt.h>
 #include <sched.h>
@@ -44,6 +45,7 @@ enum LongOnly {
   kOptPrevImagesDir,
   kOptTrackMem,
   kOptTrackMemTimeout,
+  kOptCompress,
   kOptAutoDedup,
   kOptLazyPages,
   kOptExecCmd,
@@ -119,6 +121,7 @@ const std::vector<struct option>& LongOptions() {
         {"prev-images-dir", required_argument, nullptr, kOptPrevImagesDir},
         {"track-mem", no_argument, nullptr, kOptTrackMem},
         {"track-mem-timeout", required_argument, nullptr, kOptTrackMemTimeout},
+        {"compress", required_argument, nullptr, kOptCompress},
         {"auto-dedup", no_argument, nullptr, kOptAutoDedup},
         {"lazy-pages", no_argument, nullptr, kOptLazyPages},
         {"exec-cmd", no_argument, nullptr, kOptExecCmd},
@@ -404,6 +407,9 @@ Result<int> ApplyArgs(int ac, char** av, Options& o, const std::string& cmd) {
                        "' (seconds, 1..604800)");
         o.track_mem_timeout = int(n);
         break;
+      case kOptCompress:
+        TRY(ParseCompress(optarg, &o.compress, &o.compress_level));
+        break;
       case kOptExecCmd:
         o.exec_cmd.push_back("");  // marker: the words after "--" (ParseOptions)
         break;
@@ -605,6 +611,10 @@ Result<Options> ParseOptions(int argc, char** argv) {
         return Error("dump --lazy-pages needs --port (where the lazy-pages daemon pulls the pages)");
       if (!o.page_server && !o.lazy_pages && o.port)
         return Error("--port goes with --page-server or --lazy-pages");
+      if (o.lazy_pages && o.compress)
+        return Error("dump --lazy-pages serves pages from the pages images by offset: drop "
+                     "--compress (a compressed dump can be restored lazily from its images "
+                     "with `ckpt lazy-pages -D DIR`)");
       break;
     case Command::kPreDump:
       if (o.pid == 0) return Error("pre-dump needs -t PID");
@@ -668,6 +678,9 @@ Result<Options> ParseOptions(int argc, char** argv) {
       !(o.command == Command::kLazyPages && o.page_server))
     return Error("--address goes with service, page-server, dump --page-server/--lazy-pages or "
                  "lazy-pages --page-server");
+  if (o.compress && o.command != Command::kDump && o.command != Command::kPreDump)
+    return Error("--compress is a dump or pre-dump option (restore reads compressed images "
+                 "by itself)");
   if (o.lazy_pages && o.command != Command::kDump && o.command != Command::kRestore)
     return Error("--lazy-pages is a dump or restore option");
   if (o.command != Command::kDump && o.command != Command::kPreDump &&
@@ -740,6 +753,9 @@ std::string Usage(Command c) {
                  "                         DIR's pages images) and serve it on PORT until\n"
                  "                         `ckpt lazy-pages --page-server` has pulled all of it\n"
                  "      --status-fd FD     with --lazy-pages: a byte to FD once listening\n"
+                 "      --compress zstd[:LEVEL]\n"
+                 "                         compress the pages images (zstd, 2 threads, level\n"
+                 "                         1 unless given; -7..19); restore reads them as is\n"
                  "      --empty-ns net     keep the network namespace's configuration out of\n"
                  "                         the images (whoever restores sets it up)\n"
                  "      --action-script PROG\n"
@@ -794,7 +810,9 @@ std::string Usage(Command c) {
                  "      --track-mem-timeout SEC\n"
                  "                         how long the tracking waits for the next step (600)\n"
                  "      --page-server --address ADDR --port PORT\n"
-                 "                         send the memory to `ckpt page-server`\n") +
+                 "                         send the memory to `ckpt page-server`\n"
+                 "      --compress zstd[:LEVEL]\n"
+                 "                         compress the pages images (as dump)\n") +
              common;
     case Command::kRestore:
       return std::string(

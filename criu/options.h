@@ -79,6 +79,10 @@ struct Options {
   // --lazy-pages (criu/lazy_pages.h): restore leaves private anonymous
   // memory to `ckpt lazy-pages`; dump keeps it and serves it on --port.
   bool lazy_pages = false;
+  // --compress zstd[:LEVEL] (dump, pre-dump): pages images compressed
+  // (criu/page_compress.h); 0 = off.
+  bool compress = false;
+  int compress_level = 0;  // 0: the default level (criu/page_compress.h)
   int status_fd = -1;           // --status-fd FD: page-server writes a byte there once it listens
   // Incremental dumps (criu/mem_track.h, criu/predump.h):
   std::string prev_images_dir;  // --prev-images-dir: the previous step, relative to -D

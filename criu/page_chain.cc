@@ -114,11 +114,9 @@ class Chain {
   Result<uint64_t> SizeOf(Level& l, uint32_t id) {
     auto it = l.sizes.find(id);
     if (it != l.sizes.end()) return it->second;
-    TRY_ASSIGN(UniqueFd fd, l.dir->OpenRaw(images::PagesFileName(id)));
-    struct stat st;
-    if (fstat(fd.get(), &st) < 0) return Error::Errno("stat pages image in " + l.path);
-    l.sizes[id] = uint64_t(st.st_size);
-    return uint64_t(st.st_size);
+    TRY_ASSIGN(uint64_t size, l.dir->RawSize(images::PagesFileName(id)));
+    l.sizes[id] = size;
+    return size;
   }
 
   // Where every page the step at `depth` holds for `pid` is.

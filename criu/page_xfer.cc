@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <vector>
 
 #include "base/io.h"
@@ -84,6 +85,10 @@ class LocalTarget : public PageTarget {
     if (close(open_.release()) < 0) return Error::Errno("close " + name_);
     return Ok();
   }
+  Status MarkZPages() override {
+    dir_.MarkZPages(name_);
+    return Ok();
+  }
   Status Commit() override { return Ok(); }  // the image directory's own Commit syncs
   std::string Describe() const override { return "pages to " + dir_.path(); }
 
@@ -142,6 +147,7 @@ class RemoteTarget : public PageTarget {
     return SendFrame(sk_.get(), page_wire::kData, bytes, Where());
   }
   Status End() override { return SendFrame(sk_.get(), page_wire::kClose, 0, Where()); }
+  Status MarkZPages() override { return SendFrame(sk_.get(), page_wire::kZPages, 0, Where()); }
   Status Commit() override {
     TRY(SendFrame(sk_.get(), page_wire::kCommit, 0, Where()));
     // The server syncs its files first: give it time, but not forever.
@@ -214,6 +220,10 @@ class Receiver {
           if (!file_) return Error("protocol: data without an open file");
           TRY(Receive(sk, f.len), name_);
           break;
+        case page_wire::kZPages:
+          if (!file_ || f.len != 0) return Error("protocol: bad compressed mark");
+          zpages_.insert(name_);
+          break;
         case page_wire::kClose:
           if (!file_) return Error("protocol: close without an open file");
           if (fsync(file_.get()) < 0) return Error::Errno("fsync " + name_);
@@ -247,6 +257,7 @@ class Receiver {
       UniqueFd fd(openat(dirfd_, Part(n).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
       if (!fd) return Error::Errno("reading back " + Part(n));
       TRY_ASSIGN(images::FileSum s, images::SumFile(fd.get(), n));
+      s.zpages = zpages_.count(n) != 0;
       sums.push_back(s);
     }
     std::string name = images::FileName(images::ImageType::kChecksums, 1);
@@ -285,6 +296,7 @@ class Receiver {
   UniqueFd file_, pipe_r_, pipe_w_;
   std::string name_;
   std::vector<std::string> parts_;
+  std::set<std::string> zpages_;  // files marked compressed
 };
 
 }  // namespace

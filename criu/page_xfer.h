@@ -19,6 +19,7 @@
 //   kOpen  payload: a file name (no '/', not starting with '.')
 //   kData  payload: bytes of the open file
 //   kClose no payload
+//   kZPages no payload: the open file is compressed (images/zpages.h)
 //   kCommit no payload; the server syncs, renames the files into place
 //          and answers one byte 'C' (a failure closes the connection)
 //
@@ -55,6 +56,9 @@ class PageTarget {
   virtual Result<int> Begin(const std::string& name) = 0;
   virtual Status Announce(uint64_t bytes) = 0;
   virtual Status End() = 0;
+  // The file being written (after Begin) holds zpages bytes
+  // (images/zpages.h, criu/page_compress.h): recorded in checksums.img.
+  virtual Status MarkZPages() = 0;
   // Every file is complete; for a remote target, the server has them.
   virtual Status Commit() = 0;
   // "pages to DIR" / "pages to the page server at A:P", for logs.
@@ -73,7 +77,8 @@ namespace page_wire {
 inline constexpr uint32_t kMagic = 0x53504b43;  // "CKPS"
 enum Cmd : uint32_t { kOpen = 1, kData = 2, kClose = 3, kCommit = 4,
                       // lazy pages (criu/lazy_source.h)
-                      kRead = 5, kDone = 6, kError = 7 };
+                      kRead = 5, kDone = 6, kError = 7,
+                      kZPages = 8 };
 struct Frame {
   uint32_t magic;
   uint32_t cmd;

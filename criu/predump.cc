@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "criu/mem_dump.h"
 #include "criu/mem_track.h"
+#include "criu/page_compress.h"
 #include "criu/page_xfer.h"
 #include "criu/proc_parse.h"
 #include "criu/pstree.h"
@@ -226,6 +227,9 @@ Status PreDump(const Options& o, const KernelFeatures& kf) {
     TRY_ASSIGN(pages_to, PageTarget::Remote(o.address, o.port));
   } else {
     TRY_ASSIGN(pages_to, PageTarget::Local(*dir));
+  }
+  if (o.compress) {
+    TRY_ASSIGN(pages_to, CompressPages(std::move(pages_to), o.compress_level));
   }
   uint32_t pages_id = 1;
   uint64_t saved = 0, in_parent = 0;

@@ -31,6 +31,7 @@
 #include "criu/files/inherit_fd.h"
 #include "criu/files/orphan_pty.h"
 #include "criu/lazy_pages.h"
+#include "criu/page_compress.h"
 #include "criu/lazy_source.h"
 #include "criu/net/net_restore.h"
 #include "criu/ns/ipc_ns.h"
@@ -383,6 +384,7 @@ Result<int> Restore(const Options& o, const KernelFeatures& kf, pid_t* root_pid)
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Open(o.images_dir));
   TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir, o.lsm_profile),
              "reading images from " + o.images_dir);
+  TRY(UnpackPages(*dir, tree));  // --compress'ed pages (criu/page_compress.h)
   TRY(PlanHelpers(tree));
   // Processes sharing one fd table (criu/shared_tables.h): checked, ordered.
   TRY_ASSIGN(FdTableSync fd_tables, FdTableSync::Plan(tree));

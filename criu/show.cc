@@ -13,6 +13,7 @@
 #include "base/unique_fd.h"
 #include "images/image_dir.h"
 #include "images/image_types.h"
+#include "images/zpages.h"
 
 namespace ckpt {
 namespace {
@@ -27,7 +28,26 @@ Result<std::string> ToJson(const google::protobuf::Message& m) {
   return out;
 }
 
+// A compressed pages file (images/zpages.h): its layout, checked.
+Status ShowZPages(const std::string& path, int fd, std::ostream& os) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) return Error::Errno("stat " + path);
+  TRY_ASSIGN(images::ZReader r, images::ZReader::Open(UniqueFd(dup(fd)), path));
+  os << "{\"file\":\"" << path << "\",\"type\":\"pages\",\"bytes\":" << st.st_size
+     << ",\"compressed\":\"zstd\",\"raw_bytes\":" << r.raw_size()
+     << ",\"frame_size\":" << r.layout().frame_size << ",\"frames\":" << r.layout().frames()
+     << "}\n";
+  return Ok();
+}
+
 Status ShowFile(const std::string& path, std::ostream& os) {
+  {
+    UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    char h[images::kZHeaderSize];
+    if (fd && read(fd.get(), h, sizeof(h)) == ssize_t(sizeof(h)) &&
+        images::LooksLikeZPages(h, sizeof(h)))
+      return ShowZPages(path, fd.get(), os);
+  }
   TRY_ASSIGN(images::ImageReader r, images::OpenAnyImage(path));
   const images::ImageTypeInfo* info = r.info();
   os << "{\"file\":\"" << path << "\",\"type\":\"" << info->name << "\",\"entries\":[";
@@ -66,6 +86,12 @@ Status Show(const std::string& path) {
   }
   closedir(d);
   std::sort(names.begin(), names.end());
+  // A directory with a checksum list says which pages files are compressed.
+  std::unique_ptr<images::ImageDir> dir;
+  if (std::find(names.begin(), names.end(), "checksums.img") != names.end() ||
+      std::find(names.begin(), names.end(), "checksums1.img") != names.end()) {
+    TRY_ASSIGN(dir, images::ImageDir::Open(path));
+  }
   for (const std::string& n : names) {
     std::string p = path + "/" + n;
     // Raw contents (pages, shared memory, segments) have no image header.
@@ -73,6 +99,17 @@ Status Show(const std::string& path) {
     {
       UniqueFd fd(open(p.c_str(), O_RDONLY | O_CLOEXEC));
       if (!fd || read(fd.get(), &magic, sizeof(magic)) != ssize_t(sizeof(magic))) magic = 0;
+    }
+    if (n.rfind("pages-", 0) == 0 && dir) {
+      // Listed as compressed in checksums.img (--compress): checked and
+      // described; a damaged one is an error naming it.
+      TRY_ASSIGN(bool z, dir->IsZPages(n));
+      if (z) {
+        UniqueFd fd(open(p.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd) return Error::Errno("open " + p);
+        TRY(ShowZPages(p, fd.get(), std::cout));
+        continue;
+      }
     }
     if (n.rfind("pages-", 0) == 0 || magic != images::kImageMagic) {
       struct stat ps;

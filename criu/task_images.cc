@@ -156,10 +156,8 @@ Status LoadTask(const images::ImageDir& dir, const TreeImages& tree, TaskImages&
     TRY_ASSIGN(t.pages, ReadAll<pb::PagemapEntry>(r));
   }
   {
-    TRY_ASSIGN(UniqueFd pf, dir.OpenRaw(images::PagesFileName(t.pages_id)));
-    struct stat st;
-    if (fstat(pf.get(), &st) < 0) return Error::Errno("stat pages image");
-    TRY(CheckPages(t.mm, t.pages, uint64_t(st.st_size)));
+    TRY_ASSIGN(uint64_t size, dir.RawSize(images::PagesFileName(t.pages_id)));
+    TRY(CheckPages(t.mm, t.pages, size));
   }
   {
     TRY_ASSIGN(images::ImageReader r, dir.OpenReader(ImageType::kFdinfo, pid));
@@ -266,10 +264,7 @@ Result<TreeImages> LoadTreeImages(const images::ImageDir& dir, const std::string
       return Error("pagemap image: pages id " + std::to_string(t.pages_id) + " used twice");
   }
   for (auto& [id, size] : pages_size) {
-    TRY_ASSIGN(UniqueFd pf, dir.OpenRaw(images::PagesFileName(id)));
-    struct stat st;
-    if (fstat(pf.get(), &st) < 0) return Error::Errno("stat pages image");
-    size = uint64_t(st.st_size);
+    TRY_ASSIGN(size, dir.RawSize(images::PagesFileName(id)));
   }
   // Pages shared with an ancestor must lie inside that ancestor's file.
   for (const TaskImages& t : tree.tasks)

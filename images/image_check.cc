@@ -135,6 +135,7 @@ std::string ChecksumsImage(const std::vector<FileSum>& sums) {
     e.set_name(s.name);
     e.set_size(s.size);
     e.set_crc32c(s.crc);
+    if (s.zpages) e.set_encoding(pb::ChecksumEntry::ZPAGES);
     std::string b = e.SerializeAsString();
     uint32_t len = uint32_t(b.size());
     out.append(reinterpret_cast<const char*>(&len), 4);

@@ -12,7 +12,9 @@
 // also by the restorer blob) carry no trailer. ImageDir::Commit reads each
 // one it created back (from the page cache) and lists its name, size and
 // CRC32C in checksums.img before the inventory; a page server lists the
-// files it received in checksums1.img. ImageDir::OpenRaw refuses a raw
+// files it received in checksums1.img (the sums are of the bytes stored:
+// compressed ones for a zpages file, images/zpages.h, whose entry says
+// so in `encoding`). ImageDir::OpenRaw refuses a raw
 // file no list names, or whose size or checksum differ (checked once per
 // file and process).
 //
@@ -50,6 +52,7 @@ struct FileSum {
   std::string name;
   uint64_t size = 0;
   uint32_t crc = 0;
+  bool zpages = false;  // compressed (images/zpages.h); not set by SumFile
 };
 // Size and CRC32C of a whole file (read with pread; the offset stays).
 Result<FileSum> SumFile(int fd, const std::string& name);

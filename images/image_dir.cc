@@ -1,20 +1,30 @@
 #include "images/image_dir.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "base/io.h"
 #include "base/log.h"
 #include "images/image_check.h"
+#include "images/zpages.h"
 #include "proto/checksums.pb.h"
 
 namespace ckpt::images {
 namespace {
 constexpr size_t kFlushAt = 1 << 20;
+
+bool Traced() {
+  auto st = io::ReadFile("/proc/self/status");
+  if (!st.ok()) return true;  // unknown: the safe answer
+  size_t at = st->find("TracerPid:");
+  return at == std::string::npos || atoi(st->c_str() + at + 10) != 0;
+}
 }
 
 ImageWriter::ImageWriter(UniqueFd fd, std::string name, uint32_t magic)
@@ -164,8 +174,9 @@ Result<UniqueFd> ImageDir::CreateFile(const std::string& name) {
   return fd;
 }
 
-Status ImageDir::CheckRaw(int fd, const std::string& name) const {
-  if (verified_.count(name)) return Ok();
+Result<bool> ImageDir::CheckRaw(int fd, const std::string& name) const {
+  auto done = verified_.find(name);
+  if (done != verified_.end()) return done->second;
   if (!sums_loaded_) {
     for (uint32_t id : {0u, 1u}) {  // ours, and a page server's
       if (!Exists(ImageType::kChecksums, id)) continue;
@@ -174,7 +185,7 @@ Status ImageDir::CheckRaw(int fd, const std::string& name) const {
       for (;;) {
         TRY_ASSIGN(bool got, r.Read(e));
         if (!got) break;
-        sums_[e.name()] = {e.size(), e.crc32c()};
+        sums_[e.name()] = {e.size(), e.crc32c(), e.encoding() == pb::ChecksumEntry::ZPAGES};
       }
     }
     sums_loaded_ = true;
@@ -184,13 +195,13 @@ Status ImageDir::CheckRaw(int fd, const std::string& name) const {
     return Error(path_ + "/" + name + ": not listed in checksums.img (damaged or foreign image "
                  "directory)");
   TRY_ASSIGN(FileSum s, SumFile(fd, name));
-  if (s.size != it->second.first)
+  if (s.size != it->second.size)
     return Error(path_ + "/" + name + ": damaged: " + std::to_string(s.size) + " bytes, " +
-                 std::to_string(it->second.first) + " when dumped (truncated, or bytes appended)");
-  if (s.crc != it->second.second)
+                 std::to_string(it->second.size) + " when dumped (truncated, or bytes appended)");
+  if (s.crc != it->second.crc)
     return Error(path_ + "/" + name + ": damaged: checksum mismatch (bytes changed)");
-  verified_.insert(name);
-  return Ok();
+  verified_[name] = it->second.zpages;
+  return it->second.zpages;
 }
 
 Result<ImageWriter> ImageDir::OpenWriter(ImageType t, uint32_t id) {
@@ -238,24 +249,116 @@ Result<UniqueFd> ImageDir::OpenPlain(const std::string& name) const {
   return fd;
 }
 
-Result<UniqueFd> ImageDir::OpenRaw(const std::string& name) const {
-  TRY_ASSIGN(UniqueFd fd, OpenPlain(name));
+Result<bool> ImageDir::Check(int fd, const std::string& name) const {
   size_t slash = name.rfind('/');
-  if (slash == std::string::npos) {
-    TRY(CheckRaw(fd.get(), name));
-    return fd;
-  }
+  if (slash == std::string::npos) return CheckRaw(fd, name);
   // A file of a parent dump ("parent/parent/pages-1.img"): checked against
   // that directory's own list.
-  if (!verified_.count(name)) {
-    std::string sub = name.substr(0, slash);
-    UniqueFd sfd(::openat(dirfd_.get(), sub.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!sfd) return Error::Errno(path_ + "/" + sub);
-    ImageDir parent(path_ + "/" + sub, std::move(sfd), false, false);
-    TRY(parent.CheckRaw(fd.get(), name.substr(slash + 1)));
-    verified_.insert(name);
+  auto done = verified_.find(name);
+  if (done != verified_.end()) return done->second;
+  std::string sub = name.substr(0, slash);
+  UniqueFd sfd(::openat(dirfd_.get(), sub.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!sfd) return Error::Errno(path_ + "/" + sub);
+  ImageDir parent(path_ + "/" + sub, std::move(sfd), false, false);
+  TRY_ASSIGN(bool z, parent.CheckRaw(fd, name.substr(slash + 1)));
+  verified_[name] = z;
+  return z;
+}
+
+Result<bool> ImageDir::IsZPages(const std::string& name) const {
+  TRY_ASSIGN(UniqueFd fd, OpenPlain(name));
+  return Check(fd.get(), name);
+}
+
+Result<uint64_t> ImageDir::RawSize(const std::string& name) const {
+  auto have = unpacked_.find(name);
+  TRY_ASSIGN(UniqueFd fd, OpenPlain(name));
+  TRY_ASSIGN(bool z, Check(fd.get(), name));
+  if (z && have == unpacked_.end()) {
+    TRY_ASSIGN(ZReader r, ZReader::Open(std::move(fd), path_ + "/" + name));
+    return r.raw_size();
   }
-  return fd;
+  struct stat st;
+  if (::fstat(have != unpacked_.end() ? have->second.get() : fd.get(), &st) < 0)
+    return Error::Errno("fstat " + path_ + "/" + name);
+  return uint64_t(st.st_size);
+}
+
+Result<UniqueFd> ImageDir::OpenRaw(const std::string& name) const {
+  auto have = unpacked_.find(name);
+  if (have != unpacked_.end()) {
+    UniqueFd fd(::fcntl(have->second.get(), F_DUPFD_CLOEXEC, 0));
+    if (!fd) return Error::Errno("dup " + name);
+    return fd;
+  }
+  TRY_ASSIGN(UniqueFd fd, OpenPlain(name));
+  TRY_ASSIGN(bool z, Check(fd.get(), name));
+  if (!z) return fd;
+  // Every reader of a raw file (the restorer blob included) reads it by
+  // offset: a compressed one is decompressed once into a memfd.
+  std::string what = path_ + "/" + name;
+  TRY_ASSIGN(ZReader r, ZReader::Open(std::move(fd), what));
+  UniqueFd mem(::memfd_create("ckpt-pages", MFD_CLOEXEC));
+  if (!mem) return Error::Errno("memfd_create for " + what);
+  // 2 threads (this machine kind's cores), but none in a traced process:
+  // a restoring task is traced by ckpt, and its new thread would be a
+  // clone event ckpt does not expect (criu/page_compress.h UnpackPages
+  // decompresses before the tasks exist).
+  TRY(r.CopyTo(mem.get(), Traced() ? 1 : 2));
+  LOG_DBG(what + ": decompressed, " + std::to_string(r.raw_size()) + " bytes");
+  UniqueFd out(::fcntl(mem.get(), F_DUPFD_CLOEXEC, 0));
+  if (!out) return Error::Errno("dup " + name);
+  unpacked_[name] = std::move(mem);
+  return out;
+}
+
+namespace {
+class PlainPages : public PagesFile {
+ public:
+  PlainPages(UniqueFd fd, std::string name, uint64_t size)
+      : fd_(std::move(fd)), name_(std::move(name)), size_(size) {}
+  uint64_t size() const override { return size_; }
+  Status ReadAt(uint64_t off, void* buf, size_t len) override {
+    if (off > size_ || len > size_ - off) return Error(name_ + ": read past its end");
+    char* p = static_cast<char*>(buf);
+    while (len > 0) {
+      ssize_t n = ::pread(fd_.get(), p, len, off_t(off));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Error::Errno("read " + name_);
+      if (n == 0) return Error(name_ + " is truncated");
+      p += n, off += uint64_t(n), len -= size_t(n);
+    }
+    return Ok();
+  }
+
+ private:
+  UniqueFd fd_;
+  std::string name_;
+  uint64_t size_;
+};
+
+class ZPages : public PagesFile {
+ public:
+  explicit ZPages(ZReader r) : r_(std::move(r)) {}
+  uint64_t size() const override { return r_.raw_size(); }
+  Status ReadAt(uint64_t off, void* buf, size_t len) override { return r_.ReadAt(off, buf, len); }
+
+ private:
+  ZReader r_;
+};
+}  // namespace
+
+Result<std::unique_ptr<PagesFile>> ImageDir::OpenPages(const std::string& name) const {
+  TRY_ASSIGN(UniqueFd fd, OpenPlain(name));
+  TRY_ASSIGN(bool z, Check(fd.get(), name));
+  std::string what = path_ + "/" + name;
+  if (z) {
+    TRY_ASSIGN(ZReader r, ZReader::Open(std::move(fd), what));
+    return std::unique_ptr<PagesFile>(new ZPages(std::move(r)));
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) < 0) return Error::Errno("fstat " + what);
+  return std::unique_ptr<PagesFile>(new PlainPages(std::move(fd), what, uint64_t(st.st_size)));
 }
 
 Status ImageDir::Reseal(const std::vector<std::string>& names) {
@@ -279,6 +382,7 @@ Status ImageDir::Reseal(const std::vector<std::string>& names) {
     it->set_size(s.size);
     it->set_crc32c(s.crc);
     verified_.erase(n);
+    unpacked_.erase(n);
   }
   sums_loaded_ = false;
   sums_.clear();
@@ -307,6 +411,7 @@ Status ImageDir::Commit(const google::protobuf::Message& inventory) {
       e.set_name(n);
       e.set_size(s.size);
       e.set_crc32c(s.crc);
+      if (zraw_.count(n)) e.set_encoding(pb::ChecksumEntry::ZPAGES);
       TRY(sums.Write(e));
     }
     TRY(sums.Close());

@@ -96,7 +96,21 @@ class ImageDir {
   // file read must be listed in checksums.img (or checksums1.img, a page
   // server's) with its size and CRC32C: checked at its first open.
   Result<UniqueFd> CreateRaw(const std::string& name);
+  // A raw file listed as compressed (images/zpages.h, dump --compress)
+  // comes back decompressed: the first open fills a memfd (kept, so later
+  // opens and forked tasks share it), every open returns a new fd of it.
   Result<UniqueFd> OpenRaw(const std::string& name) const;
+  // The file CreateRaw made holds zpages bytes: said so in checksums.img.
+  void MarkZPages(const std::string& name) { zraw_.insert(name); }
+  // A raw file read by offset without decompressing it whole (lazy pages,
+  // `ckpt show`): raw or zpages, checked like OpenRaw.
+  Result<std::unique_ptr<class PagesFile>> OpenPages(const std::string& name) const;
+  // Bytes of contents of a raw file (decompressed size for a zpages one,
+  // read from its index), after OpenRaw's checks: for size checks that
+  // must not decompress.
+  Result<uint64_t> RawSize(const std::string& name) const;
+  // Whether OpenRaw(name) decompresses (after its checks).
+  Result<bool> IsZPages(const std::string& name) const;
   // After raw files of a complete dump were changed on purpose (a lazy
   // dump punches out the pages it serves itself, criu/lazy_source.h):
   // their entries in checksums.img take their new size and checksum; the
@@ -120,11 +134,28 @@ class ImageDir {
   bool committed_ = false;
   std::vector<std::string> created_;
   std::vector<std::string> raw_;  // created by CreateRaw
-  Status CheckRaw(int fd, const std::string& name) const;
+  std::set<std::string> zraw_;    // of those, zpages (MarkZPages)
+  // Checks a raw file against the lists; returns whether it is zpages.
+  Result<bool> CheckRaw(int fd, const std::string& name) const;
+  Result<bool> Check(int fd, const std::string& name) const;  // also "parent/..." names
   // Read side: the checksum lists, loaded at the first OpenRaw.
   mutable bool sums_loaded_ = false;
-  mutable std::map<std::string, std::pair<uint64_t, uint32_t>> sums_;
-  mutable std::set<std::string> verified_;
+  struct Sum {
+    uint64_t size;
+    uint32_t crc;
+    bool zpages;
+  };
+  mutable std::map<std::string, Sum> sums_;
+  mutable std::map<std::string, bool> verified_;  // name -> zpages
+  mutable std::map<std::string, UniqueFd> unpacked_;  // zpages files, decompressed
+};
+
+// Random access to a pages file's contents (ImageDir::OpenPages).
+class PagesFile {
+ public:
+  virtual ~PagesFile() = default;
+  virtual uint64_t size() const = 0;  // bytes of contents (decompressed)
+  virtual Status ReadAt(uint64_t off, void* buf, size_t len) = 0;
 };
 
 }  // namespace ckpt::images

@@ -3,7 +3,9 @@
 // Every image file starts with two u32 magics: kImageMagic (the format) and
 // the type's own magic; then (u32 length, protobuf message) records, then
 // a checksum trailer (images/image_check.h). Pages files (pages-<id>.img)
-// are raw page contents with no header, listed in checksums.img.
+// are raw page contents with no header, listed in checksums.img; with
+// dump --compress they are zpages files (images/zpages.h), marked so in
+// that list.
 #pragma once
 
 #include <google/protobuf/message.h>

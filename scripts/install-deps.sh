@@ -8,6 +8,7 @@ PKGS=(
   protobuf-compiler libprotobuf-dev
   libnl-3-dev libnl-route-3-dev
   libbpf-dev libnftnl-dev libmnl-dev
+  libzstd-dev zstd
   libgtest-dev
   binutils
   python3 python3-protobuf iproute2 nftables util-linux libcap2-bin

@@ -27,6 +27,8 @@ constexpr Section kSections[] = {
                   "                            and the same tree without them; images on tmpfs"},
     {"precopy", "a SIZE MiB process rewriting pages: cold dump+restore against pre-dump\n"
                 "                            rounds through a page server, then the final pause"},
+    {"compress", "a SIZE MiB half-text heap dumped with --compress zstd per level against\n"
+                 "                            no compression: ratio and throughput"},
 };
 
 [[noreturn]] void usage(int code) {
@@ -51,6 +53,7 @@ constexpr Section kSections[] = {
     fprintf(code ? stderr : stdout, "                   %-9s%s\n", s.name, s.help);
   fprintf(code ? stderr : stdout,
       "  --precopy-rate N MiB/s the precopy victim rewrites at random (default 64)\n"
+      "  --compress-levels L  zstd levels of the compress section (default 1,3)\n"
       "  --tree-sizes L   the N of the tree section (default 1,10,100,300,1000)\n"
       "  --thread-counts L  the N of the threads section (default 1,10,100,300,1000)\n"
       "  --fd-counts L    the N of the fds section (default 0,1000,10000)\n"
@@ -100,6 +103,7 @@ Options parse_args(int argc, char** argv) {
                                            {"tcp-counts", required_argument, nullptr, 'P'},
                                            {"precopy-rate", required_argument, nullptr, 'W'},
                                            {"json", required_argument, nullptr, 'j'},
+                                           {"compress-levels", required_argument, nullptr, 'Z'},
                                            {nullptr, 0, nullptr, 0}};
   // "1,10,100": integers in [lo, hi], strictly increasing.
   auto parse_list = [](const char* name, const char* arg, long lo, long hi) {
@@ -215,6 +219,9 @@ Options parse_args(int argc, char** argv) {
           usage(2);
         }
         o.precopy_rate = static_cast<uint64_t>(v);
+        break;
+      case 'Z':
+        o.compress_levels = parse_list("compress-levels", optarg, -7, 19);
         break;
       case 'h':
         usage(0);

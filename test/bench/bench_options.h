@@ -21,6 +21,7 @@ struct Options {
   double timeout = 300;
   std::set<std::string> only;  // sections to run; all of them by default
   uint64_t precopy_rate = 64;  // MiB/s the precopy victim rewrites
+  std::vector<long> compress_levels{1, 3};  // zstd levels the compress section tries
   std::vector<long> tree_sizes{1, 10, 100, 300, 1000};
   long tree_fanout = 8;
   std::vector<long> thread_counts{1, 10, 100, 300, 1000};

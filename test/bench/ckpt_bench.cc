@@ -3,7 +3,7 @@
 // to disk), measured in the same run; and how its cost grows with the
 // number of processes, threads and fds.
 //
-//   ckpt-bench --ckpt PATH [--only memory,tree,threads,fds,tcp,container,precopy] [--size-mib 1024]
+//   ckpt-bench --ckpt PATH [--only memory,tree,threads,fds,tcp,container,precopy,compress] [--size-mib 1024]
 //              [--json FILE]
 //              [--disk-dir DIR] [--tmpfs-dir DIR] [--runs 3] [--timeout SEC]
 //              [--victim PATH] [--tree-sizes 1,10,100,300,1000]
@@ -63,6 +63,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_compress.h"
 #include "bench_container.h"
 #include "bench_memory.h"
 #include "bench_options.h"
@@ -217,6 +218,12 @@ int run(Options& o) {
     check_stop();
     if (!pc.ok) ok = false;
     verified(fmt("precopy %d", pc.verified));
+  }
+  if (o.on("compress")) {  // bench_compress.cc
+    CompressBenchResult cb = RunCompressBench(
+        {o.ckpt, o.victim, tm.dir, work, o.size_mib, o.compress_levels, o.runs, o.timeout});
+    if (!cb.ok) ok = false;
+    verified(fmt("compress %d", cb.verified));
   }
 
   if (!report().notes().empty()) printf("\n");

@@ -20,6 +20,9 @@
 //             tracker exits and no "uw" is left; the program passes.
 //   timeout   pre-dump --track-mem-timeout 1: the tracker gives up, no
 //             "uw" left; the program passes.
+//   chain-compressed  chain with --compress zstd on every step (each
+//             pages image must be compressed; sizes compared by the
+//             contents' size in each file's index, images/zpages.h).
 // Prints "[ OK ] ..." lines; exit 0 on success. Everything it started is
 // killed and reaped at the end (we are a child subreaper).
 #include <arpa/inet.h>
@@ -50,6 +53,7 @@ struct Fail : std::runtime_error {
 };
 
 std::string g_ckpt, g_workdir, g_prog;
+bool g_compress = false;  // chain-compressed: every step with --compress zstd
 pid_t g_pid = 0;
 std::string g_out;
 
@@ -73,6 +77,7 @@ std::vector<std::string> dump_args(const std::string& cmd, const std::string& di
   std::vector<std::string> a = {
       cmd, "-t", std::to_string(g_pid), "-D", g_workdir + "/" + dir, "-o", "ckpt.log", "-v4"};
   if (!parent.empty()) a.insert(a.end(), {"--prev-images-dir", "../" + parent});
+  if (g_compress) a.insert(a.end(), {"--compress", "zstd"});
   return a;
 }
 
@@ -107,8 +112,26 @@ void finish(const std::string& when) {
 // Pages in a step's own pages files.
 uint64_t pages_in(const std::string& dir) {
   uint64_t bytes = 0;
-  for (const auto& e : fs::directory_iterator(g_workdir + "/" + dir))
-    if (e.path().filename().string().rfind("pages-", 0) == 0) bytes += fs::file_size(e.path());
+  for (const auto& e : fs::directory_iterator(g_workdir + "/" + dir)) {
+    if (e.path().filename().string().rfind("pages-", 0) != 0) continue;
+    if (!g_compress) {
+      bytes += fs::file_size(e.path());
+      continue;
+    }
+    // zpages: header magic 0x184D2A5C + "CKZP" at 8; the contents' size
+    // is the u64 16 bytes before the end.
+    std::string f = read_text(e.path().string());
+    uint32_t m0 = 0, m2 = 0;
+    uint64_t raw = 0;
+    if (f.size() >= 48) {
+      memcpy(&m0, f.data(), 4);
+      memcpy(&m2, f.data() + 8, 4);
+      memcpy(&raw, f.data() + f.size() - 16, 8);
+    }
+    if (m0 != 0x184D2A5C || m2 != 0x505A4B43)
+      throw Fail(e.path().string() + " is not a compressed pages image");
+    bytes += raw;
+  }
   return bytes / 4096;
 }
 
@@ -332,6 +355,8 @@ int main(int argc, char** argv) {
   try {
     if (scenario == "chain")
       scenario_chain();
+    else if (scenario == "chain-compressed")
+      g_compress = true, scenario_chain();
     else if (scenario == "tracker-killed")
       scenario_tracker_killed();
     else if (scenario == "ckpt-killed")

@@ -20,6 +20,10 @@
 // --page-server yes: every dump sends its memory to a `ckpt page-server`
 // started for it on 127.0.0.1 (a free port); the server's files are moved
 // into the image directory before restore, as a migration would copy them.
+// --compress SPEC: every dump and pre-dump gets `--compress SPEC` (not the
+// restore: it reads compressed images by itself); after each dump every
+// pages image (through a page server too) must start with the zpages
+// header (images/zpages.h), or the test fails.
 // --nofile N: the runner, the test and ckpt all run under RLIMIT_NOFILE N
 // (soft and hard): a restore must fit the fd numbers the process could use.
 // --lazy local|remote|kill: lazy restore (criu/lazy_pages.h). local: a
@@ -72,6 +76,7 @@ std::vector<std::string> g_ckpt_opts;  // --ckpt-opt: appended to dump and resto
 unsigned long g_ns_flags = 0;          // --ns: namespaces the test starts in
 bool g_occupy_pid = false;             // --occupy-pid yes: restore finds the pid taken
 bool g_page_server = false;            // --page-server yes: memory through a page server
+std::string g_compress;                // --compress SPEC: dumps compress their pages
 std::string g_lazy;                    // --lazy local|remote|kill: lazy restore
 pid_t g_lazy_dump = 0;                 // --lazy remote: the dump serving the pages
 int g_lazy_port = 0;
@@ -253,6 +258,8 @@ pid_t start_page_server(const std::string& dir, int* port) {
   return ps;
 }
 
+void expect_compressed(const std::string& img);
+
 void dump(pid_t pid, const std::string& img, bool leave_running) {
   fs::create_directories(img);
   pid_t page_server = 0;
@@ -267,15 +274,17 @@ void dump(pid_t pid, const std::string& img, bool leave_running) {
                                    img,    "-o", "dump.log",          "-v4"};
   if (leave_running) args.push_back("--leave-running");
   if (g_lazy == "chain") {  // a pre-dump first: most pages end up in the parent
-    ckpt("pre-dump", {"pre-dump", "-t", std::to_string(pid), "-D", img + "-pre", "-o",
-                      "pre-dump.log", "-v4"},
-         img + "-pre/pre-dump.log");
+    std::vector<std::string> pre = {"pre-dump", "-t", std::to_string(pid), "-D", img + "-pre",
+                                    "-o",       "pre-dump.log", "-v4"};
+    if (!g_compress.empty()) pre.insert(pre.end(), {"--compress", g_compress});
+    ckpt("pre-dump", pre, img + "-pre/pre-dump.log");
     args.insert(args.end(), {"--prev-images-dir", "../img-pre", "--track-mem"});
   }
   if (page_server)
     args.insert(args.end(), {"--page-server", "--address", "127.0.0.1", "--port",
                              std::to_string(port)});
   args.insert(args.end(), g_ckpt_opts.begin(), g_ckpt_opts.end());
+  if (!g_compress.empty()) args.insert(args.end(), {"--compress", g_compress});
   if (g_lazy == "remote") {  // the dump stays to serve the memory
     g_lazy_port = free_port();
     args.insert(args.end(), {"--lazy-pages", "--address", "127.0.0.1", "--port",
@@ -319,9 +328,29 @@ void dump(pid_t pid, const std::string& img, bool leave_running) {
     if (moved == 0) die("the page server received nothing");
     step(std::to_string(moved) + " files from the page server moved into " + img);
   }
+  if (!g_compress.empty()) expect_compressed(img);
   // Every image of every kind of dump must print (ckpt show is the first
   // tool for a bug report).
   ckpt("show-" + fs::path(img).filename().string(), {"show", img}, img + "/dump.log");
+}
+
+// --compress: every pages image of `img` starts with the zpages header
+// (a skippable zstd frame carrying "CKZP": images/zpages.h).
+void expect_compressed(const std::string& img) {
+  int pages = 0;
+  for (const auto& e : fs::directory_iterator(img)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind("pages-", 0) != 0) continue;
+    uint32_t h[3] = {};
+    int fd = open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, h, sizeof(h));
+    if (fd >= 0) close(fd);
+    if (n != ssize_t(sizeof(h)) || h[0] != 0x184D2A5C || h[2] != 0x505A4B43)
+      die(img + "/" + name + " is not a compressed pages image (--compress " + g_compress + ")");
+    pages++;
+  }
+  if (pages == 0) die("--compress: no pages image in " + img);
+  step(std::to_string(pages) + " compressed pages image(s) in " + img);
 }
 
 // The original must have been SIGKILLed by the dump.
@@ -493,6 +522,8 @@ int main(int argc, char** argv) {
       g_ns_flags = parse_ns(argv[++i]);
     else if (a == "--occupy-pid" && ++i)
       g_occupy_pid = std::string(argv[i]) == "yes";
+    else if (a == "--compress")
+      g_compress = argv[++i];
     else if (a == "--page-server" && ++i)
       g_page_server = std::string(argv[i]) == "yes";
     else if (a == "--nofile" && ++i) {
