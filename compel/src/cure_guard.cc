@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -17,6 +18,8 @@
 #include "base/log.h"
 #include "compel/infect.h"
 #include "compel/regs.h"
+#include "compel/remote_reap.h"
+#include "base/io.h"
 #include "compel/seize.h"
 
 namespace ckpt::compel::guard {
@@ -26,6 +29,9 @@ struct Record {
   int32_t tid;  // 0: none
   int32_t memfd;
   uint64_t region, len;  // len 0: cleared
+  // A snapshot child of `tid` (then memfd, region, len are unused):
+  // child_nspid 0 says it is released.
+  int32_t child = 0, child_nspid = 0;
 };
 
 constexpr int kSeizeTries = 400;   // x 10 ms: ckpt's ptrace link goes with its exit
@@ -58,19 +64,48 @@ void Cure(const Record& r) {
   }
 }
 
+// The parent of `pid` as /proc shows it, or 0.
+pid_t ParentOf(pid_t pid) {
+  auto st = io::ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!st.ok()) return 0;
+  size_t p = st->rfind(')');
+  char state;
+  int ppid = 0;
+  if (p == std::string::npos || sscanf(st->c_str() + p + 1, " %c %d", &state, &ppid) != 2) return 0;
+  return ppid;
+}
+
+// A snapshot child of r.tid: it ends on EOF of its socket from ckpt; make
+// sure, then have its parent collect it.
+void Reap(const Record& r) {
+  if (ParentOf(r.child) == r.tid) kill(r.child, SIGKILL);
+  for (int i = 0; i < kSeizeTries; i++) {
+    auto got = RemoteReap(r.tid, r.child_nspid);
+    if (got.ok() && *got != 0) return;                   // reaped, or not its child any more
+    if (!got.ok() && kill(r.tid, 0) < 0 && errno == ESRCH) return;  // parent gone
+    usleep(10000);  // not exited yet, or ckpt's ptrace link still going away
+  }
+}
+
 [[noreturn]] void GuardMain(int in) {
   std::map<pid_t, Record> held;
+  std::map<pid_t, Record> snapshots;  // by child
   for (;;) {
     Record r;
     ssize_t n = read(in, &r, sizeof(r));
     if (n < 0 && errno == EINTR) continue;
     if (n != ssize_t(sizeof(r))) break;  // EOF: ckpt is gone
-    if (r.memfd < 0 && r.len == 0)
+    if (r.child && r.child_nspid)
+      snapshots[r.child] = r;
+    else if (r.child)
+      snapshots.erase(r.child);
+    else if (r.memfd < 0 && r.len == 0)
       held.erase(r.tid);
     else
       held[r.tid] = r;
   }
   for (const auto& [tid, r] : held) Cure(r);
+  for (const auto& [child, r] : snapshots) Reap(r);
   _exit(0);
 }
 
@@ -137,6 +172,15 @@ void Holds(pid_t tid, int memfd, uint64_t region, uint64_t len) {
 void Clear(pid_t tid) {
   if (g_guard.pid <= 0) return;
   g_guard.Send({tid, -1, 0, 0});
+}
+
+void HoldsSnapshot(pid_t pid, pid_t child, pid_t child_nspid) {
+  g_guard.Send({pid, -1, 0, 0, child, child_nspid});
+}
+
+void ReleasedSnapshot(pid_t child) {
+  if (g_guard.pid <= 0) return;
+  g_guard.Send({0, -1, 0, 0, child, 0});
 }
 
 }  // namespace ckpt::compel::guard

@@ -31,4 +31,11 @@ namespace ckpt::compel::guard {
 void Holds(pid_t tid, int memfd, uint64_t region, uint64_t len);
 void Clear(pid_t tid);
 
+// A snapshot child (criu/mem_snapshot.h) of process `pid`: `child` in
+// ckpt's pid namespace, `child_nspid` as `pid` sees it. If ckpt dies while
+// it is held, the guard kills it and makes `pid` reap it
+// (compel/remote_reap.h), once any infection of `pid` is cured.
+void HoldsSnapshot(pid_t pid, pid_t child, pid_t child_nspid);
+void ReleasedSnapshot(pid_t child);
+
 }  // namespace ckpt::compel::guard
