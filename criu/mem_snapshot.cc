@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,7 +23,7 @@ namespace {
 
 constexpr int kHelloTimeoutMs = 10000;   // the child's first words, right after the fork
 constexpr int kExitTimeoutMs = 10000;    // a SIGKILLed child is gone long before
-constexpr size_t kReadBuf = 4 << 20;     // bytes per process_vm_readv
+constexpr size_t kReadBuf = 4 << 20;     // bytes per read of unreadable pages
 constexpr int kReapTries = 500;          // x 2 ms: its zombie appears with its exit
 
 std::string Who(pid_t pid) { return "pid " + std::to_string(pid); }
@@ -40,61 +39,108 @@ std::string NsLink(pid_t pid, const char* name) {
   return l.ok() ? *l : "";
 }
 
-// Memory of the snapshot child: process_vm_readv in batches, /proc/PID/mem
-// (which may read what the child cannot, PROT_NONE) for unreadable runs.
+// Memory of the snapshot child. Readable runs: the child vmsplices them
+// into a pipe (kCmdDumpPages on its socket) that ckpt splices into the
+// pages file. Not process_vm_readv: it pins pages (FOLL_PIN), and pinning
+// an anonymous page shared copy-on-write makes the kernel copy it first
+// (unshare): the child would copy every page. vmsplice takes plain
+// references. Unreadable runs (PROT_NONE): /proc/PID/mem.
 class SnapshotReader : public PageReader {
  public:
-  SnapshotReader(pid_t child, pid_t victim) : child_(child), victim_(victim), buf_(kReadBuf) {}
+  SnapshotReader(pid_t child, pid_t victim, int channel, PagePipe pipe)
+      : child_(child), victim_(victim), ch_(channel), pipe_(std::move(pipe)) {}
   pid_t pagemap_pid() const override { return child_; }
 
   Status Copy(uint64_t addr, uint64_t len, bool readable, int out, PageTarget& target) override {
-    if (!readable) {
-      TRY(Flush(out, target));
-      if (!mem_) {
-        std::string path = "/proc/" + std::to_string(child_) + "/mem";
-        mem_.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!mem_) return Error::Errno(Who(victim_) + ": snapshot: open " + path);
-      }
-      while (len > 0) {
-        size_t n = size_t(std::min<uint64_t>(len, buf_.size()));
-        if (pread(mem_.get(), buf_.data(), n, off_t(addr)) != ssize_t(n))
-          return Error::Errno(Who(victim_) + ": snapshot: read memory at " + Hex(addr));
-        TRY(target.Announce(n));
-        TRY(io::WriteFull(out, buf_.data(), n), "writing pages");
-        addr += n, len -= n;
-      }
+    if (readable) {
+      batch_.push_back({addr, len});
+      bytes_ += len;
+      if (batch_.size() == abi::kMaxParasiteIovs) TRY(Flush(out, target));
       return Ok();
     }
+    TRY(Flush(out, target));
+    if (!mem_) {
+      std::string path = "/proc/" + std::to_string(child_) + "/mem";
+      mem_.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!mem_) return Error::Errno(Who(victim_) + ": snapshot: open " + path);
+    }
+    std::vector<char> buf(size_t(std::min<uint64_t>(len, kReadBuf)));
     while (len > 0) {
-      size_t n = size_t(std::min<uint64_t>(len, buf_.size() - used_));
-      remote_.push_back({reinterpret_cast<void*>(addr), n});
-      used_ += n, addr += n, len -= n;
-      if (used_ == buf_.size() || remote_.size() == IOV_MAX) TRY(Flush(out, target));
+      size_t n = size_t(std::min<uint64_t>(len, buf.size()));
+      ssize_t r = pread(mem_.get(), buf.data(), n, off_t(addr));
+      if (r != ssize_t(n))
+        return Error::Errno(Who(victim_) + ": snapshot: read memory at " + Hex(addr),
+                            r < 0 ? errno : EIO);
+      TRY(target.Announce(n));
+      TRY(io::WriteFull(out, buf.data(), n), "writing pages");
+      addr += n, len -= n;
     }
     return Ok();
   }
 
   Status Flush(int out, PageTarget& target) override {
-    if (remote_.empty()) return Ok();
-    struct iovec local = {buf_.data(), used_};
-    ssize_t r = process_vm_readv(child_, &local, 1, remote_.data(), remote_.size(), 0);
-    if (r < 0) return Error::Errno(Who(victim_) + ": snapshot: process_vm_readv");
-    if (size_t(r) != used_)
-      return Error(Who(victim_) + ": snapshot: short read of its memory at " +
-                   Hex(uint64_t(remote_[0].iov_base)));
-    TRY(target.Announce(used_));
-    TRY(io::WriteFull(out, buf_.data(), used_), "writing pages");
-    remote_.clear();
-    used_ = 0;
-    CKPT_FAULT("dump-pages-mid");
+    if (batch_.empty()) return Ok();
+    TRY(target.Announce(bytes_));
+    // One message: the command, then its iovecs; the pipe comes with the first.
+    abi::ParasiteMsg m = {abi::kCmdDumpPages, uint32_t(batch_.size()), 0};
+    struct iovec iov[2] = {{&m, sizeof(m)}, {batch_.data(), batch_.size() * sizeof(abi::PIovec)}};
+    struct msghdr h = {};
+    h.msg_iov = iov;
+    h.msg_iovlen = 2;
+    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+    if (!pipe_sent_) {
+      h.msg_control = cbuf;
+      h.msg_controllen = sizeof(cbuf);
+      struct cmsghdr* c = CMSG_FIRSTHDR(&h);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      int fd = pipe_.w.get();
+      memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    if (sendmsg(ch_, &h, MSG_NOSIGNAL) < 0)
+      return Error::Errno(Who(victim_) + ": snapshot: send to its child");
+    pipe_sent_ = true;
+    uint64_t left = bytes_;
+    while (left > 0) {
+      ssize_t r = splice(pipe_.r.get(), nullptr, out, nullptr, std::min<uint64_t>(left, 1 << 20),
+                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (r > 0) {
+        left -= uint64_t(r);
+        CKPT_FAULT("dump-pages-mid");
+        continue;
+      }
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && errno != EAGAIN) return Error::Errno("splice pages to image");
+      // Empty pipe: the child is working, or answered early (failed, died).
+      struct pollfd p[2] = {{pipe_.r.get(), POLLIN, 0}, {ch_, POLLIN, 0}};
+      if (poll(p, 2, -1) < 0 && errno != EINTR) return Error::Errno("poll");
+      if (!(p[0].revents & POLLIN) && p[1].revents) break;
+    }
+    TRY_ASSIGN(int64_t ret, Reply());
+    if (ret < 0) return Error::Errno(Who(victim_) + ": snapshot: vmsplice", int(-ret));
+    if (left) return Error(Who(victim_) + ": snapshot: its child stopped short");
+    batch_.clear();
+    bytes_ = 0;
     return Ok();
   }
 
  private:
+  Result<int64_t> Reply() {
+    abi::ParasiteMsg m;
+    ssize_t r;
+    do r = recv(ch_, &m, sizeof(m), 0);
+    while (r < 0 && errno == EINTR);
+    if (r != ssize_t(sizeof(m))) return Error(Who(victim_) + ": its snapshot child hung up");
+    return m.ret;
+  }
+
   pid_t child_, victim_;
-  std::vector<char> buf_;
-  size_t used_ = 0;
-  std::vector<struct iovec> remote_;
+  int ch_;
+  PagePipe pipe_;
+  bool pipe_sent_ = false;
+  std::vector<abi::PIovec> batch_;
+  uint64_t bytes_ = 0;
   UniqueFd mem_;
 };
 
@@ -196,7 +242,8 @@ Status SnapshotSet::DumpAll(PageTarget& target, const KernelFeatures& kf, DumpSt
     Snap& s = *sp;
     LOG_INFO("Dumping pages of " + Who(s.victim) + " from its snapshot");
     int64_t start = NowUs();
-    SnapshotReader reader(s.child, s.victim);
+    TRY_ASSIGN(PagePipe pipe, PagePipe::Create());
+    SnapshotReader reader(s.child, s.victim, s.channel.get(), std::move(pipe));
     TRY_ASSIGN(PageDumpStats st,
                DumpPagesFrom(s.victim, reader, s.mm, target, kf, s.pages_id, s.parent, s.index),
                Who(s.victim));
