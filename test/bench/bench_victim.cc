@@ -76,6 +76,7 @@
 #include <vector>
 
 #include "bench_victim_container.h"  // the container mode
+#include "bench_victim_freeze.h"       // the freeze mode
 #include "bench_victim_precopy.h"    // the precopy mode
 #include "bench_victim_tcp.h"        // the tcp mode
 
@@ -658,6 +659,7 @@ int main(int argc, char** argv) {
   if (argc == 3 && strcmp(mode, "tcp") == 0) return bench_tcp_victim_main(argv);
   if (argc == 4 && strcmp(mode, "container") == 0) return bench_container_victim_main(argv);
   if (argc == 4 && strcmp(mode, "precopy") == 0) return bench_precopy_victim_main(argv);
+  if (argc == 4 && strcmp(mode, "freeze") == 0) return bench_freeze_victim_main(argv);
   put("usage: ckpt-bench-victim SIZE_MIB\n"
       "       ckpt-bench-victim tree N FANOUT\n"
       "       ckpt-bench-victim threads T\n"

@@ -84,6 +84,7 @@
 
 #include "bench_ckpt_run.h"
 #include "bench_container.h"
+#include "bench_freeze.h"
 #include "bench_precopy.h"
 #include "bench_tcp.h"
 #include "bench_util.h"
@@ -193,6 +194,7 @@ struct Options {
   bool memory = true, tree = true, threads = true, fds = true, tcp = true, container = true,
        precopy = true;
   uint64_t precopy_rate = 64;  // MiB/s the precopy victim rewrites
+  bool freeze = true;  // --only freeze: dump -R freeze time (bench_freeze.cc)
   std::vector<long> tree_sizes{1, 10, 100, 300, 1000};
   long tree_fanout = 8;
   std::vector<long> thread_counts{1, 10, 100, 300, 1000};
@@ -975,6 +977,8 @@ void print_section(const Ctx& c, const Section& sec) {
       "                            --tcp-established; images on tmpfs\n"
       "                   container  100 processes under pid 1 of new pid, uts, ipc and net\n"
       "                            namespaces, and the same tree without them; images on tmpfs\n"
+      "                   freeze   dump -R of a SIZE MiB process: time frozen, with and without\n"
+      "                            the copy-on-write snapshot (bench_freeze.cc)\n"
       "                   precopy  a SIZE MiB process rewriting pages: cold dump+restore against\n"
       "                            pre-dump rounds through a page server, then the final pause\n"
       "  --precopy-rate N MiB/s the precopy victim rewrites at random (default 64)\n"
@@ -1078,6 +1082,7 @@ Options parse_args(int argc, char** argv) {
         break;
       case 'o': {
         o.memory = o.tree = o.threads = o.fds = o.tcp = o.container = o.precopy = false;
+        o.freeze = false;
         std::istringstream in(optarg);
         for (std::string item; std::getline(in, item, ',');) {
           if (item == "memory")
@@ -1094,8 +1099,10 @@ Options parse_args(int argc, char** argv) {
             o.container = true;
           else if (item == "precopy")
             o.precopy = true;
+          else if (item == "freeze")
+            o.freeze = true;
           else if (item == "all")
-            o.memory = o.tree = o.threads = o.fds = o.tcp = o.container = o.precopy = true;
+            o.memory = o.tree = o.threads = o.fds = o.tcp = o.container = o.precopy = o.freeze = true;
           else {
             fprintf(stderr,
                     "ckpt-bench: --only: unknown section '%s' (memory, tree, threads, fds, tcp, "
@@ -1104,7 +1111,8 @@ Options parse_args(int argc, char** argv) {
             usage(2);
           }
         }
-        if (!o.memory && !o.tree && !o.threads && !o.fds && !o.tcp && !o.container && !o.precopy) {
+        if (!o.memory && !o.tree && !o.threads && !o.fds && !o.tcp && !o.container && !o.precopy &&
+            !o.freeze) {
           fprintf(stderr, "ckpt-bench: --only selects no section\n");
           usage(2);
         }
@@ -1238,7 +1246,8 @@ int run(Ctx& c) {
                           {o.fds, "fds"},
                           {o.tcp, "tcp"},
                           {o.container, "container"},
-                          {o.precopy, "precopy"}})
+                          {o.precopy, "precopy"},
+                          {o.freeze, "freeze"}})
     if (on) sections += std::string(sections.empty() ? "" : ",") + name;
   printf("ckpt-bench: sections %s; best of %d run%s", sections.c_str(), o.runs,
          o.runs == 1 ? "" : "s");
@@ -1343,6 +1352,14 @@ int run(Ctx& c) {
         RunContainerBench({o.ckpt, o.victim, tm.dir, c.work, o.runs, o.timeout});
     if (!ct.ok) ok = false;
     verified_str += fmt("%scontainer %d", verified_str.empty() ? "" : ", ", ct.verified);
+  }
+
+  if (o.freeze) {  // bench_freeze.cc
+    FreezeBenchResult fz = RunFreezeBench({o.ckpt, o.victim, tm.dir, c.work, o.size_mib, o.runs,
+                                           o.timeout});
+    check_stop();
+    if (!fz.ok) ok = false;
+    verified_str += fmt("%sfreeze %d", verified_str.empty() ? "" : ", ", fz.verified);
   }
 
   if (o.precopy) {  // bench_precopy.cc
