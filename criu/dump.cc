@@ -446,10 +446,12 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   auto deadline = std::make_unique<compel::SeizeDeadline>(o.timeout * 1000);
   // -R: copy-on-write snapshots (criu/mem_snapshot.h), where nothing needs
   // the tree frozen until the end: no action hook or notification (they
-  // run with the tree frozen), no incremental tracking, no lazy pages.
+  // run with the tree frozen), no incremental tracking, no lazy pages, no
+  // --freeze-cgroup (frozen again at the end, it would freeze the child).
   // Declared before `tree`: destroyed after it, with the tree running.
   SnapshotSet snaps(o.leave_running && o.cow_snapshot && o.action_scripts.empty() && !o.notify &&
-                    !o.lazy_pages && o.prev_images_dir.empty() && !o.track_mem);
+                    !o.lazy_pages && o.prev_images_dir.empty() && !o.track_mem &&
+                    o.freeze_cgroup.empty());
   // Destroying `tree` on any error resumes every task as it was.
   std::vector<TreeTask> tree;
   // cgroups (criu/cgroup_freeze.h): frozen before the seize; destroyed

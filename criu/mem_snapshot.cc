@@ -8,7 +8,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <algorithm>
+#include <set>
+#include <sstream>
 #include <cinttypes>
 #include <cstdio>
 
@@ -25,6 +29,7 @@ constexpr int kHelloTimeoutMs = 10000;   // the child's first words, right after
 constexpr int kExitTimeoutMs = 10000;    // a SIGKILLed child is gone long before
 constexpr size_t kReadBuf = 4 << 20;     // bytes per read of unreadable pages
 constexpr int kReapTries = 500;          // x 2 ms: its zombie appears with its exit
+constexpr int kStallTimeoutMs = 60000;   // a snapshot child that moves no page for that long
 
 std::string Who(pid_t pid) { return "pid " + std::to_string(pid); }
 
@@ -113,8 +118,14 @@ class SnapshotReader : public PageReader {
       if (r < 0 && errno == EINTR) continue;
       if (r < 0 && errno != EAGAIN) return Error::Errno("splice pages to image");
       // Empty pipe: the child is working, or answered early (failed, died).
+      // A child that cannot run (SIGSTOPped, its cgroup frozen) does not
+      // hold the dump for ever.
       struct pollfd p[2] = {{pipe_.r.get(), POLLIN, 0}, {ch_, POLLIN, 0}};
-      if (poll(p, 2, -1) < 0 && errno != EINTR) return Error::Errno("poll");
+      int n = poll(p, 2, kStallTimeoutMs);
+      if (n < 0 && errno != EINTR) return Error::Errno("poll");
+      if (n == 0)
+        return Error(Who(victim_) + ": snapshot: its child " + Who(child_) + " made no progress in " +
+                     std::to_string(kStallTimeoutMs / 1000) + " s");
       if (!(p[0].revents & POLLIN) && p[1].revents) break;
     }
     TRY_ASSIGN(int64_t ret, Reply());
@@ -143,6 +154,23 @@ class SnapshotReader : public PageReader {
   uint64_t bytes_ = 0;
   UniqueFd mem_;
 };
+
+// The children of every thread of `pid`, as ckpt's /proc shows them.
+std::set<pid_t> ChildrenOf(pid_t pid) {
+  std::set<pid_t> out;
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(dir.c_str());
+  if (!d) return out;
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    auto text = io::ReadFile(dir + "/" + e->d_name + "/children");
+    if (!text.ok()) continue;
+    std::istringstream in(*text);
+    for (pid_t c; in >> c;) out.insert(c);
+  }
+  closedir(d);
+  return out;
+}
 
 // The child's pid in ckpt's pid namespace, from the credentials of its
 // hello (the kernel translates them for the reader).
@@ -210,6 +238,8 @@ Result<bool> SnapshotSet::Take(compel::Infection& inf, pid_t pid,
   int one = 1;
   if (setsockopt(ours.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
     return Error::Errno("SO_PASSCRED");
+  // The victim is frozen: the one new child after the call is the snapshot.
+  std::set<pid_t> before = ChildrenOf(pid);
   TRY_ASSIGN(int64_t nspid, inf.Call(abi::kCmdSnapshot, 0, theirs.get()));
   theirs.reset();
   if (nspid <= 0) {
@@ -227,10 +257,29 @@ Result<bool> SnapshotSet::Take(compel::Infection& inf, pid_t pid,
   snap->index = index;
   Snap& s = *snap;
   snaps_.push_back(std::move(snap));  // from here Release reaps it, whatever fails
-  TRY_ASSIGN(s.child, ReadHello(s.channel.get(), pid));
-  s.pidfd.reset(int(syscall(SYS_pidfd_open, s.child, 0)));
-  if (!s.pidfd) return Error::Errno(Who(pid) + ": pidfd_open of its snapshot " + Who(s.child));
-  compel::guard::HoldsSnapshot(pid, s.child, s.nspid);
+  for (pid_t c : ChildrenOf(pid))
+    if (!before.count(c)) s.child = c;
+  if (s.child) {
+    s.pidfd.reset(int(syscall(SYS_pidfd_open, s.child, 0)));
+    if (!s.pidfd) return Error::Errno(Who(pid) + ": pidfd_open of its snapshot " + Who(s.child));
+    compel::guard::HoldsSnapshot(pid, s.child, s.nspid);
+  }
+  // Its hello: it runs and keeps nothing of the victim's (a child that
+  // cannot run, e.g. in a frozen cgroup, leaves the pages to the old path).
+  auto hello = ReadHello(s.channel.get(), pid);
+  if (!hello.ok() || (s.child && *hello != s.child)) {
+    LOG_WARN(Who(pid) + ": no copy-on-write snapshot (" +
+             (hello.ok() ? "its child is not " + Who(*hello) : hello.error().message()) +
+             "): its pages are dumped frozen");
+    s.usable = false;
+    return false;
+  }
+  if (!s.child) {
+    s.child = *hello;
+    s.pidfd.reset(int(syscall(SYS_pidfd_open, s.child, 0)));
+    if (!s.pidfd) return Error::Errno(Who(pid) + ": pidfd_open of its snapshot " + Who(s.child));
+    compel::guard::HoldsSnapshot(pid, s.child, s.nspid);
+  }
   LOG_DBG(Who(pid) + ": copy-on-write snapshot is " + Who(s.child) + " (" +
           std::to_string(s.nspid) + " in its namespace)");
   CKPT_FAULT("dump-snapshot-taken");
@@ -240,6 +289,7 @@ Result<bool> SnapshotSet::Take(compel::Infection& inf, pid_t pid,
 Status SnapshotSet::DumpAll(PageTarget& target, const KernelFeatures& kf, DumpStats& total) {
   for (const auto& sp : snaps_) {
     Snap& s = *sp;
+    if (!s.usable) continue;
     LOG_INFO("Dumping pages of " + Who(s.victim) + " from its snapshot");
     int64_t start = NowUs();
     TRY_ASSIGN(PagePipe pipe, PagePipe::Create());

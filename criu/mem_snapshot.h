@@ -37,7 +37,8 @@
 // event would wait for its reader), a seccomp filter (the child could not
 // be trusted to make its few calls), a pid or time namespace for children
 // that differs from its own (the child would be their first process), or
-// when the clone fails (RLIMIT_NPROC, pids.max, memory).
+// when the clone fails (RLIMIT_NPROC, pids.max, memory) or the child does
+// not run (a frozen cgroup).
 #pragma once
 
 #include <sys/types.h>
@@ -97,6 +98,7 @@ class SnapshotSet {
     uint32_t pages_id;
     const PageIndex* parent;
     PageIndex* index;
+    bool usable = true;  // it said hello: its pages are read from it
   };
   bool enabled_;
   std::vector<std::unique_ptr<Snap>> snaps_;

@@ -64,26 +64,37 @@ void Cure(const Record& r) {
   }
 }
 
-// The parent of `pid` as /proc shows it, or 0.
-pid_t ParentOf(pid_t pid) {
+// State and parent of `pid` as /proc/PID/stat shows them; false if gone.
+bool StatOf(pid_t pid, char* state, pid_t* ppid) {
   auto st = io::ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  if (!st.ok()) return 0;
+  if (!st.ok()) return false;
   size_t p = st->rfind(')');
-  char state;
-  int ppid = 0;
-  if (p == std::string::npos || sscanf(st->c_str() + p + 1, " %c %d", &state, &ppid) != 2) return 0;
-  return ppid;
+  int pp = 0;
+  if (p == std::string::npos || sscanf(st->c_str() + p + 1, " %c %d", state, &pp) != 2)
+    return false;
+  *ppid = pp;
+  return true;
 }
 
-// A snapshot child of r.tid: it ends on EOF of its socket from ckpt; make
-// sure, then have its parent collect it.
+// A snapshot child of r.tid: it ends on EOF of its socket from ckpt (and
+// is killed to be sure); once it is a zombie, its parent collects it. The
+// parent is seized only for that one call, so that nobody sees it traced
+// for longer than a moment.
 void Reap(const Record& r) {
-  if (ParentOf(r.child) == r.tid) kill(r.child, SIGKILL);
+  char state = 0;
+  pid_t ppid = 0;
+  if (!StatOf(r.child, &state, &ppid) || ppid != r.tid) return;  // reaped, or not ours
+  kill(r.child, SIGKILL);
+  for (int i = 0; i < kSeizeTries; i++) {
+    if (!StatOf(r.child, &state, &ppid) || ppid != r.tid) return;
+    if (state == 'Z') break;
+    usleep(10000);
+  }
   for (int i = 0; i < kSeizeTries; i++) {
     auto got = RemoteReap(r.tid, r.child_nspid);
-    if (got.ok() && *got != 0) return;                   // reaped, or not its child any more
-    if (!got.ok() && kill(r.tid, 0) < 0 && errno == ESRCH) return;  // parent gone
-    usleep(10000);  // not exited yet, or ckpt's ptrace link still going away
+    if (got.ok()) return;  // reaped (or not its child any more)
+    if (kill(r.tid, 0) < 0 && errno == ESRCH) return;  // parent gone
+    usleep(10000);  // ckpt's ptrace link on it still going away
   }
 }
 
