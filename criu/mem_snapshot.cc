@@ -240,9 +240,11 @@ Result<bool> SnapshotSet::Take(compel::Infection& inf, pid_t pid,
     return Error::Errno("SO_PASSCRED");
   // The victim is frozen: the one new child after the call is the snapshot.
   std::set<pid_t> before = ChildrenOf(pid);
+  compel::guard::MayHoldSnapshots(pid);  // before the fork: a ckpt dying in it is covered
   TRY_ASSIGN(int64_t nspid, inf.Call(abi::kCmdSnapshot, 0, theirs.get()));
   theirs.reset();
   if (nspid <= 0) {
+    compel::guard::SnapshotsReleased(pid);
     LOG_INFO(Who(pid) + ": no copy-on-write snapshot (clone3: " + strerror(int(-nspid)) +
              "): its pages are dumped frozen");
     return false;
@@ -262,7 +264,6 @@ Result<bool> SnapshotSet::Take(compel::Infection& inf, pid_t pid,
   if (s.child) {
     s.pidfd.reset(int(syscall(SYS_pidfd_open, s.child, 0)));
     if (!s.pidfd) return Error::Errno(Who(pid) + ": pidfd_open of its snapshot " + Who(s.child));
-    compel::guard::HoldsSnapshot(pid, s.child, s.nspid);
   }
   // Its hello: it runs and keeps nothing of the victim's (a child that
   // cannot run, e.g. in a frozen cgroup, leaves the pages to the old path).
@@ -278,7 +279,6 @@ Result<bool> SnapshotSet::Take(compel::Infection& inf, pid_t pid,
     s.child = *hello;
     s.pidfd.reset(int(syscall(SYS_pidfd_open, s.child, 0)));
     if (!s.pidfd) return Error::Errno(Who(pid) + ": pidfd_open of its snapshot " + Who(s.child));
-    compel::guard::HoldsSnapshot(pid, s.child, s.nspid);
   }
   LOG_DBG(Who(pid) + ": copy-on-write snapshot is " + Who(s.child) + " (" +
           std::to_string(s.nspid) + " in its namespace)");
@@ -337,7 +337,7 @@ void SnapshotSet::Release() {
       done = *r != 0;  // reaped (or not its child any more)
       if (!done) usleep(2000);
     }
-    if (s.child) compel::guard::ReleasedSnapshot(s.child);
+    compel::guard::SnapshotsReleased(s.victim);
   }
   snaps_.clear();
 }
