@@ -405,12 +405,12 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
   total.pages_in_parent += stats.pages_in_parent;
   total.pages_in_prev += stats.pages_in_prev;
   total.tasks++;
-  if (!deferred)
-  LOG_INFO(Who(pid) + ": " + std::to_string(stats.pages_written) + " pages written, " +
-           std::to_string(stats.zero_pages_skipped) + " zero pages skipped, " +
-           std::to_string(stats.pages_in_parent) + " shared with the parent, " +
-           std::to_string(stats.pages_in_prev) + " in the previous images, " +
-           std::to_string(stats.pages_scanned) + " scanned");
+  if (!deferred)  // else logged once written from its snapshot
+    LOG_INFO(Who(pid) + ": " + std::to_string(stats.pages_written) + " pages written, " +
+             std::to_string(stats.zero_pages_skipped) + " zero pages skipped, " +
+             std::to_string(stats.pages_in_parent) + " shared with the parent, " +
+             std::to_string(stats.pages_in_prev) + " in the previous images, " +
+             std::to_string(stats.pages_scanned) + " scanned");
   TRY(WriteOne(dir, ImageType::kCore, pid, core));
   TRY(WriteOne(dir, ImageType::kMm, pid, mm));
   pb::FsEntry fs;

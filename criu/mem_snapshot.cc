@@ -1,5 +1,6 @@
 #include "criu/mem_snapshot.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -8,13 +9,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <dirent.h>
-
 #include <algorithm>
-#include <set>
-#include <sstream>
 #include <cinttypes>
 #include <cstdio>
+#include <set>
+#include <sstream>
 
 #include "base/fault.h"
 #include "base/io.h"
@@ -25,11 +24,11 @@
 namespace ckpt {
 namespace {
 
-constexpr int kHelloTimeoutMs = 10000;   // the child's first words, right after the fork
-constexpr int kExitTimeoutMs = 10000;    // a SIGKILLed child is gone long before
-constexpr size_t kReadBuf = 4 << 20;     // bytes per read of unreadable pages
-constexpr int kReapTries = 500;          // x 2 ms: its zombie appears with its exit
-constexpr int kStallTimeoutMs = 60000;   // a snapshot child that moves no page for that long
+constexpr int kHelloTimeoutMs = 10000;  // the child's first words, right after the fork
+constexpr int kExitTimeoutMs = 10000;   // a SIGKILLed child is gone long before
+constexpr size_t kReadBuf = 4 << 20;    // bytes per read of unreadable pages
+constexpr int kReapTries = 500;         // x 2 ms: its zombie appears with its exit
+constexpr int kStallTimeoutMs = 60000;  // a snapshot child that moves no page for that long
 
 std::string Who(pid_t pid) { return "pid " + std::to_string(pid); }
 
@@ -124,8 +123,8 @@ class SnapshotReader : public PageReader {
       int n = poll(p, 2, kStallTimeoutMs);
       if (n < 0 && errno != EINTR) return Error::Errno("poll");
       if (n == 0)
-        return Error(Who(victim_) + ": snapshot: its child " + Who(child_) + " made no progress in " +
-                     std::to_string(kStallTimeoutMs / 1000) + " s");
+        return Error(Who(victim_) + ": snapshot: its child " + Who(child_) +
+                     " made no progress in " + std::to_string(kStallTimeoutMs / 1000) + " s");
       if (!(p[0].revents & POLLIN) && p[1].revents) break;
     }
     TRY_ASSIGN(int64_t ret, Reply());
@@ -208,15 +207,15 @@ std::string SnapshotUnsuitable(pid_t pid, const std::vector<proc::MapEntry>& map
     std::string at = " mapping at " + Hex(m.start);
     if (!m.shared && (m.HasFlag("dc") || m.HasFlag("wf") || m.HasFlag("dp")))
       return "MADV_DONTFORK/MADV_WIPEONFORK" + at + " (a fork does not copy it)";
-    if (m.HasFlag("um") || m.HasFlag("uw") || m.HasFlag("ui"))
-      return "userfaultfd-registered" + at;
+    if (m.HasFlag("um") || m.HasFlag("uw") || m.HasFlag("ui")) return "userfaultfd-registered" + at;
   }
   auto status = io::ReadFile("/proc/" + std::to_string(pid) + "/status");
   if (!status.ok()) return status.error().message();
   size_t s = status->find("\nSeccomp:");
   if (s != std::string::npos && atoi(status->c_str() + s + 9) != 0) return "a seccomp filter";
   for (const char* ns : {"pid", "time"}) {
-    std::string own = NsLink(pid, ns), kids = NsLink(pid, (std::string(ns) + "_for_children").c_str());
+    std::string own = NsLink(pid, ns),
+                kids = NsLink(pid, (std::string(ns) + "_for_children").c_str());
     if (!kids.empty() && own != kids)
       return std::string("its children go to another ") + ns + " namespace";
   }

@@ -89,10 +89,10 @@ class SnapshotSet {
 
  private:
   struct Snap {
-    pid_t victim;       // the dumped task
-    pid_t child = 0;    // the snapshot, in ckpt's pid namespace (0: unknown)
-    pid_t nspid = 0;    // the snapshot, as the victim sees it
-    UniqueFd channel;   // its socket: closing it ends the child
+    pid_t victim;      // the dumped task
+    pid_t child = 0;   // the snapshot, in ckpt's pid namespace (0: unknown)
+    pid_t nspid = 0;   // the snapshot, as the victim sees it
+    UniqueFd channel;  // its socket: closing it ends the child
     UniqueFd pidfd;
     pb::MmEntry mm;
     uint32_t pages_id;

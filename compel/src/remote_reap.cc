@@ -75,14 +75,14 @@ Result<long> RemoteReap(pid_t pid, pid_t child) {
     TRY_ASSIGN(uint64_t exec, FindExecAddr(pid));
     // RemoteSyscall leaves the thread in `regs`, its interrupted system
     // call (if any) set to restart.
-    TRY_ASSIGN(long r, RemoteSyscall(tid, mem.get(), exec, regs.gp, SYS_wait4, child, 0,
-                                     WNOHANG | __WALL, 0),
-               who + ": reaping its child " + std::to_string(child));
+    TRY_ASSIGN(
+        long r,
+        RemoteSyscall(tid, mem.get(), exec, regs.gp, SYS_wait4, child, 0, WNOHANG | __WALL, 0),
+        who + ": reaping its child " + std::to_string(child));
     return r;
   }
-  return Error::Errno(who + ": no thread could be seized to reap its child " +
-                          std::to_string(child),
-                      last);
+  return Error::Errno(
+      who + ": no thread could be seized to reap its child " + std::to_string(child), last);
 }
 
 }  // namespace ckpt::compel

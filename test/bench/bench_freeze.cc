@@ -70,8 +70,8 @@ FreezeBenchResult RunFreezeBench(const FreezeBenchOptions& o) {
           progress(fmt("freeze: %s pages, %s, run %d/%d", pages, mode, run, o.runs));
           const std::string img = make_temp_dir(o.image_dir, "freeze"),
                             pre = fmt("%s/freeze-%s-%s-%d-", o.work_dir.c_str(), pages, mode, run);
-          std::vector<std::string> argv = {o.ckpt, "dump", "-t", std::to_string(pid), "-D", img,
-                                           "-R", "-o", pre + "dump.log", "-v4"};
+          std::vector<std::string> argv = {o.ckpt, "dump", "-t", std::to_string(pid), "-D",
+                                           img,    "-R",   "-o", pre + "dump.log",    "-v4"};
           if (std::string(mode) == "frozen") argv.push_back("--no-cow-snapshot");
           kill(pid, SIGUSR1);
           sleep_ms(50);

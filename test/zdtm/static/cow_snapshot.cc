@@ -69,8 +69,8 @@ void* writer(void*) {
 int main(int argc, char** argv) {
   test_init(argc, argv);
   g_seed = zdtm_seed();
-  void* m = mmap(nullptr, kPages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                 -1, 0);
+  void* m =
+      mmap(nullptr, kPages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) fail("mmap: %m");
   g_mem = static_cast<uint8_t*>(m);
   for (size_t p = 0; p < kPages; p++)
