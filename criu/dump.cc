@@ -30,6 +30,7 @@
 #include "criu/files/fd_dump.h"
 #include "criu/lsm.h"
 #include "criu/mem_dump.h"
+#include "criu/mem_snapshot.h"
 #include "criu/mem_track.h"
 #include "criu/page_compress.h"
 #include "criu/net/net_dump.h"
@@ -344,7 +345,8 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
                 const pb::NamespacesEntry& namespaces,
                 const std::vector<pb::SemUndoEntry>& sem_undo, const TaskTrack* prev,
                 const std::set<pid_t>& tree_ids, const TreeSharing& sharing,
-                const std::map<pid_t, bool>& stop_collected, DumpStats& total) {
+                const std::map<pid_t, bool>& stop_collected, SnapshotSet& snaps,
+                DumpStats& total) {
   pid_t pid = task.pid;
   compel::SeizedProcess& proc = *task.proc;
   TRY_ASSIGN(TaskInfo info, Inspect(proc, o, namespaces.mnt()));
@@ -365,6 +367,7 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
   }
   pb::MmEntry mm;
   PageDumpStats stats;
+  bool deferred = false;  // pages written from a snapshot once the tree runs (mem_snapshot.h)
   {
     LOG_INFO("Infecting " + Who(pid) + " (" + std::to_string(proc.threads().size()) + " threads)");
     // SIGPIPE already queued for the leader (or the process)?
@@ -387,10 +390,13 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
     if (namespaces.user())
       TRY(ns::CredsIntoUserNs(namespaces.user_ns(), pid, core.mutable_creds()));
     for (const pb::SemUndoEntry& e : sem_undo) *core.add_sem_undo() = e;
-    LOG_INFO("Dumping pages of " + Who(pid));
     int64_t mem_start = NowUs();
-    TRY_ASSIGN(stats, DumpPages(pid, proc.mem_fd(), *inf, mm, pages_to, kf, pages_id, parent_pages,
-                                pages, pipe, prev));
+    TRY_ASSIGN(deferred, snaps.Take(*inf, pid, info.maps, mm, pages_id, parent_pages, pages));
+    if (!deferred) {
+      LOG_INFO("Dumping pages of " + Who(pid));
+      TRY_ASSIGN(stats, DumpPages(pid, proc.mem_fd(), *inf, mm, pages_to, kf, pages_id,
+                                  parent_pages, pages, pipe, prev));
+    }
     total.memdump_us += NowUs() - mem_start;
     CKPT_FAULT("dump-before-cure");
     TRY(inf->Cure(), "curing " + Who(pid));
@@ -401,11 +407,12 @@ Status DumpTask(const Options& o, const KernelFeatures& kf, images::ImageDir& di
   total.pages_in_parent += stats.pages_in_parent;
   total.pages_in_prev += stats.pages_in_prev;
   total.tasks++;
-  LOG_INFO(Who(pid) + ": " + std::to_string(stats.pages_written) + " pages written, " +
-           std::to_string(stats.zero_pages_skipped) + " zero pages skipped, " +
-           std::to_string(stats.pages_in_parent) + " shared with the parent, " +
-           std::to_string(stats.pages_in_prev) + " in the previous images, " +
-           std::to_string(stats.pages_scanned) + " scanned");
+  if (!deferred)  // else logged once written from its snapshot
+    LOG_INFO(Who(pid) + ": " + std::to_string(stats.pages_written) + " pages written, " +
+             std::to_string(stats.zero_pages_skipped) + " zero pages skipped, " +
+             std::to_string(stats.pages_in_parent) + " shared with the parent, " +
+             std::to_string(stats.pages_in_prev) + " in the previous images, " +
+             std::to_string(stats.pages_scanned) + " scanned");
   TRY(WriteOne(dir, ImageType::kCore, pid, core));
   TRY(WriteOne(dir, ImageType::kMm, pid, mm));
   pb::FsEntry fs;
@@ -439,6 +446,14 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   int64_t freeze_start = NowUs();
   // --timeout: freezing and seizing give up past it, naming the task.
   auto deadline = std::make_unique<compel::SeizeDeadline>(o.timeout * 1000);
+  // -R: copy-on-write snapshots (criu/mem_snapshot.h), where nothing needs
+  // the tree frozen until the end: no action hook or notification (they
+  // run with the tree frozen), no incremental tracking, no lazy pages, no
+  // --freeze-cgroup (frozen again at the end, it would freeze the child).
+  // Declared before `tree`: destroyed after it, with the tree running.
+  SnapshotSet snaps(o.leave_running && o.cow_snapshot && o.action_scripts.empty() && !o.notify &&
+                    !o.lazy_pages && o.prev_images_dir.empty() && !o.track_mem &&
+                    o.freeze_cgroup.empty());
   // Destroying `tree` on any error resumes every task as it was.
   std::vector<TreeTask> tree;
   // cgroups (criu/cgroup_freeze.h): frozen before the seize; destroyed
@@ -587,7 +602,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
                            parent == page_index.end() ? nullptr : &parent->second,
                            &page_index[t.pid], namespaces, undo,
                            chain ? chain->ForPid(t.pid) : nullptr, tree_ids, sharing,
-                           stop_collected, stats);
+                           stop_collected, snaps, stats);
       if (!st.ok()) {
         // Name the process once: most messages already start with it.
         if (st.error().message().rfind("pid ", 0) != 0) st.error().Context(Who(t.pid));
@@ -615,6 +630,22 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
     if (o.leave_running && o.track_mem) TRY(chain->StartTracker(o.track_mem_timeout));
     TRY(chain->WriteImage(*dir));
   }
+  bool resumed = false;
+  if (!snaps.empty()) {
+    // Everything but the snapshots' pages is written: the tree runs again.
+    TRY(net.Finish(false));  // connections go on, unlocked
+    frozen.reset();
+    for (auto it = tree.rbegin(); it != tree.rend(); ++it)
+      if (it->proc) it->proc->Detach();
+    resumed = true;
+    stats.frozen_us = NowUs() - frozen_start;
+    LOG_INFO("The tree ran again after being frozen for " +
+             std::to_string((NowUs() - freeze_start) / 1000) + " ms; writing its memory from " +
+             "copy-on-write snapshots");
+    CKPT_FAULT("dump-resumed");
+    TRY(snaps.DumpAll(*pages_to, kf, stats));
+    snaps.Release();
+  }
   TRY(pages_to->Commit());  // the memory is safe before the inventory says "complete"
 
   pb::InventoryEntry inv;
@@ -638,23 +669,28 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   if (chain) TRY(chain->Commit());
   TRY(RunAction(o, {Action::kPostDump, root}));  // action hooks: a no resumes the tree
 
-  if (o.leave_running)
-    TRY(net.Finish(false));  // connections go on, unlocked
-  else
-    TRY(net.BeforeKill());  // closed in repair mode: silently
-  frozen.reset();  // cgroups: as found (frozen again if it was) before the tasks go
-  // Children before parents: the init of a pid namespace, once killed,
-  // waits for every task of its namespace to be reaped, and those still
-  // traced by us would wait for us.
-  for (auto it = tree.rbegin(); it != tree.rend(); ++it) {
-    if (!it->proc) continue;
+  if (!resumed) {
     if (o.leave_running)
-      it->proc->Detach();
+      TRY(net.Finish(false));  // connections go on, unlocked
     else
-      TRY(it->proc->Kill());
+      TRY(net.BeforeKill());  // closed in repair mode: silently
+    frozen.reset();  // cgroups: as found (frozen again if it was) before the tasks go
+    // Children before parents: the init of a pid namespace, once killed,
+    // waits for every task of its namespace to be reaped, and those still
+    // traced by us would wait for us.
+    for (auto it = tree.rbegin(); it != tree.rend(); ++it) {
+      if (!it->proc) continue;
+      if (o.leave_running)
+        it->proc->Detach();
+      else
+        TRY(it->proc->Kill());
+    }
+    if (!o.leave_running) TRY(net.Finish(true));
+    stats.frozen_us = NowUs() - frozen_start;
+    if (o.leave_running)
+      LOG_INFO("The tree ran again after being frozen for " +
+               std::to_string((NowUs() - freeze_start) / 1000) + " ms");
   }
-  if (!o.leave_running) TRY(net.Finish(true));
-  stats.frozen_us = NowUs() - frozen_start;
   if (o.display_stats) fputs(FormatDumpStats(stats).c_str(), stdout);
   LOG_INFO("Dump of the tree of " + Who(root) + " complete (" + std::to_string(tree.size()) +
            " processes); " + (o.leave_running ? "left running" : "killed"));

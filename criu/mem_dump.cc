@@ -310,13 +310,17 @@ Status FlushBatch(std::vector<abi::PIovec>& batch, uint64_t bytes, int pipe_r, i
 
 }  // namespace
 
-Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
-                                const pb::MmEntry& mm, PageTarget& target,
-                                const KernelFeatures& kf, uint32_t pages_id,
-                                const PageIndex* parent, PageIndex* index, PagePipe& pipe,
-                                const TaskTrack* prev) {
+namespace {
+
+// DumpPages, with the bytes from the parasite (`inf`, `pipe`) or `reader`.
+Result<PageDumpStats> DumpPagesImpl(pid_t pid, int mem_fd, compel::Infection* inf_p,
+                                    const pb::MmEntry& mm, PageTarget& target,
+                                    const KernelFeatures& kf, uint32_t pages_id,
+                                    const PageIndex* parent, PageIndex* index, PagePipe* pipe_p,
+                                    const TaskTrack* prev, PageReader* reader) {
   PageDumpStats st;
-  std::string pm_path = "/proc/" + std::to_string(pid) + "/pagemap";
+  std::string pm_path =
+      "/proc/" + std::to_string(reader ? reader->pagemap_pid() : pid) + "/pagemap";
   UniqueFd pagemap(open(pm_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!pagemap) return Error::Errno("open " + pm_path);
 
@@ -373,8 +377,17 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
   }
 
   TRY_ASSIGN(int out, target.Begin(images::PagesFileName(pages_id)));
-  const UniqueFd& pipe_r = pipe.r;
-  const UniqueFd& pipe_w = pipe.w;
+  if (reader) {
+    for (const Run& r : runs)
+      if (!r.src_pages_id && !r.in_parent)
+        TRY(reader->Copy(r.start, r.pages * kPage, r.readable, out, target));
+    TRY(reader->Flush(out, target));
+    TRY(target.End());
+    return st;
+  }
+  compel::Infection& inf = *inf_p;
+  const UniqueFd& pipe_r = pipe_p->r;
+  const UniqueFd& pipe_w = pipe_p->w;
 
   std::vector<abi::PIovec> batch;
   uint64_t batch_bytes = 0;
@@ -404,6 +417,24 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
   TRY(FlushBatch(batch, batch_bytes, pipe_r.get(), pipe_w.get(), out, inf, target));
   TRY(target.End());
   return st;
+}
+
+}  // namespace
+
+Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
+                                const pb::MmEntry& mm, PageTarget& target,
+                                const KernelFeatures& kf, uint32_t pages_id,
+                                const PageIndex* parent, PageIndex* index, PagePipe& pipe,
+                                const TaskTrack* prev) {
+  return DumpPagesImpl(pid, mem_fd, &inf, mm, target, kf, pages_id, parent, index, &pipe, prev,
+                       nullptr);
+}
+
+Result<PageDumpStats> DumpPagesFrom(pid_t pid, PageReader& reader, const pb::MmEntry& mm,
+                                    PageTarget& target, const KernelFeatures& kf,
+                                    uint32_t pages_id, const PageIndex* parent, PageIndex* index) {
+  return DumpPagesImpl(pid, -1, nullptr, mm, target, kf, pages_id, parent, index, nullptr, nullptr,
+                       &reader);
 }
 
 }  // namespace ckpt

@@ -63,4 +63,24 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
                                 const PageIndex* parent, PageIndex* index, PagePipe& pipe,
                                 const TaskTrack* prev = nullptr);
 
+// Where DumpPagesFrom reads memory instead of the parasite: another
+// process holding the same pages (the snapshot child, criu/mem_snapshot.h).
+class PageReader {
+ public:
+  virtual ~PageReader() = default;
+  // The process whose /proc/PID/pagemap is scanned.
+  virtual pid_t pagemap_pid() const = 0;
+  // Appends `len` bytes of memory at `addr` to `out` (announcing them to
+  // `target`); may batch until Flush.
+  virtual Status Copy(uint64_t addr, uint64_t len, bool readable, int out,
+                      PageTarget& target) = 0;
+  virtual Status Flush(int out, PageTarget& target) = 0;
+};
+
+// DumpPages of task `pid` (its image names) with the pages found and read
+// through `reader`.
+Result<PageDumpStats> DumpPagesFrom(pid_t pid, PageReader& reader, const pb::MmEntry& mm,
+                                    PageTarget& target, const KernelFeatures& kf,
+                                    uint32_t pages_id, const PageIndex* parent, PageIndex* index);
+
 }  // namespace ckpt

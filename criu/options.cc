@@ -79,6 +79,7 @@ constexpr Flag kFlags[] = {
     {"weak-sysctls", &Options::weak_sysctls},
     {"evasive-devices", &Options::evasive_devices},
     {"force-irmap", &Options::force_irmap},
+    {"cow-snapshot", &Options::cow_snapshot},
 };
 constexpr size_t kNumFlags = sizeof(kFlags) / sizeof(kFlags[0]);
 
@@ -722,6 +723,9 @@ std::string Usage(Command c) {
                  "  -t, --tree PID         the process to dump\n"
                  "  -D, --images-dir DIR   where to write images (created 0700)\n"
                  "  -R, --leave-running    let the process continue after the dump\n"
+                 "      --no-cow-snapshot  with -R, keep the tree frozen while its memory is\n"
+                 "                         written (default: frozen only while each process\n"
+                 "                         forks a copy-on-write snapshot of itself)\n"
                  "  -j, --shell-job        allow terminal fds inherited from the shell\n"
                  "      --file-locks       accepted for CRIU compatibility\n"
                  "      --ext-unix-sk      allow unix datagram sockets connected outside the\n"

@@ -56,6 +56,9 @@ struct Options {
   std::string log_file;         // -o/--log-file, relative to images_dir
   int verbosity = 2;            // -v0..-v4 (plain -v adds one)
   bool leave_running = false;   // -R/--leave-running
+  // With -R: pages written from copy-on-write snapshots after the tree
+  // runs again (criu/mem_snapshot.h); --no-cow-snapshot turns it off.
+  bool cow_snapshot = true;
   bool restore_detached = false;  // -d/--restore-detached
   bool shell_job = false;       // -j/--shell-job
   bool file_locks = false;      // --file-locks (accepted; locks are always handled)

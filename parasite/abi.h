@@ -104,6 +104,12 @@ enum ParasiteCmd : uint32_t {
   kCmdDumpMisc = 3,
   kCmdFini = 4,
   kCmdDumpTimers = 5,  // itimers, and timer_gettime of timer_ids[0..nr)
+  // Forks the copy-on-write snapshot child (criu/mem_snapshot.h) on
+  // snapshot_stack, handing it the socket sent with the command. Reply:
+  // the child's pid as the victim sees it, or -errno. The child then
+  // serves kCmdDumpPages on that socket: a message is the ParasiteMsg
+  // followed by its nr PIovecs (the first one brings the pipe fd).
+  kCmdSnapshot = 6,
 };
 
 struct ParasiteMsg {  // one SOCK_SEQPACKET message each way
@@ -170,6 +176,13 @@ struct ParasiteArgs {
   KStack thread_altstack;    // scratch: sigaltstack of another thread
   uint64_t thread_tid_addr;  // scratch: PR_GET_TID_ADDRESS of another thread
   SigframeArea abort;        // the victim's own state, for the abort path
+  // kCmdSnapshot: the child's socket to ckpt (the child reads it first),
+  // and its stack: the child shares this region (MAP_SHARED) with the
+  // parasite, so it cannot use the parasite's. Once the victim is cured
+  // the child alone maps the region: it receives its commands into iovs.
+  int32_t snapshot_fd;
+  int32_t pad_snapshot;
+  alignas(16) uint8_t snapshot_stack[8192];
 };
 
 inline constexpr uint64_t kParasiteStackSize = 64 * 1024;

@@ -11,6 +11,8 @@
 using namespace ckpt::abi;
 using namespace ckpt::blob;
 
+extern "C" long blob_clone_thread(void* args, uint64_t size, void (*fn)(void*), void* arg);
+
 namespace {
 
 constexpr int kAfUnix = 1;
@@ -147,6 +149,69 @@ long DumpTimers(ParasiteArgs* a, uint32_t nr) {
   return 0;
 }
 
+struct KCloneArgs {  // struct clone_args, CLONE_ARGS_SIZE_VER2
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+      set_tid_size, cgroup;
+};
+
+// The snapshot child (criu/mem_snapshot.h): a copy of the victim that runs
+// none of its code. It blocks every signal (a fault of its own then kills
+// it: the kernel resets a blocked forced signal to its default), keeps no
+// fd but its socket to ckpt, says hello (ckpt learns its pid from the
+// credentials), then vmsplices its own pages into ckpt's pipe on command
+// (plain page references: no copy) until ckpt closes the socket or dies.
+[[noreturn]] void SnapshotMain(void* arg) {
+  ParasiteArgs* a = (ParasiteArgs*)arg;
+  int ch = a->snapshot_fd;
+  uint64_t all = ~0ull;
+  sys(__NR_rt_sigprocmask, 2 /* SIG_SETMASK */, &all, 0, 8);
+  sys(__NR_prctl, PR_SET_NAME, "ckpt-snapshot");
+  // khugepaged must not move its pages: their PFNs are compared with others'.
+  sys(__NR_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0);
+  if (ch > 0) sys(__NR_close_range, 0, ch - 1, 0);
+  sys(__NR_close_range, ch + 1, ~0u, 0);
+  char hello = 'S';
+  sys(__NR_sendto, ch, &hello, 1, 0x4000 /* MSG_NOSIGNAL */, 0, 0);
+  int pipe_fd = -1;
+  for (;;) {
+    ParasiteMsg m;
+    PIovec iov[2] = {{(uint64_t)&m, sizeof(m)}, {(uint64_t)a->iovs, sizeof(a->iovs)}};
+    Cmsg c;
+    memset(&c, 0, sizeof(c));
+    MsgHdr h;
+    memset(&h, 0, sizeof(h));
+    h.iov = iov;
+    h.iovlen = 2;
+    h.control = &c;
+    h.controllen = sizeof(c);
+    long r = sys(__NR_recvmsg, ch, &h, 0x40000000 /* MSG_CMSG_CLOEXEC */);
+    if (r == -4) continue;
+    if (r < (long)sizeof(m) || m.cmd != kCmdDumpPages) break;  // EOF: ckpt is done or gone
+    if (h.controllen >= 20 && c.level == kSolSocket && c.type == kScmRights) {
+      if (pipe_fd >= 0) sys(__NR_close, pipe_fd);
+      pipe_fd = c.fd;
+    }
+    uint32_t nr = (uint32_t)((r - (long)sizeof(m)) / (long)sizeof(PIovec));
+    long ret = nr == m.nr ? DumpPages(a, nr, pipe_fd) : -22;
+    if (Reply(ch, m.cmd, ret) < 0) break;
+  }
+  for (;;) sys(__NR_exit_group, 0);
+}
+
+// fork(2) without the victim's atfork handlers or anything else of libc:
+// exit signal 0 (no SIGCHLD; plain wait(2) never sees it), untraced.
+long Snapshot(ParasiteArgs* a, int ch) {
+  if (ch < 0) return -22;
+  KCloneArgs ca;
+  memset(&ca, 0, sizeof(ca));
+  ca.flags = 0x00800000;  // CLONE_UNTRACED
+  ca.exit_signal = 0;
+  ca.stack = (uint64_t)a->snapshot_stack;
+  ca.stack_size = sizeof(a->snapshot_stack);
+  a->snapshot_fd = ch;
+  return blob_clone_thread((void*)&ca, sizeof(ca), SnapshotMain, (void*)a);
+}
+
 // ckpt went away mid-dump: put the victim back as it was and go on.
 [[noreturn]] void Abort(ParasiteArgs* a) {
   KStack cur;
@@ -191,6 +256,9 @@ extern "C" void blob_main(ParasiteArgs* a) {
         break;
       case kCmdDumpTimers:
         ret = DumpTimers(a, m.nr);
+        break;
+      case kCmdSnapshot:
+        ret = Snapshot(a, fd);
         break;
       case kCmdFini:
         Reply(sk, m.cmd, 0);

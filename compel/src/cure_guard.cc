@@ -1,5 +1,6 @@
 #include "compel/cure_guard.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <signal.h>
@@ -10,13 +11,18 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <sstream>
+#include <string>
 
 #include "base/log.h"
 #include "compel/infect.h"
 #include "compel/regs.h"
+#include "compel/remote_reap.h"
+#include "base/io.h"
 #include "compel/seize.h"
 
 namespace ckpt::compel::guard {
@@ -26,6 +32,9 @@ struct Record {
   int32_t tid;  // 0: none
   int32_t memfd;
   uint64_t region, len;  // len 0: cleared
+  // Snapshots of `tid` (then memfd, region, len are unused): 1 it may
+  // have some, 2 they are released.
+  int32_t snapshots = 0, pad = 0;
 };
 
 constexpr int kSeizeTries = 400;   // x 10 ms: ckpt's ptrace link goes with its exit
@@ -58,19 +67,86 @@ void Cure(const Record& r) {
   }
 }
 
+// State and parent of `pid` as /proc/PID/stat shows them; false if gone.
+bool StatOf(pid_t pid, char* state, pid_t* ppid) {
+  auto st = io::ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!st.ok()) return false;
+  size_t p = st->rfind(')');
+  int pp = 0;
+  if (p == std::string::npos || sscanf(st->c_str() + p + 1, " %c %d", state, &pp) != 2)
+    return false;
+  *ppid = pp;
+  return true;
+}
+
+// The snapshot children of `pid` ("ckpt-snapshot"), each with its pid as
+// `pid` sees it (the last NSpid: it is in `pid`'s pid namespace).
+std::map<pid_t, pid_t> SnapshotsOf(pid_t pid) {
+  std::map<pid_t, pid_t> out;
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(dir.c_str());
+  if (!d) return out;
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    auto kids = io::ReadFile(dir + "/" + e->d_name + "/children");
+    if (!kids.ok()) continue;
+    std::istringstream in(*kids);
+    for (pid_t c; in >> c;) {
+      auto comm = io::ReadFile("/proc/" + std::to_string(c) + "/comm");
+      auto status = io::ReadFile("/proc/" + std::to_string(c) + "/status");
+      if (!comm.ok() || *comm != "ckpt-snapshot\n" || !status.ok()) continue;
+      size_t p = status->find("\nNSpid:");
+      if (p == std::string::npos) continue;
+      std::istringstream ids(status->substr(p + 7, status->find('\n', p + 1) - p - 7));
+      pid_t last = 0;
+      for (pid_t x; ids >> x;) last = x;
+      if (last > 0) out[c] = last;
+    }
+  }
+  closedir(d);
+  return out;
+}
+
+// Kills the snapshot children of `pid`; once each is a zombie, `pid`
+// collects it. `pid` is seized only for that one call, so that nobody sees
+// it traced for longer than a moment.
+void ReapSnapshots(pid_t pid) {
+  for (const auto& [child, nspid] : SnapshotsOf(pid)) {
+    kill(child, SIGKILL);
+    char state = 0;
+    pid_t ppid = 0;
+    for (int i = 0; i < kSeizeTries; i++) {
+      if (!StatOf(child, &state, &ppid) || ppid != pid || state == 'Z') break;
+      usleep(10000);
+    }
+    for (int i = 0; i < kSeizeTries; i++) {
+      auto got = RemoteReap(pid, nspid);
+      if (got.ok()) break;                               // reaped (or not its child any more)
+      if (kill(pid, 0) < 0 && errno == ESRCH) return;    // parent gone
+      usleep(10000);  // ckpt's ptrace link on it still going away
+    }
+  }
+}
+
 [[noreturn]] void GuardMain(int in) {
   std::map<pid_t, Record> held;
+  std::map<pid_t, bool> snapshots;  // victims that may have snapshot children
   for (;;) {
     Record r;
     ssize_t n = read(in, &r, sizeof(r));
     if (n < 0 && errno == EINTR) continue;
     if (n != ssize_t(sizeof(r))) break;  // EOF: ckpt is gone
-    if (r.memfd < 0 && r.len == 0)
+    if (r.snapshots == 1)
+      snapshots[r.tid] = true;
+    else if (r.snapshots == 2)
+      snapshots.erase(r.tid);
+    else if (r.memfd < 0 && r.len == 0)
       held.erase(r.tid);
     else
       held[r.tid] = r;
   }
   for (const auto& [tid, r] : held) Cure(r);
+  for (const auto& [pid, may] : snapshots) ReapSnapshots(pid);
   _exit(0);
 }
 
@@ -137,6 +213,13 @@ void Holds(pid_t tid, int memfd, uint64_t region, uint64_t len) {
 void Clear(pid_t tid) {
   if (g_guard.pid <= 0) return;
   g_guard.Send({tid, -1, 0, 0});
+}
+
+void MayHoldSnapshots(pid_t pid) { g_guard.Send({pid, -1, 0, 0, 1}); }
+
+void SnapshotsReleased(pid_t pid) {
+  if (g_guard.pid <= 0) return;
+  g_guard.Send({pid, -1, 0, 0, 2});
 }
 
 }  // namespace ckpt::compel::guard

@@ -25,6 +25,8 @@ constexpr Section kSections[] = {
     {"tcp", "a process with N loopback TCP connections (both ends); --tcp-established"},
     {"container", "100 processes under pid 1 of new pid, uts, ipc and net namespaces,\n"
                   "                            and the same tree without them; images on tmpfs"},
+    {"freeze", "dump -R of a SIZE MiB process: time frozen, with and without the\n"
+               "                            copy-on-write snapshot, 4 KiB pages and THP-backed"},
     {"precopy", "a SIZE MiB process rewriting pages: cold dump+restore against pre-dump\n"
                 "                            rounds through a page server, then the final pause"},
     {"compress", "a SIZE MiB half-text heap dumped with --compress zstd per level against\n"

@@ -77,6 +77,7 @@
 
 #include "bench_victim_compress.h"   // the compress mode
 #include "bench_victim_container.h"  // the container mode
+#include "bench_victim_freeze.h"     // the freeze mode
 #include "bench_victim_precopy.h"    // the precopy mode
 #include "bench_victim_tcp.h"        // the tcp mode
 
@@ -660,6 +661,7 @@ int main(int argc, char** argv) {
   if (argc == 4 && strcmp(mode, "container") == 0) return bench_container_victim_main(argv);
   if (argc == 4 && strcmp(mode, "precopy") == 0) return bench_precopy_victim_main(argv);
   if (argc == 3 && strcmp(mode, "compress") == 0) return bench_compress_victim_main(argv);
+  if (argc == 4 && strcmp(mode, "freeze") == 0) return bench_freeze_victim_main(argv);
   put("usage: ckpt-bench-victim SIZE_MIB\n"
       "       ckpt-bench-victim tree N FANOUT\n"
       "       ckpt-bench-victim threads T\n"

@@ -3,7 +3,7 @@
 // to disk), measured in the same run; and how its cost grows with the
 // number of processes, threads and fds.
 //
-//   ckpt-bench --ckpt PATH [--only memory,tree,threads,fds,tcp,container,precopy,compress] [--size-mib 1024]
+//   ckpt-bench --ckpt PATH [--only memory,tree,threads,fds,tcp,container,freeze,precopy,compress] [--size-mib 1024]
 //              [--json FILE]
 //              [--disk-dir DIR] [--tmpfs-dir DIR] [--runs 3] [--timeout SEC]
 //              [--victim PATH] [--tree-sizes 1,10,100,300,1000]
@@ -65,6 +65,7 @@
 
 #include "bench_compress.h"
 #include "bench_container.h"
+#include "bench_freeze.h"
 #include "bench_memory.h"
 #include "bench_options.h"
 #include "bench_precopy.h"
@@ -210,6 +211,14 @@ int run(Options& o) {
         RunContainerBench({o.ckpt, o.victim, tm.dir, work, o.runs, o.timeout});
     if (!ct.ok) ok = false;
     verified(fmt("container %d", ct.verified));
+  }
+
+  if (o.on("freeze")) {  // bench_freeze.cc
+    FreezeBenchResult fz =
+        RunFreezeBench({o.ckpt, o.victim, tm.dir, work, o.size_mib, o.runs, o.timeout});
+    check_stop();
+    if (!fz.ok) ok = false;
+    verified(fmt("freeze %d", fz.verified));
   }
 
   if (o.on("precopy")) {  // bench_precopy.cc

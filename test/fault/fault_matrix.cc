@@ -67,6 +67,7 @@ struct ProcState {
   std::map<std::string, std::string> fds;  // fd -> link
   std::map<std::string, std::string> sigblk;  // tid -> SigBlk
   std::vector<std::string> odd;  // stopped/traced threads, parasite traces
+  std::set<std::string> children;  // of every thread (a snapshot child must be gone)
 };
 
 std::string Field(const std::string& status, const std::string& name) {
@@ -91,6 +92,8 @@ ProcState Snap(pid_t pid) {
     std::string tid = e.path().filename().string();
     std::string st = read_text(base + "/task/" + tid + "/status");
     s.sigblk[tid] = Field(st, "SigBlk");
+    std::istringstream kids(read_text(base + "/task/" + tid + "/children"));
+    for (std::string k; kids >> k;) s.children.insert(k);
     std::string state = Field(st, "State");
     if (!state.empty() && (state[0] == 't' || state[0] == 'T'))
       s.odd.push_back("tid " + tid + " is stopped (" + state + ")");
@@ -112,6 +115,8 @@ std::vector<std::string> Diff(pid_t pid, const ProcState& a, const ProcState& b)
       if (!b.fds.count(fd)) d.push_back(who + "fd " + fd + " -> " + l + " is gone");
   }
   if (a.sigblk != b.sigblk) d.push_back(who + "a thread's blocked signals changed");
+  for (const auto& k : b.children)
+    if (!a.children.count(k)) d.push_back(who + "has a new child, pid " + k);
   for (const auto& o : b.odd) d.push_back(who + o);
   return d;
 }

@@ -255,6 +255,18 @@ TEST(Options, ParsingTwiceGivesTheSameResult) {
   }
 }
 
+TEST(Options, CowSnapshotIsTheDefaultAndCanBeTurnedOff) {
+  auto r = Parse({"dump", "-t", "1", "-D", "/d", "-R"});
+  EXPECT_PARSES(r);
+  EXPECT_TRUE(r->cow_snapshot);
+  r = Parse({"dump", "-t", "1", "-D", "/d", "-R", "--no-cow-snapshot"});
+  EXPECT_PARSES(r);
+  EXPECT_FALSE(r->cow_snapshot);
+  r = Parse({"dump", "-t", "1", "-D", "/d", "-R", "--no-cow-snapshot", "--cow-snapshot"});
+  EXPECT_PARSES(r);
+  EXPECT_TRUE(r->cow_snapshot);
+}
+
 TEST(Options, LogPath) {
   Options o;
   EXPECT_EQ(LogPath(o), "");  // stderr

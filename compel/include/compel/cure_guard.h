@@ -31,4 +31,13 @@ namespace ckpt::compel::guard {
 void Holds(pid_t tid, int memfd, uint64_t region, uint64_t len);
 void Clear(pid_t tid);
 
+// Process `pid` may have snapshot children (criu/mem_snapshot.h, named
+// "ckpt-snapshot"): said before the first is forked, so that a ckpt dying
+// even inside the fork is covered. If ckpt dies before
+// SnapshotsReleased(pid), the guard (after curing any infection of `pid`)
+// kills every such child of `pid` and makes `pid` reap it
+// (compel/remote_reap.h).
+void MayHoldSnapshots(pid_t pid);
+void SnapshotsReleased(pid_t pid);
+
 }  // namespace ckpt::compel::guard
