@@ -431,6 +431,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   }
   TRY(RunAction(o, {Action::kPreDump, root}));  // action hooks: a no leaves the tree untouched
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Create(o.images_dir));
+  dir->SetSync(o.sync);  // --no-sync
 
   LOG_INFO("Seizing the tree of " + Who(root));
   DumpStats stats;  // --display-stats (criu/stats.h)

@@ -16,6 +16,7 @@
 #include "base/fault.h"
 #include "base/log.h"
 #include "criu/mem_track.h"
+#include "criu/page_copy.h"
 #include "criu/uffd_wp.h"
 #include "criu/ns/ipc_ns.h"
 #include "criu/ns/namespaces.h"
@@ -269,39 +270,6 @@ Status ScanVma(int pagemap_fd, const pb::VmaEntry& v, const KernelFeatures& kf,
   return Ok();
 }
 
-// Moves `total` bytes from the pipe into the pages file while the parasite
-// fills it, watching the parasite for crashes.
-Status Drain(int pipe_r, int out_fd, uint64_t total, compel::Infection& inf) {
-  while (total > 0) {
-    ssize_t r = splice(pipe_r, nullptr, out_fd, nullptr, std::min<uint64_t>(total, kPipeSize),
-                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    if (r > 0) {
-      total -= uint64_t(r);
-      CKPT_FAULT("dump-pages-mid");
-      continue;
-    }
-    if (r == 0) return Error("pipe closed early while dumping pages");
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN) return Error::Errno("splice pages to image");
-    struct pollfd p = {pipe_r, POLLIN, 0};
-    if (poll(&p, 1, 100) == 0) TRY(inf.CheckAlive());
-  }
-  return Ok();
-}
-
-Status FlushBatch(std::vector<abi::PIovec>& batch, uint64_t bytes, int pipe_r, int pipe_w,
-                  int out_fd, compel::Infection& inf, PageTarget& target) {
-  if (batch.empty()) return Ok();
-  memcpy(inf.args()->iovs, batch.data(), batch.size() * sizeof(abi::PIovec));
-  TRY(target.Announce(bytes));
-  TRY(inf.Send(abi::kCmdDumpPages, uint32_t(batch.size()), pipe_w));
-  TRY(Drain(pipe_r, out_fd, bytes, inf));
-  TRY_ASSIGN(int64_t ret, inf.WaitReply());
-  if (ret < 0) return Error::Errno("parasite vmsplice", int(-ret));
-  batch.clear();
-  return Ok();
-}
-
 }  // namespace
 
 Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
@@ -366,36 +334,19 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
     TRY(target.WriteFile(pm_name, bytes));
   }
 
+  // The pages themselves: read by ckpt (process_vm_readv), checksummed on
+  // the way (criu/page_copy.h).
   TRY_ASSIGN(int out, target.Begin(images::PagesFileName(pages_id)));
-  const UniqueFd& pipe_r = pipe.r;
-  const UniqueFd& pipe_w = pipe.w;
-
-  std::vector<abi::PIovec> batch;
-  uint64_t batch_bytes = 0;
-  std::vector<char> buf;
+  PageCopier copy(pid, mem_fd);
   for (const Run& r : runs) {
     if (r.src_pages_id || r.in_parent) continue;  // an ancestor or the parent images hold these
-    uint64_t len = r.pages * kPage;
-    if (!r.readable) {
-      // PROT_NONE or write-only memory: vmsplice cannot pin it, but the
-      // tracer may read it through /proc/PID/mem.
-      TRY(FlushBatch(batch, batch_bytes, pipe_r.get(), pipe_w.get(), out, inf, target));
-      batch_bytes = 0;
-      buf.resize(len);
-      if (pread(mem_fd, buf.data(), len, off_t(r.start)) != ssize_t(len))
-        return Error::Errno("pid " + std::to_string(pid) + ": read memory at " + Hex(r.start));
-      TRY(target.Announce(len));
-      TRY(io::WriteFull(out, buf.data(), len), "writing pages");
-      continue;
-    }
-    batch.push_back({r.start, len});
-    batch_bytes += len;
-    if (batch.size() == abi::kMaxParasiteIovs) {
-      TRY(FlushBatch(batch, batch_bytes, pipe_r.get(), pipe_w.get(), out, inf, target));
-      batch_bytes = 0;
-    }
+    copy.Add(r.start, r.pages * kPage, r.readable);
   }
-  TRY(FlushBatch(batch, batch_bytes, pipe_r.get(), pipe_w.get(), out, inf, target));
+  if (copy.total() > 0) {
+    TRY(target.Announce(copy.total()));
+    TRY(copy.Run(out, target.Durable()));
+  }
+  target.Summed(copy.total(), copy.crc());
   TRY(target.End());
   return st;
 }

@@ -709,6 +709,8 @@ std::string Usage(Command c) {
                  "  -t, --tree PID         the process to dump\n"
                  "  -D, --images-dir DIR   where to write images (created 0700)\n"
                  "  -R, --leave-running    let the process continue after the dump\n"
+                 "      --no-sync          do not wait for the images to reach the disk (faster;\n"
+                 "                         a machine crash right after may lose the dump)\n"
                  "  -j, --shell-job        allow terminal fds inherited from the shell\n"
                  "      --file-locks       accepted for CRIU compatibility\n"
                  "      --ext-unix-sk      allow unix datagram sockets connected outside the\n"

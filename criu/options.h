@@ -56,6 +56,7 @@ struct Options {
   std::string log_file;         // -o/--log-file, relative to images_dir
   int verbosity = 2;            // -v0..-v4 (plain -v adds one)
   bool leave_running = false;   // -R/--leave-running
+  bool sync = true;             // --no-sync: dump does not wait for the disk (ImageDir::SetSync)
   bool restore_detached = false;  // -d/--restore-detached
   bool shell_job = false;       // -j/--shell-job
   bool file_locks = false;      // --file-locks (accepted; locks are always handled)

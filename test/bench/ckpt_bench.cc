@@ -82,6 +82,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_baselines.h"
 #include "bench_ckpt_run.h"
 #include "bench_container.h"
 #include "bench_precopy.h"
@@ -209,6 +210,8 @@ struct Medium {
   std::string dir;           // our private temp dir on that medium
   std::string desc;          // how it was set up, for the header
   Timing write;              // write(2) baseline on this medium
+  std::vector<double> read_touch;              // restore baseline (bench_baselines.h)
+  std::vector<long> dump_rss, restore_rss;     // ckpt's ru_maxrss, KiB
   Timing dump, restore;
   std::optional<Usage> images;
   std::string error;  // first failure, if any
@@ -295,8 +298,9 @@ void ckpt_round_trip(Ctx& c, Medium& m, int run) {
                      {"--page-server", "--address", "127.0.0.1", "--port", std::to_string(port)});
   }
   double t0 = now(), t1 = 0;
+  struct rusage d_ru = {}, r_ru = {};
   pid_t d = spawn(dump_argv, {"/dev/null", d_out, d_out}, false);
-  std::optional<int> st = wait_exit(d, c.opt.timeout, &t1);
+  std::optional<int> st = wait_exit(d, c.opt.timeout, &t1, &d_ru);
   if (!st)
     throw RunFailure(
         with_log(fmt("ckpt dump did not finish within %.0f s; processes:\n", c.opt.timeout) +
@@ -331,7 +335,7 @@ void ckpt_round_trip(Ctx& c, Medium& m, int run) {
   }
   t0 = now();
   pid_t r = spawn(restore_argv, {"/dev/null", r_out, r_out}, false);
-  st = wait_exit(r, c.opt.timeout, &t1);
+  st = wait_exit(r, c.opt.timeout, &t1, &r_ru);
   if (!st)
     throw RunFailure(
         with_log(fmt("ckpt restore -d did not return within %.0f s; processes:\n", c.opt.timeout) +
@@ -400,6 +404,8 @@ void ckpt_round_trip(Ctx& c, Medium& m, int run) {
   m.verified++;
   m.dump.runs.push_back(dump_s);
   m.restore.runs.push_back(restore_s);
+  m.dump_rss.push_back(d_ru.ru_maxrss);
+  m.restore_rss.push_back(r_ru.ru_maxrss);
   if (m.lazy) m.all_in.runs.push_back(all_in_s);
 
   int leftover = kill_all_children();
@@ -1271,6 +1277,7 @@ int run(Ctx& c) {
           }
           m.write =
               bench_write(src, m.dir, disk, o.runs, disk ? "write+fsync disk" : "write tmpfs");
+          m.read_touch = ReadTouchBaseline(m.dir, bytes, o.runs);
         } catch (const Interrupted&) {
           throw;
         } catch (const std::exception& e) {
@@ -1301,6 +1308,10 @@ int run(Ctx& c) {
     progress_clear();
 
     print_report(c, mc, media);
+    std::vector<MemoryRow> extras;
+    for (const Medium& m : media)
+      extras.push_back({m.name, m.read_touch, m.restore.runs, m.dump_rss, m.restore_rss});
+    PrintMemoryExtras(extras, bytes);
     int verified = 0;
     for (const Medium& m : media) {
       verified += m.verified;
