@@ -113,6 +113,8 @@ Result<PagePipe> PagePipe::Create() {
   PagePipe pp;
   pp.r.reset(p[0]);
   pp.w.reset(p[1]);
+  // ckpt's end never blocks: it polls, watching the parasite meanwhile.
+  if (fcntl(pp.r.get(), F_SETFL, O_NONBLOCK) < 0) return Error::Errno("fcntl page pipe");
   if (fcntl(pp.w.get(), F_SETPIPE_SZ, kPipeSize) < 0)
     LOG_DBG("F_SETPIPE_SZ failed; using the default pipe size");
   return pp;
@@ -334,10 +336,10 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
     TRY(target.WriteFile(pm_name, bytes));
   }
 
-  // The pages themselves: read by ckpt (process_vm_readv), checksummed on
-  // the way (criu/page_copy.h).
+  // The pages themselves: vmsplice'd by the parasite, read out of the pipe
+  // and checksummed by ckpt on the way (criu/page_copy.h).
   TRY_ASSIGN(int out, target.Begin(images::PagesFileName(pages_id)));
-  PageCopier copy(pid, mem_fd);
+  PageCopier copy(pid, mem_fd, inf, pipe.r.get(), pipe.w.get());
   for (const Run& r : runs) {
     if (r.src_pages_id || r.in_parent) continue;  // an ancestor or the parent images hold these
     copy.Add(r.start, r.pages * kPage, r.readable);

@@ -1,6 +1,6 @@
-// The address space of a seized task: VMAs from /proc, page contents read
-// by ckpt with process_vm_readv into pages-N.img, checksummed as they pass
-// (criu/page_copy.h).
+// The address space of a seized task: VMAs from /proc, page contents via
+// the parasite (vmsplice into a pipe, read out by ckpt into pages-N.img,
+// checksummed as they pass: criu/page_copy.h).
 #pragma once
 
 #include <sys/types.h>
@@ -47,10 +47,8 @@ struct PageIndex {
 // directory or a page server, criu/page_xfer.h) for every private VMA: only
 // pages that are present (or swapped) and not the shared zero page, and for
 // file mappings only pages that were written (anonymous copies).
-// A pipe for the parasite's vmsplice (abi::kCmdDumpPages). DumpPages no
-// longer uses it (ckpt reads the pages itself); kept for the callers. It
-// must outlive the infection: closing it while the parasite is in vmsplice
-// would raise SIGPIPE in the victim.
+// The pipe pages travel through. It must outlive the infection: closing
+// it while the parasite is in vmsplice would raise SIGPIPE in the victim.
 struct PagePipe {
   UniqueFd r, w;
   static Result<PagePipe> Create();
@@ -60,7 +58,6 @@ struct PagePipe {
 // receives this task's, for its children. `prev` (may be null): the write
 // tracking of an incremental dump; pages it says are unchanged since the
 // previous step get an `in_parent` entry instead of being saved.
-// `inf` and `pipe` are not used for the pages (see PagePipe).
 Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
                                 const pb::MmEntry& mm, PageTarget& target,
                                 const KernelFeatures& kf, uint32_t pages_id,

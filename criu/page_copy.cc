@@ -2,7 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <cinttypes>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -17,6 +18,7 @@
 
 #include "base/fault.h"
 #include "base/io.h"
+#include "parasite/abi.h"
 #include "images/image_check.h"
 
 namespace ckpt {
@@ -27,7 +29,6 @@ namespace {
 // written out after its checksum.
 constexpr size_t kSlot = 1 << 20;
 constexpr int kSlots = 4;
-constexpr int kMaxIov = 1024;                       // UIO_MAXIOV
 constexpr uint64_t kWritebackEvery = 32ull << 20;   // sync_file_range steps
 
 std::string Hex(uint64_t v) {
@@ -43,10 +44,10 @@ struct Ring {
   std::condition_variable cv;
   size_t len[kSlots] = {};
   bool full[kSlots] = {};
-  bool done = false;  // the reader filled its last slot
-  bool stop = false;  // the writer gave up: the reader stops too
-  std::optional<Error> error;  // the reader's
-  uint32_t crc = 0;            // the reader's, once done
+  bool done = false;         // the filler handed over its last slot
+  bool stop = false;         // one side gave up: the other stops too
+  bool writer_done = false;  // the writer thread is about to exit
+  std::optional<Error> error;  // the writer's
 };
 
 }  // namespace
@@ -66,133 +67,141 @@ Status PageCopier::Run(int out, bool writeback) {
   Ring ring;
   const std::string who = "pid " + std::to_string(pid_);
 
-  // /proc/PID/mem: what process_vm_readv cannot read (no PROT_READ).
-  auto read_mem = [&](char* to, uint64_t n, uint64_t addr) -> Status {
-    while (n > 0) {
-      ssize_t r = pread(mem_fd_, to, n, off_t(addr));
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) return Error::Errno(who + ": reading memory at " + Hex(addr));
-      if (r == 0) return Error(who + ": reading memory at " + Hex(addr) + ": nothing there");
-      to += r, addr += uint64_t(r), n -= uint64_t(r);
-    }
-    return Ok();
-  };
-
-  auto reader = [&]() {
+  // The helper thread writes full slots out, in order.
+  struct stat st_out;
+  bool file = fstat(out, &st_out) == 0 && S_ISREG(st_out.st_mode);
+  off_t base = file ? lseek(out, 0, SEEK_CUR) : 0;
+  uint64_t written = 0;
+  auto writer = [&]() {
     Status st = Ok();
-    uint32_t crc = 0;
-    size_t si = 0;
-    uint64_t soff = 0;  // into spans_[si]
-    int slot = 0;
-    while (si < spans_.size()) {
+    uint64_t kicked = 0;
+    for (int slot = 0;;) {
+      size_t len = 0;
       {
         std::unique_lock<std::mutex> l(ring.mu);
-        ring.cv.wait(l, [&] { return !ring.full[slot] || ring.stop; });
-        if (ring.stop) return;
+        ring.cv.wait(l, [&] { return ring.full[slot] || ring.done || ring.stop; });
+        if (!ring.full[slot] || ring.stop) break;  // done and all written, or given up
+        len = ring.len[slot];
       }
-      char* buf = bufs.get() + size_t(slot) * kSlot;
-      size_t fill = 0;
-      while (st.ok() && fill < kSlot && si < spans_.size()) {
-        if (!spans_[si].readable) {
-          uint64_t n = std::min<uint64_t>(kSlot - fill, spans_[si].len - soff);
-          st = read_mem(buf + fill, n, spans_[si].addr + soff);
-          fill += n, soff += n;
-          if (soff == spans_[si].len) si++, soff = 0;
-          continue;
-        }
-        // Readable ranges up to the end of the buffer, in one call.
-        struct iovec remote[kMaxIov];
-        int nr = 0;
-        size_t want = 0;
-        while (nr < kMaxIov && fill + want < kSlot && si < spans_.size() &&
-               spans_[si].readable) {
-          uint64_t n = std::min<uint64_t>(kSlot - fill - want, spans_[si].len - soff);
-          remote[nr++] = {reinterpret_cast<void*>(spans_[si].addr + soff), n};
-          want += n, soff += n;
-          if (soff == spans_[si].len) si++, soff = 0;
-        }
-        struct iovec local = {buf + fill, want};
-        ssize_t got = process_vm_readv(pid_, &local, 1, remote, unsigned(nr), 0);
-        if (got < 0) got = 0;
-        // Short: a range pinned pages cannot reach (e.g. a device mapping
-        // turned private); the tracer's view through /proc/PID/mem has the
-        // last word, and names the address if it fails too.
-        size_t skip = size_t(got);
-        for (int i = 0; st.ok() && i < nr && size_t(got) < want; i++) {
-          if (skip >= remote[i].iov_len) {
-            skip -= remote[i].iov_len;
-            continue;
-          }
-          size_t at = 0;
-          for (int k = 0; k < i; k++) at += remote[k].iov_len;
-          st = read_mem(buf + fill + at + skip, remote[i].iov_len - skip,
-                        uint64_t(remote[i].iov_base) + skip);
-          skip = 0;
-        }
-        fill += want;
+      st = io::WriteFull(out, bufs.get() + size_t(slot) * kSlot, len);
+      if (!st.ok()) {
+        st.error().Context("writing pages");
+        break;
       }
-      if (!st.ok()) break;
-      crc = images::Crc32c(crc, buf, fill);
+      written += len;
+      if (writeback && file && written - kicked >= kWritebackEvery) {
+        // A hint: the disk starts on it now; errors show at the final sync.
+        sync_file_range(out, base + off_t(kicked), off_t(written - kicked),
+                        SYNC_FILE_RANGE_WRITE);
+        kicked = written;
+      }
       std::lock_guard<std::mutex> l(ring.mu);
-      ring.len[slot] = fill;
-      ring.full[slot] = true;
+      ring.full[slot] = false;
       ring.cv.notify_all();
       slot = (slot + 1) % kSlots;
     }
     std::lock_guard<std::mutex> l(ring.mu);
-    if (!st.ok()) ring.error = std::move(st.error());
-    ring.crc = crc;
-    ring.done = true;
+    if (!st.ok()) {
+      ring.error = std::move(st.error());
+      ring.stop = true;
+    }
+    ring.writer_done = true;
     ring.cv.notify_all();
   };
+  std::thread t(writer);
 
-  struct stat st_out;
-  bool file = fstat(out, &st_out) == 0 && S_ISREG(st_out.st_mode);
-  off_t base = file ? lseek(out, 0, SEEK_CUR) : 0;
-  uint64_t written = 0, kicked = 0;
-
-  std::thread t(reader);
-  Status st = Ok();
-  for (int slot = 0;;) {
-    size_t len = 0;
-    {
-      std::unique_lock<std::mutex> l(ring.mu);
-      ring.cv.wait(l, [&] { return ring.full[slot] || ring.done; });
-      if (!ring.full[slot]) break;  // done, and every slot written
-      len = ring.len[slot];
-    }
-    st = io::WriteFull(out, bufs.get() + size_t(slot) * kSlot, len);
-    if (!st.ok()) {
-      st.error().Context("writing pages");
-      break;
-    }
-    written += len;
-    if (fault::At("dump-pages-mid")) {
-      st = fault::Injected("dump-pages-mid");
-      break;
-    }
-    if (writeback && file && written - kicked >= kWritebackEvery) {
-      // A hint: the disk starts on it now; errors show at the final sync.
-      sync_file_range(out, base + off_t(kicked), off_t(written - kicked), SYNC_FILE_RANGE_WRITE);
-      kicked = written;
-    }
-    std::lock_guard<std::mutex> l(ring.mu);
-    ring.full[slot] = false;
+  // This thread fills the slots: it alone talks to the parasite (ptrace
+  // and the parasite's socket belong to the tracing thread).
+  int slot = 0;
+  size_t fill = 0;
+  uint32_t crc = 0;
+  // Hands the current slot to the writer; waits for the next one.
+  auto push = [&]() -> Status {
+    crc = images::Crc32c(crc, bufs.get() + size_t(slot) * kSlot, fill);
+    std::unique_lock<std::mutex> l(ring.mu);
+    ring.len[slot] = fill;
+    ring.full[slot] = true;
     ring.cv.notify_all();
     slot = (slot + 1) % kSlots;
-  }
+    fill = 0;
+    ring.cv.wait(l, [&] { return !ring.full[slot] || ring.stop; });
+    if (ring.stop) return Error("stopped");  // the writer's error is returned below
+    return Ok();
+  };
+  // `n` bytes from fd (the pipe, or /proc/PID/mem at `addr`) into slots.
+  auto take = [&](int fd, uint64_t n, bool is_pipe, uint64_t addr) -> Status {
+    while (n > 0) {
+      char* to = bufs.get() + size_t(slot) * kSlot + fill;
+      size_t want = size_t(std::min<uint64_t>(n, kSlot - fill));
+      ssize_t r = is_pipe ? read(fd, to, want) : pread(fd, to, want, off_t(addr));
+      if (r > 0) {
+        fill += size_t(r), n -= uint64_t(r), addr += uint64_t(r);
+        if (fill == kSlot) TRY(push());
+        continue;
+      }
+      if (r == 0)
+        return is_pipe ? Error("pipe closed early while dumping pages")
+                       : Error(who + ": reading memory at " + Hex(addr) + ": nothing there");
+      if (errno == EINTR) continue;
+      if (!is_pipe) return Error::Errno(who + ": reading memory at " + Hex(addr));
+      if (errno != EAGAIN) return Error::Errno("reading the page pipe");
+      struct pollfd p = {fd, POLLIN, 0};
+      if (poll(&p, 1, 100) == 0) TRY(inf_.CheckAlive());
+    }
+    return Ok();
+  };
+  // The parasite vmsplices a batch of runs into the pipe; this thread
+  // reads it out as it fills.
+  std::vector<abi::PIovec> batch;
+  uint64_t batch_bytes = 0;
+  bool first = true;
+  auto flush = [&]() -> Status {
+    if (batch.empty()) return Ok();
+    memcpy(inf_.args()->iovs, batch.data(), batch.size() * sizeof(abi::PIovec));
+    TRY(inf_.Send(abi::kCmdDumpPages, uint32_t(batch.size()), pipe_w_));
+    TRY(take(pipe_r_, batch_bytes, true, 0));
+    TRY_ASSIGN(int64_t ret, inf_.WaitReply());
+    if (ret < 0) return Error::Errno("parasite vmsplice", int(-ret));
+    batch.clear();
+    batch_bytes = 0;
+    if (first) CKPT_FAULT("dump-pages-mid");
+    first = false;
+    return Ok();
+  };
+  auto produce = [&]() -> Status {
+    for (const Span& s : spans_) {
+      if (!s.readable) {
+        // PROT_NONE or write-only memory: vmsplice cannot pin it, but the
+        // tracer may read it through /proc/PID/mem.
+        TRY(flush());
+        TRY(take(mem_fd_, s.len, false, s.addr));
+        continue;
+      }
+      batch.push_back({s.addr, s.len});
+      batch_bytes += s.len;
+      if (batch.size() == abi::kMaxParasiteIovs) TRY(flush());
+    }
+    TRY(flush());
+    if (fill > 0) TRY(push());
+    return Ok();
+  };
+  Status st = produce();
   {
-    std::lock_guard<std::mutex> l(ring.mu);
-    ring.stop = true;
+    std::unique_lock<std::mutex> l(ring.mu);
+    if (st.ok())
+      ring.done = true;
+    else
+      ring.stop = true;
     ring.cv.notify_all();
+    ring.cv.wait(l, [&] { return ring.writer_done; });
   }
   t.join();
+  if (ring.error) return std::move(*ring.error);  // the writer's: the first cause
   if (!st.ok()) return st;
-  if (ring.error) return std::move(*ring.error);
   if (written != total_)
     return Error(who + ": " + std::to_string(written) + " bytes of memory written, " +
                  std::to_string(total_) + " expected");
-  crc_ = ring.crc;
+  crc_ = crc;
   return Ok();
 }
 

@@ -27,12 +27,16 @@
 #include <vector>
 
 #include "base/result.h"
+#include "compel/infect.h"
 
 namespace ckpt {
 
 class PageCopier {
  public:
-  PageCopier(pid_t pid, int mem_fd) : pid_(pid), mem_fd_(mem_fd) {}
+  // `inf`: the parasite in the process; pipe_r/pipe_w: the page pipe
+  // (criu/mem_dump.h PagePipe), the read end O_NONBLOCK.
+  PageCopier(pid_t pid, int mem_fd, compel::Infection& inf, int pipe_r, int pipe_w)
+      : pid_(pid), mem_fd_(mem_fd), inf_(inf), pipe_r_(pipe_r), pipe_w_(pipe_w) {}
 
   // [addr, addr + len) of the process comes next in the output.
   void Add(uint64_t addr, uint64_t len, bool readable);
@@ -51,6 +55,8 @@ class PageCopier {
   };
   pid_t pid_;
   int mem_fd_;
+  compel::Infection& inf_;
+  int pipe_r_, pipe_w_;
   std::vector<Span> spans_;
   uint64_t total_ = 0;
   uint32_t crc_ = 0;

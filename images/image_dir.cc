@@ -252,6 +252,7 @@ Result<UniqueFd> ImageDir::OpenRaw(const std::string& name) const {
     UniqueFd sfd(::openat(dirfd_.get(), sub.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!sfd) return Error::Errno(path_ + "/" + sub);
     ImageDir parent(path_ + "/" + sub, std::move(sfd), false, false);
+    parent.owner_ = owner_;  // a forked task stays a forked task
     TRY(parent.CheckRaw(fd.get(), name.substr(slash + 1)));
     verified_.insert(name);
   }
