@@ -346,9 +346,12 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
   }
   if (copy.total() > 0) {
     TRY(target.Announce(copy.total()));
-    TRY(copy.Run(out, target.Durable()));
+    if (target.WantsSum())
+      TRY(copy.Run(out, target.Durable()));
+    else
+      TRY(copy.Splice(out));
   }
-  target.Summed(copy.total(), copy.crc());
+  if (target.WantsSum()) target.Summed(copy.total(), copy.crc());
   TRY(target.End());
   return st;
 }

@@ -77,6 +77,7 @@ constexpr Flag kFlags[] = {
     {"weak-sysctls", &Options::weak_sysctls},
     {"evasive-devices", &Options::evasive_devices},
     {"force-irmap", &Options::force_irmap},
+    {"sync", &Options::sync},
 };
 constexpr size_t kNumFlags = sizeof(kFlags) / sizeof(kFlags[0]);
 

@@ -205,4 +205,58 @@ Status PageCopier::Run(int out, bool writeback) {
   return Ok();
 }
 
+Status PageCopier::Splice(int out) {
+  const std::string who = "pid " + std::to_string(pid_);
+  auto drain = [&](uint64_t total) -> Status {
+    while (total > 0) {
+      ssize_t r = splice(pipe_r_, nullptr, out, nullptr, std::min<uint64_t>(total, kSlot),
+                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (r > 0) {
+        total -= uint64_t(r);
+        CKPT_FAULT("dump-pages-mid");
+        continue;
+      }
+      if (r == 0) return Error("pipe closed early while dumping pages");
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) return Error::Errno("splice pages to the page server");
+      struct pollfd p = {pipe_r_, POLLIN, 0};
+      if (poll(&p, 1, 100) == 0) TRY(inf_.CheckAlive());
+    }
+    return Ok();
+  };
+  std::vector<abi::PIovec> batch;
+  uint64_t batch_bytes = 0;
+  auto flush = [&]() -> Status {
+    if (batch.empty()) return Ok();
+    memcpy(inf_.args()->iovs, batch.data(), batch.size() * sizeof(abi::PIovec));
+    TRY(inf_.Send(abi::kCmdDumpPages, uint32_t(batch.size()), pipe_w_));
+    TRY(drain(batch_bytes));
+    TRY_ASSIGN(int64_t ret, inf_.WaitReply());
+    if (ret < 0) return Error::Errno("parasite vmsplice", int(-ret));
+    batch.clear();
+    batch_bytes = 0;
+    return Ok();
+  };
+  std::unique_ptr<char[]> buf;
+  for (const Span& s : spans_) {
+    if (s.readable) {
+      batch.push_back({s.addr, s.len});
+      batch_bytes += s.len;
+      if (batch.size() == abi::kMaxParasiteIovs) TRY(flush());
+      continue;
+    }
+    TRY(flush());
+    if (!buf) buf.reset(new char[kSlot]);
+    for (uint64_t off = 0; off < s.len;) {
+      size_t n = size_t(std::min<uint64_t>(kSlot, s.len - off));
+      ssize_t r = pread(mem_fd_, buf.get(), n, off_t(s.addr + off));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return Error::Errno(who + ": reading memory at " + Hex(s.addr + off));
+      TRY(io::WriteFull(out, buf.get(), size_t(r)), "writing pages");
+      off += uint64_t(r);
+    }
+  }
+  return flush();
+}
+
 }  // namespace ckpt

@@ -47,6 +47,10 @@ class PageCopier {
   Status Run(int out, bool writeback);
   // CRC32C of the bytes written (valid after Run).
   uint32_t crc() const { return crc_; }
+  // Instead of Run, for a socket whose other end checksums what it gets
+  // (a page server): the pipe is spliced into `out`, no copy through
+  // ckpt, no checksum here.
+  Status Splice(int out);
 
  private:
   struct Span {

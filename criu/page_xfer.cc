@@ -83,6 +83,7 @@ class LocalTarget : public PageTarget {
   Status Announce(uint64_t) override { return Ok(); }
   void Summed(uint64_t size, uint32_t crc) override { dir_.SetRawSum(name_, size, crc); }
   bool Durable() const override { return dir_.sync(); }
+  bool WantsSum() const override { return true; }
   Status End() override {
     if (close(open_.release()) < 0) return Error::Errno("close " + name_);
     return Ok();

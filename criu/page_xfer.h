@@ -60,6 +60,9 @@ class PageTarget {
   // Whether the bytes are to reach a disk at commit (a local target
   // without --no-sync): the writer may start the writeback early.
   virtual bool Durable() const { return false; }
+  // Whether Summed is wanted: false when the other end checksums what it
+  // receives (the page server), so the bytes may be spliced through.
+  virtual bool WantsSum() const { return false; }
   virtual Status End() = 0;
   // Every file is complete; for a remote target, the server has them.
   virtual Status Commit() = 0;
