@@ -329,6 +329,12 @@ Status FillCore(pid_t pid, TaskInfo& t, compel::Infection& inf, int mem_fd,
   return Ok();
 }
 
+// Whether a task of the tree has a child there (whose pages may still be
+// its own, shared copy-on-write: criu/mem_dump.h PageIndex).
+bool HasChildren(const std::vector<TreeTask>& tree, pid_t pid) {
+  return std::any_of(tree.begin(), tree.end(), [&](const TreeTask& t) { return t.ppid == pid; });
+}
+
 Status Call(compel::Infection& inf, abi::ParasiteCmd cmd, const char* what, uint32_t nr = 0) {
   TRY_ASSIGN(int64_t r, inf.Call(cmd, nr));
   if (r < 0) return Error::Errno(std::string("parasite: ") + what, int(-r));
@@ -580,7 +586,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
       }
       Status st = DumpTask(o, kf, *dir, *pages_to, fds, shmem, t, pages_id++,
                            parent == page_index.end() ? nullptr : &parent->second,
-                           &page_index[t.pid], namespaces, undo,
+                           HasChildren(tree, t.pid) ? &page_index[t.pid] : nullptr,
+                           namespaces, undo,
                            chain ? chain->ForPid(t.pid) : nullptr, tree_ids, sharing,
                            stop_collected, stats);
       if (!st.ok()) {

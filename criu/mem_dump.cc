@@ -289,10 +289,12 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
   for (const pb::VmaEntry& v : mm.vmas())
     if (Private(v)) TRY(ScanVma(pagemap.get(), v, kf, parent, prev, runs, pfns, st));
 
-  // Index this task's pages for its children.
+  // Index this task's pages for its children (none: no index, a map
+  // entry per page costs time and ckpt's memory).
   uint64_t own_off = 0;
   size_t pi = 0;
-  for (const Run& r : runs)
+  for (const Run& r : runs) {
+    if (!index) break;
     for (uint64_t k = 0; k < r.pages; k++, pi++) {
       uint64_t a = r.start + k * kPage;
       if (r.in_parent) continue;  // in no pages file of this dump: not for children
@@ -303,6 +305,7 @@ Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,
         own_off += kPage;
       }
     }
+  }
 
   // pagemap-PID.img: built in a memfd, handed to the target whole.
   std::string pm_name = images::FileName(images::ImageType::kPagemap, uint32_t(pid));
