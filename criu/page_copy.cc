@@ -1,8 +1,8 @@
 #include "criu/page_copy.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,8 +18,8 @@
 
 #include "base/fault.h"
 #include "base/io.h"
-#include "parasite/abi.h"
 #include "images/image_check.h"
+#include "parasite/abi.h"
 
 namespace ckpt {
 namespace {
@@ -29,7 +29,7 @@ namespace {
 // written out after its checksum.
 constexpr size_t kSlot = 1 << 20;
 constexpr int kSlots = 4;
-constexpr uint64_t kWritebackEvery = 32ull << 20;   // sync_file_range steps
+constexpr uint64_t kWritebackEvery = 32ull << 20;  // sync_file_range steps
 
 std::string Hex(uint64_t v) {
   char b[32];
@@ -44,9 +44,9 @@ struct Ring {
   std::condition_variable cv;
   size_t len[kSlots] = {};
   bool full[kSlots] = {};
-  bool done = false;         // the filler handed over its last slot
-  bool stop = false;         // one side gave up: the other stops too
-  bool writer_done = false;  // the writer thread is about to exit
+  bool done = false;           // the filler handed over its last slot
+  bool stop = false;           // one side gave up: the other stops too
+  bool writer_done = false;    // the writer thread is about to exit
   std::optional<Error> error;  // the writer's
 };
 
@@ -91,8 +91,7 @@ Status PageCopier::Run(int out, bool writeback) {
       written += len;
       if (writeback && file && written - kicked >= kWritebackEvery) {
         // A hint: the disk starts on it now; errors show at the final sync.
-        sync_file_range(out, base + off_t(kicked), off_t(written - kicked),
-                        SYNC_FILE_RANGE_WRITE);
+        sync_file_range(out, base + off_t(kicked), off_t(written - kicked), SYNC_FILE_RANGE_WRITE);
         kicked = written;
       }
       std::lock_guard<std::mutex> l(ring.mu);

@@ -84,8 +84,8 @@ void PrintMemoryExtras(const std::vector<MemoryRow>& rows, size_t bytes) {
     if (r.read_touch.empty()) continue;
     std::string runs;
     for (double v : r.read_touch) runs += fmt("%.3f ", v);
-    printf("  %-24s %8.3f %8.2f %10s   %s\n", ("cat+touch " + r.medium).c_str(),
-           Best(r.read_touch), gbps(Best(r.read_touch)), "", runs.c_str());
+    printf("  %-24s %8.3f %8.2f %10s   %s\n", ("cat+touch " + r.medium).c_str(), Best(r.read_touch),
+           gbps(Best(r.read_touch)), "", runs.c_str());
     if (r.restore.empty()) continue;
     runs.clear();
     for (double v : r.restore) runs += fmt("%.3f ", v);
@@ -94,7 +94,8 @@ void PrintMemoryExtras(const std::vector<MemoryRow>& rows, size_t bytes) {
   }
   printf("  x baseline = restore time / baseline time (target: under 1.5)\n");
 
-  printf("\nckpt's peak memory (ru_maxrss of the ckpt process, MiB; the restored tree not counted)\n");
+  printf(
+      "\nckpt's peak memory (ru_maxrss of the ckpt process, MiB; the restored tree not counted)\n");
   printf("  %-10s %10s %10s\n", "images on", "dump", "restore");
   for (const MemoryRow& r : rows) {
     if (r.dump_rss_kib.empty() && r.restore_rss_kib.empty()) continue;

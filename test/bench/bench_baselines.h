@@ -26,9 +26,9 @@ namespace bench {
 std::vector<double> ReadTouchBaseline(const std::string& dir, size_t bytes, int runs);
 
 struct MemoryRow {
-  std::string medium;                 // "tmpfs", "disk", ...
-  std::vector<double> read_touch;     // its baseline (may be empty: not measured)
-  std::vector<double> restore;        // ckpt restore -d, seconds
+  std::string medium;                               // "tmpfs", "disk", ...
+  std::vector<double> read_touch;                   // its baseline (may be empty: not measured)
+  std::vector<double> restore;                      // ckpt restore -d, seconds
   std::vector<long> dump_rss_kib, restore_rss_kib;  // ru_maxrss of ckpt
 };
 
