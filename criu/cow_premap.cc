@@ -112,6 +112,11 @@ Status PremapCow(const TaskImages& t, const images::ImageDir& dir) {
         munmap(m, len);
         continue;
       }
+      // The dumped THP state before the pages arrive: with `hg` the reads
+      // below fault 2 MiB pages at once; `nh` keeps them out under THP
+      // "always". (The restorer sets both again; nothing else changes.)
+      if (v.madv() & 4) madvise(m, len, MADV_HUGEPAGE);
+      if (v.madv() & 8) madvise(m, len, MADV_NOHUGEPAGE);
     } else {
       // The parent's contents: keep what this task shared with it, zap
       // what it did not have, write its own pages below.

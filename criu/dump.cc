@@ -331,6 +331,12 @@ Status FillCore(pid_t pid, TaskInfo& t, compel::Infection& inf, int mem_fd,
   return Ok();
 }
 
+// Whether a task of the tree has a child there (whose pages may still be
+// its own, shared copy-on-write: criu/mem_dump.h PageIndex).
+bool HasChildren(const std::vector<TreeTask>& tree, pid_t pid) {
+  return std::any_of(tree.begin(), tree.end(), [&](const TreeTask& t) { return t.ppid == pid; });
+}
+
 Status Call(compel::Infection& inf, abi::ParasiteCmd cmd, const char* what, uint32_t nr = 0) {
   TRY_ASSIGN(int64_t r, inf.Call(cmd, nr));
   if (r < 0) return Error::Errno(std::string("parasite: ") + what, int(-r));
@@ -440,6 +446,7 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   }
   TRY(RunAction(o, {Action::kPreDump, root}));  // action hooks: a no leaves the tree untouched
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Create(o.images_dir));
+  dir->SetSync(o.sync);  // --no-sync
 
   LOG_INFO("Seizing the tree of " + Who(root));
   DumpStats stats;  // --display-stats (criu/stats.h)
@@ -600,7 +607,8 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
       }
       Status st = DumpTask(o, kf, *dir, *pages_to, fds, shmem, t, pages_id++,
                            parent == page_index.end() ? nullptr : &parent->second,
-                           &page_index[t.pid], namespaces, undo,
+                           HasChildren(tree, t.pid) ? &page_index[t.pid] : nullptr,
+                           namespaces, undo,
                            chain ? chain->ForPid(t.pid) : nullptr, tree_ids, sharing,
                            stop_collected, snaps, stats);
       if (!st.ok()) {

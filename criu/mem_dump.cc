@@ -16,6 +16,7 @@
 #include "base/fault.h"
 #include "base/log.h"
 #include "criu/mem_track.h"
+#include "criu/page_copy.h"
 #include "criu/uffd_wp.h"
 #include "criu/ns/ipc_ns.h"
 #include "criu/ns/namespaces.h"
@@ -112,6 +113,8 @@ Result<PagePipe> PagePipe::Create() {
   PagePipe pp;
   pp.r.reset(p[0]);
   pp.w.reset(p[1]);
+  // ckpt's end never blocks: it polls, watching the parasite meanwhile.
+  if (fcntl(pp.r.get(), F_SETFL, O_NONBLOCK) < 0) return Error::Errno("fcntl page pipe");
   if (fcntl(pp.w.get(), F_SETPIPE_SZ, kPipeSize) < 0)
     LOG_DBG("F_SETPIPE_SZ failed; using the default pipe size");
   return pp;
@@ -269,45 +272,6 @@ Status ScanVma(int pagemap_fd, const pb::VmaEntry& v, const KernelFeatures& kf,
   return Ok();
 }
 
-// Moves `total` bytes from the pipe into the pages file while the parasite
-// fills it, watching the parasite for crashes.
-Status Drain(int pipe_r, int out_fd, uint64_t total, compel::Infection& inf) {
-  while (total > 0) {
-    ssize_t r = splice(pipe_r, nullptr, out_fd, nullptr, std::min<uint64_t>(total, kPipeSize),
-                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    if (r > 0) {
-      total -= uint64_t(r);
-      CKPT_FAULT("dump-pages-mid");
-      continue;
-    }
-    if (r == 0) return Error("pipe closed early while dumping pages");
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN) return Error::Errno("splice pages to image");
-    // EAGAIN from a full output pipe (--compress, criu/page_compress.h)
-    // too: wait for the side that is not ready.
-    struct pollfd p[2] = {{pipe_r, POLLIN, 0}, {out_fd, POLLOUT, 0}};
-    if (poll(p, 2, 0) > 0 && (p[0].revents & POLLIN) && !(p[1].revents & POLLOUT)) {
-      poll(&p[1], 1, 100);
-      continue;
-    }
-    if (poll(&p[0], 1, 100) == 0) TRY(inf.CheckAlive());
-  }
-  return Ok();
-}
-
-Status FlushBatch(std::vector<abi::PIovec>& batch, uint64_t bytes, int pipe_r, int pipe_w,
-                  int out_fd, compel::Infection& inf, PageTarget& target) {
-  if (batch.empty()) return Ok();
-  memcpy(inf.args()->iovs, batch.data(), batch.size() * sizeof(abi::PIovec));
-  TRY(target.Announce(bytes));
-  TRY(inf.Send(abi::kCmdDumpPages, uint32_t(batch.size()), pipe_w));
-  TRY(Drain(pipe_r, out_fd, bytes, inf));
-  TRY_ASSIGN(int64_t ret, inf.WaitReply());
-  if (ret < 0) return Error::Errno("parasite vmsplice", int(-ret));
-  batch.clear();
-  return Ok();
-}
-
 }  // namespace
 
 namespace {
@@ -329,10 +293,12 @@ Result<PageDumpStats> DumpPagesImpl(pid_t pid, int mem_fd, compel::Infection* in
   for (const pb::VmaEntry& v : mm.vmas())
     if (Private(v)) TRY(ScanVma(pagemap.get(), v, kf, parent, prev, runs, pfns, st));
 
-  // Index this task's pages for its children.
+  // Index this task's pages for its children (none: no index, a map
+  // entry per page costs time and ckpt's memory).
   uint64_t own_off = 0;
   size_t pi = 0;
-  for (const Run& r : runs)
+  for (const Run& r : runs) {
+    if (!index) break;
     for (uint64_t k = 0; k < r.pages; k++, pi++) {
       uint64_t a = r.start + k * kPage;
       if (r.in_parent) continue;  // in no pages file of this dump: not for children
@@ -343,6 +309,7 @@ Result<PageDumpStats> DumpPagesImpl(pid_t pid, int mem_fd, compel::Infection* in
         own_off += kPage;
       }
     }
+  }
 
   // pagemap-PID.img: built in a memfd, handed to the target whole.
   std::string pm_name = images::FileName(images::ImageType::kPagemap, uint32_t(pid));
@@ -376,8 +343,10 @@ Result<PageDumpStats> DumpPagesImpl(pid_t pid, int mem_fd, compel::Infection* in
     TRY(target.WriteFile(pm_name, bytes));
   }
 
+  // The pages themselves: vmsplice'd by the parasite, read out of the pipe
+  // and checksummed by ckpt on the way (criu/page_copy.h).
   TRY_ASSIGN(int out, target.Begin(images::PagesFileName(pages_id)));
-  if (reader) {
+  if (reader) {  // a copy-on-write snapshot (criu/mem_snapshot.h)
     for (const Run& r : runs)
       if (!r.src_pages_id && !r.in_parent)
         TRY(reader->Copy(r.start, r.pages * kPage, r.readable, out, target));
@@ -385,36 +354,19 @@ Result<PageDumpStats> DumpPagesImpl(pid_t pid, int mem_fd, compel::Infection* in
     TRY(target.End());
     return st;
   }
-  compel::Infection& inf = *inf_p;
-  const UniqueFd& pipe_r = pipe_p->r;
-  const UniqueFd& pipe_w = pipe_p->w;
-
-  std::vector<abi::PIovec> batch;
-  uint64_t batch_bytes = 0;
-  std::vector<char> buf;
+  PageCopier copy(pid, mem_fd, *inf_p, pipe_p->r.get(), pipe_p->w.get());
   for (const Run& r : runs) {
     if (r.src_pages_id || r.in_parent) continue;  // an ancestor or the parent images hold these
-    uint64_t len = r.pages * kPage;
-    if (!r.readable) {
-      // PROT_NONE or write-only memory: vmsplice cannot pin it, but the
-      // tracer may read it through /proc/PID/mem.
-      TRY(FlushBatch(batch, batch_bytes, pipe_r.get(), pipe_w.get(), out, inf, target));
-      batch_bytes = 0;
-      buf.resize(len);
-      if (pread(mem_fd, buf.data(), len, off_t(r.start)) != ssize_t(len))
-        return Error::Errno("pid " + std::to_string(pid) + ": read memory at " + Hex(r.start));
-      TRY(target.Announce(len));
-      TRY(io::WriteFull(out, buf.data(), len), "writing pages");
-      continue;
-    }
-    batch.push_back({r.start, len});
-    batch_bytes += len;
-    if (batch.size() == abi::kMaxParasiteIovs) {
-      TRY(FlushBatch(batch, batch_bytes, pipe_r.get(), pipe_w.get(), out, inf, target));
-      batch_bytes = 0;
-    }
+    copy.Add(r.start, r.pages * kPage, r.readable);
   }
-  TRY(FlushBatch(batch, batch_bytes, pipe_r.get(), pipe_w.get(), out, inf, target));
+  if (copy.total() > 0) {
+    TRY(target.Announce(copy.total()));
+    if (target.WantsSum())
+      TRY(copy.Run(out, target.Durable()));
+    else
+      TRY(copy.Splice(out));
+  }
+  if (target.WantsSum()) target.Summed(copy.total(), copy.crc());
   TRY(target.End());
   return st;
 }

@@ -1,5 +1,6 @@
 // The address space of a seized task: VMAs from /proc, page contents via
-// the parasite (vmsplice into a pipe, spliced by ckpt into pages-N.img).
+// the parasite (vmsplice into a pipe, read out by ckpt into pages-N.img,
+// checksummed as they pass: criu/page_copy.h).
 #pragma once
 
 #include <sys/types.h>
@@ -54,7 +55,7 @@ struct PagePipe {
 };
 
 // `parent` (may be null) is the index of the parent's pages; `index`
-// receives this task's, for its children. `prev` (may be null): the write
+// receives this task's, for its children (null: it has none). `prev` (may be null): the write
 // tracking of an incremental dump; pages it says are unchanged since the
 // previous step get an `in_parent` entry instead of being saved.
 Result<PageDumpStats> DumpPages(pid_t pid, int mem_fd, compel::Infection& inf,

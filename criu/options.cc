@@ -80,6 +80,7 @@ constexpr Flag kFlags[] = {
     {"evasive-devices", &Options::evasive_devices},
     {"force-irmap", &Options::force_irmap},
     {"cow-snapshot", &Options::cow_snapshot},
+    {"sync", &Options::sync},
 };
 constexpr size_t kNumFlags = sizeof(kFlags) / sizeof(kFlags[0]);
 
@@ -726,6 +727,8 @@ std::string Usage(Command c) {
                  "      --no-cow-snapshot  with -R, keep the tree frozen while its memory is\n"
                  "                         written (default: frozen only while each process\n"
                  "                         forks a copy-on-write snapshot of itself)\n"
+                 "      --no-sync          do not wait for the images to reach the disk (faster;\n"
+                 "                         a machine crash right after may lose the dump)\n"
                  "  -j, --shell-job        allow terminal fds inherited from the shell\n"
                  "      --file-locks       accepted for CRIU compatibility\n"
                  "      --ext-unix-sk      allow unix datagram sockets connected outside the\n"

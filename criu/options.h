@@ -59,6 +59,7 @@ struct Options {
   // With -R: pages written from copy-on-write snapshots after the tree
   // runs again (criu/mem_snapshot.h); --no-cow-snapshot turns it off.
   bool cow_snapshot = true;
+  bool sync = true;             // --no-sync: dump does not wait for the disk (ImageDir::SetSync)
   bool restore_detached = false;  // -d/--restore-detached
   bool shell_job = false;       // -j/--shell-job
   bool file_locks = false;      // --file-locks (accepted; locks are always handled)

@@ -73,6 +73,7 @@ class LocalTarget : public PageTarget {
     TRY_ASSIGN(UniqueFd fd, dir_.CreateRaw(name));
     TRY(io::WriteFull(fd.get(), bytes.data(), bytes.size()), "writing " + name);
     if (close(fd.release()) < 0) return Error::Errno("close " + name);
+    dir_.SetRawSum(name, bytes.size(), images::Crc32c(0, bytes.data(), bytes.size()));
     return Ok();
   }
   Result<int> Begin(const std::string& name) override {
@@ -81,6 +82,9 @@ class LocalTarget : public PageTarget {
     return open_.get();
   }
   Status Announce(uint64_t) override { return Ok(); }
+  void Summed(uint64_t size, uint32_t crc) override { dir_.SetRawSum(name_, size, crc); }
+  bool Durable() const override { return dir_.sync(); }
+  bool WantsSum() const override { return true; }
   Status End() override {
     if (close(open_.release()) < 0) return Error::Errno("close " + name_);
     return Ok();

@@ -10,8 +10,8 @@
 //   TRY(target->Announce(len)); splice/write len bytes into fd; ...
 //   TRY(target->End());
 //   TRY(target->Commit());   // before the local inventory: all or nothing
-// Pages go from the parasite's pipe to the file or the socket with
-// splice(2); nothing passes through ckpt's memory. A remote target that
+// Pages are read by ckpt and written through a small ring of buffers
+// (criu/page_copy.h), checksummed on the way. A remote target that
 // is destroyed without Commit leaves nothing on the server.
 //
 // The wire (ckpt's own; little-endian, one TCP connection per dump):
@@ -55,6 +55,15 @@ class PageTarget {
   // target), after an Announce of how many bytes come next.
   virtual Result<int> Begin(const std::string& name) = 0;
   virtual Status Announce(uint64_t bytes) = 0;
+  // Before End: the size and CRC32C of the file, computed as it was
+  // written (a local target lists them in checksums.img unread).
+  virtual void Summed(uint64_t size, uint32_t crc) {}
+  // Whether the bytes are to reach a disk at commit (a local target
+  // without --no-sync): the writer may start the writeback early.
+  virtual bool Durable() const { return false; }
+  // Whether Summed is wanted: false when the other end checksums what it
+  // receives (the page server), so the bytes may be spliced through.
+  virtual bool WantsSum() const { return false; }
   virtual Status End() = 0;
   // The file being written (after Begin) holds zpages bytes
   // (images/zpages.h, criu/page_compress.h): recorded in checksums.img.

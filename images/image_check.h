@@ -37,6 +37,10 @@ inline constexpr size_t kTrailerSize = 16;
 // CRC32C (Castagnoli), as iSCSI and ext4 use it; SSE4.2 when the CPU has
 // it. Chained: pass the previous result (0 to start).
 uint32_t Crc32c(uint32_t crc, const void* data, size_t len);
+// The CRC32C of A then B, from crc_a = Crc32c(0, A), crc_b = Crc32c(0, B)
+// and B's length: pieces checksummed apart (by several threads, or as they
+// pass) make the checksum of the whole. O(log len_b).
+uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
 
 // The trailer of a file whose bytes before it have checksum `crc` and
 // which is `body_len` + kTrailerSize bytes long.
@@ -55,7 +59,10 @@ struct FileSum {
   bool zpages = false;  // compressed (images/zpages.h); not set by SumFile
 };
 // Size and CRC32C of a whole file (read with pread; the offset stays).
-Result<FileSum> SumFile(int fd, const std::string& name);
+// With `threads` 2, a big file is read by two threads, a half each (both
+// cores); the caller must be free to start a thread (a restored task is
+// not: a thread takes a pid that clone3 may be about to ask for).
+Result<FileSum> SumFile(int fd, const std::string& name, int threads = 1);
 // A sealed checksums image listing `sums` (for a page server).
 std::string ChecksumsImage(const std::vector<FileSum>& sums);
 

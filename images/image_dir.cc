@@ -18,14 +18,7 @@
 namespace ckpt::images {
 namespace {
 constexpr size_t kFlushAt = 1 << 20;
-
-bool Traced() {
-  auto st = io::ReadFile("/proc/self/status");
-  if (!st.ok()) return true;  // unknown: the safe answer
-  size_t at = st->find("TracerPid:");
-  return at == std::string::npos || atoi(st->c_str() + at + 10) != 0;
-}
-}
+}  // namespace
 
 ImageWriter::ImageWriter(UniqueFd fd, std::string name, uint32_t magic)
     : fd_(std::move(fd)), name_(std::move(name)) {
@@ -194,7 +187,7 @@ Result<bool> ImageDir::CheckRaw(int fd, const std::string& name) const {
   if (it == sums_.end())
     return Error(path_ + "/" + name + ": not listed in checksums.img (damaged or foreign image "
                  "directory)");
-  TRY_ASSIGN(FileSum s, SumFile(fd, name));
+  TRY_ASSIGN(FileSum s, SumFile(fd, name, SumThreads()));
   if (s.size != it->second.size)
     return Error(path_ + "/" + name + ": damaged: " + std::to_string(s.size) + " bytes, " +
                  std::to_string(it->second.size) + " when dumped (truncated, or bytes appended)");
@@ -260,6 +253,7 @@ Result<bool> ImageDir::Check(int fd, const std::string& name) const {
   UniqueFd sfd(::openat(dirfd_.get(), sub.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!sfd) return Error::Errno(path_ + "/" + sub);
   ImageDir parent(path_ + "/" + sub, std::move(sfd), false, false);
+  parent.owner_ = owner_;  // a forked task stays a forked task
   TRY_ASSIGN(bool z, parent.CheckRaw(fd, name.substr(slash + 1)));
   verified_[name] = z;
   return z;
@@ -300,11 +294,11 @@ Result<UniqueFd> ImageDir::OpenRaw(const std::string& name) const {
   TRY_ASSIGN(ZReader r, ZReader::Open(std::move(fd), what));
   UniqueFd mem(::memfd_create("ckpt-pages", MFD_CLOEXEC));
   if (!mem) return Error::Errno("memfd_create for " + what);
-  // 2 threads (this machine kind's cores), but none in a traced process:
-  // a restoring task is traced by ckpt, and its new thread would be a
-  // clone event ckpt does not expect (criu/page_compress.h UnpackPages
-  // decompresses before the tasks exist).
-  TRY(r.CopyTo(mem.get(), Traced() ? 1 : 2));
+  // 2 threads (this machine kind's cores), but none in a process forked
+  // from the one that opened the directory: a restoring task is traced by
+  // ckpt, and its new thread would be a clone event ckpt does not expect
+  // (criu/page_compress.h UnpackPages decompresses before the tasks exist).
+  TRY(r.CopyTo(mem.get(), SumThreads()));
   LOG_DBG(what + ": decompressed, " + std::to_string(r.raw_size()) + " bytes");
   UniqueFd out(::fcntl(mem.get(), F_DUPFD_CLOEXEC, 0));
   if (!out) return Error::Errno("dup " + name);
@@ -398,15 +392,33 @@ Status ImageDir::Reseal(const std::vector<std::string>& names) {
   return Ok();
 }
 
+void ImageDir::SetRawSum(const std::string& name, uint64_t size, uint32_t crc) {
+  raw_sums_[name] = {size, crc};
+}
+
 Status ImageDir::Commit(const google::protobuf::Message& inventory) {
-  // Raw files have no trailer: their sizes and checksums, read back from
-  // the page cache, go into checksums.img.
+  // Raw files have no trailer: their sizes and checksums go into
+  // checksums.img, as computed while they were written or read back from
+  // the page cache.
   if (!raw_.empty()) {
     TRY_ASSIGN(ImageWriter sums, OpenWriter(ImageType::kChecksums));
     for (const std::string& n : raw_) {
+      FileSum s;
       UniqueFd fd(::openat(dirfd_.get(), n.c_str(), O_RDONLY | O_CLOEXEC));
       if (!fd) return Error::Errno("reading back " + path_ + "/" + n);
-      TRY_ASSIGN(FileSum s, SumFile(fd.get(), n));
+      auto known = raw_sums_.find(n);
+      if (known != raw_sums_.end()) {
+        // Cheap insurance that the file is what was summed: its size.
+        struct stat st;
+        if (::fstat(fd.get(), &st) < 0) return Error::Errno("stat " + path_ + "/" + n);
+        if (uint64_t(st.st_size) != known->second.first)
+          return Error(path_ + "/" + n + ": " + std::to_string(st.st_size) + " bytes, " +
+                       std::to_string(known->second.first) + " written");
+        s.size = known->second.first;
+        s.crc = known->second.second;
+      } else {
+        TRY_ASSIGN(s, SumFile(fd.get(), n, SumThreads()));
+      }
       pb::ChecksumEntry e;
       e.set_name(n);
       e.set_size(s.size);
@@ -418,16 +430,16 @@ Status ImageDir::Commit(const google::protobuf::Message& inventory) {
   }
   // Everything else reaches the disk before the inventory says "complete";
   // the inventory itself appears atomically by rename.
-  if (::syncfs(dirfd_.get()) < 0) return Error::Errno("syncfs " + path_);
+  if (sync_ && ::syncfs(dirfd_.get()) < 0) return Error::Errno("syncfs " + path_);
   const char* tmp = ".inventory.tmp";
   TRY_ASSIGN(UniqueFd fd, CreateFile(tmp));
   ImageWriter w(std::move(fd), tmp, Info(ImageType::kInventory).magic);
   TRY(w.Write(inventory));
-  TRY(w.Sync());
+  if (sync_) TRY(w.Sync());
   TRY(w.Close());
   if (::renameat(dirfd_.get(), tmp, dirfd_.get(), Info(ImageType::kInventory).pattern) < 0)
     return Error::Errno("rename inventory");
-  if (::fsync(dirfd_.get()) < 0) return Error::Errno("fsync " + path_);
+  if (sync_ && ::fsync(dirfd_.get()) < 0) return Error::Errno("fsync " + path_);
   committed_ = true;
   return Ok();
 }

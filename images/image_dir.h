@@ -13,6 +13,7 @@
 #pragma once
 
 #include <google/protobuf/message.h>
+#include <unistd.h>
 
 #include <map>
 #include <memory>
@@ -116,13 +117,28 @@ class ImageDir {
   // their entries in checksums.img take their new size and checksum; the
   // list is replaced atomically (rename).
   Status Reseal(const std::vector<std::string>& names);
+  // The size and CRC32C of a raw file created here, computed while its
+  // bytes were written (criu/page_copy.h): Commit lists them as they are
+  // instead of reading the file back.
+  void SetRawSum(const std::string& name, uint64_t size, uint32_t crc);
+  // --no-sync: Commit does not wait for the files to reach the disk (a
+  // crash of the machine soon after may lose or tear a dump that looked
+  // complete; the checksums still refuse torn files at restore).
+  void SetSync(bool on) { sync_ = on; }
+  bool sync() const { return sync_; }
   // Lists every raw file created in checksums.img, syncs every file to
-  // disk, then writes the inventory: the dump is complete.
+  // disk (unless SetSync(false)), then writes the inventory: the dump is
+  // complete.
   Status Commit(const google::protobuf::Message& inventory);
 
  private:
   ImageDir(std::string path, UniqueFd fd, bool created, bool writing)
-      : path_(std::move(path)), dirfd_(std::move(fd)), created_dir_(created), writing_(writing) {}
+      : path_(std::move(path)), dirfd_(std::move(fd)), created_dir_(created), writing_(writing),
+        owner_(::getpid()) {}
+  // Threads to check a big file with: two in the process that opened the
+  // directory, one in a process forked from it (a restored task: a
+  // thread would take a pid the tree may be about to ask for).
+  int SumThreads() const { return ::getpid() == owner_ ? 2 : 1; }
   Result<UniqueFd> CreateFile(const std::string& name);
   // A regular file of this directory, never through a symlink (no checks).
   Result<UniqueFd> OpenPlain(const std::string& name) const;
@@ -138,6 +154,9 @@ class ImageDir {
   // Checks a raw file against the lists; returns whether it is zpages.
   Result<bool> CheckRaw(int fd, const std::string& name) const;
   Result<bool> Check(int fd, const std::string& name) const;  // also "parent/..." names
+  std::map<std::string, std::pair<uint64_t, uint32_t>> raw_sums_;  // SetRawSum
+  bool sync_ = true;
+  pid_t owner_;
   // Read side: the checksum lists, loaded at the first OpenRaw.
   mutable bool sums_loaded_ = false;
   struct Sum {

@@ -135,6 +135,9 @@ void MapVmas(RestoreArgs* a) {
                  v[i].kind == kVmaFile ? v[i].fd : -1, v[i].pgoff);
     Check(r, "mmap vma", v[i].start);
     if ((uint64_t)r != v[i].start) Fail("mmap vma landed elsewhere", -1, r);
+    // THP as dumped before FillPages faults the pages in (hg: 2 MiB at once).
+    if (v[i].madv & 4) sys(__NR_madvise, v[i].start, v[i].end - v[i].start, 14 /* HUGEPAGE */);
+    if (v[i].madv & 8) sys(__NR_madvise, v[i].start, v[i].end - v[i].start, 15 /* NOHUGEPAGE */);
     Debug("mapped", v[i].start, v[i].end);
   }
 }

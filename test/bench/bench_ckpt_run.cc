@@ -120,10 +120,11 @@ void reap_until_gone(const std::vector<pid_t>& pids, double timeout_s) {
 }
 
 double run_ckpt(const std::vector<std::string>& argv, const std::string& out,
-                const std::string& log, double timeout_s, const std::string& what, pid_t victim) {
+                const std::string& log, double timeout_s, const std::string& what, pid_t victim,
+                struct rusage* ru) {
   double t0 = now(), t1 = 0;
   pid_t pid = spawn(argv, {"/dev/null", out, out}, false);
-  std::optional<int> st = wait_exit(pid, timeout_s, &t1);
+  std::optional<int> st = wait_exit(pid, timeout_s, &t1, ru);
   if (!st)
     throw RunFailure(
         with_log(fmt("%s did not finish within %.0f s; processes:\n", what.c_str(), timeout_s) +

@@ -5,6 +5,7 @@
 // misbehaved) or std::runtime_error (setup), and Interrupted on SIGINT.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <string>
@@ -45,8 +46,9 @@ void reap_until_gone(const std::vector<pid_t>& pids, double timeout_s);
 // timeout throws RunFailure naming `what`, with the tails of `out` and
 // `log` (the -o log of the command), and on a timeout what the processes
 // of the command and of `victim` (if > 0) are blocked in.
+// `ru` (optional): the command's resource usage (e.g. ru_maxrss).
 double run_ckpt(const std::vector<std::string>& argv, const std::string& out,
                 const std::string& log, double timeout_s, const std::string& what,
-                pid_t victim = 0);
+                pid_t victim = 0, struct rusage* ru = nullptr);
 
 }  // namespace bench

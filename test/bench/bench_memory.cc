@@ -12,6 +12,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "bench_baselines.h"
 #include "bench_round_trip.h"
 
 namespace bench {
@@ -202,6 +203,14 @@ void add_records(const MemoryBenchOptions& o, const Timing& mc, const std::vecto
     if (m.lazy) Report::AddTiming(&f, "all_in_", m.all_in);
     f.emplace_back("dump_vs_write", (gb / m.dump.best()) / (gb / m.write.best()));
     f.emplace_back("restore_vs_write", (gb / m.restore.best()) / (gb / m.write.best()));
+    if (!m.read_touch.empty())
+      f.emplace_back("read_touch_best_s", *std::min_element(m.read_touch.begin(), m.read_touch.end()));
+    if (!m.dump_rss.empty())
+      f.emplace_back("dump_peak_rss_kib",
+                     double(*std::max_element(m.dump_rss.begin(), m.dump_rss.end())));
+    if (!m.restore_rss.empty())
+      f.emplace_back("restore_peak_rss_kib",
+                     double(*std::max_element(m.restore_rss.begin(), m.restore_rss.end())));
     if (m.images) f.emplace_back("image_bytes", double(m.images->allocated));
     f.emplace_back("verified", double(m.verified));
     if (!m.error.empty()) f.emplace_back("error", first_line(m.error));
@@ -226,6 +235,7 @@ MemoryBenchResult RunMemoryBench(const MemoryBenchOptions& o, std::vector<Medium
       try {
         m.write = bench_write(src, m.dir, m.fsync, o.runs,
                               m.fsync ? "write+fsync disk" : "write tmpfs");
+        m.read_touch = ReadTouchBaseline(m.dir, bytes, o.runs);
       } catch (const Interrupted&) {
         throw;
       } catch (const std::exception& e) {
@@ -259,6 +269,8 @@ MemoryBenchResult RunMemoryBench(const MemoryBenchOptions& o, std::vector<Medium
         m.verified++;
         m.dump.runs.push_back(r.dump_s);
         m.restore.runs.push_back(r.restore_s);
+        m.dump_rss.push_back(r.dump_rss_kib);
+        m.restore_rss.push_back(r.restore_rss_kib);
         if (m.lazy) m.all_in.runs.push_back(r.all_in_s);
       } catch (const Interrupted&) {
         throw;
@@ -274,6 +286,10 @@ MemoryBenchResult RunMemoryBench(const MemoryBenchOptions& o, std::vector<Medium
   progress_clear();
 
   print_report(o, mc, media);
+  std::vector<MemoryRow> extras;
+  for (const Medium& m : media)
+    extras.push_back({m.name, m.read_touch, m.restore.runs, m.dump_rss, m.restore_rss});
+  PrintMemoryExtras(extras, bytes);
   add_records(o, mc, media);
   for (const Medium& m : media) {
     res.verified += m.verified;

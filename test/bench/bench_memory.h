@@ -26,6 +26,8 @@ struct Medium {
   std::string dir;           // our private temp dir on that medium
   std::string desc;          // how it was set up, for the header
   Timing write;              // write(2) baseline on this medium
+  std::vector<double> read_touch;           // restore baseline (bench_baselines.h)
+  std::vector<long> dump_rss, restore_rss;  // ckpt's ru_maxrss, KiB
   Timing dump, restore;
   Timing all_in;             // lazy: from restore start until the daemon has every page in
   std::optional<Usage> images;

@@ -66,7 +66,9 @@ RoundTripResult RoundTrip(const RoundTripSpec& s) {
     dump_argv.insert(dump_argv.end(),
                      {"--page-server", "--address", "127.0.0.1", "--port", std::to_string(port)});
   }
-  res.dump_s = run_ckpt(dump_argv, d_out, d_log, s.timeout, "ckpt dump", pid);
+  struct rusage ru = {};
+  res.dump_s = run_ckpt(dump_argv, d_out, d_log, s.timeout, "ckpt dump", pid, &ru);
+  res.dump_rss_kib = ru.ru_maxrss;
   if (server) join_page_server_images(server, srv, img, s_log);
 
   std::optional<int> vst = wait_exit(pid, 30);
@@ -90,7 +92,9 @@ RoundTripResult RoundTrip(const RoundTripSpec& s) {
     restore_argv.push_back("--lazy-pages");
   }
   const double t_restore = now();
-  res.restore_s = run_ckpt(restore_argv, r_out, "", s.timeout, "ckpt restore -d");
+  ru = {};
+  res.restore_s = run_ckpt(restore_argv, r_out, "", s.timeout, "ckpt restore -d", 0, &ru);
+  res.restore_rss_kib = ru.ru_maxrss;
   if (lazy) {  // the victim runs; its memory arrives until the daemon exits
     double t1 = 0;
     std::optional<int> lst = wait_exit(lazy, s.timeout, &t1);

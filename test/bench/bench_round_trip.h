@@ -46,6 +46,7 @@ struct RoundTripResult {
   double restore_s = 0;  // `ckpt restore -d` until it returned (the task runs)
   double all_in_s = 0;   // lazy: from the restore's start until the daemon exited
   Usage images;          // the image directory after the dump
+  long dump_rss_kib = 0, restore_rss_kib = 0;  // ckpt's peak memory (ru_maxrss)
 };
 
 RoundTripResult RoundTrip(const RoundTripSpec& s);

@@ -309,7 +309,7 @@ int pidfd_open(pid_t pid, unsigned flags) {
 
 // Waits until `pid` (a child, or a process that will become one) exits.
 // Returns the wait status, or nullopt on timeout. Throws on interrupt.
-std::optional<int> wait_exit(pid_t pid, double timeout_s, double* t_exit) {
+std::optional<int> wait_exit(pid_t pid, double timeout_s, double* t_exit, struct rusage* ru) {
   int pfd = pidfd_open(pid, 0);
   if (pfd < 0) {
     // Already reaped or never existed.
@@ -339,7 +339,7 @@ std::optional<int> wait_exit(pid_t pid, double timeout_s, double* t_exit) {
   close(pfd);
   int status = 0;
   for (;;) {
-    pid_t r = waitpid(pid, &status, 0);
+    pid_t r = wait4(pid, &status, 0, ru);
     if (r == pid) return status;
     if (r < 0 && errno == EINTR) continue;
     fail_errno(fmt("waitpid(%d)", pid));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -83,7 +84,9 @@ pid_t spawn(const std::vector<std::string>& argv, const Redirect& r, bool new_se
 int pidfd_open(pid_t pid, unsigned flags);
 // Waits until `pid` (a child, or a process that will become one) exits.
 // Returns the wait status, or nullopt on timeout. Throws on interrupt.
-std::optional<int> wait_exit(pid_t pid, double timeout_s, double* t_exit = nullptr);
+// `ru` (optional): the child's resource usage (wait4), e.g. ru_maxrss.
+std::optional<int> wait_exit(pid_t pid, double timeout_s, double* t_exit = nullptr,
+                             struct rusage* ru = nullptr);
 std::string describe_status(int st);
 // Field 3 (state) and field 4 (ppid) of /proc/PID/stat.
 bool proc_stat(pid_t pid, char* state, pid_t* ppid);

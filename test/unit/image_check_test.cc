@@ -52,6 +52,44 @@ TEST(Crc32c, KnownValuesAndChaining) {
     EXPECT_EQ(Crc32c(Crc32c(0, text.data(), cut), text.data() + cut, text.size() - cut), whole);
 }
 
+TEST(Crc32c, CombineEqualsChaining) {
+  std::string text;
+  for (int i = 0; i < 20000; i++) text += char(i * 13 + (i >> 7));
+  uint32_t whole = Crc32c(0, text.data(), text.size());
+  for (size_t cut : {size_t(0), size_t(1), size_t(3), size_t(4096), size_t(12345), text.size()}) {
+    uint32_t a = Crc32c(0, text.data(), cut);
+    uint32_t b = Crc32c(0, text.data() + cut, text.size() - cut);
+    EXPECT_EQ(Crc32cCombine(a, b, text.size() - cut), whole) << "cut at " << cut;
+  }
+  // Three pieces, combined left to right.
+  uint32_t a = Crc32c(0, text.data(), 100), b = Crc32c(0, text.data() + 100, 900),
+           c = Crc32c(0, text.data() + 1000, text.size() - 1000);
+  EXPECT_EQ(Crc32cCombine(Crc32cCombine(a, b, 900), c, text.size() - 1000), whole);
+  // A changed byte in either piece changes the result.
+  std::string bad = text;
+  bad[17] ^= 1;
+  EXPECT_NE(Crc32cCombine(Crc32c(0, bad.data(), 5000), Crc32c(0, bad.data() + 5000, 15000), 15000),
+            whole);
+}
+
+TEST(SumFile, ABigFileReadByTwoThreadsSumsAsOne) {
+  TempDir tmp;
+  std::string bytes(40 << 20, '\0');  // above the split size
+  for (size_t i = 0; i < bytes.size(); i += 4093) bytes[i] = char(i >> 12);
+  std::string path = tmp / "big";
+  WriteFileOrDie(path, bytes);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  auto one = SumFile(fd, "big", 1);
+  auto two = SumFile(fd, "big", 2);
+  close(fd);
+  ASSERT_TRUE(one.ok()) << one.error().message();
+  ASSERT_TRUE(two.ok()) << two.error().message();
+  EXPECT_EQ(two->size, bytes.size());
+  EXPECT_EQ(one->crc, Crc32c(0, bytes.data(), bytes.size()));
+  EXPECT_EQ(two->crc, one->crc);
+}
+
 class Sealed : public ::testing::Test {
  protected:
   // A dump of one fs image and one raw file, committed.

@@ -59,6 +59,15 @@ TEST(Options, DumpLongOptions) {
   EXPECT_EQ(r->verbosity, 3);
 }
 
+TEST(Options, NoSync) {
+  auto r = Parse({"dump", "-t", "1", "-D", "/d"});
+  EXPECT_PARSES(r);
+  EXPECT_TRUE(r->sync);
+  r = Parse({"dump", "-t", "1", "-D", "/d", "--no-sync"});
+  EXPECT_PARSES(r);
+  EXPECT_FALSE(r->sync);
+}
+
 TEST(Options, AttachedValues) {
   auto r = Parse({"dump", "-t42", "-D/img", "--tree=43"});
   EXPECT_PARSES(r);
