@@ -15,8 +15,13 @@
 # pre-dump rounds sent less than the first, and every key holds what was
 # last written (or what it was loaded with), read over a new connection
 # that now crosses the link between the hosts.
+# --lazy: the same with post-copy (ckpt-migrate --lazy): the final dump
+# keeps redis's last memory at the source and serves it to `ckpt
+# lazy-pages` at the destination while redis already runs there; the
+# client's writes and reads then fault pages over the link. Also checks
+# that the script waited for every page ("all memory in").
 #
-#   migrate_test.py --ckpt PATH --workdir DIR [--script scripts/ckpt-migrate]
+#   migrate_test.py --ckpt PATH --workdir DIR [--script scripts/ckpt-migrate] [--lazy]
 # Needs root, ip, nsenter, unshare and redis-server. Traffic only inside
 # the namespaces made here; they are deleted at the end, whatever happens.
 import ctypes
@@ -254,8 +259,10 @@ def run(a, wd):
             "--ckpt", a.ckpt, "--max-rounds", "5", "--min-mib", "4", "--keep-images",
             "--before-final", "ip link set vapp down",
             "--src-resume", "ip link set vapp up",
-            "--after-restore", "ip link set vapp master br0 up",
-            str(pid)]
+            "--after-restore", "ip link set vapp master br0 up"]
+    if a.lazy:
+        argv += ["--lazy", "--src-address", "10.88.0.1", "--lazy-port", "27101"]
+    argv.append(str(pid))
     log("running " + " ".join(argv))
     # The final dump kills the source's redis: reap it at once, or its
     # zombie would keep the pid the restore needs.
@@ -305,6 +312,12 @@ def run(a, wd):
         fail("a later pre-dump round sent as much as the first: %r pages" % rounds)
     if "downtime:" not in stdout:
         fail("no downtime reported")
+    if a.lazy:
+        if "final lazy dump:" not in stdout or "all memory in after" not in stdout:
+            fail("ckpt-migrate --lazy did not report a lazy dump and all memory in")
+        held = [l for l in stdout.splitlines() if l.startswith("final lazy dump:")][0]
+        if float(held.split(":")[1].split()[0]) <= 0:
+            fail("the lazy dump kept no memory at the source: " + held)
 
     wait_for(lambda: w.after >= 20 or w.error or not w.is_alive(),
              "the client's batches after the migration", timeout=120)
@@ -358,9 +371,13 @@ def main():
         del sys.argv[i:i + 2]
     else:
         script = None
+    lazy = "--lazy" in sys.argv
+    if lazy:
+        sys.argv.remove("--lazy")
 
     def run_with(a, wd):
         a.script = script
+        a.lazy = lazy
         run(a, wd)
     return app_env.main("migrate_test", run_with, missing, cleanup)
 
