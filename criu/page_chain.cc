@@ -1,5 +1,6 @@
 #include "criu/page_chain.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -111,12 +112,18 @@ class Chain {
     return levels_[depth - 1].get();
   }
 
+  // The size only: the contents are checked (images/image_check.h) where
+  // they are read, by the top directory's OpenRaw of "parent/.../pages-N"
+  // (the restorer, the premap, the lazy-pages daemon). Checking them here
+  // too read every pages file of the chain twice.
   Result<uint64_t> SizeOf(Level& l, uint32_t id) {
     auto it = l.sizes.find(id);
     if (it != l.sizes.end()) return it->second;
-    TRY_ASSIGN(UniqueFd fd, l.dir->OpenRaw(images::PagesFileName(id)));
+    std::string name = images::PagesFileName(id);
     struct stat st;
-    if (fstat(fd.get(), &st) < 0) return Error::Errno("stat pages image in " + l.path);
+    if (fstatat(l.dir->dirfd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0)
+      return Error::Errno(l.path + "/" + name);
+    if (!S_ISREG(st.st_mode)) return Error(l.path + "/" + name + ": not a regular file");
     l.sizes[id] = uint64_t(st.st_size);
     return uint64_t(st.st_size);
   }
