@@ -160,10 +160,16 @@ class Writer(threading.Thread):
 
 
 def setup_hosts():
-    for ns, addr in ((NS_SRC, "10.88.0.1/24"), (NS_DST, "10.88.0.3/24")):
+    # Each bridge gets a MAC of its own, as a host's NIC has: a bridge
+    # without one takes its lowest port's, and at the source that is the
+    # migrated veth's outer end while a lazy dump keeps the old namespace
+    # alive: its twin at the destination would then take the source's
+    # frames (the lazy-pages daemon's connection to the source stalled).
+    for ns, addr, mac in ((NS_SRC, "10.88.0.1/24", "02:00:0a:58:00:01"),
+                          (NS_DST, "10.88.0.3/24", "02:00:0a:58:00:03")):
         sh("ip", "netns", "add", ns)
         sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh("ip", "-n", ns, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", ns, "link", "add", "br0", "address", mac, "type", "bridge")
         sh("ip", "-n", ns, "addr", "add", addr, "dev", "br0")
         sh("ip", "-n", ns, "link", "set", "br0", "up")
     sh("ip", "-n", NS_SRC, "link", "add", "mlink", "type", "veth", "peer", "name", "mlink",
