@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "criu/page_chain.h"
+#include "criu/page_read.h"
 
 namespace ckpt {
 namespace {
@@ -32,17 +33,6 @@ bool Eligible(const pb::VmaEntry& v) {
   constexpr uint32_t kNoPremap = 1 /* DONTFORK */ | 32 /* WIPEONFORK */ | 64 /* DROPPABLE */;
   return v.kind() == pb::VMA_ANON_PRIVATE && !(v.flags() & MAP_GROWSDOWN) &&
          !(v.madv() & kNoPremap) && v.end() > v.start();
-}
-
-Status ReadPages(int fd, uint64_t addr, uint64_t len, uint64_t off) {
-  while (len > 0) {
-    ssize_t r = pread(fd, reinterpret_cast<void*>(addr), len, off_t(off));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return Error::Errno("reading pages into " + std::to_string(addr));
-    if (r == 0) return Error("pages image is truncated at " + std::to_string(addr));
-    addr += uint64_t(r), off += uint64_t(r), len -= uint64_t(r);
-  }
-  return Ok();
 }
 
 }  // namespace
@@ -75,6 +65,14 @@ Status PremapCow(const TaskImages& t, const images::ImageDir& dir) {
       own_off += len;
     }
   }
+  std::sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.vaddr < b.vaddr; });
+  // The runs that may touch [s, e): from the first that ends after s.
+  auto first_run = [&](uint64_t s) {
+    auto it = std::upper_bound(runs.begin(), runs.end(), s,
+                               [](uint64_t a, const Run& r) { return a < r.vaddr; });
+    if (it != runs.begin() && std::prev(it)->vaddr + std::prev(it)->len > s) --it;
+    return it;
+  };
   UniqueFd own;
   std::map<int32_t, UniqueFd> srcs;
   auto fd_of = [&](int32_t src) -> Result<int> {
@@ -93,12 +91,16 @@ Status PremapCow(const TaskImages& t, const images::ImageDir& dir) {
   };
 
   size_t shared_pages = 0, premapped = 0;
+  // Read once every VMA is mapped (criu/page_read.h: an incremental
+  // chain's thousands of runs in few preadv calls); its scratch buffer is
+  // then allocated where no VMA wants to go.
+  std::vector<PageRead> reads;
   for (const pb::VmaEntry& v : t.mm.vmas()) {
     if (!Eligible(v)) continue;
     uint64_t len = v.end() - v.start();
     bool from_parent = inherited.ranges.count({v.start(), v.end()}) != 0;
-    bool has_pages = false;
-    for (const Run& r : runs) has_pages |= r.vaddr < v.end() && r.vaddr + r.len > v.start();
+    auto from = first_run(v.start());
+    bool has_pages = from != runs.end() && from->vaddr < v.end();
     // Nothing to share (e.g. a PROT_NONE reservation): restored as before,
     // without charging a writable mapping of its size here.
     if (!from_parent && !has_pages) continue;
@@ -128,26 +130,29 @@ Status PremapCow(const TaskImages& t, const images::ImageDir& dir) {
           return Error::Errno("MADV_DONTNEED " + std::to_string(cur));
         return Ok();
       };
-      for (const Run& r : runs) {
-        if (r.vaddr + r.len <= v.start() || r.vaddr >= v.end()) continue;
+      for (auto it = from; it != runs.end() && it->vaddr < v.end(); ++it) {
+        const Run& r = *it;
+        if (r.vaddr + r.len <= v.start()) continue;
         TRY(zap(std::max(cur, r.vaddr)));
         cur = std::max(cur, std::min(v.end(), r.vaddr + r.len));
       }
       TRY(zap(v.end()));
     }
-    for (const Run& r : runs) {
-      if (r.vaddr + r.len <= v.start() || r.vaddr >= v.end()) continue;
+    for (auto it = from; it != runs.end() && it->vaddr < v.end(); ++it) {
+      const Run& r = *it;
+      if (r.vaddr + r.len <= v.start()) continue;
       uint64_t s = std::max(r.vaddr, v.start()), e = std::min(r.vaddr + r.len, v.end());
       if (from_parent && r.src >= 0) {
         shared_pages += (e - s) / kPage;
         continue;  // still the parent's page
       }
       TRY_ASSIGN(int fd, fd_of(r.src));
-      TRY(ReadPages(fd, s, e - s, r.off + (s - r.vaddr)));
+      reads.push_back({fd, s, e - s, r.off + (s - r.vaddr)});
     }
     g_premapped.ranges.insert({v.start(), v.end()});
     premapped++;
   }
+  TRY(ReadPageRuns(reads));
   LOG_DBG("pid " + std::to_string(t.pid()) + ": " + std::to_string(premapped) +
           " anonymous VMAs premapped, " + std::to_string(shared_pages) +
           " pages shared with the parent");

@@ -7,6 +7,8 @@
 // Lazy: the dumped pages inside private anonymous VMAs (not
 // MAP_DROPPABLE): userfaultfd's MISSING mode works on anonymous memory
 // only, so pages of private file mappings are read eagerly, as always.
+// The pages holding a thread's rseq area are eager too: the kernel writes
+// that area when the restorer registers rseq, before the daemon serves.
 //
 //   LazyPlan p = PlanLazy(task);
 //   p.eager  -> RestorePages for the restorer;  p.vmas -> UFFDIO_REGISTER

@@ -205,7 +205,11 @@ Result<UniqueFd> LazySourceListen(const std::string& address, int port) {
 Status ServeLazySource(const std::string& dir_path, int listen_fd,
                        const std::function<void()>& on_ready) {
   TRY_ASSIGN(std::unique_ptr<images::ImageDir> dir, images::ImageDir::Open(dir_path));
-  TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir), "reading the dump in " + dir_path);
+  // Only this dump's own pages are held and served: its parent images'
+  // (pre-dumps) are read at the destination, and may not be here at all
+  // (sent to a page server).
+  TRY_ASSIGN(TreeImages tree, LoadTreeImages(*dir, "", /*own_pages_only=*/true),
+             "reading the dump in " + dir_path);
   // Keep each pages file whole in a memfd, then punch the lazy pages out
   // of DIR's copy: the destination reads them from us.
   std::map<std::string, Held> held;

@@ -1,5 +1,6 @@
 #include "criu/page_chain.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -111,10 +112,16 @@ class Chain {
     return levels_[depth - 1].get();
   }
 
+  // The size only: the contents are checked (images/image_check.h) where
+  // they are read, by the top directory's OpenRaw of "parent/.../pages-N"
+  // (the restorer, the premap, the lazy-pages daemon). Checking them here
+  // too read every pages file of the chain twice.
   Result<uint64_t> SizeOf(Level& l, uint32_t id) {
     auto it = l.sizes.find(id);
     if (it != l.sizes.end()) return it->second;
-    TRY_ASSIGN(uint64_t size, l.dir->RawSize(images::PagesFileName(id)));
+    // Listed size and index only: the contents are checked where they are
+    // read (the chain's files would otherwise be checksummed twice).
+    TRY_ASSIGN(uint64_t size, l.dir->ListedRawSize(images::PagesFileName(id)));
     l.sizes[id] = size;
     return size;
   }

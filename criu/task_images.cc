@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
 #include "criu/ns/namespaces.h"
@@ -180,7 +181,8 @@ Status LoadTask(const images::ImageDir& dir, const TreeImages& tree, TaskImages&
 
 }  // namespace
 
-Result<TreeImages> LoadTreeImages(const images::ImageDir& dir, const std::string& lsm_profile) {
+Result<TreeImages> LoadTreeImages(const images::ImageDir& dir, const std::string& lsm_profile,
+                                  bool own_pages_only) {
   TreeImages tree;
   if (!dir.Exists(ImageType::kInventory))
     return Error(dir.path() + " holds no complete dump (no inventory image)");
@@ -276,7 +278,16 @@ Result<TreeImages> LoadTreeImages(const images::ImageDir& dir, const std::string
         return Error("pagemap image of pid " + std::to_string(t.pid()) +
                      ": shared pages outside their source file");
     }
-  TRY(ResolveParentPages(dir, &tree));  // incremental chains: pages of the parent images
+  if (own_pages_only) {
+    for (TaskImages& t : tree.tasks) {
+      auto& pm = t.pages;
+      pm.erase(std::remove_if(pm.begin(), pm.end(),
+                              [](const pb::PagemapEntry& p) { return p.in_parent(); }),
+               pm.end());
+    }
+  } else {
+    TRY(ResolveParentPages(dir, &tree));  // incremental chains: pages of the parent images
+  }
   TRY(LoadSeccomp(dir, &tree));
   TRY(LoadLsm(dir, &tree, lsm_profile));
   return tree;

@@ -69,6 +69,11 @@ struct TreeImages {
 // Reads and checks every image of the dump in `dir`. Errors name the image
 // and what is wrong with it.
 // `lsm_profile`: --lsm-profile (criu/lsm.h LoadLsm).
-Result<TreeImages> LoadTreeImages(const images::ImageDir& dir, const std::string& lsm_profile = "");
+// `own_pages_only`: pagemap entries held by parent images (in_parent) are
+// dropped instead of resolved through the chain (criu/page_chain.h): for a
+// lazy dump's holder, which serves only this dump's pages files and whose
+// parent images' pages may live elsewhere (a page server).
+Result<TreeImages> LoadTreeImages(const images::ImageDir& dir, const std::string& lsm_profile = "",
+                                  bool own_pages_only = false);
 
 }  // namespace ckpt

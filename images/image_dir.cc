@@ -167,9 +167,7 @@ Result<UniqueFd> ImageDir::CreateFile(const std::string& name) {
   return fd;
 }
 
-Result<bool> ImageDir::CheckRaw(int fd, const std::string& name) const {
-  auto done = verified_.find(name);
-  if (done != verified_.end()) return done->second;
+Status ImageDir::LoadSums() const {
   if (!sums_loaded_) {
     for (uint32_t id : {0u, 1u}) {  // ours, and a page server's
       if (!Exists(ImageType::kChecksums, id)) continue;
@@ -183,18 +181,30 @@ Result<bool> ImageDir::CheckRaw(int fd, const std::string& name) const {
     }
     sums_loaded_ = true;
   }
+  return Ok();
+}
+
+Result<const ImageDir::Sum*> ImageDir::Listed(const std::string& name) const {
+  TRY(LoadSums());
   auto it = sums_.find(name);
   if (it == sums_.end())
     return Error(path_ + "/" + name + ": not listed in checksums.img (damaged or foreign image "
                  "directory)");
+  return &it->second;
+}
+
+Result<bool> ImageDir::CheckRaw(int fd, const std::string& name) const {
+  auto done = verified_.find(name);
+  if (done != verified_.end()) return done->second;
+  TRY_ASSIGN(const Sum* listed, Listed(name));
   TRY_ASSIGN(FileSum s, SumFile(fd, name, SumThreads()));
-  if (s.size != it->second.size)
+  if (s.size != listed->size)
     return Error(path_ + "/" + name + ": damaged: " + std::to_string(s.size) + " bytes, " +
-                 std::to_string(it->second.size) + " when dumped (truncated, or bytes appended)");
-  if (s.crc != it->second.crc)
+                 std::to_string(listed->size) + " when dumped (truncated, or bytes appended)");
+  if (s.crc != listed->crc)
     return Error(path_ + "/" + name + ": damaged: checksum mismatch (bytes changed)");
-  verified_[name] = it->second.zpages;
-  return it->second.zpages;
+  verified_[name] = listed->zpages;
+  return listed->zpages;
 }
 
 Result<ImageWriter> ImageDir::OpenWriter(ImageType t, uint32_t id) {
@@ -262,6 +272,19 @@ Result<bool> ImageDir::Check(int fd, const std::string& name) const {
 Result<bool> ImageDir::IsZPages(const std::string& name) const {
   TRY_ASSIGN(UniqueFd fd, OpenPlain(name));
   return Check(fd.get(), name);
+}
+
+Result<uint64_t> ImageDir::ListedRawSize(const std::string& name) const {
+  TRY_ASSIGN(const Sum* listed, Listed(name));
+  TRY_ASSIGN(UniqueFd fd, OpenPlain(name));
+  struct stat st;
+  if (::fstat(fd.get(), &st) < 0) return Error::Errno("fstat " + path_ + "/" + name);
+  if (uint64_t(st.st_size) != listed->size)
+    return Error(path_ + "/" + name + ": damaged: " + std::to_string(st.st_size) + " bytes, " +
+                 std::to_string(listed->size) + " when dumped (truncated, or bytes appended)");
+  if (!listed->zpages) return uint64_t(st.st_size);
+  TRY_ASSIGN(ZReader r, ZReader::Open(std::move(fd), path_ + "/" + name));
+  return r.raw_size();
 }
 
 Result<uint64_t> ImageDir::RawSize(const std::string& name) const {

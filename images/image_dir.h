@@ -110,6 +110,10 @@ class ImageDir {
   // read from its index), after OpenRaw's checks: for size checks that
   // must not decompress.
   Result<uint64_t> RawSize(const std::string& name) const;
+  // The same, from the listed size and a zpages file's index only: the
+  // contents are not checksummed here (whoever reads them checks them
+  // then). For a file of this directory (no "parent/" prefix).
+  Result<uint64_t> ListedRawSize(const std::string& name) const;
   // Whether OpenRaw(name) decompresses (after its checks).
   Result<bool> IsZPages(const std::string& name) const;
   // After raw files of a complete dump were changed on purpose (a lazy
@@ -164,6 +168,8 @@ class ImageDir {
     uint32_t crc;
     bool zpages;
   };
+  Status LoadSums() const;                                   // sums_, once
+  Result<const Sum*> Listed(const std::string& name) const;  // its entry, or an error
   mutable std::map<std::string, Sum> sums_;
   mutable std::map<std::string, bool> verified_;  // name -> zpages
   mutable std::map<std::string, UniqueFd> unpacked_;  // zpages files, decompressed

@@ -15,8 +15,13 @@
 # pre-dump rounds sent less than the first, and every key holds what was
 # last written (or what it was loaded with), read over a new connection
 # that now crosses the link between the hosts.
+# --lazy: the same with post-copy (ckpt-migrate --lazy): the final dump
+# keeps redis's last memory at the source and serves it to `ckpt
+# lazy-pages` at the destination while redis already runs there; the
+# client's writes and reads then fault pages over the link. Also checks
+# that the script waited for every page ("all memory in").
 #
-#   migrate_test.py --ckpt PATH --workdir DIR [--script scripts/ckpt-migrate]
+#   migrate_test.py --ckpt PATH --workdir DIR [--script scripts/ckpt-migrate] [--lazy]
 # Needs root, ip, nsenter, unshare and redis-server. Traffic only inside
 # the namespaces made here; they are deleted at the end, whatever happens.
 import ctypes
@@ -155,10 +160,16 @@ class Writer(threading.Thread):
 
 
 def setup_hosts():
-    for ns, addr in ((NS_SRC, "10.88.0.1/24"), (NS_DST, "10.88.0.3/24")):
+    # Each bridge gets a MAC of its own, as a host's NIC has: a bridge
+    # without one takes its lowest port's, and at the source that is the
+    # migrated veth's outer end while a lazy dump keeps the old namespace
+    # alive: its twin at the destination would then take the source's
+    # frames (the lazy-pages daemon's connection to the source stalled).
+    for ns, addr, mac in ((NS_SRC, "10.88.0.1/24", "02:00:0a:58:00:01"),
+                          (NS_DST, "10.88.0.3/24", "02:00:0a:58:00:03")):
         sh("ip", "netns", "add", ns)
         sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh("ip", "-n", ns, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", ns, "link", "add", "br0", "address", mac, "type", "bridge")
         sh("ip", "-n", ns, "addr", "add", addr, "dev", "br0")
         sh("ip", "-n", ns, "link", "set", "br0", "up")
     sh("ip", "-n", NS_SRC, "link", "add", "mlink", "type", "veth", "peer", "name", "mlink",
@@ -254,19 +265,22 @@ def run(a, wd):
             "--ckpt", a.ckpt, "--max-rounds", "5", "--min-mib", "4", "--keep-images",
             "--before-final", "ip link set vapp down",
             "--src-resume", "ip link set vapp up",
-            "--after-restore", "ip link set vapp master br0 up",
-            str(pid)]
+            "--after-restore", "ip link set vapp master br0 up"]
+    if a.lazy:
+        argv += ["--lazy", "--src-address", "10.88.0.1", "--lazy-port", "27101"]
+    argv.append(str(pid))
     log("running " + " ".join(argv))
     # The final dump kills the source's redis: reap it at once, or its
     # zombie would keep the pid the restore needs.
     reaper = threading.Thread(target=server.wait, daemon=True)
     reaper.start()
     out_path = os.path.join(wd, "ckpt-migrate.out")
+    limit = 150 if a.lazy else 240  # a lazy migration takes ~30 s here
     with open(out_path, "w") as out_f:
         mig = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_f,
                                stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            rc = mig.wait(timeout=240)
+            rc = mig.wait(timeout=limit)
         except subprocess.TimeoutExpired:
             os.killpg(mig.pid, 9)
             mig.wait()
@@ -275,7 +289,7 @@ def run(a, wd):
     for line in stdout.splitlines():
         log("  | " + line)
     if rc is None:
-        fail("ckpt-migrate did not end within 240 s")
+        fail("ckpt-migrate did not end within %d s" % limit)
     if rc != 0:
         fail("ckpt-migrate exited %d" % rc)
     w.migrated.set()
@@ -305,6 +319,12 @@ def run(a, wd):
         fail("a later pre-dump round sent as much as the first: %r pages" % rounds)
     if "downtime:" not in stdout:
         fail("no downtime reported")
+    if a.lazy:
+        if "final lazy dump:" not in stdout or "all memory in after" not in stdout:
+            fail("ckpt-migrate --lazy did not report a lazy dump and all memory in")
+        held = [l for l in stdout.splitlines() if l.startswith("final lazy dump:")][0]
+        if float(held.split(":")[1].split()[0]) <= 0:
+            fail("the lazy dump kept no memory at the source: " + held)
 
     wait_for(lambda: w.after >= 20 or w.error or not w.is_alive(),
              "the client's batches after the migration", timeout=120)
@@ -358,9 +378,13 @@ def main():
         del sys.argv[i:i + 2]
     else:
         script = None
+    lazy = "--lazy" in sys.argv
+    if lazy:
+        sys.argv.remove("--lazy")
 
     def run_with(a, wd):
         a.script = script
+        a.lazy = lazy
         run(a, wd)
     return app_env.main("migrate_test", run_with, missing, cleanup)
 

@@ -1,9 +1,14 @@
 // See bench_precopy.h.
 #include "bench_precopy.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,6 +41,11 @@ struct RunResult {
   std::vector<Round> rounds;
   Round final_dump;
   double final_restore = NAN, pause = NAN;
+  // Post-copy (the same pre-copy, then a lazy final step): until the
+  // restore returned, and until every page was in.
+  std::vector<Round> lazy_rounds;
+  uint64_t lazy_bytes = 0;
+  double lazy_dump = NAN, lazy_restore = NAN, lazy_pause = NAN, lazy_all_in = NAN;
   std::string error;
 };
 
@@ -56,6 +66,8 @@ class Bench {
         Cold(r, run);
         res.verified++;
         Precopy(r, run);
+        res.verified++;
+        Postcopy(r, run);
         res.verified++;
       } catch (const RunFailure& e) {
         r.error = e.what();
@@ -191,6 +203,114 @@ class Bench {
     Verify(pid, pidfile, out);
   }
 
+  // `ckpt ARGV... --status-fd 3` in the background; returns once it wrote
+  // its status byte (listening, or holding the pages).
+  pid_t SpawnReady(std::vector<std::string> argv, const std::string& log, const std::string& what) {
+    int st[2];
+    if (pipe2(st, O_CLOEXEC) < 0) throw RunFailure("pipe failed");
+    argv.insert(argv.end(), {"--status-fd", "3"});
+    pid_t p = fork();
+    if (p < 0) throw RunFailure("fork failed");
+    if (p == 0) {
+      if (dup2(st[1], 3) < 0) _exit(127);
+      std::vector<char*> av;
+      for (std::string& a : argv) av.push_back(a.data());
+      av.push_back(nullptr);
+      execv(av[0], av.data());
+      _exit(127);
+    }
+    close(st[1]);
+    struct pollfd pfd = {st[0], POLLIN, 0};
+    char ch;
+    bool up = poll(&pfd, 1, int(o_.timeout * 1000)) == 1 && read(st[0], &ch, 1) == 1;
+    close(st[0]);
+    if (!up) throw RunFailure(with_log(what + " did not get ready", {{what + " log", log}}));
+    return p;
+  }
+
+  void ExpectExit0(pid_t p, const std::string& what, const std::string& log) {
+    std::optional<int> st = wait_exit(p, o_.timeout);
+    if (!st || !WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
+      throw RunFailure(with_log(what + " did not end well", {{what + " log", log}}));
+  }
+
+  // Pre-copy as above, then post-copy: the final dump keeps its pages
+  // (`dump --lazy-pages`, serving on 127.0.0.1), its other images are
+  // copied over, `ckpt lazy-pages --page-server` pulls the pages while the
+  // restored process runs. The pause ends when `restore --lazy-pages`
+  // returned; "all in" when the daemon had every page.
+  void Postcopy(RunResult& r, int run) {
+    const std::string pre = fmt("%s/precopy-run%d-lazy-", o_.work_dir.c_str(), run);
+    pid_t pid;
+    std::string out = Victim(fmt("run%d-lazy", run), &pid);
+    rm_rf(root_ + "/src");
+    rm_rf(root_ + "/dst");
+    std::string prev;
+    for (int k = 1; k <= o_.max_rounds; k++) {
+      progress(fmt("precopy run %d/%d: post-copy: pre-dump %d", run, o_.runs, k));
+      std::vector<std::string> cmd = {o_.ckpt, "pre-dump", "-t", std::to_string(pid)};
+      if (!prev.empty()) cmd.insert(cmd.end(), {"--prev-images-dir", "../" + prev});
+      std::string step = fmt("pre%d", k);
+      Round rd = Step(cmd, step, pre);
+      r.lazy_rounds.push_back(rd);
+      prev = step;
+      if (rd.bytes < kMinRoundBytes) break;
+      if (r.lazy_rounds.size() > 1 && rd.bytes >= r.lazy_rounds[r.lazy_rounds.size() - 2].bytes)
+        break;
+    }
+    progress(fmt("precopy run %d/%d: post-copy: lazy final dump and restore", run, o_.runs));
+    const std::string src = root_ + "/src/final", dst = root_ + "/dst/final";
+    fs::create_directories(src);
+    fs::create_directories(dst);
+    int port = FreePort();
+    double t0 = now();
+    std::vector<std::string> dump = {o_.ckpt, "dump", "-t", std::to_string(pid), "-D", src,
+                                     "-o", pre + "dump.log", "--lazy-pages", "--address",
+                                     "127.0.0.1", "--port", std::to_string(port)};
+    if (!prev.empty()) dump.insert(dump.end(), {"--prev-images-dir", "../" + prev, "--track-mem"});
+    pid_t lazy_dump = SpawnReady(dump, pre + "dump.log", "the lazy dump");
+    r.lazy_dump = now() - t0;
+    for (const auto& e : fs::directory_iterator(src)) {
+      fs::path to = dst + "/" + e.path().filename().string();
+      if (e.is_symlink())
+        fs::copy_symlink(e.path(), to);
+      else
+        fs::copy_file(e.path(), to, fs::copy_options::overwrite_existing);
+      std::string n = e.path().filename().string();
+      if (n.rfind("pages-", 0) == 0) r.lazy_bytes += e.file_size();
+    }
+    pid_t daemon = SpawnReady({o_.ckpt, "lazy-pages", "-D", dst, "-o", pre + "lazy-pages.log",
+                               "--page-server", "--address", "127.0.0.1", "--port",
+                               std::to_string(port)},
+                              pre + "lazy-pages.log", "the lazy-pages daemon");
+    WaitKilled(pid);
+    const std::string pidfile = pre + "restore.pid";
+    r.lazy_restore = run_ckpt({o_.ckpt, "restore", "-D", dst, "-d", "--lazy-pages", "--pidfile",
+                               pidfile, "-o", pre + "restore.log"},
+                              pre + "restore.out", pre + "restore.log", o_.timeout,
+                              "ckpt restore --lazy-pages");
+    r.lazy_pause = now() - t0;
+    ExpectExit0(daemon, "the lazy-pages daemon", pre + "lazy-pages.log");
+    r.lazy_all_in = now() - t0;
+    ExpectExit0(lazy_dump, "the lazy dump", pre + "dump.log");
+    Verify(pid, pidfile, out);
+  }
+
+  static int FreePort() {
+    int sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    int port = 0;
+    if (sk >= 0 && bind(sk, reinterpret_cast<sockaddr*>(&a), len) == 0 &&
+        getsockname(sk, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+      port = ntohs(a.sin_port);
+    if (sk >= 0) close(sk);
+    if (port == 0) throw RunFailure("finding a free port failed");
+    return port;
+  }
+
   static uint64_t PagesBytes(const std::string& dir) {
     uint64_t n = 0;
     for (const auto& e : fs::directory_iterator(dir)) {
@@ -222,13 +342,26 @@ class Bench {
         "         final dump: %6.1f MiB in %.3f s, restore %.3f s: pause %.3f s (%.0f%% of "
         "the cold pause)\n",
         Mib(r.final_dump.bytes), r.final_dump.secs, r.final_restore, r.pause, 100 * r.pause / cold);
+    if (std::isnan(r.lazy_pause)) {
+      if (!r.error.empty()) printf("         post-copy failed: %s\n", first_line(r.error).c_str());
+      return;
+    }
+    for (size_t i = 0; i < r.lazy_rounds.size(); i++)
+      printf("         post-copy pre-dump %zu: %8.1f MiB in %.3f s (the process runs)\n", i + 1,
+             Mib(r.lazy_rounds[i].bytes), r.lazy_rounds[i].secs);
+    printf(
+        "         post-copy final: lazy dump %.1f MiB held in %.3f s, restore --lazy-pages %.3f s: "
+        "pause %.3f s (%.0f%% of the cold full dump); every page in after %.3f s\n",
+        Mib(r.lazy_bytes), r.lazy_dump, r.lazy_restore, r.lazy_pause,
+        100 * r.lazy_pause / r.cold_dump, r.lazy_all_in);
   }
 
   static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
   void Summary(const std::vector<RunResult>& runs) {
-    double cold = NAN, pause = NAN, full = NAN;
+    double cold = NAN, pause = NAN, full = NAN, lazy = NAN;
     for (const RunResult& r : runs) {
+      if (!std::isnan(r.lazy_pause)) lazy = std::isnan(lazy) ? r.lazy_pause : std::min(lazy, r.lazy_pause);
       if (!std::isnan(r.cold_dump)) {
         cold = std::isnan(cold) ? r.cold_dump + r.cold_restore
                                 : std::min(cold, r.cold_dump + r.cold_restore);
@@ -242,6 +375,9 @@ class Bench {
         "cold full dump, %.0f%% of the cold pause (issue 10's target: under 10%% of a cold "
         "full dump)\n",
         full, cold, pause, 100 * pause / full, 100 * pause / cold);
+    if (!std::isnan(lazy))
+      printf("  best post-copy pause %.3f s = %.0f%% of the cold full dump\n", lazy,
+             100 * lazy / full);
   }
 
   const PrecopyBenchOptions& o_;

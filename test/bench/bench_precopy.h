@@ -9,7 +9,12 @@
 //             or max_rounds), then the final dump --prev-images-dir
 //             --track-mem --page-server and the restore from the chain;
 //             the pause is from the start of the final dump until the
-//             restore returned with the process running.
+//             restore returned with the process running;
+//   post-copy: the same pre-copy with a new victim, then the final step
+//             lazy: `dump --lazy-pages` keeps the pages and serves them on
+//             127.0.0.1, `restore --lazy-pages` with `ckpt lazy-pages
+//             --page-server` pulling them; the pause ends when the restore
+//             returned, and "every page in" when the daemon exited 0.
 // Every restored victim is SIGTERMed and must find every page right.
 #pragma once
 

@@ -19,6 +19,39 @@ uint64_t Owed(const uffd::PendingPages& p) {
   return n;
 }
 
+// A thread's rseq area is written by the kernel when the restorer
+// registers it, before the daemon serves: its page is eager, the rest of
+// the VMA lazy (and the VMA still registered).
+TEST(LazyPlan, RseqAreaPagesAreEager) {
+  TaskImages t;
+  t.pages_id = 1;
+  auto* anon = t.mm.add_vmas();
+  anon->set_start(0x10000), anon->set_end(0x20000), anon->set_kind(pb::VMA_ANON_PRIVATE);
+  pb::PagemapEntry e;
+  e.set_vaddr(0x10000), e.set_nr_pages(16);
+  t.pages.push_back(e);
+  auto* th = t.core.add_threads();
+  th->mutable_rseq()->set_ptr(0x14ff0);  // 32 bytes across the 0x15000 page edge
+  th->mutable_rseq()->set_size(32);
+  th->mutable_rseq()->set_signature(0x53053053);
+  t.core.add_threads();  // a thread without rseq
+
+  LazyPlan p = PlanLazy(t);
+  ASSERT_EQ(p.eager.size(), 1u);
+  EXPECT_EQ(p.eager[0].vaddr, 0x14000u);
+  EXPECT_EQ(p.eager[0].nr_pages, 2u);
+  EXPECT_EQ(p.eager[0].off, 4 * kP);
+  ASSERT_EQ(p.lazy.size(), 2u);
+  EXPECT_EQ(p.lazy[0].vaddr, 0x10000u);
+  EXPECT_EQ(p.lazy[0].nr_pages, 4u);
+  EXPECT_EQ(p.lazy[1].vaddr, 0x16000u);
+  EXPECT_EQ(p.lazy[1].nr_pages, 10u);
+  EXPECT_EQ(p.lazy[1].off, 6 * kP);
+  ASSERT_EQ(p.vmas.size(), 1u);
+  EXPECT_EQ(p.vmas[0].start, 0x10000u);
+  EXPECT_EQ(p.vmas[0].end, 0x20000u);
+}
+
 TEST(LazyPlan, AnonymousPagesAreLazyFilePagesEager) {
   TaskImages t;
   t.pages_id = 3;
