@@ -127,13 +127,9 @@ class RemoteSource : public PageSource {
   std::string peer_;
 };
 
-// One held pages file: a memfd with the whole file.
-struct Held {
-  UniqueFd fd;
-  uint64_t size = 0;
-};
+}  // namespace
 
-Status Serve(int sk, std::map<std::string, Held>& held) {
+Status ServeLazyRequests(int sk, const std::map<std::string, LazyHeldFile>& held) {
   for (;;) {
     Frame f;
     ssize_t n = recv(sk, &f, sizeof(f), MSG_WAITALL);
@@ -167,8 +163,6 @@ Status Serve(int sk, std::map<std::string, Held>& held) {
   }
 }
 
-}  // namespace
-
 Result<std::unique_ptr<PageSource>> PageSource::Local(const std::string& dir) {
   return std::unique_ptr<PageSource>(new LocalSource(dir));
 }
@@ -177,6 +171,11 @@ Result<std::unique_ptr<PageSource>> PageSource::Remote(const std::string& dir,
                                                        const std::string& address, int port) {
   std::string peer;
   TRY_ASSIGN(UniqueFd sk, page_wire::Connect(address, port, "the lazy dump", &peer));
+  return RemoteOver(dir, std::move(sk), peer);
+}
+
+std::unique_ptr<PageSource> PageSource::RemoteOver(const std::string& dir, UniqueFd sk,
+                                                   const std::string& peer) {
   return std::unique_ptr<PageSource>(new RemoteSource(dir, std::move(sk), peer));
 }
 
@@ -212,7 +211,7 @@ Status ServeLazySource(const std::string& dir_path, int listen_fd,
              "reading the dump in " + dir_path);
   // Keep each pages file whole in a memfd, then punch the lazy pages out
   // of DIR's copy: the destination reads them from us.
-  std::map<std::string, Held> held;
+  std::map<std::string, LazyHeldFile> held;
   std::map<std::string, std::vector<PageRun>> punch;
   for (const TaskImages& t : tree.tasks) {
     if (t.zombie()) continue;
@@ -225,7 +224,7 @@ Status ServeLazySource(const std::string& dir_path, int listen_fd,
     if (!f) return Error::Errno("open " + path);
     struct stat st;
     if (fstat(f.get(), &st) < 0) return Error::Errno("stat " + path);
-    Held h;
+    LazyHeldFile h;
     h.fd.reset(memfd_create(("ckpt-lazy-" + name).c_str(), MFD_CLOEXEC));
     if (!h.fd) return Error::Errno("memfd_create");
     h.size = uint64_t(st.st_size);
@@ -260,7 +259,7 @@ Status ServeLazySource(const std::string& dir_path, int listen_fd,
   }
   int one = 1;  // answers are a small frame then the pages: no Nagle delay
   setsockopt(sk.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  TRY(Serve(sk.get(), held));
+  TRY(ServeLazyRequests(sk.get(), held));
   LOG_INFO("lazy dump: the lazy-pages daemon has every page");
   return Ok();
 }

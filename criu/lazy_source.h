@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -32,6 +33,10 @@ class PageSource {
   // those of parent images (pre-dumps) from `dir`.
   static Result<std::unique_ptr<PageSource>> Remote(const std::string& dir,
                                                     const std::string& address, int port);
+  // As Remote, over an already connected stream socket; `peer` names the
+  // other side in errors.
+  static std::unique_ptr<PageSource> RemoteOver(const std::string& dir, UniqueFd sk,
+                                                const std::string& peer);
   virtual ~PageSource() = default;
   // len bytes at `off` of pages source `src` (criu/page_chain.h ids).
   virtual Status Read(uint32_t src, uint64_t off, void* buf, uint64_t len) = 0;
@@ -50,5 +55,17 @@ Status RefuseHeldPages(const std::string& dir);
 Result<UniqueFd> LazySourceListen(const std::string& address, int port);
 Status ServeLazySource(const std::string& dir, int listen_fd,
                        const std::function<void()>& on_ready);
+
+// One pages file a lazy dump holds: the whole file in memfd `fd`.
+struct LazyHeldFile {
+  UniqueFd fd;
+  uint64_t size = 0;
+};
+// ServeLazySource's part once the daemon connected: answers its requests
+// on connected stream socket `sk` from `held` (by pages file name) until
+// it says done. The peer is not trusted (test/fuzz/fuzz_page_wire.cc): a
+// request outside `held` gets a kError answer, a bad frame ends the serve
+// with an error.
+Status ServeLazyRequests(int sk, const std::map<std::string, LazyHeldFile>& held);
 
 }  // namespace ckpt

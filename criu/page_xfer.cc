@@ -360,8 +360,12 @@ Status RunPageServer(const std::string& dir, const std::string& address, int por
     if (!sk && errno != EINTR) return Error::Errno("page server: accept");
   }
   ls.reset();
-  Receiver r(dirfd.get());
-  return r.Serve(sk.get());
+  return ServePageStream(dirfd.get(), sk.get());
+}
+
+Status ServePageStream(int dirfd, int sk) {
+  Receiver r(dirfd);
+  return r.Serve(sk);
 }
 
 }  // namespace ckpt

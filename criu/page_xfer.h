@@ -81,6 +81,11 @@ class PageTarget {
 // service answers its client with it).
 Status RunPageServer(const std::string& dir, const std::string& address, int port,
                      const std::function<void(int port)>& on_listening);
+// RunPageServer's part once a dump connected: receives one dump from the
+// connected stream socket `sk` into directory `dirfd`. Whatever the peer
+// sends (it is not trusted: test/fuzz/fuzz_page_wire.cc), the result is an
+// error naming the reason or a commit, and an error leaves no file in DIR.
+Status ServePageStream(int dirfd, int sk);
 
 namespace page_wire {
 inline constexpr uint32_t kMagic = 0x53504b43;  // "CKPS"

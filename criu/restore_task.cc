@@ -463,6 +463,9 @@ Status EnterRestorer(const TaskImages& t, const images::ImageDir& dir, const Opt
     abi::KItimerval& v = a->itimers[it.which()];
     uint64_t value_us = it.value_us();
     if (it.which() != ITIMER_REAL && value_us > tick_us) value_us -= tick_us;
+    // A periodic ITIMER_REAL that had expired reads 0 until its SIGALRM is
+    // taken (the kernel re-arms it then); restored as 0 it would stay off.
+    if (it.which() == ITIMER_REAL && value_us == 0 && it.interval_us() != 0) value_us = 1;
     v.interval = {int64_t(it.interval_us() / 1000000), int64_t(it.interval_us() % 1000000)};
     v.value = {int64_t(value_us / 1000000), int64_t(value_us % 1000000)};
   }

@@ -3,7 +3,8 @@
 // and every task's core, mm, pagemap, fds, fs, seccomp, LSM images, with
 // their Validate/Check functions), PlanHelpers, and the IPC and mount
 // namespace images. The input packs several files (fuzz_util.h); the seed
-// corpus is real dumps (scripts/fuzz-corpus).
+// corpus is real dumps (scripts/fuzz-corpus); record images are sealed
+// and raw files listed in checksums.img by the target (fuzz_util.h).
 #include <cstddef>
 #include <cstdint>
 
@@ -22,6 +23,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto& scratch = ckpt::fuzz::ScratchDir::Get();
   scratch.UnpackInto(data, size);
+  scratch.Seal();
   auto dir = ckpt::images::ImageDir::Open(scratch.path());
   if (!dir.ok()) abort();  // our own directory
   auto tree = ckpt::LoadTreeImages(**dir);

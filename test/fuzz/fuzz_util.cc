@@ -14,6 +14,7 @@
 #include <google/protobuf/stubs/logging.h>
 
 #include "base/log.h"
+#include "images/image_check.h"
 
 namespace ckpt::fuzz {
 namespace {
@@ -54,7 +55,21 @@ void RemoveScratch() {
   rmdir(p.c_str());
 }
 
+bool HasTrailerMark(const std::string& b) {
+  if (b.size() < images::kTrailerSize) return false;
+  uint32_t mark;
+  memcpy(&mark, b.data() + b.size() - images::kTrailerSize, 4);
+  return mark == images::kTrailerMark;
+}
+
+constexpr uint32_t kImageMagic = 0x54504b43;  // "CKPT": every record image starts so
+
 }  // namespace
+
+std::string SealedImage(const uint8_t* data, size_t size) {
+  std::string b(reinterpret_cast<const char*>(data), size);
+  return HasTrailerMark(b) ? b : images::SealImage(b);
+}
 
 void Quiet() {
   log::SetLevel(0);
@@ -100,6 +115,45 @@ void ScratchDir::Clear() {
   // The code under test never creates directories here; files only.
   for (const auto& n : names)
     if (unlinkat(dirfd_, n.c_str(), 0) < 0) Die("fuzz: unlink");
+}
+
+void ScratchDir::Seal() {
+  std::vector<std::string> names;
+  DIR* d = opendir(path_.c_str());
+  if (!d) Die("fuzz: opendir");
+  while (struct dirent* e = readdir(d))
+    if (e->d_type == DT_REG) names.push_back(e->d_name);
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  std::vector<images::FileSum> sums;
+  bool listed = false;
+  for (const auto& n : names) {
+    int fd = openat(dirfd_, n.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) Die("fuzz: open");
+    uint32_t magic = 0;
+    bool record = pread(fd, &magic, 4, 0) == 4 && magic == kImageMagic;
+    listed |= n == "checksums.img";
+    if (record) {
+      off_t size = lseek(fd, 0, SEEK_END);
+      std::string b(size_t(size), '\0');
+      if (pread(fd, b.data(), b.size(), 0) != ssize_t(b.size())) Die("fuzz: read");
+      if (!HasTrailerMark(b)) {
+        std::string t = images::Trailer(images::Crc32c(0, b.data(), b.size()), b.size());
+        WriteAll(fd, reinterpret_cast<const uint8_t*>(t.data()), t.size());
+      }
+    } else {
+      auto s = images::SumFile(fd, n);
+      if (!s.ok()) Die("fuzz: checksum");
+      sums.push_back(*s);
+    }
+    close(fd);
+  }
+  if (listed) return;
+  std::string list = images::ChecksumsImage(sums);
+  int fd = openat(dirfd_, "checksums.img", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) Die("fuzz: create checksums.img");
+  WriteAll(fd, reinterpret_cast<const uint8_t*>(list.data()), list.size());
+  close(fd);
 }
 
 void ScratchDir::UnpackInto(const uint8_t* data, size_t size) {

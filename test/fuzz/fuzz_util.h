@@ -15,6 +15,15 @@
 //   at most kMaxHole), as pages files are packed (only their size matters
 //   before restore).
 // A record with a bad name is skipped; at most kMaxFiles files.
+//
+// Checksums (images/image_check.h): a CRC32C over every byte would stop
+// almost every mutated input at the first check, so the targets seal what
+// the fuzzer made: SealedImage() appends the trailer to a record image
+// that has none (one whose bytes 16 before the end are not the trailer
+// mark; one that has it is passed as is, so the check itself is fuzzed
+// too), and ScratchDir::Seal() does so for every record image unpacked
+// and lists the other (raw) files in a checksums.img, unless the input
+// brought one. The seeds are bodies without trailers.
 #pragma once
 
 #include <cstddef>
@@ -28,9 +37,14 @@ constexpr uint32_t kMaxHole = 256u << 20;
 
 void Quiet();
 
+// data as a record image with a trailer (see above).
+std::string SealedImage(const uint8_t* data, size_t size);
+
 class MemFile {
  public:
   MemFile(const uint8_t* data, size_t size);
+  explicit MemFile(const std::string& bytes)
+      : MemFile(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()) {}
   ~MemFile();
   MemFile(const MemFile&) = delete;
   MemFile& operator=(const MemFile&) = delete;
@@ -48,6 +62,8 @@ class ScratchDir {
   const std::string& path() const { return path_; }
   // Empties the directory, then writes the files packed in data.
   void UnpackInto(const uint8_t* data, size_t size);
+  // Seals the record images written and lists the raw files (see above).
+  void Seal();
 
  private:
   ScratchDir();

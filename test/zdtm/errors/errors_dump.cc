@@ -152,10 +152,13 @@ void RunDumpChecks() {
   // Process state ckpt refuses (issue 14; criu/task_stop.h,
   // criu/shared_tables.h): refused before anything is touched, naming the
   // task and the reason.
-  for (auto [arg, want] : {std::pair<const char*, const char*>{"--traced", "traced by pid "},
-                           {"--clone-files", "share one fd table"},  // (siblings)
-                           {"--clone-fs", "but not through their parents"},
-                           {"--thread-files", "has its own fd table"}}) {
+  for (auto [arg_, want_] : {std::pair<const char*, const char*>{"--traced", "traced by pid "},
+                             {"--clone-files", "share one fd table"},  // (siblings)
+                             {"--clone-fs", "but not through their parents"},
+                             {"--thread-files", "has its own fd table"}}) {
+    // Plain copies: clang before 16 cannot capture structured bindings.
+    const char* arg = arg_;
+    const char* want = want_;
     check(std::string("dump-pstate") + (arg + 1), [&](const std::string& dir) {
       fs::create_directories(dir + "/run");
       Helper h{0, dir + "/run/out.txt"};
