@@ -678,6 +678,11 @@ Status Dump(const Options& o, const KernelFeatures& kf) {
   TRY(RunAction(o, {Action::kPostDump, root}));  // action hooks: a no resumes the tree
 
   if (!resumed) {
+    // The images are complete: a ckpt that dies from here on takes the
+    // tree with it, as the dump would have (compel/seize.h).
+    if (!o.leave_running)
+      for (const TreeTask& t : tree)
+        if (t.proc) TRY(t.proc->DieWithTracer());
     if (o.leave_running)
       TRY(net.Finish(false));  // connections go on, unlocked
     else

@@ -199,6 +199,14 @@ void SeizedProcess::Detach() {
   done_ = true;
 }
 
+Status SeizedProcess::DieWithTracer() {
+  for (pid_t t : threads_)
+    if (ptrace(PTRACE_SETOPTIONS, t, nullptr, (void*)PTRACE_O_EXITKILL) < 0)
+      return Error::Errno("pid " + std::to_string(pid_) + " thread " + std::to_string(t) +
+                          ": PTRACE_SETOPTIONS(PTRACE_O_EXITKILL)");
+  return Ok();
+}
+
 Status SeizedProcess::Kill() {
   if (done_) return Ok();
   if (kill(pid_, SIGKILL) < 0 && errno != ESRCH)

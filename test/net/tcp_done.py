@@ -210,17 +210,22 @@ def main():
     if r.returncode == 0 or "No space left" not in r.stderr:
         die("a dump onto a full disk: exit %d, %r" % (r.returncode, r.stderr))
     no_tables("after a dump that failed")
-    for delay in (0.01, 0.04, 0.1, 0.16):
-        p = subprocess.Popen([a.ckpt, "dump", "-t", str(pid), "-D", img + "-killed",
-                              "--tcp-established"], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        p.kill()
-        p.wait()
+    # ckpt SIGKILLed at named points of the dump (CKPT_FAULT=POINT:kill,
+    # base/fault.h), not after guessed delays: a dump can finish in a few
+    # tens of milliseconds here, and one that finished would kill the program.
+    for point in ("dump-seized", "dump-netlocked", "infect-started", "dump-pages-mid",
+                  "dump-before-cure", "dump-before-inventory"):
+        env = dict(os.environ, CKPT_FAULT=point + ":kill")
+        p = subprocess.run([a.ckpt, "dump", "-t", str(pid), "-D", img + "-killed",
+                            "--tcp-established"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                           timeout=120)
+        if p.returncode != -signal.SIGKILL:
+            die("ckpt with CKPT_FAULT=%s:kill ended with %r, not SIGKILL" % (point, p.returncode))
         if os.path.exists(os.path.join(img + "-killed", "inventory.img")):
-            die("the dump finished within %d ms, before ckpt could be killed" % (delay * 1000))
+            die("a dump killed at %s left an inventory" % point)
         time.sleep(0.3)
-        no_tables("after ckpt was killed %d ms into a dump" % (delay * 1000))
+        no_tables("after ckpt was killed at %s" % point)
         shutil.rmtree(img + "-killed", ignore_errors=True)
     log("failed and killed dumps left no lock and the program talking")
 

@@ -37,6 +37,12 @@ class SeizedProcess {
   // was in when seized; 0 if it was running. Detach() puts it back in it.
   int stop_signal() const { return stop_signal_; }
 
+  // From now on the kernel kills every thread if ckpt dies
+  // (PTRACE_O_EXITKILL; other ptrace options are dropped): for the end of
+  // a dump that kills the tree, once its images are complete, so that a
+  // ckpt killed before Kill() cannot leave the tree running in a state
+  // only ckpt could undo (TCP sockets in repair mode).
+  Status DieWithTracer();
   // Kills the whole process (SIGKILL) and waits until every thread is gone.
   Status Kill();
   // Resumes every thread now (also what the destructor does).
