@@ -1,21 +1,25 @@
-// Copies the memory of a stopped process into a pages file or a page
-// server's socket, checksumming the bytes as they pass: the CRC32C that
-// checksums.img lists (images/image_check.h), so the file is never read
-// back at commit.
+// Copies the memory of a stopped, infected process into a pages file or a
+// page server's socket, checksumming the bytes as they pass: the CRC32C
+// that checksums.img lists (images/image_check.h), so the file is never
+// read back at commit.
 //
-// ckpt reads the memory itself with process_vm_readv (the tracer may; the
-// parasite is not involved), ranges that are not readable (PROT_NONE,
-// write-only) through /proc/PID/mem. A helper thread reads and checksums
-// into a small ring of buffers while the calling thread writes them out in
-// order, so the copy uses both cores and ckpt's own memory stays at a few
-// MiB whatever the size of the dump. Writing to a regular file, it starts
-// the writeback of what it wrote as it goes (`writeback`): the disk works
-// during the copy instead of in the final sync.
+// The parasite vmsplices the readable ranges into the page pipe (its
+// pages are not copied, and pages the process still shares copy-on-write
+// with a parent or child stay shared); ranges that are not readable
+// (PROT_NONE, write-only) are read through /proc/PID/mem. Run: the calling
+// thread (the only one that may talk to the parasite) reads the pipe into
+// a ring of four 1 MiB buffers and checksums each while a helper thread
+// writes the full ones out in order, so the copy uses both cores and
+// ckpt's own memory stays at a few MiB whatever the size of the dump.
+// Writing to a regular file, it starts the writeback of what it wrote
+// every 32 MiB (`writeback`): the disk works during the copy instead of in
+// the final sync. Splice: the pipe goes straight into the output (a page
+// server's socket, or the compressor's pipe), no copy and no checksum here.
 //
-//   PageCopier copy(pid, mem_fd);
+//   PageCopier copy(pid, mem_fd, inf, pipe_r, pipe_w);
 //   copy.Add(addr, len, readable);   // in the order of the file
 //   TRY(copy.Run(out_fd, /*writeback=*/true));
-//   dir.SetRawSum(name, copy.total(), copy.crc());
+//   target.Summed(copy.total(), copy.crc());
 //
 // Errors name the process and the address ("pid 42: reading memory at
 // 7f00...: Bad address"); the process is only read, never changed.
