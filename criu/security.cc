@@ -152,8 +152,9 @@ bool Caller::Privileged() const {
          HasCap(cap_eff, kCapSetuid) && HasCap(cap_eff, kCapSetgid);
 }
 
-Result<Caller> Caller::Current() {
-  TRY_ASSIGN(proc::Status s, proc::ReadStatus(getpid()), "ckpt's own credentials");
+namespace {
+// What /proc/PID/status and the system's Yama setting say of a caller.
+Caller CallerFrom(const proc::Status& s) {
   Caller c;
   std::copy(std::begin(s.uid), std::end(s.uid), c.uid);
   std::copy(std::begin(s.gid), std::end(s.gid), c.gid);
@@ -162,6 +163,13 @@ Result<Caller> Caller::Current() {
   c.cap_eff = s.cap_eff;
   auto yama = io::ReadFile("/proc/sys/kernel/yama/ptrace_scope");
   if (yama.ok()) c.yama_scope = atoi(yama->c_str());
+  return c;
+}
+}  // namespace
+
+Result<Caller> Caller::Current() {
+  TRY_ASSIGN(proc::Status s, proc::ReadStatus(getpid()), "ckpt's own credentials");
+  Caller c = CallerFrom(s);
   int sb = prctl(PR_GET_SECUREBITS);
   c.securebits = sb < 0 ? 0 : uint64_t(sb);
   for (int r = 0; r < RLIM_NLIMITS; r++) {
@@ -176,14 +184,7 @@ Result<Caller> Caller::OfProcess(pid_t pid) {
   std::string who = "pid " + std::to_string(pid);
   TRY_ASSIGN(proc::Status s, proc::ReadStatus(pid), who);
   TRY_ASSIGN(std::vector<uint64_t> hard, proc::ReadHardLimits(pid), who);
-  Caller c;
-  std::copy(std::begin(s.uid), std::end(s.uid), c.uid);
-  std::copy(std::begin(s.gid), std::end(s.gid), c.gid);
-  c.groups = s.groups;
-  c.cap_prm = s.cap_prm;
-  c.cap_eff = s.cap_eff;
-  auto yama = io::ReadFile("/proc/sys/kernel/yama/ptrace_scope");
-  if (yama.ok()) c.yama_scope = atoi(yama->c_str());
+  Caller c = CallerFrom(s);
   c.rlim_max = std::move(hard);
   return c;
 }

@@ -1,9 +1,6 @@
 #include "errors_lib.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -126,18 +123,10 @@ void expect_no_pid(pid_t pid, const std::string& when) {
   }
 }
 
-// A TCP port of 127.0.0.1 nobody listens on (just now).
 int free_port() {
-  int sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (sk < 0 || bind(sk, reinterpret_cast<sockaddr*>(&a), len) < 0 ||
-      getsockname(sk, reinterpret_cast<sockaddr*>(&a), &len) < 0)
-    throw Fail(std::string("setup: finding a free port: ") + strerror(errno));
-  close(sk);
-  return ntohs(a.sin_port);
+  int port = free_loopback_port();
+  if (port < 0) throw Fail(std::string("setup: finding a free port: ") + strerror(errno));
+  return port;
 }
 
 // Runs one named sub-check; cleans up whatever it left.

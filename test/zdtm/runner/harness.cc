@@ -1,5 +1,6 @@
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -7,6 +8,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -392,6 +394,24 @@ std::vector<std::string> kill_all_children(const std::vector<pid_t>& keep) {
     if (!any || now_s() > deadline) break;
   }
   return killed;
+}
+
+int free_loopback_port() {
+  int sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (sk < 0) return -1;
+  struct sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (bind(sk, reinterpret_cast<sockaddr*>(&a), len) < 0 ||
+      getsockname(sk, reinterpret_cast<sockaddr*>(&a), &len) < 0) {
+    int e = errno;
+    close(sk);
+    errno = e;
+    return -1;
+  }
+  close(sk);
+  return ntohs(a.sin_port);
 }
 
 std::string read_text(const std::string& path) {

@@ -88,5 +88,8 @@ int count_lines(const std::string& path, const std::string& line);
 // Whether text contains number n not adjacent to other digits.
 bool mentions_number(const std::string& text, long n);
 double now_s();
+// A TCP port of 127.0.0.1 nobody listens on (just now); -1 with errno set
+// if none could be found.
+int free_loopback_port();
 
 }  // namespace zdtm

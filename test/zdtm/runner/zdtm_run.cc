@@ -40,10 +40,8 @@
 // --occupy-pid yes: before each restore a stand-in process takes the
 // test's pid: a test in its own pid namespace must come back with another
 // pid here (and the same ones inside).
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/sched.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -173,16 +171,9 @@ void ckpt(const std::string& name, std::vector<std::string> args, const std::str
 }
 
 int free_port() {
-  int sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (sk < 0 || bind(sk, reinterpret_cast<sockaddr*>(&a), len) < 0 ||
-      getsockname(sk, reinterpret_cast<sockaddr*>(&a), &len) < 0)
-    die(std::string("finding a free port: ") + strerror(errno));
-  close(sk);
-  return ntohs(a.sin_port);
+  int port = free_loopback_port();
+  if (port < 0) die(std::string("finding a free port: ") + strerror(errno));
+  return port;
 }
 
 // `ckpt ARGS... --status-fd 3` in the background, its output in
